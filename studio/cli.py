@@ -1,0 +1,193 @@
+"""The `rlhf-studio` command (also `python -m studio`): everything the UI does, from a terminal.
+
+    rlhf-studio train presets/sft-dolly-tiny.yaml --set train.max_steps=20
+    rlhf-studio runs [--json]
+    rlhf-studio show RUN_ID [--json]
+    rlhf-studio ui [--host 127.0.0.1] [--port 7860]
+
+A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from studio import config as cfg
+from studio.errors import ConfigError, StudioError
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlhf-studio", description="RLHF Studio: train, watch and compare.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a run config in the foreground, with a progress bar")
+    train.add_argument("config", help="a run config YAML (see presets/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set train.max_steps=20 (repeatable)")
+    train.set_defaults(handler=cmd_train)
+
+    runs = sub.add_parser("runs", help="list runs: id, stage, state, step, last loss")
+    runs.add_argument("--json", action="store_true", help="print a JSON list")
+    runs.set_defaults(handler=cmd_runs)
+
+    show = sub.add_parser("show", help="a run's status, config and latest metrics")
+    show.add_argument("run_id", help="a run id, or a unique prefix of one")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=cmd_show)
+
+    ui = sub.add_parser("ui", help="serve the studio in the browser")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ui.set_defaults(handler=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StudioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+
+
+# ---------------------------------------------------------------- train
+
+
+def cmd_train(args) -> int:
+    from studio.runs import manager
+
+    config = cfg.load_config(args.config, args.set)
+    run, proc = manager.start(config)
+    print(f"run {run.id}")
+    print(f"dir {run.path}")
+    return _follow(run, proc)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _follow(run, proc) -> int:
+    """Show progress until the worker ends; Ctrl+C or SIGTERM cancels the run (checkpoint first)."""
+    from tqdm import tqdm
+
+    from studio.runs import manager
+    from studio.runs.metrics import MetricsReader
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    reader = MetricsReader(run.metrics_path)
+    bar = tqdm(total=0, unit="step", desc=run.id, file=sys.stderr, dynamic_ncols=True, leave=True,
+               mininterval=1.0)
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+            _update_bar(bar, run.read_status(), reader)
+    except KeyboardInterrupt:
+        bar.close()
+        print("cancelling: saving a checkpoint and stopping the worker...", file=sys.stderr)
+        status = manager.cancel(run)
+        print(f"run {status['state']}", file=sys.stderr)
+        return EXIT_CANCELLED
+    status = manager.status(run, exit_code=proc.returncode)
+    _update_bar(bar, status, reader)
+    bar.close()
+    state = status.get("state")
+    if state == "completed":
+        print(f"completed: {status.get('step')} steps; adapter in {run.adapter_dir}")
+        return 0
+    if state == "cancelled":
+        print("run cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    print(f"error: {status.get('error') or 'the run failed'} (log: {run.log_path})", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _update_bar(bar, status: dict, reader) -> None:
+    total, step = status.get("total_steps") or 0, status.get("step") or 0
+    if total and bar.total != total:
+        bar.total = total
+    bar.n = step
+    losses = [row["loss"] for row in reader.read_new() if "loss" in row]
+    if losses:
+        bar.set_postfix(loss=losses[-1], refresh=False)
+    bar.refresh()
+
+
+# ---------------------------------------------------------------- runs and show
+
+
+def _fmt_loss(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def cmd_runs(args) -> int:
+    from studio.runs import manager
+
+    rows = manager.list_runs()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("no runs yet; start one with `rlhf-studio train presets/sft-dolly-tiny.yaml`")
+        return 0
+    header = f"{'ID':<32} {'STAGE':<7} {'STATE':<10} {'STEP':>11} {'LOSS':>8}  NAME"
+    print(header)
+    for r in rows:
+        step = f"{r['step'] or 0}/{r['total_steps'] or '?'}"
+        print(f"{r['id']:<32} {r['stage']:<7} {r['state']:<10} {step:>11} {_fmt_loss(r['last_loss']):>8}  "
+              f"{r['name'] or r['model']}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    import yaml
+
+    from studio.runs import manager
+    from studio.runs.metrics import read_all
+
+    run = manager.find(args.run_id)
+    status = manager.status(run)
+    config = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
+    latest = {}
+    for row in read_all(run.metrics_path):
+        latest.update(row)
+    if args.json:
+        print(json.dumps({"id": run.id, "dir": str(run.path), "status": status, "config": config,
+                          "metrics": latest}, indent=1))
+        return 0
+    print(f"run    {run.id}\ndir    {run.path}\nstate  {status.get('state')}  "
+          f"step {status.get('step')}/{status.get('total_steps')}")
+    if status.get("error"):
+        print(f"error  {status['error']}")
+    print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
+    if latest:
+        print("\nlatest metrics:")
+        for key, value in latest.items():
+            print(f"  {key:<28} {value}")
+    return 0
+
+
+# ---------------------------------------------------------------- ui
+
+
+def cmd_ui(args) -> int:
+    # The UI lives in components/, which imports studio/, never the other way round: hand over the process.
+    import os
+
+    os.execv(sys.executable, [sys.executable, "-m", "components", "--host", args.host, "--port", str(args.port)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

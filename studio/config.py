@@ -1,0 +1,319 @@
+"""Typed run configuration: the only home of defaults, ranges and help text.
+
+A run is described by a `RunConfig` made of small specs (model, data, LoRA, training, one per stage).
+Configs come from YAML files and `--set section.key=value` overrides; a bad value is refused before
+anything loads, with one line naming the key, the value and what is allowed.
+
+    config = load_config("presets/sft-dolly-tiny.yaml", ["train.max_steps=20"])
+    print(to_yaml(config))
+
+The UI reads `field_info()` to build its forms, so help text is written once, here.
+This module imports only the standard library and PyYAML: the UI and the run launcher use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio.errors import ConfigError
+
+
+def option(default: Any, help: str, *, choices: tuple | None = None, ge: float | None = None,
+           gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
+    """A config field with its help text and allowed values, read by validation and by the UI."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+STAGES = ("sft",)
+DATA_SOURCES = ("dolly",)
+
+
+@dataclass
+class ModelSpec:
+    name: str = option("tiny", "Hub id (e.g. HuggingFaceTB/SmolLM2-135M-Instruct), a local folder, "
+                               "or 'tiny' for the built-in tiny model that needs no download")
+    revision: str | None = option(None, "Hub branch, tag or commit to load; empty means the default branch")
+    dtype: str = option("auto", "Weight dtype: auto picks bfloat16 on GPUs that support it, float16 on "
+                                "older GPUs and float32 on CPU",
+                        choices=("auto", "float32", "bfloat16", "float16"))
+    quantization: str = option("none", "Load the frozen base weights quantised with bitsandbytes: 4bit "
+                                       "(NF4, QLoRA) or 8bit; needs LoRA on",
+                               choices=("none", "4bit", "8bit"))
+    double_quant: bool = option(True, "With 4bit: quantise the quantisation constants too (saves about "
+                                      "0.4 bits per weight)")
+    trust_remote_code: bool = option(False, "Run Python code shipped with the model repository. Only for "
+                                            "repositories you trust")
+
+
+@dataclass
+class DataSpec:
+    source: str = option("dolly", "Dataset source", choices=DATA_SOURCES)
+    path: str | None = option(None, "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
+                                    "parquet); 'sample' for the small sample bundled with the studio; "
+                                    "empty loads the source from the Hugging Face Hub")
+    subset: str | None = option(None, "Hub configuration or data directory of the source, where it has any")
+    limit: int | None = option(None, "Use at most this many rows (after filtering); empty uses all", ge=1)
+    categories: list[str] = option([], "Dolly: keep only these categories (e.g. open_qa, summarization); "
+                                       "empty keeps all")
+    on_bad_rows: str = option("drop", "Rows that cannot be used (missing column, empty text, wrong type): "
+                                      "drop them and count by reason, or fail naming the first one",
+                              choices=("drop", "fail"))
+    eval_fraction: float = option(0.05, "Share of rows held out to measure eval loss", ge=0.0, lt=0.5)
+    max_length: int = option(512, "Longest tokenised example, chat template included; longer ones are "
+                                  "truncated", ge=16, le=131072)
+
+
+@dataclass
+class LoraSpec:
+    enabled: bool = option(True, "Train a LoRA adapter; off trains every weight (full fine-tuning)")
+    r: int = option(16, "LoRA rank: higher learns more and uses more memory", ge=1, le=1024)
+    alpha: int = option(32, "LoRA scaling numerator; the update is scaled by alpha / r", ge=1, le=4096)
+    dropout: float = option(0.05, "Dropout on the LoRA input during training", ge=0.0, lt=1.0)
+    target_modules: list[str] = option(["all-linear"], "Layer names to adapt (e.g. q_proj, v_proj), or "
+                                                       "all-linear for every linear layer but the output head")
+    use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower")
+    use_rslora: bool = option(False, "rsLoRA: scale by alpha / sqrt(r), which keeps high ranks stable")
+
+
+@dataclass
+class TrainSpec:
+    max_steps: int = option(-1, "Stop after this many optimizer steps; -1 runs train.epochs full passes",
+                            ge=-1)
+    epochs: float = option(1.0, "Passes over the training set when max_steps is -1", gt=0.0, le=1000.0)
+    learning_rate: float = option(2e-4, "Peak learning rate", gt=0.0, le=1.0)
+    batch_size: int = option(4, "Examples per device per forward pass", ge=1, le=4096)
+    gradient_accumulation_steps: int = option(1, "Forward passes summed into one optimizer step; the "
+                                                 "effective batch is batch_size x this x devices",
+                                              ge=1, le=4096)
+    warmup_ratio: float = option(0.03, "Share of steps spent warming the learning rate up from 0",
+                                 ge=0.0, lt=1.0)
+    lr_scheduler: str = option("cosine", "How the learning rate falls after warm-up",
+                               choices=("cosine", "linear", "constant", "constant_with_warmup"))
+    weight_decay: float = option(0.0, "AdamW weight decay", ge=0.0, le=1.0)
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this; 0 turns clipping off", ge=0.0)
+    logging_steps: int = option(5, "Write metrics every this many optimizer steps", ge=1)
+    eval_steps: int = option(50, "Measure eval loss every this many steps (and at the end); 0 only at "
+                                 "the end", ge=0)
+    save_steps: int = option(100, "Write a resumable checkpoint every this many steps; 0 only at the end",
+                             ge=0)
+    save_total_limit: int = option(2, "Keep at most this many checkpoints (the newest)", ge=1)
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: much less "
+                                                 "memory, about 30% slower")
+    seed: int = option(42, "Random seed for data order, LoRA init and sampling", ge=0)
+
+
+@dataclass
+class SFTSpec:
+    completion_only_loss: bool = option(True, "Train only on the response tokens; the prompt and chat "
+                                              "template tokens are masked out of the loss")
+    packing: bool = option(False, "Pack several short examples into each max_length sequence: faster on "
+                                  "data of mixed lengths")
+
+
+@dataclass
+class RunConfig:
+    stage: str = option("sft", "Training stage", choices=STAGES)
+    name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    sft: SFTSpec = field(default_factory=SFTSpec)
+
+
+# ---------------------------------------------------------------- building and checking
+
+
+def from_dict(raw: Any, cls: type = RunConfig, prefix: str = "") -> Any:
+    """Build a spec from plain data, checking every key, type and range."""
+    where = prefix.rstrip(".") or "config"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {_show(raw)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(_unknown_key_message(prefix, str(key), list(known), where))
+    values = {}
+    for name, value in raw.items():
+        f = known[name]
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = from_dict(value, kind, f"{prefix}{name}.")
+        else:
+            values[name] = _check_value(f"{prefix}{name}", value, kind, f.metadata)
+    config = cls(**values)
+    if cls is RunConfig:
+        _check_combinations(config)
+    return config
+
+
+def _unknown_key_message(prefix: str, key: str, allowed: list[str], where: str) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+    return f"unknown key '{prefix}{key}'{hint} (keys in {where}: {', '.join(allowed)})"
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _type_name(kind: Any) -> str:
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false"}.get(kind, str(kind))
+
+
+def _check_value(key: str, value: Any, kind: Any, meta: typing.Mapping) -> Any:
+    optional = False
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        optional, kind = True, args[0]
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required ({_type_name(kind)})")
+
+    if typing.get_origin(kind) is list:
+        if isinstance(value, str):  # "q_proj,v_proj" from a form or --set
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{key} = {_show(value)}: expected a list of names")
+        return value
+
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {_show(value)}: expected true or false")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {_show(value)}: expected {_type_name(int)}")
+    elif kind is float:
+        if isinstance(value, str):  # YAML reads 2e-4 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{key} = {_show(value)}: expected {_type_name(float)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} = {_show(value)}: expected {_type_name(float)}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key} = {value}: expected a finite number")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {_show(value)}: expected {_type_name(str)}")
+
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{key} = {_show(value)}: allowed values are {', '.join(map(str, choices))}")
+    for bound, test, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
+                               ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
+        limit = meta.get(bound)
+        if limit is not None and not test(value, limit):
+            raise ConfigError(f"{key} = {_show(value)}: must be {words} {limit}")
+    return value
+
+
+def _check_combinations(config: RunConfig) -> None:
+    """Rules that involve more than one field."""
+    if config.train.max_steps == 0:
+        raise ConfigError("train.max_steps = 0: must be -1 (use train.epochs) or a positive number of steps")
+    if config.model.quantization != "none" and not config.lora.enabled:
+        raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
+                          "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")
+
+
+# ---------------------------------------------------------------- YAML and overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.learning_rate=1e-4' -> (['train', 'learning_rate'], 1e-4), the value read as YAML."""
+    key, sep, raw_value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.max_steps=20")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError:
+        value = raw_value
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set each KEY=VALUE in a copy of the raw mapping; unknown keys are caught by from_dict."""
+    raw = _deep_copy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: '{part}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply --set overrides, and validate it."""
+    raw = read_yaml(path) if path is not None else {}
+    return from_dict(apply_overrides(raw, overrides or []))
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def field_info(cls: type = RunConfig, prefix: str = "") -> dict[str, dict]:
+    """Every leaf key with its default, type, help text and allowed values, for forms and docs."""
+    info = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            info.update(field_info(hints[f.name], key + "."))
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        info[key] = {"default": default, "type": hints[f.name], **f.metadata}
+    return info

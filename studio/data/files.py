@@ -1,0 +1,110 @@
+"""Read raw rows from a local file: jsonl, jsonl.gz, json, csv or parquet.
+
+Every problem is reported in one line naming the file and the line or row:
+`data.jsonl line 7: not valid JSON (the last line is cut off)`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+from studio.errors import DataError
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
+
+
+def file_kind(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise DataError(f"{path}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """All rows of a local file as dicts, in file order."""
+    path = Path(path).expanduser()
+    kind = file_kind(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    if kind == ".parquet":
+        return _read_parquet(path)
+    opener = gzip.open if kind == ".jsonl.gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (is it a binary file with a text extension?)") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot be read ({err})") from None
+    if kind == ".csv":
+        return _parse_csv(path, text)
+    if kind == ".json":
+        return _parse_json(path, text)
+    return _parse_jsonl(path, text)
+
+
+def _parse_jsonl(path: Path, text: str) -> list[dict]:
+    rows = []
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            last = number == len(lines) and not text.endswith("\n")
+            why = "the last line is cut off" if last else err.msg
+            raise DataError(f"{path} line {number}: not valid JSON ({why})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {number}: expected a JSON object with named fields, got "
+                            f"{type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def _parse_json(path: Path, text: str) -> list[dict]:
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise DataError(f"{path} line {err.lineno}: not valid JSON ({err.msg})") from None
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+        data = next(iter(data.values()))  # {"train": [...]} or {"data": [...]}
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of objects")
+    for number, row in enumerate(data, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path} row {number}: expected a JSON object with named fields, got "
+                            f"{type(row).__name__}")
+    return data
+
+
+def _parse_csv(path: Path, text: str) -> list[dict]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path} line {reader.line_num}: more values than the header has columns")
+            rows.append(row)
+    except csv.Error as err:
+        raise DataError(f"{path} line {reader.line_num}: not valid CSV ({err})") from None
+    if reader.fieldnames is None:
+        raise DataError(f"{path}: no header row")
+    return rows
+
+
+def _read_parquet(path: Path) -> list[dict]:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pyarrow.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable parquet file ({str(err).splitlines()[0]})") from None

@@ -1,0 +1,260 @@
+"""Load tokenizers and models (hub id, local folder, or the built-in tiny model), quantise, add LoRA.
+
+    tokenizer = load_tokenizer(config.model)
+    model = load_causal_lm(config.model)
+    model = add_lora(model, config.lora, config.model, task_type="CAUSAL_LM")
+
+The built-in tiny model (`model.name: tiny`) is a Llama with a few hundred thousand parameters and its own
+byte-level BPE tokenizer and ChatML chat template. It is built locally on first use, with no download, from
+the samples bundled with the studio, and cached under <home>/models/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from studio.config import LoraSpec, ModelSpec
+from studio.errors import ModelError
+from studio.runs.rundir import studio_home
+
+TINY_NAME = "tiny"
+TINY_RECIPE_VERSION = 1  # bump when the tiny model's architecture, tokenizer or pretraining change
+TINY_PRETRAIN_STEPS = 300
+SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
+
+# ChatML: each turn is "<|im_start|>{role}\n{content}<|im_end|>\n". The prompt rendered with the generation
+# prompt is a prefix of the full conversation, which completion-only loss masking relies on.
+CHATML_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
+)
+TINY_SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+
+
+# ---------------------------------------------------------------- where the weights come from
+
+
+def resolve(name: str) -> str:
+    """'tiny' -> the built-in model's folder; a local folder -> its path; anything else is a hub id."""
+    if name == TINY_NAME:
+        return str(tiny_model_path())
+    expanded = Path(name).expanduser()
+    if expanded.is_dir():
+        if not (expanded / "config.json").is_file():
+            raise ModelError(f"model.name = '{name}': the folder has no config.json, so it is not a model folder")
+        return str(expanded)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # hub ids are "owner/name" or "name"
+        raise ModelError(f"model.name = '{name}': no such folder")
+    return name
+
+
+def _load_error(spec: ModelSpec, err: Exception) -> ModelError:
+    """Turn a loading failure into one line that says what to do."""
+    text = str(err)
+    if "trust_remote_code" in text:
+        return ModelError(f"model '{spec.name}' needs Python code from its repository to load; set "
+                          "model.trust_remote_code: true only if you trust that repository")
+    if Path(spec.name).expanduser().is_dir():
+        if "no file named" in text.lower() or "does not appear to have" in text.lower():
+            return ModelError(f"model.name = '{spec.name}': the folder has no weights "
+                              "(model.safetensors or pytorch_model.bin)")
+        return ModelError(f"model.name = '{spec.name}': could not load the folder ({text.splitlines()[0]})")
+    return ModelError(f"could not load '{spec.name}' from the Hugging Face Hub (no connection, or no such "
+                      "model, or it needs a login); check the id, or download it and set model.name to the "
+                      "local folder")
+
+
+def resolve_dtype(spec: ModelSpec) -> torch.dtype:
+    if spec.dtype != "auto":
+        return getattr(torch, spec.dtype)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def quantization_config(spec: ModelSpec):
+    if spec.quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if spec.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=spec.double_quant,
+                              bnb_4bit_compute_dtype=resolve_dtype(spec))
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    path = resolve(spec.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision,
+                                                  trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise _load_error(spec, err) from None
+    if tokenizer.pad_token is None:
+        # Padding is masked out of the loss and attention, so any token will do; eos is always there.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(spec: ModelSpec):
+    """The base model for a policy, with frozen weights quantised when asked."""
+    from transformers import AutoModelForCausalLM
+
+    return _from_pretrained(AutoModelForCausalLM, spec)
+
+
+def _from_pretrained(auto_class, spec: ModelSpec, **extra):
+    kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code, dtype=resolve_dtype(spec),
+                  **extra)
+    quant = quantization_config(spec)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        return auto_class.from_pretrained(resolve(spec.name), **kwargs)
+    except (OSError, ValueError) as err:
+        raise _load_error(spec, err) from None
+
+
+def linear_layer_names(model) -> list[str]:
+    """Names of the linear layers LoRA can target (the output head excluded)."""
+    names = set()
+    for full_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
+            leaf = full_name.rsplit(".", 1)[-1]
+            if leaf not in ("lm_head", "score", "v_head"):
+                names.add(leaf)
+    return sorted(names)
+
+
+def add_lora(model, lora: LoraSpec, spec: ModelSpec, task_type: str, gradient_checkpointing: bool = False):
+    """Wrap the model with a LoRA adapter (QLoRA when quantised); with LoRA off, every weight trains."""
+    if not lora.enabled:
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if spec.quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    targets = "all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules
+    if targets != "all-linear":
+        unknown = sorted(set(targets) - set(linear_layer_names(model)))
+        if unknown:
+            raise ModelError(f"lora.target_modules: {', '.join(unknown)} not in this model; its linear layers "
+                             f"are {', '.join(linear_layer_names(model))} (or use all-linear)")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                        use_dora=lora.use_dora, use_rslora=lora.use_rslora, task_type=task_type)
+    return get_peft_model(model, config)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+# ---------------------------------------------------------------- the built-in tiny model
+
+
+def _tiny_corpus() -> list[str]:
+    """Plain-text documents for the tiny model's tokenizer and pretraining: the text fields of every bundled
+    sample row, in a fixed order."""
+    import json
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+
+    docs = []
+    for path in sorted(SAMPLES_DIR.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            docs.append("\n".join(s for s in strings(json.loads(line)) if s.strip()))
+    return docs
+
+
+def tiny_model_path() -> Path:
+    """The tiny model's folder, built on first use. Its name carries a hash of the recipe and corpus, so a
+    changed recipe builds a new model instead of silently reusing a mismatched one."""
+    corpus = _tiny_corpus()
+    digest = hashlib.sha256(f"{TINY_RECIPE_VERSION}\n".encode() + "\n".join(corpus).encode()).hexdigest()[:10]
+    path = studio_home() / "models" / f"tiny-{digest}"
+    if not (path / "config.json").is_file():
+        _build_tiny_model(path, corpus)
+    return path
+
+
+def _build_tiny_model(path: Path, corpus: list[str]) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=2048, special_tokens=TINY_SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<|pad|>", eos_token="<|im_end|>",
+                                        additional_special_tokens=["<|im_start|>", "<|endoftext|>"])
+    tokenizer.chat_template = CHATML_TEMPLATE
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=176, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    _pretrain_tiny(model, tokenizer, corpus)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+
+    # Build in a private folder and rename: two processes building at once never see half a model.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer.save_pretrained(tmp)
+    model.save_pretrained(tmp)
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pretrain_tiny(model, tokenizer, corpus: list[str], steps: int = TINY_PRETRAIN_STEPS) -> None:
+    """A few seconds of next-token training on the corpus, so the tiny model starts as a base model with
+    real preferences over words rather than uniform noise, which LoRA alone cannot move far."""
+    generator = torch.Generator().manual_seed(0)
+    ids = [tokenizer(doc + tokenizer.eos_token)["input_ids"] for doc in corpus]
+    stream = torch.tensor([t for doc in ids for t in doc])
+    block = 64
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    model.train()
+    for step in range(steps):
+        starts = torch.randint(0, len(stream) - block - 1, (16,), generator=generator)
+        batch = torch.stack([stream[s:s + block] for s in starts])
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        for group in optimizer.param_groups:  # linear decay to 10% keeps the last steps gentle
+            group["lr"] = 3e-3 * (1 - 0.9 * step / steps)
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()

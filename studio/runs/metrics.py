@@ -1,0 +1,82 @@
+"""Append-only metrics: one JSON object per line, flushed as written; an incremental reader for the tail.
+
+The worker writes every key the trainer logs plus `step`, `epoch` and `time`. Readers (charts, the CLI)
+keep a byte offset and read only what is new; a half-written last line is left for the next read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+
+def _clean(value):
+    # JSON has no NaN or infinity; a diverged loss is written as the string "nan" so the line stays valid.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsWriter:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def write(self, row: dict) -> None:
+        line = json.dumps({k: _clean(v) for k, v in row.items()}, allow_nan=False)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+
+
+class MetricsReader:
+    """Reads new complete lines since the last call."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def read_new(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        rows = []
+        for line in chunk[: end + 1].splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash mid-write: skip it, keep the rest
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+
+def read_all(path: Path) -> list[dict]:
+    return MetricsReader(path).read_new()
+
+
+def last_value(path: Path, key: str, window: int = 65536) -> float | None:
+    """The latest value of `key`, read from the end of the file only."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - window))
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and key in row:
+            return row[key]
+    return None

@@ -1,0 +1,70 @@
+"""The training process for one run: `python -m studio.runs.worker RUN_DIR`.
+
+Started by `studio.runs.manager`, never by the UI process itself. It reads config.yaml, trains the stage,
+and keeps status.json up to date. A user mistake ends the run as failed with its one-line message; any
+other error also writes its traceback to train.log. SIGTERM asks for a checkpoint and a clean stop.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from studio import config as cfg
+from studio.errors import StudioError
+from studio.runs import process
+from studio.runs.rundir import RunDir
+
+OOM_ADVICE = ("out of memory: lower train.batch_size (raise gradient_accumulation_steps to keep the effective "
+              "batch), turn on train.gradient_checkpointing, or load the model with model.quantization: 4bit")
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def run_stage(run: RunDir) -> None:
+    """Train the run's stage; raises on failure."""
+    config = cfg.load_config(run.config_path)
+    stage = importlib.import_module(f"studio.trainers.{config.stage}")
+    stage.train(config, run)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m studio.runs.worker RUN_DIR", file=sys.stderr)
+        return 2
+    run = RunDir(Path(argv[1]))
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
+    pid = os.getpid()
+    run.write_status(state="running", pid=pid, started=process.start_time(pid), error=None)
+    signal.signal(signal.SIGTERM, lambda *_: run.request_cancel())
+    try:
+        run_stage(run)
+    except StudioError as err:
+        run.write_status(state="failed", error=_one_line(err))
+        print(f"failed: {err}", flush=True)
+        return 1
+    except BaseException as err:  # noqa: BLE001 - the run must end with a recorded state whatever happened
+        traceback.print_exc()
+        message = OOM_ADVICE if _is_out_of_memory(err) else f"{type(err).__name__}: {_one_line(err)}"
+        run.write_status(state="failed", error=message)
+        return 1
+    state = "cancelled" if run.cancel_requested() else "completed"
+    run.write_status(state=state, error=None)
+    print(f"run {state}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

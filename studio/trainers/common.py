@@ -1,0 +1,121 @@
+"""What every stage's trainer shares: TrainingArguments from the typed config, the callback that writes
+metrics.jsonl and status.json and honours cancel requests, and saving the final adapter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+from studio.config import RunConfig
+from studio.runs.metrics import MetricsWriter
+from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
+
+
+# transformers 5.2x renamed gradient_checkpointing to activation_checkpointing and warns on the old name;
+# earlier 5.x releases only know the old one.
+CHECKPOINTING_ARG = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+                     else "gradient_checkpointing")
+
+
+def training_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
+    """Keyword arguments common to every TRL config class, taken from config.train."""
+    t = config.train
+    from studio.models import resolve_dtype
+
+    dtype = str(resolve_dtype(config.model)).removeprefix("torch.")
+    return dict(
+        output_dir=str(run.checkpoints_dir),
+        max_steps=t.max_steps,
+        num_train_epochs=t.epochs,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        lr_scheduler_type=t.lr_scheduler,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval and t.eval_steps > 0 else "no",
+        eval_steps=t.eval_steps or None,
+        save_strategy="steps" if t.save_steps > 0 else "no",
+        save_steps=t.save_steps or 500,
+        save_total_limit=None,  # StudioCallback prunes, and only after the newer checkpoint is complete
+        **{CHECKPOINTING_ARG: t.gradient_checkpointing},
+        bf16=dtype == "bfloat16",
+        fp16=dtype == "float16",
+        seed=t.seed,
+        data_seed=t.seed,
+        report_to="none",
+        disable_tqdm=True,  # the CLI and UI show progress from status.json
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+class StudioCallback(TrainerCallback):
+    """Writes every log event to metrics.jsonl, the step to status.json, marks complete checkpoints, and stops
+    (after saving a checkpoint) when the run's cancel file appears."""
+
+    STATUS_INTERVAL = 0.5  # seconds between status.json writes while steps fly by
+
+    def __init__(self, run: RunDir, keep_checkpoints: int):
+        self.run = run
+        self.keep = keep_checkpoints
+        self.metrics = MetricsWriter(run.metrics_path)
+        self._last_status = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.run.write_status(step=state.global_step, total_steps=state.max_steps)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            self.metrics.write({**logs, "step": state.global_step, "epoch": state.epoch, "time": time.time()})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        if state.is_world_process_zero and (now - self._last_status > self.STATUS_INTERVAL
+                                            or state.global_step >= state.max_steps):
+            self.run.write_status(step=state.global_step, total_steps=state.max_steps)
+            self._last_status = now
+        if self.run.cancel_requested():
+            control.should_save = args.save_strategy != "no"
+            control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            marker = folder / CHECKPOINT_COMPLETE
+            with open(marker, "w") as f:
+                f.write(f"{state.global_step}\n")
+                f.flush()
+                os.fsync(f.fileno())
+        for old in self.run.complete_checkpoints()[:-self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def resume_checkpoint(run: RunDir) -> str | None:
+    """The newest complete checkpoint of this run, or None to start fresh."""
+    complete = run.complete_checkpoints()
+    return str(complete[-1]) if complete else None
+
+
+def save_final(trainer, tokenizer, run: RunDir) -> None:
+    """Save the adapter (or full model) and tokenizer as safetensors; a reader never sees half a folder."""
+    if not trainer.is_world_process_zero():
+        return
+    tmp = run.path / ".adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(run.adapter_dir, ignore_errors=True)
+    os.replace(tmp, run.adapter_dir)

@@ -1,0 +1,63 @@
+"""Supervised fine-tuning with TRL's SFTTrainer on prompt -> completion rows.
+
+The chat template is applied to every example and, with sft.completion_only_loss on (the default), only
+the completion's tokens count in the loss. Run it with `rlhf-studio train presets/sft-dolly-tiny.yaml`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from studio import data, models
+from studio.config import RunConfig
+from studio.errors import ConfigError
+from studio.runs.rundir import RunDir
+from studio.trainers.common import StudioCallback, resume_checkpoint, save_final, training_arguments
+
+log = logging.getLogger(__name__)
+
+
+def build_trainer(config: RunConfig, run: RunDir):
+    """The SFTTrainer for a config, with data loaded and checked and the model wrapped in LoRA."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    loaded = data.load(config.data)
+    if loaded.format != "sft":
+        raise ConfigError(f"data.source = '{config.data.source}' gives {loaded.format} rows; the sft stage needs "
+                          "prompt -> response rows")
+    train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
+    log.info("data: %d train rows, %d eval rows from %s; dropped %s", len(train_rows), len(eval_rows),
+             loaded.origin, dict(loaded.dropped) or "none")
+
+    tokenizer = models.load_tokenizer(config.model)
+    if not tokenizer.chat_template:
+        raise ConfigError(f"model '{config.model.name}' has no chat template; pick an instruct/chat model")
+    model = models.load_causal_lm(config.model)
+    model = models.add_lora(model, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
+    trainable, total = models.count_parameters(model)
+    log.info("model: %s, %d parameters, %d trainable", config.model.name, total, trainable)
+
+    args = SFTConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
+                     max_length=config.data.max_length,
+                     packing=config.sft.packing,
+                     completion_only_loss=config.sft.completion_only_loss)
+    return SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                      train_dataset=Dataset.from_list(train_rows),
+                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                      callbacks=[StudioCallback(run, config.train.save_total_limit)])
+
+
+def train(config: RunConfig, run: RunDir) -> None:
+    trainer = build_trainer(config, run)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(run))
+    if run.cancel_requested():
+        return
+    if trainer.eval_dataset is not None and not _evaluated_at_end(config, trainer):
+        trainer.evaluate()
+    save_final(trainer, trainer.processing_class, run)
+
+
+def _evaluated_at_end(config: RunConfig, trainer) -> bool:
+    steps = config.train.eval_steps
+    return steps > 0 and trainer.state.global_step % steps == 0
