@@ -164,7 +164,7 @@ def from_dict(raw: Any, cls: type = RunConfig, prefix: str = "") -> Any:
 def _unknown_key_message(prefix: str, key: str, allowed: list[str], where: str) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-    return f"unknown key '{prefix}{key}'{hint} (keys in {where}: {', '.join(allowed)})"
+    return f"unknown key {prefix + key!r}{hint} (keys in {where}: {', '.join(allowed)})"
 
 
 def _show(value: Any) -> str:

@@ -14,9 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
+
+# bitsandbytes warns on every 8-bit matmul that fp32 inputs are cast to fp16: expected, and it floods train.log.
+warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
 
 from studio.config import LoraSpec, ModelSpec
 from studio.errors import ModelError

@@ -94,9 +94,12 @@ class RunDir:
 
     def read_status(self) -> dict:
         try:
-            return json.loads(self.status_path.read_text(encoding="utf-8"))
+            status = json.loads(self.status_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            status = None
+        if not isinstance(status, dict):
             return {"state": "failed", "error": "status.json is missing or unreadable", "step": 0, "total_steps": 0}
+        return status
 
     def write_status(self, **changes) -> dict:
         """Merge the changes into status.json and replace it atomically."""

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up everything the studio needs, on a fresh machine or an old one: a virtual environment in .venv,
+# PyTorch (the CPU build when there is no NVIDIA GPU), the studio itself and its test tools.
+# Safe to run again: it reinstalls only when pyproject.toml or the GPU situation changed.
+#   bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then device=gpu; else device=cpu; fi
+wanted="$(sha256sum pyproject.toml | cut -c1-16) $device"
+stamp=.venv/.studio-setup
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  if [ "$device" = cpu ]; then
+    # Install the CPU build first: a bare torch requirement pulls several GB of CUDA wheels. Elsewhere, point
+    # TORCH_INDEX_URL at PyTorch's CPU wheel index to get the CPU build.
+    pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
+  fi
+  pip install -q -e ".[test]"
+  echo "$wanted" > "$stamp"
+fi

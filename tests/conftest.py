@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated studio home per test, with the tiny model built once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the network: the hub code paths must fail fast and clearly, not wait on timeouts.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory) -> Path:
+    """The built-in tiny model, built once for the whole session."""
+    home = tmp_path_factory.mktemp("shared-home")
+    subprocess.run([sys.executable, "-c", "from studio.models import tiny_model_path; tiny_model_path()"],
+                   check=True, env={**os.environ, "RLHF_STUDIO_HOME": str(home)}, capture_output=True)
+    return home / "models"
+
+
+@pytest.fixture
+def studio_home(tmp_path, monkeypatch, shared_models) -> Path:
+    """A fresh $RLHF_STUDIO_HOME whose models/ folder is the session's shared one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(shared_models)
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(home))
+    return home
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`rlhf-studio ARGS` in a subprocess, with the current environment (and so the test's studio home)."""
+    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def dolly_row(instruction: str, response: str, context: str = "", category: str = "open_qa") -> dict:
+    return {"instruction": instruction, "context": context, "response": response, "category": category}

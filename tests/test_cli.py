@@ -1,0 +1,116 @@
+"""The `rlhf-studio` command end to end: train a preset, list and show runs, refuse bad input cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from studio.runs.rundir import RunDir, runs_root
+from tests.conftest import REPO, run_cli
+
+
+@pytest.mark.slow
+def test_train_tiny_preset_then_list_and_show(studio_home):
+    result = run_cli("train", "presets/sft-dolly-tiny.yaml")
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.split()[1]
+    run = RunDir.of(run_id)
+    assert f"dir {run.path}" in result.stdout
+
+    status = run.read_status()
+    assert status["state"] == "completed" and status["step"] == status["total_steps"] == 60
+    rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
+    loss_steps = [r["step"] for r in rows if "loss" in r]
+    assert loss_steps == [1] + list(range(5, 61, 5))  # a loss on every logging step (and the first)
+    assert any("eval_loss" in r for r in rows)
+    assert all({"step", "epoch", "time"} <= r.keys() for r in rows)
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
+    assert [p.name for p in run.complete_checkpoints()] == ["checkpoint-30", "checkpoint-60"]
+
+    listed = json.loads(run_cli("runs", "--json").stdout)
+    assert [(r["id"], r["stage"], r["state"], r["step"]) for r in listed] == [(run_id, "sft", "completed", 60)]
+    assert listed[0]["last_loss"] < 1.5
+
+    shown = json.loads(run_cli("show", run_id[:20], "--json").stdout)
+    assert shown["status"]["state"] == "completed"
+    assert shown["config"]["model"]["name"] == "tiny"
+    assert "loss" in shown["metrics"] and "eval_loss" in shown["metrics"]
+    text = run_cli("runs").stdout
+    assert run_id in text and "completed" in text
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.learnin_rate=0.1", "unknown key 'train.learnin_rate'; did you mean 'train.learning_rate'?"),
+    ("train.learning_rate=-0.001", "train.learning_rate = -0.001: must be greater than 0"),
+    ("data.path=/no/such/dolly.jsonl", "data.path = '/no/such/dolly.jsonl': no such file"),
+    ("model.name=./no-such-model", "model.name = './no-such-model': no such folder"),
+    ("train.batch_size=many", "train.batch_size = 'many': expected an integer"),
+])
+def test_bad_input_gets_one_clear_line_and_starts_nothing(studio_home, override, message):
+    result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", override)
+    assert result.returncode != 0
+    assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not runs_root().exists() or not any(runs_root().iterdir())
+
+
+def test_missing_config_file_and_unknown_run(studio_home):
+    result = run_cli("train", "presets/no-such.yaml")
+    assert result.returncode != 0 and result.stderr.strip() == "error: presets/no-such.yaml: no such config file"
+    result = run_cli("show", "nope")
+    assert result.returncode != 0 and result.stderr.strip().startswith("error: no run with id 'nope'")
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_in_the_worker_exits_nonzero_with_its_reason(studio_home, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "hi", "context": "", "category": "open_qa"}\n')
+    result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", f"data.path={bad}")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "no usable rows" in last and "row 1: column 'response': missing" in last
+    assert "Traceback" not in result.stderr
+    run = RunDir.of(result.stdout.split()[1])
+    assert run.read_status()["state"] == "failed"
+
+
+@pytest.mark.slow
+def test_killing_the_cli_keeps_the_index_whole(studio_home):
+    """kill -9 the foreground CLI at random moments, also while it writes the index: every run stays listed."""
+    rng = random.Random(7)
+    started = []
+    for attempt in range(6):
+        proc = subprocess.Popen([sys.executable, "-m", "studio", "train", "presets/sft-dolly-tiny.yaml",
+                                 "--set", "train.max_steps=400", "--set", "train.save_steps=0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        if attempt % 2:
+            time.sleep(rng.uniform(0.2, 1.5))  # somewhere in start-up, possibly mid index write
+        else:
+            started.append(proc.stdout.readline().split()[1])  # after the run was recorded
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        lister = subprocess.Popen([sys.executable, "-m", "studio", "runs"], stdout=subprocess.DEVNULL, cwd=REPO)
+        time.sleep(rng.uniform(0.3, 1.0))
+        lister.send_signal(signal.SIGKILL)
+        lister.wait()
+
+    result = run_cli("runs", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {r["id"] for r in json.loads(result.stdout)}
+    on_disk = {p.name for p in runs_root().iterdir() if (p / "status.json").is_file()}
+    assert set(started) <= listed and listed == on_disk
+
+    for run_id in listed:  # the workers outlive the CLI; stop them so the test leaves nothing behind
+        status = RunDir.of(run_id).read_status()
+        if status.get("pid"):
+            try:
+                os.killpg(status["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
