@@ -1,143 +1,23 @@
 """Write the small datasets bundled with the studio, each in its source's raw schema.
 
-    python scripts/make_samples.py        # rewrites studio/data/samples/*.jsonl
+    python scripts/make_samples.py        # rewrites studio/data/samples/<source>.jsonl
 
-All text is generated here from templates and word lists written for this project (towns, people and
-facts are made up), with a fixed seed so the files are reproducible. Nothing is copied from the real
-datasets; only their column layout is followed.
+Each module in scripts/sample_gen/ generates one source's rows from templates and word lists written for
+this project (towns, people and facts are made up), with a fixed seed, so the files are reproducible.
+Nothing is copied from the real datasets; only their column layout is followed.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import random
+import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "studio" / "data" / "samples"
-
-TOWNS = ["Elmford", "Corran Bay", "Hollowmere", "Kestrel Point", "Brindlewick", "Asterby", "Mossgate",
-         "Tillinghurst", "Quarrow", "Fenwick Hollow", "Larkspur", "Ostervale"]
-RIVERS = ["Wend", "Sallow", "Brisk", "Tamber", "Ouse Minor", "Lathe", "Copper", "Reedwater"]
-TRADES = ["wool weaving", "clock making", "salt panning", "boat building", "cheese making", "glass blowing",
-          "rope making", "paper milling"]
-PEOPLE = ["Ada Venn", "Tomas Reyes", "Mira Castell", "Jonah Pike", "Lena Ortiz", "Samir Haddad", "Iris Tanaka",
-          "Owen Blake", "Nadia Kowal", "Felix Marsh"]
-FRUITS = ["apple", "pear", "plum", "cherry", "mango", "banana", "grape", "peach", "apricot", "lemon"]
-VEGETABLES = ["carrot", "potato", "onion", "leek", "cabbage", "turnip", "spinach", "celery", "radish", "pea"]
-MAMMALS = ["dog", "horse", "whale", "bat", "rabbit", "otter", "goat", "fox"]
-BIRDS = ["robin", "owl", "penguin", "sparrow", "eagle", "heron", "crow", "swan"]
-OPPOSITES = [("hot", "cold"), ("tall", "short"), ("early", "late"), ("open", "closed"), ("heavy", "light"),
-             ("loud", "quiet"), ("wet", "dry"), ("fast", "slow"), ("full", "empty"), ("young", "old")]
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-LEGS = {"spider": 8, "ant": 6, "dog": 4, "chicken": 2, "snake": 0, "beetle": 6, "cat": 4, "crab": 10}
-ACTIVITIES = ["read a book", "bake bread", "write a letter to a friend", "do a jigsaw puzzle", "learn a card trick",
-              "sort old photos", "try a new recipe", "sketch the view from a window", "play a board game",
-              "plan a weekend walk", "repot a plant", "listen to a new album"]
-TOPICS = ["the sea", "autumn", "a quiet morning", "the moon", "a city at night", "rain", "an old bridge",
-          "a garden", "the first snow", "a long road"]
-IMAGES = {"the sea": ("waves", "salt"), "autumn": ("leaves", "amber"), "a quiet morning": ("light", "kettle"),
-          "the moon": ("silver", "tide"), "a city at night": ("lamps", "traffic"), "rain": ("roofs", "puddles"),
-          "an old bridge": ("stone", "river"), "a garden": ("roses", "bees"), "the first snow": ("white", "hush"),
-          "a long road": ("dust", "horizon")}
-
-
-def dolly_rows(rng: random.Random) -> list[dict]:
-    rows = []
-
-    def add(instruction, response, category, context=""):
-        rows.append({"instruction": instruction, "context": context, "response": response, "category": category})
-
-    for _ in range(25):  # open_qa: small facts
-        kind = rng.randrange(4)
-        if kind == 0:
-            a, b = rng.randrange(2, 40), rng.randrange(2, 40)
-            add(f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}.", "open_qa")
-        elif kind == 1:
-            word, opposite = rng.choice(OPPOSITES)
-            add(f"What is the opposite of {word}?", f"The opposite of {word} is {opposite}.", "open_qa")
-        elif kind == 2:
-            i = rng.randrange(7)
-            add(f"What day comes after {DAYS[i]}?", f"{DAYS[(i + 1) % 7]} comes after {DAYS[i]}.", "open_qa")
-        else:
-            animal = rng.choice(list(LEGS))
-            add(f"How many legs does a {animal} have?", f"A {animal} has {LEGS[animal]} legs.", "open_qa")
-
-    for _ in range(25):  # classification
-        if rng.random() < 0.5:
-            items = rng.sample(FRUITS, 2) + rng.sample(VEGETABLES, 2)
-            rng.shuffle(items)
-            answer = "\n".join(f"{x}: {'fruit' if x in FRUITS else 'vegetable'}" for x in items)
-            add(f"Classify each of the following as a fruit or a vegetable: {', '.join(items)}", answer,
-                "classification")
-        else:
-            items = rng.sample(MAMMALS, 2) + rng.sample(BIRDS, 2)
-            rng.shuffle(items)
-            answer = "\n".join(f"{x}: {'mammal' if x in MAMMALS else 'bird'}" for x in items)
-            add(f"Which of these are mammals and which are birds? {', '.join(items)}", answer, "classification")
-
-    def town_story():
-        town, river, trade = rng.choice(TOWNS), rng.choice(RIVERS), rng.choice(TRADES)
-        year, people = rng.randrange(1400, 1900), rng.randrange(800, 40000)
-        founder = rng.choice(PEOPLE)
-        context = (f"{town} is a town on the river {river}. It was founded in {year} by {founder} and is known "
-                   f"for {trade}. About {people:,} people live there today, and a market is held every "
-                   f"{rng.choice(DAYS)}.")
-        return town, river, trade, year, people, founder, context
-
-    for _ in range(25):  # closed_qa: answer from the context
-        town, river, trade, year, people, founder, context = town_story()
-        question, answer = rng.choice([
-            (f"When was {town} founded?", f"{town} was founded in {year}."),
-            (f"Which river is {town} on?", f"{town} is on the river {river}."),
-            (f"What is {town} known for?", f"{town} is known for {trade}."),
-            (f"Who founded {town}?", f"{town} was founded by {founder}."),
-        ])
-        add(question, answer, "closed_qa", context)
-
-    for _ in range(25):  # information_extraction
-        town, river, trade, year, people, founder, context = town_story()
-        if rng.random() < 0.5:
-            add("Extract the year and the founder's name from this passage.",
-                f"Year: {year}\nFounder: {founder}", "information_extraction", context)
-        else:
-            add("List the place names mentioned in the text, separated by commas.", f"{town}, {river}",
-                "information_extraction", context)
-
-    for _ in range(25):  # summarization
-        town, river, trade, year, people, founder, context = town_story()
-        add("Summarize this passage in one sentence.",
-            f"{town} is a town on the {river} founded in {year}, known for {trade}.", "summarization", context)
-
-    for _ in range(25):  # brainstorming
-        n = rng.choice([3, 4, 5])
-        ideas = rng.sample(ACTIVITIES, n)
-        add(f"Give me {n} ideas for a rainy afternoon at home.",
-            "\n".join(f"{i}. {idea.capitalize()}" for i, idea in enumerate(ideas, start=1)), "brainstorming")
-
-    for _ in range(25):  # creative_writing
-        topic = rng.choice(TOPICS)
-        first, second = IMAGES[topic]
-        add(f"Write a short two-line poem about {topic}.",
-            f"Of {topic} I keep the {first} and the {second},\nand carry them home when the day is done.",
-            "creative_writing")
-
-    for _ in range(25):  # general_qa
-        question, answer = rng.choice([
-            ("Why do people write shopping lists?",
-             "A list keeps you from forgetting things and from buying what you do not need."),
-            ("Why should you stretch before running?",
-             "Stretching warms the muscles, which makes strains less likely and running easier."),
-            ("Why do we water plants in the morning?",
-             "In the morning the water soaks in before the sun is strong, so less of it evaporates."),
-            ("What makes a good password?",
-             "A good password is long, unique to one site and hard to guess, such as several random words."),
-            ("Why do bakers let dough rest?",
-             "Resting lets the gluten relax and the yeast work, so the bread rises and shapes more easily."),
-        ])
-        add(question, answer, "general_qa")
-
-    rng.shuffle(rows)
-    return rows
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "studio" / "data" / "samples"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -148,8 +28,16 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def main() -> None:
-    write_jsonl(OUT / "dolly.jsonl", dolly_rows(random.Random(15)))
-    print(f"wrote samples to {OUT}")
+    sys.path.insert(0, str(HERE))
+    import sample_gen
+
+    for info in pkgutil.iter_modules(sample_gen.__path__):
+        if info.name == "words":
+            continue
+        module = importlib.import_module(f"sample_gen.{info.name}")
+        rows = module.rows(random.Random(module.SEED))
+        write_jsonl(OUT / f"{module.SOURCE}.jsonl", rows)
+        print(f"{module.SOURCE}: {len(rows)} rows")
 
 
 if __name__ == "__main__":

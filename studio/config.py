@@ -36,7 +36,17 @@ def option(default: Any, help: str, *, choices: tuple | None = None, ge: float |
 
 
 STAGES = ("sft",)
-DATA_SOURCES = ("dolly",)
+# What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
+SOURCE_FORMATS = {
+    "dolly": ("sft",),
+    "alpaca": ("sft",),
+    "shp": ("preference",),
+    "hh-rlhf": ("preference",),
+    "oasst": ("sft", "preference"),
+    "file": ("sft", "preference"),
+}
+DATA_SOURCES = tuple(SOURCE_FORMATS)
+STAGE_FORMATS = {"sft": "sft"}  # the data format each stage trains on
 
 
 @dataclass
@@ -57,15 +67,37 @@ class ModelSpec:
 
 
 @dataclass
+class ColumnMap:
+    """For data.source: file. Empty entries are detected from common layouts (TRL prompt/completion and
+    prompt/chosen/rejected, conversational messages, Alpaca, ShareGPT)."""
+    prompt: str | None = option(None, "Column holding the prompt (text, or a list of role/content messages)")
+    response: str | None = option(None, "Column holding the response, for SFT")
+    chosen: str | None = option(None, "Column holding the preferred response, for preference pairs")
+    rejected: str | None = option(None, "Column holding the dispreferred response, for preference pairs")
+    system: str | None = option(None, "Column holding a system prompt, if any")
+    messages: str | None = option(None, "Column holding a whole conversation as role/content messages; the "
+                                        "last assistant turn is the response")
+
+
+@dataclass
 class DataSpec:
-    source: str = option("dolly", "Dataset source", choices=DATA_SOURCES)
+    source: str = option("dolly", "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
+                                  "oasst (both); file (your own file)", choices=DATA_SOURCES)
     path: str | None = option(None, "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
                                     "parquet); 'sample' for the small sample bundled with the studio; "
-                                    "empty loads the source from the Hugging Face Hub")
-    subset: str | None = option(None, "Hub configuration or data directory of the source, where it has any")
+                                    "empty or 'hub' loads the source from the Hugging Face Hub")
+    subset: str | None = option(None, "Hub configuration or data directory of the source, e.g. helpful-base "
+                                      "for hh-rlhf; empty uses the source's default")
     limit: int | None = option(None, "Use at most this many rows (after filtering); empty uses all", ge=1)
     categories: list[str] = option([], "Dolly: keep only these categories (e.g. open_qa, summarization); "
                                        "empty keeps all")
+    domains: list[str] = option([], "SHP: keep only these subreddit domains (e.g. askscience_train); "
+                                    "empty keeps all")
+    min_score_ratio: float = option(2.0, "SHP: keep pairs whose preferred answer scored at least this many "
+                                         "times the other (the SHP authors advise 2)", ge=1.0)
+    languages: list[str] = option(["en"], "OpenAssistant: keep conversations in these languages; empty keeps "
+                                          "all")
+    columns: ColumnMap = field(default_factory=ColumnMap)
     on_bad_rows: str = option("drop", "Rows that cannot be used (missing column, empty text, wrong type): "
                                       "drop them and count by reason, or fail naming the first one",
                               choices=("drop", "fail"))
@@ -228,6 +260,12 @@ def _check_combinations(config: RunConfig) -> None:
     """Rules that involve more than one field."""
     if config.train.max_steps == 0:
         raise ConfigError("train.max_steps = 0: must be -1 (use train.epochs) or a positive number of steps")
+    stage_format, source = STAGE_FORMATS[config.stage], config.data.source
+    if stage_format not in SOURCE_FORMATS[source]:
+        gives = " and ".join(SOURCE_FORMATS[source])
+        raise ConfigError(f"data.source = '{source}' gives {gives} rows, but the {config.stage} stage trains on "
+                          f"{stage_format} rows; pick a source that has them: "
+                          f"{', '.join(s for s, f in SOURCE_FORMATS.items() if stage_format in f)}")
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")

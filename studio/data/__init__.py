@@ -1,33 +1,52 @@
 """Datasets: each source module turns its raw rows into canonical rows, checked row by row.
 
 Canonical forms (role/content messages, as TRL takes them):
-    SFT:        {"prompt": [messages...], "completion": [assistant message]}
+    sft:         {"prompt": [messages...], "completion": [assistant message]}
+    preference:  {"prompt": [messages...], "chosen": [assistant message], "rejected": [assistant message],
+                  "margin": float (optional: how much better chosen is, for margin losses)}
 
-    loaded = load(config.data)          # rows from the hub, a local file, or the bundled sample
+    loaded = load(config.data, "sft")   # rows from the hub, a local file, or the bundled sample
     train_rows, eval_rows = split_eval(loaded.rows, 0.05, seed=42)
 
-A source module has HUB_ID, FORMAT, COLUMNS, keep(row, spec), convert(row) and check_filters(spec).
+A source module (one per source, see SOURCES) has:
+    HUB_ID                         the dataset id on the Hugging Face Hub (None for your own file)
+    convert(row, spec, fmt)        one raw row -> one canonical row, or raise RowProblem(column, reason)
+  and optionally:
+    keep(row, spec) -> bool        filters (category, domain, ...) applied before convert
+    check_filters(spec)            refuse filter values the source does not know (ConfigError)
+    convert_rows(rows, spec, fmt)  for sources whose rows depend on each other (message trees, detected
+                                   layouts): yields (row number, canonical row or RowProblem); replaces
+                                   keep and convert
+    hub_rows(spec)                 when the hub needs more than load_hub_rows(HUB_ID, spec.subset)
+
 Rows that cannot be converted are dropped and counted by reason (data.on_bad_rows: drop), or stop the load
-with the first one's row and column (data.on_bad_rows: fail).
+with the first one's row and column (data.on_bad_rows: fail). Converted datasets are cached under
+<home>/cache/data/, keyed by the source, its options, the file's size and time, and the converter's code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
+import os
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from studio.config import DataSpec
-from studio.data import dolly
+from studio.config import SOURCE_FORMATS, DataSpec
 from studio.data.fields import RowProblem
 from studio.data.files import read_rows
 from studio.data.hub import load_hub_rows
-from studio.errors import DataError
+from studio.errors import ConfigError, DataError
+from studio.runs.rundir import studio_home
 
-SOURCES = {"dolly": dolly}
+SFT, PREFERENCE = "sft", "preference"
+SOURCES = {"dolly": "dolly", "alpaca": "alpaca", "shp": "shp", "hh-rlhf": "hh_rlhf", "oasst": "oasst",
+           "file": "custom"}  # source name -> module in studio/data/
 SAMPLES_DIR = Path(__file__).parent / "samples"
-SAMPLE = "sample"  # data.path value that selects the bundled sample
+SAMPLE, HUB = "sample", "hub"  # data.path values for the bundled sample and the Hugging Face Hub
 
 
 @dataclass
@@ -40,44 +59,86 @@ class Loaded:
     problems: list[str] = field(default_factory=list)  # the first few, each naming row and column
 
 
+def source_module(source: str):
+    if source not in SOURCES:
+        raise ConfigError(f"data.source = {source!r}: allowed values are {', '.join(SOURCES)}")
+    return importlib.import_module(f"studio.data.{SOURCES[source]}")
+
+
 def sample_path(source: str) -> Path:
     return SAMPLES_DIR / f"{source}.jsonl"
 
 
-def raw_rows(spec: DataSpec) -> tuple[str, object]:
-    """(origin, raw rows) from the bundled sample, a local file, or the hub."""
-    module = SOURCES[spec.source]
+def origin_of(spec: DataSpec) -> str:
+    module = source_module(spec.source)
     if spec.path == SAMPLE:
-        path = sample_path(spec.source)
-        return str(path), read_rows(path)
-    if spec.path:
-        return spec.path, read_rows(spec.path)
-    return module.HUB_ID, load_hub_rows(module.HUB_ID, spec.subset)
+        return str(sample_path(spec.source))
+    if spec.path and spec.path != HUB:
+        return str(Path(spec.path).expanduser())
+    if module.HUB_ID is None:
+        raise ConfigError(f"data.path: the '{spec.source}' source needs a local file")
+    return module.HUB_ID
 
 
-def load(spec: DataSpec, keep_problems: int = 5) -> Loaded:
-    """Load, filter, convert and check every row of a source."""
-    module = SOURCES[spec.source]
-    module.check_filters(spec)
-    origin, rows = raw_rows(spec)
-    loaded = Loaded(spec.source, module.FORMAT, origin, [])
+def raw_rows(spec: DataSpec):
+    """The source's raw rows from the bundled sample, a local file, or the hub."""
+    module = source_module(spec.source)
+    origin = origin_of(spec)
+    if origin != module.HUB_ID:
+        return read_rows(origin)
+    if hasattr(module, "hub_rows"):
+        return module.hub_rows(spec)
+    return load_hub_rows(module.HUB_ID, spec.subset)
+
+
+def _converted(module, rows, spec: DataSpec, fmt: str):
+    """(row number, canonical row or RowProblem) for every raw row that passes the filters."""
+    if hasattr(module, "convert_rows"):
+        yield from module.convert_rows(rows, spec, fmt)
+        return
+    keep = getattr(module, "keep", None)
     for number, raw in enumerate(rows, start=1):
-        if not module.keep(raw, spec):
+        if keep is not None and not keep(raw, spec):
             continue
         try:
-            loaded.rows.append(module.convert(raw))
+            yield number, module.convert(raw, spec, fmt)
         except RowProblem as problem:
-            where = f"{Path(origin).name if spec.path else origin} row {number}"
+            yield number, problem
+
+
+def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cache: bool = True) -> Loaded:
+    """Load, filter, convert and check every row of a source, in the format a stage trains on."""
+    formats = SOURCE_FORMATS[spec.source]
+    fmt = fmt or formats[0]
+    if fmt not in formats:
+        raise ConfigError(f"data.source = '{spec.source}' gives {' and '.join(formats)} rows, not {fmt} rows")
+    module = source_module(spec.source)
+    if hasattr(module, "check_filters"):
+        module.check_filters(spec)
+    origin = origin_of(spec)
+    key = _cache_key(module, spec, fmt, origin)
+    if use_cache and (cached := _read_cache(key)) is not None:
+        return cached
+
+    loaded = Loaded(spec.source, fmt, origin, [])
+    label = Path(origin).name if origin != module.HUB_ID else origin
+    for number, result in _converted(module, raw_rows(spec), spec, fmt):
+        if isinstance(result, RowProblem):
+            where = f"{label} row {number}"
             if spec.on_bad_rows == "fail":
-                raise DataError(f"{where}: {problem}") from None
-            loaded.dropped[f"{problem.column} {problem.reason}"] += 1
+                raise DataError(f"{where}: {result}") from None
+            loaded.dropped[f"{result.column} {result.reason}"] += 1
             if len(loaded.problems) < keep_problems:
-                loaded.problems.append(f"{where}: {problem}")
+                loaded.problems.append(f"{where}: {result}")
+            continue
+        loaded.rows.append(result)
         if spec.limit and len(loaded.rows) >= spec.limit:
             break
     if not loaded.rows:
         why = f"; first problem: {loaded.problems[0]}" if loaded.problems else ""
         raise DataError(f"{origin}: no usable rows for source '{spec.source}'{why}")
+    if use_cache:
+        _write_cache(key, loaded)
     return loaded
 
 
@@ -89,3 +150,44 @@ def split_eval(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
     random.Random(seed).shuffle(order)
     n_eval = min(len(rows) - 1, max(1, round(len(rows) * fraction)))
     return [rows[i] for i in order[:-n_eval]], [rows[i] for i in order[-n_eval:]]
+
+
+# ---------------------------------------------------------------- cache
+
+
+def _cache_key(module, spec: DataSpec, fmt: str, origin: str) -> str:
+    """Changes whenever the rows could: options, the file (size and time), or the converter's code."""
+    options = {k: v for k, v in asdict(spec).items() if k not in ("eval_fraction", "max_length")}
+    fingerprint = {"options": options, "format": fmt, "origin": origin,
+                   "code": [_file_digest(Path(module.__file__)), _file_digest(Path(__file__).parent / "fields.py")]}
+    if os.path.isfile(origin):
+        stat = os.stat(origin)
+        fingerprint["file"] = [stat.st_size, stat.st_mtime_ns]
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _cache_path(key: str) -> Path:
+    return studio_home() / "cache" / "data" / f"{key}.json"
+
+
+def _read_cache(key: str) -> Loaded | None:
+    try:
+        data = json.loads(_cache_path(key).read_text(encoding="utf-8"))
+        return Loaded(data["source"], data["format"], data["origin"], data["rows"], Counter(data["dropped"]),
+                      data["problems"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or damaged: convert again
+
+
+def _write_cache(key: str, loaded: Loaded) -> None:
+    path = _cache_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": loaded.rows,
+            "dropped": dict(loaded.dropped), "problems": loaded.problems}
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)

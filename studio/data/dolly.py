@@ -10,7 +10,6 @@ from studio.data.fields import assistant, text, user
 from studio.errors import ConfigError
 
 HUB_ID = "databricks/databricks-dolly-15k"
-FORMAT = "sft"
 COLUMNS = ("instruction", "context", "response", "category")
 CATEGORIES = ("brainstorming", "classification", "closed_qa", "creative_writing", "general_qa",
               "information_extraction", "open_qa", "summarization")
@@ -20,7 +19,7 @@ def keep(row: dict, spec) -> bool:
     return not spec.categories or row.get("category") in spec.categories
 
 
-def convert(row: dict) -> dict:
+def convert(row: dict, spec=None, fmt: str = "sft") -> dict:
     instruction = text(row, "instruction")
     context = text(row, "context", required=False)
     response = text(row, "response")

@@ -33,3 +33,25 @@ def user(content: str) -> dict:
 
 def assistant(content: str) -> dict:
     return {"role": "assistant", "content": content}
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def messages(value, column: str) -> list[dict]:
+    """A checked list of {"role", "content"} messages (roles system, user, assistant; text content)."""
+    if not isinstance(value, list) or not value:
+        raise RowProblem(column, f"expected a non-empty list of role/content messages, got {type(value).__name__}")
+    checked = []
+    for i, message in enumerate(value, start=1):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise RowProblem(column, f"message {i} needs 'role' and 'content'")
+        role, content = message["role"], message["content"]
+        if role not in ROLES:
+            raise RowProblem(column, f"message {i} has role {role!r}; allowed roles are {', '.join(ROLES)}")
+        if not isinstance(content, str):
+            raise RowProblem(column, f"message {i} content: expected text, got {type(content).__name__}")
+        if not content.strip():
+            raise RowProblem(column, f"message {i} content: empty")
+        checked.append({"role": role, "content": content.strip()})
+    return checked

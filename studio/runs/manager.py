@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from studio import config as cfg
-from studio.data import SAMPLE
+from studio.data import HUB, SAMPLE
 from studio.data.files import file_kind
 from studio.errors import DataError, ModelError, StudioError
 from studio.runs import process
@@ -29,7 +29,7 @@ from studio.runs.store import RunIndex, all_run_dirs, summarize
 def check_inputs(config: cfg.RunConfig) -> None:
     """Cheap checks of the files a config names, so a typo fails now and not after the model loaded."""
     path = config.data.path
-    if path and path != SAMPLE:
+    if path and path not in (SAMPLE, HUB):
         file_kind(Path(path))
         if not Path(path).expanduser().is_file():
             raise DataError(f"data.path = '{path}': no such file")

@@ -22,10 +22,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    loaded = data.load(config.data)
-    if loaded.format != "sft":
-        raise ConfigError(f"data.source = '{config.data.source}' gives {loaded.format} rows; the sft stage needs "
-                          "prompt -> response rows")
+    loaded = data.load(config.data, "sft")
     train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
     log.info("data: %d train rows, %d eval rows from %s; dropped %s", len(train_rows), len(eval_rows),
              loaded.origin, dict(loaded.dropped) or "none")
