@@ -3,6 +3,7 @@
     rlhf-studio train presets/sft-dolly-tiny.yaml --set train.max_steps=20
     rlhf-studio runs [--json]
     rlhf-studio show RUN_ID [--json]
+    rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]
     rlhf-studio ui [--host 127.0.0.1] [--port 7860]
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
@@ -40,6 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", help="a run id, or a unique prefix of one")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(handler=cmd_show)
+
+    data = sub.add_parser("data", help="load, convert and check a dataset: kept and dropped rows, examples")
+    data.add_argument("source", choices=cfg.DATA_SOURCES, help="dataset source")
+    data.add_argument("--path", default="sample",
+                      help="a local file in the source's raw schema, 'sample' (default: the bundled sample) or 'hub'")
+    data.add_argument("--subset", help="hub configuration or data directory, e.g. helpful-base for hh-rlhf")
+    data.add_argument("--limit", type=int, help="keep at most this many rows")
+    data.add_argument("--format", choices=("sft", "preference"), help="rows to make, for sources that give both")
+    data.add_argument("--on-bad-rows", choices=("drop", "fail"), default="drop",
+                      help="drop bad rows and count them (default), or stop at the first one")
+    data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="any data option, e.g. --set data.min_score_ratio=3 --set data.columns.prompt=question")
+    data.add_argument("--model", help="also check lengths and preview the chat template of this model's tokenizer "
+                                      "(a hub id, a local folder or tiny)")
+    data.add_argument("--max-length", type=int, help="token limit for --model (default: data.max_length)")
+    data.add_argument("--examples", type=int, default=3, help="how many examples to print (default 3)")
+    data.add_argument("--json", action="store_true", help="print one JSON object")
+    data.set_defaults(handler=cmd_data)
 
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -177,6 +196,64 @@ def cmd_show(args) -> int:
         for key, value in latest.items():
             print(f"  {key:<28} {value}")
     return 0
+
+
+# ---------------------------------------------------------------- data
+
+
+def data_spec_from_args(args) -> cfg.DataSpec:
+    raw = {"data": {"source": args.source, "path": args.path, "on_bad_rows": args.on_bad_rows}}
+    for key in ("subset", "limit", "max_length"):
+        if getattr(args, key) is not None:
+            raw["data"][key] = getattr(args, key)
+    raw = cfg.apply_overrides(raw, args.set)
+    unknown = sorted(set(raw) - {"data"})
+    if unknown:
+        raise ConfigError(f"--set {unknown[0]}...: only data.* keys apply to `rlhf-studio data`")
+    return cfg.from_dict(raw["data"], cfg.DataSpec, "data.")
+
+
+def cmd_data(args) -> int:
+    from studio import data
+    from studio.data.preflight import marked
+
+    spec = data_spec_from_args(args)
+    loaded = data.load(spec, args.format)
+    previews = None
+    if args.model:
+        from studio import models
+        from studio.data.preflight import check_lengths, preview
+
+        tokenizer = models.load_tokenizer(cfg.ModelSpec(name=args.model))
+        check_lengths(loaded, tokenizer, spec.max_length, spec.on_bad_rows)
+        previews = preview(loaded.rows[:args.examples], tokenizer)
+    examples = loaded.rows[:args.examples]
+    if args.json:
+        report = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": len(loaded.rows),
+                  "dropped": dict(loaded.dropped), "problems": loaded.problems, "examples": examples}
+        if previews is not None:
+            report["previews"] = previews
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return 0
+    print(f"{loaded.source}: {len(loaded.rows)} {loaded.format} rows from {loaded.origin}")
+    dropped = ", ".join(f"{reason}: {count}" for reason, count in loaded.dropped.most_common())
+    print(f"dropped: {sum(loaded.dropped.values())} ({dropped})" if dropped else "dropped: none")
+    for problem in loaded.problems:
+        print(f"  {problem}")
+    for i, example in enumerate(previews or examples, start=1):
+        print(f"\n--- example {i}" + (" (the trained part is between >>> and <<<)" if previews else ""))
+        print(marked(example) if previews else _messages_text(example))
+    return 0
+
+
+def _messages_text(row: dict) -> str:
+    lines = [f"{m['role']}: {m['content']}" for m in row["prompt"]]
+    for name in ("completion", "chosen", "rejected"):
+        if name in row:
+            lines += [f"[{name}] {m['role']}: {m['content']}" for m in row[name]]
+    if "margin" in row:
+        lines.append(f"[margin] {row['margin']}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- ui

@@ -102,8 +102,8 @@ class DataSpec:
                                       "drop them and count by reason, or fail naming the first one",
                               choices=("drop", "fail"))
     eval_fraction: float = option(0.05, "Share of rows held out to measure eval loss", ge=0.0, lt=0.5)
-    max_length: int = option(512, "Longest tokenised example, chat template included; longer ones are "
-                                  "truncated", ge=16, le=131072)
+    max_length: int = option(512, "Longest example in tokens, chat template included; longer rows are "
+                                  "dropped and counted (or stop the run, see on_bad_rows)", ge=16, le=131072)
 
 
 @dataclass

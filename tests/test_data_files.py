@@ -20,6 +20,7 @@ from studio.config import DataSpec
 from studio.data import Loaded, dolly, load, sample_path, split_eval
 from studio.data.files import read_rows
 from studio.errors import ConfigError, DataError
+from tests.conftest import write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,11 +47,6 @@ EXPECTED = [
     {"prompt": [{"role": "user", "content": "Name three colours, comma separated."}],
      "completion": [{"role": "assistant", "content": "red, green, blue"}]},
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def write_format(directory: Path, suffix: str, rows: list[dict]) -> Path:

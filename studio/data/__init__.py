@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import os
 import random
 from collections import Counter
@@ -41,6 +42,8 @@ from studio.data.files import read_rows
 from studio.data.hub import load_hub_rows
 from studio.errors import ConfigError, DataError
 from studio.runs.rundir import studio_home
+
+log = logging.getLogger(__name__)
 
 SFT, PREFERENCE = "sft", "preference"
 SOURCES = {"dolly": "dolly", "alpaca": "alpaca", "shp": "shp", "hh-rlhf": "hh_rlhf", "oasst": "oasst",
@@ -57,6 +60,21 @@ class Loaded:
     rows: list[dict]
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     problems: list[str] = field(default_factory=list)  # the first few, each naming row and column
+    row_numbers: list[int] = field(default_factory=list)  # each kept row's number in the raw data
+
+    @property
+    def label(self) -> str:
+        """How messages name the origin: a file by its name, the hub by the dataset id."""
+        return Path(self.origin).name if Path(self.origin).is_absolute() else self.origin  # files are absolute
+
+    def drop(self, number: int, reason: str, message: str, on_bad_rows: str, keep_problems: int = 5) -> None:
+        """Count a bad row by reason, or stop the load in fail mode."""
+        where = f"{self.label} row {number}: {message}"
+        if on_bad_rows == "fail":
+            raise DataError(where)
+        self.dropped[reason] += 1
+        if len(self.problems) < keep_problems:
+            self.problems.append(where)
 
 
 def source_module(source: str):
@@ -74,7 +92,7 @@ def origin_of(spec: DataSpec) -> str:
     if spec.path == SAMPLE:
         return str(sample_path(spec.source))
     if spec.path and spec.path != HUB:
-        return str(Path(spec.path).expanduser())
+        return str(Path(spec.path).expanduser().absolute())
     if module.HUB_ID is None:
         raise ConfigError(f"data.path: the '{spec.source}' source needs a local file")
     return module.HUB_ID
@@ -121,17 +139,12 @@ def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cac
         return cached
 
     loaded = Loaded(spec.source, fmt, origin, [])
-    label = Path(origin).name if origin != module.HUB_ID else origin
     for number, result in _converted(module, raw_rows(spec), spec, fmt):
         if isinstance(result, RowProblem):
-            where = f"{label} row {number}"
-            if spec.on_bad_rows == "fail":
-                raise DataError(f"{where}: {result}") from None
-            loaded.dropped[f"{result.column} {result.reason}"] += 1
-            if len(loaded.problems) < keep_problems:
-                loaded.problems.append(f"{where}: {result}")
+            loaded.drop(number, f"{result.column} {result.reason}", str(result), spec.on_bad_rows, keep_problems)
             continue
         loaded.rows.append(result)
+        loaded.row_numbers.append(number)
         if spec.limit and len(loaded.rows) >= spec.limit:
             break
     if not loaded.rows:
@@ -139,6 +152,24 @@ def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cac
         raise DataError(f"{origin}: no usable rows for source '{spec.source}'{why}")
     if use_cache:
         _write_cache(key, loaded)
+    return loaded
+
+
+def prepare(spec: DataSpec, fmt: str, tokenizer, run=None) -> Loaded:
+    """What a stage trains on: the loaded rows, checked against the tokenizer's chat template and max_length,
+    with the counts written to the run's data_report.json and log before any model loads."""
+    from studio.data.preflight import check_lengths
+
+    loaded = check_lengths(load(spec, fmt), tokenizer, spec.max_length, spec.on_bad_rows)
+    report = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": len(loaded.rows),
+              "dropped": dict(loaded.dropped), "problems": loaded.problems}
+    log.info("data: %d %s rows from %s; dropped %s", len(loaded.rows), fmt, loaded.origin,
+             dict(loaded.dropped) or "none")
+    if run is not None:
+        (run.path / "data_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    if not loaded.rows:
+        raise DataError(f"{loaded.origin}: no rows left after the length check; raise data.max_length "
+                        f"(now {spec.max_length})")
     return loaded
 
 
@@ -178,7 +209,7 @@ def _read_cache(key: str) -> Loaded | None:
     try:
         data = json.loads(_cache_path(key).read_text(encoding="utf-8"))
         return Loaded(data["source"], data["format"], data["origin"], data["rows"], Counter(data["dropped"]),
-                      data["problems"])
+                      data["problems"], data["row_numbers"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # missing or damaged: convert again
 
@@ -188,6 +219,6 @@ def _write_cache(key: str, loaded: Loaded) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": loaded.rows,
-            "dropped": dict(loaded.dropped), "problems": loaded.problems}
+            "dropped": dict(loaded.dropped), "problems": loaded.problems, "row_numbers": loaded.row_numbers}
     tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)

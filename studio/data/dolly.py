@@ -6,7 +6,7 @@ turn after the instruction; `data.categories` keeps only the named categories.
 
 from __future__ import annotations
 
-from studio.data.fields import assistant, text, user
+from studio.data.fields import assistant, text, user, with_extra
 from studio.errors import ConfigError
 
 HUB_ID = "databricks/databricks-dolly-15k"
@@ -23,7 +23,7 @@ def convert(row: dict, spec=None, fmt: str = "sft") -> dict:
     instruction = text(row, "instruction")
     context = text(row, "context", required=False)
     response = text(row, "response")
-    prompt = f"{instruction}\n\nContext:\n{context}" if context else instruction
+    prompt = with_extra(instruction, "Context", context)
     return {"prompt": [user(prompt)], "completion": [assistant(response)]}
 
 

@@ -27,6 +27,11 @@ def text(row: dict, column: str, *, required: bool = True) -> str:
     return value
 
 
+def with_extra(instruction: str, label: str, extra: str) -> str:
+    """An instruction with its optional extra text (Dolly's context, Alpaca's input) folded in under a label."""
+    return f"{instruction}\n\n{label}:\n{extra}" if extra else instruction
+
+
 def user(content: str) -> dict:
     return {"role": "user", "content": content}
 

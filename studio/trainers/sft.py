@@ -10,7 +10,6 @@ import logging
 
 from studio import data, models
 from studio.config import RunConfig
-from studio.errors import ConfigError
 from studio.runs.rundir import RunDir
 from studio.trainers.common import StudioCallback, resume_checkpoint, save_final, training_arguments
 
@@ -22,14 +21,11 @@ def build_trainer(config: RunConfig, run: RunDir):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    loaded = data.load(config.data, "sft")
-    train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
-    log.info("data: %d train rows, %d eval rows from %s; dropped %s", len(train_rows), len(eval_rows),
-             loaded.origin, dict(loaded.dropped) or "none")
-
     tokenizer = models.load_tokenizer(config.model)
-    if not tokenizer.chat_template:
-        raise ConfigError(f"model '{config.model.name}' has no chat template; pick an instruct/chat model")
+    loaded = data.prepare(config.data, "sft", tokenizer, run)
+    train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
+    log.info("data: %d train rows, %d eval rows", len(train_rows), len(eval_rows))
+
     model = models.load_causal_lm(config.model)
     model = models.add_lora(model, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
     trainable, total = models.count_parameters(model)
