@@ -61,3 +61,15 @@ def test_loss_falls_by_half_on_a_memorisable_set(studio_home, tmp_path):
     assert len(losses) == 40
     assert losses[-1] <= losses[0] / 2, f"loss went from {losses[0]:.3f} to {losses[-1]:.3f}"
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["alpaca", "oasst", "file"])
+def test_sft_trains_on_every_source_that_gives_sft_rows(studio_home, source):
+    config = RunConfig(data=DataSpec(source=source, path="sample", eval_fraction=0.0),
+                       train=TrainSpec(max_steps=3, batch_size=4, logging_steps=1, save_steps=0))
+    run = manager.create(config)
+    sft.train(config, run)
+    losses = [row["loss"] for row in read_all(run.metrics_path) if "loss" in row]
+    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
