@@ -35,7 +35,7 @@ def option(default: Any, help: str, *, choices: tuple | None = None, ge: float |
     return field(default=default, metadata=meta)
 
 
-STAGES = ("sft",)
+STAGES = ("sft", "reward", "dpo")
 # What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
 SOURCE_FORMATS = {
     "dolly": ("sft",),
@@ -46,7 +46,9 @@ SOURCE_FORMATS = {
     "file": ("sft", "preference"),
 }
 DATA_SOURCES = tuple(SOURCE_FORMATS)
-STAGE_FORMATS = {"sft": "sft"}  # the data format each stage trains on
+STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference"}  # the data each stage trains on
+DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
 
 
 @dataclass
@@ -154,14 +156,45 @@ class SFTSpec:
 
 
 @dataclass
+class InitSpec:
+    from_run: str | None = option(None, "Start from an earlier run's weights, by its id: e.g. an SFT run becomes "
+                                        "the starting point of a reward model, DPO or PPO run. The earlier "
+                                        "run's base model is used, with its adapter merged in")
+
+
+@dataclass
+class RewardSpec:
+    use_margin: bool = option(False, "Llama 2 margin loss: -log sigmoid(r_chosen - r_rejected - margin), the "
+                                     "margin taken from the data (SHP score ratio, or a margin column)")
+    center_rewards_coefficient: float | None = option(None, "Push rewards towards mean zero with this weight "
+                                                            "(e.g. 0.01), so scores stay comparable across "
+                                                            "prompts; empty turns it off", ge=0.0, le=10.0)
+    kind: str = option("helpfulness", "What this reward model judges; PPO can combine a helpfulness and a safety "
+                                      "model (Llama 2)", choices=("helpfulness", "safety", "general"))
+
+
+@dataclass
+class DPOSpec:
+    beta: float = option(0.1, "DPO temperature: higher keeps the policy closer to the reference", gt=0.0,
+                         le=10.0)
+    loss_type: str = option("sigmoid", "DPO loss: sigmoid (the DPO paper), ipo, hinge, robust and the other "
+                                       "paired losses TRL offers", choices=DPO_LOSS_TYPES)
+    label_smoothing: float = option(0.0, "Assumed share of flipped preference labels (conservative DPO, robust)",
+                                    ge=0.0, lt=0.5)
+
+
+@dataclass
 class RunConfig:
     stage: str = option("sft", "Training stage", choices=STAGES)
     name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
     model: ModelSpec = field(default_factory=ModelSpec)
+    init: InitSpec = field(default_factory=InitSpec)
     data: DataSpec = field(default_factory=DataSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     sft: SFTSpec = field(default_factory=SFTSpec)
+    reward: RewardSpec = field(default_factory=RewardSpec)
+    dpo: DPOSpec = field(default_factory=DPOSpec)
 
 
 # ---------------------------------------------------------------- building and checking

@@ -113,14 +113,27 @@ def load_tokenizer(spec: ModelSpec):
     return tokenizer
 
 
-def load_causal_lm(spec: ModelSpec):
-    """The base model for a policy, with frozen weights quantised when asked."""
+def load_causal_lm(spec: ModelSpec, start_from: Path | None = None):
+    """The starting weights of a policy: the base model, or an earlier run's weights (`start_from`, its adapter
+    folder), with frozen weights quantised when asked."""
     from transformers import AutoModelForCausalLM
 
-    return _from_pretrained(AutoModelForCausalLM, spec)
+    return _from_pretrained(AutoModelForCausalLM, spec, start_from)
 
 
-def _from_pretrained(auto_class, spec: ModelSpec, **extra):
+def load_reward_model(spec: ModelSpec, start_from: Path | None = None, pad_token_id: int | None = None):
+    """A causal LM body with a scalar score head on the last token (a fresh head unless `start_from` is a
+    reward model run)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = _from_pretrained(AutoModelForSequenceClassification, spec, start_from, num_labels=1)
+    if model.config.pad_token_id is None:
+        # The score is read at the last non-pad token, so the model must know which token pads.
+        model.config.pad_token_id = pad_token_id
+    return model
+
+
+def _from_pretrained(auto_class, spec: ModelSpec, start_from: Path | None = None, **extra):
     kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code, dtype=resolve_dtype(spec),
                   **extra)
     quant = quantization_config(spec)
@@ -128,10 +141,27 @@ def _from_pretrained(auto_class, spec: ModelSpec, **extra):
         kwargs["quantization_config"] = quant
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": torch.cuda.current_device()}
+    adapter = start_from is not None and (Path(start_from) / "adapter_config.json").is_file()
+    # An earlier full fine-tune is itself the model to load; an earlier LoRA run is merged into its base below.
+    source = str(start_from) if start_from is not None and not adapter else resolve(spec.name)
     try:
-        return auto_class.from_pretrained(resolve(spec.name), **kwargs)
+        model = auto_class.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
         raise _load_error(spec, err) from None
+    if adapter:
+        model = merge_adapter(model, Path(start_from))
+    return model
+
+
+def merge_adapter(model, adapter_dir: Path):
+    """Fold a saved LoRA adapter into the model's weights, so a new adapter can be trained on top of it."""
+    from peft import PeftConfig, PeftModel
+
+    config = PeftConfig.from_pretrained(str(adapter_dir))
+    # Load it as a task-agnostic adapter: a policy (causal LM) adapter may go into a reward model body, whose
+    # score head it leaves untouched.
+    config.task_type = None
+    return PeftModel.from_pretrained(model, str(adapter_dir), config=config).merge_and_unload()
 
 
 def linear_layer_names(model) -> list[str]:

@@ -65,3 +65,32 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 def dolly_row(instruction: str, response: str, context: str = "", category: str = "open_qa") -> dict:
     return {"instruction": instruction, "context": context, "response": response, "category": category}
+
+
+QUESTIONS = ["How do I boil an egg?", "What is a good name for a cat?", "How can I sleep better?",
+             "What should I pack for a picnic?", "How do I water a cactus?", "Can you suggest a short walk?",
+             "How do I clean a window?", "What is a quick breakfast?", "How do I start a journal?",
+             "What game can two people play?", "How do I fold a shirt?", "What can I cook with rice?"]
+ANSWERS = ["Put it in boiling water for nine minutes.", "Luna or Pepper are lovely names.",
+           "Keep a regular bedtime and dim the lights.", "Bring sandwiches, fruit, water and a blanket.",
+           "Water it lightly once every two weeks.", "A loop around the park takes twenty minutes.",
+           "Use warm soapy water, then dry it with a cloth.", "Oats with fruit are ready in five minutes.",
+           "Write three lines every evening about your day.", "Chess or a simple card game works well.",
+           "Fold the sleeves back, then fold it in half.", "Fried rice with an egg and some peas."]
+RUDE = ["Figure it out yourself.", "That is a stupid question.", "Why would I tell you?", "Go away, I am busy.",
+        "Nobody cares about that.", "Ask someone else, not me."]
+
+
+def polite_rude_pairs(n: int, seed: int = 0) -> list[dict]:
+    """Preference rows in HH-RLHF's raw schema that a tiny model can learn: the chosen answer is polite and
+    helpful, the rejected one is rude."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        i = rng.randrange(len(QUESTIONS))
+        prompt = f"\n\nHuman: {QUESTIONS[i]}\n\nAssistant:"
+        rows.append({"chosen": f"{prompt} Of course! {ANSWERS[i]} I hope that helps.",
+                     "rejected": f"{prompt} {rng.choice(RUDE)}"})
+    return rows

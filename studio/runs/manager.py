@@ -38,14 +38,39 @@ def check_inputs(config: cfg.RunConfig) -> None:
         raise ModelError(f"model.name = '{name}': no such folder")
 
 
+# Which earlier stages can give a stage its starting weights: policies start from policies.
+STARTS_FROM = {"sft": ("sft", "dpo"), "reward": ("sft", "dpo", "reward"), "dpo": ("sft", "dpo")}
+
+
+def link_parent(config: cfg.RunConfig) -> RunDir | None:
+    """Resolve init.from_run to a completed run with weights; the new run takes that run's base model."""
+    if not config.init.from_run:
+        return None
+    parent = find(config.init.from_run)
+    state = status(parent).get("state")
+    if state != "completed" or not parent.adapter_dir.is_dir():
+        raise StudioError(f"init.from_run = '{config.init.from_run}': that run is {state}; only a completed run "
+                          "can be started from")
+    parent_config = cfg.load_config(parent.config_path)
+    if parent_config.stage not in STARTS_FROM[config.stage]:
+        raise StudioError(f"init.from_run = '{parent.id}': a {config.stage} run cannot start from a "
+                          f"{parent_config.stage} run; it starts from {' or '.join(STARTS_FROM[config.stage])} runs")
+    config.init.from_run = parent.id
+    config.model.name = parent_config.model.name
+    config.model.revision = parent_config.model.revision
+    config.model.trust_remote_code = parent_config.model.trust_remote_code
+    return parent
+
+
 def create(config: cfg.RunConfig) -> RunDir:
     """Write the run directory with its config and a queued status, and record it in the index."""
+    parent = link_parent(config)
     runs_root().mkdir(parents=True, exist_ok=True)
     run = RunDir.of(new_run_id(config.stage))
     run.path.mkdir()
     run.config_path.write_text(cfg.to_yaml(config), encoding="utf-8")
     status = run.write_status(state="queued", pid=None, started=None, step=0, total_steps=0, error=None,
-                              created=time.time())
+                              created=time.time(), parent=parent.id if parent else None)
     RunIndex().upsert(summarize(run, status))
     return run
 

@@ -103,6 +103,11 @@ class StudioCallback(TrainerCallback):
             shutil.rmtree(old, ignore_errors=True)
 
 
+def start_weights(config: RunConfig) -> Path | None:
+    """The earlier run's weights this run starts from (init.from_run), or None for the base model."""
+    return RunDir.of(config.init.from_run).adapter_dir if config.init.from_run else None
+
+
 def resume_checkpoint(run: RunDir) -> str | None:
     """The newest complete checkpoint of this run, or None to start fresh."""
     complete = run.complete_checkpoints()
