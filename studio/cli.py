@@ -1,6 +1,8 @@
 """The `rlhf-studio` command (also `python -m studio`): everything the UI does, from a terminal.
 
     rlhf-studio train presets/sft-dolly-tiny.yaml --set train.max_steps=20
+    rlhf-studio train presets/sft-dpo-tiny.yaml       # a pipeline: its stages run in order, linked
+    rlhf-studio resume RUN_ID | cancel RUN_ID
     rlhf-studio runs [--json]
     rlhf-studio show RUN_ID [--json]
     rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]
@@ -16,6 +18,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 from studio import config as cfg
 from studio.errors import ConfigError, StudioError
@@ -27,11 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlhf-studio", description="RLHF Studio: train, watch and compare.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a run config in the foreground, with a progress bar")
-    train.add_argument("config", help="a run config YAML (see presets/)")
+    train = sub.add_parser("train", help="train a run config or a pipeline in the foreground, with progress")
+    train.add_argument("config", help="a run config or pipeline YAML (see presets/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set train.max_steps=20 (repeatable)")
+                       help="override a config key, e.g. --set train.max_steps=20 (repeatable); in a pipeline a "
+                            "plain key applies to every stage and stages.NAME.KEY=VALUE to one")
     train.set_defaults(handler=cmd_train)
+
+    resume = sub.add_parser("resume", help="continue a failed or cancelled run from its last complete checkpoint")
+    resume.add_argument("run_id", help="a run id, or a unique prefix of one")
+    resume.set_defaults(handler=cmd_resume)
+
+    cancel = sub.add_parser("cancel", help="stop a run: it saves a checkpoint and ends as cancelled")
+    cancel.add_argument("run_id", help="a run id, or a unique prefix of one")
+    cancel.set_defaults(handler=cmd_cancel)
 
     runs = sub.add_parser("runs", help="list runs: id, stage, state, step, last loss")
     runs.add_argument("--json", action="store_true", help="print a JSON list")
@@ -85,13 +97,61 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
+    from studio import pipeline
+
+    raw = cfg.read_yaml(args.config)
+    if pipeline.is_pipeline(raw):
+        return _train_pipeline(pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem))
+    code, _ = _start_and_follow(cfg.from_dict(cfg.apply_overrides(raw, args.set)))
+    return code
+
+
+def _start_and_follow(config: cfg.RunConfig, pipeline_id: str | None = None) -> tuple[int, str]:
+    """(exit code, run id) of a run started now and followed to its end."""
     from studio.runs import manager
 
-    config = cfg.load_config(args.config, args.set)
-    run, proc = manager.start(config)
+    run, proc = manager.start(config, pipeline_id)
     print(f"run {run.id}")
     print(f"dir {run.path}")
+    return _follow(run, proc), run.id
+
+
+def _train_pipeline(pipeline) -> int:
+    """Run the stages in order, each started from its parent stage's run; the first failure stops it."""
+    from studio.runs import manager
+    from studio.runs.rundir import new_run_id
+
+    for stage in pipeline.stages:  # cheap file checks for every stage before the first one starts
+        manager.check_inputs(stage.config)
+    pipeline_id = new_run_id(pipeline.name)
+    run_ids: dict[str, str] = {}
+    for number, stage in enumerate(pipeline.stages, start=1):
+        if stage.parent:
+            stage.config.init.from_run = run_ids[stage.parent]
+        print(f"stage {number}/{len(pipeline.stages)}: {stage.name} ({stage.config.stage})")
+        code, run_ids[stage.name] = _start_and_follow(stage.config, pipeline_id)
+        if code != 0:
+            print(f"error: pipeline {pipeline.name} stopped at stage {stage.name}", file=sys.stderr)
+            return code
+    print(f"pipeline {pipeline.name} completed: " + ", ".join(f"{n} {r}" for n, r in run_ids.items()))
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from studio.runs import manager
+
+    run = manager.find(args.run_id)
+    proc = manager.resume(run)
+    print(f"run {run.id} resumed from step {run.read_status().get('resumed_from')}")
     return _follow(run, proc)
+
+
+def cmd_cancel(args) -> int:
+    from studio.runs import manager
+
+    status = manager.cancel(manager.find(args.run_id))
+    print(f"run {args.run_id}: {status['state']}")
+    return 0
 
 
 def _raise_interrupt(signum, frame):
@@ -161,12 +221,11 @@ def cmd_runs(args) -> int:
     if not rows:
         print("no runs yet; start one with `rlhf-studio train presets/sft-dolly-tiny.yaml`")
         return 0
-    header = f"{'ID':<32} {'STAGE':<7} {'STATE':<10} {'STEP':>11} {'LOSS':>8}  NAME"
-    print(header)
+    print(f"{'ID':<32} {'STAGE':<7} {'STATE':<10} {'STEP':>11} {'LOSS':>8}  {'NAME':<20} FROM")
     for r in rows:
         step = f"{r['step'] or 0}/{r['total_steps'] or '?'}"
         print(f"{r['id']:<32} {r['stage']:<7} {r['state']:<10} {step:>11} {_fmt_loss(r['last_loss']):>8}  "
-              f"{r['name'] or r['model']}")
+              f"{(r['name'] or r['model']):<20} {r['parent'] or ''}".rstrip())
     return 0
 
 

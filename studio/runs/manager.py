@@ -22,6 +22,7 @@ from studio.data import HUB, SAMPLE
 from studio.data.files import file_kind
 from studio.errors import DataError, ModelError, StudioError
 from studio.runs import process
+from studio.runs.metrics import truncate_after
 from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, runs_root
 from studio.runs.store import RunIndex, all_run_dirs, summarize
 
@@ -62,7 +63,7 @@ def link_parent(config: cfg.RunConfig) -> RunDir | None:
     return parent
 
 
-def create(config: cfg.RunConfig) -> RunDir:
+def create(config: cfg.RunConfig, pipeline: str | None = None) -> RunDir:
     """Write the run directory with its config and a queued status, and record it in the index."""
     parent = link_parent(config)
     runs_root().mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def create(config: cfg.RunConfig) -> RunDir:
     run.path.mkdir()
     run.config_path.write_text(cfg.to_yaml(config), encoding="utf-8")
     status = run.write_status(state="queued", pid=None, started=None, step=0, total_steps=0, error=None,
-                              created=time.time(), parent=parent.id if parent else None)
+                              created=time.time(), parent=parent.id if parent else None, pipeline=pipeline)
     RunIndex().upsert(summarize(run, status))
     return run
 
@@ -86,11 +87,26 @@ def launch(run: RunDir) -> subprocess.Popen:
     return proc
 
 
-def start(config: cfg.RunConfig) -> tuple[RunDir, subprocess.Popen]:
+def start(config: cfg.RunConfig, pipeline: str | None = None) -> tuple[RunDir, subprocess.Popen]:
     """Check the config's inputs, write the run directory and launch its worker."""
     check_inputs(config)
-    run = create(config)
+    run = create(config, pipeline)
     return run, launch(run)
+
+
+def resume(run: RunDir) -> subprocess.Popen:
+    """Relaunch a failed or cancelled run from its last complete checkpoint (or from the start if it has none).
+    Metrics logged after that checkpoint are dropped, since the run logs those steps again."""
+    current = status(run)
+    state = current.get("state")
+    if state not in ("failed", "cancelled"):
+        raise StudioError(f"run {run.id} is {state}; only failed or cancelled runs can be resumed")
+    checkpoints = run.complete_checkpoints()
+    step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if checkpoints else 0
+    truncate_after(run.metrics_path, step)
+    run.cancel_path.unlink(missing_ok=True)
+    run.write_status(state="queued", pid=None, started=None, step=step, error=None, resumed_from=step)
+    return launch(run)
 
 
 def find(run_id: str) -> RunDir:

@@ -80,3 +80,13 @@ def last_value(path: Path, key: str, window: int = 65536) -> float | None:
         if isinstance(row, dict) and key in row:
             return row[key]
     return None
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop rows logged after `step` (a resumed run logs them again from its checkpoint). Atomic."""
+    rows = [row for row in read_all(path) if (row.get("step") or 0) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)

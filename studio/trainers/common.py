@@ -3,6 +3,7 @@ metrics.jsonl and status.json and honours cancel requests, and saving the final 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -15,6 +16,8 @@ from studio.config import RunConfig
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
 
+
+log = logging.getLogger(__name__)
 
 # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing and warns on the old name;
 # earlier 5.x releases only know the old one.
@@ -111,7 +114,10 @@ def start_weights(config: RunConfig) -> Path | None:
 def resume_checkpoint(run: RunDir) -> str | None:
     """The newest complete checkpoint of this run, or None to start fresh."""
     complete = run.complete_checkpoints()
-    return str(complete[-1]) if complete else None
+    if not complete:
+        return None
+    log.info("resuming from %s", complete[-1].name)
+    return str(complete[-1])
 
 
 def save_final(trainer, tokenizer, run: RunDir) -> None:

@@ -1,0 +1,105 @@
+"""Pipelines: several stages run in order as linked runs, e.g. SFT -> reward model -> PPO (InstructGPT).
+
+A pipeline YAML has `stages:`, each a run config with a `name` and optionally `from: <earlier stage name>`
+(that stage's run becomes this one's init.from_run). `defaults:` is merged into every stage.
+
+    pipeline: dpo-tiny
+    defaults: {model: {name: tiny}}
+    stages:
+      - {name: sft, stage: sft, data: {source: dolly, path: sample}}
+      - {name: dpo, stage: dpo, from: sft, data: {source: hh-rlhf, path: sample}}
+
+`rlhf-studio train PIPELINE.yaml [--set KEY=VALUE]` runs it: a plain key applies to every stage, and
+`stages.NAME.KEY=VALUE` to one. Every stage is validated before the first one starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio import config as cfg
+from studio.errors import ConfigError
+
+PIPELINE_KEYS = ("pipeline", "description", "defaults", "stages")
+
+
+@dataclass
+class Stage:
+    name: str
+    parent: str | None  # the name of the earlier stage this one starts from
+    config: cfg.RunConfig
+
+
+@dataclass
+class Pipeline:
+    name: str
+    stages: list[Stage]
+
+
+def is_pipeline(raw: dict) -> bool:
+    return "stages" in raw
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str = "pipeline") -> Pipeline:
+    """Validate a pipeline mapping: unique stage names, `from` links to earlier stages, every stage config."""
+    unknown = sorted(set(raw) - set(PIPELINE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown pipeline key '{unknown[0]}' (a pipeline has {', '.join(PIPELINE_KEYS)}; "
+                          "stage settings go under stages or defaults)")
+    stages_raw = raw.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise ConfigError("stages: expected a list of stage configs")
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError("defaults: expected a mapping of config keys")
+
+    shared, per_stage = [], {}
+    for text in overrides or []:
+        path, _ = cfg.parse_override(text)
+        if path[0] == "stages" and len(path) > 2:
+            per_stage.setdefault(path[1], []).append(text.split(".", 2)[2])
+        else:
+            shared.append(text)
+    names = [s.get("name") if isinstance(s, dict) else None for s in stages_raw]
+    for stage_name in per_stage:
+        if stage_name not in names:
+            raise ConfigError(f"--set stages.{stage_name}...: no stage named '{stage_name}' "
+                              f"(stages: {', '.join(map(str, names))})")
+
+    stages: list[Stage] = []
+    for index, entry in enumerate(stages_raw, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"stages[{index}]: expected a mapping with a name and a stage config")
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"stages[{index}]: every stage needs a name")
+        if name in (s.name for s in stages):
+            raise ConfigError(f"stages[{index}]: the name '{name}' is used twice")
+        parent = entry.pop("from", None)
+        if parent is not None and parent not in (s.name for s in stages):
+            raise ConfigError(f"stages.{name}.from = '{parent}': not an earlier stage "
+                              f"(earlier: {', '.join(s.name for s in stages) or 'none'})")
+        stage_raw = cfg.apply_overrides(_merge(defaults, entry), shared + per_stage.get(name, []))
+        stage_raw.setdefault("name", name)
+        try:
+            config = cfg.from_dict(stage_raw)
+        except ConfigError as err:
+            raise ConfigError(f"stages.{name}: {err}") from None
+        if parent is not None and config.init.from_run:
+            raise ConfigError(f"stages.{name}: give either from (an earlier stage) or init.from_run, not both")
+        stages.append(Stage(name, parent, config))
+    return Pipeline(str(raw.get("pipeline") or default_name), stages)
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipeline:
+    return from_dict(cfg.read_yaml(path), overrides, default_name=Path(path).stem)
