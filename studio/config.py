@@ -113,7 +113,8 @@ class LoraSpec:
     enabled: bool = option(True, "Train a LoRA adapter; off trains every weight (full fine-tuning)")
     r: int = option(16, "LoRA rank: higher learns more and uses more memory", ge=1, le=1024)
     alpha: int = option(32, "LoRA scaling numerator; the update is scaled by alpha / r", ge=1, le=4096)
-    dropout: float = option(0.05, "Dropout on the LoRA input during training", ge=0.0, lt=1.0)
+    dropout: float = option(0.05, "Dropout on the LoRA input during training (the reward stage turns all "
+                                  "dropout off, as TRL does, so reward scores are deterministic)", ge=0.0, lt=1.0)
     target_modules: list[str] = option(["all-linear"], "Layer names to adapt (e.g. q_proj, v_proj), or "
                                                        "all-linear for every linear layer but the output head")
     use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower")
@@ -165,7 +166,8 @@ class InitSpec:
 @dataclass
 class RewardSpec:
     use_margin: bool = option(False, "Llama 2 margin loss: -log sigmoid(r_chosen - r_rejected - margin), the "
-                                     "margin taken from the data (SHP score ratio, or a margin column)")
+                                     "margin taken from the data (SHP score ratio, OpenAssistant rank gap, or "
+                                     "a margin column in your file)")
     center_rewards_coefficient: float | None = option(None, "Push rewards towards mean zero with this weight "
                                                             "(e.g. 0.01), so scores stay comparable across "
                                                             "prompts; empty turns it off", ge=0.0, le=10.0)

@@ -1,0 +1,100 @@
+"""Score responses with a completed reward model run: the scalar its score head gives each answer.
+
+    score("20250101-120000-reward-ab12", [{"role": "user", "content": "hi"}], "Hello! How can I help?")
+    score_batch(run_id, [prompt_a, prompt_b], ["answer a", "answer b"])   # one padded batch
+
+A conversation is rendered exactly as TRL's RewardTrainer renders a conversational training pair (the chat
+template applied to prompt + [assistant response], no generation prompt, nothing appended), padded on the
+right, and read at the last real token, so a score is the reward the trainer computed for the same text.
+Loaded models are cached per run, so comparing many answers loads the model once. Never imports gradio.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from studio import config as cfg
+from studio import models
+from studio.errors import StudioError
+from studio.runs import manager
+from studio.runs.rundir import RunDir
+from studio.trainers.common import start_weights
+
+BATCH_SIZE = 16  # responses per forward pass; small enough for long answers on a CPU
+
+
+def _reward_run(run_id: str) -> RunDir:
+    """The completed reward run with this id (or unique prefix), or one line saying why it cannot score."""
+    run = manager.find(run_id)
+    config = cfg.load_config(run.config_path)
+    if config.stage != "reward":
+        raise StudioError(f"run '{run.id}' is not a reward model (its stage is {config.stage}); pick a completed "
+                          "reward run to score answers")
+    state = manager.status(run).get("state")
+    if state != "completed" or not run.adapter_dir.is_dir():
+        raise StudioError(f"run '{run.id}' is {state}; only a completed reward run can score answers")
+    return run
+
+
+@lru_cache(maxsize=2)
+def _load(run_path: str):
+    """(tokenizer, model, device) of a completed reward run; cached by run folder (a finished run never changes)."""
+    from transformers import AutoTokenizer
+
+    run = RunDir(Path(run_path))
+    config = cfg.load_config(run.config_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(run.adapter_dir))  # as trained: its pad token and chat template
+    if (run.adapter_dir / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        # The body the adapter was trained on: the base model, with the parent run merged in for a chained RM.
+        base = models.load_reward_model(config.model, start_weights(config), pad_token_id=tokenizer.pad_token_id)
+        model = PeftModel.from_pretrained(base, str(run.adapter_dir))  # LoRA weights and the trained score head
+    else:  # trained without LoRA: the folder holds the whole model
+        model = models.load_reward_model(config.model, run.adapter_dir, pad_token_id=tokenizer.pad_token_id)
+    # The score is read at the last token that is not padding, so the model must pad with the tokenizer's pad.
+    model.config.pad_token_id = tokenizer.pad_token_id
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.model.quantization == "none":
+        model.to(device)
+    else:  # quantised weights were placed on their device when loaded
+        device = next(model.parameters()).device
+    model.eval()
+    return tokenizer, model, device
+
+
+def render(tokenizer, prompt_messages: list[dict], response: str) -> list[int]:
+    """Token ids of prompt + response, as RewardTrainer tokenizes a conversational pair for training."""
+    messages = list(prompt_messages) + [{"role": "assistant", "content": response}]
+    return tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+
+
+def score_batch(run_id: str, prompt_messages_list: list[list[dict]], responses: list[str]) -> list[float]:
+    """The reward of each (prompt, response) pair under a completed reward run, in order."""
+    if len(prompt_messages_list) != len(responses):
+        raise StudioError(f"score_batch: {len(prompt_messages_list)} prompts but {len(responses)} responses")
+    run = _reward_run(run_id)
+    tokenizer, model, device = _load(str(run.path))
+    ids = [render(tokenizer, prompt, response) for prompt, response in zip(prompt_messages_list, responses)]
+    scores: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[start:start + BATCH_SIZE]
+            width = max(len(x) for x in chunk)
+            input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, x in enumerate(chunk):  # right padding, like TRL's DataCollatorForPreference
+                input_ids[row, :len(x)] = torch.tensor(x)
+                attention_mask[row, :len(x)] = 1
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                           use_cache=False).logits
+            scores.extend(logits.squeeze(-1).float().tolist())
+    return scores
+
+
+def score(run_id: str, prompt_messages: list[dict], response: str) -> float:
+    """The reward a completed reward run gives one response to a conversation (role/content messages)."""
+    return score_batch(run_id, [prompt_messages], [response])[0]

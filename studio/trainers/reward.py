@@ -1,0 +1,94 @@
+"""Reward modelling with TRL's RewardTrainer on prompt -> chosen / rejected pairs.
+
+A causal LM body with a scalar score head (read at the last token) learns to score the chosen answer above the
+rejected one: loss -log sigmoid(r_chosen - r_rejected), or with reward.use_margin the Llama 2 margin loss
+-log sigmoid(r_chosen - r_rejected - margin), the margin taken from the data. Score a response with a finished
+run through `studio.scoring.score`. Run it with `rlhf-studio train presets/rm-hh-tiny.yaml`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from trl import RewardTrainer
+
+from studio import data, models
+from studio.config import RunConfig
+from studio.errors import ConfigError
+from studio.runs.rundir import RunDir
+from studio.trainers.common import (StudioCallback, resume_checkpoint, save_final, start_weights,
+                                    training_arguments)
+
+log = logging.getLogger(__name__)
+
+
+class StudioRewardTrainer(RewardTrainer):
+    """RewardTrainer that also logs the mean chosen and mean rejected reward ("chosen_reward",
+    "rejected_reward", and eval_ variants): TRL logs only their difference ("margin") and the overall
+    min/mean/max, which hide whether the model pushes chosen up or rejected down."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        mode = "train" if self.model.training else "eval"  # the same test TRL uses, so log() finds the values
+        with torch.no_grad():
+            chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)  # the collator puts chosen first
+            for key, rewards in (("chosen_reward", chosen), ("rejected_reward", rejected)):
+                mean = self.accelerator.gather_for_metrics(rewards.mean()).mean().item()
+                self._metrics[mode][key].append(mean)
+        return (loss, outputs) if return_outputs else loss
+
+
+def margin_rows(rows: list[dict], use_margin: bool) -> list[dict]:
+    """Rows as the loss should see them. TRL applies a "margin" column whenever one is present, so without
+    reward.use_margin it is removed; with it, rows lacking one get 0.0 (the plain loss for that pair)."""
+    if not use_margin:
+        return [{k: v for k, v in row.items() if k != "margin"} for row in rows]
+    if not any(row.get("margin") is not None for row in rows):
+        raise ConfigError("reward.use_margin: true, but this data has no margins (no row has a margin); use SHP "
+                          "or a file with a margin column, or turn reward.use_margin off")
+    return [{**row, "margin": float(row["margin"]) if row.get("margin") is not None else 0.0} for row in rows]
+
+
+def build_trainer(config: RunConfig, run: RunDir):
+    """The RewardTrainer for a config, with data loaded and checked and the model wrapped in LoRA."""
+    from datasets import Dataset
+    from trl import RewardConfig
+
+    tokenizer = models.load_tokenizer(config.model)
+    loaded = data.prepare(config.data, "preference", tokenizer, run)
+    rows = margin_rows(loaded.rows, config.reward.use_margin)
+    train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    log.info("data: %d train pairs, %d eval pairs%s", len(train_rows), len(eval_rows),
+             ", margin loss" if config.reward.use_margin else "")
+
+    model = models.load_reward_model(config.model, start_weights(config), pad_token_id=tokenizer.pad_token_id)
+    # PEFT's SEQ_CLS task adds the score head to modules_to_save, so the fresh head trains (and is saved) in full.
+    model = models.add_lora(model, config.lora, config.model, "SEQ_CLS", config.train.gradient_checkpointing)
+    trainable, total = models.count_parameters(model)
+    log.info("model: %s, %d parameters, %d trainable", config.model.name, total, trainable)
+
+    # RewardConfig's disable_dropout (on by default) turns every dropout off, LoRA's too: noise would blur the
+    # comparison of the two answers of a pair.
+    args = RewardConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
+                        max_length=config.data.max_length,
+                        center_rewards_coefficient=config.reward.center_rewards_coefficient)
+    return StudioRewardTrainer(model=model, args=args, processing_class=tokenizer,
+                               train_dataset=Dataset.from_list(train_rows),
+                               eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                               callbacks=[StudioCallback(run, config.train.save_total_limit)])
+
+
+def train(config: RunConfig, run: RunDir) -> None:
+    trainer = build_trainer(config, run)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(run))
+    if run.cancel_requested():
+        return
+    if trainer.eval_dataset is not None and not _evaluated_at_end(config, trainer):
+        trainer.evaluate()  # so eval_accuracy is in metrics.jsonl for the final weights
+    save_final(trainer, trainer.processing_class, run)
+
+
+def _evaluated_at_end(config: RunConfig, trainer) -> bool:
+    steps = config.train.eval_steps
+    return steps > 0 and trainer.state.global_step % steps == 0
