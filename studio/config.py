@@ -49,6 +49,8 @@ DATA_SOURCES = tuple(SOURCE_FORMATS)
 STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference"}  # the data each stage trains on
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
+# The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
+LABEL_SMOOTHING_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
 
 
 @dataclass
@@ -113,8 +115,8 @@ class LoraSpec:
     enabled: bool = option(True, "Train a LoRA adapter; off trains every weight (full fine-tuning)")
     r: int = option(16, "LoRA rank: higher learns more and uses more memory", ge=1, le=1024)
     alpha: int = option(32, "LoRA scaling numerator; the update is scaled by alpha / r", ge=1, le=4096)
-    dropout: float = option(0.05, "Dropout on the LoRA input during training (the reward stage turns all "
-                                  "dropout off, as TRL does, so reward scores are deterministic)", ge=0.0, lt=1.0)
+    dropout: float = option(0.05, "Dropout on the LoRA input during training (the reward and DPO stages turn "
+                                  "all dropout off, as TRL does)", ge=0.0, lt=1.0)
     target_modules: list[str] = option(["all-linear"], "Layer names to adapt (e.g. q_proj, v_proj), or "
                                                        "all-linear for every linear layer but the output head")
     use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower")
@@ -181,8 +183,8 @@ class DPOSpec:
                          le=10.0)
     loss_type: str = option("sigmoid", "DPO loss: sigmoid (the DPO paper), ipo, hinge, robust and the other "
                                        "paired losses TRL offers", choices=DPO_LOSS_TYPES)
-    label_smoothing: float = option(0.0, "Assumed share of flipped preference labels (conservative DPO, robust)",
-                                    ge=0.0, lt=0.5)
+    label_smoothing: float = option(0.0, "Assumed share of flipped preference labels; used by the robust, "
+                                         "exo_pair, aot and aot_unpaired losses", ge=0.0, lt=0.5)
 
 
 @dataclass
@@ -301,6 +303,13 @@ def _check_combinations(config: RunConfig) -> None:
         raise ConfigError(f"data.source = '{source}' gives {gives} rows, but the {config.stage} stage trains on "
                           f"{stage_format} rows; pick a source that has them: "
                           f"{', '.join(s for s, f in SOURCE_FORMATS.items() if stage_format in f)}")
+    loss, smoothing = config.dpo.loss_type, config.dpo.label_smoothing
+    if config.stage == "dpo" and loss == "exo_pair" and smoothing == 0:
+        raise ConfigError("dpo.label_smoothing = 0: the exo_pair loss needs a value above 0 (the EXO paper "
+                          "suggests 0.001)")
+    if config.stage == "dpo" and smoothing > 0 and loss not in LABEL_SMOOTHING_LOSSES:
+        raise ConfigError(f"dpo.label_smoothing = {smoothing}: the {loss} loss does not use label smoothing; set "
+                          f"it to 0 or pick a loss that does: {', '.join(LABEL_SMOOTHING_LOSSES)}")
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")

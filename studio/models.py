@@ -161,7 +161,10 @@ def merge_adapter(model, adapter_dir: Path):
     # Load it as a task-agnostic adapter: a policy (causal LM) adapter may go into a reward model body, whose
     # score head it leaves untouched.
     config.task_type = None
-    return PeftModel.from_pretrained(model, str(adapter_dir), config=config).merge_and_unload()
+    merged = PeftModel.from_pretrained(model, str(adapter_dir), config=config).merge_and_unload()
+    # merge_and_unload leaves every weight frozen; the merged model is a starting point like any base model,
+    # so make it trainable again (add_lora freezes what LoRA should not train).
+    return merged.requires_grad_(True)
 
 
 def linear_layer_names(model) -> list[str]:

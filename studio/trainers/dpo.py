@@ -1,0 +1,91 @@
+"""Direct preference optimisation with TRL's DPOTrainer on prompt -> chosen/rejected rows.
+
+The policy learns to raise the likelihood of the chosen answer over the rejected one, relative to a frozen
+reference: the starting weights (the base model, or the run named in init.from_run). TRL logs the implicit
+rewards beta * log(policy / reference) as rewards/chosen, rewards/rejected, rewards/margins and
+rewards/accuracies, next to loss and logps/*; all of them reach metrics.jsonl unchanged. As TRL advises, dropout
+is switched off (lora.dropout included), so policy and reference score the same tokens the same way at step 0.
+Run it with `rlhf-studio train presets/dpo-hh-tiny.yaml`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from studio import data, models
+from studio.config import LABEL_SMOOTHING_LOSSES, RunConfig
+from studio.runs.rundir import RunDir
+from studio.trainers.common import (StudioCallback, resume_checkpoint, save_final, start_weights,
+                                    training_arguments)
+
+log = logging.getLogger(__name__)
+
+
+
+def build_trainer(config: RunConfig, run: RunDir):
+    """The DPOTrainer for a config, with data loaded and checked, the policy wrapped in LoRA and its reference."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    loss_options = dpo_loss_options(config)
+    tokenizer = models.load_tokenizer(config.model)
+    loaded = data.prepare(config.data, "preference", tokenizer, run)
+    # The margin column is for reward-model margin losses; DPO's implicit reward has no use for it.
+    rows = [{k: v for k, v in row.items() if k != "margin"} for row in loaded.rows]
+    train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    log.info("data: %d train rows, %d eval rows", len(train_rows), len(eval_rows))
+
+    policy = models.load_causal_lm(config.model, start_weights(config))
+    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
+    if config.lora.enabled:
+        # No second model in memory: given a PEFT policy and ref_model=None, TRL computes the reference
+        # log-probs with the adapter switched off (see the "ref" adapter below), which leaves exactly the
+        # starting weights.
+        reference = None
+    else:
+        # Full fine-tuning changes every weight, so the reference must be a separate frozen copy of the
+        # starting weights (twice the model memory). It is loaded here rather than by TRL, because TRL would
+        # reload the base model by name and miss an init.from_run parent's merged adapter.
+        reference = models.load_causal_lm(config.model, start_weights(config)).eval().requires_grad_(False)
+    trainable, total = models.count_parameters(policy)
+    log.info("model: %s, %d parameters, %d trainable; reference: %s", config.model.name, total, trainable,
+             "the policy with its adapter disabled" if reference is None else "a frozen copy")
+
+    args = DPOConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
+                     beta=config.dpo.beta,
+                     loss_type=[config.dpo.loss_type],
+                     max_length=config.data.max_length,
+                     **loss_options)
+    trainer = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
+                         train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                         callbacks=[StudioCallback(run, config.train.save_total_limit)])
+    if config.lora.enabled and "ref" in trainer.model.peft_config:
+        # Given a PeftModel, TRL (1.16) assumes the adapter may be pre-trained and adds a frozen copy of it named
+        # "ref" to use as the reference. Ours is freshly initialised (LoRA's B matrix is zero), so that copy equals
+        # the adapter-disabled model; without it TRL disables the adapter instead, which also saves the copy's
+        # forward cost and keeps it out of checkpoints and the saved adapter folder.
+        trainer.model.delete_adapter("ref")
+    return trainer
+
+
+def dpo_loss_options(config: RunConfig) -> dict:
+    """DPOConfig keywords that depend on the loss: label_smoothing only where the loss reads it (the config
+    refuses a value that a loss would ignore)."""
+    smoothing = config.dpo.label_smoothing
+    return {"label_smoothing": smoothing} if config.dpo.loss_type in LABEL_SMOOTHING_LOSSES else {}
+
+
+def train(config: RunConfig, run: RunDir) -> None:
+    trainer = build_trainer(config, run)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(run))
+    if run.cancel_requested():
+        return
+    if trainer.eval_dataset is not None and not _evaluated_at_end(config, trainer):
+        trainer.evaluate()
+    save_final(trainer, trainer.processing_class, run)
+
+
+def _evaluated_at_end(config: RunConfig, trainer) -> bool:
+    steps = config.train.eval_steps
+    return steps > 0 and trainer.state.global_step % steps == 0
