@@ -130,3 +130,16 @@ def save_final(trainer, tokenizer, run: RunDir) -> None:
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(run.adapter_dir, ignore_errors=True)
     os.replace(tmp, run.adapter_dir)
+
+
+def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:
+    """What every stage does with its trainer: train (resuming from the last complete checkpoint), measure
+    the final weights on the eval set unless the last step just did, and save them, unless cancelled."""
+    trainer.train(resume_from_checkpoint=resume_checkpoint(run))
+    if run.cancel_requested():
+        return
+    eval_steps = config.train.eval_steps
+    evaluated_at_end = eval_steps > 0 and trainer.state.global_step % eval_steps == 0
+    if trainer.eval_dataset is not None and not evaluated_at_end:
+        trainer.evaluate()
+    save_final(trainer, trainer.processing_class, run)

@@ -17,8 +17,7 @@ from studio import data, models
 from studio.config import RunConfig
 from studio.errors import ConfigError
 from studio.runs.rundir import RunDir
-from studio.trainers.common import (StudioCallback, resume_checkpoint, save_final, start_weights,
-                                    training_arguments)
+from studio.trainers.common import StudioCallback, fit_and_save, start_weights, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +79,4 @@ def build_trainer(config: RunConfig, run: RunDir):
 
 
 def train(config: RunConfig, run: RunDir) -> None:
-    trainer = build_trainer(config, run)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(run))
-    if run.cancel_requested():
-        return
-    if trainer.eval_dataset is not None and not _evaluated_at_end(config, trainer):
-        trainer.evaluate()  # so eval_accuracy is in metrics.jsonl for the final weights
-    save_final(trainer, trainer.processing_class, run)
-
-
-def _evaluated_at_end(config: RunConfig, trainer) -> bool:
-    steps = config.train.eval_steps
-    return steps > 0 and trainer.state.global_step % steps == 0
+    fit_and_save(build_trainer(config, run), config, run)
