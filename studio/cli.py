@@ -194,11 +194,14 @@ def _follow(run, proc) -> int:
 
 
 def _update_bar(bar, status: dict, reader) -> None:
+    """Redraw only when the step or the loss moved, so a log file of the output stays short."""
     total, step = status.get("total_steps") or 0, status.get("step") or 0
-    if total and bar.total != total:
+    losses = [row["loss"] for row in reader.read_new() if "loss" in row]
+    if (total == bar.total or not total) and step == bar.n and not losses:
+        return
+    if total:
         bar.total = total
     bar.n = step
-    losses = [row["loss"] for row in reader.read_new() if "loss" in row]
     if losses:
         bar.set_postfix(loss=losses[-1], refresh=False)
     bar.refresh()

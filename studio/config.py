@@ -35,7 +35,7 @@ def option(default: Any, help: str, *, choices: tuple | None = None, ge: float |
     return field(default=default, metadata=meta)
 
 
-STAGES = ("sft", "reward", "dpo")
+STAGES = ("sft", "reward", "dpo", "kto")
 # What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
 SOURCE_FORMATS = {
     "dolly": ("sft",),
@@ -46,7 +46,7 @@ SOURCE_FORMATS = {
     "file": ("sft", "preference"),
 }
 DATA_SOURCES = tuple(SOURCE_FORMATS)
-STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference"}  # the data each stage trains on
+STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference"}
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
 # The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
@@ -188,6 +188,15 @@ class DPOSpec:
 
 
 @dataclass
+class KTOSpec:
+    beta: float = option(0.1, "KTO temperature: higher keeps the policy closer to the reference", gt=0.0, le=10.0)
+    loss_type: str = option("kto", "kto (the KTO paper) or apo_zero_unpaired", choices=("kto", "apo_zero_unpaired"))
+    desirable_weight: float = option(1.0, "Weight of the loss on chosen (desirable) answers", gt=0.0, le=100.0)
+    undesirable_weight: float = option(1.0, "Weight of the loss on rejected (undesirable) answers", gt=0.0,
+                                       le=100.0)
+
+
+@dataclass
 class RunConfig:
     stage: str = option("sft", "Training stage", choices=STAGES)
     name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
@@ -199,6 +208,7 @@ class RunConfig:
     sft: SFTSpec = field(default_factory=SFTSpec)
     reward: RewardSpec = field(default_factory=RewardSpec)
     dpo: DPOSpec = field(default_factory=DPOSpec)
+    kto: KTOSpec = field(default_factory=KTOSpec)
 
 
 # ---------------------------------------------------------------- building and checking
@@ -310,6 +320,9 @@ def _check_combinations(config: RunConfig) -> None:
     if config.stage == "dpo" and smoothing > 0 and loss not in LABEL_SMOOTHING_LOSSES:
         raise ConfigError(f"dpo.label_smoothing = {smoothing}: the {loss} loss does not use label smoothing; set "
                           f"it to 0 or pick a loss that does: {', '.join(LABEL_SMOOTHING_LOSSES)}")
+    if config.stage == "kto" and config.train.batch_size < 2 and config.kto.loss_type == "kto":
+        raise ConfigError("train.batch_size = 1: the kto loss estimates its KL term from other examples in the "
+                          "batch, so it needs at least 2")
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")

@@ -143,3 +143,34 @@ def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:
     if trainer.eval_dataset is not None and not evaluated_at_end:
         trainer.evaluate()
     save_final(trainer, trainer.processing_class, run)
+
+
+def policy_and_reference(config: RunConfig):
+    """(policy, reference) for the stages that train against a frozen reference (DPO, KTO).
+
+    With LoRA the reference is None: TRL then computes reference log-probs with the adapter switched off,
+    which leaves exactly the starting weights, with no second model in memory. Full fine-tuning changes every
+    weight, so the reference is a separate frozen copy of the starting weights (twice the memory), loaded here
+    rather than by TRL, which would reload the base by name and miss an init.from_run parent's merged adapter.
+    """
+    from studio import models
+
+    policy = models.load_causal_lm(config.model, start_weights(config))
+    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
+    reference = None
+    if not config.lora.enabled:
+        reference = models.load_causal_lm(config.model, start_weights(config)).eval().requires_grad_(False)
+    trainable, total = models.count_parameters(policy)
+    log.info("model: %s, %d parameters, %d trainable; reference: %s", config.model.name, total, trainable,
+             "the policy with its adapter disabled" if reference is None else "a frozen copy")
+    return policy, reference
+
+
+def drop_ref_adapter(trainer) -> None:
+    """Given a PeftModel, TRL (1.16) assumes the adapter may be pre-trained and adds a frozen copy of it named
+    "ref" as the reference. Ours is freshly initialised (LoRA's B matrix is zero), so that copy equals the
+    adapter-disabled model; without it TRL disables the adapter instead, which saves the copy's forward cost and
+    keeps it out of checkpoints and the saved adapter folder."""
+    peft_config = getattr(trainer.model, "peft_config", None)
+    if peft_config and "ref" in peft_config:
+        trainer.model.delete_adapter("ref")

@@ -15,10 +15,10 @@ import logging
 from studio import data, models
 from studio.config import LABEL_SMOOTHING_LOSSES, RunConfig
 from studio.runs.rundir import RunDir
-from studio.trainers.common import StudioCallback, fit_and_save, start_weights, training_arguments
+from studio.trainers.common import (StudioCallback, drop_ref_adapter, fit_and_save, policy_and_reference,
+                                    training_arguments)
 
 log = logging.getLogger(__name__)
-
 
 
 def build_trainer(config: RunConfig, run: RunDir):
@@ -34,21 +34,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
     log.info("data: %d train rows, %d eval rows", len(train_rows), len(eval_rows))
 
-    policy = models.load_causal_lm(config.model, start_weights(config))
-    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
-    if config.lora.enabled:
-        # No second model in memory: given a PEFT policy and ref_model=None, TRL computes the reference
-        # log-probs with the adapter switched off (see the "ref" adapter below), which leaves exactly the
-        # starting weights.
-        reference = None
-    else:
-        # Full fine-tuning changes every weight, so the reference must be a separate frozen copy of the
-        # starting weights (twice the model memory). It is loaded here rather than by TRL, because TRL would
-        # reload the base model by name and miss an init.from_run parent's merged adapter.
-        reference = models.load_causal_lm(config.model, start_weights(config)).eval().requires_grad_(False)
-    trainable, total = models.count_parameters(policy)
-    log.info("model: %s, %d parameters, %d trainable; reference: %s", config.model.name, total, trainable,
-             "the policy with its adapter disabled" if reference is None else "a frozen copy")
+    policy, reference = policy_and_reference(config)
 
     args = DPOConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
                      beta=config.dpo.beta,
@@ -59,12 +45,7 @@ def build_trainer(config: RunConfig, run: RunDir):
                          train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
                          callbacks=[StudioCallback(run, config.train.save_total_limit)])
-    if config.lora.enabled and "ref" in trainer.model.peft_config:
-        # Given a PeftModel, TRL (1.16) assumes the adapter may be pre-trained and adds a frozen copy of it named
-        # "ref" to use as the reference. Ours is freshly initialised (LoRA's B matrix is zero), so that copy equals
-        # the adapter-disabled model; without it TRL disables the adapter instead, which also saves the copy's
-        # forward cost and keeps it out of checkpoints and the saved adapter folder.
-        trainer.model.delete_adapter("ref")
+    drop_ref_adapter(trainer)
     return trainer
 
 
