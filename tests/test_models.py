@@ -109,3 +109,17 @@ def test_remote_code_needs_the_explicit_opt_in(studio_home, tmp_path):
                      "AutoModelForCausalLM": "modeling_custom.CustomModel"}}))
     with pytest.raises(ModelError, match="needs Python code from its repository.*model.trust_remote_code: true"):
         models.load_causal_lm(ModelSpec(name=str(folder)))
+
+
+def test_dora_and_rslora_change_the_adapter(studio_home):
+    spec = ModelSpec()
+    plain = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8), spec, "CAUSAL_LM")
+    dora = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8, use_dora=True), spec, "CAUSAL_LM")
+    rslora = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8, use_rslora=True), spec,
+                             "CAUSAL_LM")
+    assert not any("magnitude" in n for n, _ in plain.named_parameters())
+    assert any("lora_magnitude_vector" in n for n, p in dora.named_parameters() if p.requires_grad)
+    q_plain = plain.base_model.model.model.layers[0].self_attn.q_proj
+    q_rs = rslora.base_model.model.model.layers[0].self_attn.q_proj
+    assert q_plain.scaling["default"] == 8 / 4
+    assert q_rs.scaling["default"] == pytest.approx(8 / 4 ** 0.5)
