@@ -35,7 +35,7 @@ def option(default: Any, help: str, *, choices: tuple | None = None, ge: float |
     return field(default=default, metadata=meta)
 
 
-STAGES = ("sft", "reward", "dpo", "kto")
+STAGES = ("sft", "reward", "dpo", "kto", "ppo")
 # What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
 SOURCE_FORMATS = {
     "dolly": ("sft",),
@@ -46,7 +46,10 @@ SOURCE_FORMATS = {
     "file": ("sft", "preference"),
 }
 DATA_SOURCES = tuple(SOURCE_FORMATS)
-STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference"}
+# PPO needs only prompts, which every format has: it samples its own answers and a reward model scores them.
+PROMPT_ONLY = "prompt"
+STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference", "ppo": PROMPT_ONLY}
+REWARD_COMBINES = ("sum", "safety_gated")
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
 # The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
@@ -197,6 +200,44 @@ class KTOSpec:
 
 
 @dataclass
+class PPOSpec:
+    reward_runs: list[str] = option([], "Completed reward run ids that score the policy's answers: one, or two "
+                                        "combined by reward_combine (e.g. a helpfulness and a safety model)")
+    reward_combine: str = option("sum", "With two reward models: sum (weighted by reward_weights) or "
+                                        "safety_gated (Llama 2: the safety score where it is below "
+                                        "safety_threshold, else the helpfulness score; the runs' reward.kind "
+                                        "says which is which)", choices=REWARD_COMBINES)
+    reward_weights: list[float] = option([], "With reward_combine sum: one weight per reward run, in order; "
+                                             "empty weighs each 1")
+    safety_threshold: float = option(0.15, "With safety_gated: a safety score below this overrides the "
+                                           "helpfulness score (Llama 2 uses 0.15)", ge=-100.0, le=100.0)
+    response_length: int = option(53, "Most tokens sampled per answer", ge=1, le=8192)
+    kl_coef: float = option(0.05, "Weight of the per-token KL penalty that keeps the policy near its starting "
+                                  "weights; the starting value when target_kl is set", ge=0.0, le=10.0)
+    target_kl: float | None = option(None, "Adapt kl_coef so the KL per answer approaches this (Ziegler et al., "
+                                           "e.g. 6); empty keeps kl_coef fixed", gt=0.0, le=1000.0)
+    kl_horizon: int = option(10000, "With target_kl: answers over which kl_coef adapts; smaller adapts faster",
+                             ge=1)
+    kl_estimator: str = option("k1", "Per-token KL estimate in the reward: k1 (log ratio, unbiased) or k3 "
+                                     "(non-negative, lower variance)", choices=("k1", "k3"))
+    missing_eos_penalty: float = option(1.0, "Subtracted from the score of an answer that stops at "
+                                             "response_length without its end-of-turn token; 0 turns it off",
+                                        ge=0.0, le=100.0)
+    gamma: float = option(1.0, "Discount of later rewards in the advantage estimate", ge=0.0, le=1.0)
+    lam: float = option(0.95, "GAE lambda: lower trusts the value head more (less variance, more bias)",
+                        ge=0.0, le=1.0)
+    cliprange: float = option(0.2, "PPO clip: how far one update may move each token's probability ratio",
+                              gt=0.0, le=10.0)
+    cliprange_value: float = option(0.2, "How far one update may move each value estimate", gt=0.0, le=100.0)
+    vf_coef: float = option(0.1, "Weight of the value loss next to the policy loss", ge=0.0, le=100.0)
+    ppo_epochs: int = option(4, "Optimisation passes over each batch of sampled answers", ge=1, le=100)
+    mini_batch_size: int = option(4, "Answers per optimizer step inside a PPO epoch; must divide "
+                                     "train.batch_size (the prompts sampled per step), and be divisible by "
+                                     "train.gradient_accumulation_steps", ge=1, le=4096)
+    whiten_advantages: bool = option(True, "Normalise advantages to mean 0 and std 1 over each batch")
+
+
+@dataclass
 class RunConfig:
     stage: str = option("sft", "Training stage", choices=STAGES)
     name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
@@ -209,6 +250,7 @@ class RunConfig:
     reward: RewardSpec = field(default_factory=RewardSpec)
     dpo: DPOSpec = field(default_factory=DPOSpec)
     kto: KTOSpec = field(default_factory=KTOSpec)
+    ppo: PPOSpec = field(default_factory=PPOSpec)
 
 
 # ---------------------------------------------------------------- building and checking
@@ -267,6 +309,10 @@ def _check_value(key: str, value: Any, kind: Any, meta: typing.Mapping) -> Any:
     if typing.get_origin(kind) is list:
         if isinstance(value, str):  # "q_proj,v_proj" from a form or --set
             value = [part.strip() for part in value.split(",") if part.strip()]
+        if typing.get_args(kind) == (float,):
+            if not isinstance(value, list):
+                raise ConfigError(f"{key} = {_show(value)}: expected a list of numbers")
+            return [_check_value(f"{key}[{i}]", v, float, {}) for i, v in enumerate(value)]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"{key} = {_show(value)}: expected a list of names")
         return value
@@ -308,7 +354,7 @@ def _check_combinations(config: RunConfig) -> None:
     if config.train.max_steps == 0:
         raise ConfigError("train.max_steps = 0: must be -1 (use train.epochs) or a positive number of steps")
     stage_format, source = STAGE_FORMATS[config.stage], config.data.source
-    if stage_format not in SOURCE_FORMATS[source]:
+    if stage_format != PROMPT_ONLY and stage_format not in SOURCE_FORMATS[source]:
         gives = " and ".join(SOURCE_FORMATS[source])
         raise ConfigError(f"data.source = '{source}' gives {gives} rows, but the {config.stage} stage trains on "
                           f"{stage_format} rows; pick a source that has them: "
@@ -323,9 +369,38 @@ def _check_combinations(config: RunConfig) -> None:
     if config.stage == "kto" and config.train.batch_size < 2 and config.kto.loss_type == "kto":
         raise ConfigError("train.batch_size = 1: the kto loss estimates its KL term from other examples in the "
                           "batch, so it needs at least 2")
+    if config.stage == "ppo":
+        _check_ppo(config)
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")
+
+
+def _check_ppo(config: RunConfig) -> None:
+    ppo, train = config.ppo, config.train
+    runs = ppo.reward_runs
+    if not runs:
+        raise ConfigError("ppo.reward_runs is empty: PPO needs the id of a completed reward run to score its "
+                          "answers (train one with stage: reward first)")
+    if len(runs) > 2:
+        raise ConfigError(f"ppo.reward_runs has {len(runs)} runs: PPO combines at most two (e.g. helpfulness "
+                          "and safety)")
+    if len(set(runs)) != len(runs):
+        raise ConfigError(f"ppo.reward_runs = {runs}: the same run is named twice")
+    if ppo.reward_weights and len(ppo.reward_weights) != len(runs):
+        raise ConfigError(f"ppo.reward_weights = {ppo.reward_weights}: give one weight per reward run "
+                          f"({len(runs)}), or none to weigh each 1")
+    if ppo.reward_weights and ppo.reward_combine != "sum":
+        raise ConfigError(f"ppo.reward_weights = {ppo.reward_weights}: only reward_combine sum uses weights")
+    if ppo.reward_combine == "safety_gated" and len(runs) != 2:
+        raise ConfigError(f"ppo.reward_combine = 'safety_gated': needs two reward runs (helpfulness and safety), "
+                          f"got {len(runs)}")
+    if train.batch_size % ppo.mini_batch_size:
+        raise ConfigError(f"ppo.mini_batch_size = {ppo.mini_batch_size}: must divide train.batch_size "
+                          f"({train.batch_size}), the prompts sampled per PPO step")
+    if ppo.mini_batch_size % train.gradient_accumulation_steps:
+        raise ConfigError(f"train.gradient_accumulation_steps = {train.gradient_accumulation_steps}: must divide "
+                          f"ppo.mini_batch_size ({ppo.mini_batch_size}), which it splits into forward passes")
 
 
 # ---------------------------------------------------------------- YAML and overrides

@@ -1,0 +1,138 @@
+"""PPO on the tiny model: a reward model trained on polite-over-rude pairs scores the policy's answers, the policy's
+reward rises while its KL to the starting weights stays bounded, and bad PPO configs are refused clearly.
+
+    python -m pytest tests/test_ppo.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from studio.config import DataSpec, LoraSpec, PPOSpec, RunConfig, TrainSpec, from_dict
+from studio.errors import ConfigError
+from studio.runs import manager
+from studio.runs.metrics import read_all
+from studio.trainers import ppo
+from tests.conftest import polite_rude_pairs, write_jsonl
+from tests.test_reward import reward_config, train_to_completion
+
+STEP_KEYS = ("reward", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss", "clip_fraction",
+             "approx_kl", "response_length", "time/generation", "time/optimization", "step", "epoch", "time")
+
+
+def ppo_config(path, reward_run: str, **ppo_options) -> RunConfig:
+    options = dict(reward_runs=[reward_run], response_length=12, kl_coef=0.2, ppo_epochs=2, mini_batch_size=16)
+    return RunConfig(stage="ppo", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0,
+                                                max_length=128),
+                     lora=LoraSpec(r=8, alpha=16, dropout=0.0),
+                     train=TrainSpec(max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=4,
+                                     warmup_ratio=0.0),
+                     ppo=PPOSpec(**{**options, **ppo_options}))
+
+
+@pytest.mark.slow
+def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
+    """40 steps of 32 answers (about 0.15 s a step on 2 CPU cores; the whole test about 25 s, most of it loading).
+
+    With the seeds fixed here the mean reward goes from -1.58 at step 1 to about 0.2, and the first quarter of steps
+    averages -0.85 against 0.15 for the last (a rise of 1.0); with other reward model inits the rise was 1.5 to 2.8.
+    A quarter averages 320 answers, so its noise is near 0.05: a rise above 0.5 is learning, not luck. The KL per
+    answer (summed over its tokens, the quantity target_kl aims at) averages 6.8 in the last quarter, 8.3 at most,
+    so the last quarter's mean must stay under 10 and no step may pass 15. What the policy learns is whatever this
+    tiny reward model overrates (it ends answers with a word it likes): PPO doing its job on a weak reward model."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(160, seed=1))
+    # The reward stage adds its LoRA before TRL seeds anything, so its init follows whatever drew from torch's
+    # generator earlier in this process; seeding here keeps the reward model, and so this test, reproducible.
+    torch.manual_seed(0)
+    reward_run = train_to_completion(reward_config(pairs))
+
+    config = ppo_config(pairs, reward_run.id)
+    run = manager.create(config)
+    ppo.train(config, run)
+
+    rows = read_all(run.metrics_path)
+    assert [r["step"] for r in rows] == list(range(1, 41))
+    for row in rows:
+        assert all(key in row for key in STEP_KEYS), sorted(set(STEP_KEYS) - set(row))
+        assert f"reward/{reward_run.id}" in row
+    quarter = len(rows) // 4
+    first = sum(r["reward"] for r in rows[:quarter]) / quarter
+    last = sum(r["reward"] for r in rows[-quarter:]) / quarter
+    late_kl = sum(r["kl"] for r in rows[-quarter:]) / quarter
+    seconds = sum(r["time/generation"] + r["time/optimization"] for r in rows) / len(rows)
+    print(f"reward first quarter {first:.3f}, last quarter {last:.3f}, last-quarter kl {late_kl:.2f}, "
+          f"max kl {max(r['kl'] for r in rows):.2f}, {seconds:.3f} s/step")
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # fresh LoRA (B = 0): the policy is the reference
+    assert last > first + 0.5, (first, last)
+    assert late_kl < 10
+    assert max(r["kl"] for r in rows) < 15
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
+    assert (run.adapter_dir / ppo.VALUE_HEAD_FILE).is_file()
+
+    cancelled = manager.create(config)  # a cancel request is honoured between steps: nothing trained, nothing saved
+    cancelled.request_cancel()
+    ppo.train(config, cancelled)
+    assert read_all(cancelled.metrics_path) == [] and not cancelled.adapter_dir.exists()
+
+
+# ---------------------------------------------------------------- refused configs
+
+
+@pytest.mark.parametrize("ppo_options, message", [
+    ({}, "ppo.reward_runs is empty"),
+    ({"reward_runs": ["a", "b", "c"]}, "at most two"),
+    ({"reward_runs": ["a", "a"]}, "named twice"),
+    ({"reward_runs": ["a", "b"], "reward_weights": [1.0]}, "one weight per reward run"),
+    ({"reward_runs": ["a"], "reward_combine": "safety_gated"}, "needs two reward runs"),
+    ({"reward_runs": ["a"], "mini_batch_size": 3}, "must divide train.batch_size"),
+    ({"reward_runs": ["a"], "reward_weights": ["x"]}, "ppo.reward_weights[0] = 'x': expected a number"),
+])
+def test_bad_ppo_configs_are_refused(ppo_options, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"stage": "ppo", "data": {"source": "dolly"}, "ppo": ppo_options})
+    assert message in str(err.value)
+
+
+def test_ppo_takes_prompts_from_any_source():
+    for source in ("dolly", "hh-rlhf", "oasst", "file"):
+        assert from_dict({"stage": "ppo", "data": {"source": source}, "ppo": {"reward_runs": ["a"]}}).stage == "ppo"
+
+
+def test_reward_weights_come_from_yaml_numbers_and_text():
+    config = from_dict({"stage": "ppo", "ppo": {"reward_runs": ["a", "b"], "reward_weights": [1, "0.5"]}})
+    assert config.ppo.reward_weights == [1.0, 0.5]
+
+
+def test_combine_scores():
+    s = {"help": torch.tensor([1.0, 2.0, 3.0]), "safe": torch.tensor([0.0, 0.5, -1.0])}
+    kinds = {"help": "helpfulness", "safe": "safety"}
+    summed = from_dict({"stage": "ppo", "ppo": {"reward_runs": ["help", "safe"], "reward_weights": [1, 2]}})
+    assert ppo.combine_scores(summed, s, kinds).tolist() == [1.0, 3.0, 1.0]
+    gated = from_dict({"stage": "ppo", "ppo": {"reward_runs": ["help", "safe"], "reward_combine": "safety_gated",
+                                               "safety_threshold": 0.15}})
+    # safety below 0.15 wins (rows 0 and 2), else helpfulness (row 1)
+    assert ppo.combine_scores(gated, s, kinds).tolist() == [0.0, 2.0, -1.0]
+    with pytest.raises(ConfigError, match="reward.kind safety"):
+        ppo.combine_scores(gated, s, {"help": "helpfulness", "safe": "general"})
+
+
+def test_response_mask_stops_after_the_first_eos():
+    responses = torch.tensor([[5, 6, 2, 7, 2], [5, 6, 7, 8, 9]])
+    mask, ended = ppo._response_mask(responses, eos_id=2)
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert ended.tolist() == [True, False]
+
+
+def test_a_missing_reward_run_fails_before_any_model_loads(tmp_path):
+    from studio.errors import StudioError
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(8))
+    config = ppo_config(pairs, "no-such-run")
+    with pytest.raises(StudioError, match="no run with id 'no-such-run'"):
+        ppo.train(config, manager.create(config))
+
+
+def test_ppo_starts_from_policy_runs_only():
+    assert manager.STARTS_FROM["ppo"] == manager.POLICY_STAGES
+    assert "reward" not in manager.STARTS_FROM["ppo"]
