@@ -50,6 +50,8 @@ DATA_SOURCES = tuple(SOURCE_FORMATS)
 PROMPT_ONLY = "prompt"
 STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference", "ppo": PROMPT_ONLY}
 REWARD_COMBINES = ("sum", "safety_gated")
+# Stages that sample their own answers and score them with reward_models.
+ONLINE_STAGES = ("ppo",)
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
 # The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
@@ -200,17 +202,20 @@ class KTOSpec:
 
 
 @dataclass
-class PPOSpec:
-    reward_runs: list[str] = option([], "Completed reward run ids that score the policy's answers: one, or two "
-                                        "combined by reward_combine (e.g. a helpfulness and a safety model)")
-    reward_combine: str = option("sum", "With two reward models: sum (weighted by reward_weights) or "
-                                        "safety_gated (Llama 2: the safety score where it is below "
-                                        "safety_threshold, else the helpfulness score; the runs' reward.kind "
-                                        "says which is which)", choices=REWARD_COMBINES)
-    reward_weights: list[float] = option([], "With reward_combine sum: one weight per reward run, in order; "
-                                             "empty weighs each 1")
+class RewardModelsSpec:
+    """The completed reward runs that score sampled answers in the online stages (ppo and later ones)."""
+    runs: list[str] = option([], "Completed reward run ids that score the policy's answers: one, or two combined "
+                                 "by combine (e.g. a helpfulness and a safety model)")
+    combine: str = option("sum", "With two reward models: sum (weighted by weights) or safety_gated (Llama 2: the "
+                                 "safety score where it is below safety_threshold, else the helpfulness score; the "
+                                 "runs' reward.kind says which is which)", choices=REWARD_COMBINES)
+    weights: list[float] = option([], "With combine sum: one weight per reward run, in order; empty weighs each 1")
     safety_threshold: float = option(0.15, "With safety_gated: a safety score below this overrides the "
                                            "helpfulness score (Llama 2 uses 0.15)", ge=-100.0, le=100.0)
+
+
+@dataclass
+class PPOSpec:
     response_length: int = option(53, "Most tokens sampled per answer", ge=1, le=8192)
     kl_coef: float = option(0.05, "Weight of the per-token KL penalty that keeps the policy near its starting "
                                   "weights; the starting value when target_kl is set", ge=0.0, le=10.0)
@@ -250,6 +255,7 @@ class RunConfig:
     reward: RewardSpec = field(default_factory=RewardSpec)
     dpo: DPOSpec = field(default_factory=DPOSpec)
     kto: KTOSpec = field(default_factory=KTOSpec)
+    reward_models: RewardModelsSpec = field(default_factory=RewardModelsSpec)
     ppo: PPOSpec = field(default_factory=PPOSpec)
 
 
@@ -369,6 +375,8 @@ def _check_combinations(config: RunConfig) -> None:
     if config.stage == "kto" and config.train.batch_size < 2 and config.kto.loss_type == "kto":
         raise ConfigError("train.batch_size = 1: the kto loss estimates its KL term from other examples in the "
                           "batch, so it needs at least 2")
+    if config.stage in ONLINE_STAGES:
+        _check_reward_models(config)
     if config.stage == "ppo":
         _check_ppo(config)
     if config.model.quantization != "none" and not config.lora.enabled:
@@ -376,25 +384,29 @@ def _check_combinations(config: RunConfig) -> None:
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")
 
 
-def _check_ppo(config: RunConfig) -> None:
-    ppo, train = config.ppo, config.train
-    runs = ppo.reward_runs
+def _check_reward_models(config: RunConfig) -> None:
+    spec = config.reward_models
+    runs = spec.runs
     if not runs:
-        raise ConfigError("ppo.reward_runs is empty: PPO needs the id of a completed reward run to score its "
-                          "answers (train one with stage: reward first)")
+        raise ConfigError(f"reward_models.runs is empty: the {config.stage} stage needs the id of a completed reward "
+                          "run to score its answers (train one with stage: reward first)")
     if len(runs) > 2:
-        raise ConfigError(f"ppo.reward_runs has {len(runs)} runs: PPO combines at most two (e.g. helpfulness "
+        raise ConfigError(f"reward_models.runs has {len(runs)} runs: at most two are combined (e.g. helpfulness "
                           "and safety)")
     if len(set(runs)) != len(runs):
-        raise ConfigError(f"ppo.reward_runs = {runs}: the same run is named twice")
-    if ppo.reward_weights and len(ppo.reward_weights) != len(runs):
-        raise ConfigError(f"ppo.reward_weights = {ppo.reward_weights}: give one weight per reward run "
+        raise ConfigError(f"reward_models.runs = {runs}: the same run is named twice")
+    if spec.weights and len(spec.weights) != len(runs):
+        raise ConfigError(f"reward_models.weights = {spec.weights}: give one weight per reward run "
                           f"({len(runs)}), or none to weigh each 1")
-    if ppo.reward_weights and ppo.reward_combine != "sum":
-        raise ConfigError(f"ppo.reward_weights = {ppo.reward_weights}: only reward_combine sum uses weights")
-    if ppo.reward_combine == "safety_gated" and len(runs) != 2:
-        raise ConfigError(f"ppo.reward_combine = 'safety_gated': needs two reward runs (helpfulness and safety), "
-                          f"got {len(runs)}")
+    if spec.weights and spec.combine != "sum":
+        raise ConfigError(f"reward_models.weights = {spec.weights}: only combine sum uses weights")
+    if spec.combine == "safety_gated" and len(runs) != 2:
+        raise ConfigError(f"reward_models.combine = 'safety_gated': needs two reward runs (helpfulness and "
+                          f"safety), got {len(runs)}")
+
+
+def _check_ppo(config: RunConfig) -> None:
+    ppo, train = config.ppo, config.train
     if train.batch_size % ppo.mini_batch_size:
         raise ConfigError(f"ppo.mini_batch_size = {ppo.mini_batch_size}: must divide train.batch_size "
                           f"({train.batch_size}), the prompts sampled per PPO step")

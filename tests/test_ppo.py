@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studio.config import DataSpec, LoraSpec, PPOSpec, RunConfig, TrainSpec, from_dict
+from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
 from studio.errors import ConfigError
 from studio.runs import manager
+from studio.rewards import combine_scores
 from studio.runs.metrics import read_all
 from studio.trainers import ppo
 from tests.conftest import polite_rude_pairs, write_jsonl
@@ -22,12 +23,13 @@ STEP_KEYS = ("reward", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", 
 
 
 def ppo_config(path, reward_run: str, **ppo_options) -> RunConfig:
-    options = dict(reward_runs=[reward_run], response_length=12, kl_coef=0.2, ppo_epochs=2, mini_batch_size=16)
+    options = dict(response_length=12, kl_coef=0.2, ppo_epochs=2, mini_batch_size=16)
     return RunConfig(stage="ppo", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0,
                                                 max_length=128),
                      lora=LoraSpec(r=8, alpha=16, dropout=0.0),
                      train=TrainSpec(max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=4,
                                      warmup_ratio=0.0),
+                     reward_models=RewardModelsSpec(runs=[reward_run]),
                      ppo=PPOSpec(**{**options, **ppo_options}))
 
 
@@ -79,42 +81,44 @@ def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
 # ---------------------------------------------------------------- refused configs
 
 
-@pytest.mark.parametrize("ppo_options, message", [
-    ({}, "ppo.reward_runs is empty"),
-    ({"reward_runs": ["a", "b", "c"]}, "at most two"),
-    ({"reward_runs": ["a", "a"]}, "named twice"),
-    ({"reward_runs": ["a", "b"], "reward_weights": [1.0]}, "one weight per reward run"),
-    ({"reward_runs": ["a"], "reward_combine": "safety_gated"}, "needs two reward runs"),
-    ({"reward_runs": ["a"], "mini_batch_size": 3}, "must divide train.batch_size"),
-    ({"reward_runs": ["a"], "reward_weights": ["x"]}, "ppo.reward_weights[0] = 'x': expected a number"),
+@pytest.mark.parametrize("options, message", [
+    ({}, "reward_models.runs is empty"),
+    ({"reward_models": {"runs": ["a", "b", "c"]}}, "at most two"),
+    ({"reward_models": {"runs": ["a", "a"]}}, "named twice"),
+    ({"reward_models": {"runs": ["a", "b"], "weights": [1.0]}}, "one weight per reward run"),
+    ({"reward_models": {"runs": ["a"], "combine": "safety_gated"}}, "needs two reward runs"),
+    ({"reward_models": {"runs": ["a", "b"], "combine": "safety_gated", "weights": [1, 2]}},
+     "only combine sum uses weights"),
+    ({"reward_models": {"runs": ["a"]}, "ppo": {"mini_batch_size": 3}}, "must divide train.batch_size"),
+    ({"reward_models": {"runs": ["a"], "weights": ["x"]}}, "reward_models.weights[0] = 'x': expected a number"),
 ])
-def test_bad_ppo_configs_are_refused(ppo_options, message):
+def test_bad_ppo_configs_are_refused(options, message):
     with pytest.raises(ConfigError) as err:
-        from_dict({"stage": "ppo", "data": {"source": "dolly"}, "ppo": ppo_options})
+        from_dict({"stage": "ppo", "data": {"source": "dolly"}, **options})
     assert message in str(err.value)
 
 
 def test_ppo_takes_prompts_from_any_source():
     for source in ("dolly", "hh-rlhf", "oasst", "file"):
-        assert from_dict({"stage": "ppo", "data": {"source": source}, "ppo": {"reward_runs": ["a"]}}).stage == "ppo"
+        config = from_dict({"stage": "ppo", "data": {"source": source}, "reward_models": {"runs": ["a"]}})
+        assert config.stage == "ppo"
 
 
 def test_reward_weights_come_from_yaml_numbers_and_text():
-    config = from_dict({"stage": "ppo", "ppo": {"reward_runs": ["a", "b"], "reward_weights": [1, "0.5"]}})
-    assert config.ppo.reward_weights == [1.0, 0.5]
+    config = from_dict({"stage": "ppo", "reward_models": {"runs": ["a", "b"], "weights": [1, "0.5"]}})
+    assert config.reward_models.weights == [1.0, 0.5]
 
 
 def test_combine_scores():
     s = {"help": torch.tensor([1.0, 2.0, 3.0]), "safe": torch.tensor([0.0, 0.5, -1.0])}
     kinds = {"help": "helpfulness", "safe": "safety"}
-    summed = from_dict({"stage": "ppo", "ppo": {"reward_runs": ["help", "safe"], "reward_weights": [1, 2]}})
-    assert ppo.combine_scores(summed, s, kinds).tolist() == [1.0, 3.0, 1.0]
-    gated = from_dict({"stage": "ppo", "ppo": {"reward_runs": ["help", "safe"], "reward_combine": "safety_gated",
-                                               "safety_threshold": 0.15}})
+    summed = RewardModelsSpec(runs=["help", "safe"], weights=[1.0, 2.0])
+    assert combine_scores(summed, s, kinds).tolist() == [1.0, 3.0, 1.0]
+    gated = RewardModelsSpec(runs=["help", "safe"], combine="safety_gated", safety_threshold=0.15)
     # safety below 0.15 wins (rows 0 and 2), else helpfulness (row 1)
-    assert ppo.combine_scores(gated, s, kinds).tolist() == [0.0, 2.0, -1.0]
+    assert combine_scores(gated, s, kinds).tolist() == [0.0, 2.0, -1.0]
     with pytest.raises(ConfigError, match="reward.kind safety"):
-        ppo.combine_scores(gated, s, {"help": "helpfulness", "safe": "general"})
+        combine_scores(gated, s, {"help": "helpfulness", "safe": "general"})
 
 
 def test_response_mask_stops_after_the_first_eos():

@@ -65,9 +65,29 @@ def link_parent(config: cfg.RunConfig) -> RunDir | None:
     return parent
 
 
+def link_reward_models(config: cfg.RunConfig) -> None:
+    """Resolve reward_models.runs of an online stage to completed reward runs (full ids), or say which is not."""
+    if config.stage not in cfg.ONLINE_STAGES:
+        return
+    resolved = []
+    for run_id in config.reward_models.runs:
+        run = find(run_id)
+        stage = cfg.load_config(run.config_path).stage
+        state = status(run).get("state")
+        if stage != "reward":
+            raise StudioError(f"reward_models.runs: '{run.id}' is a {stage} run, not a reward model; name a "
+                              "completed reward run")
+        if state != "completed" or not run.adapter_dir.is_dir():
+            raise StudioError(f"reward_models.runs: '{run.id}' is {state}; only a completed reward run can score "
+                              "answers")
+        resolved.append(run.id)
+    config.reward_models.runs = resolved
+
+
 def create(config: cfg.RunConfig, pipeline: str | None = None) -> RunDir:
     """Write the run directory with its config and a queued status, and record it in the index."""
     parent = link_parent(config)
+    link_reward_models(config)
     runs_root().mkdir(parents=True, exist_ok=True)
     run = RunDir.of(new_run_id(config.stage))
     run.path.mkdir()

@@ -3,7 +3,7 @@ them, and the policy is pushed towards higher scores while a per-token KL penalt
 weights. Our own loop on torch + transformers + peft (TRL 1.x ships no PPO trainer); the arithmetic lives in
 studio/trainers/ppo_math.py.
 
-    rlhf-studio train my-ppo.yaml      # stage: ppo, init.from_run: <sft run>, ppo.reward_runs: [<reward run>]
+    rlhf-studio train my-ppo.yaml      # stage: ppo, init.from_run: <sft run>, reward_models.runs: [<reward run>]
 
 Design choices:
 - policy = the starting weights (init.from_run, usually an SFT run) + a fresh LoRA adapter; the reference is the
@@ -36,9 +36,9 @@ import time
 import torch
 from torch import nn
 
-from studio import data, models, scoring
+from studio import data, models
 from studio.config import SOURCE_FORMATS, RunConfig
-from studio.errors import ConfigError
+from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
 from studio.trainers import ppo_math as pm
@@ -111,38 +111,6 @@ def build_model(config: RunConfig, device: torch.device) -> PolicyWithValue:
     return model
 
 
-# ---------------------------------------------------------------- rewards
-
-
-def reward_kinds(run_ids: list[str]) -> dict[str, str]:
-    """Each reward run's reward.kind (helpfulness, safety, general), from its saved config."""
-    from studio import config as cfg
-    from studio.runs import manager
-
-    return {run_id: cfg.load_config(manager.find(run_id).config_path).reward.kind for run_id in run_ids}
-
-
-def combine_scores(config: RunConfig, scores: dict[str, torch.Tensor], kinds: dict[str, str]) -> torch.Tensor:
-    """One score per answer from one or two reward models.
-
-    sum:          sum_i w_i * s_i   (weights from ppo.reward_weights, default 1 each)
-    safety_gated: s_safety where s_safety < ppo.safety_threshold, else s_helpfulness (Llama 2, section 3.2.2)"""
-    ppo = config.ppo
-    runs = ppo.reward_runs
-    if len(runs) == 1:
-        return scores[runs[0]]
-    if ppo.reward_combine == "sum":
-        weights = ppo.reward_weights or [1.0] * len(runs)
-        return sum(w * scores[r] for w, r in zip(weights, runs))
-    safety = [r for r in runs if kinds[r] == "safety"]
-    helpful = [r for r in runs if kinds[r] != "safety"]
-    if len(safety) != 1 or len(helpful) != 1:
-        raise ConfigError(f"ppo.reward_combine = 'safety_gated': needs one reward run trained with reward.kind "
-                          f"safety and one other; these are {', '.join(f'{r}: {kinds[r]}' for r in runs)}")
-    s, h = scores[safety[0]], scores[helpful[0]]
-    return torch.where(s < ppo.safety_threshold, s, h)
-
-
 # ---------------------------------------------------------------- the loop
 
 
@@ -184,9 +152,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     torch.manual_seed(t.seed)
     rng = random.Random(t.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kinds = reward_kinds(ppo.reward_runs)
-    for run_id in ppo.reward_runs:
-        scoring._reward_run(run_id)  # a reward run that cannot score fails now, before the policy loads
+    judge = RewardJudge(config.reward_models)  # a reward run that cannot score fails now, before the policy loads
 
     tokenizer = models.load_tokenizer(config.model)
     prompts = _prompts(config, tokenizer, run)
@@ -232,12 +198,11 @@ def train(config: RunConfig, run: RunDir) -> None:
         response_mask, ended = _response_mask(responses, eos_id)
         responses = torch.where(response_mask.bool(), responses, torch.full_like(responses, pad_id))
         texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        per_model = {run_id: torch.tensor(scoring.score_batch(run_id, batch_prompts, texts), device=device)
-                     for run_id in ppo.reward_runs}
+        scores, per_model = judge.score(batch_prompts, texts)
+        scores = scores.to(device)
         generation_time = time.monotonic() - started
 
         started = time.monotonic()
-        scores = combine_scores(config, per_model, kinds)
         penalised = scores - ppo.missing_eos_penalty * (~ended).float()
         sequences = torch.cat([query, responses], dim=1)
         attention = torch.cat([query_mask, response_mask.long()], dim=1)
