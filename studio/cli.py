@@ -128,6 +128,8 @@ def _train_pipeline(pipeline) -> int:
     for number, stage in enumerate(pipeline.stages, start=1):
         if stage.parent:
             stage.config.init.from_run = run_ids[stage.parent]
+        if stage.reward_stages:
+            stage.config.reward_models.runs = [run_ids[name] for name in stage.reward_stages]
         print(f"stage {number}/{len(pipeline.stages)}: {stage.name} ({stage.config.stage})")
         code, run_ids[stage.name] = _start_and_follow(stage.config, pipeline_id)
         if code != 0:

@@ -1,13 +1,16 @@
 """Pipelines: several stages run in order as linked runs, e.g. SFT -> reward model -> PPO (InstructGPT).
 
 A pipeline YAML has `stages:`, each a run config with a `name` and optionally `from: <earlier stage name>`
-(that stage's run becomes this one's init.from_run). `defaults:` is merged into every stage.
+(that stage's run becomes this one's init.from_run) and, for stages that score their own samples (PPO),
+`rewards_from: <earlier reward stage>` or a list of two (their runs become reward_models.runs). `defaults:` is
+merged into every stage.
 
     pipeline: dpo-tiny
     defaults: {model: {name: tiny}}
     stages:
       - {name: sft, stage: sft, data: {source: dolly, path: sample}}
       - {name: dpo, stage: dpo, from: sft, data: {source: hh-rlhf, path: sample}}
+      # InstructGPT: - {name: rm, stage: reward, ...}  - {name: ppo, stage: ppo, from: sft, rewards_from: rm}
 
 `rlhf-studio train PIPELINE.yaml [--set KEY=VALUE]` runs it: a plain key applies to every stage, and
 `stages.NAME.KEY=VALUE` to one. Every stage is validated before the first one starts.
@@ -15,7 +18,7 @@ A pipeline YAML has `stages:`, each a run config with a `name` and optionally `f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import config as cfg
@@ -29,6 +32,7 @@ class Stage:
     name: str
     parent: str | None  # the name of the earlier stage this one starts from
     config: cfg.RunConfig
+    reward_stages: list[str] = field(default_factory=list)  # earlier reward stages that score this one's samples
 
 
 @dataclass
@@ -89,16 +93,44 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
         if parent is not None and parent not in (s.name for s in stages):
             raise ConfigError(f"stages.{name}.from = '{parent}': not an earlier stage "
                               f"(earlier: {', '.join(s.name for s in stages) or 'none'})")
+        reward_stages = _reward_stages(name, entry.pop("rewards_from", None), stages)
         stage_raw = cfg.apply_overrides(_merge(defaults, entry), shared + per_stage.get(name, []))
         stage_raw.setdefault("name", name)
+        if reward_stages:
+            if (stage_raw.get("reward_models") or {}).get("runs"):
+                raise ConfigError(f"stages.{name}: give either rewards_from (earlier reward stages) or "
+                                  "reward_models.runs, not both")
+            # The stage names stand in for run ids while validating; the runs' ids replace them when they exist.
+            stage_raw["reward_models"] = {**(stage_raw.get("reward_models") or {}), "runs": reward_stages}
         try:
             config = cfg.from_dict(stage_raw)
         except ConfigError as err:
             raise ConfigError(f"stages.{name}: {err}") from None
         if parent is not None and config.init.from_run:
             raise ConfigError(f"stages.{name}: give either from (an earlier stage) or init.from_run, not both")
-        stages.append(Stage(name, parent, config))
+        if reward_stages and config.stage not in cfg.ONLINE_STAGES:
+            raise ConfigError(f"stages.{name}.rewards_from: a {config.stage} stage takes no reward models "
+                              f"(only {', '.join(cfg.ONLINE_STAGES)} stages do)")
+        stages.append(Stage(name, parent, config, reward_stages))
     return Pipeline(str(raw.get("pipeline") or default_name), stages)
+
+
+def _reward_stages(name: str, value, earlier: list[Stage]) -> list[str]:
+    """The names in a stage's rewards_from, each checked to be an earlier reward stage."""
+    if value is None:
+        return []
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"stages.{name}.rewards_from: expected the name of an earlier reward stage, or a list")
+    by_name = {s.name: s for s in earlier}
+    for reward_name in names:
+        if reward_name not in by_name:
+            raise ConfigError(f"stages.{name}.rewards_from = '{reward_name}': not an earlier stage "
+                              f"(earlier: {', '.join(by_name) or 'none'})")
+        if by_name[reward_name].config.stage != "reward":
+            raise ConfigError(f"stages.{name}.rewards_from = '{reward_name}': that stage trains "
+                              f"{by_name[reward_name].config.stage}, not a reward model")
+    return names
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipeline:

@@ -65,6 +65,68 @@ def test_pipeline_mistakes_are_named(change, message):
     assert str(err.value).startswith(message)
 
 
+def _instructgpt_raw():
+    raw = _raw()
+    raw["stages"][1:] = [{"name": "rm", "stage": "reward", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}},
+                         {"name": "ppo", "stage": "ppo", "from": "sft", "rewards_from": "rm",
+                          "data": {"source": "hh-rlhf", "path": "sample"}}]
+    return raw
+
+
+def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
+    loaded = pipeline.from_dict(_instructgpt_raw())
+    ppo = loaded.stages[2]
+    assert (ppo.parent, ppo.reward_stages, ppo.config.reward_models.runs) == ("sft", ["rm"], ["rm"])
+    two = _instructgpt_raw()
+    two["stages"].insert(2, {"name": "safety", "stage": "reward", "reward": {"kind": "safety"},
+                             "data": {"source": "hh-rlhf", "path": "sample"}})
+    two["stages"][3].update({"rewards_from": ["rm", "safety"], "reward_models": {"combine": "safety_gated"}})
+    gated = pipeline.from_dict(two).stages[3].config.reward_models
+    assert (gated.runs, gated.combine) == (["rm", "safety"], "safety_gated")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["stages"][2].update({"rewards_from": "sft"}),
+     "stages.ppo.rewards_from = 'sft': that stage trains sft, not a reward model"),
+    (lambda r: r["stages"][2].update({"rewards_from": "later"}),
+     "stages.ppo.rewards_from = 'later': not an earlier stage (earlier: sft, rm)"),
+    (lambda r: r["stages"][2].update({"rewards_from": 3}),
+     "stages.ppo.rewards_from: expected the name of an earlier reward stage, or a list"),
+    (lambda r: r["stages"][2].update({"reward_models": {"runs": ["x"]}}),
+     "stages.ppo: give either rewards_from (earlier reward stages) or reward_models.runs, not both"),
+    (lambda r: r["stages"][1].update({"rewards_from": "sft"}),
+     "stages.rm.rewards_from = 'sft': that stage trains sft, not a reward model"),
+    (lambda r: r["stages"][2].pop("rewards_from"), "stages.ppo: reward_models.runs is empty"),
+])
+def test_rewards_from_mistakes_are_named(change, message):
+    raw = _instructgpt_raw()
+    change(raw)
+    with pytest.raises(ConfigError) as err:
+        pipeline.from_dict(raw)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.slow
+def test_the_ppo_tiny_preset_runs_sft_then_a_reward_model_then_ppo(studio_home):
+    """The InstructGPT pipeline end to end through the CLI (about a minute on 2 CPU cores, alone)."""
+    result = run_cli("train", "presets/ppo-tiny.yaml", timeout=900)
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(run_cli("runs", "--json").stdout)
+    assert [(r["stage"], r["state"]) for r in runs] == [("sft", "completed"), ("reward", "completed"),
+                                                         ("ppo", "completed")]
+    sft, rm, ppo = (RunDir.of(r["id"]) for r in runs)
+    ppo_config = cfg.load_config(ppo.config_path)
+    assert ppo_config.init.from_run == sft.id and ppo_config.reward_models.runs == [rm.id]
+    rows = read_all(ppo.metrics_path)
+    assert [r["step"] for r in rows] == list(range(1, ppo_config.train.max_steps + 1))
+    for row in rows:
+        assert {"reward", "kl", "entropy", "value_loss", "clip_fraction"} <= set(row), row
+    quarter = len(rows) // 4
+    # The reward model separates the sample's polite and rude answers; PPO finds what it likes within 40 steps
+    # (about -0.4 to 2.3 from the first to the last quarter when measured).
+    assert sum(r["reward"] for r in rows[-quarter:]) / quarter > sum(r["reward"] for r in rows[:quarter]) / quarter
+
+
 def test_a_bad_stage_override_is_refused():
     with pytest.raises(ConfigError, match="no stage named 'rm'"):
         pipeline.from_dict(_raw(), ["stages.rm.train.max_steps=3"])

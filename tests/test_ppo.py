@@ -44,9 +44,6 @@ def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
     so the last quarter's mean must stay under 10 and no step may pass 15. What the policy learns is whatever this
     tiny reward model overrates (it ends answers with a word it likes): PPO doing its job on a weak reward model."""
     pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(160, seed=1))
-    # The reward stage adds its LoRA before TRL seeds anything, so its init follows whatever drew from torch's
-    # generator earlier in this process; seeding here keeps the reward model, and so this test, reproducible.
-    torch.manual_seed(0)
     reward_run = train_to_completion(reward_config(pairs))
 
     config = ppo_config(pairs, reward_run.id)

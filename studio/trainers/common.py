@@ -25,6 +25,14 @@ CHECKPOINTING_ARG = ("activation_checkpointing" if "activation_checkpointing" in
                      else "gradient_checkpointing")
 
 
+def seed_model_init(config: RunConfig) -> None:
+    """Seed every generator before the model loads: a new score head and LoRA's A matrices are drawn at load time,
+    before the Trainer seeds, so without this a run would depend on what ran earlier in the process."""
+    from transformers import set_seed
+
+    set_seed(config.train.seed)
+
+
 def training_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
     """Keyword arguments common to every TRL config class, taken from config.train."""
     t = config.train

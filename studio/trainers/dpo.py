@@ -16,7 +16,7 @@ from studio import data, models
 from studio.config import LABEL_SMOOTHING_LOSSES, RunConfig
 from studio.runs.rundir import RunDir
 from studio.trainers.common import (StudioCallback, drop_ref_adapter, fit_and_save, policy_and_reference,
-                                    training_arguments)
+                                    seed_model_init, training_arguments)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     from trl import DPOConfig, DPOTrainer
 
     loss_options = dpo_loss_options(config)
+    seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
     loaded = data.prepare(config.data, "preference", tokenizer, run)
     # The margin column is for reward-model margin losses; DPO's implicit reward has no use for it.

@@ -15,7 +15,7 @@ from studio import data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
 from studio.trainers.common import (StudioCallback, drop_ref_adapter, fit_and_save, policy_and_reference,
-                                    training_arguments)
+                                    seed_model_init, training_arguments)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
+    seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
     loaded = data.prepare(config.data, "preference", tokenizer, run)
     # Split pairs before unpairing, so no prompt has one answer in training and the other held out.

@@ -17,7 +17,7 @@ from studio import data, models
 from studio.config import RunConfig
 from studio.errors import ConfigError
 from studio.runs.rundir import RunDir
-from studio.trainers.common import StudioCallback, fit_and_save, start_weights, training_arguments
+from studio.trainers.common import StudioCallback, fit_and_save, seed_model_init, start_weights, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     from datasets import Dataset
     from trl import RewardConfig
 
+    seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
     loaded = data.prepare(config.data, "preference", tokenizer, run)
     rows = margin_rows(loaded.rows, config.reward.use_margin)

@@ -11,7 +11,7 @@ import logging
 from studio import data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
-from studio.trainers.common import StudioCallback, fit_and_save, start_weights, training_arguments
+from studio.trainers.common import StudioCallback, fit_and_save, seed_model_init, start_weights, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
     loaded = data.prepare(config.data, "sft", tokenizer, run)
     train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
