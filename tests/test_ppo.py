@@ -37,10 +37,9 @@ def ppo_config(path, reward_run: str, **ppo_options) -> RunConfig:
 def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
     """40 steps of 32 answers (about 0.15 s a step on 2 CPU cores; the whole test about 25 s, most of it loading).
 
-    With the seeds fixed here the mean reward goes from -1.58 at step 1 to about 0.2, and the first quarter of steps
-    averages -0.85 against 0.15 for the last (a rise of 1.0); with other reward model inits the rise was 1.5 to 2.8.
-    A quarter averages 320 answers, so its noise is near 0.05: a rise above 0.5 is learning, not luck. The KL per
-    answer (summed over its tokens, the quantity target_kl aims at) averages 6.8 in the last quarter, 8.3 at most,
+    With the seeds fixed here the first quarter of steps averages 0.32 against 2.51 for the last (a rise of 2.2);
+    with other reward model inits the rise was 1.0 to 2.8.     A quarter averages 320 answers, so its noise is near 0.05: a rise above 0.5 is learning, not luck. The KL per
+    answer (summed over its tokens, the quantity target_kl aims at) averages 7.1 in the last quarter, 8.2 at most,
     so the last quarter's mean must stay under 10 and no step may pass 15. What the policy learns is whatever this
     tiny reward model overrates (it ends answers with a word it likes): PPO doing its job on a weak reward model."""
     pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(160, seed=1))
@@ -137,3 +136,35 @@ def test_a_missing_reward_run_fails_before_any_model_loads(tmp_path):
 def test_ppo_starts_from_policy_runs_only():
     assert manager.STARTS_FROM["ppo"] == manager.POLICY_STAGES
     assert "reward" not in manager.STARTS_FROM["ppo"]
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_prompts_and_only_rank_0_writes(studio_home, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo) runs the same worker: 3 steps of 8 answers per process,
+    one metrics row per step (rank 0 only) with rewards gathered over both processes' 16 answers, one adapter."""
+    import os
+    import subprocess
+    import sys
+
+    from studio.runs.rundir import RunDir
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(40, seed=1))
+    reward_run = train_to_completion(reward_config(pairs, max_steps=4))
+    config = ppo_config(pairs, reward_run.id, mini_batch_size=4, ppo_epochs=1)
+    config.train = TrainSpec(max_steps=3, batch_size=8, learning_rate=3e-3, logging_steps=1)
+    run = manager.create(config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # accelerate's --cpu starts one process; --multi_gpu on a machine without a GPU starts torch.distributed (gloo).
+    result = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                             "-m", "studio.runs.worker", str(run.path)],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("run completed") == 2  # both ranks trained to the end
+    assert "2 process(es), DistributedType.MULTI_CPU, this one rank 1" in result.stdout
+    rows = read_all(run.metrics_path)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert RunDir(run.path).read_status()["state"] == "completed"
+    assert (run.adapter_dir / "adapter_model.safetensors").is_file()
+    logged = [line for line in result.stdout.splitlines() if "step 3/3" in line]
+    assert len(logged) == 1  # rank 1 does not log steps either

@@ -40,12 +40,27 @@ def run_stage(run: RunDir) -> None:
     stage.train(config, run)
 
 
+class _Quiet:
+    """Stands in for the run's status writer on the other processes of an `accelerate launch`: only rank 0 writes."""
+
+    def __init__(self, run: RunDir):
+        self._run = run
+
+    def write_status(self, **fields) -> None:
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m studio.runs.worker RUN_DIR", file=sys.stderr)
         return 2
     run = RunDir(Path(argv[1]))
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
+    if os.environ.get("RANK", "0") != "0":  # a second process of `accelerate launch`: it trains, rank 0 reports
+        run = _Quiet(run)
     pid = os.getpid()
     run.write_status(state="running", pid=pid, started=process.start_time(pid), error=None)
     signal.signal(signal.SIGTERM, lambda *_: run.request_cancel())

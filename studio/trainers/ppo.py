@@ -14,8 +14,11 @@ Design choices:
   value model initialised from the reward model (InstructGPT) is a later option.
 - dropout is off throughout (the model stays in eval mode), so the log-probs that sampled an answer and the ones
   recomputed while optimising agree, as TRL does.
-- one process on one device (GPU if there is one); no accelerate / multi-GPU yet, no checkpoints and resume yet
-  (a cancelled run stops between steps and keeps nothing), and a constant learning rate.
+- accelerate places the model and runs the backward pass, so the same loop runs on a CPU, one GPU, or several
+  processes under `accelerate launch` (each samples its own prompts; gradients are averaged; the main process
+  alone writes metrics, status and the adapter). Advantages are whitened per process.
+- not yet: checkpoints and resume (a cancelled run stops between steps and keeps nothing), a learning rate
+  schedule (the rate is constant), a separate value model.
 
 Each step writes one metrics.jsonl row: reward (the combined score before the missing-EOS penalty), reward_std,
 reward/<run id>, reward_with_eos_penalty, kl (per answer, summed over its tokens), kl_coef, entropy (per token),
@@ -32,6 +35,7 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -141,17 +145,140 @@ def _response_mask(responses: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, 
     return (~after).float(), ended
 
 
-def total_steps(config: RunConfig, n_prompts: int) -> int:
+def total_steps(config: RunConfig, n_prompts: int, processes: int = 1) -> int:
     if config.train.max_steps > 0:
         return config.train.max_steps
-    return max(1, math.ceil(config.train.epochs * n_prompts / config.train.batch_size))
+    return max(1, math.ceil(config.train.epochs * n_prompts / (config.train.batch_size * processes)))
+
+
+@dataclass
+class Rollout:
+    """One step's sampled answers and everything the PPO update needs about them (rows = answers)."""
+    sequences: torch.Tensor      # [prompt | response] token ids, prompts left-padded to one width
+    attention: torch.Tensor
+    width: int                   # the prompt width: response tokens start here
+    responses: torch.Tensor      # response token ids, padded after the first EOS
+    mask: torch.Tensor           # 1 on response tokens up to and including the first EOS
+    ended: torch.Tensor          # whether each answer ended with EOS
+    scores: torch.Tensor         # the combined reward model score of each answer
+    per_model: dict[str, torch.Tensor]
+    penalised: torch.Tensor      # scores minus the missing-EOS penalty
+    old_logp: torch.Tensor
+    old_values: torch.Tensor
+    kl: torch.Tensor             # per-token KL to the reference (0 off the mask)
+    entropy: float
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+def rollout(config: RunConfig, model: PolicyWithValue, tokenizer, judge: RewardJudge, prompts: list[list[dict]],
+            prompt_ids: list[list[int]], kl_coef: float, device) -> Rollout:
+    """Sample one answer per prompt with the KV cache, score them, and compute KL-penalised advantages."""
+    ppo = config.ppo
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    query, query_mask = _left_pad(prompt_ids, pad_id, device)
+    width = query.shape[1]
+    with torch.no_grad():
+        output = model.policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True, temperature=1.0,
+                                       top_k=0, top_p=1.0, max_new_tokens=ppo.response_length,
+                                       eos_token_id=eos_id, pad_token_id=pad_id, use_cache=True)
+    responses = output[:, width:]
+    mask, ended = _response_mask(responses, eos_id)
+    responses = torch.where(mask.bool(), responses, torch.full_like(responses, pad_id))
+    scores, per_model = judge.score(prompts, tokenizer.batch_decode(responses, skip_special_tokens=True))
+    scores = scores.to(device)
+    penalised = scores - ppo.missing_eos_penalty * (~ended).float()
+
+    sequences = torch.cat([query, responses], dim=1)
+    attention = torch.cat([query_mask, mask.long()], dim=1)
+    with torch.no_grad():
+        logits, old_values = model(sequences, attention, width)
+        old_logp = pm.logprobs_from_logits(logits, responses)
+        entropy = pm.masked_mean(pm.entropy_from_logits(logits), mask).item()
+        del logits
+        ref_logp = pm.logprobs_from_logits(model.reference_logits(sequences, attention, width), responses)
+        kl = pm.kl_per_token(old_logp, ref_logp, ppo.kl_estimator) * mask
+        rewards = pm.token_rewards(penalised, kl, mask, kl_coef)
+        old_values = old_values * mask
+        advantages, returns = pm.gae(rewards, old_values, mask, ppo.gamma, ppo.lam)
+        if ppo.whiten_advantages:  # per process: each one whitens the answers it sampled
+            advantages = pm.whiten(advantages, mask)
+    return Rollout(sequences, attention, width, responses, mask, ended, scores, per_model, penalised, old_logp,
+                   old_values, kl, entropy, advantages, returns)
+
+
+def optimize(config: RunConfig, accelerator, model, optimizer, params, batch: Rollout, rng: random.Random) -> dict:
+    """ppo_epochs passes over shuffled minibatches of the rollout, each split into gradient accumulation
+    micro-batches; returns the mean of each loss statistic. `model` is the accelerate-prepared model, so with
+    several processes the gradients are averaged across them on the last micro-batch of each minibatch."""
+    ppo, t = config.ppo, config.train
+    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": [],
+                                     "value_clip_fraction": []}
+    size = batch.sequences.shape[0]
+    micro = ppo.mini_batch_size // t.gradient_accumulation_steps
+    for _ in range(ppo.ppo_epochs):
+        perm = torch.randperm(size, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+        for start in range(0, size, ppo.mini_batch_size):
+            mini = perm[start:start + ppo.mini_batch_size]
+            for m in range(0, len(mini), micro):
+                idx = mini[m:m + micro].to(batch.sequences.device)
+                last = m + micro >= len(mini)
+                # Gradients are exchanged between processes once per optimizer step, not per micro-batch.
+                with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                    mask = batch.mask[idx]
+                    new_logits, new_values = model(batch.sequences[idx], batch.attention[idx], batch.width)
+                    new_logp = pm.logprobs_from_logits(new_logits, batch.responses[idx])
+                    pg_loss, clip_frac, _ = pm.policy_loss(new_logp, batch.old_logp[idx], batch.advantages[idx],
+                                                           mask, ppo.cliprange)
+                    vf_loss, vf_clip = pm.value_loss(new_values, batch.old_values[idx], batch.returns[idx], mask,
+                                                     ppo.cliprange_value)
+                    accelerator.backward((pg_loss + ppo.vf_coef * vf_loss) / t.gradient_accumulation_steps)
+                stats["policy_loss"].append(pg_loss.item())
+                stats["value_loss"].append(vf_loss.item())
+                stats["clip_fraction"].append(clip_frac.item())
+                stats["value_clip_fraction"].append(vf_clip.item())
+                stats["approx_kl"].append(pm.approx_kl(new_logp.detach(), batch.old_logp[idx], mask).item())
+            if t.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(params, t.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return {key: sum(values) / len(values) for key, values in stats.items()}
+
+
+def _step_metrics(accelerator, batch: Rollout, losses: dict, kl_coef: float) -> dict[str, float]:
+    """One metrics row over the answers of every process: rewards from the gathered scores, the rest averaged."""
+    scores = accelerator.gather(batch.scores)
+    per_model = {run_id: accelerator.gather(s.to(batch.scores.device)).mean().item()
+                 for run_id, s in batch.per_model.items()}
+    local = {"reward_with_eos_penalty": batch.penalised.mean().item(),
+             "kl": batch.kl.sum(dim=1).mean().item(),  # KL of a whole answer, the quantity target_kl aims at
+             "entropy": batch.entropy, **losses,
+             "response_length": batch.mask.sum(dim=1).mean().item(),
+             "eos_fraction": batch.ended.float().mean().item()}
+    averaged = accelerator.reduce(torch.tensor(list(local.values()), device=batch.scores.device), "mean").tolist()
+    return {"reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+            **{f"reward/{run_id}": value for run_id, value in per_model.items()},
+            **dict(zip(local, averaged)), "kl_coef": kl_coef}
+
+
+def _any_cancel(accelerator, run: RunDir, device) -> bool:
+    """Whether any process saw a cancel request; every process must agree, or the others would wait forever."""
+    flag = torch.tensor([float(run.cancel_requested())], device=device)
+    return accelerator.reduce(flag, "sum").item() > 0
 
 
 def train(config: RunConfig, run: RunDir) -> None:
+    """The PPO loop. Under `accelerate launch` each process samples its own share of every step's prompts
+    (train.batch_size each), gradients are averaged across processes, and only the main process writes."""
+    from accelerate import Accelerator
+
     ppo, t = config.ppo, config.train
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    device, rank, processes = accelerator.device, accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
+    log.info("%d process(es), %s, this one rank %d on %s", processes, accelerator.distributed_type, rank, device)
     torch.manual_seed(t.seed)
-    rng = random.Random(t.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rng = random.Random(t.seed)  # the same on every process: they agree on the order of prompts
     judge = RewardJudge(config.reward_models)  # a reward run that cannot score fails now, before the policy loads
 
     tokenizer = models.load_tokenizer(config.model)
@@ -161,112 +288,53 @@ def train(config: RunConfig, run: RunDir) -> None:
     model = build_model(config, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    prepared = accelerator.prepare_model(model, device_placement=config.model.quantization == "none")
+    optimizer = accelerator.prepare_optimizer(optimizer)
     kl_ctl = (pm.AdaptiveKLController(ppo.kl_coef, ppo.target_kl, ppo.kl_horizon) if ppo.target_kl
               else pm.FixedKLController(ppo.kl_coef))
-    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    metrics = MetricsWriter(run.metrics_path)
-    steps = total_steps(config, len(prompts))
-    run.write_status(step=0, total_steps=steps)
+    metrics = MetricsWriter(run.metrics_path) if main else None
+    steps = total_steps(config, len(prompts), processes)
+    if main:
+        run.write_status(step=0, total_steps=steps)
 
     order: list[int] = []
     for step in range(1, steps + 1):
-        if run.cancel_requested():
+        if _any_cancel(accelerator, run, device):
             log.info("cancelled before step %d", step)
             return
-        # ---- sample a batch of prompts (reshuffled each pass over the data)
-        batch = []
-        while len(batch) < t.batch_size:
+        # This step's prompts for every process (reshuffled each pass over the data); this process takes its share.
+        chosen = []
+        while len(chosen) < t.batch_size * processes:
             if not order:
                 order = list(range(len(prompts)))
                 rng.shuffle(order)
-            batch.append(order.pop())
-        batch_prompts = [prompts[i] for i in batch]
-        query, query_mask = _left_pad([prompt_ids[i] for i in batch], pad_id, device)
-        width = query.shape[1]
+            chosen.append(order.pop())
+        mine = chosen[rank * t.batch_size:(rank + 1) * t.batch_size]
 
-        # ---- roll out: sample answers with the KV cache, then score them
         started = time.monotonic()
-        # Seeded per step: loading a reward model (its score head init) draws from the global generator, so
-        # without this a run's samples would depend on whether the reward model was already cached.
-        torch.manual_seed(t.seed * 100003 + step)
-        with torch.no_grad():
-            output = model.policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True,
-                                           temperature=1.0, top_k=0, top_p=1.0,
-                                           max_new_tokens=ppo.response_length, eos_token_id=eos_id,
-                                           pad_token_id=pad_id, use_cache=True)
-        responses = output[:, width:]
-        response_mask, ended = _response_mask(responses, eos_id)
-        responses = torch.where(response_mask.bool(), responses, torch.full_like(responses, pad_id))
-        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        scores, per_model = judge.score(batch_prompts, texts)
-        scores = scores.to(device)
+        # Seeded per step and process: loading a reward model (its score head init) draws from the global
+        # generator, so without this a run's samples would depend on whether the reward model was already cached.
+        torch.manual_seed(t.seed * 100003 + step + 7919 * rank)
+        kl_coef = kl_ctl.value
+        batch = rollout(config, model, tokenizer, judge, [prompts[i] for i in mine], [prompt_ids[i] for i in mine],
+                        kl_coef, device)
         generation_time = time.monotonic() - started
-
         started = time.monotonic()
-        penalised = scores - ppo.missing_eos_penalty * (~ended).float()
-        sequences = torch.cat([query, responses], dim=1)
-        attention = torch.cat([query_mask, response_mask.long()], dim=1)
-        with torch.no_grad():
-            logits, old_values = model(sequences, attention, width)
-            old_logp = pm.logprobs_from_logits(logits, responses)
-            entropy = pm.masked_mean(pm.entropy_from_logits(logits), response_mask).item()
-            del logits
-            ref_logp = pm.logprobs_from_logits(model.reference_logits(sequences, attention, width), responses)
-            kl = pm.kl_per_token(old_logp, ref_logp, ppo.kl_estimator) * response_mask
-            kl_coef = kl_ctl.value
-            rewards = pm.token_rewards(penalised, kl, response_mask, kl_coef)
-            old_values = old_values * response_mask
-            advantages, returns = pm.gae(rewards, old_values, response_mask, ppo.gamma, ppo.lam)
-            if ppo.whiten_advantages:
-                advantages = pm.whiten(advantages, response_mask)
-
-        # ---- optimise: ppo_epochs passes over shuffled minibatches, each split into accumulation micro-batches
-        stats = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": [], "value_clip_fraction": []}
-        micro = ppo.mini_batch_size // t.gradient_accumulation_steps
-        for _ in range(ppo.ppo_epochs):
-            perm = torch.randperm(t.batch_size, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
-            for start in range(0, t.batch_size, ppo.mini_batch_size):
-                mini = perm[start:start + ppo.mini_batch_size]
-                for m in range(0, len(mini), micro):
-                    idx = mini[m:m + micro].to(device)
-                    mask = response_mask[idx]
-                    new_logits, new_values = model(sequences[idx], attention[idx], width)
-                    new_logp = pm.logprobs_from_logits(new_logits, responses[idx])
-                    pg_loss, clip_frac, _ = pm.policy_loss(new_logp, old_logp[idx], advantages[idx], mask,
-                                                           ppo.cliprange)
-                    vf_loss, vf_clip = pm.value_loss(new_values, old_values[idx], returns[idx], mask,
-                                                     ppo.cliprange_value)
-                    loss = (pg_loss + ppo.vf_coef * vf_loss) / t.gradient_accumulation_steps
-                    loss.backward()
-                    stats["policy_loss"].append(pg_loss.item())
-                    stats["value_loss"].append(vf_loss.item())
-                    stats["clip_fraction"].append(clip_frac.item())
-                    stats["value_clip_fraction"].append(vf_clip.item())
-                    stats["approx_kl"].append(pm.approx_kl(new_logp.detach(), old_logp[idx], mask).item())
-                if t.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+        losses = optimize(config, accelerator, prepared, optimizer, params, batch, rng)
         optimization_time = time.monotonic() - started
 
-        kl_per_answer = kl.sum(dim=1).mean().item()  # KL of a whole answer, the quantity target_kl aims at
-        kl_ctl.update(kl_per_answer, t.batch_size)
-        row = {"reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-               **{f"reward/{r}": s.mean().item() for r, s in per_model.items()},
-               "reward_with_eos_penalty": penalised.mean().item(),
-               "kl": kl_per_answer, "kl_coef": kl_coef, "entropy": entropy,
-               **{k: sum(v) / len(v) for k, v in stats.items()},
-               "response_length": response_mask.sum(dim=1).mean().item(),
-               "eos_fraction": ended.float().mean().item(),
-               "time/generation": generation_time, "time/optimization": optimization_time,
-               "step": step, "epoch": 0, "time": time.time()}
-        metrics.write(row)
-        run.write_status(step=step, total_steps=steps)
-        if step == 1 or step % t.logging_steps == 0:
-            log.info("step %d/%d: reward %.3f, kl %.3f, response length %.1f", step, steps, row["reward"],
-                     row["kl"], row["response_length"])
+        row = _step_metrics(accelerator, batch, losses, kl_coef)
+        kl_ctl.update(row["kl"], t.batch_size * processes)
+        if main:
+            metrics.write({**row, "time/generation": generation_time, "time/optimization": optimization_time,
+                           "step": step, "epoch": 0, "time": time.time()})
+            run.write_status(step=step, total_steps=steps)
+            if step == 1 or step % t.logging_steps == 0:
+                log.info("step %d/%d: reward %.3f, kl %.3f, response length %.1f", step, steps, row["reward"],
+                         row["kl"], row["response_length"])
 
-    if not run.cancel_requested():
+    accelerator.wait_for_everyone()
+    if main and not run.cancel_requested():
         save_policy(model, tokenizer, run)
 
 
