@@ -168,3 +168,45 @@ def test_two_processes_share_the_prompts_and_only_rank_0_writes(studio_home, tmp
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()
     logged = [line for line in result.stdout.splitlines() if "step 3/3" in line]
     assert len(logged) == 1  # rank 1 does not log steps either
+
+
+@pytest.mark.slow
+def test_a_cancelled_ppo_run_resumes_exactly_where_it_stopped(studio_home, tmp_path, monkeypatch):
+    """Cancel after step 4 saves checkpoint-4 (weights, optimizer, KL coefficient, prompt order, generators); the
+    resumed run's steps 5 and 6 equal those of a run that was never stopped."""
+    from studio.runs.metrics import truncate_after
+    from studio.runs.rundir import RunDir
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(40, seed=1))
+    reward_run = train_to_completion(reward_config(pairs, max_steps=4))
+    config = ppo_config(pairs, reward_run.id, mini_batch_size=4, ppo_epochs=2, target_kl=1.0)
+    config.train = TrainSpec(max_steps=6, batch_size=8, learning_rate=3e-3, save_steps=100)
+
+    straight = manager.create(config)
+    ppo.train(config, straight)
+    assert not straight.complete_checkpoints()  # no checkpoint is due within 6 steps of save_steps 100
+
+    stopped = manager.create(config)
+    write_status = RunDir.write_status
+
+    def cancel_after_step_4(self, **fields):
+        result = write_status(self, **fields)
+        if fields.get("step") == 4:
+            self.request_cancel()
+        return result
+
+    monkeypatch.setattr(RunDir, "write_status", cancel_after_step_4)
+    ppo.train(config, stopped)
+    monkeypatch.setattr(RunDir, "write_status", write_status)
+    assert [c.name for c in stopped.complete_checkpoints()] == ["checkpoint-4"]
+    assert not stopped.adapter_dir.exists()
+
+    truncate_after(stopped.metrics_path, 4)  # what manager.resume does before relaunching
+    stopped.cancel_path.unlink()
+    ppo.train(config, stopped)
+    expected, resumed = read_all(straight.metrics_path), read_all(stopped.metrics_path)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for key in ("reward", "kl", "kl_coef", "policy_loss", "value_loss"):
+        assert [r[key] for r in resumed] == pytest.approx([r[key] for r in expected], abs=1e-5), key
+    assert expected[5]["kl_coef"] != expected[0]["kl_coef"]  # the adaptive coefficient moved, and was restored
+    assert (stopped.adapter_dir / "adapter_model.safetensors").is_file()

@@ -17,8 +17,9 @@ Design choices:
 - accelerate places the model and runs the backward pass, so the same loop runs on a CPU, one GPU, or several
   processes under `accelerate launch` (each samples its own prompts; gradients are averaged; the main process
   alone writes metrics, status and the adapter). Advantages are whitened per process.
-- not yet: checkpoints and resume (a cancelled run stops between steps and keeps nothing), a learning rate
-  schedule (the rate is constant), a separate value model.
+- checkpoints every train.save_steps and on cancel hold the trainable weights, the optimizer, the KL
+  coefficient, the prompt order and the random generators, so `rlhf-studio resume` continues the same run.
+- not yet: a learning rate schedule (the rate is constant), a separate value model.
 
 Each step writes one metrics.jsonl row: reward (the combined score before the missing-EOS penalty), reward_std,
 reward/<run id>, reward_with_eos_penalty, kl (per answer, summed over its tokens), kl_coef, entropy (per token),
@@ -36,17 +37,19 @@ import random
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from studio import data, models
 from studio.config import SOURCE_FORMATS, RunConfig
+from studio.errors import StudioError
 from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
-from studio.runs.rundir import RunDir
+from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
 from studio.trainers import ppo_math as pm
-from studio.trainers.common import start_weights
+from studio.trainers.common import resume_checkpoint, start_weights
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +270,52 @@ def _any_cancel(accelerator, run: RunDir, device) -> bool:
     return accelerator.reduce(flag, "sum").item() > 0
 
 
+# ---------------------------------------------------------------- checkpoints
+
+TRAINABLE_FILE = "trainable.safetensors"  # the LoRA weights (or every weight with LoRA off) and the value head
+STATE_FILE = "ppo_state.pt"  # optimizer, KL coefficient, the prompt order and random generators
+
+
+def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, kl_ctl, rng: random.Random,
+                    order: list[int], keep: int) -> None:
+    """checkpoints/checkpoint-STEP with everything a resumed run needs to continue exactly; counted only once
+    its COMPLETE marker is written, and older ones are pruned only after that."""
+    from safetensors.torch import save_file
+
+    folder = run.checkpoints_dir / f"checkpoint-{step}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    save_file({name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad},
+              str(folder / TRAINABLE_FILE))
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "kl_coef": kl_ctl.value,
+                "rng": rng.getstate(), "order": order, "torch_rng": torch.get_rng_state()}, folder / STATE_FILE)
+    with open(folder / CHECKPOINT_COMPLETE, "w") as f:
+        f.write(f"{step}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    for old in run.complete_checkpoints()[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("saved checkpoint-%d", step)
+
+
+def load_checkpoint(folder: Path, model: PolicyWithValue, optimizer, kl_ctl, rng: random.Random) -> tuple[int, list]:
+    """Restore a checkpoint written by save_checkpoint; returns (its step, the remaining prompt order)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / TRAINABLE_FILE))
+    missing = set(weights) - {name for name, _ in model.named_parameters()}
+    if missing:
+        raise StudioError(f"{folder}: this checkpoint holds weights the model lacks ({sorted(missing)[0]}); was "
+                          "the config changed since it was saved?")
+    model.load_state_dict(weights, strict=False)
+    state = torch.load(folder / STATE_FILE, weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    kl_ctl.value = state["kl_coef"]
+    rng.setstate(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"], state["order"]
+
+
 def train(config: RunConfig, run: RunDir) -> None:
     """The PPO loop. Under `accelerate launch` each process samples its own share of every step's prompts
     (train.batch_size each), gradients are averaged across processes, and only the main process writes."""
@@ -294,13 +343,22 @@ def train(config: RunConfig, run: RunDir) -> None:
               else pm.FixedKLController(ppo.kl_coef))
     metrics = MetricsWriter(run.metrics_path) if main else None
     steps = total_steps(config, len(prompts), processes)
+    done, order = 0, []
+    checkpoint = resume_checkpoint(run)
+    if checkpoint:
+        done, order = load_checkpoint(Path(checkpoint), model, optimizer, kl_ctl, rng)
     if main:
-        run.write_status(step=0, total_steps=steps)
+        run.write_status(step=done, total_steps=steps)
 
-    order: list[int] = []
-    for step in range(1, steps + 1):
+    def checkpoint_now(step: int) -> None:
+        if main and t.save_steps > 0:
+            save_checkpoint(run, step, model, optimizer, kl_ctl, rng, order, t.save_total_limit)
+
+    for step in range(done + 1, steps + 1):
         if _any_cancel(accelerator, run, device):
             log.info("cancelled before step %d", step)
+            if step > done + 1:  # something was trained since the last checkpoint: keep it
+                checkpoint_now(step - 1)
             return
         # This step's prompts for every process (reshuffled each pass over the data); this process takes its share.
         chosen = []
@@ -332,6 +390,8 @@ def train(config: RunConfig, run: RunDir) -> None:
             if step == 1 or step % t.logging_steps == 0:
                 log.info("step %d/%d: reward %.3f, kl %.3f, response length %.1f", step, steps, row["reward"],
                          row["kl"], row["response_length"])
+        if t.save_steps > 0 and step % t.save_steps == 0 and step < steps:
+            checkpoint_now(step)
 
     accelerator.wait_for_everyone()
     if main and not run.cancel_requested():
