@@ -180,7 +180,7 @@ def test_a_cancelled_ppo_run_resumes_exactly_where_it_stopped(studio_home, tmp_p
     pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(40, seed=1))
     reward_run = train_to_completion(reward_config(pairs, max_steps=4))
     config = ppo_config(pairs, reward_run.id, mini_batch_size=4, ppo_epochs=2, target_kl=1.0)
-    config.train = TrainSpec(max_steps=6, batch_size=8, learning_rate=3e-3, save_steps=100)
+    config.train = TrainSpec(max_steps=6, batch_size=8, learning_rate=3e-3, save_steps=100, warmup_ratio=0.2)
 
     straight = manager.create(config)
     ppo.train(config, straight)
@@ -206,7 +206,9 @@ def test_a_cancelled_ppo_run_resumes_exactly_where_it_stopped(studio_home, tmp_p
     ppo.train(config, stopped)
     expected, resumed = read_all(straight.metrics_path), read_all(stopped.metrics_path)
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
-    for key in ("reward", "kl", "kl_coef", "policy_loss", "value_loss"):
+    for key in ("reward", "kl", "kl_coef", "policy_loss", "value_loss", "learning_rate"):
         assert [r[key] for r in resumed] == pytest.approx([r[key] for r in expected], abs=1e-5), key
     assert expected[5]["kl_coef"] != expected[0]["kl_coef"]  # the adaptive coefficient moved, and was restored
+    rates = [r["learning_rate"] for r in expected]  # 20% warm-up, then cosine decay, restored on resume too
+    assert rates[0] < rates[1] and rates[1] > rates[-1]
     assert (stopped.adapter_dir / "adapter_model.safetensors").is_file()

@@ -19,12 +19,14 @@ Design choices:
   alone writes metrics, status and the adapter). Advantages are whitened per process.
 - checkpoints every train.save_steps and on cancel hold the trainable weights, the optimizer, the KL
   coefficient, the prompt order and the random generators, so `rlhf-studio resume` continues the same run.
-- not yet: a learning rate schedule (the rate is constant), a separate value model.
+- the learning rate follows train.lr_scheduler and train.warmup_ratio over the run's optimizer steps
+  (ppo_epochs x batch_size / mini_batch_size per PPO step).
+- not yet: a separate value model.
 
 Each step writes one metrics.jsonl row: reward (the combined score before the missing-EOS penalty), reward_std,
 reward/<run id>, reward_with_eos_penalty, kl (per answer, summed over its tokens), kl_coef, entropy (per token),
 policy_loss, value_loss, clip_fraction, value_clip_fraction, approx_kl, response_length, eos_fraction,
-time/generation (sampling and scoring) and time/optimization (seconds), plus step, epoch (0) and time.
+time/generation (sampling and scoring), time/optimization (seconds) and learning_rate, plus step, epoch (0) and time.
 """
 
 from __future__ import annotations
@@ -210,7 +212,8 @@ def rollout(config: RunConfig, model: PolicyWithValue, tokenizer, judge: RewardJ
                    old_values, kl, entropy, advantages, returns)
 
 
-def optimize(config: RunConfig, accelerator, model, optimizer, params, batch: Rollout, rng: random.Random) -> dict:
+def optimize(config: RunConfig, accelerator, model, optimizer, scheduler, params, batch: Rollout,
+             rng: random.Random) -> dict:
     """ppo_epochs passes over shuffled minibatches of the rollout, each split into gradient accumulation
     micro-batches; returns the mean of each loss statistic. `model` is the accelerate-prepared model, so with
     several processes the gradients are averaged across them on the last micro-batch of each minibatch."""
@@ -244,6 +247,7 @@ def optimize(config: RunConfig, accelerator, model, optimizer, params, batch: Ro
             if t.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(params, t.max_grad_norm)
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
     return {key: sum(values) / len(values) for key, values in stats.items()}
 
@@ -273,11 +277,11 @@ def _any_cancel(accelerator, run: RunDir, device) -> bool:
 # ---------------------------------------------------------------- checkpoints
 
 TRAINABLE_FILE = "trainable.safetensors"  # the LoRA weights (or every weight with LoRA off) and the value head
-STATE_FILE = "ppo_state.pt"  # optimizer, KL coefficient, the prompt order and random generators
+STATE_FILE = "ppo_state.pt"  # optimizer, learning rate schedule, KL coefficient, the prompt order and random generators
 
 
-def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, kl_ctl, rng: random.Random,
-                    order: list[int], keep: int) -> None:
+def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, scheduler, kl_ctl,
+                    rng: random.Random, order: list[int], keep: int) -> None:
     """checkpoints/checkpoint-STEP with everything a resumed run needs to continue exactly; counted only once
     its COMPLETE marker is written, and older ones are pruned only after that."""
     from safetensors.torch import save_file
@@ -287,7 +291,8 @@ def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, k
     folder.mkdir(parents=True)
     save_file({name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad},
               str(folder / TRAINABLE_FILE))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "kl_coef": kl_ctl.value,
+    torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "kl_coef": kl_ctl.value,
                 "rng": rng.getstate(), "order": order, "torch_rng": torch.get_rng_state()}, folder / STATE_FILE)
     with open(folder / CHECKPOINT_COMPLETE, "w") as f:
         f.write(f"{step}\n")
@@ -298,7 +303,8 @@ def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, k
     log.info("saved checkpoint-%d", step)
 
 
-def load_checkpoint(folder: Path, model: PolicyWithValue, optimizer, kl_ctl, rng: random.Random) -> tuple[int, list]:
+def load_checkpoint(folder: Path, model: PolicyWithValue, optimizer, scheduler, kl_ctl,
+                    rng: random.Random) -> tuple[int, list]:
     """Restore a checkpoint written by save_checkpoint; returns (its step, the remaining prompt order)."""
     from safetensors.torch import load_file
 
@@ -310,6 +316,7 @@ def load_checkpoint(folder: Path, model: PolicyWithValue, optimizer, kl_ctl, rng
     model.load_state_dict(weights, strict=False)
     state = torch.load(folder / STATE_FILE, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
     kl_ctl.value = state["kl_coef"]
     rng.setstate(state["rng"])
     torch.set_rng_state(state["torch_rng"])
@@ -320,6 +327,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     """The PPO loop. Under `accelerate launch` each process samples its own share of every step's prompts
     (train.batch_size each), gradients are averaged across processes, and only the main process writes."""
     from accelerate import Accelerator
+    from transformers import get_scheduler
 
     ppo, t = config.ppo, config.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
@@ -339,20 +347,23 @@ def train(config: RunConfig, run: RunDir) -> None:
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     prepared = accelerator.prepare_model(model, device_placement=config.model.quantization == "none")
     optimizer = accelerator.prepare_optimizer(optimizer)
+    steps = total_steps(config, len(prompts), processes)
+    updates = steps * ppo.ppo_epochs * (t.batch_size // ppo.mini_batch_size)  # optimizer steps in the run
+    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=math.ceil(t.warmup_ratio * updates),
+                              num_training_steps=updates)
     kl_ctl = (pm.AdaptiveKLController(ppo.kl_coef, ppo.target_kl, ppo.kl_horizon) if ppo.target_kl
               else pm.FixedKLController(ppo.kl_coef))
     metrics = MetricsWriter(run.metrics_path) if main else None
-    steps = total_steps(config, len(prompts), processes)
     done, order = 0, []
     checkpoint = resume_checkpoint(run)
     if checkpoint:
-        done, order = load_checkpoint(Path(checkpoint), model, optimizer, kl_ctl, rng)
+        done, order = load_checkpoint(Path(checkpoint), model, optimizer, scheduler, kl_ctl, rng)
     if main:
         run.write_status(step=done, total_steps=steps)
 
     def checkpoint_now(step: int) -> None:
         if main and t.save_steps > 0:
-            save_checkpoint(run, step, model, optimizer, kl_ctl, rng, order, t.save_total_limit)
+            save_checkpoint(run, step, model, optimizer, scheduler, kl_ctl, rng, order, t.save_total_limit)
 
     for step in range(done + 1, steps + 1):
         if _any_cancel(accelerator, run, device):
@@ -378,13 +389,13 @@ def train(config: RunConfig, run: RunDir) -> None:
                         kl_coef, device)
         generation_time = time.monotonic() - started
         started = time.monotonic()
-        losses = optimize(config, accelerator, prepared, optimizer, params, batch, rng)
+        losses = optimize(config, accelerator, prepared, optimizer, scheduler, params, batch, rng)
         optimization_time = time.monotonic() - started
 
         row = _step_metrics(accelerator, batch, losses, kl_coef)
         kl_ctl.update(row["kl"], t.batch_size * processes)
         if main:
-            metrics.write({**row, "time/generation": generation_time, "time/optimization": optimization_time,
+            metrics.write({**row, "learning_rate": scheduler.get_last_lr()[0], "time/generation": generation_time, "time/optimization": optimization_time,
                            "step": step, "epoch": 0, "time": time.time()})
             run.write_status(step=step, total_steps=steps)
             if step == 1 or step % t.logging_steps == 0:
