@@ -226,10 +226,10 @@ def cmd_runs(args) -> int:
     if not rows:
         print("no runs yet; start one with `rlhf-studio train presets/sft-dolly-tiny.yaml`")
         return 0
-    print(f"{'ID':<32} {'STAGE':<7} {'STATE':<10} {'STEP':>11} {'LOSS':>8}  {'NAME':<20} FROM")
+    print(f"{'ID':<32} {'STAGE':<9} {'STATE':<10} {'STEP':>11} {'LOSS':>8}  {'NAME':<20} FROM")
     for r in rows:
         step = f"{r['step'] or 0}/{r['total_steps'] or '?'}"
-        print(f"{r['id']:<32} {r['stage']:<7} {r['state']:<10} {step:>11} {_fmt_loss(r['last_loss']):>8}  "
+        print(f"{r['id']:<32} {r['stage']:<9} {r['state']:<10} {step:>11} {_fmt_loss(r['last_loss']):>8}  "
               f"{(r['name'] or r['model']):<20} {r['parent'] or ''}".rstrip())
     return 0
 

@@ -35,7 +35,7 @@ def option(default: Any, help: str, *, choices: tuple | None = None, ge: float |
     return field(default=default, metadata=meta)
 
 
-STAGES = ("sft", "reward", "dpo", "kto", "ppo")
+STAGES = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
 # What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
 SOURCE_FORMATS = {
     "dolly": ("sft",),
@@ -48,14 +48,16 @@ SOURCE_FORMATS = {
 DATA_SOURCES = tuple(SOURCE_FORMATS)
 # PPO needs only prompts, which every format has: it samples its own answers and a reward model scores them.
 PROMPT_ONLY = "prompt"
-STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference", "ppo": PROMPT_ONLY}
+STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference", "ppo": PROMPT_ONLY,
+                 "rejection": PROMPT_ONLY, "grpo": PROMPT_ONLY, "rloo": PROMPT_ONLY}
 REWARD_COMBINES = ("sum", "safety_gated")
 # Stages that sample their own answers and score them with reward_models.
-ONLINE_STAGES = ("ppo",)
+ONLINE_STAGES = ("ppo", "rejection", "grpo", "rloo")
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
 # The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
 LABEL_SMOOTHING_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
+GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's GRPO losses
 
 
 @dataclass
@@ -243,6 +245,80 @@ class PPOSpec:
 
 
 @dataclass
+class RejectionSpec:
+    """Rejection sampling (Llama 2): each round samples K answers per prompt, keeps the best-scoring one and
+    fine-tunes the policy on it. The fine-tuning uses train.learning_rate, batch_size and
+    gradient_accumulation_steps; rounds and sft_epochs take the place of train.max_steps and train.epochs."""
+    rounds: int = option(3, "Rounds of sample, score, keep the best, fine-tune; each round samples from the policy "
+                            "the round before trained", ge=1, le=1000)
+    prompts_per_round: int = option(64, "Prompts per round, a fresh slice of the data each round (reshuffled after "
+                                        "each full pass)", ge=1, le=1_000_000)
+    samples_per_prompt: int = option(4, "Answers sampled per prompt (K); the best-scoring one is kept, so more "
+                                        "answers find better ones at K times the sampling cost", ge=2, le=256)
+    response_length: int = option(128, "Most tokens sampled per answer", ge=1, le=8192)
+    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers for the best-of-K "
+                                     "choice; too high gives nonsense", gt=0.0, le=10.0)
+    min_score: float | None = option(None, "Fine-tune on a prompt's best answer only if its score reaches this; "
+                                           "empty keeps the best answer of every prompt")
+    sft_epochs: int = option(1, "Fine-tuning passes over each round's kept answers", ge=1, le=100)
+    generation_batch_size: int = option(64, "Answers sampled in one generate call; lower it if sampling runs out "
+                                            "of memory", ge=1, le=65536)
+
+
+@dataclass
+class GRPOSpec:
+    """GRPO (TRL's GRPOTrainer): num_generations answers per prompt, each answer's advantage its reward against its
+    group's mean; no value model. train.batch_size counts answers, so a step samples train.batch_size x
+    train.gradient_accumulation_steps answers to that many / num_generations prompts."""
+    num_generations: int = option(4, "Answers sampled per prompt (the group); must divide train.batch_size x "
+                                     "train.gradient_accumulation_steps, the answers sampled per step", ge=2, le=256)
+    max_completion_length: int = option(128, "Most tokens sampled per answer", ge=1, le=8192)
+    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers within a group, which "
+                                     "is what the group baseline learns from", gt=0.0, le=10.0)
+    beta: float = option(0.04, "Weight of the per-token KL penalty (k3 estimate) that keeps the policy near its "
+                               "starting weights (DeepSeekMath uses 0.04); 0 turns it off: no reference pass and no kl "
+                               "metric", ge=0.0, le=10.0)
+    loss_type: str = option("dapo", "How token losses are averaged: dapo (over every token of the step; no length "
+                                    "bias), grpo (the paper: per answer, then over answers), dr_grpo (by "
+                                    "max_completion_length), bnpo (over the tokens of each forward pass), cispo (clips "
+                                    "importance weights at epsilon_high), sapo (a soft gate instead of the clip), "
+                                    "luspo (per-answer ratios, length-weighted), vespo (smooth per-answer weights)",
+                            choices=GRPO_LOSS_TYPES)
+    epsilon: float = option(0.2, "Clip: how far one update may move each token's probability ratio", gt=0.0, lt=1.0)
+    epsilon_high: float | None = option(None, "Upper clip bound when it should differ from epsilon (DAPO uses 0.28); "
+                                              "with the cispo loss, the cap on each importance weight (ScaleRL uses "
+                                              "5); empty uses epsilon", gt=0.0, le=100.0)
+    num_iterations: int = option(1, "Optimisation passes over each batch of sampled answers; above 1 the clip starts "
+                                    "to matter", ge=1, le=100)
+    scale_rewards: str = option("group", "Divide advantages by the reward spread of the group (the GRPO paper), of "
+                                         "the whole step (batch), or not at all (none, Dr. GRPO: no bias towards "
+                                         "prompts whose answers score alike)", choices=("group", "batch", "none"))
+    mask_truncated_completions: bool = option(False, "Leave answers cut off at max_completion_length out of the loss "
+                                                     "(DAPO), so an unfinished answer is neither rewarded nor punished")
+
+
+@dataclass
+class RLOOSpec:
+    """RLOO (TRL's RLOOTrainer): num_generations answers per prompt, each answer's advantage its reward minus the
+    mean reward of the other answers to the same prompt; the whole answer is one action. train.batch_size counts
+    answers, as in GRPO."""
+    num_generations: int = option(4, "Answers sampled per prompt (k); must divide train.batch_size x "
+                                     "train.gradient_accumulation_steps, the answers sampled per step", ge=2, le=256)
+    max_completion_length: int = option(128, "Most tokens sampled per answer", ge=1, le=8192)
+    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers to compare", gt=0.0,
+                                le=10.0)
+    beta: float = option(0.05, "Weight of the KL penalty subtracted from each answer's reward (its summed log ratio to "
+                               "the starting weights, as in the RLOO paper); 0 turns it off: no reference pass and no "
+                               "kl metric", ge=0.0, le=10.0)
+    epsilon: float = option(0.2, "Clip: how far one update may move each answer's probability ratio", gt=0.0, lt=1.0)
+    num_iterations: int = option(1, "Optimisation passes over each batch of sampled answers; above 1 the clip starts "
+                                    "to matter", ge=1, le=100)
+    normalize_advantages: bool = option(False, "Normalise advantages to mean 0 and std 1 over each step's answers")
+    mask_truncated_completions: bool = option(False, "Leave answers cut off at max_completion_length out of the loss, "
+                                                     "so an unfinished answer is neither rewarded nor punished")
+
+
+@dataclass
 class RunConfig:
     stage: str = option("sft", "Training stage", choices=STAGES)
     name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
@@ -257,6 +333,9 @@ class RunConfig:
     kto: KTOSpec = field(default_factory=KTOSpec)
     reward_models: RewardModelsSpec = field(default_factory=RewardModelsSpec)
     ppo: PPOSpec = field(default_factory=PPOSpec)
+    rejection: RejectionSpec = field(default_factory=RejectionSpec)
+    grpo: GRPOSpec = field(default_factory=GRPOSpec)
+    rloo: RLOOSpec = field(default_factory=RLOOSpec)
 
 
 # ---------------------------------------------------------------- building and checking
@@ -379,6 +458,11 @@ def _check_combinations(config: RunConfig) -> None:
         _check_reward_models(config)
     if config.stage == "ppo":
         _check_ppo(config)
+    if config.stage in ("grpo", "rloo"):
+        _check_groups(config)
+    if config.stage == "rejection" and config.train.max_steps != -1:
+        raise ConfigError(f"train.max_steps = {config.train.max_steps}: the rejection stage runs rejection.rounds "
+                          "rounds of rejection.sft_epochs passes over the kept answers; leave max_steps at -1")
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")
@@ -413,6 +497,24 @@ def _check_ppo(config: RunConfig) -> None:
     if ppo.mini_batch_size % train.gradient_accumulation_steps:
         raise ConfigError(f"train.gradient_accumulation_steps = {train.gradient_accumulation_steps}: must divide "
                           f"ppo.mini_batch_size ({ppo.mini_batch_size}), which it splits into forward passes")
+
+
+def _check_groups(config: RunConfig) -> None:
+    """GRPO and RLOO compare the answers to one prompt with each other, so every batch must hold whole groups."""
+    stage, train = config.stage, config.train
+    spec = getattr(config, stage)
+    per_step = train.batch_size * train.gradient_accumulation_steps
+    if per_step % spec.num_generations:
+        raise ConfigError(f"{stage}.num_generations = {spec.num_generations}: must divide the answers sampled per "
+                          f"step, train.batch_size x train.gradient_accumulation_steps = {train.batch_size} x "
+                          f"{train.gradient_accumulation_steps} = {per_step}")
+    if config.data.eval_fraction > 0 and train.batch_size % spec.num_generations:
+        raise ConfigError(f"{stage}.num_generations = {spec.num_generations}: must divide train.batch_size "
+                          f"({train.batch_size}) to score held-out prompts, which are sampled in batches of "
+                          "train.batch_size answers; or set data.eval_fraction to 0")
+    if stage == "grpo" and spec.loss_type == "cispo" and spec.epsilon_high is None:
+        raise ConfigError("grpo.epsilon_high is empty: the cispo loss caps each importance weight at epsilon_high "
+                          "(ScaleRL uses 5); set it")
 
 
 # ---------------------------------------------------------------- YAML and overrides

@@ -15,6 +15,7 @@ from studio.runs import manager
 from studio.rewards import combine_scores
 from studio.runs.metrics import read_all
 from studio.trainers import ppo
+from studio.trainers.sampling import response_mask
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 
@@ -119,7 +120,7 @@ def test_combine_scores():
 
 def test_response_mask_stops_after_the_first_eos():
     responses = torch.tensor([[5, 6, 2, 7, 2], [5, 6, 7, 8, 9]])
-    mask, ended = ppo._response_mask(responses, eos_id=2)
+    mask, ended = response_mask(responses, eos_id=2)
     assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert ended.tolist() == [True, False]
 

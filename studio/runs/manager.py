@@ -40,9 +40,8 @@ def check_inputs(config: cfg.RunConfig) -> None:
 
 
 # Which earlier stages can give a stage its starting weights: policies start from policies.
-POLICY_STAGES = ("sft", "dpo", "kto")
-STARTS_FROM = {"sft": POLICY_STAGES, "reward": (*POLICY_STAGES, "reward"), "dpo": POLICY_STAGES,
-               "kto": POLICY_STAGES, "ppo": POLICY_STAGES}
+POLICY_STAGES = ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+STARTS_FROM = {stage: POLICY_STAGES for stage in cfg.STAGES} | {"reward": (*POLICY_STAGES, "reward")}
 
 
 def link_parent(config: cfg.RunConfig) -> RunDir | None:

@@ -44,14 +44,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio import data, models
-from studio.config import SOURCE_FORMATS, RunConfig
+from studio import models
+from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
 from studio.trainers import ppo_math as pm
 from studio.trainers.common import resume_checkpoint, start_weights
+from studio.trainers.sampling import left_pad, load_prompts, response_mask
 
 log = logging.getLogger(__name__)
 
@@ -123,33 +124,6 @@ def build_model(config: RunConfig, device: torch.device) -> PolicyWithValue:
 # ---------------------------------------------------------------- the loop
 
 
-def _prompts(config: RunConfig, tokenizer, run: RunDir) -> list[list[dict]]:
-    """The prompt messages of every usable row of the data source (any format: only the prompt is used)."""
-    loaded = data.prepare(config.data, SOURCE_FORMATS[config.data.source][0], tokenizer, run)
-    prompts = [row["prompt"] for row in loaded.rows]
-    log.info("data: %d prompts", len(prompts))
-    return prompts
-
-
-def _left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, s in enumerate(sequences):
-        ids[row, width - len(s):] = torch.tensor(s)
-        mask[row, width - len(s):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _response_mask(responses: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask, ended): 1 on each response's tokens up to and including its first EOS; whether it had one."""
-    is_eos = responses == eos_id
-    ended = is_eos.any(dim=1)
-    # Tokens strictly after the first EOS: the cumulative count of EOS before them is at least 1.
-    after = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
-    return (~after).float(), ended
-
-
 def total_steps(config: RunConfig, n_prompts: int, processes: int = 1) -> int:
     if config.train.max_steps > 0:
         return config.train.max_steps
@@ -181,14 +155,14 @@ def rollout(config: RunConfig, model: PolicyWithValue, tokenizer, judge: RewardJ
     """Sample one answer per prompt with the KV cache, score them, and compute KL-penalised advantages."""
     ppo = config.ppo
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    query, query_mask = _left_pad(prompt_ids, pad_id, device)
+    query, query_mask = left_pad(prompt_ids, pad_id, device)
     width = query.shape[1]
     with torch.no_grad():
         output = model.policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True, temperature=1.0,
                                        top_k=0, top_p=1.0, max_new_tokens=ppo.response_length,
                                        eos_token_id=eos_id, pad_token_id=pad_id, use_cache=True)
     responses = output[:, width:]
-    mask, ended = _response_mask(responses, eos_id)
+    mask, ended = response_mask(responses, eos_id)
     responses = torch.where(mask.bool(), responses, torch.full_like(responses, pad_id))
     scores, per_model = judge.score(prompts, tokenizer.batch_decode(responses, skip_special_tokens=True))
     scores = scores.to(device)
@@ -339,7 +313,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     judge = RewardJudge(config.reward_models)  # a reward run that cannot score fails now, before the policy loads
 
     tokenizer = models.load_tokenizer(config.model)
-    prompts = _prompts(config, tokenizer, run)
+    prompts = load_prompts(config, tokenizer, run)
     prompt_ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)
                   ["input_ids"] for p in prompts]
     model = build_model(config, device)

@@ -1,0 +1,42 @@
+"""What the stages that sample their own answers share (PPO, rejection sampling): the prompts of a data
+source, left-padded prompt batches, and the mask of each sampled answer's tokens up to its end-of-turn."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from studio import data
+from studio.config import SOURCE_FORMATS, RunConfig
+from studio.runs.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+def load_prompts(config: RunConfig, tokenizer, run: RunDir) -> list[list[dict]]:
+    """The prompt messages of every usable row of the data source (any format: only the prompt is used)."""
+    loaded = data.prepare(config.data, SOURCE_FORMATS[config.data.source][0], tokenizer, run)
+    prompts = [row["prompt"] for row in loaded.rows]
+    log.info("data: %d prompts", len(prompts))
+    return prompts
+
+
+def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of token sequences padded on the left, as generate() wants its prompts."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, s in enumerate(sequences):
+        ids[row, width - len(s):] = torch.tensor(s)
+        mask[row, width - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def response_mask(responses: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask, ended): 1 on each response's tokens up to and including its first EOS; whether it had one."""
+    is_eos = responses == eos_id
+    ended = is_eos.any(dim=1)
+    # Tokens strictly after the first EOS: the cumulative count of EOS before them is at least 1.
+    after = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
+    return (~after).float(), ended
