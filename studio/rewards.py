@@ -48,13 +48,13 @@ class RewardJudge:
     """The reward models of one run, loaded once (scoring caches them) and combined per reward_models."""
 
     def __init__(self, spec: cfg.RewardModelsSpec):
-        for run_id in spec.runs:
-            scoring._reward_run(run_id)  # a run that cannot score fails now, in one line
+        # A run that cannot score fails now, in one line; checked once, not on every step.
+        self.runs = {run_id: scoring._reward_run(run_id) for run_id in spec.runs}
         self.spec = spec
         self.kinds = reward_kinds(spec.runs)
 
     def score(self, prompts: list[list[dict]], answers: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(combined score per answer, {run id: that model's scores}), as float tensors on the CPU."""
-        per_run = {run_id: torch.tensor(scoring.score_batch(run_id, prompts, answers), dtype=torch.float32)
-                   for run_id in self.spec.runs}
+        per_run = {run_id: torch.tensor(scoring.score_checked(run, prompts, answers), dtype=torch.float32)
+                   for run_id, run in self.runs.items()}
         return combine_scores(self.spec, per_run, self.kinds), per_run

@@ -53,6 +53,8 @@ def _load(run_path: str):
         # The body the adapter was trained on: the base model, with the parent run merged in for a chained RM.
         base = models.load_reward_model(config.model, start_weights(config), pad_token_id=tokenizer.pad_token_id)
         model = PeftModel.from_pretrained(base, str(run.adapter_dir))  # LoRA weights and the trained score head
+        if config.model.quantization == "none":
+            model = model.merge_and_unload()  # frozen from now on: merged, a forward pass skips the LoRA branch
     else:  # trained without LoRA: the folder holds the whole model
         model = models.load_reward_model(config.model, run.adapter_dir, pad_token_id=tokenizer.pad_token_id)
     # The score is read at the last token that is not padding, so the model must pad with the tokenizer's pad.
@@ -76,7 +78,12 @@ def score_batch(run_id: str, prompt_messages_list: list[list[dict]], responses: 
     """The reward of each (prompt, response) pair under a completed reward run, in order."""
     if len(prompt_messages_list) != len(responses):
         raise StudioError(f"score_batch: {len(prompt_messages_list)} prompts but {len(responses)} responses")
-    run = _reward_run(run_id)
+    return score_checked(_reward_run(run_id), prompt_messages_list, responses)
+
+
+def score_checked(run: RunDir, prompt_messages_list: list[list[dict]], responses: list[str]) -> list[float]:
+    """score_batch for a run already checked to be a completed reward run: what a trainer scoring every step calls,
+    so it does not re-read the run's config and status each time."""
     tokenizer, model, device = _load(str(run.path))
     ids = [render(tokenizer, prompt, response) for prompt, response in zip(prompt_messages_list, responses)]
     scores: list[float] = []
