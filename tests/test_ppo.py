@@ -39,9 +39,10 @@ def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
     """40 steps of 32 answers (about 0.15 s a step on 2 CPU cores; the whole test about 25 s, most of it loading).
 
     With the seeds fixed here the first quarter of steps averages 0.32 against 2.51 for the last (a rise of 2.2);
-    with other reward model inits the rise was 1.0 to 2.8.     A quarter averages 320 answers, so its noise is near 0.05: a rise above 0.5 is learning, not luck. The KL per
-    answer (summed over its tokens, the quantity target_kl aims at) averages 7.1 in the last quarter, 8.2 at most,
-    so the last quarter's mean must stay under 10 and no step may pass 15. What the policy learns is whatever this
+    with other reward model inits the rise was 1.0 to 2.8. A quarter averages 320 answers, so its noise is near
+    0.05: a rise above 0.5 is learning, not luck. The KL per answer (summed over its tokens, the quantity target_kl
+    aims at) averages 7.1 in the last quarter, 8.2 at most, so the last quarter's mean must stay under 10 and no
+    step may pass 15. What the policy learns is whatever this
     tiny reward model overrates (it ends answers with a word it likes): PPO doing its job on a weak reward model."""
     pairs = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(160, seed=1))
     reward_run = train_to_completion(reward_config(pairs))
