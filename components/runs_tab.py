@@ -1,4 +1,5 @@
-"""Runs tab: every run with its live state, and the selected run's status and log tail."""
+"""Runs tab: every run with its live state (a waiting run shows its place, e.g. "queued (2nd)"), and the selected
+run's status and log tail."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def runs_table() -> list[list]:
     rows = []
     for r in reversed(manager.list_runs()):  # newest first
         loss = f"{r['last_loss']:.4f}" if isinstance(r["last_loss"], (int, float)) else ""
-        rows.append([r["id"], r["stage"], r["state"], f"{r['step'] or 0}/{r['total_steps'] or '?'}", loss,
+        rows.append([r["id"], r["stage"], manager.state_label(r), f"{r['step'] or 0}/{r['total_steps'] or '?'}", loss,
                      r["name"] or r["model"]])
     return rows
 
@@ -29,7 +30,10 @@ def run_details(run_id: str) -> tuple[str, str]:
     except StudioError as err:
         return str(err), ""
     status = manager.status(run)
-    line = f"**{run.id}**: {status.get('state')}, step {status.get('step')}/{status.get('total_steps')}"
+    status.update(manager.queue_places().get(run.id, {}))
+    line = f"**{run.id}**: {manager.state_label(status)}, step {status.get('step')}/{status.get('total_steps')}"
+    if status.get("queued_behind"):
+        line += f", waiting behind {status['queued_behind']}"
     if status.get("error"):
         line += f"\n\nError: {status['error']}"
     return line, run.log_tail(40)

@@ -9,6 +9,8 @@
     rlhf-studio ui [--host 127.0.0.1] [--port 7860]
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
+One training runs at a time: `train` and `resume` of a run started while another runs say which run it waits
+behind, and follow it once it starts; Ctrl+C while it waits takes it out of the queue.
 """
 
 from __future__ import annotations
@@ -160,8 +162,39 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _wait_in_queue(run):
+    """Return once the run has left the queue (started, or cancelled elsewhere), saying whom it waits behind;
+    returns its worker if this process is the one that launched it, else None."""
+    from studio.runs import manager
+
+    said = ""
+    while True:
+        launched = manager.start_next()  # the run ahead may have died without handing on: do it from here
+        if launched and launched[0].id == run.id:
+            return launched[1]
+        if manager.status(run).get("state") != "queued":
+            return None
+        place = manager.queue_places().get(run.id)
+        if place:
+            behind = f"behind run {place['queued_behind']}" if place["queued_behind"] else "to start"
+            line = f"queued ({manager.ordinal(place['queue_position'])}): waiting {behind}"
+            if line != said:
+                print(line, flush=True)
+                said = line
+        time.sleep(1.0)
+
+
+def _ended(run, proc) -> bool:
+    """Whether the worker is gone: our own child is polled; one another process launched is looked up."""
+    from studio.runs import manager
+    from studio.runs.rundir import FINAL_STATES
+
+    return proc.poll() is not None if proc else manager.status(run).get("state") in FINAL_STATES
+
+
 def _follow(run, proc) -> int:
-    """Show progress until the worker ends; Ctrl+C or SIGTERM cancels the run (checkpoint first)."""
+    """Wait while the run is queued, then show progress until it ends; Ctrl+C or SIGTERM cancels the run
+    (a running one saves a checkpoint first). `proc` is the worker when this process launched it, else None."""
     from tqdm import tqdm
 
     from studio.runs import manager
@@ -169,19 +202,23 @@ def _follow(run, proc) -> int:
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     reader = MetricsReader(run.metrics_path)
-    bar = tqdm(total=0, unit="step", desc=run.id, file=sys.stderr, dynamic_ncols=True, leave=True,
-               mininterval=1.0)
+    bar = None
     try:
-        while proc.poll() is None:
+        if proc is None:
+            proc = _wait_in_queue(run)
+        bar = tqdm(total=0, unit="step", desc=run.id, file=sys.stderr, dynamic_ncols=True, leave=True,
+                   mininterval=1.0)
+        while not _ended(run, proc):
             time.sleep(0.5)
             _update_bar(bar, run.read_status(), reader)
     except KeyboardInterrupt:
-        bar.close()
+        if bar is not None:
+            bar.close()
         print("cancelling: saving a checkpoint and stopping the worker...", file=sys.stderr)
         status = manager.cancel(run)
         print(f"run {status['state']}", file=sys.stderr)
         return EXIT_CANCELLED
-    status = manager.status(run, exit_code=proc.returncode)
+    status = manager.status(run, exit_code=proc.returncode if proc else None)
     _update_bar(bar, status, reader)
     bar.close()
     state = status.get("state")
@@ -226,11 +263,12 @@ def cmd_runs(args) -> int:
     if not rows:
         print("no runs yet; start one with `rlhf-studio train presets/sft-dolly-tiny.yaml`")
         return 0
-    print(f"{'ID':<32} {'STAGE':<9} {'STATE':<10} {'STEP':>11} {'LOSS':>8}  {'NAME':<20} FROM")
+    print(f"{'ID':<32} {'STAGE':<9} {'STATE':<13} {'STEP':>11} {'LOSS':>8}  {'NAME':<20} FROM")
     for r in rows:
         step = f"{r['step'] or 0}/{r['total_steps'] or '?'}"
-        print(f"{r['id']:<32} {r['stage']:<9} {r['state']:<10} {step:>11} {_fmt_loss(r['last_loss']):>8}  "
-              f"{(r['name'] or r['model']):<20} {r['parent'] or ''}".rstrip())
+        state, loss = manager.state_label(r), _fmt_loss(r["last_loss"])
+        print(f"{r['id']:<32} {r['stage']:<9} {state:<13} {step:>11} {loss:>8}  {(r['name'] or r['model']):<20} "
+              f"{r['parent'] or ''}".rstrip())
     return 0
 
 
@@ -242,6 +280,7 @@ def cmd_show(args) -> int:
 
     run = manager.find(args.run_id)
     status = manager.status(run)
+    status.update(manager.queue_places().get(run.id, {}))
     config = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
     latest = {}
     for row in read_all(run.metrics_path):
@@ -250,8 +289,10 @@ def cmd_show(args) -> int:
         print(json.dumps({"id": run.id, "dir": str(run.path), "status": status, "config": config,
                           "metrics": latest}, indent=1))
         return 0
-    print(f"run    {run.id}\ndir    {run.path}\nstate  {status.get('state')}  "
+    print(f"run    {run.id}\ndir    {run.path}\nstate  {manager.state_label(status)}  "
           f"step {status.get('step')}/{status.get('total_steps')}")
+    if status.get("queued_behind"):
+        print(f"behind {status['queued_behind']}")
     if status.get("error"):
         print(f"error  {status['error']}")
     print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))

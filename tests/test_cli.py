@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from studio.runs import manager
 from studio.runs.rundir import RunDir, runs_root
 from tests.conftest import REPO, run_cli
 
@@ -108,9 +109,13 @@ def test_killing_the_cli_keeps_the_index_whole(studio_home):
     on_disk = {p.name for p in runs_root().iterdir() if (p / "status.json").is_file()}
     assert set(started) <= listed and listed == on_disk
 
-    for run_id in listed:  # the workers outlive the CLI; stop them so the test leaves nothing behind
+    # The worker outlives the CLI; stop everything so the test leaves nothing behind. Newest first: the queued runs
+    # leave the queue before the running one could end and hand the device to one of them.
+    for run_id in sorted(listed, key=lambda i: RunDir.of(i).read_status().get("requested") or 0, reverse=True):
         status = RunDir.of(run_id).read_status()
-        if status.get("pid"):
+        if status.get("state") == "queued" and not status.get("pid"):
+            manager.cancel(RunDir.of(run_id))
+        elif status.get("pid"):
             try:
                 os.killpg(status["pid"], signal.SIGKILL)
             except ProcessLookupError:

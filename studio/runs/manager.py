@@ -6,15 +6,27 @@
 
 `start` writes the run directory and launches the worker as its own OS process (its own session, so a
 Ctrl+C meant for the terminal does not kill it half-way through writing a checkpoint).
+
+One device, one training at a time: a run started (or resumed) while another is running stays "queued" and
+waits its turn; `list_runs` gives each waiting run its `queue_position` (1 = next) and `queued_behind`.
+Who starts the next run: `start_next()`, which launches the oldest waiting run when nothing is running. It is
+called by the worker as it ends (completed, failed or cancelled), by `start`/`resume` themselves, by `cancel`,
+and by the status refreshes (`list_runs`, and `status` when it finds a dead worker), so a queue never stalls
+after a worker was killed. Every decision to launch is taken under an flock on `<runs root>/.queue.lock` and
+recorded (state running + pid) before the lock is released, so a run never launches twice and two never run
+together; the worker re-checks its claim under the same lock as it starts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio import config as cfg
@@ -83,41 +95,114 @@ def link_reward_models(config: cfg.RunConfig) -> None:
     config.reward_models.runs = resolved
 
 
-def create(config: cfg.RunConfig, pipeline: str | None = None) -> RunDir:
-    """Write the run directory with its config and a queued status, and record it in the index."""
+def create(config: cfg.RunConfig, pipeline: str | None = None, request: bool = False) -> RunDir:
+    """Write the run directory with its config and a queued status, and record it in the index.
+    With `request` the run also joins the queue (`requested` time set), in the same write, so that a crash right
+    after leaves a run that the next `start_next` launches rather than one that nobody starts."""
     parent = link_parent(config)
     link_reward_models(config)
     runs_root().mkdir(parents=True, exist_ok=True)
     run = RunDir.of(new_run_id(config.stage))
     run.path.mkdir()
     run.config_path.write_text(cfg.to_yaml(config), encoding="utf-8")
+    now = time.time()
     status = run.write_status(state="queued", pid=None, started=None, step=0, total_steps=0, error=None,
-                              created=time.time(), parent=parent.id if parent else None, pipeline=pipeline)
+                              created=now, parent=parent.id if parent else None, pipeline=pipeline,
+                              requested=now if request else None)
     RunIndex().upsert(summarize(run, status))
     return run
 
 
+# The command that trains one run (RUN_DIR is appended); tests swap in a cheap stand-in.
+WORKER = [sys.executable, "-m", "studio.runs.worker"]
+
+
 def launch(run: RunDir) -> subprocess.Popen:
-    """Start the worker process for a run; its output goes to train.log."""
+    """Start the worker process for a run and record it as running; its output goes to train.log.
+    Only `start_next` calls this, holding the queue lock, so the record is in place before anyone looks again."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "studio.runs.worker", str(run.path)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    run.write_status(pid=proc.pid, started=process.start_time(proc.pid))
+        proc = subprocess.Popen([*WORKER, str(run.path)], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    run.write_status(state="running", pid=proc.pid, started=process.start_time(proc.pid))
     return proc
 
 
-def start(config: cfg.RunConfig, pipeline: str | None = None) -> tuple[RunDir, subprocess.Popen]:
-    """Check the config's inputs, write the run directory and launch its worker."""
+@contextmanager
+def queue_lock() -> Iterator[None]:
+    """Hold the runs root's lock file while deciding what runs. flock is released when the holder dies, so a
+    process killed mid-decision never leaves the queue locked; the fd is not inherited by the workers."""
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".queue.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _line(statuses: dict[RunDir, dict]) -> tuple[RunDir | None, list[RunDir]]:
+    """(the run holding the device, the runs waiting for it in the order they start). A run created but never
+    started (`create` alone, as the tests do) is neither: it has no `requested` time."""
+    running = [r for r, s in statuses.items() if s.get("state") == "running" and s.get("pid")]
+    waiting = [r for r, s in statuses.items() if s.get("state") == "queued" and s.get("requested") and not s.get("pid")]
+    waiting.sort(key=lambda r: (statuses[r]["requested"], statuses[r].get("created") or 0.0, r.id))
+    return (running[0] if running else None), waiting
+
+
+def start_next() -> tuple[RunDir, subprocess.Popen] | None:
+    """Launch the oldest waiting run if no run is running; returns it and its worker, or None.
+    Safe to call from any number of processes at once: the decision and the launch happen under `queue_lock`."""
+    if not runs_root().is_dir():
+        return None
+    with queue_lock():
+        active, waiting = _line({run: _checked_status(run)[0] for run in all_run_dirs()})
+        if active or not waiting:
+            return None
+        return waiting[0], launch(waiting[0])
+
+
+def queue_places() -> dict[str, dict]:
+    """For each waiting run id: its `queue_position` (1 = starts next) and `queued_behind` (the run just ahead)."""
+    active, waiting = _line({run: run.read_status() for run in all_run_dirs()})
+    return _places(active, waiting)
+
+
+def _places(active: RunDir | None, waiting: list[RunDir]) -> dict[str, dict]:
+    places, ahead = {}, active.id if active else None
+    for position, run in enumerate(waiting, start=1):
+        places[run.id] = {"queue_position": position, "queued_behind": ahead}
+        ahead = run.id
+    return places
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def state_label(row: dict) -> str:
+    """A run's state for people: 'queued (2nd)' for a waiting run, else the state itself."""
+    position = row.get("queue_position")
+    return f"queued ({ordinal(position)})" if position else str(row.get("state"))
+
+
+def _request(run: RunDir) -> subprocess.Popen | None:
+    """Start the run now if the device is free (its worker is returned), else leave it waiting (None)."""
+    launched = start_next()
+    return launched[1] if launched and launched[0].id == run.id else None
+
+
+def start(config: cfg.RunConfig, pipeline: str | None = None) -> tuple[RunDir, subprocess.Popen | None]:
+    """Check the config's inputs, write the run directory and queue it; its worker is returned when it started at
+    once, None while it waits behind another run."""
     check_inputs(config)
-    run = create(config, pipeline)
-    return run, launch(run)
+    run = create(config, pipeline, request=True)
+    return run, _request(run)
 
 
-def resume(run: RunDir) -> subprocess.Popen:
-    """Relaunch a failed or cancelled run from its last complete checkpoint (or from the start if it has none).
-    Metrics logged after that checkpoint are dropped, since the run logs those steps again."""
+def resume(run: RunDir) -> subprocess.Popen | None:
+    """Queue a failed or cancelled run again, to continue from its last complete checkpoint (or from the start if
+    it has none); its worker is returned when it started at once. Metrics logged after that checkpoint are dropped,
+    since the run logs those steps again."""
     current = status(run)
     state = current.get("state")
     if state not in ("failed", "cancelled"):
@@ -126,8 +211,9 @@ def resume(run: RunDir) -> subprocess.Popen:
     step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if checkpoints else 0
     truncate_after(run.metrics_path, step)
     run.cancel_path.unlink(missing_ok=True)
-    run.write_status(state="queued", pid=None, started=None, step=step, error=None, resumed_from=step)
-    return launch(run)
+    run.write_status(state="queued", pid=None, started=None, step=step, error=None, resumed_from=step,
+                     requested=time.time())
+    return _request(run)
 
 
 def find(run_id: str) -> RunDir:
@@ -144,18 +230,27 @@ def find(run_id: str) -> RunDir:
 
 
 def status(run: RunDir, exit_code: int | None = None) -> dict:
-    """status.json, corrected when the worker died without saying so (killed, out of memory, power cut)."""
+    """status.json, corrected when the worker died without saying so (killed, out of memory, power cut); a dead
+    worker could not start the next queued run, so that happens here."""
+    current, corrected = _checked_status(run, exit_code)
+    if corrected:
+        start_next()
+    return current
+
+
+def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[dict, bool]:
+    """(status, whether it was just corrected to failed because its worker is gone)."""
     current = run.read_status()
     if current.get("state") in FINAL_STATES or not current.get("pid"):
-        return current
+        return current, False
     if process.is_alive(current.get("pid"), current.get("started")):
-        return current
+        return current, False
     current = run.read_status()  # it may have finished between the two reads
     if current.get("state") in FINAL_STATES:
-        return current
+        return current, False
     how = _describe_exit(exit_code)
     return run.write_status(state="failed", error=f"the worker process {how} before the run finished; "
-                                                  f"see {run.log_path}")
+                                                  f"see {run.log_path}"), True
 
 
 def _describe_exit(exit_code: int | None) -> str:
@@ -170,8 +265,14 @@ def _describe_exit(exit_code: int | None) -> str:
 
 
 def cancel(run: RunDir, timeout: float = 30.0) -> dict:
-    """Ask the worker to save and stop; kill its process group if it has not ended within `timeout`."""
-    current = status(run)
+    """Take a waiting run out of the queue; ask a running worker to save and stop, and kill its process group if it
+    has not ended within `timeout`."""
+    if status(run).get("state") in FINAL_STATES:
+        return run.read_status()
+    with queue_lock():  # so start_next cannot launch the run between this look and the write
+        current = run.read_status()
+        if current.get("state") == "queued" and not current.get("pid"):
+            return run.write_status(state="cancelled", error=None)
     if current.get("state") in FINAL_STATES:
         return current
     run.request_cancel()
@@ -188,12 +289,15 @@ def cancel(run: RunDir, timeout: float = 30.0) -> dict:
             pass
     if run.read_status().get("state") not in FINAL_STATES:
         run.write_status(state="cancelled", error=None)
+    start_next()  # a worker killed above could not hand the device on
     return run.read_status()
 
 
 def list_runs() -> list[dict]:
-    """Every run, oldest first, with live states; the index is brought up to date on the way."""
-    summaries = []
-    for run in all_run_dirs():
-        summaries.append(summarize(run, status(run)))
-    return RunIndex().sync(summaries)
+    """Every run, oldest first, with live states and, for waiting runs, `queue_position` and `queued_behind`;
+    the index is brought up to date on the way, and a queue whose worker died unseen moves on."""
+    start_next()
+    statuses = {run: status(run) for run in all_run_dirs()}
+    rows = RunIndex().sync([summarize(run, current) for run, current in statuses.items()])
+    places = _places(*_line(statuses))
+    return [{**row, "queue_position": None, "queued_behind": None, **places.get(row["id"], {})} for row in rows]

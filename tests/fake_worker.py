@@ -1,0 +1,37 @@
+"""A cheap stand-in for the training worker, for the queue tests: `python tests/fake_worker.py RUN_DIR`.
+
+It is the real worker (`studio.runs.worker.main`: claim, recorded end, start of the next queued run) with the
+stage replaced by a wait: it ends when the test writes FINISH (completed) or FAIL (failed) into the run
+directory, or when the run is cancelled. The runs it starts next are fakes too.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from any folder
+
+from studio.errors import StudioError  # noqa: E402
+from studio.runs import manager, worker  # noqa: E402
+from studio.runs.rundir import RunDir  # noqa: E402
+
+COMMAND = [sys.executable, str(Path(__file__).resolve())]
+
+
+def fake_stage(run: RunDir) -> None:
+    run.write_status(step=0, total_steps=1)
+    while not run.cancel_requested():
+        if (run.path / "FINISH").exists():
+            run.write_status(step=1)
+            return
+        if (run.path / "FAIL").exists():
+            raise StudioError("told to fail")
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    manager.WORKER = COMMAND
+    worker.run_stage = fake_stage
+    raise SystemExit(worker.main(sys.argv))
