@@ -23,3 +23,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   pip install -q -e ".[test]"
   echo "$wanted" > "$stamp"
 fi
+
+# The browser test drives Debian's chromium through playwright (playwright's own browser download cannot reach
+# its servers from every machine). Installed here when missing and this user may install packages.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo -n"; else sudo=none; fi
+  if [ "$sudo" != none ] && command -v apt-get >/dev/null 2>&1; then
+    $sudo apt-get install -y -q chromium >/dev/null || { $sudo apt-get update -q >/dev/null && \
+      $sudo apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "note: /usr/bin/chromium is missing and cannot be installed here; the browser test will be skipped" >&2
+  fi
+fi
