@@ -2,22 +2,34 @@
 
     python app.py                      # http://127.0.0.1:7860
     rlhf-studio ui --host 127.0.0.1 --port 7860
+
+Tabs share one draft run config through their form fields (components/forms.py): Model and Data hold the model.*
+and data.* keys, Train the rest and the Start button; Model's estimate and Data's preview read every field.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from components import runs_tab
+from components import data_tab, model_tab, runs_tab, train_tab
 
 TITLE = "RLHF Studio"
 
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(f"# {TITLE}\nStart runs with `rlhf-studio train CONFIG.yaml`; they appear here live.")
+        gr.Markdown(f"# {TITLE}")
+        with gr.Tab("Model"):
+            model_fields = model_tab.build()
+        with gr.Tab("Data"):
+            data_fields = data_tab.build()
+        with gr.Tab("Train"):
+            train_fields = train_tab.build({**model_fields, **data_fields})
         with gr.Tab("Runs"):
             runs_tab.build()
+        fields = {**model_fields, **data_fields, **train_fields}
+        model_tab.attach(fields)
+        data_tab.attach(fields)
     return demo
 
 

@@ -36,7 +36,9 @@ def test_app_serves_and_lists_runs(studio_home):
                 assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
                 time.sleep(0.5)
         table = client.predict(api_name="/runs_table")
-        assert table["data"] == [[run.id, "sft", "queued", "0/?", "", "listed-run"]]
+        assert table["headers"] == ["id", "name", "stage", "state", "step", "ETA", "last loss / reward", "key metric",
+                                    "parent"]
+        assert table["data"] == [[run.id, "listed-run", "sft", "queued", "0/?", "", "", "", ""]]
         status, _log = client.predict(run.id, api_name="/run_details")
         assert run.id in status and "queued" in status
     finally:

@@ -76,3 +76,18 @@ def marked(example: dict) -> str:
         if name != "prompt":
             parts.append(f"[{name}, trained] >>>{text}<<<")
     return "\n".join(parts)
+
+
+def data_report(spec, fmt: str, model_spec, examples: int = 3, seed: int = 42) -> dict:
+    """Everything a data preview shows (`rlhf-studio data --model`, the UI's Data tab): counts, rows dropped by
+    reason, the first problems naming file, row and column, the train/eval split, and the first examples as
+    training sees them, with the model's chat template applied and the trained part separated."""
+    from studio import data, models
+
+    loaded = data.load(spec, fmt)
+    tokenizer = models.load_tokenizer(model_spec)
+    check_lengths(loaded, tokenizer, spec.max_length, spec.on_bad_rows)
+    train_rows, eval_rows = data.split_eval(loaded.rows, spec.eval_fraction, seed)
+    return {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": len(loaded.rows),
+            "train_rows": len(train_rows), "eval_rows": len(eval_rows), "dropped": dict(loaded.dropped),
+            "problems": loaded.problems, "previews": preview(loaded.rows[:examples], tokenizer)}

@@ -15,12 +15,16 @@ and by the status refreshes (`list_runs`, and `status` when it finds a dead work
 after a worker was killed. Every decision to launch is taken under an flock on `<runs root>/.queue.lock` and
 recorded (state running + pid) before the lock is released, so a run never launches twice and two never run
 together; the worker re-checks its claim under the same lock as it starts.
+
+`delete(run)` removes a finished run's directory and index row; running and queued runs must be cancelled first.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +32,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 from studio import config as cfg
 from studio.data import HUB, SAMPLE
@@ -301,3 +307,47 @@ def list_runs() -> list[dict]:
     rows = RunIndex().sync([summarize(run, current) for run, current in statuses.items()])
     places = _places(*_line(statuses))
     return [{**row, "queue_position": None, "queued_behind": None, **places.get(row["id"], {})} for row in rows]
+
+
+def _runs_named(run: RunDir) -> set[str]:
+    """The run ids a run's config needs: the run it starts from and the reward runs that score its answers."""
+    try:
+        config = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return set()
+    named = {(config.get("init") or {}).get("from_run")} | set((config.get("reward_models") or {}).get("runs") or ())
+    return {n for n in named if isinstance(n, str) and n}
+
+
+def dependents(run: RunDir) -> list[str]:
+    """Ids of the runs that start from this run or are scored by it (they need its adapter to load)."""
+    return [other.id for other in all_run_dirs() if other.id != run.id and run.id in _runs_named(other)]
+
+
+def delete(run: RunDir) -> None:
+    """Remove a completed, failed or cancelled run: its directory and its index row. A running or queued run is
+    refused (cancel it first), and so is a run that a running or queued run starts from or is scored by."""
+    with queue_lock():  # so start_next cannot launch the run, or one that needs it, while it is being removed
+        if not run.exists():
+            raise StudioError(f"no run with id '{run.id}' (see `rlhf-studio runs`)")
+        current, corrected = _checked_status(run)
+        state = current.get("state")
+        if state not in FINAL_STATES:
+            raise StudioError(f"run {run.id} is {state}; cancel it before deleting it")
+        waiting = [i for i in dependents(run) if RunDir.of(i).read_status().get("state") not in FINAL_STATES]
+        if waiting:
+            raise StudioError(f"run {run.id} is needed by {', '.join(waiting)}, not finished yet (it starts from this "
+                              "run or is scored by it); cancel that first")
+        # One rename takes the run out of every listing at once; the slow removal happens outside the lock.
+        trash = runs_root() / ".deleted" / f"{run.id}-{secrets.token_hex(3)}"
+        trash.parent.mkdir(exist_ok=True)
+        os.replace(run.path, trash)
+        RunIndex().delete(run.id)
+    if corrected:
+        start_next()  # its worker had died unseen, so nobody handed the device on
+    failures: list[str] = []
+    # onerror, not onexc: the studio supports Python 3.10 and 3.11, where onexc does not exist yet.
+    shutil.rmtree(trash, onerror=lambda _fn, path, info: failures.append(f"{path}: {info[1]}"))
+    if failures:
+        raise StudioError(f"run {run.id} is gone from the runs list, but {len(failures)} of its files could not be "
+                          f"removed, first {failures[0]}")

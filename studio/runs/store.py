@@ -64,6 +64,15 @@ class RunIndex:
         finally:
             conn.close()
 
+    def delete(self, run_id: str) -> None:
+        """Forget one run (its directory is the caller's to remove)."""
+        conn = self._connect()
+        try:
+            with conn:
+                conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        finally:
+            conn.close()
+
     def rows(self) -> list[dict]:
         conn = self._connect()
         try:

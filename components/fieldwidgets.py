@@ -1,0 +1,68 @@
+"""One form widget per config key, its label, default, help text and choices read from studio/config.py.
+
+    name = widget("model.name")                   # gr.Textbox with the key's default and help
+    dtype = widget("model.dtype", scale=1)        # choices -> gr.Dropdown
+
+Must be called inside a gr.Blocks context, like any component.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from functools import lru_cache
+
+import gradio as gr
+
+from studio.config import field_info
+
+
+@lru_cache(maxsize=1)
+def _info() -> dict[str, dict]:
+    return field_info()
+
+
+def info(key: str) -> dict:
+    return _info()[key]
+
+
+def _base_type(kind):
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind
+
+
+def widget(key: str, **overrides):
+    """The widget for a config key: choices -> Dropdown, bool -> Checkbox, int/float -> Number, lists -> comma
+    separated Textbox, text -> Textbox. An empty value means the config's default (see forms.to_config)."""
+    meta = info(key)
+    kind, default = _base_type(meta["type"]), meta["default"]
+    common = {"label": key, "info": meta["help"], **overrides}
+    if meta.get("choices"):
+        return gr.Dropdown(choices=list(meta["choices"]), value=default, **common)
+    if kind is bool:
+        return gr.Checkbox(value=default, **common)
+    if kind in (int, float):
+        # No minimum/maximum here: gradio would refuse an out-of-range value in a dialog before the handler runs;
+        # the config check answers instead, in one line naming the key, the value and the allowed range.
+        # An empty optional number: gradio's browser side shows value=None as 0 and sends 0 back; a callable that
+        # returns None leaves the box empty, and an empty box sends None (gradio issue #6728).
+        value = default if default is not None else _empty
+        return gr.Number(value=value, precision=0 if kind is int else None, placeholder="empty: default",
+                         **common)
+    if typing.get_origin(kind) is list:
+        return gr.Textbox(value=", ".join(map(str, default)), **common)
+    return gr.Textbox(value=default or "", **common)
+
+
+def _empty() -> None:
+    return None
+
+
+def home_of(component):
+    """The tab holding a component (or its outermost container): entering it again adds components at its end,
+    which lets a tab's attach() place its buttons and outputs after the fields its build() laid out."""
+    block = component.parent
+    while not isinstance(block, gr.Tab) and block.parent is not None and not isinstance(block.parent, gr.Blocks):
+        block = block.parent
+    return block

@@ -1,0 +1,117 @@
+"""Model tab: which base model to train (hub id, local folder or the built-in tiny model), its dtype and
+quantisation, and an Inspect button that counts its parameters under the chosen LoRA and estimates the memory
+each stage needs, without loading any weights (studio/estimate.py).
+
+    fields = model_tab.build()        # {"model.name": Textbox, ...}
+    model_tab.attach(all_fields)      # Inspect reads model.*, lora.*, stage and the workload keys if present
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from components.fieldwidgets import home_of, widget
+from components.forms import Fields, to_config
+from studio import config as cfg
+from studio.errors import StudioError
+
+KEYS = ("model.name", "model.revision", "model.dtype", "model.quantization", "model.double_quant",
+        "model.trust_remote_code")
+TRUST_WARNING = ("**Warning:** with trust_remote_code on, loading this model runs Python code from the model's "
+                 "repository on this machine. Turn it on only for repositories you trust.")
+# Term columns of the memory table, in the order studio/estimate.py adds them.
+TERMS = ("weights", "training", "reference", "value head", "reward models", "generation KV cache", "activations")
+COLUMNS = ["stage", "total", *TERMS]
+
+
+def build() -> Fields:
+    with gr.Row():
+        name = widget("model.name", scale=3)
+        revision = widget("model.revision", scale=1)
+    with gr.Row():
+        dtype = widget("model.dtype")
+        quantization = widget("model.quantization")
+        double_quant = widget("model.double_quant")
+    trust = widget("model.trust_remote_code")
+    warning = gr.Markdown(TRUST_WARNING, visible=False)
+    trust.change(trust_warning, inputs=trust, outputs=warning, api_name="trust_warning")
+    return dict(zip(KEYS, (name, revision, dtype, quantization, double_quant, trust)))
+
+
+def attach(fields: Fields) -> None:
+    """The Inspect button, reading every field (the Train tab's stage, lora.* and train.* too, where present)."""
+    keys = list(fields)
+    inspect = gr.Button("Inspect", variant="secondary", render=False)
+    summary = gr.Markdown(render=False)
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Memory per stage (estimate)", render=False)
+    # attach runs after every tab is built: render the outputs back inside the Model tab's column.
+    with home_of(fields["model.name"]):
+        inspect.render()
+        summary.render()
+        table.render()
+
+    def on_inspect(*values):
+        return inspect_model(to_config(keys, values))
+
+    inspect.click(on_inspect, inputs=list(fields.values()), outputs=[summary, table], api_name="inspect_model")
+
+
+def trust_warning(on: bool):
+    return gr.Markdown(visible=bool(on))
+
+
+def inspect_model(raw: dict) -> tuple[str, list[list]]:
+    """(summary Markdown, memory table rows) for a draft config, or (one line, no rows) when it cannot."""
+    try:
+        return _inspect(raw)
+    except StudioError as err:
+        return str(err), []
+    except Exception as err:  # a bug: still one line in the UI, never a traceback
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", []
+
+
+def _inspect(raw: dict) -> tuple[str, list[list]]:
+    from studio.estimate import Workload, estimate, gib
+
+    model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
+    lora = cfg.from_dict(raw.get("lora", {}), cfg.LoraSpec, "lora.")
+    train = cfg.from_dict(raw.get("train", {}), cfg.TrainSpec, "train.")
+    data = cfg.from_dict(raw.get("data", {}), cfg.DataSpec, "data.")
+    stage = raw.get("stage", "sft")
+    if stage not in cfg.STAGES:
+        raise StudioError(f"stage = {stage!r}: allowed values are {', '.join(cfg.STAGES)}")
+    runs = cfg.from_dict(raw.get("reward_models", {}), cfg.RewardModelsSpec, "reward_models.").runs
+    workload = Workload(batch_size=train.batch_size, max_length=data.max_length,
+                        gradient_checkpointing=train.gradient_checkpointing, reward_models=max(1, len(runs)))
+    result = estimate(model, lora, workload)
+
+    share = result.trainable / result.parameters if result.parameters else 0
+    how = (f"LoRA r={lora.r} on {', '.join(lora.target_modules)}" + (" (DoRA)" if lora.use_dora else "")
+           if lora.enabled else "LoRA off: every weight trains")
+    chosen = result.stages[stage]
+    lines = [
+        f"**{result.model}** ({result.architecture}, {result.num_layers} layers, hidden {result.hidden_size}, "
+        f"vocabulary {result.vocab_size:,})",
+        f"- parameters: **{result.parameters:,}**; trainable: **{result.trainable:,}** ({share:.2%}), {how}",
+        f"- as a reward model (score head): {result.reward_parameters:,} parameters, "
+        f"{result.reward_trainable:,} trainable",
+        f"- memory counted at {result.dtype}" + (f", base linear layers at {result.quantization}"
+                                                  if result.quantization != "none" else "")
+        + f"; batch {workload.batch_size} x {workload.max_length} tokens"
+        + (", gradient checkpointing" if workload.gradient_checkpointing else ""),
+        f"- **{stage}** needs about **{gib(chosen.total)}**: "
+        + "; ".join(f"{t.name} {gib(t.bytes)} ({t.why})" for t in chosen.terms),
+        "",
+        "Not counted: the CUDA context (0.5 to 1 GiB per GPU) and allocator slack.",
+    ]
+    rows = []
+    for name, est in result.stages.items():
+        cells = {("training" if t.name.endswith("training") else t.name): _cell(t) for t in est.terms}
+        rows.append([name, gib(est.total), *(cells.get(term, "") for term in TERMS)])
+    return "\n".join(lines), rows
+
+
+def _cell(term) -> str:
+    from studio.estimate import gib
+
+    return "shared (adapter off)" if term.name == "reference" and term.bytes == 0 else gib(term.bytes)

@@ -1,0 +1,364 @@
+"""Train tab: the stage, where it starts from, LoRA, hyperparameters and the stage's own settings, presets, and Start.
+
+Every input is generated from `studio.config.field_info()` (label = config key, info = its help text, its choices
+and bounds), so defaults and help live only in studio/config.py. Start reads the whole form (the Model and Data
+tabs' fields too), validates it with `config.from_dict` and queues the run with `runs.manager.start`; the training
+itself runs in its own process and shows up in the Runs tab.
+
+Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /stage_runs, /stage_sections, /form_keys.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from pathlib import Path
+
+import gradio as gr
+import yaml
+
+from components import fieldwidgets
+from components.forms import Fields, to_config
+from studio import config as cfg
+from studio.errors import StudioError
+from studio.pipeline import is_pipeline
+from studio.runs import manager
+from studio.runs.rundir import studio_home
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
+PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+BASE_MODEL = ""  # init.from_run's "no earlier run" choice; to_config turns empty text into the default (None)
+
+# One line per stage for the stage picker: what it trains on and what it needs.
+STAGE_SUMMARIES = {
+    "sft": "supervised fine-tuning on prompt -> response rows",
+    "reward": "a reward model trained on chosen / rejected pairs",
+    "dpo": "direct preference optimisation on chosen / rejected pairs, no reward model",
+    "kto": "KTO on desirable / undesirable answers, no reward model",
+    "ppo": "PPO: samples answers, reward models score them (InstructGPT)",
+    "rejection": "rejection sampling: keep the best of K answers, fine-tune on it (Llama 2)",
+    "grpo": "GRPO: answers compared within their group, no value model",
+    "rloo": "RLOO: each answer against the mean of the others, no value model",
+}
+STAGE_SECTIONS = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+TRAIN_BASICS = ("train.max_steps", "train.epochs", "train.learning_rate", "train.batch_size",
+                "train.gradient_accumulation_steps")  # the rest of train.* sits under "More"
+SHARED_SECTIONS = ("model.", "data.")  # the Model and Data tabs own these keys
+
+
+# ---------------------------------------------------------------- inputs from field_info
+
+
+def _float_step(default: float | None) -> float:
+    """A spinner step of the default's order of magnitude (2e-4 steps by 1e-4, 0.95 by 0.1)."""
+    if not default:
+        return 0.01
+    return 10.0 ** math.floor(math.log10(abs(default)))
+
+
+def field_input(key: str, **overrides) -> gr.components.Component:
+    """The input for one config key (fieldwidgets.widget), floats stepping by their default's order of magnitude."""
+    meta = fieldwidgets.info(key)
+    if meta["type"] in (float, float | None) and not meta.get("choices"):
+        overrides = {"step": _float_step(meta["default"]), **overrides}
+    return fieldwidgets.widget(key, **overrides)
+
+
+def display_value(component: typing.Any, value: typing.Any) -> typing.Any:
+    """A config value as the form shows it: lists as comma-separated text in a textbox, None as empty text."""
+    if isinstance(component, gr.Textbox):
+        if value is None:
+            return ""
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    if isinstance(component, gr.Dropdown) and component.multiselect:
+        return list(value or [])
+    return value
+
+
+def read_value(key: str, component: typing.Any, payload: typing.Any) -> typing.Any:
+    """A form value as sent by the browser (these handlers skip gradio's preprocessing): numbers, choices and text
+    go to `config.from_dict` as they are, so an out-of-range or unknown value gets its one line naming the key."""
+    if isinstance(component, (gr.Number, gr.Dropdown, gr.Textbox, gr.Checkbox)):
+        if isinstance(component, gr.Number) and component.precision == 0 and isinstance(payload, float) \
+                and payload.is_integer():
+            return int(payload)
+        return payload
+    data_model = getattr(component, "data_model", None)
+    try:  # any other input kind (a file, say) gets gradio's own processing
+        return component.preprocess(data_model.model_validate(payload) if data_model and payload is not None
+                                    else payload)
+    except gr.Error as err:
+        raise StudioError(f"{key}: {err.message}") from None
+
+
+def form_config(fields: Fields, values: typing.Sequence) -> cfg.RunConfig:
+    """The whole form as a validated RunConfig (ConfigError names the key at fault)."""
+    keys = list(fields)
+    read = [read_value(key, fields[key], value) for key, value in zip(keys, values)]
+    return cfg.from_dict(to_config(keys, read))
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# ---------------------------------------------------------------- runs to start from
+
+
+def _run_label(row: dict) -> str:
+    return f"{row['id']} ({row['name']})" if row.get("name") else row["id"]
+
+
+def completed_runs(stages: typing.Iterable[str]) -> list[tuple[str, str]]:
+    """(label, id) of the completed runs of these stages, newest first."""
+    stages = set(stages)
+    rows = [r for r in manager.list_runs() if r["state"] == "completed" and r["stage"] in stages]
+    return [(_run_label(r), r["id"]) for r in reversed(rows)]
+
+
+def parent_choices(stage: str) -> list[tuple[str, str]]:
+    return [("(base model)", BASE_MODEL), *completed_runs(manager.STARTS_FROM.get(stage, ()))]
+
+
+def stage_runs(stage: str, from_run: str | None, reward_runs: list[str] | None):
+    """Refresh the runs this stage can start from and the reward runs it can use; keep choices still on offer."""
+    parents = parent_choices(stage)
+    rewards = completed_runs(["reward"])
+    keep_parent = from_run if from_run in {value for _, value in parents} else BASE_MODEL
+    keep_rewards = [r for r in reward_runs or [] if r in {value for _, value in rewards}]
+    return gr.Dropdown(choices=parents, value=keep_parent), gr.Dropdown(choices=rewards, value=keep_rewards)
+
+
+def stage_sections(stage: str) -> list:
+    """Show the reward models for the online stages and only the selected stage's own section."""
+    return [gr.update(visible=stage in cfg.ONLINE_STAGES),
+            *(gr.update(visible=stage == section) for section in STAGE_SECTIONS)]
+
+
+# ---------------------------------------------------------------- presets
+
+
+def user_presets_dir() -> Path:
+    return studio_home() / "presets"
+
+
+def preset_paths() -> dict[str, Path]:
+    """name -> file of every single-run preset: the bundled ones, then the user's (a bundled name wins).
+    Pipelines are left out: they run from the CLI."""
+    found: dict[str, Path] = {}
+    for folder in (PRESETS_DIR, user_presets_dir()):
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
+            if path.stem in found:
+                continue
+            try:
+                if is_pipeline(cfg.read_yaml(path)):
+                    continue
+            except StudioError:
+                pass  # listed anyway: loading it says what is wrong with it
+            found[path.stem] = path
+    return found
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    user = user_presets_dir()
+    return [(f"{name} (yours)" if path.parent == user else name, name) for name, path in preset_paths().items()]
+
+
+def refresh_presets(current: str | None):
+    return gr.Dropdown(choices=preset_choices(), value=current)
+
+
+def load_preset(fields: Fields, name: str | None) -> list:
+    """[message, value of every field] from a preset; on a problem the message says it and the form stays."""
+    unchanged = [gr.update() for _ in fields]
+    path = preset_paths().get((name or "").strip())
+    if path is None:
+        return [f"No preset named '{name or ''}'; pick one from the list.", *unchanged]
+    try:
+        raw = cfg.read_yaml(path)
+        if is_pipeline(raw):
+            return [f"{name} is a pipeline; run it from the terminal: `rlhf-studio train {path}`", *unchanged]
+        config = cfg.from_dict(raw)
+    except StudioError as err:
+        return [f"Preset {name}: {err}", *unchanged]
+    values = flatten(cfg.to_dict(config))
+    left_out = [key for key in flatten(raw) if key not in fields]
+    message = f"Loaded preset **{name}**."
+    if left_out:
+        message += f" Not in this form, so left out: {', '.join(left_out)}."
+    return [message, *(display_value(component, values.get(key)) for key, component in fields.items())]
+
+
+def _non_defaults(values: dict, defaults: dict) -> dict:
+    """The nested entries of a config that differ from the defaults (a preset reads best short)."""
+    kept = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            inner = _non_defaults(value, defaults.get(key, {}))
+            if inner:
+                kept[key] = inner
+        elif key == "stage" or value != defaults.get(key):
+            kept[key] = value
+    return kept
+
+
+def save_preset(fields: Fields, name: str | None, values: typing.Sequence):
+    """Write the form as <studio home>/presets/NAME.yaml; (message, preset dropdown)."""
+    name = (name or "").strip()
+    if not PRESET_NAME.fullmatch(name):
+        return (f"Preset name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit.",
+                gr.Dropdown())
+    existing = preset_paths().get(name)
+    if existing is not None and existing.parent != user_presets_dir():
+        return f"'{name}' is the name of a bundled preset; pick another name.", gr.Dropdown()
+    try:
+        config = form_config(fields, values)
+    except StudioError as err:
+        return f"Not saved: {err}", gr.Dropdown()
+    body = _non_defaults(cfg.to_dict(config), cfg.to_dict(cfg.RunConfig()))
+    path = user_presets_dir() / f"{name}.yaml"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# Saved from the studio's Train tab. Run it with `rlhf-studio train {path}`\n"
+                        + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    except OSError as err:
+        return f"Could not write {path}: {err.strerror}", gr.Dropdown()
+    verb = "Replaced" if existing is not None else "Saved"
+    return f"{verb} preset **{name}** ({path}).", gr.Dropdown(choices=preset_choices(), value=name)
+
+
+# ---------------------------------------------------------------- start
+
+
+def start_run(fields: Fields, values: typing.Sequence) -> str:
+    """Validate the form and queue the run; one line either way, and nothing is started on a problem."""
+    try:
+        config = form_config(fields, values)
+        run, proc = manager.start(config)
+    except StudioError as err:
+        return f"Not started: {err}"
+    if proc is not None:
+        return f"Started **{run.id}**. Watch it in the Runs tab."
+    place = manager.queue_places().get(run.id, {})
+    behind = f" behind {place['queued_behind']}" if place.get("queued_behind") else ""
+    return f"Queued **{run.id}**{behind}; it starts when the device is free. Watch it in the Runs tab."
+
+
+# ---------------------------------------------------------------- layout
+
+
+def _section_doc(section: str) -> str | None:
+    """A spec's own docstring (written in studio/config.py), not the repr dataclasses make up without one."""
+    spec = typing.get_type_hints(cfg.RunConfig)[section]
+    doc = spec.__doc__ or ""
+    return None if doc.startswith(f"{spec.__name__}(") else " ".join(doc.split())
+
+
+def _inputs(keys: typing.Iterable[str], fields: Fields, **overrides) -> None:
+    for key in keys:
+        fields[key] = field_input(key, **overrides)
+
+
+def build(shared_fields: Fields) -> Fields:
+    """Lay out the tab; returns its inputs keyed by config key. `shared_fields` are the Model and Data tabs'."""
+    info = cfg.field_info()
+    keys = list(info)
+    section_keys = {s: [k for k in keys if k.startswith(f"{s}.")] for s in ("lora", "train", "reward_models",
+                                                                                *STAGE_SECTIONS)}
+    own: Fields = {}
+    initial_stage = info["stage"]["default"]
+
+    with gr.Row():
+        preset = gr.Dropdown(choices=preset_choices(), value=None, allow_custom_value=True, label="Preset",
+                             info="Single-run presets, bundled and saved; pipelines (several linked stages) run "
+                                  "from the terminal: rlhf-studio train PRESET.yaml", scale=3)
+        load_button = gr.Button("Load", scale=1)
+        preset_name = gr.Textbox(label="Save the form as", placeholder="my-preset", scale=2)
+        save_button = gr.Button("Save as", scale=1)
+    preset_message = gr.Markdown()
+
+    with gr.Row():
+        own["stage"] = gr.Dropdown(choices=[(f"{s}: {STAGE_SUMMARIES.get(s, '')}", s) for s in cfg.STAGES],
+                                   value=initial_stage, label="stage", info=info["stage"]["help"], scale=2)
+        _inputs(["name"], own, scale=1)
+    with gr.Row():
+        own["init.from_run"] = gr.Dropdown(choices=parent_choices(initial_stage), value=BASE_MODEL,
+                                           allow_custom_value=True, label="init.from_run",
+                                           info=info["init.from_run"]["help"], scale=4)
+        refresh_button = gr.Button("Refresh runs", scale=1)
+
+    with gr.Group(visible=initial_stage in cfg.ONLINE_STAGES) as rewards_group:
+        gr.Markdown(_section_doc("reward_models") or "")
+        own["reward_models.runs"] = gr.Dropdown(choices=completed_runs(["reward"]), value=[], multiselect=True,
+                                                allow_custom_value=True, label="reward_models.runs",
+                                                info=info["reward_models.runs"]["help"])
+        with gr.Row():
+            _inputs([k for k in section_keys["reward_models"] if k != "reward_models.runs"], own)
+
+    sections = []
+    for section in STAGE_SECTIONS:
+        with gr.Accordion(f"{section} settings", open=True, visible=section == initial_stage) as block:
+            doc = _section_doc(section)
+            if doc:
+                gr.Markdown(doc)
+            with gr.Row():
+                _inputs(section_keys[section], own, min_width=220)
+        sections.append(block)
+
+    with gr.Accordion("Hyperparameters (train.*)", open=True):
+        with gr.Row():
+            _inputs(TRAIN_BASICS, own, min_width=180)
+        with gr.Accordion("More", open=False):
+            with gr.Row():
+                _inputs([k for k in section_keys["train"] if k not in TRAIN_BASICS], own, min_width=220)
+
+    with gr.Accordion("LoRA (lora.*)", open=False):
+        with gr.Row():
+            _inputs(section_keys["lora"], own, min_width=180)
+
+    start_button = gr.Button("Start", variant="primary")
+    start_message = gr.Markdown()
+
+    missing = [k for k in keys if not k.startswith(SHARED_SECTIONS) and k not in own]
+    assert not missing, f"train tab has no input for {missing}"  # a key added to config.py needs a place here
+    fields: Fields = {**shared_fields, **own}
+    form = list(fields.values())
+    stage, from_run, reward_runs = own["stage"], own["init.from_run"], own["reward_models.runs"]
+
+    stage.change(stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs],
+                 api_name="stage_runs")
+    stage.change(stage_sections, inputs=stage, outputs=[rewards_group, *sections], api_name="stage_sections")
+    # The page alone uses these: private, each with its own name so that the public names stay as written.
+    for name, trigger in (("refresh", refresh_button.click), ("parent_focus", from_run.focus),
+                          ("rewards_focus", reward_runs.focus)):
+        trigger(stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs],
+                api_name=f"stage_runs_on_{name}", api_visibility="private")
+    preset.focus(refresh_presets, inputs=preset, outputs=preset, api_name="presets_on_focus", api_visibility="private")
+
+    def load(name):
+        return load_preset(fields, name)
+
+    def save(name, *values):
+        return save_preset(fields, name, values)
+
+    def start(*values):
+        return start_run(fields, values)
+
+    def form_keys() -> list[str]:
+        """The config key of each form value, in the order /start_run, /save_preset and /load_preset use."""
+        return list(fields)
+
+    load_button.click(load, inputs=preset, outputs=[preset_message, *form], api_name="load_preset")
+    # The form handlers skip gradio's preprocessing so that from_dict, not gradio, judges every value (see read_value).
+    save_button.click(save, inputs=[preset_name, *form], outputs=[preset_message, preset], api_name="save_preset",
+                      preprocess=False)
+    start_button.click(start, inputs=form, outputs=start_message, api_name="start_run", preprocess=False)
+    gr.api(form_keys, api_name="form_keys")
+    return own

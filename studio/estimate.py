@@ -1,0 +1,242 @@
+"""Parameter counts and a memory estimate per stage, without loading any weights.
+
+The model is built on PyTorch's meta device from its config (shapes only, no memory, no download of weights),
+LoRA is added there exactly as training adds it, and the parameters are counted. Memory is then summed from
+the terms each stage holds:
+
+    result = estimate(ModelSpec(name="tiny"), LoraSpec())
+    print(result.parameters, result.trainable, result.stages["ppo"].total)
+
+Terms (bytes; every one is listed with its reason in StageEstimate.terms):
+- weights: the frozen base at the weight dtype (auto counts as bfloat16, what a GPU picks; a CPU run uses
+  float32, twice as much). With quantization the transformer's linear layers take 4bit: 0.5 byte per weight plus
+  the NF4 block constants (one float32 per 64 weights = 1/16 byte, or about 1/64 byte with double_quant);
+  8bit: 1 byte per weight plus one float32 scale per output row. Embeddings, norms and the output head stay at
+  the weight dtype, as bitsandbytes leaves them.
+- training state: with LoRA, the adapter weights (PEFT keeps them in float32), their gradients (float32) and
+  AdamW's two moments (float32): 16 bytes per trainable parameter. With LoRA off, every weight trains: a
+  gradient and two AdamW moments at the weight dtype (torch's AdamW keeps its moments like the parameter).
+- reference (dpo, kto, ppo, grpo, rloo): with LoRA none, the policy with its adapter disabled is the reference;
+  with LoRA off a frozen copy of the weights.
+- value head (ppo): one Linear(hidden, 1) trained in float32, 16 bytes per parameter.
+- reward models (ppo, rejection, grpo, rloo): each reward run is a frozen sequence-classification model of the
+  same base at the same dtype and quantization (its adapter merged).
+- activations: an allowance from Korthikanti et al. 2022 (Reducing Activation Recomputation): 34 bytes per token
+  per hidden unit per layer in 16-bit (flash attention, so no sequence-squared term); with gradient
+  checkpointing only each layer's input (2 bytes) plus one layer's full set. Plus the float32 logits of a causal
+  LM for the loss (4 bytes per token per vocabulary entry). Tokens = batch_size x max_length x the sequences a
+  stage runs per example (2 for reward and dpo: chosen and rejected; 2 for kto: the answer and a mismatched
+  pair for its KL term; 1 otherwise).
+- generation KV cache (ppo, rejection, grpo, rloo): keys and values for batch_size x max_length tokens.
+
+Not counted: the CUDA context and kernels (roughly 0.5 to 1 GiB per GPU), allocator fragmentation, and the
+temporary reference forward, whose activations are freed at once. Counts are of logical weights; a loaded 4-bit
+model reports its packed storage, about half the linear weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.config import ONLINE_STAGES, STAGES, LoraSpec, ModelSpec
+from studio.errors import ConfigError
+
+GIB = 1024 ** 3
+DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
+# Sequences each stage runs per example in one training forward pass.
+SEQUENCES = {"sft": 1, "reward": 2, "dpo": 2, "kto": 2, "ppo": 1, "rejection": 1, "grpo": 1, "rloo": 1}
+REFERENCE_STAGES = ("dpo", "kto", "ppo", "grpo", "rloo")
+ACTIVATION_BYTES_16BIT = 34  # per token, per hidden unit, per layer (Korthikanti et al. 2022, no s^2 term)
+NF4_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What sets the activation allowance: train.batch_size, data.max_length, train.gradient_checkpointing,
+    and how many reward runs the online stages score with (reward_models.runs)."""
+    batch_size: int = 4
+    max_length: int = 512
+    gradient_checkpointing: bool = False
+    reward_models: int = 1
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    bytes: int
+    why: str
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    stage: str
+    terms: tuple[Term, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(t.bytes for t in self.terms)
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """What the estimate needs to know about one model: counts under LoRA and the sizes of its parts."""
+    parameters: int        # total, LoRA included
+    trainable: int
+    linear: int            # weights of the linear layers that quantization converts (the output head excluded)
+    linear_rows: int       # their output rows (8-bit keeps one scale per row)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    architecture: str
+    dtype: str             # as counted: auto is counted as bfloat16
+    quantization: str
+    lora: bool
+    parameters: int        # of the policy (causal LM), LoRA included
+    trainable: int         # trainable under the LoRA spec (every weight with LoRA off)
+    reward_parameters: int  # of the reward stage's model (a score head instead of the LM head)
+    reward_trainable: int
+    hidden_size: int
+    num_layers: int
+    vocab_size: int
+    stages: dict[str, StageEstimate]
+
+
+def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
+             stages: tuple[str, ...] = STAGES) -> Estimate:
+    """Counts and per-stage memory for a model and LoRA spec; ModelError (one line) when the model is not found,
+    ConfigError for quantised weights with LoRA off (they cannot train)."""
+    workload = workload or Workload()
+    if model.quantization != "none" and not lora.enabled:
+        raise ConfigError(f"model.quantization = '{model.quantization}': quantised weights cannot be trained "
+                          "directly; turn lora.enabled on (QLoRA) or set quantization to none")
+    config = _model_config(model)
+    policy = _shapes(config, model, lora, "CAUSAL_LM")
+    reward = _shapes(config, model, lora, "SEQ_CLS")
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden, layers, vocab = text.hidden_size, text.num_hidden_layers, text.vocab_size
+    heads = text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or hidden // heads
+    dtype_bytes = DTYPE_BYTES[model.dtype]
+    dtype = "bfloat16" if model.dtype == "auto" else model.dtype
+
+    def weights(shapes: Shapes) -> int:
+        base = shapes.parameters - (shapes.trainable if lora.enabled else 0)
+        if model.quantization == "4bit":
+            constants = (1 / NF4_BLOCK + 4 / (NF4_BLOCK * 256)) if model.double_quant else 4 / NF4_BLOCK
+            quantised = shapes.linear * (0.5 + constants)
+        elif model.quantization == "8bit":
+            quantised = shapes.linear * 1 + shapes.linear_rows * 4
+        else:
+            quantised = shapes.linear * dtype_bytes
+        return round(quantised + (base - shapes.linear) * dtype_bytes)
+
+    def training(shapes: Shapes) -> Term:
+        if lora.enabled:
+            return Term("LoRA training", shapes.trainable * 16,
+                        f"{shapes.trainable:,} adapter weights, gradients and 2 AdamW moments, float32")
+        return Term("full training", shapes.trainable * 3 * dtype_bytes,
+                    f"gradients and 2 AdamW moments for all {shapes.trainable:,} weights at {dtype}")
+
+    def activations(stage: str) -> Term:
+        tokens = workload.batch_size * workload.max_length * SEQUENCES[stage]
+        scale = dtype_bytes / 2
+        if workload.gradient_checkpointing:
+            per_token = (2 * layers + ACTIVATION_BYTES_16BIT) * hidden * scale
+            how = "gradient checkpointing: each layer's input plus one layer"
+        else:
+            per_token = ACTIVATION_BYTES_16BIT * layers * hidden * scale
+            how = f"{ACTIVATION_BYTES_16BIT} bytes x hidden x layers per token"
+        logits = 0 if stage == "reward" else 4 * vocab
+        return Term("activations", round(tokens * (per_token + logits)),
+                    f"{tokens:,} tokens ({workload.batch_size} x {workload.max_length} x {SEQUENCES[stage]}); {how}"
+                    + ("; float32 logits" if logits else ""))
+
+    results = {}
+    for stage in stages:
+        shapes = reward if stage == "reward" else policy
+        terms = [Term("weights", weights(shapes), _weights_why(model, dtype, shapes)), training(shapes)]
+        if stage in REFERENCE_STAGES:
+            terms.append(Term("reference", 0, "the policy with its adapter disabled") if lora.enabled else
+                         Term("reference", weights(policy), "a frozen copy of the weights"))
+        if stage == "ppo":
+            terms.append(Term("value head", (hidden + 1) * 16, "Linear(hidden, 1) trained in float32"))
+        if stage in ONLINE_STAGES:
+            n = workload.reward_models
+            terms.append(Term("reward models", n * weights(_frozen(reward, lora)),
+                              f"{n} frozen reward model{'s' if n != 1 else ''} at the weights' dtype"))
+            kv_tokens = workload.batch_size * workload.max_length
+            terms.append(Term("generation KV cache", kv_tokens * 2 * layers * kv_heads * head_dim * dtype_bytes,
+                              f"keys and values of {kv_tokens:,} sampled tokens"))
+        terms.append(activations(stage))
+        results[stage] = StageEstimate(stage, tuple(terms))
+    return Estimate(model=model.name, architecture=(config.architectures or [type(config).__name__])[0],
+                    dtype=dtype, quantization=model.quantization, lora=lora.enabled,
+                    parameters=policy.parameters, trainable=policy.trainable, reward_parameters=reward.parameters,
+                    reward_trainable=reward.trainable, hidden_size=hidden, num_layers=layers, vocab_size=vocab,
+                    stages=results)
+
+
+def _weights_why(model: ModelSpec, dtype: str, shapes: Shapes) -> str:
+    if model.quantization == "none":
+        return f"frozen base at {dtype}"
+    return f"{shapes.linear:,} linear weights at {model.quantization}, the rest at {dtype}"
+
+
+def _frozen(shapes: Shapes, lora: LoraSpec) -> Shapes:
+    """A reward model as the online stages hold it: its adapter merged, nothing trainable."""
+    base = shapes.parameters - (shapes.trainable if lora.enabled else 0)
+    return Shapes(parameters=base, trainable=0, linear=shapes.linear, linear_rows=shapes.linear_rows)
+
+
+def _model_config(spec: ModelSpec):
+    from transformers import AutoConfig
+
+    from studio import models
+
+    path = models.resolve(spec.name)
+    try:
+        return AutoConfig.from_pretrained(path, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise models._load_error(spec, err) from None
+
+
+def _shapes(config, spec: ModelSpec, lora: LoraSpec, task_type: str) -> Shapes:
+    """Build the model on the meta device (no memory), add LoRA as training does, and count."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from studio import models
+
+    config = copy.deepcopy(config)
+    auto_class = AutoModelForCausalLM
+    if task_type == "SEQ_CLS":
+        config.num_labels = 1
+        auto_class = AutoModelForSequenceClassification
+    try:
+        with torch.device("meta"):
+            model = auto_class.from_config(config, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise models._load_error(spec, err) from None
+    linear, rows = 0, 0
+    for full_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and full_name.rsplit(".", 1)[-1] not in ("lm_head", "score"):
+            linear += module.weight.numel()
+            rows += module.out_features
+    with torch.device("meta"):
+        model = models.add_lora(model, lora, spec, task_type)
+    trainable, total = models.count_parameters(model)
+    return Shapes(parameters=total, trainable=trainable, linear=linear, linear_rows=rows)
+
+
+def gib(n_bytes: float) -> str:
+    """Bytes for tables, 3 significant figures: GiB, or MiB / KiB for small sizes."""
+    if n_bytes >= 0.1 * GIB:
+        return f"{n_bytes / GIB:.3g} GiB"
+    if n_bytes >= 0.1 * 1024 ** 2:
+        return f"{n_bytes / 1024 ** 2:.3g} MiB"
+    return f"{n_bytes / 1024:.3g} KiB"

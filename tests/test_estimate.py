@@ -1,0 +1,102 @@
+"""studio/estimate.py: parameter counts on the meta device match the loaded model; memory per stage adds up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio import models
+from studio.config import STAGES, LoraSpec, ModelSpec
+from studio.errors import ModelError
+from studio.estimate import Workload, estimate
+
+# A Llama-2-7B-shaped config with no weights: the estimate needs only config.json.
+LLAMA_7B = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
+            "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096}
+
+
+@pytest.fixture
+def llama_7b(tmp_path):
+    folder = tmp_path / "llama-7b-config-only"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA_7B), encoding="utf-8")
+    return str(folder)
+
+
+@pytest.mark.parametrize("lora", [LoraSpec(), LoraSpec(enabled=False), LoraSpec(r=4, target_modules=["q_proj", "v_proj"])],
+                         ids=["all-linear", "off", "q-v"])
+def test_tiny_counts_equal_the_loaded_model(studio_home, lora):
+    spec = ModelSpec(name="tiny")
+    result = estimate(spec, lora)
+    policy = models.add_lora(models.load_causal_lm(spec), lora, spec, "CAUSAL_LM")
+    assert (result.trainable, result.parameters) == models.count_parameters(policy)
+    reward = models.add_lora(models.load_reward_model(spec, pad_token_id=0), lora, spec, "SEQ_CLS")
+    assert (result.reward_trainable, result.reward_parameters) == models.count_parameters(reward)
+
+
+def test_tiny_numbers(studio_home):
+    result = estimate(ModelSpec(name="tiny"), LoraSpec())
+    assert (result.parameters, result.trainable) == (260_928, 37_376)
+    assert (result.architecture, result.num_layers, result.hidden_size) == ("LlamaForCausalLM", 2, 64)
+    assert set(result.stages) == set(STAGES)
+
+
+def test_memory_grows_with_stage_and_shrinks_with_quantization(llama_7b):
+    full = estimate(ModelSpec(name=llama_7b), LoraSpec())
+    assert full.parameters == 6_738_415_616 + full.trainable  # Llama 2 7B plus the LoRA weights
+    total = {stage: est.total for stage, est in full.stages.items()}
+    assert total["ppo"] > total["dpo"] > total["sft"]
+    eight = estimate(ModelSpec(name=llama_7b, quantization="8bit"), LoraSpec())
+    four = estimate(ModelSpec(name=llama_7b, quantization="4bit"), LoraSpec())
+    for stage in STAGES:
+        assert four.stages[stage].total < eight.stages[stage].total < total[stage]
+    weights = {name: {t.name: t.bytes for t in est.stages["sft"].terms}["weights"] for name, est in
+               (("bf16", full), ("8bit", eight), ("4bit", four))}
+    assert 12.5e9 < weights["bf16"] < 13.7e9  # 2 bytes per weight
+    assert 3.5e9 < weights["4bit"] < 4.0e9  # about 0.5 byte per linear weight, embeddings and head at 2 bytes
+
+
+def test_terms_follow_lora_and_workload(llama_7b):
+    spec = ModelSpec(name=llama_7b)
+    lora = {t.name: t.bytes for t in estimate(spec, LoraSpec()).stages["dpo"].terms}
+    assert lora["reference"] == 0  # the adapter-disabled policy is the reference
+    full = estimate(spec, LoraSpec(enabled=False))
+    assert full.trainable == full.parameters
+    terms = {t.name: t.bytes for t in full.stages["dpo"].terms}
+    assert terms["reference"] == terms["weights"] and terms["full training"] == 3 * terms["weights"]
+    ppo = {t.name: t.bytes for t in estimate(spec, LoraSpec(), Workload(reward_models=2)).stages["ppo"].terms}
+    one = {t.name: t.bytes for t in estimate(spec, LoraSpec()).stages["ppo"].terms}
+    assert ppo["reward models"] == 2 * one["reward models"] and ppo["value head"] == (4096 + 1) * 16
+    checkpointed = estimate(spec, LoraSpec(), Workload(gradient_checkpointing=True)).stages["sft"].total
+    assert checkpointed < estimate(spec, LoraSpec()).stages["sft"].total
+
+
+def test_bad_model_names_give_one_line(tmp_path):
+    with pytest.raises(ModelError) as err:
+        estimate(ModelSpec(name=str(tmp_path / "missing")), LoraSpec())
+    assert str(err.value) == f"model.name = '{tmp_path / 'missing'}': no such folder"
+    with pytest.raises(ModelError) as err:
+        estimate(ModelSpec(name=str(tmp_path)), LoraSpec())
+    assert str(err.value) == f"model.name = '{tmp_path}': the folder has no config.json, so it is not a model folder"
+    with pytest.raises(ModelError) as err:
+        estimate(ModelSpec(name="no-such-owner/no-such-model"), LoraSpec())
+    assert str(err.value) == ("could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
+                              "no such model, or it needs a login); check the id, or download it and set model.name to "
+                              "the local folder")
+
+
+def test_unknown_lora_target_names_the_layers(studio_home):
+    with pytest.raises(ModelError, match=r"lora.target_modules: qq_proj not in this model; its linear layers are "
+                                         r"down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"):
+        estimate(ModelSpec(name="tiny"), LoraSpec(target_modules=["qq_proj"]))
+
+
+def test_quantised_weights_need_lora(llama_7b):
+    from studio.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        estimate(ModelSpec(name=llama_7b, quantization="4bit"), LoraSpec(enabled=False))
+    assert str(err.value) == ("model.quantization = '4bit': quantised weights cannot be trained directly; turn "
+                              "lora.enabled on (QLoRA) or set quantization to none")

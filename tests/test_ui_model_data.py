@@ -1,0 +1,148 @@
+"""The Model and Data tabs answer through their HTTP endpoints: Inspect (counts and memory per stage), the file
+upload, and Preview (counts, drops, the first examples with the trained part marked). One server for the module."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from studio.config import STAGES, LoraSpec, ModelSpec
+from studio.estimate import estimate, gib
+from tests.conftest import REPO, write_jsonl
+
+FIRST_DOLLY_EXAMPLE = (
+    "--- example 1\n"
+    "<|im_start|>user\n"
+    "Summarize this passage in one sentence.\n\n"
+    "Context:\n"
+    "Mossgate is a town on the river Ouse Minor. It was founded in 1793 by Owen Blake and is known for clock making. "
+    "About 27,002 people live there today, and a market is held every Friday.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "[completion, trained] >>>Mossgate is a town on the Ouse Minor founded in 1793, known for clock making.<|im_end|>\n"
+    "<<<"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory, shared_models):
+    """(client, call) for one studio server; `call(api, **{config key: value})` fills every other input with the
+    form's initial value, so the tests do not depend on the other tabs' fields."""
+    from gradio_client import Client
+
+    home = tmp_path_factory.mktemp("ui-home")
+    (home / "models").symlink_to(shared_models)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # not up yet
+                assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
+                time.sleep(0.5)
+        endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+
+        def call(api: str, **values):
+            params = endpoints[api]["parameters"]
+            unknown = set(values) - {p["label"] for p in params}
+            assert not unknown, f"{api} has no inputs {unknown}"
+            return client.predict(*[values.get(p["label"], p.get("parameter_default")) for p in params],
+                                  api_name=api)
+
+        yield client, call
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_inspect_tiny_matches_the_estimate(ui, studio_home):
+    _client, call = ui
+    summary, table = call("/inspect_model", **{"model.name": "tiny"})
+    expected = estimate(ModelSpec(name="tiny"), LoraSpec())
+    assert f"parameters: **{expected.parameters:,}**; trainable: **{expected.trainable:,}**" in summary
+    assert "260,928" in summary and "37,376" in summary
+    rows = {row[0]: row for row in table["data"]}
+    assert list(rows) == list(STAGES)
+    for stage in STAGES:
+        assert rows[stage][1] == gib(expected.stages[stage].total)
+    assert rows["dpo"][table["headers"].index("reference")] == "shared (adapter off)"
+    assert rows["sft"][table["headers"].index("reward models")] == ""
+
+
+def test_bad_model_name_gives_one_line(ui, tmp_path):
+    _client, call = ui
+    summary, table = call("/inspect_model", **{"model.name": "no-such-owner/no-such-model"})
+    assert summary == ("could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
+                       "no such model, or it needs a login); check the id, or download it and set model.name to the "
+                       "local folder")
+    assert table["data"] == []
+    summary, _ = call("/inspect_model", **{"model.name": str(tmp_path / "missing")})
+    assert summary == f"model.name = '{tmp_path / 'missing'}': no such folder"
+    summary, _ = call("/inspect_model", **{"model.quantization": "4bit", "lora.enabled": False})
+    assert summary.startswith("model.quantization = '4bit': quantised weights cannot be trained directly")
+
+
+def test_trust_remote_code_shows_a_warning(ui):
+    _client, call = ui
+    assert call("/trust_warning", **{"model.trust_remote_code": True})["visible"] is True
+    assert call("/trust_warning", **{"model.trust_remote_code": False})["visible"] is False
+
+
+def test_preview_dolly_sample_marks_the_trained_part(ui):
+    _client, call = ui
+    summary, examples = call("/preview_data", **{"data.source": "dolly", "data.path": "sample"})
+    assert summary.startswith("**200** sft rows from `")
+    assert "(190 train, 10 eval)" in summary and "- dropped: 0" in summary
+    assert examples.startswith(FIRST_DOLLY_EXAMPLE + "\n\n--- example 2\n")
+    assert examples.count("--- example") == 3
+
+
+def test_preview_follows_the_stage_format(ui):
+    _client, call = ui
+    summary, examples = call("/preview_data", **{"data.source": "shp", "data.path": "sample", "stage": "dpo"})
+    assert "preference rows" in summary and "[chosen, trained] >>>" in examples and "[rejected, trained] >>>" in examples
+    summary, examples = call("/preview_data", **{"data.source": "shp", "data.path": "sample", "stage": "sft"})
+    assert (summary, examples) == ("data.source = 'shp' gives preference rows, not sft rows", "")
+
+
+def test_uploaded_file_with_a_bad_row(ui, tmp_path):
+    from gradio_client import handle_file
+
+    client, call = ui
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "Hi", "completion": "Hello!"},
+                                               {"prompt": "Bye", "completion": ""},
+                                               {"prompt": "Yo", "completion": "Hey"}])
+    path = client.predict(handle_file(str(bad)), api_name="/use_upload")
+    assert path.endswith("bad.jsonl") and os.path.isfile(path)
+    summary, examples = call("/preview_data", **{"data.source": "file", "data.path": path})
+    assert "**2** sft rows" in summary
+    assert "- dropped: 1 (completion empty: 1)" in summary
+    assert "- `bad.jsonl row 2: column 'completion': empty`" in summary
+    assert "[completion, trained] >>>Hello!<|im_end|>" in examples
+    summary, examples = call("/preview_data", **{"data.source": "file", "data.path": path, "data.on_bad_rows": "fail"})
+    assert (summary, examples) == ("bad.jsonl row 2: column 'completion': empty", "")
+
+
+def test_preview_bad_inputs_give_one_line(ui, tmp_path):
+    _client, call = ui
+    summary, _ = call("/preview_data", **{"data.source": "file", "data.path": str(tmp_path / "nope.jsonl")})
+    assert "nope.jsonl" in summary and "\n" not in summary
+    summary, _ = call("/preview_data", **{"data.path": "sample", "model.name": str(tmp_path / "missing")})
+    assert summary == f"model.name = '{tmp_path / 'missing'}': no such folder"
+    summary, _ = call("/preview_data", **{"data.path": "sample", "data.max_length": 8})
+    assert summary == "data.max_length = 8: must be at least 16"

@@ -1,0 +1,234 @@
+"""The Runs tab through the served studio's endpoints: live table, chart data that grows as rows are appended,
+health warnings, and the cancel, resume and delete actions. No training: runs are folders written by hand, and a
+"running" run is one whose status names a sleeping process."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from studio.config import RunConfig
+from studio.runs import manager, process
+from studio.runs.metrics import MetricsWriter
+from tests.conftest import REPO
+
+# How the studio is served; a check of this tab alone may point it at an app holding only the Runs tab.
+SERVER = [sys.executable, "-m", "studio", "ui"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui_home(tmp_path_factory, shared_models) -> Path:
+    """One studio home for the module's server, its models/ the session's shared tiny model (as studio_home)."""
+    home = tmp_path_factory.mktemp("ui-runs-home")
+    (home / "models").symlink_to(shared_models)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _same_home_as_the_server(never_the_real_home, ui_home, monkeypatch):
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(ui_home))
+
+
+def _serve(home: Path) -> tuple[subprocess.Popen, object]:
+    from gradio_client import Client
+
+    port = _free_port()
+    server = subprocess.Popen([*SERVER, "--port", str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "RLHF_STUDIO_HOME": str(home)})
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return server, Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:  # not up yet
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError("the studio did not start")
+            time.sleep(0.5)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture(scope="module")
+def client(ui_home):
+    server, client = _serve(ui_home)
+    yield client
+    _stop(server)
+
+
+@pytest.fixture
+def sleeper():
+    """A live process for a run to call its worker."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _sft_rows(first: int, last: int) -> list[dict]:
+    """Train rows for steps first..last, as TRL's SFTTrainer logs them, and an eval row every 5 steps."""
+    rows = []
+    for step in range(first, last + 1):
+        rows.append({"loss": 2.0 / step, "grad_norm": 1.0 + step / 10, "learning_rate": 1e-4,
+                     "mean_token_accuracy": 0.5 + step / 100, "num_tokens": 1000.0 * step, "step": step,
+                     "epoch": step / 20, "time": 1000.0 + step})
+        if step % 5 == 0:
+            rows.append({"eval_loss": 2.5 / step, "step": step, "epoch": step / 20, "time": 1000.5 + step})
+    return rows
+
+
+def _finished_run(name: str, rows: list[dict], stage: str = "sft", state: str = "completed"):
+    run = manager.create(RunConfig(stage=stage, name=name))
+    writer = MetricsWriter(run.metrics_path)
+    for row in rows:
+        writer.write(row)
+    run.write_status(state=state, step=rows[-1]["step"] if rows else 0, total_steps=20)
+    return run
+
+
+def _points(data: dict) -> dict[tuple[str, str], int]:
+    return {(p["title"], s["label"]): s["points"] for p in data["panels"] for s in p["series"]}
+
+
+def _table(client) -> dict[str, list]:
+    return {row[0]: row for row in client.predict(api_name="/runs_table")["data"]}
+
+
+def test_chart_data_gives_the_stage_panels_and_grows_with_new_rows(client):
+    run = _finished_run("charted", _sft_rows(1, 10))
+    data = client.predict(run.id, 0.0, api_name="/chart_data")
+    assert data["stage"] == "sft" and data["rows_read"] == 12 and data["last_step"] == 10
+    assert [p["title"] for p in data["panels"]] == ["Loss", "Token accuracy", "Tokens/s", "Learning rate",
+                                                    "Gradient norm"]
+    assert _points(data) == {("Loss", "loss"): 10, ("Loss", "eval_loss"): 2,
+                             ("Token accuracy", "mean_token_accuracy"): 10,
+                             ("Tokens/s", "tokens_per_second"): 9,  # a rate between consecutive train rows
+                             ("Learning rate", "learning_rate"): 10, ("Gradient norm", "grad_norm"): 10}
+
+    writer = MetricsWriter(run.metrics_path)
+    for row in _sft_rows(11, 13):
+        writer.write(row)
+    data = client.predict(run.id, 0.6, api_name="/chart_data")
+    assert data["rows_read"] == 3  # only the new rows were read
+    assert data["last_step"] == 13
+    assert _points(data)[("Loss", "loss")] == 13 and _points(data)[("Loss", "eval_loss")] == 2
+    loss = next(s for s in data["panels"][0]["series"] if s["key"] == "loss")
+    assert loss["last_step"] == 13 and loss["last_value"] > 2.0 / 13  # smoothed: still above the newest value
+
+
+def test_chart_data_overlays_runs_and_explains_an_unknown_run(client):
+    a, b = _finished_run("overlay-a", _sft_rows(1, 4)), _finished_run("overlay-b", _sft_rows(1, 6))
+    data = client.predict(a.id, 0.0, [b.id], False, api_name="/chart_data")
+    loss = data["panels"][0]["series"]
+    assert [(s["label"], s["points"]) for s in loss] == [(f"{a.id}: loss", 4), (f"{b.id}: loss", 6),
+                                                         (f"{b.id}: eval_loss", 1)]
+    gone = client.predict(a.id, 0.0, [b.id, "deleted-since"], False, api_name="/chart_data")
+    assert [s["label"] for s in gone["panels"][0]["series"]] == [s["label"] for s in loss]
+    assert client.predict("no-such-run", 0.0, api_name="/chart_data") == {
+        "error": "no run with id 'no-such-run' (see `rlhf-studio runs`)"}
+
+
+def test_health_reports_a_nan_loss_with_a_suggestion(client):
+    rows = _sft_rows(1, 6)
+    rows[3]["loss"] = math.nan  # step 4
+    run = _finished_run("diverged", rows, state="failed")
+    report = client.predict(run.id, api_name="/health")
+    assert [(w["check"], w["metric"], w["step"]) for w in report["warnings"]] == [("not_finite", "loss", 4)]
+    assert report["warnings"][0]["message"] == "loss is nan at step 4"
+    assert "learning_rate" in report["warnings"][0]["suggestion"]
+    data = client.predict(run.id, 0.0, api_name="/chart_data")
+    assert _points(data)[("Loss", "loss")] == 5
+    assert data["panels"][0]["notes"] == ["loss: 1 value not a finite number left out (first at step 4)"]
+    healthy = _finished_run("healthy", _sft_rows(1, 6))
+    assert client.predict(healthy.id, api_name="/health") == {"run_id": healthy.id, "warnings": []}
+
+
+def test_delete_refuses_a_running_run_and_removes_a_finished_one(client, sleeper):
+    running = manager.create(RunConfig(name="busy"))
+    running.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
+    done = _finished_run("done", _sft_rows(1, 3))
+    try:
+        message, selection, confirm = client.predict(running.id, True, api_name="/delete_run")
+        assert message == f"run {running.id} is running; cancel it before deleting it"
+        assert selection == running.id and confirm is False and running.exists()
+
+        message, _, _ = client.predict(done.id, False, api_name="/delete_run")
+        assert message.startswith(f"Tick “Yes, delete it” to delete run {done.id}")
+        assert done.exists()
+        message, selection, _ = client.predict(done.id, True, api_name="/delete_run")
+        assert message == f"Deleted run {done.id}." and selection == ""
+        assert not done.path.exists() and done.id not in _table(client)
+        assert running.id in _table(client)
+    finally:
+        running.write_status(state="cancelled")
+
+
+def test_table_shows_queue_places_eta_and_the_last_metrics(client, sleeper):
+    running = manager.create(RunConfig(name="training"))
+    running.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid), step=5,
+                         total_steps=10)
+    writer = MetricsWriter(running.metrics_path)
+    for row in _sft_rows(1, 5):
+        writer.write(row)
+    first = manager.create(RunConfig(name="first-waiting"), request=True)
+    second = manager.create(RunConfig(stage="ppo", name="second-waiting"), request=True)
+    cancelled = _finished_run("was-cancelled", _sft_rows(1, 2), state="cancelled")
+    try:
+        table = _table(client)
+        assert table[first.id][3] == "queued (1st)" and table[second.id][3] == "queued (2nd)"
+        assert table[second.id][1:3] == ["second-waiting", "ppo"]
+        row = table[running.id]
+        assert row[3:5] == ["running", "5/10"]
+        assert re.fullmatch(r"\d+s|\d+m \d\ds", row[5]), row[5]  # ETA: as long again as it took so far
+        assert row[6:8] == ["loss 0.4", "token acc 0.55"]
+        assert table[first.id][5:8] == ["", "", ""]  # nothing known yet
+
+        status, _log = client.predict(second.id, api_name="/run_details")
+        assert "queued (2nd)" in status and f"waiting behind {first.id}" in status
+
+        assert client.predict(running.id, api_name="/resume_run") == (
+            f"run {running.id} is running; only failed or cancelled runs can be resumed")
+        assert client.predict(cancelled.id, api_name="/resume_run") == (
+            f"Run {cancelled.id} is queued (3rd) behind {second.id}; it resumes from the start (no complete "
+            "checkpoint) when the device is free.")
+        assert client.predict(second.id, api_name="/cancel_run") == f"Run {second.id} is cancelled."
+        assert _table(client)[cancelled.id][3] == "queued (2nd)"
+        assert client.predict(second.id, api_name="/cancel_run") == (
+            f"Run {second.id} is already cancelled; nothing to cancel.")
+        assert client.predict("", api_name="/cancel_run") == "Select a run in the table first."
+    finally:
+        for waiting in (first, second, cancelled):  # before the sleeper ends, or the server would start them
+            manager.cancel(waiting)
+        running.write_status(state="cancelled")
+
+
+def test_a_restarted_server_lists_the_same_runs(client, ui_home):
+    run = _finished_run("survivor", _sft_rows(1, 3))
+    assert run.id in _table(client)
+    server, again = _serve(ui_home)
+    try:
+        row = _table(again)[run.id]
+        assert row[1:5] == ["survivor", "sft", "completed", "3/20"]
+        assert again.predict(run.id, 0.0, api_name="/chart_data")["last_step"] == 3
+    finally:
+        _stop(server)

@@ -1,0 +1,159 @@
+"""The Train tab through the served studio's endpoints: presets fill the form, Start queues a real tiny run, a bad
+value gets its one line and starts nothing, and a saved preset loads back.
+
+One server (and one studio home) serves the whole module; `python -m pytest tests/test_ui_train.py -m "not slow"`
+skips the real training.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.forms import to_config
+from studio import config as cfg
+from studio.runs import manager
+from studio.runs.rundir import RunDir
+from tests.conftest import REPO
+
+PRESET = "sft-dolly-tiny"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, shared_models) -> Path:
+    home = tmp_path_factory.mktemp("ui-train-home")
+    (home / "models").symlink_to(shared_models)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def this_home(never_the_real_home, home, monkeypatch):
+    """The test process looks at the same studio home as the server (after conftest's isolated one is set)."""
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(home))
+
+
+@pytest.fixture(scope="module")
+def client(home):
+    from gradio_client import Client
+
+    port = _free_port()
+    env = dict(os.environ, RLHF_STUDIO_HOME=str(home), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # not up yet
+                assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
+                time.sleep(0.5)
+        yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def keys(client) -> list[str]:
+    return client.predict(api_name="/form_keys")
+
+
+def _load(client, keys, name: str) -> tuple[str, dict]:
+    message, *values = client.predict(name, api_name="/load_preset")
+    assert len(values) == len(keys)
+    return message, dict(zip(keys, values))
+
+
+def test_the_form_has_every_train_key_once(keys):
+    info = cfg.field_info()
+    assert len(keys) == len(set(keys)) and set(keys) <= set(info)
+    assert {k for k in info if not k.startswith(("model.", "data."))} <= set(keys)
+
+
+def test_loading_a_preset_fills_the_form_with_its_values(client, keys):
+    message, form = _load(client, keys, PRESET)
+    assert PRESET in message
+    assert cfg.from_dict(to_config(keys, list(form.values()))) == cfg.load_config(REPO / "presets" / f"{PRESET}.yaml")
+    assert form["stage"] == "sft" and form["data.path"] == "sample" and form["train.learning_rate"] == 0.003
+    assert form["train.max_steps"] == 60 and form["lora.dropout"] == 0.0 and form["lora.target_modules"] == "all-linear"
+
+
+def test_pipelines_are_not_offered_and_unknown_presets_say_so(client, keys):
+    message, _ = _load(client, keys, "ppo-tiny")
+    assert message.startswith("No preset named 'ppo-tiny'")
+    message, _ = _load(client, keys, "../../etc/passwd")
+    assert message.startswith("No preset named")
+
+
+def test_a_bad_value_gets_one_line_and_starts_nothing(client, keys):
+    _, form = _load(client, keys, PRESET)
+    before = len(manager.list_runs())
+    message = client.predict(*{**form, "train.learning_rate": -1}.values(), api_name="/start_run")
+    assert message == "Not started: train.learning_rate = -1.0: must be greater than 0.0"
+    # a bound the input itself knows (ge=1) is judged by the config too, so the line still names the key
+    message = client.predict(*{**form, "lora.r": 0}.values(), api_name="/start_run")
+    assert message == "Not started: lora.r = 0: must be at least 1"
+    message = client.predict(*{**form, "stage": "dpo"}.values(), api_name="/start_run")
+    assert message.startswith("Not started: data.source = 'dolly' gives sft rows") and "\n" not in message
+    assert len(manager.list_runs()) == before
+
+
+def test_a_saved_preset_loads_back(client, keys, home):
+    _, form = _load(client, keys, PRESET)
+    changed = {**form, "train.learning_rate": 0.001, "lora.r": 8, "name": "mine",
+               "lora.target_modules": "q_proj, v_proj"}
+    message, _dropdown = client.predict("my-sft", *changed.values(), api_name="/save_preset")
+    assert "Saved preset **my-sft**" in message
+    saved = home / "presets" / "my-sft.yaml"
+    assert cfg.load_config(saved) == cfg.from_dict(to_config(keys, list(changed.values())))
+    message, loaded = _load(client, keys, "my-sft")
+    assert "my-sft" in message and loaded == changed
+
+
+def test_bad_preset_names_and_bad_forms_are_not_saved(client, keys, home):
+    _, form = _load(client, keys, PRESET)
+    for name, start in (("", "Preset name ''"), ("a/b", "Preset name 'a/b'"), ("../x", "Preset name '../x'"),
+                        (PRESET, f"'{PRESET}' is the name of a bundled preset")):
+        message, _ = client.predict(name, *form.values(), api_name="/save_preset")
+        assert message.startswith(start) and "\n" not in message
+    message, _ = client.predict("broken", *{**form, "train.batch_size": 0}.values(), api_name="/save_preset")
+    assert message == "Not saved: train.batch_size = 0: must be at least 1"
+    assert not (home / "presets" / "broken.yaml").exists()
+
+
+@pytest.mark.slow
+def test_starting_a_preset_trains_a_run_with_charts(client, keys):
+    _, form = _load(client, keys, PRESET)
+    message = client.predict(*form.values(), api_name="/start_run")
+    assert message.startswith("Started **") and "Runs tab" in message
+    run_id = message.split("**")[1]
+    deadline = time.monotonic() + 300
+    while (state := manager.status(manager.find(run_id))["state"]) not in ("completed", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"run still {state} after 300 s"
+        time.sleep(2)
+    run = RunDir.of(run_id)
+    assert state == "completed", run.log_tail(40)
+    assert cfg.load_config(run.config_path) == cfg.from_dict(to_config(keys, list(form.values())))
+    assert any(row[0] == run_id for row in client.predict(api_name="/runs_table")["data"])
+    charts = client.predict(run_id, 0.0, [], False, api_name="/chart_data")
+    series = {s["key"]: s for panel in charts["panels"] for s in panel["series"]}
+    assert series["loss"]["points"] > 0 and series["loss"]["last_step"] == 60
+
+    # The finished SFT run is now a starting point for the stages that start from policies, not a reward model.
+    parents, rewards = client.predict("dpo", run_id, [], api_name="/stage_runs")
+    assert parents["value"] == run_id and [value for _, value in parents["choices"]] == ["", run_id]
+    assert rewards["choices"] == [] and rewards["value"] == []
