@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -94,3 +98,38 @@ def polite_rude_pairs(n: int, seed: int = 0) -> list[dict]:
         rows.append({"chosen": f"{prompt} Of course! {ANSWERS[i]} I hope that helps.",
                      "rejected": f"{prompt} {rng.choice(RUDE)}"})
     return rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served_studio(home: Path, start_timeout: float = 90) -> Iterator[tuple[str, object]]:
+    """(url, gradio_client.Client) of `rlhf-studio ui` serving this studio home in its own process; stopped after."""
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:  # not up yet
+                assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
+                time.sleep(0.5)
+        yield url, client
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

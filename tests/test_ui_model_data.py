@@ -4,16 +4,12 @@ upload, and Preview (counts, drops, the first examples with the trained part mar
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
 from studio.config import STAGES, LoraSpec, ModelSpec
 from studio.estimate import estimate, gib
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import served_studio, write_jsonl
 
 FIRST_DOLLY_EXAMPLE = (
     "--- example 1\n"
@@ -28,33 +24,13 @@ FIRST_DOLLY_EXAMPLE = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory, shared_models):
     """(client, call) for one studio server; `call(api, **{config key: value})` fills every other input with the
     form's initial value, so the tests do not depend on the other tabs' fields."""
-    from gradio_client import Client
-
     home = tmp_path_factory.mktemp("ui-home")
     (home / "models").symlink_to(shared_models)
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:  # not up yet
-                assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
-                time.sleep(0.5)
+    with served_studio(home) as (_url, client):
         endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
 
         def call(api: str, **values):
@@ -65,9 +41,6 @@ def ui(tmp_path_factory, shared_models):
                                   api_name=api)
 
         yield client, call
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_inspect_tiny_matches_the_estimate(ui, studio_home):

@@ -5,12 +5,9 @@ health warnings, and the cancel, resume and delete actions. No training: runs ar
 from __future__ import annotations
 
 import math
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,17 +15,7 @@ import pytest
 from studio.config import RunConfig
 from studio.runs import manager, process
 from studio.runs.metrics import MetricsWriter
-from tests.conftest import REPO
-
-# How the studio is served; a check of this tab alone may point it at an app holding only the Runs tab.
-SERVER = [sys.executable, "-m", "studio", "ui"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.conftest import served_studio
 
 @pytest.fixture(scope="module")
 def ui_home(tmp_path_factory, shared_models) -> Path:
@@ -43,37 +30,10 @@ def _same_home_as_the_server(never_the_real_home, ui_home, monkeypatch):
     monkeypatch.setenv("RLHF_STUDIO_HOME", str(ui_home))
 
 
-def _serve(home: Path) -> tuple[subprocess.Popen, object]:
-    from gradio_client import Client
-
-    port = _free_port()
-    server = subprocess.Popen([*SERVER, "--port", str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env={**os.environ, "RLHF_STUDIO_HOME": str(home)})
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            return server, Client(f"http://127.0.0.1:{port}/", verbose=False)
-        except Exception:  # not up yet
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise AssertionError("the studio did not start")
-            time.sleep(0.5)
-
-
-def _stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
 @pytest.fixture(scope="module")
 def client(ui_home):
-    server, client = _serve(ui_home)
-    yield client
-    _stop(server)
+    with served_studio(ui_home) as (_url, client):
+        yield client
 
 
 @pytest.fixture
@@ -225,10 +185,7 @@ def test_table_shows_queue_places_eta_and_the_last_metrics(client, sleeper):
 def test_a_restarted_server_lists_the_same_runs(client, ui_home):
     run = _finished_run("survivor", _sft_rows(1, 3))
     assert run.id in _table(client)
-    server, again = _serve(ui_home)
-    try:
+    with served_studio(ui_home) as (_url, again):  # a second server, as after a restart
         row = _table(again)[run.id]
         assert row[1:5] == ["survivor", "sft", "completed", "3/20"]
         assert again.predict(run.id, 0.0, api_name="/chart_data")["last_step"] == 3
-    finally:
-        _stop(server)

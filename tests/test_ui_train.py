@@ -7,10 +7,6 @@ skips the real training.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,15 +16,9 @@ from components.forms import to_config
 from studio import config as cfg
 from studio.runs import manager
 from studio.runs.rundir import RunDir
-from tests.conftest import REPO
+from tests.conftest import REPO, served_studio
 
 PRESET = "sft-dolly-tiny"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +36,8 @@ def this_home(never_the_real_home, home, monkeypatch):
 
 @pytest.fixture(scope="module")
 def client(home):
-    from gradio_client import Client
-
-    port = _free_port()
-    env = dict(os.environ, RLHF_STUDIO_HOME=str(home), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:  # not up yet
-                assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
-                time.sleep(0.5)
+    with served_studio(home) as (_url, client):
         yield client
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
