@@ -20,6 +20,7 @@ KEYS = ("data.source", "data.path", "data.subset", "data.limit", "data.eval_frac
         "data.on_bad_rows")
 COLUMN_KEYS = tuple(f"data.columns.{role}" for role in ("prompt", "response", "chosen", "rejected", "system",
                                                         "messages"))
+FILTER_KEYS = ("data.categories", "data.domains", "data.min_score_ratio", "data.languages")
 UPLOAD_TYPES = [".jsonl", ".gz", ".json", ".csv", ".parquet"]  # the formats studio/data/files.py reads
 EXAMPLES = 3
 
@@ -37,11 +38,14 @@ def build() -> Fields:
     with gr.Row():
         max_length = widget("data.max_length")
         on_bad_rows = widget("data.on_bad_rows")
+    with gr.Accordion("Source filters (Dolly categories, SHP domains and score ratio, OpenAssistant languages)",
+                      open=False):
+        filters = [widget(key) for key in FILTER_KEYS]
     with gr.Accordion("Column mapping (data.source: file)", open=False):
         gr.Markdown(cfg.ColumnMap.__doc__.strip().replace("\n", " ").replace("  ", " "))
         columns = [widget(key) for key in COLUMN_KEYS]
-    return dict(zip(KEYS + COLUMN_KEYS, (source, path, subset, limit, eval_fraction, max_length, on_bad_rows,
-                                         *columns)))
+    return dict(zip(KEYS + FILTER_KEYS + COLUMN_KEYS, (source, path, subset, limit, eval_fraction, max_length,
+                                                       on_bad_rows, *filters, *columns)))
 
 
 def attach(fields: Fields) -> None:

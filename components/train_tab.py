@@ -31,16 +31,6 @@ PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 BASE_MODEL = ""  # init.from_run's "no earlier run" choice; to_config turns empty text into the default (None)
 
 # One line per stage for the stage picker: what it trains on and what it needs.
-STAGE_SUMMARIES = {
-    "sft": "supervised fine-tuning on prompt -> response rows",
-    "reward": "a reward model trained on chosen / rejected pairs",
-    "dpo": "direct preference optimisation on chosen / rejected pairs, no reward model",
-    "kto": "KTO on desirable / undesirable answers, no reward model",
-    "ppo": "PPO: samples answers, reward models score them (InstructGPT)",
-    "rejection": "rejection sampling: keep the best of K answers, fine-tune on it (Llama 2)",
-    "grpo": "GRPO: answers compared within their group, no value model",
-    "rloo": "RLOO: each answer against the mean of the others, no value model",
-}
 STAGE_SECTIONS = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
 TRAIN_BASICS = ("train.max_steps", "train.epochs", "train.learning_rate", "train.batch_size",
                 "train.gradient_accumulation_steps")  # the rest of train.* sits under "More"
@@ -285,7 +275,7 @@ def build(shared_fields: Fields) -> Fields:
     preset_message = gr.Markdown()
 
     with gr.Row():
-        own["stage"] = gr.Dropdown(choices=[(f"{s}: {STAGE_SUMMARIES.get(s, '')}", s) for s in cfg.STAGES],
+        own["stage"] = gr.Dropdown(choices=[(f"{s}: {cfg.STAGE_SUMMARIES[s]}", s) for s in cfg.STAGES],
                                    value=initial_stage, label="stage", info=info["stage"]["help"], scale=2)
         _inputs(["name"], own, scale=1)
     with gr.Row():

@@ -36,6 +36,17 @@ def option(default: Any, help: str, *, choices: tuple | None = None, ge: float |
 
 
 STAGES = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+# One line per stage, for the UI's stage picker and docs.
+STAGE_SUMMARIES = {
+    "sft": "supervised fine-tuning on prompt -> response rows",
+    "reward": "a reward model trained on chosen / rejected pairs",
+    "dpo": "direct preference optimisation on chosen / rejected pairs, no reward model",
+    "kto": "KTO on desirable / undesirable answers, no reward model",
+    "ppo": "PPO: samples answers, reward models score them (InstructGPT)",
+    "rejection": "rejection sampling: keep the best of K answers, fine-tune on it (Llama 2)",
+    "grpo": "GRPO: answers compared within their group, no value model",
+    "rloo": "RLOO: each answer against the mean of the others, no value model",
+}
 # What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
 SOURCE_FORMATS = {
     "dolly": ("sft",),

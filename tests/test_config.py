@@ -441,3 +441,9 @@ def test_override_errors_are_one_line(overrides):
     with pytest.raises(ConfigError) as info:
         load_config(None, overrides)
     assert "\n" not in str(info.value)
+
+
+def test_every_stage_has_a_one_line_summary():
+    from studio.config import STAGE_SUMMARIES, STAGES
+
+    assert list(STAGE_SUMMARIES) == list(STAGES) and all(STAGE_SUMMARIES[s] for s in STAGES)
