@@ -454,6 +454,19 @@ def _inode(path: Path) -> int | None:
 # ---------------------------------------------------------------- plotly
 
 
+def _flat_range(values: list[float]) -> list[float] | None:
+    """A y range of +-10% around a series that is flat but for rounding (e.g. a constant learning rate after the
+    EMA), which plotly would otherwise zoom into until float noise looks like a jagged curve; None otherwise."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    middle = (low + high) / 2
+    if high - low > 1e-6 * max(abs(middle), 1e-12):
+        return None
+    pad = abs(middle) * 0.1 or 1.0
+    return [middle - pad, middle + pad]
+
+
 def figure(data: PanelData):
     """A plotly Figure of one panel: one colour per series; with smoothing the logged values are drawn faintly
     behind the smoothed line, as TensorBoard does; eval series get markers; notes appear under the title."""
@@ -479,6 +492,9 @@ def figure(data: PanelData):
         template="plotly_white", legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
         uirevision=data.panel.title,  # keeps the user's zoom and hidden series across live refreshes
     )
+    flat = _flat_range([v for s in data.series for v in (*s.values, *s.raw)])
+    if flat and not data.log_y:
+        fig.update_yaxes(range=flat)
     if data.empty:
         fig.add_annotation(text="no data yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                            font=dict(size=13, color="#666"))

@@ -249,3 +249,11 @@ def test_figure_of_an_empty_panel_says_so_and_log_scale_is_set():
     fig = charts.figure(data)
     assert fig.data == () and fig.layout.yaxis.type == "log"
     assert [a.text for a in fig.layout.annotations] == ["no data yet"]
+
+
+def test_a_flat_series_is_drawn_flat_not_zoomed_into_float_noise():
+    rows = rows_of("learning_rate", [1e-4, 1e-4 * (1 + 1e-12), 1e-4])
+    fig = charts.figure(one_panel("sft", "Learning rate", rows, smoothing=0.6))
+    assert list(fig.layout.yaxis.range) == pytest.approx([0.9e-4, 1.1e-4])
+    moving = charts.figure(one_panel("sft", "Learning rate", rows_of("learning_rate", [1e-4, 2e-4, 3e-4])))
+    assert moving.layout.yaxis.range is None  # a real change keeps plotly's own range
