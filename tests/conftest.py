@@ -133,3 +133,25 @@ def served_studio(home: Path, start_timeout: float = 90) -> Iterator[tuple[str, 
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory, shared_models) -> Path:
+    """One studio home for a whole test module (and the studio it serves), models/ the session's tiny model."""
+    home = tmp_path_factory.mktemp("module-home")
+    (home / "models").symlink_to(shared_models)
+    return home
+
+
+@pytest.fixture
+def in_module_home(never_the_real_home, module_home, monkeypatch) -> Path:
+    """The test process looks at the module's home, as its served studio does (use with pytest.mark.usefixtures)."""
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(module_home))
+    return module_home
+
+
+@pytest.fixture(scope="module")
+def module_client(module_home):
+    """A gradio_client Client of a studio served on the module's home for the whole module."""
+    with served_studio(module_home) as (_url, client):
+        yield client

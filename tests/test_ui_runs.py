@@ -8,7 +8,6 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,23 +16,12 @@ from studio.runs import manager, process
 from studio.runs.metrics import MetricsWriter
 from tests.conftest import served_studio
 
-@pytest.fixture(scope="module")
-def ui_home(tmp_path_factory, shared_models) -> Path:
-    """One studio home for the module's server, its models/ the session's shared tiny model (as studio_home)."""
-    home = tmp_path_factory.mktemp("ui-runs-home")
-    (home / "models").symlink_to(shared_models)
-    return home
+pytestmark = pytest.mark.usefixtures("in_module_home")
 
 
-@pytest.fixture(autouse=True)
-def _same_home_as_the_server(never_the_real_home, ui_home, monkeypatch):
-    monkeypatch.setenv("RLHF_STUDIO_HOME", str(ui_home))
-
-
-@pytest.fixture(scope="module")
-def client(ui_home):
-    with served_studio(ui_home) as (_url, client):
-        yield client
+@pytest.fixture
+def client(module_client):
+    return module_client
 
 
 @pytest.fixture
@@ -182,10 +170,10 @@ def test_table_shows_queue_places_eta_and_the_last_metrics(client, sleeper):
         running.write_status(state="cancelled")
 
 
-def test_a_restarted_server_lists_the_same_runs(client, ui_home):
+def test_a_restarted_server_lists_the_same_runs(client, module_home):
     run = _finished_run("survivor", _sft_rows(1, 3))
     assert run.id in _table(client)
-    with served_studio(ui_home) as (_url, again):  # a second server, as after a restart
+    with served_studio(module_home) as (_url, again):  # a second server, as after a restart
         row = _table(again)[run.id]
         assert row[1:5] == ["survivor", "sft", "completed", "3/20"]
         assert again.predict(run.id, 0.0, api_name="/chart_data")["last_step"] == 3

@@ -8,7 +8,6 @@ skips the real training.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,33 +15,27 @@ from components.forms import to_config
 from studio import config as cfg
 from studio.runs import manager
 from studio.runs.rundir import RunDir
-from tests.conftest import REPO, served_studio
+from tests.conftest import REPO
 
 PRESET = "sft-dolly-tiny"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory, shared_models) -> Path:
-    home = tmp_path_factory.mktemp("ui-train-home")
-    (home / "models").symlink_to(shared_models)
-    return home
+pytestmark = pytest.mark.usefixtures("in_module_home")
 
 
-@pytest.fixture(autouse=True)
-def this_home(never_the_real_home, home, monkeypatch):
-    """The test process looks at the same studio home as the server (after conftest's isolated one is set)."""
-    monkeypatch.setenv("RLHF_STUDIO_HOME", str(home))
+@pytest.fixture
+def client(module_client):
+    return module_client
 
 
-@pytest.fixture(scope="module")
-def client(home):
-    with served_studio(home) as (_url, client):
-        yield client
+@pytest.fixture
+def home(module_home):
+    return module_home
 
 
 @pytest.fixture(scope="module")
-def keys(client) -> list[str]:
-    return client.predict(api_name="/form_keys")
+def keys(module_client) -> list[str]:
+    return module_client.predict(api_name="/form_keys")
 
 
 def _load(client, keys, name: str) -> tuple[str, dict]:
