@@ -258,6 +258,7 @@ class ChartSession:
         self.drawn: list[tuple | None] = [None] * PLOT_SLOTS
         self.health_drawn: str | None = None
         self.health_of: str | None = None  # the run whose warnings health_drawn shows
+        self.drawn_for: tuple | None = None  # (run ids, smoothing, log scale) of what the plots show now
 
     def follow(self, run_ids: list[str]) -> None:
         for followed in list(self.feed.runs):
@@ -312,12 +313,19 @@ def _draw(session: ChartSession, run_id: str, overlays: list[str], smoothing: fl
     hidden = [gr.Plot(value=None, visible=False)] * PLOT_SLOTS
     if not run_id:
         session.drawn, session.health_drawn, session.health_of = [None] * PLOT_SLOTS, None, None
+        session.drawn_for = None
         return ["", *hidden]
     try:
+        run = manager.find(run_id)
+        settings = (run.id, tuple(overlays or ()), smoothing, log_scale)
+        if settings == session.drawn_for and not session.feed.has_new_rows():
+            return [gr.skip()] * (1 + PLOT_SLOTS)  # nothing new: the tick costs a stat per followed run
         run_id, stage, panels, rows = session.update(run_id, overlays, smoothing, log_scale)
     except StudioError as err:
         session.drawn, session.health_drawn, session.health_of = [None] * PLOT_SLOTS, None, None
+        session.drawn_for = None
         return [str(err), *hidden]
+    session.drawn_for = settings
     out = []
     if rows or session.health_of != run_id or session.health_drawn is None:
         text = health_markdown(health.check(stage, session.feed.columns(run_id).series()))

@@ -24,7 +24,6 @@ logs `tokens_per_second` itself is plotted as logged.
 from __future__ import annotations
 
 import math
-import os
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -384,13 +383,12 @@ class _FeedRun:
     label: str
     reader: MetricsReader
     columns: Columns
-    inode: int | None = None
 
 
 class ChartFeed:
     """Chart data for several runs, kept between refreshes: each refresh parses only the lines appended to each
     run's metrics.jsonl since the last one (MetricsReader keeps the byte offset). A metrics file replaced by
-    a resume (which rewrites it without the rows after its checkpoint) is noticed and read again from the start."""
+    a resume (which rewrites it without the rows after its checkpoint) is read again from the start."""
 
     def __init__(self, max_points: int = DEFAULT_MAX_POINTS):
         downsample([], max_points)  # fail now, not at the first refresh, on a max_points below 4
@@ -410,15 +408,17 @@ class ChartFeed:
         """Read what is new in every followed run; returns the number of rows read."""
         total = 0
         for run in self.runs.values():
-            inode = _inode(run.path)
-            if run.inode is not None and inode != run.inode:
-                run.reader, run.columns = MetricsReader(run.path), Columns()
-            run.inode = inode
             rows = run.reader.read_new()
+            if run.reader.restarted:
+                run.columns = Columns()
             for row in rows:
                 run.columns.add(row)
             total += len(rows)
         return total
+
+    def has_new_rows(self) -> bool:
+        """Whether a refresh would read anything: one stat per followed run, so an idle tick costs next to nothing."""
+        return any(run.reader.has_new() for run in self.runs.values())
 
     def columns(self, run_id: str) -> Columns:
         """The run's metrics so far (its .series() is what health.check takes)."""
@@ -442,13 +442,6 @@ class ChartFeed:
             stage = next(iter(self.runs.values())).stage if self.runs else ""
         log_y = log_y or {}
         return [self.panel(p, smoothing, log_y.get(p.title)) for p in stage_panels(stage)]
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except FileNotFoundError:
-        return None
 
 
 # ---------------------------------------------------------------- plotly

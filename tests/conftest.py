@@ -155,3 +155,12 @@ def module_client(module_home):
     """A gradio_client Client of a studio served on the module's home for the whole module."""
     with served_studio(module_home) as (_url, client):
         yield client
+
+
+@pytest.fixture
+def sleeper():
+    """A live process for a run's status to name as its worker (a run that looks running without training)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()

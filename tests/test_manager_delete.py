@@ -32,14 +32,6 @@ def _index_ids() -> list[str]:
     return [row["id"] for row in RunIndex().rows()]
 
 
-@pytest.fixture
-def sleeper():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 @pytest.mark.parametrize("state", ["completed", "failed", "cancelled"])
 def test_delete_removes_a_finished_runs_folder_and_index_row(state):
     run, other = _finished("gone", state), _finished("kept")

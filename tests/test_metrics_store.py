@@ -52,6 +52,24 @@ def test_reader_returns_only_new_rows(tmp_path):
     assert reader.read_new() == []
 
 
+def test_a_file_rewritten_by_resume_is_read_again_from_the_start(tmp_path):
+    from studio.runs.metrics import truncate_after
+
+    path = tmp_path / "metrics.jsonl"
+    writer = MetricsWriter(path)
+    for step in range(1, 5):
+        writer.write({"loss": 1.0 / step, "step": step})
+    reader = MetricsReader(path)
+    assert [r["step"] for r in reader.read_new()] == [1, 2, 3, 4] and not reader.restarted
+    assert not reader.has_new()
+    truncate_after(path, 2)  # a resume from checkpoint-2 drops steps 3 and 4, then logs them again
+    MetricsWriter(path).write({"loss": 0.3, "step": 3})
+    assert reader.has_new()
+    assert [r["step"] for r in reader.read_new()] == [1, 2, 3] and reader.restarted
+    MetricsWriter(path).write({"loss": 0.2, "step": 4})
+    assert [r["step"] for r in reader.read_new()] == [4] and not reader.restarted
+
+
 def test_half_written_last_line_waits_until_complete(tmp_path):
     path = tmp_path / "metrics.jsonl"
     reader = MetricsReader(path)

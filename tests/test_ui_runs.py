@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -22,15 +20,6 @@ pytestmark = pytest.mark.usefixtures("in_module_home")
 @pytest.fixture
 def client(module_client):
     return module_client
-
-
-@pytest.fixture
-def sleeper():
-    """A live process for a run to call its worker."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield proc
-    proc.kill()
-    proc.wait()
 
 
 def _sft_rows(first: int, last: int) -> list[dict]:

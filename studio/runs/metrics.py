@@ -31,18 +31,35 @@ class MetricsWriter:
 
 
 class MetricsReader:
-    """Reads new complete lines since the last call."""
+    """Reads new complete lines since the last call. A file replaced since then (a resume rewrites metrics.jsonl
+    without the rows after its checkpoint) is read again from the start, and `restarted` says so."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.offset = 0
+        self.inode: int | None = None
+        self.restarted = False  # whether the last read_new started over on a replaced file
+
+    def has_new(self) -> bool:
+        """Whether read_new would return anything new (or start over), from one stat of the file."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return st.st_ino != self.inode or st.st_size != self.offset
 
     def read_new(self) -> list[dict]:
         try:
             with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                self.restarted = self.inode is not None and (st.st_ino != self.inode or st.st_size < self.offset)
+                if self.restarted:
+                    self.offset = 0
+                self.inode = st.st_ino
                 f.seek(self.offset)
                 chunk = f.read()
         except FileNotFoundError:
+            self.restarted = False
             return []
         end = chunk.rfind(b"\n")
         if end < 0:

@@ -153,8 +153,20 @@ def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:
     save_final(trainer, trainer.processing_class, run)
 
 
+def load_policy(config: RunConfig):
+    """The starting weights (the base model, or init.from_run merged in) with a fresh LoRA adapter, or every weight
+    trainable with LoRA off: the policy every stage but the reward model trains."""
+    from studio import models
+
+    policy = models.load_causal_lm(config.model, start_weights(config))
+    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
+    trainable, total = models.count_parameters(policy)
+    log.info("policy: %s, %d parameters, %d trainable", config.model.name, total, trainable)
+    return policy
+
+
 def policy_and_reference(config: RunConfig):
-    """(policy, reference) for the stages that train against a frozen reference (DPO, KTO).
+    """(policy, reference) for the stages that train against a frozen reference (DPO, KTO, PPO).
 
     With LoRA the reference is None: TRL then computes reference log-probs with the adapter switched off,
     which leaves exactly the starting weights, with no second model in memory. Full fine-tuning changes every
@@ -163,14 +175,11 @@ def policy_and_reference(config: RunConfig):
     """
     from studio import models
 
-    policy = models.load_causal_lm(config.model, start_weights(config))
-    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
+    policy = load_policy(config)
     reference = None
     if not config.lora.enabled:
         reference = models.load_causal_lm(config.model, start_weights(config)).eval().requires_grad_(False)
-    trainable, total = models.count_parameters(policy)
-    log.info("model: %s, %d parameters, %d trainable; reference: %s", config.model.name, total, trainable,
-             "the policy with its adapter disabled" if reference is None else "a frozen copy")
+    log.info("reference: %s", "the policy with its adapter disabled" if reference is None else "a frozen copy")
     return policy, reference
 
 

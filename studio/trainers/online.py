@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 
 from studio import data, models
-from studio.config import SOURCE_FORMATS, RunConfig
+from studio.config import RunConfig
 from studio.rewards import RewardJudge
 from studio.runs.rundir import RunDir
-from studio.trainers.common import (StudioCallback, drop_ref_adapter, seed_model_init, start_weights,
+from studio.trainers.common import (StudioCallback, drop_ref_adapter, load_policy, seed_model_init,
                                     training_arguments)
+from studio.trainers.sampling import load_prompts
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,16 @@ def prompt_datasets(config: RunConfig, tokenizer, run: RunDir):
     """(train, eval or None) datasets of {"prompt": messages} rows from any source: only the prompt is used."""
     from datasets import Dataset
 
-    loaded = data.prepare(config.data, SOURCE_FORMATS[config.data.source][0], tokenizer, run)
-    rows = [{"prompt": row["prompt"]} for row in loaded.rows]
+    rows = [{"prompt": prompt} for prompt in load_prompts(config, tokenizer, run)]
     train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
     log.info("data: %d train prompts, %d eval prompts", len(train_rows), len(eval_rows))
     return Dataset.from_list(train_rows), (Dataset.from_list(eval_rows) if eval_rows else None)
 
 
-def load_policy(config: RunConfig):
-    """The starting weights with a fresh LoRA adapter (or all weights trainable with LoRA off)."""
-    policy = models.load_causal_lm(config.model, start_weights(config))
-    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
-    trainable, total = models.count_parameters(policy)
-    reference = ("none (beta is 0)" if getattr(config, config.stage).beta == 0 else
-                 "the policy with its adapter disabled" if config.lora.enabled else "a frozen copy")
-    log.info("policy: %s, %d parameters, %d trainable; reference: %s", config.model.name, total, trainable, reference)
-    return policy
+def reference_kind(config: RunConfig) -> str:
+    if getattr(config, config.stage).beta == 0:
+        return "none (beta is 0)"
+    return "the policy with its adapter disabled" if config.lora.enabled else "a frozen copy"
 
 
 def online_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
@@ -100,6 +95,7 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
     args = config_class(**online_arguments(config, run, has_eval=eval_set is not None), **stage_options)
     seed_model_init(config)  # after the reward models loaded, so LoRA's init never depends on whether they were cached
     policy = load_policy(config)
+    log.info("reference: %s", reference_kind(config))
     trainer = trainer_class(model=policy, reward_funcs=reward, args=args, processing_class=tokenizer,
                             train_dataset=train_set, eval_dataset=eval_set,
                             callbacks=[StudioCallback(run, config.train.save_total_limit)])

@@ -51,7 +51,7 @@ from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
 from studio.trainers import ppo_math as pm
-from studio.trainers.common import resume_checkpoint, start_weights
+from studio.trainers.common import policy_and_reference, resume_checkpoint
 from studio.trainers.sampling import left_pad, load_prompts, response_mask
 
 log = logging.getLogger(__name__)
@@ -103,21 +103,14 @@ def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def build_model(config: RunConfig, device: torch.device) -> PolicyWithValue:
-    policy = models.load_causal_lm(config.model, start_weights(config))
-    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
-    reference = None
-    if not config.lora.enabled:
-        reference = models.load_causal_lm(config.model, start_weights(config)).eval().requires_grad_(False)
+    policy, reference = policy_and_reference(config)
     model = PolicyWithValue(policy, reference)
     if config.model.quantization == "none":
         model.to(device)
     else:
         model.value_head.to(next(policy.parameters()).device)
     model.eval()  # dropout off for good, see the module docstring
-    trainable, total = models.count_parameters(policy)
-    log.info("policy: %s, %d parameters, %d trainable, plus a %d-weight value head; reference: %s",
-             config.model.name, total, trainable, sum(p.numel() for p in model.value_head.parameters()),
-             "the policy with its adapter disabled" if reference is None else "a frozen copy")
+    log.info("value head: %d weights", sum(p.numel() for p in model.value_head.parameters()))
     return model
 
 

@@ -55,7 +55,7 @@ from studio.config import RejectionSpec, RunConfig
 from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
-from studio.trainers.common import seed_model_init, start_weights
+from studio.trainers.common import load_policy, seed_model_init
 from studio.trainers.sampling import left_pad, load_prompts, response_mask
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,7 @@ def fine_tune(policy, optimizer, params: list, examples: list[tuple[list[int], l
 
 def build_policy(config: RunConfig, device: torch.device):
     """The starting weights with a fresh LoRA adapter (or every weight trainable), in eval mode for sampling."""
-    policy = models.load_causal_lm(config.model, start_weights(config))
-    policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
+    policy = load_policy(config)
     if config.train.gradient_checkpointing:
         # Non-reentrant checkpointing needs no gradient on the inputs; it only acts in train mode, so sampling
         # (eval mode, KV cache) runs as usual. transformers 5.2x renamed gradient_checkpointing_enable to
@@ -182,8 +181,6 @@ def build_policy(config: RunConfig, device: torch.device):
             policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.model.quantization == "none":
         policy.to(device)
-    trainable, total = models.count_parameters(policy)
-    log.info("policy: %s, %d parameters, %d trainable", config.model.name, total, trainable)
     return policy.eval()
 
 

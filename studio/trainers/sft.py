@@ -11,7 +11,7 @@ import logging
 from studio import data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
-from studio.trainers.common import StudioCallback, fit_and_save, seed_model_init, start_weights, training_arguments
+from studio.trainers.common import StudioCallback, fit_and_save, load_policy, seed_model_init, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
     log.info("data: %d train rows, %d eval rows", len(train_rows), len(eval_rows))
 
-    model = models.load_causal_lm(config.model, start_weights(config))
-    model = models.add_lora(model, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
-    trainable, total = models.count_parameters(model)
-    log.info("model: %s, %d parameters, %d trainable", config.model.name, total, trainable)
+    model = load_policy(config)
 
     args = SFTConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
                      max_length=config.data.max_length,
