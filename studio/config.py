@@ -27,9 +27,10 @@ from studio.errors import ConfigError
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, ge: float | None = None,
-           gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
-    """A config field with its help text and allowed values, read by validation and by the UI."""
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+           gt: float | None = None, le: float | None = None, lt: float | None = None, separator: str = ",") -> Any:
+    """A config field with its help text and allowed values, read by validation and by the UI. A list field given
+    as text (a form, --set) is split on `separator`: commas for names, new lines for prompts that hold commas."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "separator": separator}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,6 +56,7 @@ SOURCE_FORMATS = {
     "hh-rlhf": ("preference",),
     "oasst": ("sft", "preference"),
     "file": ("sft", "preference"),
+    "votes": ("preference",),  # the pairs voted on in the Compare tab's blind A/B mode
 }
 DATA_SOURCES = tuple(SOURCE_FORMATS)
 # PPO needs only prompts, which every format has: it samples its own answers and a reward model scores them.
@@ -104,10 +106,12 @@ class ColumnMap:
 @dataclass
 class DataSpec:
     source: str = option("dolly", "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
-                                  "oasst (both); file (your own file)", choices=DATA_SOURCES)
+                                  "oasst (both); file (your own file); votes (your blind A/B votes from the "
+                                  "Compare tab)", choices=DATA_SOURCES)
     path: str | None = option(None, "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
                                     "parquet); 'sample' for the small sample bundled with the studio; "
-                                    "empty or 'hub' loads the source from the Hugging Face Hub")
+                                    "empty or 'hub' loads the source from the Hugging Face Hub (for votes: "
+                                    "empty reads the studio's own votes file)")
     subset: str | None = option(None, "Hub configuration or data directory of the source, e.g. helpful-base "
                                       "for hh-rlhf; empty uses the source's default")
     limit: int | None = option(None, "Use at most this many rows (after filtering); empty uses all", ge=1)
@@ -330,6 +334,36 @@ class RLOOSpec:
 
 
 @dataclass
+class TimelineSpec:
+    """A few fixed prompts the policy answers as it trains, so its answers can be watched changing step by step."""
+    prompts: list[str] = option([], "Prompts answered greedily before training and at every checkpoint, shown in the "
+                                    "Runs tab by step; one per line (at most 8); empty answers none",
+                                separator="\n")
+    max_new_tokens: int = option(64, "Most tokens generated per timeline answer", ge=1, le=2048)
+
+
+@dataclass
+class GenerationSpec:
+    """Generation settings for Compare and Chat. Every model in a comparison answers with the same settings and
+    seed, so differences come from the weights. Not part of a run: the UI and `rlhf-studio compare` read it."""
+    max_new_tokens: int = option(128, "Most tokens generated per answer", ge=1, le=8192)
+    temperature: float = option(0.7, "Sampling temperature: higher gives more varied answers; 0 always takes the "
+                                     "likeliest token (greedy)", ge=0.0, le=10.0)
+    top_p: float = option(0.9, "Sample only from the likeliest tokens whose probabilities add up to this; 1 keeps "
+                               "every token", gt=0.0, le=1.0)
+    repetition_penalty: float = option(1.0, "Above 1 makes tokens already in the answer less likely; 1 is off",
+                                       gt=0.0, le=10.0)
+    seed: int = option(0, "Random seed: every model starts each batch from the same random state", ge=0)
+    batch_size: int = option(8, "Prompts answered together in one generate call; lower it if generation runs out "
+                                "of memory", ge=1, le=1024)
+
+
+MAX_TIMELINE_PROMPTS = 8
+# The stages whose trained weights write text: every stage but the reward model, which outputs a score.
+GENERATING_STAGES = tuple(s for s in STAGES if s != "reward")
+
+
+@dataclass
 class RunConfig:
     stage: str = option("sft", "Training stage", choices=STAGES)
     name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
@@ -347,6 +381,7 @@ class RunConfig:
     rejection: RejectionSpec = field(default_factory=RejectionSpec)
     grpo: GRPOSpec = field(default_factory=GRPOSpec)
     rloo: RLOOSpec = field(default_factory=RLOOSpec)
+    timeline: TimelineSpec = field(default_factory=TimelineSpec)
 
 
 # ---------------------------------------------------------------- building and checking
@@ -404,13 +439,14 @@ def _check_value(key: str, value: Any, kind: Any, meta: typing.Mapping) -> Any:
 
     if typing.get_origin(kind) is list:
         if isinstance(value, str):  # "q_proj,v_proj" from a form or --set
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = [part.strip() for part in value.split(meta.get("separator") or ",") if part.strip()]
         if typing.get_args(kind) == (float,):
             if not isinstance(value, list):
                 raise ConfigError(f"{key} = {_show(value)}: expected a list of numbers")
             return [_check_value(f"{key}[{i}]", v, float, {}) for i, v in enumerate(value)]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{key} = {_show(value)}: expected a list of names")
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            what = "texts" if meta.get("separator") == "\n" else "names"
+            raise ConfigError(f"{key} = {_show(value)}: expected a list of {what}")
         return value
 
     if kind is bool:
@@ -474,6 +510,12 @@ def _check_combinations(config: RunConfig) -> None:
     if config.stage == "rejection" and config.train.max_steps != -1:
         raise ConfigError(f"train.max_steps = {config.train.max_steps}: the rejection stage runs rejection.rounds "
                           "rounds of rejection.sft_epochs passes over the kept answers; leave max_steps at -1")
+    if config.timeline.prompts and config.stage not in GENERATING_STAGES:
+        raise ConfigError(f"timeline.prompts: the {config.stage} stage trains a model that scores answers rather than "
+                          "writing them, so it has no answers to show; leave timeline.prompts empty")
+    if len(config.timeline.prompts) > MAX_TIMELINE_PROMPTS:
+        raise ConfigError(f"timeline.prompts has {len(config.timeline.prompts)} prompts: at most "
+                          f"{MAX_TIMELINE_PROMPTS}, each is answered at every checkpoint")
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")

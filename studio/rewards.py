@@ -49,7 +49,7 @@ class RewardJudge:
 
     def __init__(self, spec: cfg.RewardModelsSpec):
         # A run that cannot score fails now, in one line; checked once, not on every step.
-        self.runs = {run_id: scoring._reward_run(run_id) for run_id in spec.runs}
+        self.runs = {run_id: scoring.check_reward_run(run_id) for run_id in spec.runs}
         self.spec = spec
         self.kinds = reward_kinds(spec.runs)
 

@@ -26,7 +26,7 @@ from studio.trainers.common import start_weights
 BATCH_SIZE = 16  # responses per forward pass; small enough for long answers on a CPU
 
 
-def _reward_run(run_id: str) -> RunDir:
+def check_reward_run(run_id: str) -> RunDir:
     """The completed reward run with this id (or unique prefix), or one line saying why it cannot score."""
     run = manager.find(run_id)
     config = cfg.load_config(run.config_path)
@@ -78,7 +78,7 @@ def score_batch(run_id: str, prompt_messages_list: list[list[dict]], responses: 
     """The reward of each (prompt, response) pair under a completed reward run, in order."""
     if len(prompt_messages_list) != len(responses):
         raise StudioError(f"score_batch: {len(prompt_messages_list)} prompts but {len(responses)} responses")
-    return score_checked(_reward_run(run_id), prompt_messages_list, responses)
+    return score_checked(check_reward_run(run_id), prompt_messages_list, responses)
 
 
 def score_checked(run: RunDir, prompt_messages_list: list[list[dict]], responses: list[str]) -> list[float]:

@@ -164,3 +164,32 @@ def sleeper():
     yield proc
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tuned_runs(tmp_path_factory, shared_models) -> dict:
+    """A studio home holding three completed tiny runs, trained once per session and only read by the tests that
+    use it: {"home", "sft" (an SFT run), "chained" (an SFT run started from "sft"), "reward" (a reward model that
+    prefers polite answers)}. Use with `in_tuned_home`."""
+    home = tmp_path_factory.mktemp("tuned-home")
+    (home / "models").symlink_to(shared_models)
+    env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+    def train(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "studio", "train", *args], capture_output=True, text=True,
+                              timeout=600, cwd=REPO, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("run "))
+
+    sft = train("presets/sft-dolly-tiny.yaml", "--set", "train.max_steps=30", "--set", "name=tuned-sft")
+    chained = train("presets/sft-dolly-tiny.yaml", "--set", "train.max_steps=10", "--set", "name=tuned-chained",
+                    "--set", f"init.from_run={sft}")
+    reward = train("presets/rm-hh-tiny.yaml", "--set", "name=tuned-rm")
+    return {"home": home, "sft": sft, "chained": chained, "reward": reward}
+
+
+@pytest.fixture
+def in_tuned_home(never_the_real_home, tuned_runs, monkeypatch) -> dict:
+    """The test process looks at the tuned_runs home (read it, do not add runs to it)."""
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(tuned_runs["home"]))
+    return tuned_runs

@@ -125,12 +125,12 @@ def hand_scored(monkeypatch):
     the (run id, number of answers) of every scoring call."""
     calls = []
 
-    def score_checked(run_id, prompts, answers):  # the "run" is its id here, as _reward_run below returns it
+    def score_checked(run_id, prompts, answers):  # the "run" is its id here, as check_reward_run below returns it
         assert len(prompts) == len(answers)
         calls.append((run_id, len(answers)))
         return [SCORERS[run_id](answer) for answer in answers]
 
-    monkeypatch.setattr(scoring, "_reward_run", lambda run_id: run_id)
+    monkeypatch.setattr(scoring, "check_reward_run", lambda run_id: run_id)
     monkeypatch.setattr(scoring, "score_checked", score_checked)
     monkeypatch.setattr(rewards, "reward_kinds", lambda runs: {r: {"help": "helpfulness", "safe": "safety"}[r]
                                                                for r in runs})

@@ -1,0 +1,150 @@
+"""Base and tuned answers to the same prompts, side by side, scored by a reward model.
+
+    result = compare(["20261101-120000-dpo-ab12"], [[{"role": "user", "content": "Name a fruit."}]],
+                     GenerationSpec(), reward_run="20261101-110000-reward-cd34")
+    result.answers["base (tiny)"], result.answers["20261101-120000-dpo-ab12"], result.summary()
+    Path("out.csv").write_text(to_csv(result))
+    rlhf-studio compare RUN_ID --prompt "Name a fruit." --reward-run RM_ID
+
+The base column is the base model the runs were tuned from (they must share it), so a run's column differs from
+the base column only by what training did. Every model answers with the same settings and seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass, field
+
+from studio import config as cfg
+from studio import generate, scoring
+from studio.config import GenerationSpec
+from studio.errors import StudioError
+
+MAX_PROMPTS = 256  # one comparison; more is a benchmark, not something to read side by side
+
+
+@dataclass
+class Comparison:
+    prompts: list[list[dict]]                       # role/content messages, one conversation per prompt
+    labels: list[str]                               # column labels: the base first, then each run's id
+    answers: dict[str, list[str]]                   # label -> one answer per prompt
+    tokens_per_second: dict[str, float]             # label -> generation speed
+    reward_run: str | None = None
+    scores: dict[str, list[float]] = field(default_factory=dict)  # label -> one score per prompt (with a reward run)
+
+    @property
+    def base(self) -> str:
+        return self.labels[0]
+
+    def summary(self) -> list[dict]:
+        """One row per model: mean score, and for each tuned model its win rate against the base (the share of
+        prompts where its answer scored higher; a tie counts half)."""
+        rows = []
+        for label in self.labels:
+            row = {"model": label, "tokens_per_second": round(self.tokens_per_second[label], 1)}
+            if self.scores:
+                mine, base = self.scores[label], self.scores[self.base]
+                row["mean_score"] = sum(mine) / len(mine)
+                if label != self.base:
+                    wins = sum(1.0 if m > b else 0.5 if m == b else 0.0 for m, b in zip(mine, base))
+                    row["win_rate"] = wins / len(mine)
+            rows.append(row)
+        return rows
+
+    def records(self) -> list[dict]:
+        """One flat record per prompt: the prompt text, each model's answer and score; what the exports hold."""
+        out = []
+        for i, prompt in enumerate(self.prompts):
+            record = {"prompt": prompt_text(prompt)}
+            for label in self.labels:
+                record[label] = self.answers[label][i]
+                if self.scores:
+                    record[f"{label} score"] = self.scores[label][i]
+            out.append(record)
+        return out
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """A conversation as one readable string: a single user turn as it is, more turns as 'role: text' lines."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def as_messages(prompt: str | list[dict]) -> list[dict]:
+    """A typed prompt -> one user message; a conversation is kept as it is."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise StudioError("a prompt is empty; type some text or leave the line out")
+        return [{"role": "user", "content": prompt.strip()}]
+    return prompt
+
+
+def compare(run_ids: list[str], prompts: list[str | list[dict]], settings: GenerationSpec,
+            reward_run: str | None = None, generator: generate.Generator | None = None) -> Comparison:
+    """Answers of the runs' base model and of each run to every prompt, scored by reward_run if given."""
+    if not run_ids:
+        raise StudioError("pick at least one finished run to compare with its base model")
+    if not prompts:
+        raise StudioError("no prompts: type at least one, or sample some from a run's held-out data")
+    if len(prompts) > MAX_PROMPTS:
+        raise StudioError(f"{len(prompts)} prompts: compare at most {MAX_PROMPTS} at a time")
+    if len(set(run_ids)) != len(run_ids):
+        raise StudioError("the same run is picked twice")
+    conversations = [as_messages(p) for p in prompts]
+    if reward_run:
+        scoring.check_reward_run(reward_run)  # before minutes of generation, not after
+    targets = [generate.run_target(r) for r in run_ids]
+    names = {t.model.name for t in targets}
+    if len(names) > 1:
+        raise StudioError(f"the runs start from different base models ({', '.join(sorted(names))}); compare runs of "
+                          "one base model at a time")
+    base = generate.base_target(run_ids[0])
+    generator = generator or generate.shared()
+    result = Comparison(prompts=conversations, labels=[], answers={}, tokens_per_second={}, reward_run=reward_run)
+    for target in [base, *targets]:
+        out = generator.generate(target, conversations, settings)
+        result.labels.append(target.label)
+        result.answers[target.label] = out.texts
+        result.tokens_per_second[target.label] = out.tokens_per_second
+    if reward_run:
+        for label in result.labels:
+            result.scores[label] = scoring.score_batch(reward_run, conversations, result.answers[label])
+    return result
+
+
+def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]:
+    """`count` prompts drawn (seeded) from the rows a run held out of training (its data.eval_fraction split),
+    so the tuned model is judged on prompts it did not train on."""
+    from studio import data, models
+    from studio.runs import manager
+
+    run = manager.find(run_id)
+    config = cfg.load_config(run.config_path)
+    fmt = cfg.STAGE_FORMATS[config.stage]
+    if fmt == cfg.PROMPT_ONLY:
+        fmt = cfg.SOURCE_FORMATS[config.data.source][0]
+    # The rows the trainer split, length check included, split as it split them.
+    rows = data.prepare(config.data, fmt, models.load_tokenizer(config.model)).rows
+    _, held_out = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    if not held_out:
+        raise StudioError(f"run '{run.id}' held no rows out of training (data.eval_fraction is "
+                          f"{config.data.eval_fraction}); type prompts instead")
+    picked = random.Random(seed).sample(held_out, min(count, len(held_out)))
+    return [row["prompt"] for row in picked]
+
+
+def to_jsonl(result: Comparison) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records())
+
+
+def to_csv(result: Comparison) -> str:
+    records = result.records()
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
+    writer.writeheader()
+    writer.writerows(records)
+    return buffer.getvalue()
