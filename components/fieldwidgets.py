@@ -32,9 +32,16 @@ def _base_type(kind):
     return kind
 
 
+def list_text(key: str, value: list) -> str:
+    """A list value as its textbox shows it: joined by the key's separator ("a, b", or one item per line)."""
+    separator = info(key).get("separator") or ","
+    return ("\n" if separator == "\n" else f"{separator} ").join(map(str, value or []))
+
+
 def widget(key: str, **overrides):
-    """The widget for a config key: choices -> Dropdown, bool -> Checkbox, int/float -> Number, lists -> comma
-    separated Textbox, text -> Textbox. An empty value means the config's default (see forms.to_config)."""
+    """The widget for a config key: choices -> Dropdown, bool -> Checkbox, int/float -> Number, lists -> Textbox
+    split on the key's separator (comma separated, or one item per line), text -> Textbox. An empty value means
+    the config's default (see forms.to_config)."""
     meta = info(key)
     kind, default = _base_type(meta["type"]), meta["default"]
     common = {"label": key, "info": meta["help"], **overrides}
@@ -51,7 +58,10 @@ def widget(key: str, **overrides):
         return gr.Number(value=value, precision=0 if kind is int else None, placeholder="empty: default",
                          **common)
     if typing.get_origin(kind) is list:
-        return gr.Textbox(value=", ".join(map(str, default)), **common)
+        if meta.get("separator") == "\n":  # items that may hold commas (prompts): one per line
+            return gr.Textbox(value=list_text(key, default), lines=3, max_lines=12, placeholder="one per line",
+                              **common)
+        return gr.Textbox(value=list_text(key, default), **common)
     return gr.Textbox(value=default or "", **common)
 
 

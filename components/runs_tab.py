@@ -7,12 +7,16 @@
     charts    the stage's panels (studio.charts) in up to PLOT_SLOTS plots, refreshed every CHART_SECONDS from a
               per-session ChartFeed that reads only the metric rows new since the last tick; smoothing, log scale,
               other runs of the same stage overlaid; health warnings (studio.health) above them; the log tail below
+    answers   "Answers over training" (studio.timeline): a slider over the steps at which the run answered its
+              timeline prompts and a table prompt | step 0 | the chosen step; the table's refresh tick redraws it
+              only when the run's timeline file changed, and the slider follows new steps while it is on the latest
 
 The runs are separate processes (studio.runs.manager), so closing the browser or restarting the server leaves
 them running; reopening the tab lists them again from their folders.
 
 Endpoints for scripts and tests (gradio_client): /runs_table, /run_details(run_id), /chart_data(run_id, smoothing,
-overlays, log_scale), /health(run_id), /cancel_run(run_id), /resume_run(run_id), /delete_run(run_id, confirm).
+overlays, log_scale), /health(run_id), /timeline(run_id, step), /cancel_run(run_id), /resume_run(run_id),
+/delete_run(run_id, confirm).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 import gradio as gr
 import yaml
 
-from studio import charts, health
+from studio import charts, health, timeline
 from studio.errors import StudioError
 from studio.runs import manager
 from studio.runs.metrics import last_value
@@ -384,6 +388,72 @@ def health_report(run_id: str) -> dict:
          "suggestion": w.suggestion} for w in warnings]}
 
 
+# ---------------------------------------------------------------- answers over training
+
+
+TIMELINE_FIRST = "step 0 (before training)"
+
+
+def _headers(step: int | None) -> list[str]:
+    return ["prompt", TIMELINE_FIRST, f"step {step}"]
+
+
+def timeline_rows(run_id: str, step: float | None = None) -> dict:
+    """The run's answers to its timeline prompts at the recorded step nearest `step` (the latest when empty):
+    {"run_id", "steps" (recorded), "step" (shown), "headers", "rows" ([prompt, answer at step 0, answer at step]),
+    "note" (why there are no rows, if there are none)}."""
+    if not run_id:
+        return {"error": "Select a run in the table first."}
+    try:
+        found = timeline.view(run_id, step)
+    except StudioError as err:
+        return {"error": str(err)}
+    return {"run_id": found.run_id, "steps": found.steps, "step": found.step, "headers": _headers(found.step),
+            "rows": found.rows, "note": found.note}
+
+
+def _timeline_stamp(run_id: str) -> tuple | None:
+    try:
+        st = os.stat(RunDir.of(run_id).timeline_path)
+    except (OSError, ValueError):
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def show_timeline(run_id: str, step: float | None) -> list:
+    """[what the section now shows (for the refresh tick), note, slider, table]: the run at the chosen step."""
+    hidden = [gr.Slider(visible=False), gr.Dataframe(visible=False)]
+    if not run_id:
+        return [None, "", *hidden]
+    # Stamped before reading: a step written in between is drawn on the next tick rather than missed.
+    shown = {"run_id": run_id, "stamp": _timeline_stamp(run_id), "latest": None}
+    try:
+        found = timeline.view(run_id, step)
+    except StudioError as err:
+        return [shown, str(err), *hidden]
+    if not found.rows:
+        return [shown, found.note, *hidden]
+    shown["latest"] = found.steps[-1]
+    slider = gr.Slider(minimum=0, maximum=found.steps[-1], step=found.slider_step, value=found.step, visible=True,
+                       interactive=len(found.steps) > 1, info=timeline.STEP_ZERO_NOTE,
+                       label=f"Step ({len(found.steps)} recorded: {', '.join(map(str, found.steps))})")
+    return [shown, "", slider, gr.Dataframe(value=found.rows, headers=_headers(found.step), visible=True)]
+
+
+def timeline_on_select(run_id: str) -> list:
+    """A newly selected run's answers at its latest recorded step."""
+    return show_timeline(run_id, None)
+
+
+def refresh_timeline(run_id: str, step: float | None, shown: dict | None) -> list:
+    """On the refresh tick: redraw only when the run's timeline file changed since it was drawn (a stat otherwise),
+    following the newest step while the slider sits on the latest one."""
+    if isinstance(shown, dict) and shown.get("run_id") == run_id and shown.get("stamp") == _timeline_stamp(run_id):
+        return [gr.skip()] * 4
+    latest = shown.get("latest") if isinstance(shown, dict) and shown.get("run_id") == run_id else None
+    return show_timeline(run_id, step if latest is not None and step is not None and step < latest else None)
+
+
 def overlay_choices(run_id: str, current: list[str] | None):
     """The dropdown of runs to overlay: the other runs of the selected run's stage, newest first."""
     if not run_id:
@@ -426,6 +496,11 @@ def build() -> None:
         with gr.Row():
             for _ in range(first, min(first + 2, PLOT_SLOTS)):
                 plots.append(gr.Plot(visible=False, show_label=False))
+    with gr.Accordion("Answers over training", open=True):
+        timeline_note = gr.Markdown()
+        timeline_step = gr.Slider(0, 1, value=0, step=1, label="Step", visible=False)
+        timeline_table = gr.Dataframe(headers=_headers(None), interactive=False, wrap=True, visible=False,
+                                      column_widths=["24%", "38%", "38%"])
     with gr.Accordion("Log tail", open=True):
         log = gr.Code(label="Log tail", language=None, lines=12)
 
@@ -433,6 +508,9 @@ def build() -> None:
     api_session = gr.State(None)  # /chart_data keeps its own feed, so an API call never eats the UI's new rows
     chart_json = gr.JSON(visible=False)
     chart_api = gr.Button(visible=False)
+
+    timeline_shown = gr.State(None)  # which run and file version the answers section draws, for the refresh tick
+    timeline_outputs = [timeline_shown, timeline_note, timeline_step, timeline_table]
 
     chart_inputs = [selected, overlays, smoothing, log_scale, chart_session]
     chart_outputs = [chart_session, health_box, *plots]
@@ -447,6 +525,11 @@ def build() -> None:
                     **private)
     selected.change(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name="charts_on_select",
                     **private)
+    selected.change(timeline_on_select, inputs=selected, outputs=timeline_outputs, api_name="timeline_on_select",
+                    **private)
+    # input, not change: only what the person does (drag, arrow keys, typing), never the updates sent from here
+    timeline_step.input(show_timeline, inputs=[selected, timeline_step], outputs=timeline_outputs,
+                        api_name="timeline_on_step", trigger_mode="always_last", **private)
     overlays.focus(overlay_choices, inputs=[selected, overlays], outputs=overlays, api_name="overlays_on_focus",
                    **private)
     for name, control in (("overlays", overlays.change), ("log_scale", log_scale.change),
@@ -456,6 +539,8 @@ def build() -> None:
     table_timer = gr.Timer(REFRESH_SECONDS)
     table_timer.tick(runs_table, outputs=table, api_name="runs_table", **quiet)
     table_timer.tick(run_details, inputs=selected, outputs=[status, log], api_name="run_details", **quiet)
+    table_timer.tick(refresh_timeline, inputs=[selected, timeline_step, timeline_shown], outputs=timeline_outputs,
+                     api_name="timeline_on_tick", **private)
     chart_timer = gr.Timer(CHART_SECONDS)
     chart_timer.tick(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name="charts_on_tick",
                      concurrency_limit=None, **private)
@@ -466,3 +551,4 @@ def build() -> None:
     chart_api.click(chart_data, inputs=[selected, smoothing, overlays, log_scale, api_session],
                     outputs=[api_session, chart_json], api_name="chart_data")
     gr.api(health_report, api_name="health")
+    gr.api(timeline_rows, api_name="timeline")

@@ -55,12 +55,13 @@ def field_input(key: str, **overrides) -> gr.components.Component:
     return fieldwidgets.widget(key, **overrides)
 
 
-def display_value(component: typing.Any, value: typing.Any) -> typing.Any:
-    """A config value as the form shows it: lists as comma-separated text in a textbox, None as empty text."""
+def display_value(key: str, component: typing.Any, value: typing.Any) -> typing.Any:
+    """A config value as the form shows it: lists as text in a textbox, joined by the key's separator (commas, or
+    new lines for prompts), None as empty text."""
     if isinstance(component, gr.Textbox):
         if value is None:
             return ""
-        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        return fieldwidgets.list_text(key, value) if isinstance(value, list) else str(value)
     if isinstance(component, gr.Dropdown) and component.multiselect:
         return list(value or [])
     return value
@@ -183,7 +184,7 @@ def load_preset(fields: Fields, name: str | None) -> list:
     message = f"Loaded preset **{name}**."
     if left_out:
         message += f" Not in this form, so left out: {', '.join(left_out)}."
-    return [message, *(display_value(component, values.get(key)) for key, component in fields.items())]
+    return [message, *(display_value(key, component, values.get(key)) for key, component in fields.items())]
 
 
 def _non_defaults(values: dict, defaults: dict) -> dict:
@@ -261,7 +262,7 @@ def build(shared_fields: Fields) -> Fields:
     info = cfg.field_info()
     keys = list(info)
     section_keys = {s: [k for k in keys if k.startswith(f"{s}.")] for s in ("lora", "train", "reward_models",
-                                                                                *STAGE_SECTIONS)}
+                                                                                "timeline", *STAGE_SECTIONS)}
     own: Fields = {}
     initial_stage = info["stage"]["default"]
 
@@ -312,6 +313,12 @@ def build(shared_fields: Fields) -> Fields:
     with gr.Accordion("LoRA (lora.*)", open=False):
         with gr.Row():
             _inputs(section_keys["lora"], own, min_width=180)
+
+    with gr.Accordion("Answers over training (timeline.*)", open=False):
+        gr.Markdown(_section_doc("timeline") or "")
+        with gr.Row():
+            _inputs(["timeline.prompts"], own, scale=3)
+            _inputs([k for k in section_keys["timeline"] if k != "timeline.prompts"], own, scale=1, min_width=180)
 
     start_button = gr.Button("Start", variant="primary")
     start_message = gr.Markdown()

@@ -583,6 +583,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw_value) if raw_value.strip() else None
     except yaml.YAMLError:
         value = raw_value
+    if "\n" in raw_value.strip() and not isinstance(value, list):
+        value = raw_value  # lines are items (timeline.prompts): YAML would fold them into one line, or read a colon
     return key.split("."), value
 
 

@@ -5,6 +5,7 @@
         status.json     state, pid, process start time, step, total steps, error (replaced atomically)
         metrics.jsonl   one JSON object per log event (see studio.runs.metrics)
         train.log       the worker's stdout and stderr
+        timeline.jsonl  answers to config.timeline.prompts by step (see studio.timeline), when it has prompts
         checkpoints/    resumable checkpoints; only those holding the COMPLETE marker count
         adapter/        the final LoRA adapter (or full model) as safetensors
 
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def log_path(self) -> Path:
         return self.path / "train.log"
+
+    @property
+    def timeline_path(self) -> Path:
+        return self.path / "timeline.jsonl"
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -14,6 +14,7 @@ import logging
 from studio import data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
+from studio.trainers import timeline
 from studio.trainers.common import (StudioCallback, drop_ref_adapter, fit_and_save, policy_and_reference,
                                     seed_model_init, training_arguments)
 
@@ -52,7 +53,8 @@ def build_trainer(config: RunConfig, run: RunDir):
     trainer = KTOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
                          train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                         callbacks=[StudioCallback(run, config.train.save_total_limit)])
+                         callbacks=[StudioCallback(run, config.train.save_total_limit),
+                                    *timeline.callbacks(config, run, tokenizer)])
     drop_ref_adapter(trainer)
     return trainer
 

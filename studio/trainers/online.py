@@ -23,6 +23,7 @@ from studio import data, models
 from studio.config import RunConfig
 from studio.rewards import RewardJudge
 from studio.runs.rundir import RunDir
+from studio.trainers import timeline
 from studio.trainers.common import (StudioCallback, drop_ref_adapter, load_policy, seed_model_init,
                                     training_arguments)
 from studio.trainers.sampling import load_prompts
@@ -98,7 +99,8 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
     log.info("reference: %s", reference_kind(config))
     trainer = trainer_class(model=policy, reward_funcs=reward, args=args, processing_class=tokenizer,
                             train_dataset=train_set, eval_dataset=eval_set,
-                            callbacks=[StudioCallback(run, config.train.save_total_limit)])
+                            callbacks=[StudioCallback(run, config.train.save_total_limit),
+                                       *timeline.callbacks(config, run, tokenizer)])
     drop_ref_adapter(trainer)
     reset_reference(trainer)
     return trainer

@@ -51,6 +51,7 @@ from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
 from studio.trainers import ppo_math as pm
+from studio.trainers import timeline
 from studio.trainers.common import policy_and_reference, resume_checkpoint
 from studio.trainers.sampling import left_pad, load_prompts, response_mask
 
@@ -327,10 +328,15 @@ def train(config: RunConfig, run: RunDir) -> None:
         done, order = load_checkpoint(Path(checkpoint), model, optimizer, scheduler, kl_ctl, rng)
     if main:
         run.write_status(step=done, total_steps=steps)
+    answers = timeline.recorder(config, run, tokenizer) if main else None  # the policy's answers as it trains
+    if answers:
+        answers.record(model.policy, done)
 
     def checkpoint_now(step: int) -> None:
         if main and t.save_steps > 0:
             save_checkpoint(run, step, model, optimizer, scheduler, kl_ctl, rng, order, t.save_total_limit)
+            if answers:
+                answers.record(model.policy, step)
 
     for step in range(done + 1, steps + 1):
         if _any_cancel(accelerator, run, device):
@@ -373,6 +379,8 @@ def train(config: RunConfig, run: RunDir) -> None:
 
     accelerator.wait_for_everyone()
     if main and not run.cancel_requested():
+        if answers:
+            answers.record(model.policy, steps)
         save_policy(model, tokenizer, run)
 
 

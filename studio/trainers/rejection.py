@@ -55,6 +55,7 @@ from studio.config import RejectionSpec, RunConfig
 from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
+from studio.trainers import timeline
 from studio.trainers.common import load_policy, seed_model_init
 from studio.trainers.sampling import left_pad, load_prompts, response_mask
 
@@ -227,6 +228,9 @@ def train(config: RunConfig, run: RunDir) -> None:
     rounds_dir.mkdir(exist_ok=True)
     slices = prompt_slices(len(prompts), per_round, rng)
     run.write_status(step=0, total_steps=spec.rounds)
+    answers = timeline.recorder(config, run, tokenizer)  # the policy's answers before round 1 and after each round
+    if answers:
+        answers.record(policy, 0)
 
     for round_no in range(1, spec.rounds + 1):
         if run.cancel_requested():
@@ -256,6 +260,8 @@ def train(config: RunConfig, run: RunDir) -> None:
         loss = fine_tune(policy, optimizer, params, examples, config, tokenizer.pad_token_id, rng, device) \
             if examples else None
         training_time = time.monotonic() - started
+        if answers:
+            answers.record(policy, round_no)
 
         lengths = torch.tensor([len(x) for x in samples.tokens], dtype=torch.float32)
         row = {"reward": scores.mean().item(), "reward_std": scores.std().item(),

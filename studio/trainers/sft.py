@@ -11,6 +11,7 @@ import logging
 from studio import data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
+from studio.trainers import timeline
 from studio.trainers.common import StudioCallback, fit_and_save, load_policy, seed_model_init, training_arguments
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ def build_trainer(config: RunConfig, run: RunDir):
     return SFTTrainer(model=model, args=args, processing_class=tokenizer,
                       train_dataset=Dataset.from_list(train_rows),
                       eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                      callbacks=[StudioCallback(run, config.train.save_total_limit)])
+                      callbacks=[StudioCallback(run, config.train.save_total_limit),
+                                 *timeline.callbacks(config, run, tokenizer)])
 
 
 def train(config: RunConfig, run: RunDir) -> None:
