@@ -5,7 +5,10 @@
     rlhf-studio resume RUN_ID | cancel RUN_ID
     rlhf-studio runs [--json]
     rlhf-studio show RUN_ID [--json]
-    rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]
+    rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]     # `data votes`: your blind A/B votes
+    rlhf-studio compare RUN_ID --prompt TEXT [--prompts FILE] [--held-out N] [--reward-run RM_ID] [--json]
+    rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
+        # compare and chat also take --max-new-tokens, --temperature, --top-p, --seed, ... (config.GenerationSpec)
     rlhf-studio ui [--host 127.0.0.1] [--port 7860]
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
@@ -58,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="load, convert and check a dataset: kept and dropped rows, examples")
     data.add_argument("source", choices=cfg.DATA_SOURCES, help="dataset source")
-    data.add_argument("--path", default="sample",
-                      help="a local file in the source's raw schema, 'sample' (default: the bundled sample) or 'hub'")
+    data.add_argument("--path", help="a local file in the source's raw schema, 'sample' or 'hub' (default: the "
+                                     "bundled sample; for votes, your votes file)")
     data.add_argument("--subset", help="hub configuration or data directory, e.g. helpful-base for hh-rlhf")
     data.add_argument("--limit", type=int, help="keep at most this many rows")
     data.add_argument("--format", choices=("sft", "preference"), help="rows to make, for sources that give both")
@@ -73,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--examples", type=int, default=3, help="how many examples to print (default 3)")
     data.add_argument("--json", action="store_true", help="print one JSON object")
     data.set_defaults(handler=cmd_data)
+
+    compare = sub.add_parser("compare", help="a finished run's answers beside its base model's, scored by a reward "
+                                             "model")
+    compare.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
+    compare.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt (repeatable)")
+    compare.add_argument("--prompts", metavar="FILE", help="a .txt file with one prompt per line, or a .jsonl file "
+                                                           "with a \"prompt\" field (text or messages) per line")
+    compare.add_argument("--held-out", type=int, metavar="N", help="also N prompts drawn (with --seed) from the rows "
+                                                                   "the run held out of training")
+    compare.add_argument("--reward-run", metavar="RM_ID", help="a completed reward run that scores every answer")
+    _add_generation_options(compare)
+    compare.add_argument("--json", action="store_true", help="print a JSON list: prompt, base, tuned, base_score, "
+                                                             "tuned_score per prompt")
+    compare.set_defaults(handler=cmd_compare)
+
+    chat = sub.add_parser("chat", help="chat with a finished run (or its base model) in the terminal")
+    chat.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
+    chat.add_argument("--base", action="store_true", help="chat with the base model the run was tuned from")
+    chat.add_argument("--system", metavar="TEXT", help="a system message that opens the conversation")
+    _add_generation_options(chat)
+    chat.set_defaults(handler=cmd_chat)
 
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -307,7 +331,12 @@ def cmd_show(args) -> int:
 
 
 def data_spec_from_args(args) -> cfg.DataSpec:
-    raw = {"data": {"source": args.source, "path": args.path, "on_bad_rows": args.on_bad_rows}}
+    from studio import data
+
+    path = args.path
+    if path is None:  # the bundled sample, or for a source with a file of its own (votes) that file
+        path = None if hasattr(data.source_module(args.source), "default_path") else data.SAMPLE
+    raw = {"data": {"source": args.source, "path": path, "on_bad_rows": args.on_bad_rows}}
     for key in ("subset", "limit", "max_length"):
         if getattr(args, key) is not None:
             raw["data"][key] = getattr(args, key)
@@ -359,6 +388,133 @@ def _messages_text(row: dict) -> str:
     if "margin" in row:
         lines.append(f"[margin] {row['margin']}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- compare and chat
+
+
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """--max-new-tokens, --temperature, ...: one option per GenerationSpec field, its default and help from there."""
+    for name, info in cfg.field_info(cfg.GenerationSpec).items():
+        parser.add_argument("--" + name.replace("_", "-"), type=info["type"], default=info["default"],
+                            help=f"{info['help']} (default {info['default']})")
+
+
+def generation_spec_from_args(args) -> cfg.GenerationSpec:
+    values = {name: getattr(args, name) for name in cfg.field_info(cfg.GenerationSpec)}
+    try:
+        return cfg.from_dict(values, cfg.GenerationSpec)
+    except ConfigError as err:  # name the option that was typed, not the config field behind it
+        name, _, why = str(err).partition(" ")
+        raise ConfigError(f"--{name.replace('_', '-')} {why}") from None
+
+
+def cmd_compare(args) -> int:
+    from studio import compare, generate
+
+    settings = generation_spec_from_args(args)
+    generate.run_target(args.run_id)  # an unknown, unfinished or reward run fails here, before any prompt loads
+    if args.reward_run:
+        from studio import scoring  # only now: it brings in the training stack
+
+        scoring.check_reward_run(args.reward_run)
+    prompts = list(args.prompt)
+    if args.prompts:
+        prompts += compare.read_prompts(args.prompts)
+    if args.held_out is not None:
+        if args.held_out < 1:
+            raise ConfigError(f"--held-out {args.held_out}: give at least 1")
+        prompts += compare.held_out_prompts(args.run_id, args.held_out, settings.seed)
+    if not prompts:
+        raise StudioError("no prompts: give --prompt TEXT, --prompts FILE or --held-out N")
+    result = compare.compare([args.run_id], prompts, settings, reward_run=args.reward_run)
+    base, tuned = result.labels
+    rows = [{"prompt": compare.prompt_text(prompt), "base": result.answers[base][i],
+             "tuned": result.answers[tuned][i],
+             "base_score": result.scores[base][i] if result.scores else None,
+             "tuned_score": result.scores[tuned][i] if result.scores else None}
+            for i, prompt in enumerate(result.prompts)]
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    for number, row in enumerate(rows, start=1):
+        print(f"=== prompt {number}/{len(rows)}\n{row['prompt']}")
+        for label, side in ((base, "base"), (tuned, "tuned")):
+            score = row[f"{side}_score"]
+            print(f"--- {label}" + (f"  score {score:.3f}" if score is not None else ""))
+            print(row[side] or "(empty answer)")
+        print()
+    print(_summary_line(result))
+    return 0
+
+
+def _summary_line(result) -> str:
+    base, tuned = result.summary()
+    speed = f"tokens/s {base['tokens_per_second']} base, {tuned['tokens_per_second']} tuned"
+    if "mean_score" not in tuned:
+        return f"summary: {speed} (add --reward-run RM_ID for scores)"
+    return (f"summary: mean score {base['mean_score']:.3f} base, {tuned['mean_score']:.3f} tuned; tuned wins "
+            f"{tuned['win_rate']:.0%} of prompts against base (ties count half); {speed}")
+
+
+def cmd_chat(args) -> int:
+    from studio import generate
+
+    settings = generation_spec_from_args(args)
+    target = generate.base_target(args.run_id) if args.base else generate.run_target(args.run_id)
+    generator = generate.shared()
+    opening = [{"role": "system", "content": args.system.strip()}] if args.system and args.system.strip() else []
+    conversation = list(opening)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"chatting with {target.label}: /reset starts over, /exit or Ctrl+D ends, Ctrl+C stops a reply")
+    while True:
+        try:
+            line = input("you> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):  # Ctrl+D, the end of piped input, or Ctrl+C at the prompt
+            if interactive:
+                print()
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text == "/exit":
+            return 0
+        if text == "/reset":
+            conversation = list(opening)
+            print("(conversation cleared)")
+            continue
+        if not interactive:
+            print(f"you> {text}")  # piped input is not echoed by a terminal: keep the transcript readable
+        conversation.append({"role": "user", "content": text})
+        reply = _stream_reply(generator, target, conversation, settings)
+        conversation.append({"role": "assistant", "content": reply})
+
+
+def _stream_reply(generator, target, conversation: list[dict], settings: cfg.GenerationSpec) -> str:
+    """Print the reply as it is generated and return it; Ctrl+C stops this reply, not the chat."""
+    import threading
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    print("assistant> ", end="", flush=True)
+    shown, text = "", ""
+    try:
+        for part in generator.stream(target, conversation, settings, stop):
+            text = part.text
+            # A character split across tokens decodes as U+FFFD until its last byte arrives: show it then.
+            ready = text.rstrip("\ufffd")
+            if ready.startswith(shown) and len(ready) > len(shown):
+                print(ready[len(shown):], end="", flush=True)
+                shown = ready
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not text.startswith(shown):  # the final decode differs from what was shown: show it whole
+        print("\n" + text, end="")
+    elif text != shown:
+        print(text[len(shown):], end="")
+    print(" [stopped]" if stop.is_set() else "", flush=True)
+    return text
 
 
 # ---------------------------------------------------------------- ui

@@ -4,6 +4,7 @@
                      GenerationSpec(), reward_run="20261101-110000-reward-cd34")
     result.answers["base (tiny)"], result.answers["20261101-120000-dpo-ab12"], result.summary()
     Path("out.csv").write_text(to_csv(result))
+    prompts = read_prompts("prompts.txt")          # one per line; or .jsonl with a "prompt" field
     rlhf-studio compare RUN_ID --prompt "Name a fruit." --reward-run RM_ID
 
 The base column is the base model the runs were tuned from (they must share it), so a run's column differs from
@@ -17,9 +18,10 @@ import io
 import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from studio import config as cfg
-from studio import generate, scoring
+from studio import generate
 from studio.config import GenerationSpec
 from studio.errors import StudioError
 
@@ -83,6 +85,51 @@ def as_messages(prompt: str | list[dict]) -> list[dict]:
     return prompt
 
 
+def read_prompts(path: str | Path) -> list[str | list[dict]]:
+    """Prompts from a file: .txt, one prompt per line (blank lines skipped); .jsonl, one object per line with a
+    "prompt" field holding text or role/content messages that end with a user turn."""
+    from studio.data.fields import RowProblem, messages
+
+    path = Path(path).expanduser()
+    if path.suffix not in (".txt", ".jsonl"):
+        raise StudioError(f"{path}: use a .txt file (one prompt per line) or a .jsonl file (a \"prompt\" field "
+                          "per line)")
+    if not path.is_file():
+        raise StudioError(f"{path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise StudioError(f"{path}: not UTF-8 text") from None
+    prompts: list[str | list[dict]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".txt":
+            prompts.append(line.strip())
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise StudioError(f"{path} line {number}: not valid JSON ({err.msg})") from None
+        prompt = row.get("prompt") if isinstance(row, dict) else None
+        if isinstance(prompt, str) and prompt.strip():
+            prompts.append(prompt.strip())
+            continue
+        if not isinstance(prompt, list):
+            raise StudioError(f"{path} line {number}: expected an object with a \"prompt\" field holding text or "
+                              "role/content messages")
+        try:
+            conversation = messages(prompt, "prompt")
+        except RowProblem as problem:
+            raise StudioError(f"{path} line {number}: {problem}") from None
+        if conversation[-1]["role"] != "user":
+            raise StudioError(f"{path} line {number}: the prompt must end with a user message")
+        prompts.append(conversation)
+    if not prompts:
+        raise StudioError(f"{path}: no prompts in the file")
+    return prompts
+
+
 def compare(run_ids: list[str], prompts: list[str | list[dict]], settings: GenerationSpec,
             reward_run: str | None = None, generator: generate.Generator | None = None) -> Comparison:
     """Answers of the runs' base model and of each run to every prompt, scored by reward_run if given."""
@@ -95,6 +142,10 @@ def compare(run_ids: list[str], prompts: list[str | list[dict]], settings: Gener
     if len(set(run_ids)) != len(run_ids):
         raise StudioError("the same run is picked twice")
     conversations = [as_messages(p) for p in prompts]
+    # Here, not at the top: scoring brings in the training stack (peft, TRL's helpers), which a command that only
+    # checks its input and exits should not wait for.
+    from studio import scoring
+
     if reward_run:
         scoring.check_reward_run(reward_run)  # before minutes of generation, not after
     targets = [generate.run_target(r) for r in run_ids]

@@ -133,6 +133,30 @@ def generating_runs() -> list[dict]:
     return [{"id": r["id"], "name": r["name"], "stage": r["stage"], "model": r["model"]} for r in reversed(rows)]
 
 
+def answering_models() -> list[tuple[str, str]]:
+    """(label, key) of every model that can answer, for a picker: each distinct base model of the completed runs
+    ("base (tiny)", keyed by that label), then every completed run that can answer (keyed by its id)."""
+    runs = generating_runs()
+    bases = list(dict.fromkeys(model_target(ModelSpec(name=r["model"])).label for r in runs))
+    return [(label, label) for label in bases] + [(f"{r['id']} ({r['name']})" if r["name"] else r["id"], r["id"])
+                                                  for r in runs]
+
+
+def target_for(key: str) -> Target:
+    """The target an answering_models() key names: a base model label, loaded as its newest completed run loaded
+    it, or a run id (or unique prefix)."""
+    key = (key or "").strip()
+    if not key:
+        raise StudioError("pick a model: a base model or a completed run")
+    if key.startswith("base (") and key.endswith(")"):
+        for r in generating_runs():
+            if model_target(ModelSpec(name=r["model"])).label == key:
+                return base_target(r["id"])
+        raise StudioError(f"no completed run starts from {key[len('base ('):-1]}, so the studio does not know how "
+                          "to load it; pick a listed model")
+    return run_target(key)
+
+
 # ---------------------------------------------------------------- plain batched generation
 
 
@@ -250,13 +274,15 @@ class _TokenQueue:
 
 
 class _StopWhenSet:
-    """A stopping criterion that ends generation at the next token once the event is set (the Stop button)."""
+    """A stopping criterion that ends generation at the next token once any of the events is set (the Stop
+    button, or the reader gone)."""
 
-    def __init__(self, event: threading.Event):
-        self.event = event
+    def __init__(self, *events: threading.Event):
+        self.events = events
 
     def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        stop = any(event.is_set() for event in self.events)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
@@ -265,12 +291,16 @@ def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
     from transformers import StoppingCriteriaList, set_seed
 
     stop = stop or threading.Event()
+    # Our own event for "the reader is gone": setting the caller's `stop` instead would leave it set, and a chat
+    # that keeps one Stop event for every reply would then cut each later reply off at its first token.
+    reader_gone = threading.Event()
     device = next(model.parameters()).device
     stop_ids = _stop_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     ids = torch.tensor([prompt_ids(tokenizer, messages)], device=device)
     streamer = _TokenQueue()
     errors: list[BaseException] = []
+    stopping = StoppingCriteriaList([_StopWhenSet(stop, reader_gone)])
 
     def work():
         try:
@@ -278,7 +308,7 @@ def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
             with torch.no_grad():
                 model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
                                max_new_tokens=settings.max_new_tokens, pad_token_id=pad_id, eos_token_id=stop_ids,
-                               use_cache=True, stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+                               use_cache=True, stopping_criteria=stopping,
                                **sampling_kwargs(settings))
         except BaseException as err:  # raised again in the reading thread, where the caller sees it
             errors.append(err)
@@ -303,7 +333,7 @@ def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
             text = tokenizer.decode(answer, skip_special_tokens=True)  # whole answer: multi-byte characters intact
             yield Partial(text=text.strip(), tokens=generated, seconds=time.perf_counter() - started)
     finally:
-        stop.set()  # the reader is gone (finished, stopped, or the browser closed): end generation now
+        reader_gone.set()  # finished, stopped, or the browser closed: end generation now
         worker.join()
     if errors:
         raise errors[0]

@@ -258,9 +258,12 @@ def _build_tiny_model(path: Path, corpus: list[str]) -> None:
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    _pretrain_tiny(model, tokenizer, corpus)
+    # Its own random stream: building the model on first use must not move the caller's generators, or the
+    # first run in a fresh home would draw a different LoRA init than every later run of the same config.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+        _pretrain_tiny(model, tokenizer, corpus)
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
 

@@ -18,11 +18,14 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from studio import generate
 from studio.config import GenerationSpec
 from studio.errors import StudioError
 from studio.runs.rundir import studio_home
+
+if TYPE_CHECKING:  # generate imports torch; the `votes` data source reads votes_path() without loading it
+    from studio import generate
 
 CHOICES = ("a", "b")
 
@@ -41,6 +44,8 @@ class BlindPair:
 def blind_pair(prompt: list[dict], first: generate.Target, second: generate.Target, settings: GenerationSpec,
                generator: generate.Generator | None = None, rng: random.Random | None = None) -> BlindPair:
     """Both targets answer the prompt with the same settings; the two answers come back in random order."""
+    from studio import generate
+
     if first.label == second.label:
         raise StudioError("pick two different models to vote between")
     generator = generator or generate.shared()

@@ -48,10 +48,11 @@ def studio_home(tmp_path, monkeypatch, shared_models) -> Path:
     return home
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`rlhf-studio ARGS` in a subprocess, with the current environment (and so the test's studio home)."""
+def run_cli(*args: str, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
+    """`rlhf-studio ARGS` in a subprocess, with the current environment (and so the test's studio home); `input`
+    is piped to its stdin."""
     return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, input=input)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -227,7 +227,7 @@ def test_sft_data_is_refused_with_one_line(studio_home):
     result = run_cli("train", "presets/dpo-hh-tiny.yaml", "--set", "data.source=dolly")
     assert result.returncode != 0
     assert result.stderr == ("error: data.source = 'dolly' gives sft rows, but the dpo stage trains on preference "
-                             "rows; pick a source that has them: shp, hh-rlhf, oasst, file\n")
+                             "rows; pick a source that has them: shp, hh-rlhf, oasst, file, votes\n")
     assert not runs_root().exists() or not any(runs_root().iterdir())
 
 

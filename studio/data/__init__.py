@@ -18,6 +18,10 @@ A source module (one per source, see SOURCES) has:
                                    layouts): yields (row number, canonical row or RowProblem); replaces
                                    keep and convert
     hub_rows(spec)                 when the hub needs more than load_hub_rows(HUB_ID, spec.subset)
+    default_path() -> Path         the file an empty data.path reads, for a source with a file of its own
+                                   (votes); raises a DataError saying how to make it when there is none yet
+    file_rows(path)                when a local file needs more than read_rows (votes: a half-written last
+                                   line is skipped)
 
 Rows that cannot be converted are dropped and counted by reason (data.on_bad_rows: drop), or stop the load
 with the first one's row and column (data.on_bad_rows: fail). Converted datasets are cached under
@@ -47,7 +51,7 @@ log = logging.getLogger(__name__)
 
 SFT, PREFERENCE = "sft", "preference"
 SOURCES = {"dolly": "dolly", "alpaca": "alpaca", "shp": "shp", "hh-rlhf": "hh_rlhf", "oasst": "oasst",
-           "file": "custom"}  # source name -> module in studio/data/
+           "file": "custom", "votes": "votes"}  # source name -> module in studio/data/
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SAMPLE, HUB = "sample", "hub"  # data.path values for the bundled sample and the Hugging Face Hub
 
@@ -89,13 +93,28 @@ def sample_path(source: str) -> Path:
 
 def origin_of(spec: DataSpec) -> str:
     module = source_module(spec.source)
+    default_path = getattr(module, "default_path", None)
     if spec.path == SAMPLE:
+        if not sample_path(spec.source).is_file():
+            raise ConfigError(f"data.path = sample: the '{spec.source}' source has no bundled sample; "
+                              + _local_choices(spec.source, default_path))
         return str(sample_path(spec.source))
     if spec.path and spec.path != HUB:
         return str(Path(spec.path).expanduser().absolute())
-    if module.HUB_ID is None:
+    if module.HUB_ID is not None:
+        return module.HUB_ID
+    if spec.path == HUB:
+        raise ConfigError(f"data.path = hub: the '{spec.source}' source is not on the Hugging Face Hub; "
+                          + _local_choices(spec.source, default_path))
+    if default_path is None:
         raise ConfigError(f"data.path: the '{spec.source}' source needs a local file")
-    return module.HUB_ID
+    return str(default_path())
+
+
+def _local_choices(source: str, default_path) -> str:
+    if default_path is None:
+        return "give a local file"
+    return f"leave data.path empty to read the studio's own {source} file, or give a local file"
 
 
 def raw_rows(spec: DataSpec):
@@ -103,7 +122,7 @@ def raw_rows(spec: DataSpec):
     module = source_module(spec.source)
     origin = origin_of(spec)
     if origin != module.HUB_ID:
-        return read_rows(origin)
+        return module.file_rows(origin) if hasattr(module, "file_rows") else read_rows(origin)
     if hasattr(module, "hub_rows"):
         return module.hub_rows(spec)
     return load_hub_rows(module.HUB_ID, spec.subset)

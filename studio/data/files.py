@@ -10,9 +10,12 @@ import csv
 import gzip
 import io
 import json
+import logging
 from pathlib import Path
 
 from studio.errors import DataError
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
 
@@ -47,10 +50,12 @@ def read_rows(path: str | Path) -> list[dict]:
         return _parse_csv(path, text)
     if kind == ".json":
         return _parse_json(path, text)
-    return _parse_jsonl(path, text)
+    return parse_jsonl(path, text)
 
 
-def _parse_jsonl(path: Path, text: str) -> list[dict]:
+def parse_jsonl(path: Path, text: str, skip_cut_off_last_line: bool = False) -> list[dict]:
+    """The objects of a jsonl text. A file written as an append-only log (votes) may end in a line whose write did
+    not finish; with skip_cut_off_last_line that line is left out instead of refused."""
     rows = []
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
@@ -60,6 +65,9 @@ def _parse_jsonl(path: Path, text: str) -> list[dict]:
             row = json.loads(line)
         except ValueError as err:
             last = number == len(lines) and not text.endswith("\n")
+            if last and skip_cut_off_last_line:
+                log.warning("%s line %d: cut off (its write did not finish), skipped", path, number)
+                continue
             why = "the last line is cut off" if last else err.msg
             raise DataError(f"{path} line {number}: not valid JSON ({why})") from None
         if not isinstance(row, dict):

@@ -48,6 +48,10 @@ from studio.runs.store import RunIndex, all_run_dirs, summarize
 def check_inputs(config: cfg.RunConfig) -> None:
     """Cheap checks of the files a config names, so a typo fails now and not after the model loaded."""
     path = config.data.path
+    if not path:
+        from studio.data import origin_of
+
+        origin_of(config.data)  # a source with a file of its own (votes) says now that there is none yet
     if path and path not in (SAMPLE, HUB):
         file_kind(Path(path))
         if not Path(path).expanduser().is_file():
