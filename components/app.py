@@ -5,13 +5,15 @@
 
 Tabs share one draft run config through their form fields (components/forms.py): Model and Data hold the model.*
 and data.* keys, Train the rest and the Start button; Model's estimate and Data's preview read every field.
+Compare, Chat and Reward models work on finished runs; Compare and Chat share the process's one loaded model
+(studio.generate.shared) and wait for it in one queue (components/generation.py).
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from components import data_tab, model_tab, runs_tab, train_tab
+from components import chat_tab, compare_tab, data_tab, model_tab, reward_tab, runs_tab, train_tab
 
 TITLE = "RLHF Studio"
 
@@ -27,6 +29,12 @@ def build_app() -> gr.Blocks:
             train_fields = train_tab.build({**model_fields, **data_fields})
         with gr.Tab("Runs"):
             runs_tab.build()
+        with gr.Tab("Compare") as compare:
+            compare_tab.build(compare)
+        with gr.Tab("Chat") as chat:
+            chat_tab.build(chat)
+        with gr.Tab("Reward models") as reward:
+            reward_tab.build(reward)
         fields = {**model_fields, **data_fields, **train_fields}
         model_tab.attach(fields)
         data_tab.attach(fields)

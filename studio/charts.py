@@ -7,8 +7,8 @@
         fig = figure(data)                          # a plotly Figure (the UI puts it in a gr.Plot)
 
 Everything here is plain data (dataclasses, lists, dicts), so the CLI, tests and the UI share it; only `figure`
-imports plotly. A panel names the metric keys it plots, train and eval alike; a key ending in "*" matches every
-logged key that starts with the rest of it (PPO logs one `reward/<run id>` per reward model).
+and `score_histogram` import plotly. A panel names the metric keys it plots, train and eval alike; a key ending in
+"*" matches every logged key that starts with the rest of it (PPO logs one `reward/<run id>` per reward model).
 
 Series are built in this order: values that are not finite numbers are left out (and counted in the panel's
 notes; health.py is what reports them), then on a log-scale panel values <= 0 are left out (noted too), then
@@ -491,4 +491,23 @@ def figure(data: PanelData):
     if data.empty:
         fig.add_annotation(text="no data yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                            font=dict(size=13, color="#666"))
+    return fig
+
+
+def score_histogram(chosen: Sequence[float], rejected: Sequence[float], title: str = "Reward scores"):
+    """A plotly Figure of a reward model's scores for the chosen and the rejected answers of preference pairs:
+    two histograms overlaid on the same bins, so the gap between the two humps is the model's margin."""
+    import plotly.graph_objects as go
+
+    values = [*chosen, *rejected]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    # Shared bins (about 30 across the whole range) make the two humps comparable bar for bar.
+    bins = dict(start=low, end=high + (high - low) / 30 + 1e-9, size=(high - low) / 30 or 1.0)
+    fig = go.Figure()
+    for name, scores, color in (("chosen", chosen, "#2ca02c"), ("rejected", rejected, "#d62728")):
+        fig.add_trace(go.Histogram(x=list(scores), name=f"{name} ({len(scores)})", xbins=bins, opacity=0.6,
+                                   marker_color=color))
+    fig.update_layout(title=dict(text=title), barmode="overlay", xaxis_title="score", yaxis_title="pairs",
+                      height=320, margin=dict(l=50, r=20, t=50, b=40), template="plotly_white",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"))
     return fig

@@ -2,6 +2,7 @@
 
     score("20250101-120000-reward-ab12", [{"role": "user", "content": "hi"}], "Hello! How can I help?")
     score_batch(run_id, [prompt_a, prompt_b], ["answer a", "answer b"])   # one padded batch
+    held_out_scores(run_id).accuracy     # on the pairs the run's data.eval_fraction held out of training
 
 A conversation is rendered exactly as TRL's RewardTrainer renders a conversational training pair (the chat
 template applied to prompt + [assistant response], no generation prompt, nothing appended), padded on the
@@ -11,6 +12,7 @@ Loaded models are cached per run, so comparing many answers loads the model once
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,3 +107,57 @@ def score_checked(run: RunDir, prompt_messages_list: list[list[dict]], responses
 def score(run_id: str, prompt_messages: list[dict], response: str) -> float:
     """The reward a completed reward run gives one response to a conversation (role/content messages)."""
     return score_batch(run_id, [prompt_messages], [response])[0]
+
+
+def reward_runs() -> list[dict]:
+    """Completed reward runs, newest first: {"id", "name", "model"}."""
+    rows = [r for r in manager.list_runs() if r["state"] == "completed" and r["stage"] == "reward"]
+    return [{"id": r["id"], "name": r["name"], "model": r["model"]} for r in reversed(rows)]
+
+
+HELD_OUT_LIMIT = 500  # pairs scored by default: enough for a stable accuracy, seconds on a CPU for a small model
+
+
+@dataclass
+class HeldOutScores:
+    """A reward run's scores on the preference pairs it held out of training (its data.eval_fraction split)."""
+    run_id: str
+    chosen: list[float]   # one score per pair, in the split's order
+    rejected: list[float]
+    held_out: int         # pairs the run held out; chosen/rejected cover the first `limit` of them
+
+    @property
+    def accuracy(self) -> float:
+        """The share of pairs whose chosen answer scores above the rejected one (a tie counts as wrong, as in
+        TRL's RewardTrainer)."""
+        return sum(c > r for c, r in zip(self.chosen, self.rejected)) / len(self.chosen)
+
+
+def held_out_pairs(run_id: str) -> list[dict]:
+    """The preference rows a reward run held out of training, split exactly as its trainer split them (the same
+    rows, length check and seed; see trainers/reward.py)."""
+    from studio import data
+
+    run = check_reward_run(run_id)
+    config = cfg.load_config(run.config_path)
+    rows = data.prepare(config.data, "preference", models.load_tokenizer(config.model)).rows
+    _, held_out = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    if not held_out:
+        raise StudioError(f"run '{run.id}' held no pairs out of training (data.eval_fraction is "
+                          f"{config.data.eval_fraction}); score pairs by hand instead")
+    return held_out
+
+
+def held_out_scores(run_id: str, limit: int | None = HELD_OUT_LIMIT) -> HeldOutScores:
+    """The run's scores for the chosen and rejected answer of each of its first `limit` held-out pairs (all with
+    None)."""
+    if limit is not None and limit < 1:
+        raise StudioError(f"limit = {limit}: score at least 1 pair")
+    run = check_reward_run(run_id)
+    pairs = held_out_pairs(run.id)
+    picked = pairs[:limit] if limit is not None else pairs
+    prompts = [row["prompt"] for row in picked]
+    # A canonical preference row answers with one assistant message; its text is what gets scored.
+    chosen = score_checked(run, prompts, [row["chosen"][-1]["content"] for row in picked])
+    rejected = score_checked(run, prompts, [row["rejected"][-1]["content"] for row in picked])
+    return HeldOutScores(run_id=run.id, chosen=chosen, rejected=rejected, held_out=len(pairs))

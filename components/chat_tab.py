@@ -1,0 +1,177 @@
+"""Chat tab: talk with a base model or a finished run, the answer streaming in token by token (studio/generate.py).
+
+    model     each base model the completed runs start from ("base (tiny)") and every completed run that answers
+    system    an optional system prompt, sent first in every turn
+    Send      streams the reply into the chat (the whole conversation is the prompt, so it is multi-turn); the line
+              under the chat says how many tokens the reply took and how fast they came
+    Stop      ends the reply where it is: the generation stops at its next token and the model is free again
+    Clear     stops any reply and empties the conversation
+    Unload    frees the held model (memory back for training); the next message loads it again
+
+Endpoints for scripts and tests (gradio_client): /chat_models, /chat(message, history, model, system, *settings) (a
+stream of (history, message box, stats); *settings are the generation boxes in GenerationSpec's order), /stop_chat,
+/clear_chat, /unload_model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import closing
+
+import gradio as gr
+
+from components import generation
+from components.oneline import error_line
+from studio import generate
+from studio.errors import StudioError
+
+REPAINT_SECONDS = 0.05  # a streaming reply is sent to the browser at most 20 times a second, whatever the model's speed
+
+
+class _Reply:
+    """One streaming reply: `stop` is the stop event the engine watches (set by Stop, Clear, or the handler
+    ending), `asked` records that the user pressed Stop or Clear."""
+
+    def __init__(self):
+        self.stop, self.asked = threading.Event(), threading.Event()
+
+
+# The replies streaming now, per browser session: Stop and Clear set their stop events, so the engine ends the
+# generation at its next token even before gradio closes the cancelled handler.
+_streaming: dict[str, set[_Reply]] = {}
+_streaming_lock = threading.Lock()
+
+
+def _register(session: str, reply: _Reply) -> None:
+    with _streaming_lock:
+        _streaming.setdefault(session, set()).add(reply)
+
+
+def _unregister(session: str, reply: _Reply) -> None:
+    with _streaming_lock:
+        replies = _streaming.get(session)
+        if replies is not None:
+            replies.discard(reply)
+            if not replies:
+                del _streaming[session]
+
+
+def _stop_session(session: str) -> int:
+    with _streaming_lock:
+        replies = list(_streaming.get(session, ()))
+    for reply in replies:
+        reply.asked.set()
+        reply.stop.set()
+    return len(replies)
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or ""
+
+
+def chat_models():
+    return gr.Dropdown(choices=generate.answering_models())
+
+
+def _text(content) -> str:
+    """A chat message's text: gradio hands content over as a list of parts ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        content = [content]
+    return "".join(part.get("text", "") for part in content or () if isinstance(part, dict)
+                   and part.get("type", "text") == "text")
+
+
+def conversation(history: list[dict] | None) -> list[dict]:
+    """The chat's messages as plain role/content dicts, user and assistant turns only."""
+    return [{"role": m["role"], "content": _text(m.get("content"))} for m in history or ()
+            if m.get("role") in ("user", "assistant")]
+
+
+def _stats(part: generate.Partial, label: str, stopped: bool) -> str:
+    how = "stopped after" if stopped else "reply:"
+    return (f"{label} {how} {part.tokens} tokens in {part.seconds:.2f} s "
+            f"({part.tokens_per_second:.1f} tokens/s)")
+
+
+def chat(request: gr.Request, message: str, history: list[dict] | None, model: str | None, system: str | None,
+         *values):
+    """Stream the reply to `message`: yields (history with the reply so far, message box, stats line)."""
+    turns = conversation(history)
+    try:
+        if not (message or "").strip():
+            raise StudioError("type a message first")
+        settings = generation.settings(values)
+        target = generate.target_for(model or "")
+    except Exception as err:
+        yield turns, message, error_line(err)
+        return
+    prompt = [{"role": "user", "content": message.strip()}]
+    messages = ([{"role": "system", "content": system.strip()}] if (system or "").strip() else []) + turns + prompt
+    shown = turns + prompt + [{"role": "assistant", "content": ""}]
+    session, reply = _session(request), _Reply()
+    _register(session, reply)
+    last = 0.0
+    try:
+        yield shown, "", f"{target.label} is answering..."
+        with closing(generate.shared().stream(target, messages, settings, reply.stop)) as parts:
+            for part in parts:
+                now = time.monotonic()
+                if part.done or now - last >= REPAINT_SECONDS:
+                    last = now
+                    shown[-1] = {"role": "assistant", "content": part.text}
+                    yield shown, "", _stats(part, target.label, reply.asked.is_set()) if part.done else gr.skip()
+    except Exception as err:
+        yield shown, "", error_line(err)
+    finally:
+        reply.stop.set()  # ends the generation if gradio closed this handler (Stop, Clear, a closed browser)
+        _unregister(session, reply)
+
+
+def stop_chat(request: gr.Request) -> str:
+    """Stop the session's streaming reply (the Stop button also cancels its event)."""
+    stopped = _stop_session(_session(request))
+    return "Stopped; the reply ends where it was." if stopped else "Nothing is streaming."
+
+
+def clear_chat(request: gr.Request):
+    _stop_session(_session(request))
+    return [], "", ""
+
+
+def unload_model() -> str:
+    generate.shared().unload()
+    return "Unloaded the model; the next message loads it again."
+
+
+def build(tab: gr.Tab | None = None) -> None:
+    """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the model list each time it is opened."""
+    choices = generate.answering_models()
+    with gr.Row():
+        model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Model",
+                            info="A base model or a completed run", scale=4)
+        refresh = gr.Button("Refresh list", scale=1, size="sm")
+        unload = gr.Button("Unload model", scale=1, size="sm")
+    system = gr.Textbox(label="System prompt", lines=2, placeholder="optional: sent before every conversation")
+    settings = generation.build()
+    chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-window")
+    message = gr.Textbox(label="Message", lines=2, placeholder="Type a message; Enter sends, Shift+Enter adds a line")
+    with gr.Row():
+        send = gr.Button("Send", variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+        clear = gr.Button("Clear")
+    stats = gr.Markdown(elem_id="chat-stats")
+
+    refresh.click(chat_models, outputs=model, api_name="chat_models")
+    if tab is not None:
+        tab.select(chat_models, outputs=model, api_name="chat_models_on_open", api_visibility="private",
+                   show_progress="hidden")
+    inputs, outputs = [message, chatbot, model, system, *settings], [chatbot, message, stats]
+    sending = [send.click(chat, inputs=inputs, outputs=outputs, api_name="chat", **generation.QUEUE),
+               message.submit(chat, inputs=inputs, outputs=outputs, api_name="chat_on_enter",
+                              api_visibility="private", **generation.QUEUE)]
+    stop.click(stop_chat, outputs=stats, cancels=sending, api_name="stop_chat")
+    clear.click(clear_chat, outputs=[chatbot, message, stats], cancels=sending, api_name="clear_chat")
+    unload.click(unload_model, outputs=stats, api_name="unload_model", **generation.QUEUE)

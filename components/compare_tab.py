@@ -1,0 +1,321 @@
+"""Compare tab: base and tuned answers to the same prompts side by side, scored by a reward model, and blind A/B
+votes that become preference data (studio/compare.py, studio/votes.py).
+
+    Side by side  pick completed runs (their base model is the first column), type prompts (one per line) or sample
+                  N from the first run's held-out split, optionally a completed reward run; Generate shows one row
+                  per prompt with one column per model (the reward score under each answer), a summary per model
+                  (mean score, win rate against the base, tokens/s), and CSV and JSONL downloads
+    Blind A/B     two models (a base model or runs) answer one prompt (typed, or sampled from a run's held-out
+                  split); the answers show unlabeled as Answer A and Answer B in random order; "A is better" or
+                  "B is better" reveals who wrote which and saves the pair to <home>/votes/votes.jsonl, the `votes`
+                  data source of the Data tab (the next reward model or DPO run trains on it); "Skip" reveals and
+                  saves nothing
+The generation settings at the top apply to both modes and to every model alike (same settings, same seed).
+
+Endpoints for scripts and tests (gradio_client): /compare_choices, /sample_prompts(run_ids, count, seed),
+/compare(run_ids, prompt_source ("typed" or "held-out"), prompts, reward_run, *settings) -> (message, answers HTML,
+summary), /export_comparison -> (CSV, JSONL), /blind_sample(model_a, model_b),
+/blind_generate(model_a, model_b, prompt, *settings) -> (answer A, answer B, message), /vote_a, /vote_b, /vote_skip.
+*settings are the generation boxes in GenerationSpec's order (max_new_tokens, temperature, top_p,
+repetition_penalty, seed, batch_size). The sampled prompts, the last comparison and the pair waiting for a vote are
+kept per session.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from components import generation
+from components.oneline import error_line
+from studio import compare, generate, scoring, votes
+from studio.errors import StudioError
+
+TYPED, HELD_OUT = "typed", "held-out"
+PROMPT_SOURCES = [("typed below, one per line", TYPED), ("sampled from the first run's held-out data", HELD_OUT)]
+SAMPLE_COUNT = 8  # held-out prompts drawn by default: a screenful of rows to read side by side
+NO_REWARD = ""
+SUMMARY_COLUMNS = ["model", "mean score", "win rate vs base", "tokens/s"]
+VOTES_LINE = ("Votes are the `votes` data source in the Data tab: pick it to train the next reward model or DPO "
+              "run on them.")
+
+TABLE_CSS = """
+table.answers { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 14px; }
+table.answers th, table.answers td { border: 1px solid #ddd; padding: 8px; vertical-align: top; text-align: left; }
+table.answers th.num, table.answers td.num { width: 2.5em; }
+table.answers .text { white-space: pre-wrap; overflow-wrap: anywhere; }
+table.answers .score { margin-top: 6px; color: #555; font-size: 12px; }
+table.answers .best { color: #1a7f37; font-weight: 600; }
+"""
+
+
+# ---------------------------------------------------------------- choices
+
+
+def _run_label(row: dict) -> str:
+    return f"{row['id']} ({row['name']})" if row.get("name") else row["id"]
+
+
+def _choices() -> tuple[list, list, list]:
+    runs = [(_run_label(r), r["id"]) for r in generate.generating_runs()]
+    rewards = [("(none: no scores)", NO_REWARD), *((_run_label(r), r["id"]) for r in scoring.reward_runs())]
+    return runs, rewards, generate.answering_models()
+
+
+def compare_choices():
+    """The pickers' choices now: completed runs that answer, completed reward runs, and the models for A/B."""
+    runs, rewards, models = _choices()
+    return (gr.Dropdown(choices=runs), gr.Dropdown(choices=rewards), gr.Dropdown(choices=models),
+            gr.Dropdown(choices=models))
+
+
+# ---------------------------------------------------------------- side by side
+
+
+def typed_prompts(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _count(value, what: str) -> int:
+    if value is None or float(value) != int(value) or int(value) < 1:
+        raise StudioError(f"{what} = {value}: a whole number of at least 1")
+    return int(value)
+
+
+def sample_prompts(run_ids: list[str] | None, count, seed):
+    """(sampled prompts, their table, the prompt source, message): `count` prompts from the first run's held-out
+    split, seeded."""
+    try:
+        if not run_ids:
+            raise StudioError("pick a run first: the prompts come from the first run's held-out data")
+        prompts = compare.held_out_prompts(run_ids[0], _count(count, "prompts to sample"),
+                                           int(seed) if seed is not None else 0)
+    except Exception as err:
+        return gr.skip(), gr.skip(), gr.skip(), error_line(err)
+    table = [[i, compare.prompt_text(p)] for i, p in enumerate(prompts, 1)]
+    return prompts, table, HELD_OUT, f"{len(prompts)} held-out prompts from run {run_ids[0]}; Generate answers them."
+
+
+def run_compare(run_ids: list[str] | None, prompt_source: str, prompts: str, reward_run: str | None, sampled,
+                *values):
+    """(comparison, message, answers table, summary rows); a mistake gives (None, one line, "", [])."""
+    try:
+        settings = generation.settings(values)
+        if prompt_source == HELD_OUT:
+            if not sampled:
+                raise StudioError("no held-out prompts yet: press Sample, or pick typed prompts")
+            asked = sampled
+        else:
+            asked = typed_prompts(prompts)
+        result = compare.compare(list(run_ids or []), asked, settings, reward_run or None)
+    except Exception as err:
+        return None, error_line(err), "", []
+    scored = f", scored by reward run {result.reward_run}" if result.reward_run else \
+        " (pick a reward run to score them and get win rates)"
+    n = len(result.prompts)
+    message = f"{n} prompt{'s' if n != 1 else ''} answered by {len(result.labels)} models{scored}."
+    return result, message, answers_html(result), summary_rows(result)
+
+
+def answers_html(result: compare.Comparison) -> str:
+    """One row per prompt, one column per model (the base first), the score under each answer; the best score of
+    a row is marked."""
+    e = html.escape
+    head = "".join(f'<th data-model="{e(label)}">{e(label)}</th>' for label in result.labels)
+    rows = []
+    for i, prompt in enumerate(result.prompts):
+        best = max((result.scores[label][i] for label in result.labels), default=None) if result.scores else None
+        cells = []
+        for label in result.labels:
+            answer = result.answers[label][i]
+            text = e(answer) if answer.strip() else "<em>(empty answer)</em>"
+            score = ""
+            if result.scores:
+                value = result.scores[label][i]
+                mark = ' best' if value == best and len(result.labels) > 1 else ""
+                score = f'<div class="score{mark}">score {value:.3f}</div>'
+            cells.append(f'<td class="answer" data-model="{e(label)}"><div class="text">{text}</div>{score}</td>')
+        rows.append(f'<tr><td class="num">{i + 1}</td><td class="prompt"><div class="text">'
+                    f'{e(compare.prompt_text(prompt))}</div></td>{"".join(cells)}</tr>')
+    return (f'<table class="answers"><thead><tr><th class="num">#</th><th>prompt</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def summary_rows(result: compare.Comparison) -> list[list]:
+    rows = []
+    for row in result.summary():
+        mean = round(row["mean_score"], 4) if "mean_score" in row else ""
+        win = f"{row['win_rate']:.0%}" if "win_rate" in row else ""
+        rows.append([row["model"], mean, win, row["tokens_per_second"]])
+    return rows
+
+
+def export_comparison(result: compare.Comparison | None):
+    """(CSV download, JSONL download) of the last comparison, hidden while there is none."""
+    if not isinstance(result, compare.Comparison):
+        return gr.DownloadButton(value=None, visible=False), gr.DownloadButton(value=None, visible=False)
+    folder = Path(tempfile.mkdtemp(prefix="rlhf-studio-compare-"))
+    stem = f"comparison-{time.strftime('%Y%m%d-%H%M%S')}"
+    csv_path, jsonl_path = folder / f"{stem}.csv", folder / f"{stem}.jsonl"
+    csv_path.write_text(compare.to_csv(result), encoding="utf-8")
+    jsonl_path.write_text(compare.to_jsonl(result), encoding="utf-8")
+    return (gr.DownloadButton(value=str(csv_path), visible=True),
+            gr.DownloadButton(value=str(jsonl_path), visible=True))
+
+
+# ---------------------------------------------------------------- blind A/B
+
+
+def _is_base(key: str | None) -> bool:
+    return bool(key) and key.startswith("base (")
+
+
+def blind_sample(model_a: str | None, model_b: str | None):
+    """(prompt text, sampled (text, messages), message): one random prompt from the held-out data of the run
+    picked as model A (or else B)."""
+    run_id = next((m for m in (model_a, model_b) if m and not _is_base(m)), None)
+    try:
+        if run_id is None:
+            raise StudioError("pick a run as model A or B: the prompt comes from that run's held-out data")
+        prompt = compare.held_out_prompts(run_id, 1, seed=random.randrange(2 ** 31))[0]
+    except Exception as err:
+        return gr.skip(), gr.skip(), error_line(err)
+    text = compare.prompt_text(prompt)
+    return text, (text, prompt), f"A held-out prompt of run {run_id}."
+
+
+def _vote_buttons(on: bool) -> list:
+    return [gr.Button(interactive=on) for _ in range(3)]
+
+
+def blind_generate(model_a: str | None, model_b: str | None, prompt: str, sampled, *values):
+    """(pair, answer A, answer B, message, three vote buttons): both models answer; the pair waits for a vote."""
+    try:
+        if not model_a or not model_b:
+            raise StudioError("pick two models, A and B, to vote between")
+        if not (prompt or "").strip():
+            raise StudioError("type a prompt, or sample one from a run's held-out data")
+        settings = generation.settings(values)
+        # A sampled conversation is used as it was held out, unless the prompt box was edited since.
+        messages = sampled[1] if sampled and sampled[0] == prompt else compare.as_messages(prompt)
+        pair = votes.blind_pair(messages, generate.target_for(model_a), generate.target_for(model_b), settings)
+    except Exception as err:
+        return None, "", "", error_line(err), *_vote_buttons(False)
+    return pair, pair.answers[0], pair.answers[1], "Which answer is better?", *_vote_buttons(True)
+
+
+def _reveal(pair: votes.BlindPair) -> str:
+    return f"Answer A was written by **{pair.models[0]}**, Answer B by **{pair.models[1]}**."
+
+
+def vote(pair: votes.BlindPair | None, choice: str):
+    """(pair afterwards, message, three vote buttons): save the vote, then reveal who wrote which."""
+    if not isinstance(pair, votes.BlindPair):
+        return None, "Generate a pair of answers first.", *_vote_buttons(False)
+    try:
+        votes.record_vote(pair, choice)
+    except Exception as err:  # the pair stays, so the user can still skip it
+        return pair, error_line(err), *_vote_buttons(True)
+    count = len(votes.read_votes())
+    won = "A" if choice == "a" else "B"
+    return None, (f"You preferred Answer {won}. {_reveal(pair)} Saved as a preference pair: {count} vote"
+                  f"{'s' if count != 1 else ''} in `{votes.votes_path()}`. {VOTES_LINE}"), *_vote_buttons(False)
+
+
+def vote_a(pair):
+    return vote(pair, "a")
+
+
+def vote_b(pair):
+    return vote(pair, "b")
+
+
+def vote_skip(pair: votes.BlindPair | None):
+    if not isinstance(pair, votes.BlindPair):
+        return None, "Generate a pair of answers first.", *_vote_buttons(False)
+    return None, f"Skipped; nothing saved. {_reveal(pair)}", *_vote_buttons(False)
+
+
+# ---------------------------------------------------------------- layout
+
+
+def build(tab: gr.Tab | None = None) -> None:
+    """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the pickers each time it is opened."""
+    run_choices, reward_choices, model_choices = _choices()
+    with gr.Row():
+        runs = gr.Dropdown(choices=run_choices, value=[], multiselect=True, label="Runs to compare",
+                           info="Completed runs; the first run's base model is the base column", scale=4)
+        reward = gr.Dropdown(choices=reward_choices, value=NO_REWARD, label="Reward run",
+                             info="A completed reward model scores every answer", scale=3)
+        refresh = gr.Button("Refresh lists", scale=1, size="sm")
+    settings = generation.build()
+
+    with gr.Tab("Side by side"):
+        source = gr.Radio(choices=PROMPT_SOURCES, value=TYPED, label="Prompts")
+        prompts = gr.Textbox(label="Prompts (one per line)", lines=4,
+                             placeholder="Name a fruit.\nHow do I boil an egg?")
+        with gr.Accordion("Sample prompts from the first run's held-out data", open=False):
+            with gr.Row():
+                count = gr.Number(value=SAMPLE_COUNT, precision=0, label="Held-out prompts to sample", scale=1)
+                seed = gr.Number(value=0, precision=0, label="Sampling seed", scale=1)
+                sample = gr.Button("Sample", scale=1, size="sm")
+            sampled_table = gr.Dataframe(headers=["#", "held-out prompt"], value=[], interactive=False, wrap=True,
+                                         label="Sampled held-out prompts", max_height=240)
+        go = gr.Button("Generate", variant="primary")
+        message = gr.Markdown()
+        answers = gr.HTML(css_template=TABLE_CSS, elem_id="compare-answers")
+        summary = gr.Dataframe(headers=SUMMARY_COLUMNS, value=[], interactive=False, label="Summary per model")
+        with gr.Row():
+            csv_file = gr.DownloadButton("Download CSV", visible=False)
+            jsonl_file = gr.DownloadButton("Download JSONL", visible=False)
+
+    with gr.Tab("Blind A/B"):
+        with gr.Row():
+            model_a = gr.Dropdown(choices=model_choices, label="Model A", info="A base model or a completed run")
+            model_b = gr.Dropdown(choices=model_choices, label="Model B", info="Shown in random order with A")
+        blind_prompt = gr.Textbox(label="Prompt", lines=3)
+        with gr.Row():
+            blind_sample_button = gr.Button("Sample a held-out prompt")
+            blind_go = gr.Button("Generate", variant="primary")
+        with gr.Row(equal_height=True):
+            answer_a = gr.Textbox(label="Answer A", lines=6, interactive=False)
+            answer_b = gr.Textbox(label="Answer B", lines=6, interactive=False)
+        with gr.Row():
+            a_better = gr.Button("A is better", interactive=False)
+            b_better = gr.Button("B is better", interactive=False)
+            skip = gr.Button("Skip", interactive=False)
+        reveal = gr.Markdown(VOTES_LINE)
+
+    sampled = gr.State(None)
+    comparison = gr.State(None)
+    blind_sampled = gr.State(None)
+    pair = gr.State(None)
+
+    pickers = [runs, reward, model_a, model_b]
+    refresh.click(compare_choices, outputs=pickers, api_name="compare_choices")
+    if tab is not None:
+        tab.select(compare_choices, outputs=pickers, api_name="compare_choices_on_open", api_visibility="private",
+                   show_progress="hidden")
+
+    sample.click(sample_prompts, inputs=[runs, count, seed], outputs=[sampled, sampled_table, source, message],
+                 api_name="sample_prompts")
+    prompts.input(lambda: TYPED, outputs=source, api_name="typed_prompts", api_visibility="private",
+                  show_progress="hidden")
+    go.click(run_compare, inputs=[runs, source, prompts, reward, sampled, *settings],
+             outputs=[comparison, message, answers, summary], api_name="compare", **generation.QUEUE).then(
+        export_comparison, inputs=comparison, outputs=[csv_file, jsonl_file], api_name="export_comparison")
+
+    votes_out = [pair, reveal, a_better, b_better, skip]
+    blind_sample_button.click(blind_sample, inputs=[model_a, model_b], outputs=[blind_prompt, blind_sampled, reveal],
+                              api_name="blind_sample")
+    blind_go.click(blind_generate, inputs=[model_a, model_b, blind_prompt, blind_sampled, *settings],
+                   outputs=[pair, answer_a, answer_b, reveal, a_better, b_better, skip], api_name="blind_generate",
+                   **generation.QUEUE)
+    a_better.click(vote_a, inputs=pair, outputs=votes_out, api_name="vote_a")
+    b_better.click(vote_b, inputs=pair, outputs=votes_out, api_name="vote_b")
+    skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip")
