@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from components import chat_tab, compare_tab, data_tab, model_tab, reward_tab, runs_tab, train_tab
+from components import chat_tab, compare_tab, data_tab, model_tab, pipelines_tab, reward_tab, runs_tab, train_tab
 
 TITLE = "RLHF Studio"
 
@@ -27,6 +27,8 @@ def build_app() -> gr.Blocks:
             data_fields = data_tab.build()
         with gr.Tab("Train"):
             train_fields = train_tab.build({**model_fields, **data_fields})
+        with gr.Tab("Pipelines"):
+            pipelines_tab.build()
         with gr.Tab("Runs"):
             runs_tab.build()
         with gr.Tab("Compare") as compare:

@@ -24,7 +24,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / "test-artifacts"
-TABS = ("Model", "Data", "Train", "Runs", "Compare", "Chat", "Reward models")
+TABS = ("Model", "Data", "Train", "Pipelines", "Runs", "Compare", "Chat", "Reward models")
 
 # The number of points in the trace of the plotly chart titled "Loss" (0 while there is none).
 
@@ -161,4 +161,45 @@ def test_a_person_compares_base_and_tuned_answers_and_chats(in_tuned_home):
     assert len(partial) >= 2 and partial == sorted(partial), lengths
     assert lengths[-1] == len(reply) > 0
     assert stats.startswith("base (tiny) reply: 1500 tokens in "), stats
+    assert not errors, errors
+
+
+# How many stages the selected pipeline's graph shows as completed.
+COMPLETED_STAGES = """() => document.querySelectorAll('.pipeline-graph g.stage[data-state="completed"]').length"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)")
+def test_a_person_starts_the_instructgpt_recipe_and_sees_its_three_stages_complete(studio_home):
+    from playwright.sync_api import expect
+
+    from studio import config as cfg
+    from studio import pipeline_runs
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with studio_page(studio_home) as (page, errors):
+        page.get_by_role("tab", name="Pipelines").click(timeout=30_000)
+        page.get_by_label("Recipe", exact=True).click()
+        page.get_by_role("option", name=re.compile(r"^InstructGPT \(tiny\) · ppo-tiny")).click()
+        expect(page.get_by_text(re.compile(r"^InstructGPT \(tiny\): SFT -> reward model -> PPO"))).to_be_visible(
+            timeout=30_000)
+        page.get_by_label("Overrides").fill("train.max_steps=4")  # every stage: 4 steps keep the test short
+        page.get_by_role("button", name="Start", exact=True).locator("visible=true").click()
+        expect(page.get_by_text(re.compile(r"Started pipeline"))).to_be_visible(timeout=60_000)
+        deadline = time.monotonic() + 600
+        while page.evaluate(COMPLETED_STAGES) < 3:
+            assert time.monotonic() < deadline, page.locator("body").inner_text()[-2000:]
+            time.sleep(2)
+        expect(page.get_by_text(re.compile(r"\(ppo-tiny\): completed"))).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "pipelines-tab-instructgpt.png"), full_page=True)
+
+    [state] = pipeline_runs.list_pipelines()
+    assert state["name"] == "ppo-tiny" and state["state"] == "completed"
+    ids = {s["name"]: s["run_id"] for s in state["stages"]}
+    configs = {name: cfg.load_config(manager.find(run_id).config_path) for name, run_id in ids.items()}
+    assert [c.stage for c in configs.values()] == ["sft", "reward", "ppo"]
+    assert configs["rm"].init.from_run == configs["ppo"].init.from_run == ids["sft"]
+    assert configs["ppo"].reward_models.runs == [ids["rm"]]
+    assert all(c.train.max_steps == 4 for c in configs.values())
+    assert [r["state"] for r in manager.list_runs()] == ["completed"] * 3  # normal runs, in the Runs tab's list
     assert not errors, errors

@@ -1,0 +1,374 @@
+"""Recorded pipelines: each stage a normal run linked to its parent, run in order by one runner, watched and cancelled.
+
+    record = pipeline_runs.create(pipeline.load_pipeline("presets/ppo-tiny.yaml"))   # <home>/pipelines/<id>/
+    pipeline_runs.launch(record)        # the runner in its own OS process: python -m studio.pipeline_runs DIR
+    pipeline_runs.list_pipelines()      # each with its state and its stages' live states and run ids
+    pipeline_runs.cancel(record)        # cancels the current run; later stages never start
+
+`rlhf-studio train PIPELINE.yaml` uses the same `create` and `run`, following each run in the foreground.
+
+    <home>/pipelines/<pipeline_id>/
+        pipeline.yaml   the resolved pipeline: every stage's full config, defaults and overrides applied
+        state.json      state, error, runner pid, and per stage: name, stage kind, parent, reward stages, run id
+        runner.log      the detached runner's output
+        CANCEL          written by `cancel`; the runner starts no stage after it
+
+Recipes are the bundled pipeline presets (presets/*.yaml with `stages:`) and the user's own pipelines, saved
+under <home>/presets/ (the Train tab skips pipelines there, and `rlhf-studio train` runs them as they are).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from studio import config as cfg
+from studio.errors import ConfigError, StudioError
+from studio.pipeline import Pipeline, from_dict, is_pipeline
+from studio.runs import manager, process
+from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, studio_home, write_json_atomic
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
+RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+WAITING = "waiting"  # a stage whose run has not been created yet
+RUNNER = [sys.executable, "-m", "studio.pipeline_runs"]  # the command that runs a recorded pipeline (DIR appended)
+
+
+def pipelines_root() -> Path:
+    return studio_home() / "pipelines"
+
+
+def user_recipes_dir() -> Path:
+    return studio_home() / "presets"
+
+
+# ---------------------------------------------------------------- the record on disk
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    path: Path
+
+    @classmethod
+    def of(cls, pipeline_id: str) -> "PipelineRecord":
+        return cls(pipelines_root() / pipeline_id)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def yaml_path(self) -> Path:
+        return self.path / "pipeline.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "runner.log"
+
+    @property
+    def cancel_path(self) -> Path:
+        return self.path / "CANCEL"
+
+    def read_state(self) -> dict:
+        import json
+
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = None
+        if not isinstance(state, dict):
+            return {"id": self.id, "name": self.id, "state": "failed", "error": "state.json is missing or unreadable",
+                    "stages": []}
+        return state
+
+    def write_state(self, **changes) -> dict:
+        state = self.read_state() if self.state_path.exists() else {}
+        state.update(changes, updated=time.time())
+        write_json_atomic(self.state_path, state)
+        return state
+
+    def set_run(self, stage_name: str, run_id: str) -> dict:
+        state = self.read_state()
+        for stage in state["stages"]:
+            if stage["name"] == stage_name:
+                stage["run_id"] = run_id
+        return self.write_state(stages=state["stages"])
+
+    def load(self) -> Pipeline:
+        return from_dict(cfg.read_yaml(self.yaml_path), default_name=self.read_state().get("name") or self.id)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while the runner decides to start a stage and while `cancel` asks it not to, so neither misses
+        the other."""
+        with open(self.path / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def resolved(pipeline: Pipeline, description: str = "") -> dict:
+    """The pipeline as a mapping `from_dict` reads back to the same stages: each stage's full config, no defaults."""
+    stages = []
+    for stage in pipeline.stages:
+        body = cfg.to_dict(stage.config)
+        entry = {"name": stage.name}
+        if stage.parent:
+            entry["from"] = stage.parent
+        if stage.reward_stages:
+            entry["rewards_from"] = list(stage.reward_stages)
+            body["reward_models"] = {k: v for k, v in body["reward_models"].items() if k != "runs"}
+        stages.append({**entry, **body})
+    out = {"pipeline": pipeline.name}
+    if description:
+        out["description"] = description
+    return {**out, "stages": stages}
+
+
+def create(pipeline: Pipeline, description: str = "") -> PipelineRecord:
+    """Check every stage's input files, then write <home>/pipelines/<id>/ with the resolved YAML and a queued state."""
+    for stage in pipeline.stages:  # cheap file checks for every stage before the first one starts
+        manager.check_inputs(stage.config)
+    pipelines_root().mkdir(parents=True, exist_ok=True)
+    record = PipelineRecord.of(new_run_id(pipeline.name))
+    record.path.mkdir()
+    record.yaml_path.write_text(yaml.safe_dump(resolved(pipeline, description), sort_keys=False), encoding="utf-8")
+    stages = [{"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": list(s.reward_stages),
+               "run_id": None} for s in pipeline.stages]
+    record.write_state(id=record.id, name=pipeline.name, description=description, state="queued", error=None,
+                       created=time.time(), pid=None, started=None, current=None, stages=stages)
+    return record
+
+
+# ---------------------------------------------------------------- running
+
+
+Follow = Callable[[RunDir, "subprocess.Popen | None"], object]  # waits until the run has ended
+
+
+def run(record: PipelineRecord, follow: Follow | None = None,
+        on_stage: Callable[[int, int, object, RunDir], None] | None = None) -> dict:
+    """Run the recorded stages in order, each a normal run started from its parent stage's run and scored by its
+    reward stages' runs; the first stage that does not complete stops the pipeline. Returns the final state."""
+    pipeline = record.load()
+    record.write_state(state="running", pid=os.getpid(), started=process.start_time(os.getpid()))
+    follow = follow or (lambda run_dir, proc: wait_for_run(record, run_dir, proc))
+    run_ids: dict[str, str] = {}
+    try:
+        for number, stage in enumerate(pipeline.stages, start=1):
+            with record.lock():
+                if record.cancel_path.exists():
+                    return record.write_state(state="cancelled", error=f"cancelled before stage {stage.name}")
+                record.write_state(current=stage.name)
+                if stage.parent:
+                    stage.config.init.from_run = run_ids[stage.parent]
+                if stage.reward_stages:
+                    stage.config.reward_models.runs = [run_ids[name] for name in stage.reward_stages]
+                run_dir, proc = manager.start(stage.config, record.id)
+                run_ids[stage.name] = run_dir.id
+                record.set_run(stage.name, run_dir.id)
+            if on_stage:
+                on_stage(number, len(pipeline.stages), stage, run_dir)
+            follow(run_dir, proc)
+            ended = manager.status(run_dir)
+            if ended.get("state") == "cancelled" or record.cancel_path.exists():
+                if ended.get("state") not in FINAL_STATES:
+                    manager.cancel(run_dir)
+                return record.write_state(state="cancelled", error=f"cancelled at stage {stage.name}")
+            if ended.get("state") != "completed":
+                reason = ended.get("error") or f"its run ended {ended.get('state')}"
+                return record.write_state(state="failed", error=f"stage {stage.name} failed: {reason}")
+    except StudioError as err:
+        return record.write_state(state="failed", error=f"stage {stage.name} could not start: {err}")
+    except KeyboardInterrupt:
+        return record.write_state(state="cancelled", error=f"cancelled at stage {stage.name}")
+    return record.write_state(state="completed", error=None, current=None)
+
+
+def wait_for_run(record: PipelineRecord, run_dir: RunDir, proc: subprocess.Popen | None, poll: float = 1.0) -> None:
+    """Wait until the run has ended: launch it when its turn in the queue comes, and cancel it when the pipeline
+    is cancelled."""
+    while True:
+        if proc is None:
+            launched = manager.start_next()  # the run ahead may have died without handing on
+            if launched and launched[0].id == run_dir.id:
+                proc = launched[1]
+        exit_code = proc.poll() if proc is not None else None
+        state = manager.status(run_dir, exit_code=exit_code).get("state")
+        if state in FINAL_STATES:
+            return
+        if record.cancel_path.exists():
+            manager.cancel(run_dir)
+            return
+        time.sleep(poll)
+
+
+def launch(record: PipelineRecord) -> subprocess.Popen:
+    """Start the runner for a recorded pipeline as its own OS process (its own session, like the run workers)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(record.log_path, "ab") as log:
+        proc = subprocess.Popen([*RUNNER, str(record.path)], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                cwd=str(PRESETS_DIR.parent))
+    record.write_state(pid=proc.pid, started=process.start_time(proc.pid))
+    return proc
+
+
+def start(pipeline: Pipeline, description: str = "") -> PipelineRecord:
+    """Record the pipeline and launch its runner; what the UI's Start does."""
+    record = create(pipeline, description)
+    launch(record)
+    return record
+
+
+def start_text(text: str, overrides: list[str] | None = None) -> PipelineRecord:
+    """Validate pipeline YAML text (with --set style overrides), record it and launch its runner."""
+    pipeline, description = validate(text, overrides)
+    return start(pipeline, description)
+
+
+def find(pipeline_id: str) -> PipelineRecord:
+    record = PipelineRecord.of(pipeline_id or "")
+    if pipeline_id and "/" not in pipeline_id and record.state_path.is_file():
+        return record
+    raise StudioError(f"no pipeline with id '{pipeline_id}'")
+
+
+def cancel(record: PipelineRecord) -> dict:
+    """Stop the pipeline: its current run is cancelled (it saves a checkpoint first) and later stages never start."""
+    current = status(record)
+    if current["state"] in FINAL_STATES:
+        return current
+    with record.lock():
+        record.cancel_path.touch()
+        run_ids = [s["run_id"] for s in record.read_state()["stages"] if s.get("run_id")]
+    if run_ids:
+        manager.cancel(RunDir.of(run_ids[-1]))
+    if not _runner_alive(record.read_state()):  # nobody left to write the end
+        record.write_state(state="cancelled", error="cancelled")
+    return status(record)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _runner_alive(state: dict) -> bool:
+    return process.is_alive(state.get("pid"), state.get("started"))
+
+
+def status(record: PipelineRecord) -> dict:
+    """state.json with each stage's live run state (or 'waiting'), corrected when the runner died unseen."""
+    state = record.read_state()
+    if state.get("state") not in FINAL_STATES and state.get("pid") and not _runner_alive(state):
+        state = record.read_state()  # it may have ended between the two reads
+        if state.get("state") not in FINAL_STATES:
+            state = record.write_state(state="failed", error=f"the pipeline runner is gone; see {record.log_path}")
+    for stage in state.get("stages", []):
+        run_id = stage.get("run_id")
+        stage["state"] = manager.status(RunDir.of(run_id)).get("state") if run_id else WAITING
+    return state
+
+
+def list_pipelines() -> list[dict]:
+    """Every recorded pipeline, oldest first, with its stages' live states."""
+    root = pipelines_root()
+    records = sorted(p for p in root.iterdir() if (p / "state.json").is_file()) if root.is_dir() else []
+    return [status(PipelineRecord(path)) for path in records]
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def parse_text(text: str, where: str = "pipeline YAML") -> dict:
+    """A pipeline mapping from YAML text, or one ConfigError line saying what is wrong with it."""
+    try:
+        raw = yaml.safe_load(text or "")
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    if not isinstance(raw, dict) or not is_pipeline(raw):
+        raise ConfigError(f"{where}: expected a pipeline, a mapping with stages: (see presets/ppo-tiny.yaml)")
+    return raw
+
+
+def recipes() -> dict[str, dict]:
+    """name -> {path, description, yours} of every pipeline preset: the bundled ones, then the user's (a bundled
+    name wins). A user file that does not parse is still listed: picking it says what is wrong."""
+    found: dict[str, dict] = {}
+    for folder, yours in ((PRESETS_DIR, False), (user_recipes_dir(), True)):
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
+            if path.stem in found:
+                continue
+            try:
+                raw = cfg.read_yaml(path)
+            except ConfigError:
+                raw = {"stages": None} if yours else {}
+            if is_pipeline(raw):
+                found[path.stem] = {"path": path, "description": str(raw.get("description") or ""), "yours": yours}
+    return found
+
+
+def recipe_text(name: str) -> str:
+    recipe = recipes().get((name or "").strip())
+    if recipe is None:
+        raise ConfigError(f"recipe: no pipeline named '{name or ''}'; pick one from the list")
+    return recipe["path"].read_text(encoding="utf-8")
+
+
+def recipe(name: str) -> tuple[str, Pipeline, str]:
+    """(YAML text, validated pipeline, description) of a recipe by name."""
+    text = recipe_text(name)
+    return (text, *validate(text, where=f"{name}.yaml"))
+
+
+def validate(text: str, overrides: list[str] | None = None, where: str = "pipeline YAML") -> tuple[Pipeline, str]:
+    """(pipeline, description) of pipeline YAML text with --set style overrides; ConfigError names the field."""
+    raw = parse_text(text, where)
+    return from_dict(raw, overrides), str(raw.get("description") or "")
+
+
+def save_recipe(name: str, text: str) -> Path:
+    """Save pipeline YAML text as the user's recipe <home>/presets/NAME.yaml, once it validates."""
+    name = (name or "").strip()
+    if not RECIPE_NAME.fullmatch(name):
+        raise ConfigError(f"pipeline name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter "
+                          "or digit")
+    if (PRESETS_DIR / f"{name}.yaml").exists():
+        raise ConfigError(f"pipeline name '{name}': that is a bundled preset; pick another name")
+    path = user_recipes_dir() / f"{name}.yaml"
+    if path.exists() and not recipes().get(name, {}).get("yours"):
+        raise ConfigError(f"pipeline name '{name}': your single-run preset has that name; pick another name")
+    validate(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """`python -m studio.pipeline_runs DIR`: run a recorded pipeline to its end (what `launch` starts)."""
+    if len(argv) != 2:
+        print("usage: python -m studio.pipeline_runs PIPELINE_DIR", file=sys.stderr)
+        return 2
+    record = PipelineRecord(Path(argv[1]))
+    final = run(record, on_stage=lambda n, total, stage, run_dir: print(
+        f"stage {n}/{total}: {stage.name} ({stage.config.stage}) run {run_dir.id}", flush=True))
+    print(f"pipeline {final['state']}" + (f": {final['error']}" if final.get("error") else ""), flush=True)
+    return 0 if final["state"] == "completed" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
