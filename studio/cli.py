@@ -9,6 +9,7 @@
     rlhf-studio compare RUN_ID --prompt TEXT [--prompts FILE] [--held-out N] [--reward-run RM_ID] [--json]
     rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
         # compare and chat also take --max-new-tokens, --temperature, --top-p, --seed, ... (config.GenerationSpec)
+    rlhf-studio demo [--json]                          # offline: SFT, RM, PPO, DPO on the tiny model, compared
     rlhf-studio ui [--host 127.0.0.1] [--port 7860]
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
 
+    demo = sub.add_parser("demo", help="the offline end-to-end demo: SFT, reward model, PPO and DPO on the tiny model, "
+                                       "then base and tuned models compared (a few minutes on a CPU)")
+    demo.add_argument("--json", action="store_true",
+                      help='print {"stages": [...], "table": [{"model", "reward", "check"}...]} (progress on stderr)')
+    demo.set_defaults(handler=cmd_demo)
+
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -127,7 +134,8 @@ def cmd_train(args) -> int:
 
     raw = cfg.read_yaml(args.config)
     if pipeline.is_pipeline(raw):
-        return _train_pipeline(pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem))
+        return _train_pipeline(pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem),
+                               str(raw.get("description") or ""))
     code, _ = _start_and_follow(cfg.from_dict(cfg.apply_overrides(raw, args.set)))
     return code
 
@@ -142,26 +150,71 @@ def _start_and_follow(config: cfg.RunConfig, pipeline_id: str | None = None) -> 
     return _follow(run, proc), run.id
 
 
-def _train_pipeline(pipeline) -> int:
-    """Run the stages in order, each started from its parent stage's run; the first failure stops it."""
-    from studio.runs import manager
-    from studio.runs.rundir import new_run_id
+def _train_pipeline(pipeline, description: str = "") -> int:
+    """Run the stages in order through the pipeline engine (studio.pipeline_runs), each run followed here with its
+    progress bar; the first stage that does not complete stops it."""
+    code, final = _run_pipeline(pipeline, description)
+    if code == 0:
+        run_ids = {s["name"]: s["run_id"] for s in final["stages"]}
+        print(f"pipeline {pipeline.name} completed: " + ", ".join(f"{n} {r}" for n, r in run_ids.items()))
+    return code
 
-    for stage in pipeline.stages:  # cheap file checks for every stage before the first one starts
-        manager.check_inputs(stage.config)
-    pipeline_id = new_run_id(pipeline.name)
-    run_ids: dict[str, str] = {}
-    for number, stage in enumerate(pipeline.stages, start=1):
-        if stage.parent:
-            stage.config.init.from_run = run_ids[stage.parent]
-        if stage.reward_stages:
-            stage.config.reward_models.runs = [run_ids[name] for name in stage.reward_stages]
-        print(f"stage {number}/{len(pipeline.stages)}: {stage.name} ({stage.config.stage})")
-        code, run_ids[stage.name] = _start_and_follow(stage.config, pipeline_id)
+
+def _run_pipeline(pipeline, description: str = "") -> tuple[int, dict]:
+    """(exit code, the pipeline's final state) of a pipeline run now with progress bars."""
+    from studio import pipeline_runs
+
+    record = pipeline_runs.create(pipeline, description)
+    print(f"pipeline {record.id}")
+
+    def on_stage(number, total, stage, run) -> None:
+        print(f"stage {number}/{total}: {stage.name} ({stage.config.stage})")
+        print(f"run {run.id}")
+        print(f"dir {run.path}")
+
+    final = pipeline_runs.run(record, follow=_follow, on_stage=on_stage)
+    if final["state"] != "completed":
+        stopped = final.get("current") or "?"
+        if not any(s["run_id"] for s in final["stages"] if s["name"] == stopped):  # _follow never said why
+            print(f"error: {final.get('error')}", file=sys.stderr)
+        print(f"error: pipeline {pipeline.name} stopped at stage {stopped}", file=sys.stderr)
+        return (EXIT_CANCELLED if final["state"] == "cancelled" else EXIT_FAILED), final
+    return 0, final
+
+
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(args) -> int:
+    import contextlib
+
+    from studio import demo, pipeline
+
+    paths = demo.write_data(demo.demo_home() / "data")
+    raw = demo.pipeline_raw(paths)
+    started = time.monotonic()
+    # With --json, stdout holds the JSON alone: the stages' progress goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        code, final = _run_pipeline(pipeline.from_dict(raw), raw["description"])
         if code != 0:
-            print(f"error: pipeline {pipeline.name} stopped at stage {stage.name}", file=sys.stderr)
             return code
-    print(f"pipeline {pipeline.name} completed: " + ", ".join(f"{n} {r}" for n, r in run_ids.items()))
+        print("comparing the base model and the tuned models on held-out questions...")
+        runs = {s["name"]: s["run_id"] for s in final["stages"]}
+        rows, answers = demo.evaluate(runs, paths["held_out"])
+    stages = [{"name": s["name"], "stage": s["stage"], "run_id": s["run_id"]} for s in final["stages"]]
+    table = [{"model": r.model, "reward": round(r.reward, 4), "check": round(r.check, 4)} for r in rows]
+    if args.json:
+        print(json.dumps({"stages": stages, "table": table}))
+        return 0
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; {len(answers['base'])} held-out questions, "
+          f"reward model {runs['rm']}")
+    print(f"{'model':<6} {'reward':>8} {'in format':>10}  run")
+    for r in rows:
+        print(f"{r.model:<6} {r.reward:>8.2f} {r.check:>10.0%}  {r.run_id or 'tiny (no tuning)'}")
+    print(f"\nreward: mean score of the reward model; in format: answers that open with \"{demo.OPENER}\"")
+    for name, texts in answers.items():
+        print(f"{name:<6} {texts[0]!r}")
+    print("\nopen `rlhf-studio ui` to see these runs' charts, compare them side by side and chat with them")
     return 0
 
 

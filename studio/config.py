@@ -234,6 +234,9 @@ class RewardModelsSpec:
 @dataclass
 class PPOSpec:
     response_length: int = option(53, "Most tokens sampled per answer", ge=1, le=8192)
+    temperature: float = option(1.0, "Sampling temperature of the answers (TRL's PPO uses 0.7): lower samples the "
+                                     "policy's likelier answers, which a small model needs to find rewarded ones; "
+                                     "log-probs and KL are taken from the same tempered distribution", gt=0.0, le=10.0)
     kl_coef: float = option(0.05, "Weight of the per-token KL penalty that keeps the policy near its starting "
                                   "weights; the starting value when target_kl is set", ge=0.0, le=10.0)
     target_kl: float | None = option(None, "Adapt kl_coef so the KL per answer approaches this (Ziegler et al., "

@@ -44,9 +44,22 @@ def check_reward_run(run_id: str) -> RunDir:
 @lru_cache(maxsize=2)
 def _load(run_path: str):
     """(tokenizer, model, device) of a completed reward run; cached by run folder (a finished run never changes)."""
-    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     run = RunDir(Path(run_path))
+    # The body loads with a fresh score head that the adapter then replaces: transformers' "score.weight MISSING"
+    # report is expected here, and would only clutter the output of compare and the demo.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return _load_model(run)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _load_model(run: RunDir):
+    from transformers import AutoTokenizer
+
     config = cfg.load_config(run.config_path)
     tokenizer = AutoTokenizer.from_pretrained(str(run.adapter_dir))  # as trained: its pad token and chat template
     if (run.adapter_dir / "adapter_config.json").is_file():

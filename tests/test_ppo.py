@@ -214,3 +214,20 @@ def test_a_cancelled_ppo_run_resumes_exactly_where_it_stopped(studio_home, tmp_p
     rates = [r["learning_rate"] for r in expected]  # 20% warm-up, then cosine decay, restored on resume too
     assert rates[0] < rates[1] and rates[1] > rates[-1]
     assert (stopped.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+def test_log_probs_come_from_the_tempered_distribution_answers_are_sampled_from(studio_home):
+    """With ppo.temperature T the policy's and the reference's logits are divided by T, as sampling divides them."""
+    from studio import models
+    from studio.config import ModelSpec
+
+    torch.manual_seed(0)
+    policy = models.add_lora(models.load_causal_lm(ModelSpec()), LoraSpec(), ModelSpec(), "CAUSAL_LM")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    mask = torch.ones_like(ids)
+    plain, tempered = ppo.PolicyWithValue(policy), ppo.PolicyWithValue(policy, temperature=0.5)
+    logits, _ = plain(ids, mask, prompt_width=3)
+    hot, _ = tempered(ids, mask, prompt_width=3)
+    assert torch.allclose(hot, logits / 0.5)
+    assert torch.allclose(tempered.reference_logits(ids, mask, 3), plain.reference_logits(ids, mask, 3) / 0.5)
+    assert not torch.allclose(hot, logits)

@@ -67,10 +67,13 @@ class PolicyWithValue(nn.Module):
     """The policy (a PeftModel, or a plain causal LM with LoRA off) and its value head; `forward` gives the
     logits and values over the response positions of [prompt | response] sequences in one pass."""
 
-    def __init__(self, policy, reference=None):
+    def __init__(self, policy, reference=None, temperature: float = 1.0):
         super().__init__()
         self.policy = policy
         self.reference = reference  # only with LoRA off; otherwise the adapter is disabled instead
+        # Answers are sampled from softmax(logits / temperature), so every log-prob (policy, old, reference) is
+        # taken from the same tempered distribution: the ratio and the KL then compare what was sampled from.
+        self.temperature = temperature
         hidden = policy.get_input_embeddings().embedding_dim
         self.value_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.value_head.weight)  # start predicting 0: no random value noise in the first advantages
@@ -81,7 +84,7 @@ class PolicyWithValue(nn.Module):
         out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=_positions(attention_mask), output_hidden_states=True, use_cache=False)
         hidden = out.hidden_states[-1][:, prompt_width - 1:-1]
-        logits = out.logits[:, prompt_width - 1:-1].float()
+        logits = out.logits[:, prompt_width - 1:-1].float() / self.temperature
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
         return logits, values
 
@@ -95,7 +98,7 @@ class PolicyWithValue(nn.Module):
         with context:
             out = model(input_ids=input_ids, attention_mask=attention_mask,
                         position_ids=_positions(attention_mask), use_cache=False)
-        return out.logits[:, prompt_width - 1:-1].float()
+        return out.logits[:, prompt_width - 1:-1].float() / self.temperature
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -105,7 +108,7 @@ def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def build_model(config: RunConfig, device: torch.device) -> PolicyWithValue:
     policy, reference = policy_and_reference(config)
-    model = PolicyWithValue(policy, reference)
+    model = PolicyWithValue(policy, reference, config.ppo.temperature)
     if config.model.quantization == "none":
         model.to(device)
     else:
@@ -152,7 +155,7 @@ def rollout(config: RunConfig, model: PolicyWithValue, tokenizer, judge: RewardJ
     query, query_mask = left_pad(prompt_ids, pad_id, device)
     width = query.shape[1]
     with torch.no_grad():
-        output = model.policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True, temperature=1.0,
+        output = model.policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True, temperature=ppo.temperature,
                                        top_k=0, top_p=1.0, max_new_tokens=ppo.response_length,
                                        eos_token_id=eos_id, pad_token_id=pad_id, use_cache=True)
     responses = output[:, width:]
