@@ -10,6 +10,9 @@
     rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
         # compare and chat also take --max-new-tokens, --temperature, --top-p, --seed, ... (config.GenerationSpec)
     rlhf-studio demo [--json]                          # offline: SFT, RM, PPO, DPO on the tiny model, compared
+    rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
+    rlhf-studio export-space RUN_ID OUT_DIR [--push REPO_ID] [--private]   # a gradio Space that chats with the run
+        # the Hub token comes from $HF_TOKEN or `huggingface-cli login`, never from the command line
     rlhf-studio ui [--host 127.0.0.1] [--port 7860]
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
@@ -104,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true",
                       help='print {"stages": [...], "table": [{"model", "reward", "check"}...]} (progress on stderr)')
     demo.set_defaults(handler=cmd_demo)
+
+    push = sub.add_parser("push", help="upload a finished run (adapter, or merged weights) with its model card and "
+                                       "charts to the Hugging Face Hub (token: $HF_TOKEN or huggingface-cli login)")
+    push.add_argument("run_id", help="a completed run id, or a unique prefix of one")
+    push.add_argument("repo_id", help="the model repository, owner/name (created if it does not exist)")
+    push.add_argument("--merged", action="store_true", help="upload full weights with every adapter merged in, "
+                                                           "loadable with plain transformers (needed for a run "
+                                                           "started from another run)")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.set_defaults(handler=cmd_push)
+
+    space = sub.add_parser("export-space", help="write a Hugging Face Space folder (gradio app.py, requirements, "
+                                                "README, weights) that chats with a finished run")
+    space.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
+    space.add_argument("out_dir", help="a new or empty folder to write the Space into")
+    space.add_argument("--push", metavar="REPO_ID", help="also upload it to this Space, owner/name")
+    space.add_argument("--private", action="store_true", help="with --push: create the Space private")
+    space.set_defaults(handler=cmd_export_space)
 
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -568,6 +589,30 @@ def _stream_reply(generator, target, conversation: list[dict], settings: cfg.Gen
         print(text[len(shown):], end="")
     print(" [stopped]" if stop.is_set() else "", flush=True)
     return text
+
+
+# ---------------------------------------------------------------- push and export-space
+
+
+def cmd_push(args) -> int:
+    from studio import share
+
+    url = share.push(args.run_id, args.repo_id, merged=args.merged, private=args.private)
+    print(f"pushed {args.run_id} to {url}")
+    return 0
+
+
+def cmd_export_space(args) -> int:
+    from studio import share
+
+    if args.push:  # a bad repo id or a missing token fails before anything is written
+        share.check_repo_id(args.push)
+        share.hub_token(None)
+    folder = share.export_space(args.run_id, args.out_dir)
+    print(f"space written to {folder}; try it with `python {folder / 'app.py'}`")
+    if args.push:
+        print(f"pushed to {share.push_space(folder, args.push, private=args.private)}")
+    return 0
 
 
 # ---------------------------------------------------------------- ui

@@ -108,32 +108,41 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_studio(home: Path, start_timeout: float = 90) -> Iterator[tuple[str, object]]:
-    """(url, gradio_client.Client) of `rlhf-studio ui` serving this studio home in its own process; stopped after."""
+def served_app(argv: list[str], port: int, cwd: Path, env: dict, start_timeout: float = 90) -> Iterator[object]:
+    """A gradio_client Client of a gradio app started by `argv` on this port in its own process; stopped after. If it
+    does not come up, the test fails with the end of its stderr."""
     from gradio_client import Client
 
-    port = free_port()
-    env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             try:
-                client = Client(url, verbose=False)
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
                 break
             except Exception:  # not up yet
-                assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    pytest.fail("the app did not start: " + server.communicate()[1][-3000:])
                 time.sleep(0.5)
-        yield url, client
+        yield client
     finally:
         server.terminate()
         try:
-            server.wait(timeout=10)
+            server.communicate(timeout=10)  # also drains stderr, so a chatty server never blocks on a full pipe
         except subprocess.TimeoutExpired:
             server.kill()
-            server.wait()
+            server.communicate()
+
+
+@contextmanager
+def served_studio(home: Path, start_timeout: float = 90) -> Iterator[tuple[str, object]]:
+    """(url, gradio_client.Client) of `rlhf-studio ui` serving this studio home in its own process; stopped after."""
+    port = free_port()
+    env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    with served_app([sys.executable, "-m", "studio", "ui", "--port", str(port)], port, REPO, env,
+                    start_timeout) as client:
+        yield f"http://127.0.0.1:{port}/", client
 
 
 @pytest.fixture(scope="module")
