@@ -5,7 +5,7 @@
 
 Tabs share one draft run config through their form fields (components/forms.py): Model and Data hold the model.*
 and data.* keys, Train the rest and the Start button; Model's estimate and Data's preview read every field.
-Compare, Chat and Reward models work on finished runs; Compare and Chat share the process's one loaded model
+Compare, Chat, Reward models and Share work on finished runs; Compare and Chat share the process's one loaded model
 (studio.generate.shared) and wait for it in one queue (components/generation.py).
 """
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from components import chat_tab, compare_tab, data_tab, model_tab, pipelines_tab, reward_tab, runs_tab, train_tab
+from components import (chat_tab, compare_tab, data_tab, model_tab, pipelines_tab, reward_tab, runs_tab, share_tab,
+                        train_tab)
+from studio import spaces
 
 TITLE = "RLHF Studio"
 
@@ -37,11 +39,16 @@ def build_app() -> gr.Blocks:
             chat_tab.build(chat)
         with gr.Tab("Reward models") as reward:
             reward_tab.build(reward)
+        with gr.Tab("Share") as share:
+            share_tab.build(share)
         fields = {**model_fields, **data_fields, **train_fields}
         model_tab.attach(fields)
         data_tab.attach(fields)
     return demo
 
 
-def main(host: str = "127.0.0.1", port: int = 7860) -> None:
+def main(host: str | None = None, port: int | None = None) -> None:
+    """Serve on host:port; left out, GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (or PORT) decide, else 0.0.0.0:7860 on
+    Spaces (SPACE_ID is set) and 127.0.0.1:7860 elsewhere."""
+    host, port = spaces.serve_address(host, port)
     build_app().launch(server_name=host, server_port=port, show_error=False)

@@ -24,7 +24,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / "test-artifacts"
-TABS = ("Model", "Data", "Train", "Pipelines", "Runs", "Compare", "Chat", "Reward models")
+TABS = ("Model", "Data", "Train", "Pipelines", "Runs", "Compare", "Chat", "Reward models", "Share")
 
 # The number of points in the trace of the plotly chart titled "Loss" (0 while there is none).
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
+from studio import spaces
 from studio.data import HUB, SAMPLE
 from studio.data.files import file_kind
 from studio.errors import DataError, ModelError, StudioError
@@ -46,7 +47,9 @@ from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 
 def check_inputs(config: cfg.RunConfig) -> None:
-    """Cheap checks of the files a config names, so a typo fails now and not after the model loaded."""
+    """Cheap checks of the files a config names, so a typo fails now and not after the model loaded; and no
+    training at all on a CPU-only Space."""
+    spaces.refuse_cpu_space()
     path = config.data.path
     if not path:
         from studio.data import origin_of
@@ -109,6 +112,7 @@ def create(config: cfg.RunConfig, pipeline: str | None = None, request: bool = F
     """Write the run directory with its config and a queued status, and record it in the index.
     With `request` the run also joins the queue (`requested` time set), in the same write, so that a crash right
     after leaves a run that the next `start_next` launches rather than one that nobody starts."""
+    spaces.refuse_cpu_space()  # every run is created here: the UI, the CLI and the pipelines all meet this check
     parent = link_parent(config)
     link_reward_models(config)
     runs_root().mkdir(parents=True, exist_ok=True)
@@ -217,6 +221,7 @@ def resume(run: RunDir) -> subprocess.Popen | None:
     state = current.get("state")
     if state not in ("failed", "cancelled"):
         raise StudioError(f"run {run.id} is {state}; only failed or cancelled runs can be resumed")
+    spaces.refuse_cpu_space()
     checkpoints = run.complete_checkpoints()
     step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if checkpoints else 0
     truncate_after(run.metrics_path, step)

@@ -9,8 +9,8 @@
         checkpoints/    resumable checkpoints; only those holding the COMPLETE marker count
         adapter/        the final LoRA adapter (or full model) as safetensors
 
-`<home>` is $RLHF_STUDIO_HOME, by default ~/.rlhf-studio. The directory is the truth about a run;
-the SQLite index is a cache of it.
+`<home>` is $RLHF_STUDIO_HOME, by default ~/.rlhf-studio (on a Space with persistent storage /data/rlhf-studio).
+The directory is the truth about a run; the SQLite index is a cache of it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,17 @@ FINAL_STATES = ("completed", "failed", "cancelled")
 CHECKPOINT_COMPLETE = "COMPLETE"  # written into a checkpoint folder once everything in it is on disk
 
 
+PERSISTENT_STORAGE = Path("/data")  # where a Space mounts its persistent storage, when it has some
+
+
 def studio_home() -> Path:
-    return Path(os.environ.get("RLHF_STUDIO_HOME") or Path.home() / ".rlhf-studio").expanduser()
+    """$RLHF_STUDIO_HOME; else, inside a Space with writable persistent storage, /data/rlhf-studio (runs survive a
+    restart); else ~/.rlhf-studio."""
+    if os.environ.get("RLHF_STUDIO_HOME"):
+        return Path(os.environ["RLHF_STUDIO_HOME"]).expanduser()
+    if os.environ.get("SPACE_ID") and PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
+        return PERSISTENT_STORAGE / "rlhf-studio"
+    return Path.home() / ".rlhf-studio"
 
 
 def runs_root() -> Path:
