@@ -11,11 +11,14 @@ Compare, Chat, Reward models and Share work on finished runs; Compare and Chat s
 
 from __future__ import annotations
 
+import sys
+
 import gradio as gr
 
 from components import (chat_tab, compare_tab, data_tab, model_tab, pipelines_tab, reward_tab, runs_tab, share_tab,
                         train_tab)
-from studio import spaces
+from studio import access, spaces
+from studio.errors import StudioError
 
 TITLE = "RLHF Studio"
 
@@ -49,6 +52,15 @@ def build_app() -> gr.Blocks:
 
 def main(host: str | None = None, port: int | None = None) -> None:
     """Serve on host:port; left out, GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (or PORT) decide, else 0.0.0.0:7860 on
-    Spaces (SPACE_ID is set) and 127.0.0.1:7860 elsewhere."""
+    Spaces (SPACE_ID is set) and 127.0.0.1:7860 elsewhere. Another address than this machine's needs a login
+    (RLHF_STUDIO_AUTH, see studio/access.py); a refusal is one line and exit code 2, before anything is built."""
     host, port = spaces.serve_address(host, port)
-    build_app().launch(server_name=host, server_port=port, show_error=False)
+    try:
+        login = access.login_from_env()
+        access.check_exposure(host, login)
+    except StudioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # share=False: never a public gradio.live tunnel; max_file_size: uploads above it are refused by gradio.
+    build_app().launch(server_name=host, server_port=port, show_error=False, share=False, auth=login,
+                       max_file_size=access.max_upload())

@@ -13,7 +13,7 @@
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
     rlhf-studio export-space RUN_ID OUT_DIR [--push REPO_ID] [--private]   # a gradio Space that chats with the run
         # the Hub token comes from $HF_TOKEN or `huggingface-cli login`, never from the command line
-    rlhf-studio ui [--host 127.0.0.1] [--port 7860]
+    rlhf-studio ui [--host 127.0.0.1] [--port 7860] [--auth USER:PASSWORD]   # another host needs a login
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
 One training runs at a time: `train` and `resume` of a run started while another runs say which run it waits
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ui.add_argument("--auth", metavar="USER:PASSWORD",
+                    help="a login for the browser, needed to bind another address than 127.0.0.1 (or set "
+                         "RLHF_STUDIO_AUTH, which keeps the password out of the process list)")
     ui.set_defaults(handler=cmd_ui)
     return parser
 
@@ -622,6 +625,12 @@ def cmd_ui(args) -> int:
     # The UI lives in components/, which imports studio/, never the other way round: hand over the process.
     import os
 
+    from studio import access
+
+    if args.auth is not None:  # handed on in the environment: the new process's argv never shows the password
+        access.parse_login(args.auth)
+        os.environ[access.AUTH_ENV] = args.auth
+    access.check_exposure(args.host, access.login_from_env())  # one line here, before gradio loads
     os.execv(sys.executable, [sys.executable, "-m", "components", "--host", args.host, "--port", str(args.port)])
 
 

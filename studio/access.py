@@ -1,0 +1,57 @@
+"""Who may reach the studio: it serves this machine only unless told otherwise, and then only behind a password.
+
+    auth = access.login_from_env()              # ("user", "password") from RLHF_STUDIO_AUTH=user:password, or None
+    access.check_exposure("0.0.0.0", auth)      # StudioError: another address without a login is refused
+
+`rlhf-studio ui --host 0.0.0.0 --auth user:password` (or RLHF_STUDIO_AUTH) serves other machines behind gradio's
+login page. On Hugging Face Spaces the app must bind every interface for the Space's proxy, and who may open it is
+the Space's visibility, so there a login is optional (RLHF_STUDIO_AUTH still adds one). Uploads are capped at
+max_upload(). Never imports gradio.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from studio import spaces
+from studio.errors import ConfigError
+
+AUTH_ENV = "RLHF_STUDIO_AUTH"
+UPLOAD_ENV = "RLHF_STUDIO_MAX_UPLOAD"
+MAX_UPLOAD = "2gb"  # larger than any dataset file the studio reads whole into memory should be; refused above it
+
+
+def max_upload() -> str:
+    """The upload cap gradio enforces: MAX_UPLOAD, or RLHF_STUDIO_MAX_UPLOAD (e.g. 500mb) where set."""
+    return os.environ.get(UPLOAD_ENV) or MAX_UPLOAD
+
+
+def parse_login(text: str, where: str = "--auth") -> tuple[str, str]:
+    """'user:password' -> ("user", "password"); anything else is one line naming where it came from."""
+    user, sep, password = (text or "").partition(":")
+    if not sep or not user.strip() or not password:
+        raise ConfigError(f"{where}: expected USER:PASSWORD (a user name, a colon, then the password)")
+    return user.strip(), password
+
+
+def login_from_env() -> tuple[str, str] | None:
+    text = os.environ.get(AUTH_ENV, "")
+    return parse_login(text, AUTH_ENV) if text else None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        return False
+
+
+def check_exposure(host: str, login: tuple[str, str] | None) -> None:
+    """Refuse to serve another address than this machine's without a login (Spaces excepted, see the docstring)."""
+    if is_loopback(host) or login is not None or spaces.on_spaces():
+        return
+    raise ConfigError(f"--host {host}: other machines could reach the studio, start runs and read your runs; give "
+                      f"--auth USER:PASSWORD (or set {AUTH_ENV}), or bind 127.0.0.1 and use an SSH tunnel")
