@@ -231,3 +231,24 @@ def test_log_probs_come_from_the_tempered_distribution_answers_are_sampled_from(
     assert torch.allclose(hot, logits / 0.5)
     assert torch.allclose(tempered.reference_logits(ids, mask, 3), plain.reference_logits(ids, mask, 3) / 0.5)
     assert not torch.allclose(hot, logits)
+
+
+class _RunsCode:
+    """A pickled object whose unpickling would call print: what a planted checkpoint file could do."""
+
+    def __reduce__(self):
+        return (print, ("code from a checkpoint ran",))
+
+
+def test_a_checkpoint_state_file_is_loaded_as_data_never_as_code(tmp_path, capsys):
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(folder / ppo.TRAINABLE_FILE))
+    torch.save({"step": 4, "optimizer": _RunsCode()}, folder / ppo.STATE_FILE)
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(Exception, match="Weights only load failed"):
+        ppo.load_checkpoint(folder, model, None, None, None, None)
+    assert "code from a checkpoint ran" not in capsys.readouterr().out

@@ -64,3 +64,59 @@ def test_cancel_saves_a_checkpoint_and_leaves_no_process(studio_home):
     checkpoints = run.complete_checkpoints()
     assert checkpoints and int(checkpoints[-1].name.split("-")[1]) >= 5
     assert not run.adapter_dir.exists()  # a cancelled run has no final adapter
+
+
+def _failing_run(studio_home, monkeypatch, stage):
+    """A queued run whose stage is `stage`, trained in this process by the worker's own _train."""
+    from studio.runs import worker
+
+    run = manager.create(load_config("presets/sft-dolly-tiny.yaml"))
+    monkeypatch.setattr(worker, "run_stage", stage)
+    assert worker._train(run) == 1
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # _train's handler is for worker processes
+    return run
+
+
+def test_out_of_memory_ends_failed_with_the_advice(studio_home, monkeypatch):
+    import torch
+
+    from studio.runs import worker
+
+    def stage(run):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    run = _failing_run(studio_home, monkeypatch, stage)
+    status = run.read_status()
+    assert status["state"] == "failed" and status["error"] == worker.OOM_ADVICE
+    assert all(word in status["error"] for word in ("batch_size", "gradient_checkpointing", "QLoRA"))
+
+
+def test_a_full_disk_ends_failed_saying_so_and_keeps_the_metrics_written(studio_home, monkeypatch):
+    import errno
+
+    from studio.runs import worker
+    from studio.runs.metrics import MetricsWriter, read_all
+
+    def stage(run):
+        writer = MetricsWriter(run.metrics_path)
+        for step in (1, 2, 3):
+            writer.write({"loss": 1.0 / step, "step": step})
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = _failing_run(studio_home, monkeypatch, stage)
+    status = run.read_status()
+    assert status["state"] == "failed" and status["error"] == worker.DISK_FULL
+    assert [row["step"] for row in read_all(run.metrics_path)] == [1, 2, 3]
+
+
+def test_a_checkpoint_without_its_complete_marker_is_never_resumed_from(studio_home):
+    """A crash while checkpoint-40 was being written leaves it without COMPLETE: resume picks checkpoint-20."""
+    from studio.runs.rundir import CHECKPOINT_COMPLETE
+    from studio.trainers.common import resume_checkpoint
+
+    run = manager.create(load_config("presets/sft-dolly-tiny.yaml"))
+    for step in (20, 40):
+        (run.checkpoints_dir / f"checkpoint-{step}").mkdir(parents=True)
+    (run.checkpoints_dir / "checkpoint-20" / CHECKPOINT_COMPLETE).write_text("20\n")
+    assert resume_checkpoint(run) == str(run.checkpoints_dir / "checkpoint-20")
+    assert run.complete_checkpoints() == [run.checkpoints_dir / "checkpoint-20"]

@@ -8,6 +8,7 @@ However the run ends, the worker then starts the next queued run (`manager.start
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import logging
@@ -23,11 +24,25 @@ from studio.runs import manager, process
 from studio.runs.rundir import FINAL_STATES, RunDir
 
 OOM_ADVICE = ("out of memory: lower train.batch_size (raise gradient_accumulation_steps to keep the effective "
-              "batch), turn on train.gradient_checkpointing, or load the model with model.quantization: 4bit")
+              "batch), turn on train.gradient_checkpointing, or load the model with model.quantization: 4bit (QLoRA)")
+DISK_FULL = ("disk full: no space left on the device while the run was writing; free some space, then resume the "
+             "run (its metrics and complete checkpoints so far are kept)")
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
     return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno == errno.ENOSPC
+
+
+def _failure(err: BaseException) -> str:
+    if _is_out_of_memory(err):
+        return OOM_ADVICE
+    if _is_disk_full(err):
+        return DISK_FULL
+    return f"{type(err).__name__}: {_one_line(err)}"
 
 
 def _one_line(err: BaseException) -> str:
@@ -111,8 +126,7 @@ def _train(run: RunDir) -> int:
         return 1
     except BaseException as err:  # noqa: BLE001 - the run must end with a recorded state whatever happened
         traceback.print_exc()
-        message = OOM_ADVICE if _is_out_of_memory(err) else f"{type(err).__name__}: {_one_line(err)}"
-        run.write_status(state="failed", error=message)
+        run.write_status(state="failed", error=_failure(err))
         return 1
     state = "cancelled" if run.cancel_requested() else "completed"
     run.write_status(state=state, error=None)

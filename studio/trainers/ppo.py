@@ -285,7 +285,8 @@ def load_checkpoint(folder: Path, model: PolicyWithValue, optimizer, scheduler, 
         raise StudioError(f"{folder}: this checkpoint holds weights the model lacks ({sorted(missing)[0]}); was "
                           "the config changed since it was saved?")
     model.load_state_dict(weights, strict=False)
-    state = torch.load(folder / STATE_FILE, weights_only=False)
+    # weights_only: a checkpoint folder is a file on disk like any other; loading it must never run code from it.
+    state = torch.load(folder / STATE_FILE, weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     kl_ctl.value = state["kl_coef"]
