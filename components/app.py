@@ -57,7 +57,7 @@ def main(host: str | None = None, port: int | None = None) -> None:
     host, port = spaces.serve_address(host, port)
     try:
         login = access.login_from_env()
-        access.check_exposure(host, login)
+        access.serve(host, login)  # checks the address, and remembers it for access.exposed()
     except StudioError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -16,7 +16,7 @@ from studio import config as cfg
 from studio.errors import StudioError
 
 KEYS = ("model.name", "model.revision", "model.dtype", "model.quantization", "model.double_quant",
-        "model.trust_remote_code")
+        "model.attention", "model.trust_remote_code")
 TRUST_WARNING = ("**Warning:** with trust_remote_code on, loading this model runs Python code from the model's "
                  "repository on this machine. Turn it on only for repositories you trust.")
 # Term columns of the memory table, in the order studio/estimate.py adds them.
@@ -32,10 +32,11 @@ def build() -> Fields:
         dtype = widget("model.dtype")
         quantization = widget("model.quantization")
         double_quant = widget("model.double_quant")
+        attention = widget("model.attention")
     trust = widget("model.trust_remote_code")
     warning = gr.Markdown(TRUST_WARNING, visible=False)
     trust.change(trust_warning, inputs=trust, outputs=warning, api_name="trust_warning")
-    return dict(zip(KEYS, (name, revision, dtype, quantization, double_quant, trust)))
+    return dict(zip(KEYS, (name, revision, dtype, quantization, double_quant, attention, trust)))
 
 
 def attach(fields: Fields) -> None:

@@ -283,8 +283,8 @@ class ChartSession:
         rows = self.feed.refresh()
         stage = self.feed.stage(run.id)
         log_y = {p.title: True for p in charts.stage_panels(stage)} if log_scale else None
-        panels = [self.feed.panel(p, smoothing, (log_y or {}).get(p.title), run_ids=ids)
-                  for p in charts.stage_panels(stage)]
+        panels = charts.shown(self.feed.panel(p, smoothing, (log_y or {}).get(p.title), run_ids=ids)
+                              for p in charts.stage_panels(stage))
         return run.id, stage, panels, rows
 
 

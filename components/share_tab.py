@@ -8,7 +8,8 @@
     Push           uploads the run with its card; the token is never typed here: it comes from HF_TOKEN or
                    `huggingface-cli login` on the machine running the studio, and the tab says whether one is found
     Export Space   writes a Gradio chat app for the run into a folder (empty: <home>/spaces/<run id>) and lists its
-                   files; Push Space then uploads that folder as a Space
+                   files; Push Space then uploads that folder as a Space. When others can open the studio (another
+                   address behind a login, or a Space) the folder must be inside <home>/spaces
 
 Endpoints for scripts and tests (gradio_client): /share_runs, /token_status,
 /card_preview(run_id, repo_id, merged) -> (card, message), /push(run_id, repo_id, merged, private) -> message,
@@ -23,7 +24,7 @@ from pathlib import Path
 import gradio as gr
 
 from components.oneline import error_line
-from studio import share, spaces
+from studio import access, share, spaces
 from studio.errors import StudioError
 from studio.runs import manager
 from studio.runs.rundir import studio_home
@@ -90,6 +91,16 @@ def _new_folder(run_id: str) -> Path:
     return out
 
 
+def _export_folder(run_id: str, folder: str | None) -> Path:
+    """The folder to export into: a new one under <home>/spaces when the box is empty; the one typed, anywhere, on a
+    studio only this machine can open; inside <home>/spaces (else one line) when others can open it, so a visitor
+    cannot write wherever the server may."""
+    text = (folder or "").strip()
+    if access.exposed():  # the default too: its name comes from the run id the request sent
+        return access.inside(studio_home() / "spaces", text or str(_new_folder(run_id)), "export folder")
+    return Path(text).expanduser() if text else _new_folder(run_id)
+
+
 def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -99,8 +110,7 @@ def export_space(run_id: str | None, folder: str | None):
     a disabled button)."""
     try:
         _required(run_id)
-        out = Path(folder.strip()).expanduser() if (folder or "").strip() else _new_folder(run_id)
-        out = Path(share.export_space(run_id, out))
+        out = Path(share.export_space(run_id, _export_folder(run_id, folder)))
     except Exception as err:
         return None, error_line(err), gr.Button(interactive=False)
     files = "\n".join(f"- `{name}`" for name in _files(out))

@@ -2,20 +2,24 @@
 
     auth = access.login_from_env()              # ("user", "password") from RLHF_STUDIO_AUTH=user:password, or None
     access.check_exposure("0.0.0.0", auth)      # StudioError: another address without a login is refused
+    access.serve("0.0.0.0", auth)               # the same check, and remembers the address: exposed() is True
+    access.inside(home / "spaces", "my-space", "export folder")   # a folder a visitor names, kept inside the root
 
 `rlhf-studio ui --host 0.0.0.0 --auth user:password` (or RLHF_STUDIO_AUTH) serves other machines behind gradio's
-login page. On Hugging Face Spaces the app must bind every interface for the Space's proxy, and who may open it is
-the Space's visibility, so there a login is optional (RLHF_STUDIO_AUTH still adds one). Uploads are capped at
-max_upload(). Never imports gradio.
+login page, and what a visitor may name there is narrower: a folder to write to stays inside the studio home
+(inside()) whenever exposed() says people other than this machine's user can open the studio. On Hugging Face
+Spaces the app must bind every interface for the Space's proxy, and who may open it is the Space's visibility, so
+there a login is optional (RLHF_STUDIO_AUTH still adds one). Uploads are capped at max_upload(). Never imports gradio.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 
 from studio import spaces
-from studio.errors import ConfigError
+from studio.errors import ConfigError, StudioError
 
 AUTH_ENV = "RLHF_STUDIO_AUTH"
 UPLOAD_ENV = "RLHF_STUDIO_MAX_UPLOAD"
@@ -55,3 +59,32 @@ def check_exposure(host: str, login: tuple[str, str] | None) -> None:
         return
     raise ConfigError(f"--host {host}: other machines could reach the studio, start runs and read your runs; give "
                       f"--auth USER:PASSWORD (or set {AUTH_ENV}), or bind 127.0.0.1 and use an SSH tunnel")
+
+
+_served_host: str | None = None  # the address this process serves the UI on, once serve() has checked it
+
+
+def serve(host: str, login: tuple[str, str] | None) -> None:
+    """check_exposure, then remember the address, for exposed(): what the UI process calls before it launches."""
+    global _served_host
+    check_exposure(host, login)
+    _served_host = host
+
+
+def exposed() -> bool:
+    """Whether people other than this machine's user may open the studio: it serves another address (behind a
+    login), or it runs in a Space. Their requests must not reach the server's files outside the studio home."""
+    return spaces.on_spaces() or (_served_host is not None and not is_loopback(_served_host))
+
+
+def inside(root: Path, text: str, what: str) -> Path:
+    """The folder `text` names under `root` (a relative name is taken inside root, `~` is this server's home), or one
+    line refusing it when it would land anywhere but strictly inside root. The check is on the real path, with every
+    ../ and symlink (of the folder or any parent) followed, so neither can lead out of root."""
+    root = Path(root)
+    out = root / Path(text.strip()).expanduser()  # an absolute path replaces root
+    real_root, real = root.resolve(), out.resolve()
+    if real_root not in real.parents:
+        raise StudioError(f"{what} '{text.strip()}': this studio can be opened by others, so it writes only inside "
+                          f"{root}; give a folder name there, or leave it empty")
+    return out

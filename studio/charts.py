@@ -15,10 +15,9 @@ notes; health.py is what reports them), then on a log-scale panel values <= 0 ar
 the EMA smoothing of TensorBoard is applied, then each series is cut to at most `max_points` points by keeping
 the first and last point and the minimum and maximum of each bucket between, so a spike survives.
 
-Tokens/s: no trainer logs it directly, so it is derived as the rise of TRL's cumulative `num_tokens` between
-two consecutive train rows divided by the rise of their wall-clock `time` (the key `tokens_per_second`). It
-covers whatever ran between those two log events, so an evaluation in between shows as a dip. A trainer that
-logs `tokens_per_second` itself is plotted as logged.
+Tokens/s and MFU: every stage logs `tokens_per_second` (and `mfu` on a GPU) itself (studio/throughput.py), and
+they are plotted as logged. Runs written before that carry only TRL's cumulative `num_tokens` (SFT); for them
+tokens/s is derived as its rise between two consecutive train rows divided by the rise of their `time`.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ class Panel:
     title: str
     keys: tuple[str, ...]
     log_y: bool = False  # the scale the panel opens with; the user may switch it
+    when_logged: bool = False  # drawn only once one of its keys was logged (e.g. MFU, which only a GPU logs)
 
     def keys_in(self, logged: Iterable[str]) -> list[str]:
         """The logged keys this panel draws, in the panel's order (prefix matches sorted among themselves)."""
@@ -58,9 +58,15 @@ class Panel:
         return out
 
 
+# Every stage ends with these (see the module docstring).
+_THROUGHPUT = (Panel("Tokens/s (trained)", (TOKENS_PER_SECOND,), when_logged=True),
+               Panel("MFU (fraction of the GPU's peak)", ("mfu",), when_logged=True),
+               Panel("GPU memory, peak allocated (GiB)", ("gpu_memory_gib",), when_logged=True))
+
+
 def _losses(*extra: Panel) -> tuple[Panel, ...]:
     return (Panel("Loss", ("loss", "eval_loss")), *extra,
-            Panel("Learning rate", ("learning_rate",)), Panel("Gradient norm", ("grad_norm",)))
+            Panel("Learning rate", ("learning_rate",)), Panel("Gradient norm", ("grad_norm",)), *_THROUGHPUT)
 
 
 _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
@@ -73,11 +79,11 @@ _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
     Panel("Answers cut off at the length limit", ("completions/clipped_ratio",)),
     Panel("Clipped probability ratios", ("clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean")),
     Panel("Learning rate", ("learning_rate",)),
+    *_THROUGHPUT,
 )
 
 STAGE_PANELS: dict[str, tuple[Panel, ...]] = {
-    "sft": _losses(Panel("Token accuracy", ("mean_token_accuracy", "eval_mean_token_accuracy")),
-                   Panel("Tokens/s", (TOKENS_PER_SECOND,))),
+    "sft": _losses(Panel("Token accuracy", ("mean_token_accuracy", "eval_mean_token_accuracy"))),
     "reward": _losses(Panel("Accuracy (chosen scored higher)", ("accuracy", "eval_accuracy")),
                       Panel("Margin (chosen - rejected)", ("margin", "eval_margin")),
                       Panel("Chosen / rejected reward", ("chosen_reward", "rejected_reward", "eval_chosen_reward",
@@ -103,6 +109,7 @@ STAGE_PANELS: dict[str, tuple[Panel, ...]] = {
         Panel("Answers ending with end-of-turn", ("eos_fraction",)),
         Panel("Seconds per step: generation / optimization", ("time/generation", "time/optimization")),
         Panel("Learning rate", ("learning_rate",)),
+        *_THROUGHPUT,
     ),
     "rejection": (
         Panel("Reward (all answers, best of K)", ("reward", "reward_best", "reward/*")),
@@ -112,6 +119,7 @@ STAGE_PANELS: dict[str, tuple[Panel, ...]] = {
         Panel("Answer length (tokens)", ("response_length", "best_response_length")),
         Panel("Answers ending with end-of-turn", ("eos_fraction",)),
         Panel("Seconds per round: generation / training", ("time/generation", "time/training")),
+        *_THROUGHPUT,
     ),
     "grpo": _ONLINE_TRL,
     "rloo": _ONLINE_TRL,
@@ -370,7 +378,13 @@ def panels_from_rows(stage: str, rows: Iterable[Mapping], smoothing: float = 0.0
                      max_points: int = DEFAULT_MAX_POINTS, run_id: str = "run") -> list[PanelData]:
     """Every panel of a stage from one run's rows, read in one go (for a finished run or a test)."""
     runs = {run_id: columns(rows)}
-    return [panel_data(p, runs, stage=stage, smoothing=smoothing, max_points=max_points) for p in stage_panels(stage)]
+    return shown([panel_data(p, runs, stage=stage, smoothing=smoothing, max_points=max_points)
+                  for p in stage_panels(stage)])
+
+
+def shown(panels: Iterable[PanelData]) -> list[PanelData]:
+    """The panels to draw: all but a `when_logged` panel none of whose keys was logged yet."""
+    return [data for data in panels if data.series or not data.panel.when_logged]
 
 
 # ---------------------------------------------------------------- the live feed
@@ -441,7 +455,7 @@ class ChartFeed:
         if stage is None:
             stage = next(iter(self.runs.values())).stage if self.runs else ""
         log_y = log_y or {}
-        return [self.panel(p, smoothing, log_y.get(p.title)) for p in stage_panels(stage)]
+        return shown(self.panel(p, smoothing, log_y.get(p.title)) for p in stage_panels(stage))
 
 
 # ---------------------------------------------------------------- plotly

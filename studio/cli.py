@@ -396,6 +396,9 @@ def cmd_show(args) -> int:
         print(f"behind {status['queued_behind']}")
     if status.get("error"):
         print(f"error  {status['error']}")
+    if status.get("log_tail"):  # a worker killed from outside could not say more: its last words are in the log
+        print("\nlog tail (train.log when it ended):\n" + "\n".join("  " + line for line in
+                                                                    status["log_tail"].splitlines()))
     print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
     if latest:
         print("\nlatest metrics:")

@@ -88,6 +88,9 @@ class ModelSpec:
                                       "0.4 bits per weight)")
     trust_remote_code: bool = option(False, "Run Python code shipped with the model repository. Only for "
                                             "repositories you trust")
+    attention: str = option("auto", "Attention kernel: auto uses FlashAttention 2 on a GPU when the flash-attn "
+                                    "package is installed, else PyTorch's SDPA; eager is the plain, slowest one",
+                            choices=("auto", "flash_attention_2", "sdpa", "eager"))
 
 
 @dataclass
@@ -169,6 +172,9 @@ class TrainSpec:
     save_total_limit: int = option(2, "Keep at most this many checkpoints (the newest)", ge=1)
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: much less "
                                                  "memory, about 30% slower")
+    liger_kernel: bool = option(True, "SFT with Liger's fused kernels (RMSNorm, RoPE, SwiGLU, and a loss that "
+                                      "never holds the full logits) on a GPU, when the liger-kernel package is "
+                                      "installed")
     seed: int = option(42, "Random seed for data order, LoRA init and sampling", ge=0)
 
 

@@ -432,6 +432,7 @@ class Generator:
     def _load_adapter(held: _Held, folder: Path):
         from peft import PeftConfig, PeftModel
 
+        models.check_safe_weights(folder)  # peft would fall back to a pickle adapter_model.bin
         name = f"a{len(held.adapter_names)}"  # run ids hold characters PEFT does not take in module names
         config = PeftConfig.from_pretrained(str(folder))
         config.inference_mode = True

@@ -22,6 +22,7 @@ import torch
 # bitsandbytes warns on every 8-bit matmul that fp32 inputs are cast to fp16: expected, and it floods train.log.
 warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
 
+from studio import accel
 from studio.config import LoraSpec, ModelSpec
 from studio.errors import ModelError
 from studio.runs.rundir import studio_home
@@ -133,9 +134,36 @@ def load_reward_model(spec: ModelSpec, start_from: Path | None = None, pad_token
     return model
 
 
+SAFE_ADAPTER_WEIGHTS = "adapter_model.safetensors"
+SAFE_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")  # one file, or the index of its shards
+
+
+def check_safe_weights(folder: Path) -> Path:
+    """The run folder (an adapter or a whole model), if its weights are safetensors; else one line naming it.
+
+    Every weight folder a run writes is safetensors (trainers/common.save_final), and a pickle .bin can run any code
+    while it loads, so a folder without safetensors is refused rather than handed to transformers or peft, which
+    would fall back to the .bin (peft 0.21 load_peft_weights picks adapter_model.safetensors, else adapter_model.bin,
+    and takes no use_safetensors switch)."""
+    folder = Path(folder)
+    adapter = (folder / "adapter_config.json").is_file()
+    wanted = (SAFE_ADAPTER_WEIGHTS,) if adapter else SAFE_MODEL_WEIGHTS
+    if any((folder / name).is_file() for name in wanted):
+        return folder
+    pickles = sorted(p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
+    found = f"only {', '.join(pickles)}" if pickles else "no weights"
+    raise ModelError(f"{folder}: {found} and no {wanted[0]}; the studio loads a run's weights only as safetensors "
+                     "(a pickle file can run code when loaded), so it did not load this folder")
+
+
 def _from_pretrained(auto_class, spec: ModelSpec, start_from: Path | None = None, **extra):
+    if start_from is not None:
+        check_safe_weights(Path(start_from))
     kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code, dtype=resolve_dtype(spec),
                   **extra)
+    attention = accel.attention_implementation(spec, kwargs["dtype"])
+    if attention:
+        kwargs["attn_implementation"] = attention
     quant = quantization_config(spec)
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -143,7 +171,12 @@ def _from_pretrained(auto_class, spec: ModelSpec, start_from: Path | None = None
             kwargs["device_map"] = {"": torch.cuda.current_device()}
     adapter = start_from is not None and (Path(start_from) / "adapter_config.json").is_file()
     # An earlier full fine-tune is itself the model to load; an earlier LoRA run is merged into its base below.
-    source = str(start_from) if start_from is not None and not adapter else resolve(spec.name)
+    whole_run = start_from is not None and not adapter
+    source = str(start_from) if whole_run else resolve(spec.name)
+    if whole_run:
+        # A run's whole-model folder: safetensors only, even if a .bin lies beside it. The base model (hub id or the
+        # user's folder) is the user's choice: transformers prefers its safetensors and loads a .bin weights-only.
+        kwargs["use_safetensors"] = True
     try:
         model = auto_class.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
@@ -157,6 +190,7 @@ def merge_adapter(model, adapter_dir: Path):
     """Fold a saved LoRA adapter into the model's weights, so a new adapter can be trained on top of it."""
     from peft import PeftConfig, PeftModel
 
+    check_safe_weights(adapter_dir)
     config = PeftConfig.from_pretrained(str(adapter_dir))
     # Load it as a task-agnostic adapter: a policy (causal LM) adapter may go into a reward model body, whose
     # score head it leaves untouched.

@@ -65,6 +65,7 @@ def _load_model(run: RunDir):
     if (run.adapter_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
+        models.check_safe_weights(run.adapter_dir)  # before the body loads: peft would fall back to a pickle .bin
         # The body the adapter was trained on: the base model, with the parent run merged in for a chained RM.
         base = models.load_reward_model(config.model, start_weights(config), pad_token_id=tokenizer.pad_token_id)
         model = PeftModel.from_pretrained(base, str(run.adapter_dir))  # LoRA weights and the trained score head

@@ -450,6 +450,8 @@ def export_space(run_id: str, out_dir: str | Path, settings: cfg.GenerationSpec 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StudioError(f"'{out}' already exists and is not empty; give a new or empty folder")
     target = generate.run_target(run.id)  # refuses reward runs: they write no answers to chat with
+    for folder in ((target.weights,) if target.weights else ()) + target.merged + target.adapters:
+        models.check_safe_weights(folder)  # the Space loads them as they are: never ship a pickle .bin
     settings = settings or cfg.GenerationSpec()
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -223,7 +223,8 @@ def test_feed_overlays_its_runs_and_uses_the_first_runs_stage(tmp_path):
         feed.add_run(run_id, path, stage="ppo", label=label)
     feed.refresh()
     panels = feed.panels(smoothing=0.0, log_y={"KL to the starting model (per answer)": True})
-    assert [p.panel.title for p in panels] == [p.title for p in charts.STAGE_PANELS["ppo"]]
+    # the throughput panels wait for their first value (tokens/s, and MFU on a GPU)
+    assert [p.panel.title for p in panels] == [p.title for p in charts.STAGE_PANELS["ppo"] if not p.when_logged]
     assert [s.label for s in panels[0].series] == ["first: reward", "b: reward"]
     assert panels[1].log_y and not panels[0].log_y
     feed.remove_run("b")
@@ -257,3 +258,13 @@ def test_a_flat_series_is_drawn_flat_not_zoomed_into_float_noise():
     assert list(fig.layout.yaxis.range) == pytest.approx([0.9e-4, 1.1e-4])
     moving = charts.figure(one_panel("sft", "Learning rate", rows_of("learning_rate", [1e-4, 2e-4, 3e-4])))
     assert moving.layout.yaxis.range is None  # a real change keeps plotly's own range
+
+
+def test_throughput_panels_appear_once_logged(tmp_path):
+    rows = [{"loss": 1.0, "step": 1}]
+    assert "Tokens/s (trained)" not in [p.panel.title for p in charts.panels_from_rows("dpo", rows)]
+    rows.append({"loss": 0.9, "tokens_per_second": 950.0, "step": 2})
+    titles = [p.panel.title for p in charts.panels_from_rows("dpo", rows)]
+    assert "Tokens/s (trained)" in titles and "MFU (fraction of the GPU's peak)" not in titles
+    rows.append({"loss": 0.8, "tokens_per_second": 990.0, "mfu": 0.31, "step": 3})
+    assert "MFU (fraction of the GPU's peak)" in [p.panel.title for p in charts.panels_from_rows("dpo", rows)]

@@ -71,13 +71,14 @@ def test_missing_config_file_and_unknown_run(studio_home):
 
 
 @pytest.mark.slow
-def test_a_run_that_fails_in_the_worker_exits_nonzero_with_its_reason(studio_home, tmp_path):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"instruction": "hi", "context": "", "category": "open_qa"}\n')
-    result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", f"data.path={bad}")
+def test_a_run_that_fails_in_the_worker_exits_nonzero_with_its_reason(studio_home):
+    # A broken file is refused before the run exists (tests/test_bad_input.py); rows too long for data.max_length
+    # are only found by the worker, which has the tokenizer.
+    result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", "data.max_length=16",
+                     "--set", "data.on_bad_rows=fail")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "no usable rows" in last and "row 1: column 'response': missing" in last
+    assert last.startswith("error: dolly.jsonl row 1: ") and "over data.max_length = 16" in last
     assert "Traceback" not in result.stderr
     run = RunDir.of(result.stdout.split()[1])
     assert run.read_status()["state"] == "failed"

@@ -80,6 +80,7 @@ def test_learns_polite_over_rude(studio_home, tmp_path):
     assert last["rewards/accuracies"] > first["rewards/accuracies"], (first, last)
     assert last["rewards/margins"] >= first["rewards/margins"] + 2.0, (first, last)
     assert last["loss"] < first["loss"]
+    assert all(row["tokens_per_second"] > 0 and "mfu" not in row for row in rows)  # no MFU on a CPU
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()
     assert not (run.adapter_dir / "ref").exists()  # only the trained adapter is saved
 

@@ -148,14 +148,14 @@ def test_pipeline_runs_stages_as_linked_runs(studio_home):
 
 
 @pytest.mark.slow
-def test_a_failed_stage_stops_the_pipeline(studio_home, tmp_path):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"chosen": "no markers", "rejected": "none here"}\n')
+def test_a_failed_stage_stops_the_pipeline(studio_home):
+    # Rows too long for data.max_length are found by the stage's worker (a broken file is refused before any stage).
     result = run_cli("train", "presets/sft-dpo-tiny.yaml", "--set", "train.max_steps=2",
-                     "--set", f"stages.dpo.data.path={bad}", timeout=600)
+                     "--set", "stages.dpo.data.max_length=16", "--set", "stages.dpo.data.on_bad_rows=fail",
+                     timeout=600)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: pipeline sft-dpo-tiny stopped at stage dpo"
-    assert "no usable rows" in result.stderr
+    assert "over data.max_length = 16" in result.stderr
     assert [r["state"] for r in json.loads(run_cli("runs", "--json").stdout)] == ["completed", "failed"]
 
 

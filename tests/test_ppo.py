@@ -20,7 +20,8 @@ from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 
 STEP_KEYS = ("reward", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss", "clip_fraction",
-             "approx_kl", "response_length", "time/generation", "time/optimization", "step", "epoch", "time")
+             "approx_kl", "response_length", "time/generation", "time/optimization", "tokens_per_second", "step",
+             "epoch", "time")
 
 
 def ppo_config(path, reward_run: str, **ppo_options) -> RunConfig:

@@ -70,6 +70,7 @@ def test_sft_trains_on_every_source_that_gives_sft_rows(studio_home, source):
                        train=TrainSpec(max_steps=3, batch_size=4, logging_steps=1, save_steps=0))
     run = manager.create(config)
     sft.train(config, run)
-    losses = [row["loss"] for row in read_all(run.metrics_path) if "loss" in row]
-    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    rows = [row for row in read_all(run.metrics_path) if "loss" in row]
+    assert len(rows) == 3 and all(row["loss"] > 0 for row in rows)
+    assert all(row["tokens_per_second"] > 0 for row in rows)
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()

@@ -55,11 +55,12 @@ def test_chart_data_gives_the_stage_panels_and_grows_with_new_rows(client):
     run = _finished_run("charted", _sft_rows(1, 10))
     data = client.predict(run.id, 0.0, api_name="/chart_data")
     assert data["stage"] == "sft" and data["rows_read"] == 12 and data["last_step"] == 10
-    assert [p["title"] for p in data["panels"]] == ["Loss", "Token accuracy", "Tokens/s", "Learning rate",
-                                                    "Gradient norm"]
+    # no MFU panel: these rows (like a CPU run's) carry none
+    assert [p["title"] for p in data["panels"]] == ["Loss", "Token accuracy", "Learning rate", "Gradient norm",
+                                                    "Tokens/s (trained)"]
     assert _points(data) == {("Loss", "loss"): 10, ("Loss", "eval_loss"): 2,
                              ("Token accuracy", "mean_token_accuracy"): 10,
-                             ("Tokens/s", "tokens_per_second"): 9,  # a rate between consecutive train rows
+                             ("Tokens/s (trained)", "tokens_per_second"): 9,  # derived between train rows
                              ("Learning rate", "learning_rate"): 10, ("Gradient norm", "grad_norm"): 10}
 
     writer = MetricsWriter(run.metrics_path)

@@ -6,6 +6,7 @@ Canonical forms (role/content messages, as TRL takes them):
                   "margin": float (optional: how much better chosen is, for margin losses)}
 
     loaded = load(config.data, "sft")   # rows from the hub, a local file, or the bundled sample
+    check_file(config.data, "dpo")      # a local file loaded as that stage will, before its run exists
     train_rows, eval_rows = split_eval(loaded.rows, 0.05, seed=42)
 
 A source module (one per source, see SOURCES) has:
@@ -40,7 +41,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from studio.config import SOURCE_FORMATS, DataSpec
+from studio.config import PROMPT_ONLY, SOURCE_FORMATS, STAGE_FORMATS, DataSpec
 from studio.data.fields import RowProblem
 from studio.data.files import read_rows
 from studio.data.hub import load_hub_rows
@@ -172,6 +173,28 @@ def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cac
     if use_cache:
         _write_cache(key, loaded)
     return loaded
+
+
+def check_file(spec: DataSpec, stage: str) -> Loaded | None:
+    """Load a local file (or the bundled sample) now, as the stage's worker will, so that a broken file, a missing
+    column, a bad row in fail mode or a file with no usable row is refused in one line naming the file, row and
+    column before a run exists and before any model loads. Hub datasets are left to the worker: no download here.
+
+    The cost is the worker's own: the converted rows go to the cache (keyed by the file's size and time), and the
+    worker reads them back instead of converting the file again, so even a large file is parsed once per change.
+    The stages that only take prompts try the source's formats in order, as trainers/sampling.py does."""
+    module = source_module(spec.source)
+    if origin_of(spec) == module.HUB_ID:
+        return None
+    fmt = STAGE_FORMATS[stage]
+    formats = SOURCE_FORMATS[spec.source] if fmt == PROMPT_ONLY else (fmt,)
+    for number, fmt in enumerate(formats, start=1):
+        try:
+            return load(spec, fmt)
+        except DataError:
+            if number == len(formats):
+                raise
+    return None
 
 
 def prepare(spec: DataSpec, fmt: str, tokenizer, run=None) -> Loaded:

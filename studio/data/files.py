@@ -2,6 +2,7 @@
 
 Every problem is reported in one line naming the file and the line or row:
 `data.jsonl line 7: not valid JSON (the last line is cut off)`.
+A file is read whole into memory, so one over `size_limit()` (the studio's upload cap) is refused unread.
 """
 
 from __future__ import annotations
@@ -11,13 +12,35 @@ import gzip
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
-from studio.errors import DataError
+from studio import access
+from studio.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
+SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}  # as gradio's max_file_size
+
+
+def size_limit() -> int:
+    """Bytes of the largest data file the studio reads: the upload cap (studio/access.py), in gradio's units.
+    Every file is read whole into memory, and also in the UI's own process when a run starts (runs.manager
+    checks the file before it creates the run), so a file too big to upload is too big to read from a path."""
+    text = access.max_upload()
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]+)\s*", text)
+    if not match or match[2].lower() not in SIZE_UNITS:
+        raise ConfigError(f"{access.UPLOAD_ENV} = {text!r}: expected a size such as 500mb "
+                        f"(units {', '.join(SIZE_UNITS)})")
+    return int(match[1]) * SIZE_UNITS[match[2].lower()]
+
+
+def _size_text(size: int) -> str:
+    for unit in ("tb", "gb", "mb", "kb"):
+        if size >= SIZE_UNITS[unit]:
+            return f"{size / SIZE_UNITS[unit]:.1f} {unit.upper()}"
+    return f"{size} bytes"
 
 
 def file_kind(path: Path) -> str:
@@ -34,8 +57,12 @@ def read_rows(path: str | Path) -> list[dict]:
     kind = file_kind(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise DataError(f"{path}: the file is empty")
+    if size > (limit := size_limit()):
+        raise DataError(f"{path}: {_size_text(size)}, over the {_size_text(limit)} the studio reads (it reads a "
+                        f"file whole into memory); split the file, or raise {access.UPLOAD_ENV} if memory allows")
     if kind == ".parquet":
         return _read_parquet(path)
     opener = gzip.open if kind == ".jsonl.gz" else open

@@ -37,7 +37,7 @@ import yaml
 
 from studio import config as cfg
 from studio import spaces
-from studio.data import HUB, SAMPLE
+from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, ModelError, StudioError
 from studio.runs import process
@@ -47,8 +47,8 @@ from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 
 def check_inputs(config: cfg.RunConfig) -> None:
-    """Cheap checks of the files a config names, so a typo fails now and not after the model loaded; and no
-    training at all on a CPU-only Space."""
+    """Checks of the files a config names, so a typo or a broken data file fails now, before a run exists, and not
+    after the model loaded; and no training at all on a CPU-only Space."""
     spaces.refuse_cpu_space()
     path = config.data.path
     if not path:
@@ -59,6 +59,10 @@ def check_inputs(config: cfg.RunConfig) -> None:
         file_kind(Path(path))
         if not Path(path).expanduser().is_file():
             raise DataError(f"data.path = '{path}': no such file")
+    # A local data file is read and converted here as the worker would (cut-off line, binary or HTML file, missing
+    # column, bad row in fail mode, over the size limit: one line naming file, row and column). Not extra work: the
+    # worker reads the converted rows back from the data cache. Hub datasets are left to the worker.
+    check_file(config.data, config.stage)
     name = config.model.name
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
         raise ModelError(f"model.name = '{name}': no such folder")
@@ -138,7 +142,9 @@ def launch(run: RunDir) -> subprocess.Popen:
     with open(run.log_path, "ab") as log:
         proc = subprocess.Popen([*WORKER, str(run.path)], stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    run.write_status(state="running", pid=proc.pid, started=process.start_time(proc.pid))
+    started = process.start_time(proc.pid)
+    # The supervisor is the run's pid until it records the training child it starts (see studio.runs.worker).
+    run.write_status(state="running", pid=proc.pid, started=started, supervisor=proc.pid, supervisor_started=started)
     return proc
 
 
@@ -226,8 +232,8 @@ def resume(run: RunDir) -> subprocess.Popen | None:
     step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if checkpoints else 0
     truncate_after(run.metrics_path, step)
     run.cancel_path.unlink(missing_ok=True)
-    run.write_status(state="queued", pid=None, started=None, step=step, error=None, resumed_from=step,
-                     requested=time.time())
+    run.write_status(state="queued", pid=None, started=None, supervisor=None, supervisor_started=None, step=step,
+                     error=None, log_tail=None, resumed_from=step, requested=time.time())
     return _request(run)
 
 
@@ -258,14 +264,22 @@ def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[dict, bo
     current = run.read_status()
     if current.get("state") in FINAL_STATES or not current.get("pid"):
         return current, False
-    if process.is_alive(current.get("pid"), current.get("started")):
+    if worker_alive(current):
         return current, False
     current = run.read_status()  # it may have finished between the two reads
     if current.get("state") in FINAL_STATES:
         return current, False
     how = _describe_exit(exit_code)
     return run.write_status(state="failed", error=f"the worker process {how} before the run finished; "
-                                                  f"see {run.log_path}"), True
+                                                  f"see {run.log_path}", log_tail=run.log_tail()), True
+
+
+def worker_alive(current: dict) -> bool:
+    """Whether a run's training process or its supervisor still lives: while the supervisor does, it will record
+    how the training ended, so the run is not declared gone under its feet. Start times guard both against reused
+    PIDs."""
+    return (process.is_alive(current.get("pid"), current.get("started"))
+            or process.is_alive(current.get("supervisor"), current.get("supervisor_started")))
 
 
 def _describe_exit(exit_code: int | None) -> str:
@@ -280,8 +294,8 @@ def _describe_exit(exit_code: int | None) -> str:
 
 
 def cancel(run: RunDir, timeout: float = 30.0) -> dict:
-    """Take a waiting run out of the queue; ask a running worker to save and stop, and kill its process group if it
-    has not ended within `timeout`."""
+    """Take a waiting run out of the queue; ask a running worker to save and stop, and kill it (its training's
+    process group and its supervisor) if it has not ended within `timeout`. Returns once no process of it is left."""
     if status(run).get("state") in FINAL_STATES:
         return run.read_status()
     with queue_lock():  # so start_next cannot launch the run between this look and the write
@@ -291,21 +305,34 @@ def cancel(run: RunDir, timeout: float = 30.0) -> dict:
     if current.get("state") in FINAL_STATES:
         return current
     run.request_cancel()
-    pid, started = current.get("pid"), current.get("started")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.is_alive(pid, started):
-            break
-        time.sleep(0.2)
-    else:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    if not _wait_for_end(run, timeout):
+        _kill(run.read_status())  # re-read: the supervisor may have recorded its training child meanwhile
+        _wait_for_end(run, 10.0)  # SIGKILL cannot be ignored; wait so that no process outlives the cancel
     if run.read_status().get("state") not in FINAL_STATES:
         run.write_status(state="cancelled", error=None)
     start_next()  # a worker killed above could not hand the device on
     return run.read_status()
+
+
+def _wait_for_end(run: RunDir, timeout: float) -> bool:
+    """Wait until neither the run's training process nor its supervisor lives; False if `timeout` ran out."""
+    deadline = time.monotonic() + timeout
+    while worker_alive(run.read_status()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _kill(current: dict) -> None:
+    """SIGKILL the training's process group (the training and anything it started) and the supervisor, each only if
+    it is still the process recorded (start time), so a reused PID is never hit."""
+    for pid_key, started_key, kill in (("pid", "started", os.killpg), ("supervisor", "supervisor_started", os.kill)):
+        if process.is_alive(current.get(pid_key), current.get(started_key)):
+            try:
+                kill(current[pid_key], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def list_runs() -> list[dict]:

@@ -2,7 +2,8 @@
 
     <home>/runs/<run_id>/
         config.yaml     the validated RunConfig
-        status.json     state, pid, process start time, step, total steps, error (replaced atomically)
+        status.json     state, pid, process start time, step, total steps, error (replaced atomically); the
+                        worker's supervisor and, for a worker killed from outside, log_tail (studio.runs.worker)
         metrics.jsonl   one JSON object per log event (see studio.runs.metrics)
         train.log       the worker's stdout and stderr
         timeline.jsonl  answers to config.timeline.prompts by step (see studio.timeline), when it has prompts

@@ -4,6 +4,19 @@ Started by `studio.runs.manager`, never by the UI process itself. It reads confi
 and keeps status.json up to date. A user mistake ends the run as failed with its one-line message; any
 other error also writes its traceback to train.log. SIGTERM asks for a checkpoint and a clean stop.
 However the run ends, the worker then starts the next queued run (`manager.start_next`): one training at a time.
+
+Two processes, so that a run killed from outside (`kill -9`, the kernel's OOM killer) still says how it ended,
+whoever launched it (the UI, a CLI that has exited since, a pipeline runner): a process cannot record its own
+SIGKILL, and only its parent learns the exit status. So the command above is a small supervisor: it claims the
+run, starts the training as a child (the same command with `--training`) and waits for it. The child is the
+run's `pid` in status.json (the process a user would kill: it holds the model and the GPU memory) and leads its
+own process group, so `os.killpg(pid, ...)` (manager.cancel) stops the training and whatever it started, and
+the supervisor, outside that group, lives on to record the end. The supervisor's own pid is kept as
+`supervisor` so that readers see the run as live until its end is recorded. If the child dies without writing
+a final state, the supervisor writes failed, "the worker process was killed by SIGKILL", with the last lines of
+train.log in `log_tail` (cancelled instead when a cancel was asked for: manager.cancel kills a worker that
+ignores it). A supervisor killed on its own leaves the training going; the child records its end itself.
+Re-running the same command (rather than a fixed one) keeps a stand-in such as tests/fake_worker.py in both roles.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ import importlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -76,12 +90,13 @@ def _claim(run: RunDir, pid: int) -> bool:
     second time, or a cancel take it out of the queue."""
     with manager.queue_lock():
         current = run.read_status()
-        other = current.get("pid")
         if current.get("state") in FINAL_STATES:
             return False
-        if other not in (None, pid) and process.is_alive(other, current.get("started")):
+        if current.get("pid") not in (None, pid) and manager.worker_alive(current):
             return False
-        run.write_status(state="running", pid=pid, started=process.start_time(pid), error=None)
+        started = process.start_time(pid)
+        run.write_status(state="running", pid=pid, started=started, supervisor=pid, supervisor_started=started,
+                         error=None, log_tail=None)
         return True
 
 
@@ -98,21 +113,48 @@ def _start_next() -> None:
         traceback.print_exc()
 
 
+TRAINING = "--training"  # the flag that makes the command the training child rather than its supervisor
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    args = [a for a in argv[1:] if a != TRAINING]
+    if len(args) != 1:
         print("usage: python -m studio.runs.worker RUN_DIR", file=sys.stderr)
         return 2
-    run = RunDir(Path(argv[1]))
+    run = RunDir(Path(args[0]))
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
     if os.environ.get("RANK", "0") != "0":  # a second process of `accelerate launch`: it trains, rank 0 reports
         return _train(_Quiet(run))
+    if TRAINING in argv:  # the supervisor claimed the run for this process already
+        try:
+            return _train(run)
+        finally:
+            _start_next()
     if not _claim(run, os.getpid()):
         print("this run has another worker process, or it ended before this one started; stopping", flush=True)
         return 0
-    try:
-        return _train(run)
-    finally:
-        _start_next()
+    return _supervise(run)
+
+
+def _supervise(run: RunDir) -> int:
+    """Train in a child process and record its end if it could not (see the module docstring)."""
+    # A SIGTERM meant for the worker asks for a clean stop; the supervisor stays to see the child end.
+    signal.signal(signal.SIGTERM, lambda *_: run.request_cancel())
+    # sys.orig_argv: this very command (python -m studio.runs.worker, or a test's stand-in) with its interpreter
+    # options; stdout and stderr are inherited, so the child writes train.log too.
+    child = subprocess.Popen([sys.executable, *sys.orig_argv[1:], TRAINING], stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+    run.write_status(pid=child.pid, started=process.start_time(child.pid))
+    code = child.wait()
+    if run.read_status().get("state") in FINAL_STATES:
+        return code  # the child recorded its end and started the next run
+    state = "cancelled" if run.cancel_requested() else "failed"
+    how = manager._describe_exit(code)
+    error = f"the worker process {how} before the run finished; see {run.log_path}" if state == "failed" else None
+    print(f"run {state}: the training process {how}", flush=True)
+    run.write_status(state=state, error=error, log_tail=run.log_tail())
+    _start_next()
+    return 1 if state == "failed" else 0
 
 
 def _train(run: RunDir) -> int:

@@ -15,6 +15,7 @@ from transformers import TrainerCallback, TrainingArguments
 from studio.config import RunConfig
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
+from studio.throughput import ThroughputMeter, counted_model
 
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,9 @@ def training_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
 
 
 class StudioCallback(TrainerCallback):
-    """Writes every log event to metrics.jsonl, the step to status.json, marks complete checkpoints, and stops
-    (after saving a checkpoint) when the run's cancel file appears."""
+    """Writes every log event to metrics.jsonl (training rows with `tokens_per_second`, and `mfu` on a GPU, added),
+    the step to status.json, marks complete checkpoints, and stops (after saving a checkpoint) when the run's
+    cancel file appears."""
 
     STATUS_INTERVAL = 0.5  # seconds between status.json writes while steps fly by
 
@@ -81,14 +83,29 @@ class StudioCallback(TrainerCallback):
         self.keep = keep_checkpoints
         self.metrics = MetricsWriter(run.metrics_path)
         self._last_status = 0.0
+        self.meter: ThroughputMeter | None = None
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.is_world_process_zero:
             self.run.write_status(step=state.global_step, total_steps=state.max_steps)
+            if model is not None and self.meter is None:
+                self.meter = ThroughputMeter(counted_model(model), processes=args.world_size)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if self.meter is not None:
+            self.meter.since_last()  # the next training rate leaves the evaluation's time out
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.meter is not None:
+            self.meter.close()
+            self.meter = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            self.metrics.write({**logs, "step": state.global_step, "epoch": state.epoch, "time": time.time()})
+            training_row = not any(key.startswith("eval_") for key in logs)
+            rates = self.meter.since_last() if self.meter is not None and training_row else {}
+            self.metrics.write({**logs, **rates, "step": state.global_step, "epoch": state.epoch,
+                                "time": time.time()})
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.monotonic()
@@ -143,7 +160,12 @@ def save_final(trainer, tokenizer, run: RunDir) -> None:
 def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:
     """What every stage does with its trainer: train (resuming from the last complete checkpoint), measure
     the final weights on the eval set unless the last step just did, and save them, unless cancelled."""
-    trainer.train(resume_from_checkpoint=resume_checkpoint(run))
+    checkpoint = resume_checkpoint(run)
+    if checkpoint:
+        from studio.models import check_safe_weights
+
+        check_safe_weights(Path(checkpoint))  # TRL would fall back to a pickle .bin in a folder without safetensors
+    trainer.train(resume_from_checkpoint=checkpoint)
     if run.cancel_requested():
         return
     eval_steps = config.train.eval_steps

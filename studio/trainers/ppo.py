@@ -50,6 +50,7 @@ from studio.errors import StudioError
 from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
+from studio.throughput import ThroughputMeter, counted_model
 from studio.trainers import ppo_math as pm
 from studio.trainers import timeline
 from studio.trainers.common import policy_and_reference, resume_checkpoint
@@ -336,6 +337,8 @@ def train(config: RunConfig, run: RunDir) -> None:
     if answers:
         answers.record(model.policy, done)
 
+    meter = ThroughputMeter(counted_model(model.policy), processes=processes) if main else None
+
     def checkpoint_now(step: int) -> None:
         if main and t.save_steps > 0:
             save_checkpoint(run, step, model, optimizer, scheduler, kl_ctl, rng, order, t.save_total_limit)
@@ -372,7 +375,8 @@ def train(config: RunConfig, run: RunDir) -> None:
         row = _step_metrics(accelerator, batch, losses, kl_coef)
         kl_ctl.update(row["kl"], t.batch_size * processes)
         if main:
-            metrics.write({**row, "learning_rate": scheduler.get_last_lr()[0], "time/generation": generation_time, "time/optimization": optimization_time,
+            metrics.write({**row, "learning_rate": scheduler.get_last_lr()[0], "time/generation": generation_time,
+                           "time/optimization": optimization_time, **meter.since_last(),
                            "step": step, "epoch": 0, "time": time.time()})
             run.write_status(step=step, total_steps=steps)
             if step == 1 or step % t.logging_steps == 0:

@@ -55,6 +55,7 @@ from studio.config import RejectionSpec, RunConfig
 from studio.rewards import RewardJudge
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
+from studio.throughput import ThroughputMeter, counted_model
 from studio.trainers import timeline
 from studio.trainers.common import load_policy, seed_model_init
 from studio.trainers.sampling import left_pad, load_prompts, response_mask
@@ -232,6 +233,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     if answers:
         answers.record(policy, 0)
 
+    meter = ThroughputMeter(counted_model(policy))
     for round_no in range(1, spec.rounds + 1):
         if run.cancel_requested():
             log.info("cancelled before round %d", round_no)
@@ -273,7 +275,7 @@ def train(config: RunConfig, run: RunDir) -> None:
                "response_length": lengths.mean().item(),
                **({"best_response_length": lengths[chosen].mean().item()} if chosen else {}),
                "eos_fraction": sum(samples.ended) / len(samples.ended),
-               "time/generation": generation_time, "time/training": training_time,
+               "time/generation": generation_time, "time/training": training_time, **meter.since_last(),
                "step": round_no, "epoch": round_no * per_round / len(prompts), "time": time.time()}
         metrics.write(row)
         run.write_status(step=round_no, total_steps=spec.rounds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from studio import data, models
+from studio import accel, data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
 from studio.trainers import timeline
@@ -33,7 +33,8 @@ def build_trainer(config: RunConfig, run: RunDir):
     args = SFTConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
                      max_length=config.data.max_length,
                      packing=config.sft.packing,
-                     completion_only_loss=config.sft.completion_only_loss)
+                     completion_only_loss=config.sft.completion_only_loss,
+                     use_liger_kernel=accel.use_liger_kernel(config))
     return SFTTrainer(model=model, args=args, processing_class=tokenizer,
                       train_dataset=Dataset.from_list(train_rows),
                       eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
