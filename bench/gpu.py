@@ -23,7 +23,6 @@ import argparse
 import gc
 import json
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from synthetic import write_data  # noqa: E402
 
 # Hub config.json values of the preset models (model_type, then the shape fields that set cost).
 ARCHITECTURES: dict[str, tuple[str, dict]] = {
@@ -54,40 +56,6 @@ ARCHITECTURES: dict[str, tuple[str, dict]] = {
 # The presets each model has (bench-tiny borrows SmolLM2-135M's).
 PRESET_MODEL = {"bench-tiny": "smollm2-135m"}
 PPO_PIPELINE = {"smollm2-135m": "ppo-hh-smollm2-135m", "smollm2-360m": "ppo-hh-smollm2-360m"}
-
-WORDS = ("the of and to in is that it for on with as was at by an be this from or have not are but what which "
-         "when your can more all will there one would about so if out they time how some into people these "
-         "make like than first been who its now find use may water long down day did get come made part over "
-         "sound number little work know place year live back give most very after thing our just name good "
-         "sentence man think say great where help through much before line right too mean old any same tell "
-         "boy follow came want show also around form three small set put end does another well large must "
-         "big even such because turn here why ask went men read need land different home us move try kind").split()
-
-
-def words(rng: random.Random, mean_words: float) -> str:
-    """Lognormal lengths (sigma 0.8): mostly short, a long tail, like instruction data."""
-    n = max(1, int(rng.lognormvariate(0, 0.8) * mean_words * 0.73))  # 0.73: the lognormal's mean is e^0.32
-    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
-
-
-def write_data(folder: Path, rows: int, seed: int = 0) -> tuple[Path, Path]:
-    """(dolly.jsonl, hh.jsonl) in the sources' raw schemas. Dolly: instructions about 15 words, responses about
-    70 (its real means); HH-RLHF: one or two turns, answers about 50 words."""
-    rng = random.Random(seed)
-    dolly, hh = folder / "dolly.jsonl", folder / "hh.jsonl"
-    with open(dolly, "w") as f:
-        for _ in range(rows):
-            f.write(json.dumps({"instruction": words(rng, 15), "context": "", "response": words(rng, 70),
-                                "category": "open_qa"}) + "\n")
-    with open(hh, "w") as f:
-        for _ in range(rows):
-            turns = "".join(f"\n\nHuman: {words(rng, 20)}\n\nAssistant: {words(rng, 50)}"
-                            for _ in range(rng.choice((0, 1))))
-            prompt = f"{turns}\n\nHuman: {words(rng, 20)}\n\nAssistant:"
-            f.write(json.dumps({"chosen": f"{prompt} {words(rng, 50)}", "rejected": f"{prompt} {words(rng, 50)}"})
-                    + "\n")
-    return dolly, hh
-
 
 def build_model(name: str, folder: Path) -> Path:
     """A random-weight model of the named architecture with the tiny model's tokenizer, saved as safetensors."""
@@ -118,7 +86,7 @@ def stage_configs(name: str, model_dir: Path, dolly: Path, hh: Path, steps: int,
     from studio.pipeline import load_pipeline
 
     preset = PRESET_MODEL.get(name, name)
-    common = [f"model.name={model_dir}", "model.quantization=none", "data.limit=", "data.eval_fraction=0",
+    common = [f"model.name={model_dir}", "data.limit=", "data.eval_fraction=0",
               "data.subset=", "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
               "timeline.prompts=[]"]
     data_of = {"sft": dolly, "reward": hh, "dpo": hh, "ppo": hh}

@@ -474,38 +474,45 @@ def _flat_range(values: list[float]) -> list[float] | None:
     return [middle - pad, middle + pad]
 
 
+# The look of plotly's "plotly_white", set directly: naming a template makes plotly deep-copy it into every figure,
+# which took two thirds of a chart refresh (bench/ui.py).
+_AXIS = dict(gridcolor="#ebf0f8", zerolinecolor="#ebf0f8", linecolor="#ebf0f8", automargin=True)
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
 def figure(data: PanelData):
     """A plotly Figure of one panel: one colour per series; with smoothing the logged values are drawn faintly
     behind the smoothed line, as TensorBoard does; eval series get markers; notes appear under the title."""
     import plotly.graph_objects as go  # imported here so the CLI and the runs manager never pay for plotly
 
-    colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-              "#17becf")
-    fig = go.Figure()
+    traces = []
     for i, s in enumerate(data.series):
-        color = colors[i % len(colors)]
+        color = _COLORS[i % len(_COLORS)]
         mode = "lines+markers" if s.eval else "lines"
         if data.smoothing > 0:
-            fig.add_trace(go.Scatter(x=s.steps, y=s.raw, mode=mode, line=dict(color=color, width=1), opacity=0.25,
+            traces.append(go.Scatter(x=s.steps, y=s.raw, mode=mode, line=dict(color=color, width=1), opacity=0.25,
                                      name=s.label, legendgroup=s.label, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=s.steps, y=s.values, mode=mode, line=dict(color=color, width=2), name=s.label,
+        traces.append(go.Scatter(x=s.steps, y=s.values, mode=mode, line=dict(color=color, width=2), name=s.label,
                                  legendgroup=s.label))
-    title = dict(text=data.panel.title)
+    title = dict(text=data.panel.title, x=0.05)
     if data.notes:
         title["subtitle"] = dict(text="<br>".join(data.notes), font=dict(size=11, color="#666"))
-    fig.update_layout(
-        title=title, xaxis_title=data.x_label, yaxis_type="log" if data.log_y else "linear",
-        height=300 + 16 * len(data.notes), margin=dict(l=50, r=20, t=50 + 16 * len(data.notes), b=40),
-        template="plotly_white", legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
-        uirevision=data.panel.title,  # keeps the user's zoom and hidden series across live refreshes
-    )
+    yaxis = dict(type="log" if data.log_y else "linear", **_AXIS)
     flat = _flat_range([v for s in data.series for v in (*s.values, *s.raw)])
     if flat and not data.log_y:
-        fig.update_yaxes(range=flat)
+        yaxis["range"] = flat
+    layout = dict(
+        template="none", plot_bgcolor="white", paper_bgcolor="white", font=dict(color="#2a3f5f"),
+        title=title, xaxis=dict(title=dict(text=data.x_label), **_AXIS), yaxis=yaxis,
+        height=300 + 16 * len(data.notes), margin=dict(l=50, r=20, t=50 + 16 * len(data.notes), b=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
+        uirevision=data.panel.title,  # keeps the user's zoom and hidden series across live refreshes
+    )
     if data.empty:
-        fig.add_annotation(text="no data yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
-                           font=dict(size=13, color="#666"))
-    return fig
+        layout["annotations"] = [dict(text="no data yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                                      font=dict(size=13, color="#666"))]
+    return go.Figure(data=traces, layout=layout)
 
 
 def score_histogram(chosen: Sequence[float], rejected: Sequence[float], title: str = "Reward scores"):

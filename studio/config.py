@@ -176,6 +176,13 @@ class TrainSpec:
                                       "never holds the full logits) on a GPU, when the liger-kernel package is "
                                       "installed")
     seed: int = option(42, "Random seed for data order, LoRA init and sampling", ge=0)
+    processes: int = option(1, "Training processes, one per GPU; more than 1 starts the run through accelerate "
+                               "launch (on a machine without a GPU: CPU processes over gloo). batch_size is per "
+                               "process", ge=1, le=64)
+    distributed: str = option("ddp", "How several processes share the work: ddp keeps a whole model in each; "
+                                     "deepspeed-zero2 shards optimizer state and gradients, deepspeed-zero3 and "
+                                     "fsdp the weights too (studio/launch/ holds their accelerate configs)",
+                              choices=("ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"))
 
 
 @dataclass
@@ -525,6 +532,9 @@ def _check_combinations(config: RunConfig) -> None:
     if len(config.timeline.prompts) > MAX_TIMELINE_PROMPTS:
         raise ConfigError(f"timeline.prompts has {len(config.timeline.prompts)} prompts: at most "
                           f"{MAX_TIMELINE_PROMPTS}, each is answered at every checkpoint")
+    if config.train.distributed != "ddp" and config.stage in ("ppo", "rejection"):
+        raise ConfigError(f"train.distributed = {config.train.distributed}: the {config.stage} stage runs its own "
+                          "loop, which supports ddp only")
     if config.model.quantization != "none" and not config.lora.enabled:
         raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
                           "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")

@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from studio import config as cfg
-from studio import models
 from studio.config import GenerationSpec, ModelSpec
 from studio.errors import ModelError, StudioError
 from studio.runs.rundir import RunDir
@@ -210,6 +208,7 @@ def _answer_length(new_ids: list[int], stop_ids: list[int]) -> tuple[int, int]:
 def generate_batch(model, tokenizer, prompts: list[list[dict]], settings: GenerationSpec) -> Generated:
     """Answer each prompt (role/content messages) with the model as it is: batches of settings.batch_size,
     left-padded, the KV cache on, every batch starting from settings.seed."""
+    import torch
     from transformers import set_seed
 
     from studio.trainers.sampling import left_pad
@@ -280,7 +279,9 @@ class _StopWhenSet:
     def __init__(self, *events: threading.Event):
         self.events = events
 
-    def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
         stop = any(event.is_set() for event in self.events)
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
@@ -288,6 +289,7 @@ class _StopWhenSet:
 def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
                stop: threading.Event | None = None) -> Iterator[Partial]:
     """Answer one conversation token by token, yielding the text so far; setting `stop` ends it early."""
+    import torch
     from transformers import StoppingCriteriaList, set_seed
 
     stop = stop or threading.Event()
@@ -381,7 +383,8 @@ class Generator:
         """Free the held model (memory back for training)."""
         with self._lock:
             self._held = None
-            if torch.cuda.is_available():
+            torch = sys.modules.get("torch")  # never loaded: nothing to free
+            if torch is not None and torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
     def tokenizer(self, target: Target):
@@ -394,6 +397,8 @@ class Generator:
                 if tokenizer.pad_token is None:
                     tokenizer.pad_token = tokenizer.eos_token
             else:
+                from studio import models
+
                 tokenizer = models.load_tokenizer(target.model)
             self._tokenizers[key] = tokenizer
         return self._tokenizers[key]
@@ -419,6 +424,10 @@ class Generator:
         return model, self.tokenizer(target)
 
     def _load_base(self, target: Target):
+        import torch
+
+        from studio import models
+
         log.info("loading %s for generation", target.weights or target.model.name)
         model = models.load_causal_lm(target.model, target.weights)
         for folder in target.merged:
@@ -431,6 +440,8 @@ class Generator:
     @staticmethod
     def _load_adapter(held: _Held, folder: Path):
         from peft import PeftConfig, PeftModel
+
+        from studio import models
 
         models.check_safe_weights(folder)  # peft would fall back to a pickle adapter_model.bin
         name = f"a{len(held.adapter_names)}"  # run ids hold characters PEFT does not take in module names

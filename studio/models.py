@@ -197,8 +197,12 @@ def merge_adapter(model, adapter_dir: Path):
     config.task_type = None
     merged = PeftModel.from_pretrained(model, str(adapter_dir), config=config).merge_and_unload()
     # merge_and_unload leaves every weight frozen; the merged model is a starting point like any base model,
-    # so make it trainable again (add_lora freezes what LoRA should not train).
-    return merged.requires_grad_(True)
+    # so make it trainable again (add_lora freezes what LoRA should not train). Quantised weights (QLoRA: packed
+    # integers) can never take gradients, so only floating-point ones are unfrozen.
+    for parameter in merged.parameters():
+        if parameter.is_floating_point():
+            parameter.requires_grad_(True)
+    return merged
 
 
 def linear_layer_names(model) -> list[str]:

@@ -42,6 +42,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets 
 RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 WAITING = "waiting"  # a stage whose run has not been created yet
 RUNNER = [sys.executable, "-m", "studio.pipeline_runs"]  # the command that runs a recorded pipeline (DIR appended)
+RUNNER_GRACE = 15.0  # seconds cancel waits for the runner to record the pipeline's end
 
 
 def pipelines_root() -> Path:
@@ -257,8 +258,15 @@ def cancel(record: PipelineRecord) -> dict:
         run_ids = [s["run_id"] for s in record.read_state()["stages"] if s.get("run_id")]
     if run_ids:
         manager.cancel(RunDir.of(run_ids[-1]))
-    if not _runner_alive(record.read_state()):  # nobody left to write the end
-        record.write_state(state="cancelled", error="cancelled")
+    # The runner sees its run end at its next look and records the pipeline's end: wait for that, so the answer
+    # says cancelled rather than a stale running.
+    deadline = time.monotonic() + RUNNER_GRACE
+    while _runner_alive(record.read_state()) and record.read_state().get("state") not in FINAL_STATES:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if not _runner_alive(record.read_state()) and record.read_state().get("state") not in FINAL_STATES:
+        record.write_state(state="cancelled", error="cancelled")  # nobody left to write the end
     return status(record)
 
 

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
 from studio import config as cfg
-from studio import models
 from studio.errors import StudioError
 from studio.runs import manager
 from studio.runs.rundir import RunDir
-from studio.trainers.common import start_weights
+
+# torch, transformers and the model code load on the first score, not at import: the UI imports this module, and
+# its start must stay quick.
 
 BATCH_SIZE = 16  # responses per forward pass; small enough for long answers on a CPU
 
@@ -58,7 +57,11 @@ def _load(run_path: str):
 
 
 def _load_model(run: RunDir):
+    import torch
     from transformers import AutoTokenizer
+
+    from studio import models
+    from studio.trainers.common import start_weights
 
     config = cfg.load_config(run.config_path)
     tokenizer = AutoTokenizer.from_pretrained(str(run.adapter_dir))  # as trained: its pad token and chat template
@@ -100,6 +103,8 @@ def score_batch(run_id: str, prompt_messages_list: list[list[dict]], responses: 
 def score_checked(run: RunDir, prompt_messages_list: list[list[dict]], responses: list[str]) -> list[float]:
     """score_batch for a run already checked to be a completed reward run: what a trainer scoring every step calls,
     so it does not re-read the run's config and status each time."""
+    import torch
+
     tokenizer, model, device = _load(str(run.path))
     ids = [render(tokenizer, prompt, response) for prompt, response in zip(prompt_messages_list, responses)]
     scores: list[float] = []
@@ -150,7 +155,7 @@ class HeldOutScores:
 def held_out_pairs(run_id: str) -> list[dict]:
     """The preference rows a reward run held out of training, split exactly as its trainer split them (the same
     rows, length check and seed; see trainers/reward.py)."""
-    from studio import data
+    from studio import data, models
 
     run = check_reward_run(run_id)
     config = cfg.load_config(run.config_path)

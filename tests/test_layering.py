@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,14 @@ def test_launching_runs_and_the_cli_do_not_import_torch():
             "print(','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_ui_builds_without_importing_torch(tmp_path):
+    """The UI process starts in seconds because the ML stack loads only when a tab first generates or scores
+    (bench/ui.py measures the start-up)."""
+    code = ("import sys, components.app; components.app.build_app(); "
+            "print('heavy:', *sorted(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))")
+    env = {**os.environ, "RLHF_STUDIO_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,
+                            check=True)
+    assert [line for line in result.stdout.splitlines() if line.startswith("heavy:")] == ["heavy:"]

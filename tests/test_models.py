@@ -61,6 +61,22 @@ def test_lora_and_qlora_train_on_cpu(studio_home, quantization, layer_type):
     assert last < first / 2, f"{quantization}: loss {first:.3f} -> {last:.3f}"
 
 
+def test_qlora_starts_from_an_earlier_runs_adapter(studio_home, tmp_path):
+    """A DPO or reward run with quantization 4bit started from an SFT run (init.from_run): the parent's adapter is
+    merged into the 4-bit base, then a new adapter trains. Found on a GPU: unfreezing the merged model touched the
+    packed 4-bit weights, which cannot take gradients."""
+    spec, quantized = ModelSpec(), ModelSpec(quantization="4bit")
+    tokenizer = models.load_tokenizer(spec)
+    parent = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=8, dropout=0.0), spec, "CAUSAL_LM")
+    parent.save_pretrained(tmp_path / "adapter", safe_serialization=True)
+    torch.manual_seed(0)
+    model = models.load_causal_lm(quantized, start_from=tmp_path / "adapter")
+    model = models.add_lora(model, LoraSpec(r=8, dropout=0.0), quantized, "CAUSAL_LM")
+    assert all("lora_" in name for name, p in model.named_parameters() if p.requires_grad)
+    first, last = _loss_after_training(model, tokenizer)
+    assert last < first / 2, f"loss {first:.3f} -> {last:.3f}"
+
+
 def test_lora_targets_named_layers_and_refuses_unknown_ones(studio_home):
     spec = ModelSpec()
     model = models.load_causal_lm(spec)

@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
-from studio import spaces
+from studio import launcher, spaces
 from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, ModelError, StudioError
@@ -63,6 +63,7 @@ def check_inputs(config: cfg.RunConfig) -> None:
     # column, bad row in fail mode, over the size limit: one line naming file, row and column). Not extra work: the
     # worker reads the converted rows back from the data cache. Hub datasets are left to the worker.
     check_file(config.data, config.stage)
+    launcher.check(config)
     name = config.model.name
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
         raise ModelError(f"model.name = '{name}': no such folder")

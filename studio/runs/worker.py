@@ -33,6 +33,7 @@ import traceback
 from pathlib import Path
 
 from studio import config as cfg
+from studio import launcher
 from studio.errors import StudioError
 from studio.runs import manager, process
 from studio.runs.rundir import FINAL_STATES, RunDir
@@ -123,6 +124,8 @@ def main(argv: list[str]) -> int:
         return 2
     run = RunDir(Path(args[0]))
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print(f"training process rank {os.environ.get('RANK')} of {os.environ['WORLD_SIZE']}", flush=True)
     if os.environ.get("RANK", "0") != "0":  # a second process of `accelerate launch`: it trains, rank 0 reports
         return _train(_Quiet(run))
     if TRAINING in argv:  # the supervisor claimed the run for this process already
@@ -141,9 +144,14 @@ def _supervise(run: RunDir) -> int:
     # A SIGTERM meant for the worker asks for a clean stop; the supervisor stays to see the child end.
     signal.signal(signal.SIGTERM, lambda *_: run.request_cancel())
     # sys.orig_argv: this very command (python -m studio.runs.worker, or a test's stand-in) with its interpreter
-    # options; stdout and stderr are inherited, so the child writes train.log too.
-    child = subprocess.Popen([sys.executable, *sys.orig_argv[1:], TRAINING], stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+    # options; stdout and stderr are inherited, so the child writes train.log too. With train.processes above 1
+    # the child is `accelerate launch` running that command once per process (studio/launcher.py).
+    command = [sys.executable, *sys.orig_argv[1:], TRAINING]
+    try:
+        command = launcher.command(cfg.load_config(run.config_path), command)
+    except StudioError:
+        pass  # the training process reads the config again and records what is wrong with it as the run's error
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
     run.write_status(pid=child.pid, started=process.start_time(child.pid))
     code = child.wait()
     if run.read_status().get("state") in FINAL_STATES:

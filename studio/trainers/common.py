@@ -68,6 +68,9 @@ def training_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
         disable_tqdm=True,  # the CLI and UI show progress from status.json
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Several processes without a GPU (train.processes on a CPU machine): only with use_cpu does accelerate
+        # join them into one gloo group; otherwise each would train alone as a world of one.
+        use_cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
     )
 
 

@@ -1,0 +1,120 @@
+"""The studio's overhead over a plain TRL script, for SFT, DPO and the reward model.
+
+    python bench/overhead.py [--steps 60] [--warmup 5] [--stages sft,dpo,reward]
+
+Each stage's tiny preset (presets/{sft-dolly,dpo-hh,rm-hh}-tiny.yaml, cut to --steps optimizer steps with a
+metrics row per step, no evaluation and no checkpoints) is trained twice, each time as a fresh process started
+from here:
+1. `rlhf-studio train PRESET --set ...`: the CLI, the worker's supervisor and the training process, everything
+   a user's run goes through (status, metrics, throughput hook, cancel checks);
+2. bench/plain_trl.py: the hand-written TRL script, on the very rows the studio's data preparation produced
+   (written to a file first), the same model, LoRA and hyperparameters.
+Printed per stage: steady-state seconds per step (the mean gap between the log times of steps --warmup+1 onwards)
+of each and their ratio (studio / plain; target at most 1.03), and seconds from starting the command to the first
+optimizer step and their ratio (target at most 1.2). One run each; quote the ratios, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PRESETS = {"sft": "sft-dolly-tiny", "dpo": "dpo-hh-tiny", "reward": "rm-hh-tiny"}
+
+
+def overrides(steps: int) -> list[str]:
+    return [f"train.max_steps={steps}", "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
+            "data.eval_fraction=0", "timeline.prompts=[]"]
+
+
+def plain_settings(stage: str, steps: int, folder: Path) -> Path:
+    """The rows and settings for bench/plain_trl.py, from the studio's own data preparation of the preset."""
+    from studio import config as cfg
+    from studio import data, models
+
+    config = cfg.load_config(REPO / "presets" / f"{PRESETS[stage]}.yaml", overrides(steps))
+    tokenizer = models.load_tokenizer(config.model)
+    rows = data.prepare(config.data, "sft" if stage == "sft" else "preference", tokenizer).rows
+    if stage != "sft":  # as the studio's DPO and reward trainers do without reward.use_margin
+        rows = [{k: v for k, v in row.items() if k != "margin"} for row in rows]
+    (folder / f"{stage}-rows.json").write_text(json.dumps(rows))
+    lora, t = config.lora, config.train
+    settings = {
+        "stage": stage, "model": models.resolve(config.model.name), "rows": str(folder / f"{stage}-rows.json"),
+        "output_dir": str(folder / f"{stage}-plain"), "max_steps": steps, "learning_rate": t.learning_rate,
+        "batch_size": t.batch_size, "seed": t.seed, "lr_scheduler": t.lr_scheduler, "warmup_ratio": t.warmup_ratio,
+        "max_length": config.data.max_length, "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
+        "target_modules": "all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules,
+        "packing": config.sft.packing, "completion_only_loss": config.sft.completion_only_loss, "beta": config.dpo.beta,
+    }
+    path = folder / f"{stage}-settings.json"
+    path.write_text(json.dumps(settings))
+    return path
+
+
+def timed(command: list[str], env: dict) -> float:
+    """Run a command to its end; the wall-clock time it was started at."""
+    began = time.time()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return began
+
+
+def studio_times(stage: str, steps: int, env: dict) -> tuple[float, list[float]]:
+    from studio.runs.metrics import read_all
+    from studio.runs.rundir import runs_root
+
+    before = set(runs_root().glob("*")) if runs_root().is_dir() else set()
+    began = timed([sys.executable, "-m", "studio", "train", f"presets/{PRESETS[stage]}.yaml",
+                   *[arg for o in overrides(steps) for arg in ("--set", o)]], env)
+    (run_dir,) = set(runs_root().glob("*")) - before
+    rows = [row for row in read_all(run_dir / "metrics.jsonl") if "loss" in row]
+    return began, [row["time"] for row in rows]
+
+
+def plain_times(settings: Path, env: dict, folder: Path) -> tuple[float, list[float]]:
+    out = folder / "plain-times.json"
+    began = timed([sys.executable, str(REPO / "bench" / "plain_trl.py"), str(settings), str(out)], env)
+    return began, json.loads(out.read_text())["times"]
+
+
+def per_step(times: list[float], warmup: int) -> float:
+    steady = times[warmup:]
+    return (steady[-1] - steady[0]) / (len(steady) - 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5, help="first steps left out of the steady state")
+    parser.add_argument("--stages", default="sft,dpo,reward")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="rlhf-studio-overhead-"))
+    os.environ["RLHF_STUDIO_HOME"] = str(folder / "home")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    print(f"# {args.steps} steps per run, steady state from step {args.warmup + 1}; {time.strftime('%Y-%m-%d')}")
+    print("| stage | s/step studio | s/step plain TRL | ratio | to first step studio | plain | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for stage in args.stages.split(","):
+        settings = plain_settings(stage, args.steps, folder)  # also builds the tiny model before anything is timed
+        s_began, s_times = studio_times(stage, args.steps, env)
+        p_began, p_times = plain_times(settings, env, folder)
+        assert len(s_times) == len(p_times) == args.steps, (len(s_times), len(p_times))
+        s_step, p_step = per_step(s_times, args.warmup), per_step(p_times, args.warmup)
+        s_first, p_first = s_times[0] - s_began, p_times[0] - p_began
+        print(f"| {stage} | {s_step:.4f} | {p_step:.4f} | {s_step / p_step:.3f} | {s_first:.1f} s | {p_first:.1f} s "
+              f"| {s_first / p_first:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
