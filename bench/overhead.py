@@ -54,7 +54,7 @@ def plain_settings(stage: str, steps: int, folder: Path) -> Path:
         "batch_size": t.batch_size, "seed": t.seed, "lr_scheduler": t.lr_scheduler, "warmup_ratio": t.warmup_ratio,
         "max_length": config.data.max_length, "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
         "target_modules": "all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules,
-        "packing": config.sft.packing, "completion_only_loss": config.sft.completion_only_loss, "beta": config.dpo.beta,
+        "gradient_checkpointing": t.gradient_checkpointing, "packing": config.sft.packing, "completion_only_loss": config.sft.completion_only_loss, "beta": config.dpo.beta,
     }
     path = folder / f"{stage}-settings.json"
     path.write_text(json.dumps(settings))
@@ -70,14 +70,19 @@ def timed(command: list[str], env: dict) -> float:
     return began
 
 
-def studio_times(stage: str, steps: int, env: dict) -> tuple[float, list[float]]:
-    from studio.runs.metrics import read_all
+def run_dirs() -> set[Path]:
     from studio.runs.rundir import runs_root
 
-    before = set(runs_root().glob("*")) if runs_root().is_dir() else set()
+    return {p for p in runs_root().glob("*") if (p / "config.yaml").is_file()}
+
+
+def studio_times(stage: str, steps: int, env: dict) -> tuple[float, list[float]]:
+    from studio.runs.metrics import read_all
+
+    before = run_dirs()
     began = timed([sys.executable, "-m", "studio", "train", f"presets/{PRESETS[stage]}.yaml",
                    *[arg for o in overrides(steps) for arg in ("--set", o)]], env)
-    (run_dir,) = set(runs_root().glob("*")) - before
+    (run_dir,) = run_dirs() - before
     rows = [row for row in read_all(run_dir / "metrics.jsonl") if "loss" in row]
     return began, [row["time"] for row in rows]
 

@@ -29,12 +29,17 @@ from synthetic import write_data  # noqa: E402
 WARMUP = 5
 
 
+def run_dirs() -> set[Path]:
+    from studio.runs.rundir import runs_root
+
+    return {p for p in runs_root().glob("*") if (p / "config.yaml").is_file()}
+
+
 def tokens_per_second(dolly: Path, packing: bool, steps: int, max_length: int, env: dict) -> tuple[float, int]:
     """(mean trained tokens/s after the warm-up, rows logged) of one run."""
     from studio.runs.metrics import read_all
-    from studio.runs.rundir import runs_root
 
-    before = set(runs_root().glob("*")) if runs_root().is_dir() else set()
+    before = run_dirs()
     sets = [f"data.path={dolly}", f"data.max_length={max_length}", f"sft.packing={str(packing).lower()}",
             f"train.max_steps={steps}", "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
             "data.eval_fraction=0", "timeline.prompts=[]"]
@@ -43,7 +48,7 @@ def tokens_per_second(dolly: Path, packing: bool, steps: int, max_length: int, e
                           text=True)
     if done.returncode != 0:
         raise SystemExit(f"the run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    (run_dir,) = set(runs_root().glob("*")) - before
+    (run_dir,) = run_dirs() - before
     rows = [row for row in read_all(run_dir / "metrics.jsonl") if "tokens_per_second" in row]
     return statistics.mean(row["tokens_per_second"] for row in rows[WARMUP:]), len(rows)
 

@@ -36,7 +36,10 @@ def main(settings_path, out_path):
     common = dict(output_dir=s["output_dir"], max_steps=s["max_steps"], learning_rate=s["learning_rate"],
                   per_device_train_batch_size=s["batch_size"], logging_steps=1, save_strategy="no",
                   report_to="none", seed=s["seed"], lr_scheduler_type=s["lr_scheduler"],
-                  warmup_steps=s["warmup_ratio"], disable_tqdm=True, max_length=s["max_length"])
+                  warmup_steps=s["warmup_ratio"], disable_tqdm=True, max_length=s["max_length"],
+                  bf16=False,  # TRL defaults to bf16, which a CPU refuses; the studio trains float32 there too
+                  # TRL turns checkpointing on by default; the studio's train.gradient_checkpointing is off
+                  gradient_checkpointing=s["gradient_checkpointing"])
     task = "SEQ_CLS" if s["stage"] == "reward" else "CAUSAL_LM"
     lora = LoraConfig(r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=s["lora_dropout"],
                       target_modules=s["target_modules"], task_type=task)
