@@ -261,11 +261,12 @@ def cancel(record: PipelineRecord) -> dict:
     # The runner sees its run end at its next look and records the pipeline's end: wait for that, so the answer
     # says cancelled rather than a stale running.
     deadline = time.monotonic() + RUNNER_GRACE
-    while _runner_alive(record.read_state()) and record.read_state().get("state") not in FINAL_STATES:
+    while (state := record.read_state()).get("state") not in FINAL_STATES and _runner_alive(state):
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    if not _runner_alive(record.read_state()) and record.read_state().get("state") not in FINAL_STATES:
+    state = record.read_state()
+    if state.get("state") not in FINAL_STATES and not _runner_alive(state):
         record.write_state(state="cancelled", error="cancelled")  # nobody left to write the end
     return status(record)
 

@@ -181,20 +181,24 @@ def check_file(spec: DataSpec, stage: str) -> Loaded | None:
     column before a run exists and before any model loads. Hub datasets are left to the worker: no download here.
 
     The cost is the worker's own: the converted rows go to the cache (keyed by the file's size and time), and the
-    worker reads them back instead of converting the file again, so even a large file is parsed once per change.
-    The stages that only take prompts try the source's formats in order, as trainers/sampling.py does."""
+    worker reads them back instead of converting the file again, so even a large file is parsed once per change."""
     module = source_module(spec.source)
     if origin_of(spec) == module.HUB_ID:
         return None
     fmt = STAGE_FORMATS[stage]
     formats = SOURCE_FORMATS[spec.source] if fmt == PROMPT_ONLY else (fmt,)
-    for number, fmt in enumerate(formats, start=1):
+    return first_that_loads(formats, lambda fmt: load(spec, fmt))
+
+
+def first_that_loads(formats, load_one):
+    """load_one(fmt) for the first of `formats` that loads; the last one's DataError when none does. The stages that
+    only take prompts use it: any format a source gives has prompts, so a preference file gives them too."""
+    for fmt in formats[:-1]:
         try:
-            return load(spec, fmt)
+            return load_one(fmt)
         except DataError:
-            if number == len(formats):
-                raise
-    return None
+            pass
+    return load_one(formats[-1])
 
 
 def prepare(spec: DataSpec, fmt: str, tokenizer, run=None) -> Loaded:

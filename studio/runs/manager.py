@@ -270,7 +270,7 @@ def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[dict, bo
     current = run.read_status()  # it may have finished between the two reads
     if current.get("state") in FINAL_STATES:
         return current, False
-    how = _describe_exit(exit_code)
+    how = describe_exit(exit_code)
     return run.write_status(state="failed", error=f"the worker process {how} before the run finished; "
                                                   f"see {run.log_path}", log_tail=run.log_tail()), True
 
@@ -283,7 +283,7 @@ def worker_alive(current: dict) -> bool:
             or process.is_alive(current.get("supervisor"), current.get("supervisor_started")))
 
 
-def _describe_exit(exit_code: int | None) -> str:
+def describe_exit(exit_code: int | None) -> str:
     if exit_code is None:
         return "is gone"
     if exit_code < 0:

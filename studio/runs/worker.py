@@ -157,7 +157,7 @@ def _supervise(run: RunDir) -> int:
     if run.read_status().get("state") in FINAL_STATES:
         return code  # the child recorded its end and started the next run
     state = "cancelled" if run.cancel_requested() else "failed"
-    how = manager._describe_exit(code)
+    how = manager.describe_exit(code)
     error = f"the worker process {how} before the run finished; see {run.log_path}" if state == "failed" else None
     print(f"run {state}: the training process {how}", flush=True)
     run.write_status(state=state, error=error, log_tail=run.log_tail())

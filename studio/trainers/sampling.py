@@ -9,7 +9,6 @@ import torch
 
 from studio import data
 from studio.config import SOURCE_FORMATS, RunConfig
-from studio.errors import DataError
 from studio.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -18,14 +17,8 @@ log = logging.getLogger(__name__)
 def load_prompts(config: RunConfig, tokenizer, run: RunDir) -> list[list[dict]]:
     """The prompt messages of every usable row of the data source (any format: only the prompt is used). A source
     that gives both formats tries them in order, so a file of preference pairs gives its prompts too."""
-    formats = SOURCE_FORMATS[config.data.source]
-    for number, fmt in enumerate(formats, start=1):
-        try:
-            loaded = data.prepare(config.data, fmt, tokenizer, run)
-            break
-        except DataError:
-            if number == len(formats):
-                raise
+    loaded = data.first_that_loads(SOURCE_FORMATS[config.data.source],
+                                   lambda fmt: data.prepare(config.data, fmt, tokenizer, run))
     prompts = [row["prompt"] for row in loaded.rows]
     log.info("data: %d prompts", len(prompts))
     return prompts
