@@ -1,17 +1,18 @@
 """The studio's overhead over a plain TRL script, for SFT, DPO and the reward model.
 
-    python bench/overhead.py [--steps 60] [--warmup 5] [--stages sft,dpo,reward]
+    python bench/overhead.py [--steps 60] [--warmup 5] [--stages sft,dpo,reward] [--repeats 3]
 
 Each stage's tiny preset (presets/{sft-dolly,dpo-hh,rm-hh}-tiny.yaml, cut to --steps optimizer steps with a
-metrics row per step, no evaluation and no checkpoints) is trained twice, each time as a fresh process started
-from here:
+metrics row per step, no evaluation and no checkpoints) is trained in two ways, --repeats times each, alternated,
+each time as a fresh process started from here:
 1. `rlhf-studio train PRESET --set ...`: the CLI, the worker's supervisor and the training process, everything
    a user's run goes through (status, metrics, throughput hook, cancel checks);
 2. bench/plain_trl.py: the hand-written TRL script, on the very rows the studio's data preparation produced
    (written to a file first), the same model, LoRA and hyperparameters.
 Printed per stage: steady-state seconds per step (the mean gap between the log times of steps --warmup+1 onwards)
 of each and their ratio (studio / plain; target at most 1.03), and seconds from starting the command to the first
-optimizer step and their ratio (target at most 1.2). One run each; quote the ratios, not the absolute times.
+optimizer step and their ratio (target at most 1.2): the medians of the repeats, since on a small shared machine
+one run of a 40 ms step varies by 20% from the next. Quote the ratios, not the absolute times.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,20 +105,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5, help="first steps left out of the steady state")
     parser.add_argument("--stages", default="sft,dpo,reward")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each, alternated; medians are printed")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="rlhf-studio-overhead-"))
     os.environ["RLHF_STUDIO_HOME"] = str(folder / "home")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    print(f"# {args.steps} steps per run, steady state from step {args.warmup + 1}; {time.strftime('%Y-%m-%d')}")
+    print(f"# {args.steps} steps per run, steady state from step {args.warmup + 1}, median of {args.repeats} runs "
+          f"each; {time.strftime('%Y-%m-%d')}")
     print("| stage | s/step studio | s/step plain TRL | ratio | to first step studio | plain | ratio |")
     print("|---|---|---|---|---|---|---|")
     for stage in args.stages.split(","):
         settings = plain_settings(stage, args.steps, folder)  # also builds the tiny model before anything is timed
-        s_began, s_times = studio_times(stage, args.steps, env)
-        p_began, p_times = plain_times(settings, env, folder)
-        assert len(s_times) == len(p_times) == args.steps, (len(s_times), len(p_times))
-        s_step, p_step = per_step(s_times, args.warmup), per_step(p_times, args.warmup)
-        s_first, p_first = s_times[0] - s_began, p_times[0] - p_began
+        studio, plain = [], []  # (s/step, s to the first step) of each repeat
+        for _ in range(args.repeats):  # alternated, so a slow spell of the machine hits both alike
+            for times_of, results in ((lambda: studio_times(stage, args.steps, env), studio),
+                                      (lambda: plain_times(settings, env, folder), plain)):
+                began, times = times_of()
+                assert len(times) == args.steps, (stage, len(times))
+                results.append((per_step(times, args.warmup), times[0] - began))
+        s_step, s_first = (statistics.median(r[i] for r in studio) for i in (0, 1))
+        p_step, p_first = (statistics.median(r[i] for r in plain) for i in (0, 1))
         print(f"| {stage} | {s_step:.4f} | {p_step:.4f} | {s_step / p_step:.3f} | {s_first:.1f} s | {p_first:.1f} s "
               f"| {s_first / p_first:.2f} |", flush=True)
 

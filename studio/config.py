@@ -189,8 +189,8 @@ class TrainSpec:
 class SFTSpec:
     completion_only_loss: bool = option(True, "Train only on the response tokens; the prompt and chat "
                                               "template tokens are masked out of the loss")
-    packing: bool = option(False, "Pack several short examples into each max_length sequence: faster on "
-                                  "data of mixed lengths")
+    packing: bool = option(False, "Pack several short examples into each max_length sequence, each still "
+                                  "attending only to itself: faster on data of mixed lengths (bench/packing.py)")
 
 
 @dataclass

@@ -21,12 +21,20 @@ Terms (bytes; every one is listed with its reason in StageEstimate.terms):
 - value head (ppo): one Linear(hidden, 1) trained in float32, 16 bytes per parameter.
 - reward models (ppo, rejection, grpo, rloo): each reward run is a frozen sequence-classification model of the
   same base at the same dtype and quantization (its adapter merged).
-- activations: an allowance from Korthikanti et al. 2022 (Reducing Activation Recomputation): 34 bytes per token
-  per hidden unit per layer in 16-bit (flash attention, so no sequence-squared term); with gradient
-  checkpointing only each layer's input (2 bytes) plus one layer's full set. Plus the float32 logits of a causal
-  LM for the loss (4 bytes per token per vocabulary entry). Tokens = batch_size x max_length x the sequences a
-  stage runs per example (2 for reward and dpo: chosen and rejected; 2 for kto: the answer and a mismatched
-  pair for its KL term; 1 otherwise).
+- activations: what autograd keeps per token per layer in 16-bit, counted from the layer's shapes: the two
+  RMSNorms (each keeps its input upcast to float32 and its output: 3 hidden-sized values), the rotated queries,
+  keys and values, the attention output and the output projection's input (fused SDPA or FlashAttention, so no
+  sequence-squared term), and the MLP's intermediate values (a gated MLP keeps gate, activation, up and their
+  product: 4 x intermediate; a plain one 2). On a 4-wide plain MLP this is about Korthikanti et al. 2022's 34
+  bytes per hidden unit; a SwiGLU model with a wide MLP keeps more (checked against peak memory on an H100,
+  README "Speed and memory on a GPU"). With gradient checkpointing only each layer's input (2 bytes) plus one
+  layer's values and their gradients. Tokens = batch_size x max_length x the sequences a stage runs per example
+  (2 for reward and dpo: chosen and rejected; 2 for kto: the answer and a mismatched pair for its KL term; 1
+  otherwise).
+- logits: PPO's own trainer holds a causal LM's logits at the weights' dtype and their float32 log-probabilities
+  (vocabulary x (2 + 4) bytes per token); TRL's trainers (SFT, DPO, KTO, GRPO, RLOO) score through a fused head in
+  tiles and never hold them, and a reward model's head is one number.
+- QLoRA: preparing a quantised model for training upcasts its unquantised weights (embeddings, norms) to float32.
 - generation KV cache (ppo, rejection, grpo, rloo): keys and values for batch_size x max_length tokens.
 
 Not counted: the CUDA context and kernels (roughly 0.5 to 1 GiB per GPU), allocator fragmentation, and the
@@ -36,9 +44,10 @@ model reports its packed storage, about half the linear weights.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from studio.config import ONLINE_STAGES, STAGES, LoraSpec, ModelSpec
+from studio.config import ONLINE_STAGES, STAGES, LoraSpec, ModelSpec, RunConfig
 from studio.errors import ConfigError
 
 GIB = 1024 ** 3
@@ -46,8 +55,11 @@ DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
 # Sequences each stage runs per example in one training forward pass.
 SEQUENCES = {"sft": 1, "reward": 2, "dpo": 2, "kto": 2, "ppo": 1, "rejection": 1, "grpo": 1, "rloo": 1}
 REFERENCE_STAGES = ("dpo", "kto", "ppo", "grpo", "rloo")
-ACTIVATION_BYTES_16BIT = 34  # per token, per hidden unit, per layer (Korthikanti et al. 2022, no s^2 term)
+# 16-bit values a layer keeps per token: (per hidden unit, per key/value unit, per MLP intermediate unit)
+LAYER_VALUES = {"gated": (10, 2, 4), "plain": (10, 2, 2)}
+FULL_LOGITS_STAGES = ("ppo",)  # the rest use TRL's fused LM head, or a score head
 NF4_BLOCK = 64
+GATE_NAMES = ("gate_proj", "gate_up_proj", "w3")  # a gated MLP's gate (or its up half), as architectures name it
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class Shapes:
     trainable: int
     linear: int            # weights of the linear layers that quantization converts (the output head excluded)
     linear_rows: int       # their output rows (8-bit keeps one scale per row)
+    gated_mlp: bool        # a gate projection beside the up projection (SwiGLU and kin)
 
 
 @dataclass(frozen=True)
@@ -119,10 +132,13 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
     heads = text.num_attention_heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     head_dim = getattr(text, "head_dim", None) or hidden // heads
+    intermediate = getattr(text, "intermediate_size", None) or 4 * hidden
+    per_hidden, per_kv, per_mlp = LAYER_VALUES["gated" if policy.gated_mlp else "plain"]
+    layer_bytes = 2 * (per_hidden * hidden + per_kv * kv_heads * head_dim + per_mlp * intermediate)
     dtype_bytes = DTYPE_BYTES[model.dtype]
     dtype = "bfloat16" if model.dtype == "auto" else model.dtype
 
-    def weights(shapes: Shapes) -> int:
+    def weights(shapes: Shapes, trained: bool = True) -> int:
         base = shapes.parameters - (shapes.trainable if lora.enabled else 0)
         if model.quantization == "4bit":
             constants = (1 / NF4_BLOCK + 4 / (NF4_BLOCK * 256)) if model.double_quant else 4 / NF4_BLOCK
@@ -131,7 +147,9 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
             quantised = shapes.linear * 1 + shapes.linear_rows * 4
         else:
             quantised = shapes.linear * dtype_bytes
-        return round(quantised + (base - shapes.linear) * dtype_bytes)
+        # peft's prepare_model_for_kbit_training upcasts the rest of a quantised model it trains to float32
+        rest_bytes = 4 if trained and model.quantization != "none" else dtype_bytes
+        return round(quantised + (base - shapes.linear) * rest_bytes)
 
     def training(shapes: Shapes) -> Term:
         if lora.enabled:
@@ -144,15 +162,16 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
         tokens = workload.batch_size * workload.max_length * SEQUENCES[stage]
         scale = dtype_bytes / 2
         if workload.gradient_checkpointing:
-            per_token = (2 * layers + ACTIVATION_BYTES_16BIT) * hidden * scale
-            how = "gradient checkpointing: each layer's input plus one layer"
+            # while one layer is recomputed for its backward pass, its values and their gradients are held at once
+            per_token = (2 * layers * hidden + 2 * layer_bytes) * scale
+            how = "gradient checkpointing: each layer's input, plus one layer's values and their gradients"
         else:
-            per_token = ACTIVATION_BYTES_16BIT * layers * hidden * scale
-            how = f"{ACTIVATION_BYTES_16BIT} bytes x hidden x layers per token"
-        logits = 0 if stage == "reward" else 4 * vocab
+            per_token = layers * layer_bytes * scale
+            how = f"{layer_bytes:,} bytes per layer per token"
+        logits = (dtype_bytes + 4) * vocab if stage in FULL_LOGITS_STAGES else 0
         return Term("activations", round(tokens * (per_token + logits)),
                     f"{tokens:,} tokens ({workload.batch_size} x {workload.max_length} x {SEQUENCES[stage]}); {how}"
-                    + ("; float32 logits" if logits else ""))
+                    + ("; logits and float32 log-probabilities" if logits else ""))
 
     results = {}
     for stage in stages:
@@ -160,12 +179,12 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
         terms = [Term("weights", weights(shapes), _weights_why(model, dtype, shapes)), training(shapes)]
         if stage in REFERENCE_STAGES:
             terms.append(Term("reference", 0, "the policy with its adapter disabled") if lora.enabled else
-                         Term("reference", weights(policy), "a frozen copy of the weights"))
+                         Term("reference", weights(policy, trained=False), "a frozen copy of the weights"))
         if stage == "ppo":
             terms.append(Term("value head", (hidden + 1) * 16, "Linear(hidden, 1) trained in float32"))
         if stage in ONLINE_STAGES:
             n = workload.reward_models
-            terms.append(Term("reward models", n * weights(_frozen(reward, lora)),
+            terms.append(Term("reward models", n * weights(_frozen(reward, lora), trained=False),
                               f"{n} frozen reward model{'s' if n != 1 else ''} at the weights' dtype"))
             kv_tokens = workload.batch_size * workload.max_length
             terms.append(Term("generation KV cache", kv_tokens * 2 * layers * kv_heads * head_dim * dtype_bytes,
@@ -179,6 +198,27 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
                     stages=results)
 
 
+def run_estimate(config: RunConfig, model_name: str | None = None) -> StageEstimate:
+    """The memory of a run config's stage as its trainer runs it; `model_name` (a folder with the model's
+    config.json) stands in for model.name. PPO samples answers to train.batch_size prompts together (the KV
+    cache), while each forward and backward pass takes ppo.mini_batch_size / gradient_accumulation_steps sequences
+    of prompt plus answer, and gradient checkpointing reaches its policy only through QLoRA's preparation."""
+    model = dataclasses.replace(config.model, name=model_name or config.model.name)
+    stage, train = config.stage, config.train
+    reward_models = max(1, len(config.reward_models.runs))
+    if stage != "ppo":
+        workload = Workload(train.batch_size, config.data.max_length, train.gradient_checkpointing, reward_models)
+        return estimate(model, config.lora, workload, (stage,)).stages[stage]
+    length = config.data.max_length + config.ppo.response_length
+    checkpointing = train.gradient_checkpointing and config.model.quantization != "none"
+    forward = Workload(max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps), length,
+                       checkpointing, reward_models)
+    sampling = Workload(train.batch_size, length, checkpointing, reward_models)
+    terms = estimate(model, config.lora, forward, (stage,)).stages[stage].terms
+    cache = {t.name: t for t in estimate(model, config.lora, sampling, (stage,)).stages[stage].terms}
+    return StageEstimate(stage, tuple(cache[t.name] if t.name == "generation KV cache" else t for t in terms))
+
+
 def _weights_why(model: ModelSpec, dtype: str, shapes: Shapes) -> str:
     if model.quantization == "none":
         return f"frozen base at {dtype}"
@@ -188,7 +228,7 @@ def _weights_why(model: ModelSpec, dtype: str, shapes: Shapes) -> str:
 def _frozen(shapes: Shapes, lora: LoraSpec) -> Shapes:
     """A reward model as the online stages hold it: its adapter merged, nothing trainable."""
     base = shapes.parameters - (shapes.trainable if lora.enabled else 0)
-    return Shapes(parameters=base, trainable=0, linear=shapes.linear, linear_rows=shapes.linear_rows)
+    return dataclasses.replace(shapes, parameters=base, trainable=0)
 
 
 def _model_config(spec: ModelSpec):
@@ -222,15 +262,16 @@ def _shapes(config, spec: ModelSpec, lora: LoraSpec, task_type: str) -> Shapes:
             model = auto_class.from_config(config, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as err:
         raise models._load_error(spec, err) from None
-    linear, rows = 0, 0
+    linear, rows, gated = 0, 0, False
     for full_name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and full_name.rsplit(".", 1)[-1] not in ("lm_head", "score"):
             linear += module.weight.numel()
             rows += module.out_features
+            gated = gated or full_name.rsplit(".", 1)[-1] in GATE_NAMES
     with torch.device("meta"):
         model = models.add_lora(model, lora, spec, task_type)
     trainable, total = models.count_parameters(model)
-    return Shapes(parameters=total, trainable=trainable, linear=linear, linear_rows=rows)
+    return Shapes(parameters=total, trainable=trainable, linear=linear, linear_rows=rows, gated_mlp=gated)
 
 
 def gib(n_bytes: float) -> str:

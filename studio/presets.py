@@ -25,7 +25,6 @@ tests/test_presets.py trains every GPU preset's twin for real (slow-marked).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -106,26 +105,10 @@ def offline_twin(raw: dict) -> dict:
 
 def peak_memory(config: cfg.RunConfig, model_name: str | None = None) -> int:
     """Bytes studio/estimate.py counts for the run config's stage, on a GPU (auto counted as bfloat16); `model_name`
-    (a local folder holding the model's config.json) stands in for model.name, e.g. a hub id with no network.
-    PPO is counted as its trainer runs: answers to train.batch_size prompts are sampled together (the KV cache),
-    while each forward and backward pass takes ppo.mini_batch_size / gradient_accumulation_steps sequences of
-    prompt plus answer, and gradient checkpointing reaches its policy only through QLoRA's preparation."""
-    from studio.estimate import Workload, estimate
+    (a local folder holding the model's config.json) stands in for model.name, e.g. a hub id with no network."""
+    from studio.estimate import run_estimate
 
-    model = dataclasses.replace(config.model, name=model_name or config.model.name)
-    stage, train = config.stage, config.train
-    reward_models = max(1, len(config.reward_models.runs))
-    if stage != "ppo":
-        workload = Workload(train.batch_size, config.data.max_length, train.gradient_checkpointing, reward_models)
-        return estimate(model, config.lora, workload, (stage,)).stages[stage].total
-    length = config.data.max_length + config.ppo.response_length
-    checkpointing = train.gradient_checkpointing and config.model.quantization != "none"
-    forward = Workload(config.ppo.mini_batch_size // train.gradient_accumulation_steps, length, checkpointing,
-                       reward_models)
-    sampling = Workload(train.batch_size, length, checkpointing, reward_models)
-    terms = estimate(model, config.lora, forward, (stage,)).stages[stage].terms
-    cache = {t.name: t for t in estimate(model, config.lora, sampling, (stage,)).stages[stage].terms}
-    return sum(cache[t.name].bytes if t.name == "generation KV cache" else t.bytes for t in terms)
+    return run_estimate(config, model_name).total
 
 
 def twin_sets(path: str | Path) -> list[str]:

@@ -108,11 +108,13 @@ class ThroughputMeter:
         ids = kwargs.get("input_ids", args[0] if args else None)
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
             return
-        mask = kwargs.get("attention_mask")
+        mask, positions = kwargs.get("attention_mask"), kwargs.get("position_ids")
         new = ids.shape[1]  # with a KV cache only the last columns are new tokens
         if isinstance(mask, torch.Tensor) and mask.dim() == 2:
             tokens = mask[:, -new:].sum().to(self._device)
             context = mask.shape[1]
+        elif isinstance(positions, torch.Tensor) and positions.shape == ids.shape and new > 1:
+            tokens, context = _packed_tokens(positions.to(self._device))
         else:
             tokens, context = ids.numel(), new
         # Gradients on means a training forward. Not module.training: PPO trains with dropout off (eval mode).
@@ -141,6 +143,18 @@ class ThroughputMeter:
         if self._device.type == "cuda":
             rates["gpu_memory_gib"] = torch.cuda.max_memory_allocated(self._device) / 2**30
         return rates
+
+
+def _packed_tokens(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, mean context) of packed rows without an attention mask, where each example's positions restart
+    at 0 and padding sits at position 0 (studio/trainers/packing.py, TRL's padding-free batches). A token at 0
+    is an example's first when the next is at 1. An example of n tokens attends over n positions for each of its
+    tokens, n squared in all, which is also the sum of 2 x position + 1 over its tokens."""
+    follows = torch.zeros_like(positions, dtype=torch.bool)
+    follows[:, :-1] = positions[:, 1:] == 1
+    real = (positions > 0) | follows
+    tokens = real.sum()
+    return tokens, ((2 * positions + 1) * real).sum() / tokens.clamp(min=1)
 
 
 def counted_model(model: torch.nn.Module) -> torch.nn.Module:

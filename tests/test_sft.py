@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from studio.config import DataSpec, RunConfig, TrainSpec
+from studio.config import DataSpec, RunConfig, SFTSpec, TrainSpec
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.trainers import sft
@@ -48,12 +49,62 @@ def test_labels_mask_every_prompt_token(studio_home, tmp_path):
     assert seen == len(ROWS)
 
 
+def examples_of(batch) -> list[tuple[list[int], list[int], int, int]]:
+    """(input_ids, labels, row, start) of each example in a packed batch, split where the positions restart."""
+    found = []
+    for row, (ids, labels, positions) in enumerate(zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
+                                                       batch["position_ids"].tolist())):
+        starts = [i for i, p in enumerate(positions) if p == 0 and i + 1 < len(positions) and positions[i + 1] == 1]
+        for start, end in zip(starts, starts[1:] + [None]):
+            length = next((j for j, p in enumerate(positions[start + 1:end], 1) if p == 0), len(positions[start:end]))
+            found.append((ids[start:start + length], labels[start:start + length], row, start))
+    return found
+
+
+@pytest.mark.parametrize("completion_only_loss", [True, False])
+def test_packed_rows_train_each_example_as_if_it_were_alone(studio_home, tmp_path, completion_only_loss):
+    path = write_jsonl(tmp_path / "rows.jsonl", ROWS * 2)
+    data = DataSpec(path=str(path), eval_fraction=0.0, max_length=96)
+    train = TrainSpec(max_steps=1, batch_size=8)
+    padded = RunConfig(data=data, train=train, sft=SFTSpec(completion_only_loss=completion_only_loss))
+    padded_trainer = sft.build_trainer(padded, manager.create(padded))
+    config = RunConfig(data=data, train=train, sft=SFTSpec(completion_only_loss=completion_only_loss, packing=True))
+    trainer = sft.build_trainer(config, manager.create(config))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "attention_mask" not in batch and batch["input_ids"].shape[1] <= 96
+    assert 1 < batch["input_ids"].shape[0] < 8, "nothing was packed, or the packed rows were flattened into one"
+
+    # The same examples, with the same trained tokens, as the padded batch holds (an example's first label is
+    # never used: the loss predicts token t from the tokens before it)
+    reference = next(iter(padded_trainer.get_train_dataloader()))
+    alone = sorted((ids[:n], labels[1:n]) for ids, labels, n in zip(
+        reference["input_ids"].tolist(), reference["labels"].tolist(), reference["attention_mask"].sum(1).tolist()))
+    packed = examples_of(batch)
+    assert sorted((ids, labels[1:]) for ids, labels, _, _ in packed) == alone
+    assert batch["labels"][batch["position_ids"] == 0].eq(-100).all(), "padding or an example's first token trains"
+
+    # TRL's num_tokens counts every packed row (it counted one: a padding-free batch is one row to TRL)
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, batch)
+    assert trainer._metrics["train"]["num_tokens"] == [batch["input_ids"].numel()]
+
+    # Each example's logits in the packed row are those it gets alone: nothing attends across examples
+    model = trainer.model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
+        for ids, _, row, start in packed:
+            own = model(input_ids=torch.tensor([ids])).logits[0]
+            torch.testing.assert_close(logits[row, start:start + len(ids)], own, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.slow
-def test_loss_falls_by_half_on_a_memorisable_set(studio_home, tmp_path):
+@pytest.mark.parametrize("packing", [False, True])
+def test_loss_falls_by_half_on_a_memorisable_set(studio_home, tmp_path, packing):
     path = write_jsonl(tmp_path / "memorise.jsonl", ROWS * 2)
     config = RunConfig(data=DataSpec(path=str(path), eval_fraction=0.0),
                        train=TrainSpec(max_steps=40, learning_rate=5e-3, batch_size=8, logging_steps=1,
-                                       warmup_ratio=0.0, lr_scheduler="constant", save_steps=0))
+                                       warmup_ratio=0.0, lr_scheduler="constant", save_steps=0),
+                       sft=SFTSpec(packing=packing))
     run = manager.create(config)
     sft.train(config, run)
 

@@ -22,7 +22,7 @@ class Toy(nn.Module):
         self.frozen = nn.Linear(8, 8).requires_grad_(False)
         self.head = nn.Linear(8, 2)
 
-    def forward(self, input_ids, attention_mask=None):
+    def forward(self, input_ids, attention_mask=None, position_ids=None):
         return self.head(self.frozen(torch.ones(*input_ids.shape, 8)))
 
 
@@ -70,6 +70,20 @@ def test_training_and_forward_only_tokens_and_flops_are_counted_exactly(clock, m
     meter.close()
     model(torch.zeros(1, 3, dtype=torch.long))
     assert meter.tokens == 8  # the hook is gone
+
+
+def test_packed_rows_count_their_examples_not_their_padding(clock):
+    model = Toy()
+    meter = ThroughputMeter(model)
+    # row 0: examples of 3 and 2 tokens, then 2 pads; row 1: one example of 4 tokens, then 3 pads
+    positions = torch.tensor([[0, 1, 2, 0, 1, 0, 0], [0, 1, 2, 3, 0, 0, 0]])
+    model(torch.zeros(2, 7, dtype=torch.long), position_ids=positions)
+    # each token attends over its own example: 3x3 + 2x2 + 4x4 = 29 positions over 9 tokens
+    context = 29 / 9
+    forward = 2 * 80 + 4 * 2 * context * 8
+    backward = 2 * 80 + 2 * 16 + 8 * 2 * context * 8
+    assert meter.tokens == 9
+    assert meter.flops == pytest.approx(9 * (forward + backward))
 
 
 def test_processes_scale_the_rate_and_cpu_has_no_mfu(clock, monkeypatch):

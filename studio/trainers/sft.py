@@ -8,19 +8,37 @@ from __future__ import annotations
 
 import logging
 
+import torch
+from trl import SFTTrainer
+
 from studio import accel, data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
-from studio.trainers import timeline
+from studio.trainers import packing, timeline
 from studio.trainers.common import StudioCallback, fit_and_save, load_policy, seed_model_init, training_arguments
 
 log = logging.getLogger(__name__)
 
 
+class StudioSFTTrainer(SFTTrainer):
+    """SFTTrainer whose `num_tokens` counts every row of a batch without an attention mask: TRL counts such a batch
+    as one flattened row, so with several packed rows (studio/trainers/packing.py) it counted only the first."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        counted = self._total_train_tokens
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self._total_train_tokens != counted and "attention_mask" not in inputs:
+            positions = inputs["position_ids"]
+            tokens = self.accelerator.gather_for_metrics(torch.tensor(positions.numel(), device=positions.device))
+            self._total_train_tokens = counted + tokens.sum().item() // self._tp_size
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return result
+
+
 def build_trainer(config: RunConfig, run: RunDir):
     """The SFTTrainer for a config, with data loaded and checked and the model wrapped in LoRA."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
@@ -35,11 +53,17 @@ def build_trainer(config: RunConfig, run: RunDir):
                      packing=config.sft.packing,
                      completion_only_loss=config.sft.completion_only_loss,
                      use_liger_kernel=accel.use_liger_kernel(config))
-    return SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                      train_dataset=Dataset.from_list(train_rows),
-                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                      callbacks=[StudioCallback(run, config.train.save_total_limit),
-                                 *timeline.callbacks(config, run, tokenizer)])
+    trainer = StudioSFTTrainer(model=model, args=args, processing_class=tokenizer,
+                               train_dataset=Dataset.from_list(train_rows),
+                               eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                               callbacks=[StudioCallback(run, config.train.save_total_limit),
+                                          *timeline.callbacks(config, run, tokenizer)])
+    if config.sft.packing and not packing.flattens_well(trainer.model):
+        # Swapped in after construction: SFTTrainer refuses a custom collator when it packs.
+        collator = trainer.data_collator
+        trainer.data_collator = packing.RowPackingCollator(collator.pad_token_id, collator.pad_to_multiple_of)
+        log.info("packing: each packed row kept apart (no variable-length attention kernel to flatten the batch for)")
+    return trainer
 
 
 def train(config: RunConfig, run: RunDir) -> None:
