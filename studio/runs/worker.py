@@ -67,7 +67,9 @@ def _one_line(err: BaseException) -> str:
 
 def run_stage(run: RunDir) -> None:
     """Train the run's stage; raises on failure."""
-    config = cfg.load_config(run.config_path)
+    from studio import accel
+
+    config = accel.fit_memory(cfg.load_config(run.config_path))
     stage = importlib.import_module(f"studio.trainers.{config.stage}")
     stage.train(config, run)
 
