@@ -13,6 +13,7 @@ import gradio as gr
 
 from components.fieldwidgets import home_of, widget
 from components.forms import Fields, to_config
+from studio import access
 from studio import config as cfg
 from studio.errors import StudioError
 
@@ -82,9 +83,12 @@ def preview_data(raw: dict) -> tuple[str, str]:
 
 
 def _preview(raw: dict) -> tuple[str, str]:
+    from studio.data import HUB, SAMPLE
     from studio.data.preflight import data_report, marked
 
     spec = cfg.from_dict(raw.get("data", {}), cfg.DataSpec, "data.")
+    if spec.path and spec.path not in (SAMPLE, HUB):
+        access.check_readable(spec.path, "data.path")
     model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
     seed = cfg.from_dict(raw.get("train", {}), cfg.TrainSpec, "train.").seed
     fmt = cfg.STAGE_FORMATS.get(raw.get("stage", ""), cfg.PROMPT_ONLY)

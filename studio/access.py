@@ -4,10 +4,13 @@
     access.check_exposure("0.0.0.0", auth)      # StudioError: another address without a login is refused
     access.serve("0.0.0.0", auth)               # the same check, and remembers the address: exposed() is True
     access.inside(home / "spaces", "my-space", "export folder")   # a folder a visitor names, kept inside the root
+    access.check_readable("/etc/passwd", "data.path")           # when exposed: only the studio home and uploads
 
 `rlhf-studio ui --host 0.0.0.0 --auth user:password` (or RLHF_STUDIO_AUTH) serves other machines behind gradio's
-login page, and what a visitor may name there is narrower: a folder to write to stays inside the studio home
-(inside()) whenever exposed() says people other than this machine's user can open the studio. On Hugging Face
+login page, and what a visitor may name there is narrower whenever exposed() says people other than this machine's
+user can open the studio: a folder to write to stays inside the studio home (inside()), and a data file to read
+lies in the studio home or among the files uploaded through the UI (check_readable()), since the studio describes
+a file it reads (its columns, a bad row) and would otherwise describe any file the server can read. On Hugging Face
 Spaces the app must bind every interface for the Space's proxy, and who may open it is the Space's visibility, so
 there a login is optional (RLHF_STUDIO_AUTH still adds one). Uploads are capped at max_upload(). Never imports gradio.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tempfile
 from pathlib import Path
 
 from studio import spaces
@@ -88,3 +92,22 @@ def inside(root: Path, text: str, what: str) -> Path:
         raise StudioError(f"{what} '{text.strip()}': this studio can be opened by others, so it writes only inside "
                           f"{root}; give a folder name there, or leave it empty")
     return out
+
+
+def upload_folder() -> Path:
+    """Where gradio keeps the files uploaded through the UI: GRADIO_TEMP_DIR, else <the temp folder>/gradio."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def check_readable(text: str, what: str) -> None:
+    """When exposed(), one line refusing a file to read that lies outside the studio home and the upload folder,
+    with every ../ and symlink followed. Does nothing for a studio only this machine's user can open."""
+    if not exposed():
+        return
+    from studio.runs.rundir import studio_home
+
+    real = Path(text.strip()).expanduser().resolve()
+    roots = (studio_home(), upload_folder())
+    if not any(root.expanduser().resolve() in real.parents for root in roots):
+        raise StudioError(f"{what} = '{text.strip()}': this studio can be opened by others, so it reads only files "
+                          f"uploaded here or kept in {studio_home()}; upload the file in the Data tab")

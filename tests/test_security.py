@@ -32,11 +32,11 @@ import pytest
 import torch
 
 from studio import access, models
-from studio.config import GenerationSpec, LoraSpec, ModelSpec, RunConfig, load_config
+from studio.config import DataSpec, GenerationSpec, LoraSpec, ModelSpec, RunConfig, load_config
 from studio.errors import StudioError
 from studio.runs import manager
 from studio.runs.rundir import FINAL_STATES, RunDir
-from tests.conftest import REPO, free_port, run_cli
+from tests.conftest import REPO, dolly_row, free_port, run_cli, write_jsonl
 
 # ---------------------------------------------------------------- 13: run weights only as safetensors
 
@@ -384,6 +384,45 @@ def test_the_share_tab_of_a_local_studio_exports_anywhere(studio_home, share_tab
     assert not access.exposed()
     folder, _message, _ = share_tab.export_space("20260101-000000-sft-abcd", str(tmp_path / "anywhere"))
     assert Path(folder) == tmp_path / "anywhere" and share_tab.asked == [tmp_path / "anywhere"]
+
+
+@pytest.mark.parametrize("how", ["another address", "a Space"])
+def test_an_exposed_studio_reads_data_files_only_from_its_home_and_uploads(studio_home, tmp_path, monkeypatch, how):
+    from components import data_tab
+
+    monkeypatch.setattr(access, "_served_host", "0.0.0.0" if how == "another address" else "127.0.0.1")
+    if how == "a Space":
+        monkeypatch.setenv("SPACE_ID", "me/studio")
+    else:
+        monkeypatch.delenv("SPACE_ID", raising=False)
+    uploads = tmp_path / "uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    rows = [dolly_row(f"Question {i}?", f"Answer {i}.") for i in range(4)]
+    outside = write_jsonl(tmp_path / "outside.jsonl", rows)
+    (uploads / "0a1b").mkdir(parents=True)
+    uploaded = write_jsonl(uploads / "0a1b" / "mine.jsonl", rows)
+    kept = write_jsonl(studio_home / "kept.jsonl", rows)
+    (studio_home / "link.jsonl").symlink_to(outside)
+
+    for path in (str(outside), "/etc/passwd", str(studio_home / "link.jsonl"), str(uploads / ".." / "outside.jsonl")):
+        refusal = f"data.path = '{path}': this studio can be opened by others, so it reads only files uploaded here"
+        summary, examples = data_tab.preview_data({"stage": "sft", "data": {"path": path}})
+        assert summary.startswith(refusal) and "\n" not in summary and examples == ""
+        if how == "another address":  # a Space without a GPU refuses every run first
+            with pytest.raises(StudioError) as err:
+                manager.start(RunConfig(data=DataSpec(path=path)))
+            assert str(err.value).startswith(refusal)
+    assert not list(studio_home.glob("runs/*")), "a refused start left a run folder"
+
+    for path in (uploaded, kept):
+        summary, examples = data_tab.preview_data({"stage": "sft", "data": {"path": str(path)}})
+        assert "Question 0?" in examples, summary
+        access.check_readable(str(path), "data.path")
+
+    monkeypatch.setattr(access, "_served_host", "127.0.0.1")  # this machine's user alone: any file they can read
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    summary, examples = data_tab.preview_data({"stage": "sft", "data": {"path": str(outside)}})
+    assert "Question 0?" in examples, summary
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
-from studio import launcher, spaces
+from studio import access, launcher, spaces
 from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, ModelError, StudioError
@@ -56,6 +56,7 @@ def check_inputs(config: cfg.RunConfig) -> None:
 
         origin_of(config.data)  # a source with a file of its own (votes) says now that there is none yet
     if path and path not in (SAMPLE, HUB):
+        access.check_readable(path, "data.path")
         file_kind(Path(path))
         if not Path(path).expanduser().is_file():
             raise DataError(f"data.path = '{path}': no such file")
