@@ -65,11 +65,13 @@ GATE_NAMES = ("gate_proj", "gate_up_proj", "w3")  # a gated MLP's gate (or its u
 @dataclass(frozen=True)
 class Workload:
     """What sets the activation allowance: train.batch_size, data.max_length, train.gradient_checkpointing,
-    and how many reward runs the online stages score with (reward_models.runs)."""
+    how many reward runs the online stages score with (reward_models.runs), and how many prompts they answer
+    together (the KV cache; None: batch_size, PPO's differs)."""
     batch_size: int = 4
     max_length: int = 512
     gradient_checkpointing: bool = False
     reward_models: int = 1
+    sampled_together: int | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
             n = workload.reward_models
             terms.append(Term("reward models", n * weights(_frozen(reward, lora), trained=False),
                               f"{n} frozen reward model{'s' if n != 1 else ''} at the weights' dtype"))
-            kv_tokens = workload.batch_size * workload.max_length
+            kv_tokens = (workload.sampled_together or workload.batch_size) * workload.max_length
             terms.append(Term("generation KV cache", kv_tokens * 2 * layers * kv_heads * head_dim * dtype_bytes,
                               f"keys and values of {kv_tokens:,} sampled tokens"))
         terms.append(activations(stage))
@@ -211,12 +213,9 @@ def run_estimate(config: RunConfig, model_name: str | None = None) -> StageEstim
         return estimate(model, config.lora, workload, (stage,)).stages[stage]
     length = config.data.max_length + config.ppo.response_length
     checkpointing = train.gradient_checkpointing and config.model.quantization != "none"
-    forward = Workload(max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps), length,
-                       checkpointing, reward_models)
-    sampling = Workload(train.batch_size, length, checkpointing, reward_models)
-    terms = estimate(model, config.lora, forward, (stage,)).stages[stage].terms
-    cache = {t.name: t for t in estimate(model, config.lora, sampling, (stage,)).stages[stage].terms}
-    return StageEstimate(stage, tuple(cache[t.name] if t.name == "generation KV cache" else t for t in terms))
+    workload = Workload(max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps), length,
+                        checkpointing, reward_models, sampled_together=train.batch_size)
+    return estimate(model, config.lora, workload, (stage,)).stages[stage]
 
 
 def _weights_why(model: ModelSpec, dtype: str, shapes: Shapes) -> str:

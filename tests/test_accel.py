@@ -4,10 +4,10 @@ kernel, Liger, and gradient checkpointing turned on when the memory estimate is 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 
-import peft  # noqa: F401 - imported before torch.cuda is stood in for: bitsandbytes probes CUDA on import
 import pytest
 import torch
 
@@ -21,6 +21,7 @@ from studio.estimate import run_estimate
 def gpu(monkeypatch):
     """A GPU with `gpu.free` bytes free, and packages installed as `gpu.installed` says."""
     state = type("GPU", (), {"free": 80 * 2**30, "installed": set()})()
+    importlib.import_module("peft")  # first, with the real CUDA answers: bitsandbytes probes CUDA on import
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (state.free, 80 * 2**30))
     monkeypatch.setattr(accel, "installed", lambda package: package in state.installed)

@@ -86,7 +86,10 @@ def weight_folders(tmp_path_factory, shared_models) -> dict:
     return out
 
 
-def _one_line_refusal(err: pytest.ExceptionInfo, folder: Path) -> None:
+def _refused(folder: Path, load) -> None:
+    """load() is refused in one line naming the pickle-only folder."""
+    with pytest.raises(StudioError) as err:
+        load()
     text = str(err.value)
     assert isinstance(err.value, StudioError), repr(err.value)
     assert "\n" not in text and text.startswith(f"{folder}: only ") and "safetensors" in text, text
@@ -99,12 +102,8 @@ KINDS = ["plain", "bomb"]
 def test_a_pickle_only_whole_model_folder_is_refused(studio_home, weight_folders, tmp_path, kind):
     marker = tmp_path / "MARKER"
     folder = _pickle_only(weight_folders["model"], tmp_path / "run-model", kind, marker)
-    with pytest.raises(StudioError) as err:
-        models.load_causal_lm(ModelSpec(), start_from=folder)
-    _one_line_refusal(err, folder)
-    with pytest.raises(StudioError) as err:
-        models.load_reward_model(ModelSpec(), start_from=folder, pad_token_id=0)
-    _one_line_refusal(err, folder)
+    _refused(folder, lambda: models.load_causal_lm(ModelSpec(), start_from=folder))
+    _refused(folder, lambda: models.load_reward_model(ModelSpec(), start_from=folder, pad_token_id=0))
     assert not marker.exists()
 
 
@@ -115,19 +114,13 @@ def test_a_pickle_only_adapter_is_refused_by_every_loader(studio_home, weight_fo
     marker = tmp_path / "MARKER"
     folder = _pickle_only(weight_folders["adapter"], tmp_path / "run-adapter", kind, marker)
     # a trainer starting from a parent run (init.from_run) and share's merged weights
-    with pytest.raises(StudioError) as err:
-        models.load_causal_lm(ModelSpec(), start_from=folder)
-    _one_line_refusal(err, folder)
-    with pytest.raises(StudioError) as err:
-        models.merge_adapter(models.load_causal_lm(ModelSpec()), folder)
-    _one_line_refusal(err, folder)
+    _refused(folder, lambda: models.load_causal_lm(ModelSpec(), start_from=folder))
+    _refused(folder, lambda: models.merge_adapter(models.load_causal_lm(ModelSpec()), folder))
     # Compare and Chat: the adapter switched on top of the held base, and a parent merged into it (DoRA chains)
     generator, prompt = generate.Generator(), [[{"role": "user", "content": "Hi"}]]
     for target in (generate.Target(label="run", model=ModelSpec(), adapters=(folder,)),
                    generate.Target(label="run", model=ModelSpec(), merged=(folder,))):
-        with pytest.raises(StudioError) as err:
-            generator.generate(target, prompt, GenerationSpec(max_new_tokens=2))
-        _one_line_refusal(err, folder)
+        _refused(folder, lambda: generator.generate(target, prompt, GenerationSpec(max_new_tokens=2)))
     assert not marker.exists()
 
 
@@ -146,17 +139,12 @@ def test_a_run_whose_adapter_is_a_pickle_cannot_score_share_or_export(studio_hom
 
     marker = tmp_path / "MARKER"
     reward = _completed_run("reward", _pickle_only(weight_folders["reward_adapter"], tmp_path / "rm", kind, marker))
-    with pytest.raises(StudioError) as err:
-        scoring.score(reward.id, [{"role": "user", "content": "Hi"}], "Hello")
-    _one_line_refusal(err, reward.adapter_dir)
+    _refused(reward.adapter_dir, lambda: scoring.score(reward.id, [{"role": "user", "content": "Hi"}], "Hello"))
 
     sft = _completed_run("sft", _pickle_only(weight_folders["adapter"], tmp_path / "sft", kind, marker))
-    with pytest.raises(StudioError) as err:
-        share.merged_model(sft.id, tmp_path / "merged")
-    _one_line_refusal(err, sft.adapter_dir)
-    with pytest.raises(StudioError) as err:  # the Space would load the pickle as it is
-        share.export_space(sft.id, tmp_path / "space")
-    _one_line_refusal(err, sft.adapter_dir)
+    _refused(sft.adapter_dir, lambda: share.merged_model(sft.id, tmp_path / "merged"))
+    # the Space would load the pickle as it is
+    _refused(sft.adapter_dir, lambda: share.export_space(sft.id, tmp_path / "space"))
     assert not (tmp_path / "space").exists()
     assert not marker.exists()
 

@@ -21,8 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class StudioSFTTrainer(SFTTrainer):
-    """SFTTrainer whose `num_tokens` counts every row of a batch without an attention mask: TRL counts such a batch
-    as one flattened row, so with several packed rows (studio/trainers/packing.py) it counted only the first."""
+    """SFTTrainer that, packing without a variable-length attention kernel, keeps each packed row apart
+    (studio/trainers/packing.py), and whose `num_tokens` then counts every row: TRL counts a batch without an
+    attention mask as one flattened row."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.args.packing and not packing.flattens_well(self.model):
+            # Swapped in after construction: SFTTrainer refuses a custom collator when it packs.
+            collator = self.data_collator
+            self.data_collator = packing.RowPackingCollator(collator.pad_token_id, collator.pad_to_multiple_of)
+            log.info("packing: each packed row kept apart (no variable-length attention kernel to flatten the "
+                     "batch for)")
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         counted = self._total_train_tokens
@@ -53,17 +63,11 @@ def build_trainer(config: RunConfig, run: RunDir):
                      packing=config.sft.packing,
                      completion_only_loss=config.sft.completion_only_loss,
                      use_liger_kernel=accel.use_liger_kernel(config))
-    trainer = StudioSFTTrainer(model=model, args=args, processing_class=tokenizer,
-                               train_dataset=Dataset.from_list(train_rows),
-                               eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                               callbacks=[StudioCallback(run, config.train.save_total_limit),
-                                          *timeline.callbacks(config, run, tokenizer)])
-    if config.sft.packing and not packing.flattens_well(trainer.model):
-        # Swapped in after construction: SFTTrainer refuses a custom collator when it packs.
-        collator = trainer.data_collator
-        trainer.data_collator = packing.RowPackingCollator(collator.pad_token_id, collator.pad_to_multiple_of)
-        log.info("packing: each packed row kept apart (no variable-length attention kernel to flatten the batch for)")
-    return trainer
+    return StudioSFTTrainer(model=model, args=args, processing_class=tokenizer,
+                            train_dataset=Dataset.from_list(train_rows),
+                            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                            callbacks=[StudioCallback(run, config.train.save_total_limit),
+                                       *timeline.callbacks(config, run, tokenizer)])
 
 
 def train(config: RunConfig, run: RunDir) -> None:
