@@ -115,8 +115,10 @@ def recipe_choices() -> list[tuple[str, str]]:
     return choices
 
 
-def refresh_recipes(current: str | None):
-    return gr.Dropdown(choices=recipe_choices(), value=current)
+def refresh_recipes():
+    """The recipe list with no value: sent on focus, an answer that carried the value from before would undo a pick
+    made while it was on its way."""
+    return gr.Dropdown(choices=recipe_choices())
 
 
 def show_recipe(name: str | None):
@@ -201,8 +203,9 @@ def cancel_pipeline(pipeline_id: str | None) -> str:
     return f"Pipeline {pipeline_id}: {state['state']}."
 
 
-def refresh_pipelines(current: str | None):
-    return gr.Dropdown(choices=pipeline_choices(), value=current)
+def refresh_pipelines():
+    """The pipeline list with no value, sent on focus (see refresh_recipes)."""
+    return gr.Dropdown(choices=pipeline_choices())
 
 
 # ---------------------------------------------------------------- layout
@@ -238,7 +241,7 @@ def build() -> None:
     stages = gr.Dataframe(headers=TABLE_HEADERS, value=[], interactive=False, label="Stages")
     table = gr.Dataframe(headers=PIPELINE_HEADERS, value=pipelines_table(), interactive=False, label="All pipelines")
 
-    recipe.focus(refresh_recipes, inputs=recipe, outputs=recipe, api_name="recipes_on_focus", **private)
+    recipe.focus(refresh_recipes, outputs=recipe, api_name="recipes_on_focus", **private)
     recipe.change(show_recipe, inputs=recipe, outputs=[description, graph, code], api_name="show_recipe")
     load_button.click(show_recipe, inputs=recipe, outputs=[description, graph, code], api_name="show_recipe_on_click",
                       **private)
@@ -246,7 +249,7 @@ def build() -> None:
     save_button.click(save_pipeline, inputs=[save_name, code], outputs=[message, recipe], api_name="save_pipeline")
     start_button.click(start_pipeline, inputs=[code, overrides], outputs=[message, selected],
                        api_name="start_pipeline")
-    selected.focus(refresh_pipelines, inputs=selected, outputs=selected, api_name="pipelines_on_focus", **private)
+    selected.focus(refresh_pipelines, outputs=selected, api_name="pipelines_on_focus", **private)
     selected.change(show_pipeline, inputs=selected, outputs=[pipeline_line, pipeline_graph, stages],
                     api_name="show_pipeline", **quiet)
     cancel_button.click(cancel_pipeline, inputs=selected, outputs=message, api_name="cancel_pipeline")

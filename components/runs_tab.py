@@ -454,19 +454,30 @@ def refresh_timeline(run_id: str, step: float | None, shown: dict | None) -> lis
     return show_timeline(run_id, step if latest is not None and step is not None and step < latest else None)
 
 
-def overlay_choices(run_id: str, current: list[str] | None):
-    """The dropdown of runs to overlay: the other runs of the selected run's stage, newest first."""
+def overlay_options(run_id: str) -> list[tuple[str, str]]:
+    """(label, id) of the runs to overlay on this one: the other runs of its stage, newest first."""
     if not run_id:
-        return gr.Dropdown(choices=[], value=[])
+        return []
     try:
         run = manager.find(run_id)
     except StudioError:
-        return gr.Dropdown(choices=[], value=[])
+        return []
     stage = _stage(run)
     rows = [r for r in reversed(RunIndex().rows()) if r["stage"] == stage and r["id"] != run.id]
-    choices = [(f"{r['id']} {r['name']}".strip(), r["id"]) for r in rows]
+    return [(f"{r['id']} {r['name']}".strip(), r["id"]) for r in rows]
+
+
+def overlay_choices(run_id: str, current: list[str] | None):
+    """The dropdown of runs to overlay when the selected run changes, keeping the picks still on offer."""
+    choices = overlay_options(run_id)
     ids = {c[1] for c in choices}
     return gr.Dropdown(choices=choices, value=[v for v in current or [] if v in ids])
+
+
+def refresh_overlays(run_id: str):
+    """The same list with no value: sent on focus, an answer that carried the picks from before would undo one made
+    while it was on its way."""
+    return gr.Dropdown(choices=overlay_options(run_id))
 
 
 # ---------------------------------------------------------------- layout
@@ -530,7 +541,7 @@ def build() -> None:
     # input, not change: only what the person does (drag, arrow keys, typing), never the updates sent from here
     timeline_step.input(show_timeline, inputs=[selected, timeline_step], outputs=timeline_outputs,
                         api_name="timeline_on_step", trigger_mode="always_last", **private)
-    overlays.focus(overlay_choices, inputs=[selected, overlays], outputs=overlays, api_name="overlays_on_focus",
+    overlays.focus(refresh_overlays, inputs=selected, outputs=overlays, api_name="overlays_on_focus",
                    **private)
     for name, control in (("overlays", overlays.change), ("log_scale", log_scale.change),
                           ("smoothing", smoothing.release)):

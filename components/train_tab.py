@@ -127,6 +127,12 @@ def stage_runs(stage: str, from_run: str | None, reward_runs: list[str] | None):
     return gr.Dropdown(choices=parents, value=keep_parent), gr.Dropdown(choices=rewards, value=keep_rewards)
 
 
+def stage_run_choices(stage: str):
+    """The same lists with no value: sent on focus, an answer that carried the value from before would undo a pick
+    made while it was on its way."""
+    return gr.Dropdown(choices=parent_choices(stage)), gr.Dropdown(choices=completed_runs(["reward"]))
+
+
 def stage_sections(stage: str) -> list:
     """Show the reward models for the online stages and only the selected stage's own section."""
     return [gr.update(visible=stage in cfg.ONLINE_STAGES),
@@ -162,8 +168,9 @@ def preset_choices() -> list[tuple[str, str]]:
     return [(f"{name} (yours)" if path.parent == user else name, name) for name, path in preset_paths().items()]
 
 
-def refresh_presets(current: str | None):
-    return gr.Dropdown(choices=preset_choices(), value=current)
+def refresh_presets():
+    """The preset list with no value, sent on focus (see stage_run_choices)."""
+    return gr.Dropdown(choices=preset_choices())
 
 
 def load_preset(fields: Fields, name: str | None) -> list:
@@ -333,11 +340,12 @@ def build(shared_fields: Fields) -> Fields:
                  api_name="stage_runs")
     stage.change(stage_sections, inputs=stage, outputs=[rewards_group, *sections], api_name="stage_sections")
     # The page alone uses these: private, each with its own name so that the public names stay as written.
-    for name, trigger in (("refresh", refresh_button.click), ("parent_focus", from_run.focus),
-                          ("rewards_focus", reward_runs.focus)):
-        trigger(stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs],
-                api_name=f"stage_runs_on_{name}", api_visibility="private")
-    preset.focus(refresh_presets, inputs=preset, outputs=preset, api_name="presets_on_focus", api_visibility="private")
+    refresh_button.click(stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs],
+                         api_name="stage_runs_on_refresh", api_visibility="private")
+    for name, trigger in (("parent_focus", from_run.focus), ("rewards_focus", reward_runs.focus)):
+        trigger(stage_run_choices, inputs=stage, outputs=[from_run, reward_runs], api_name=f"stage_runs_on_{name}",
+                api_visibility="private")
+    preset.focus(refresh_presets, outputs=preset, api_name="presets_on_focus", api_visibility="private")
 
     def load(name):
         return load_preset(fields, name)

@@ -16,3 +16,22 @@ def test_app_serves_and_lists_runs(studio_home):
         assert table["data"] == [[run.id, "listed-run", "sft", "queued", "0/?", "", "", "", ""]]
         status, _log = client.predict(run.id, api_name="/run_details")
         assert run.id in status and "queued" in status
+
+
+def test_no_list_refreshed_on_focus_sends_a_value_back(studio_home):
+    """A dropdown refreshes its choices when it gets focus; the answer arrives after the person may have picked one,
+    so an answer carrying the value from the moment of focus would undo the pick (CI's browser test once caught the
+    preset dropdown so). Focus answers carry choices alone."""
+    from components.app import build_app
+
+    manager.create(RunConfig(name="listed-run"))
+    refreshed = []
+    for dependency in build_app().fns.values():
+        if not any(event == "focus" for _block, event in dependency.targets):
+            continue
+        answer = dependency.fn(*(block.value for block in dependency.inputs))
+        for block, update in zip(dependency.outputs, answer if isinstance(answer, tuple) else (answer,)):
+            refreshed.append(block.label)
+            assert "choices" in update.constructor_args and "value" not in update.constructor_args, block.label
+    assert sorted(refreshed) == ["Overlay runs", "Pipeline", "Preset", "Recipe", "init.from_run", "init.from_run",
+                                 "reward_models.runs", "reward_models.runs"]

@@ -69,6 +69,9 @@ def test_a_person_starts_the_tiny_sft_preset_and_watches_it_train(studio_home):
         preset = page.get_by_label("Preset", exact=True)
         preset.click()
         page.get_by_role("option", name=re.compile(r"^sft-dolly-tiny")).click()
+        # The list's refresh on focus answers after the pick, and must leave it in place.
+        time.sleep(2)
+        expect(preset).to_have_value("sft-dolly-tiny")
         page.get_by_role("button", name="Load", exact=True).click()
         expect(page.get_by_text(re.compile(r"Loaded"))).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Start", exact=True).click()
