@@ -22,12 +22,12 @@ import torch
 # bitsandbytes warns on every 8-bit matmul that fp32 inputs are cast to fp16: expected, and it floods train.log.
 warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
 
-from studio import accel
+from studio import accel, model_files
 from studio.config import LoraSpec, ModelSpec
 from studio.errors import ModelError
 from studio.runs.rundir import studio_home
 
-TINY_NAME = "tiny"
+TINY_NAME = model_files.TINY_NAME
 TINY_RECIPE_VERSION = 1  # bump when the tiny model's architecture, tokenizer or pretraining change
 TINY_PRETRAIN_STEPS = 300
 SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
@@ -50,14 +50,8 @@ def resolve(name: str) -> str:
     """'tiny' -> the built-in model's folder; a local folder -> its path; anything else is a hub id."""
     if name == TINY_NAME:
         return str(tiny_model_path())
-    expanded = Path(name).expanduser()
-    if expanded.is_dir():
-        if not (expanded / "config.json").is_file():
-            raise ModelError(f"model.name = '{name}': the folder has no config.json, so it is not a model folder")
-        return str(expanded)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # hub ids are "owner/name" or "name"
-        raise ModelError(f"model.name = '{name}': no such folder")
-    return name
+    folder = model_files.local_folder(name)
+    return name if folder is None else str(folder)
 
 
 def _load_error(spec: ModelSpec, err: Exception) -> ModelError:

@@ -203,9 +203,10 @@ def test_an_uploaded_bad_file_is_refused_by_start_in_one_line(served, form, tmp_
 # ---------------------------------------------------------------- item 9: models
 
 
-def model_folder(path, chat_template: bool = True, **config) -> str:
-    """A model folder written by hand: a small Llama config and a word-level tokenizer (with the studio's ChatML
-    template, or none), and no weights. Enough for every fault below, and no model has to be built or fetched."""
+def model_folder(path, chat_template: bool = True, weights: bool = True, **config) -> str:
+    """A model folder written by hand: a small Llama config, a word-level tokenizer (with the studio's ChatML
+    template, or none) and an empty model.safetensors (or none). Enough for every fault below: each is found before
+    a weight is read, and no model has to be built or fetched."""
     path.mkdir()
     vocab = {"[UNK]": 0, "<|im_start|>": 1, "<|im_end|>": 2}
     tokenizer = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
@@ -220,6 +221,8 @@ def model_folder(path, chat_template: bool = True, **config) -> str:
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": len(vocab), "hidden_size": 16,
         "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
         **config}))
+    if weights:
+        (path / "model.safetensors").write_bytes(b"")
     return str(path)
 
 
@@ -229,17 +232,26 @@ def model_folders(tmp_path) -> dict:
     remote_code = {"model_type": "studio-custom-arch", "architectures": ["CustomModel"],
                    "auto_map": {"AutoConfig": "configuration_custom.CustomConfig",
                                 "AutoModelForCausalLM": "modeling_custom.CustomModel"}}
-    return {"no-weights": model_folder(tmp_path / "no-weights"),
+    (tmp_path / "not-a-model").mkdir()
+    return {"no-weights": model_folder(tmp_path / "no-weights", weights=False),
+            "not-a-model": str(tmp_path / "not-a-model"),
             "remote-code": model_folder(tmp_path / "remote-code", **remote_code),
             "no-template": model_folder(tmp_path / "no-template", chat_template=False)}
 
 
+# Found from the folder's file names when the run is asked for, before a run folder exists.
+MODEL_FAULTS_AT_START = [
+    ("no-such-folder", "./no-such-model", "model.name = './no-such-model': no such folder"),
+    ("not-a-model-folder", "{not-a-model}",
+     "model.name = '{not-a-model}': the folder has no config.json, so it is not a model folder"),
+    ("no-weights", "{no-weights}",
+     "model.name = '{no-weights}': the folder has no weights (model.safetensors or pytorch_model.bin)"),
+]
+# Found by the worker, which loads the model: the run exists and fails with the reason.
 MODEL_FAULTS = [
     ("hub-id-that-does-not-exist", "someone/no-such-model",
      "could not load 'someone/no-such-model' from the Hugging Face Hub (no connection, or no such model, or it needs "
      "a login); check the id, or download it and set model.name to the local folder"),
-    ("no-weights", "{no-weights}",
-     "model.name = '{no-weights}': the folder has no weights (model.safetensors or pytorch_model.bin)"),
     ("remote-code-without-opt-in", "{remote-code}",
      "model '{remote-code}' needs Python code from its repository to load; set model.trust_remote_code: true only "
      "if you trust that repository"),
@@ -247,6 +259,25 @@ MODEL_FAULTS = [
      "the tokenizer of '{no-template}' has no chat template, and this data is chat messages; pick an instruct or chat "
      "model, or one that ships a chat template"),
 ]
+
+
+@pytest.mark.parametrize("name, message", [fault[1:] for fault in MODEL_FAULTS_AT_START],
+                         ids=[f[0] for f in MODEL_FAULTS_AT_START])
+def test_an_unusable_model_folder_is_refused_by_start_before_a_run_exists(model_folders, name, message):
+    name, message = name.format_map(model_folders), message.format_map(model_folders)
+    config = cfg.load_config(PRESET, [f"model.name={name}"])
+    with pytest.raises(StudioError) as raised:
+        manager.start(config)
+    assert str(raised.value) == message
+    assert run_dirs() == []  # no run folder, so no worker and no model
+
+
+def test_a_run_started_from_another_is_not_held_to_the_model_name_it_does_not_use(model_folders):
+    """A run with init.from_run trains the parent run's base model, so whatever model.name says is not checked."""
+    config = cfg.load_config(PRESET, [f"model.name={model_folders['no-weights']}", "init.from_run=no-such-run"])
+    with pytest.raises(StudioError) as raised:
+        manager.start(config)
+    assert str(raised.value).startswith("no run with id 'no-such-run'")
 
 
 def test_a_tokenizer_without_chat_template_is_one_line_from_the_data_command(model_folders):

@@ -36,10 +36,10 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
-from studio import access, launcher, spaces
+from studio import access, launcher, model_files, spaces
 from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
-from studio.errors import DataError, ModelError, StudioError
+from studio.errors import DataError, StudioError
 from studio.runs import process
 from studio.runs.metrics import truncate_after
 from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, runs_root
@@ -65,9 +65,10 @@ def check_inputs(config: cfg.RunConfig) -> None:
     # worker reads the converted rows back from the data cache. Hub datasets are left to the worker.
     check_file(config.data, config.stage)
     launcher.check(config)
-    name = config.model.name
-    if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
-        raise ModelError(f"model.name = '{name}': no such folder")
+    if not config.init.from_run:  # a run started from another takes that run's model
+        # A missing folder, no config.json or no weights; a hub id, remote code or a missing chat template are
+        # found by the worker, which loads the model.
+        model_files.check_weights(config.model.name)
 
 
 # Which earlier stages can give a stage its starting weights: policies start from policies.
