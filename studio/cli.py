@@ -296,8 +296,6 @@ def _ended(run, proc) -> bool:
 def _follow(run, proc) -> int:
     """Wait while the run is queued, then show progress until it ends; Ctrl+C or SIGTERM cancels the run
     (a running one saves a checkpoint first). `proc` is the worker when this process launched it, else None."""
-    from tqdm import tqdm
-
     from studio.runs import manager
     from studio.runs.metrics import MetricsReader
 
@@ -307,11 +305,11 @@ def _follow(run, proc) -> int:
     try:
         if proc is None:
             proc = _wait_in_queue(run)
-        bar = tqdm(total=0, unit="step", desc=run.id, file=sys.stderr, dynamic_ncols=True, leave=True,
-                   mininterval=1.0)
+        # The bar starts with the first training step, so its rate and ETA leave the model and data loading out.
+        print(f"{run.id}: loading the model and data", file=sys.stderr)
         while not _ended(run, proc):
             time.sleep(0.5)
-            _update_bar(bar, run.read_status(), reader)
+            bar = _update_bar(bar, run.read_status(), reader, run.id)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -320,8 +318,9 @@ def _follow(run, proc) -> int:
         print(f"run {status['state']}", file=sys.stderr)
         return EXIT_CANCELLED
     status = manager.status(run, exit_code=proc.returncode if proc else None)
-    _update_bar(bar, status, reader)
-    bar.close()
+    bar = _update_bar(bar, status, reader, run.id)
+    if bar is not None:
+        bar.close()
     state = status.get("state")
     if state == "completed":
         print(f"completed: {status.get('step')} steps; adapter in {run.adapter_dir}")
@@ -333,18 +332,26 @@ def _follow(run, proc) -> int:
     return EXIT_FAILED
 
 
-def _update_bar(bar, status: dict, reader) -> None:
-    """Redraw only when the step or the loss moved, so a log file of the output stays short."""
+def _update_bar(bar, status: dict, reader, run_id: str):
+    """The progress bar, made once the run knows its total steps (None before); redrawn only when the step or the
+    loss moved, so a log file of the output stays short."""
+    from tqdm import tqdm
+
     total, step = status.get("total_steps") or 0, status.get("step") or 0
+    if bar is None:
+        if not total:
+            return None
+        bar = tqdm(total=total, unit="step", desc=run_id, file=sys.stderr, dynamic_ncols=True, leave=True,
+                   mininterval=1.0)
     losses = [row["loss"] for row in reader.read_new() if "loss" in row]
-    if (total == bar.total or not total) and step == bar.n and not losses:
-        return
-    if total:
-        bar.total = total
+    if total == bar.total and step == bar.n and not losses:
+        return bar
+    bar.total = total or bar.total
     bar.n = step
     if losses:
         bar.set_postfix(loss=losses[-1], refresh=False)
     bar.refresh()
+    return bar
 
 
 # ---------------------------------------------------------------- runs and show

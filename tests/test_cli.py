@@ -24,6 +24,11 @@ def test_train_tiny_preset_then_list_and_show(studio_home):
     run_id = result.stdout.split()[1]
     run = RunDir.of(run_id)
     assert f"dir {run.path}" in result.stdout
+    # The terminal says it is loading, then a bar that starts with training (its ETA leaves loading out) ends full.
+    progress = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert progress[0] == f"{run_id}: loading the model and data"
+    assert progress[1].startswith(f"{run_id}:") and "/60 [" in progress[1]
+    assert " 60/60 [" in progress[-1]
 
     status = run.read_status()
     assert status["state"] == "completed" and status["step"] == status["total_steps"] == 60
