@@ -40,6 +40,7 @@ COLUMNS = ["id", "name", "stage", "state", "step", "ETA", "last loss / reward", 
 REFRESH_SECONDS = 2
 CHART_SECONDS = 1  # a new metric point shows within two seconds: one tick of waiting plus the redraw
 PLOT_SLOTS = max(len(panels) for panels in charts.STAGE_PANELS.values())
+CHART_MIN_WIDTH = 420  # px: two charts side by side on a laptop, one a line on a phone
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default; the logged values stay visible, faint, behind the line
 MAX_SMOOTHING = 0.99
 
@@ -502,11 +503,10 @@ def build() -> None:
         # allow_custom_value: a run id may be typed or sent through /chart_data before the choices are loaded
         overlays = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, label="Overlay runs",
                                info="Other runs of the same stage, drawn on the same charts")
-    plots = []
-    for first in range(0, PLOT_SLOTS, 2):
-        with gr.Row():
-            for _ in range(first, min(first + 2, PLOT_SLOTS)):
-                plots.append(gr.Plot(visible=False, show_label=False))
+    # One wrapping row, two plots a line (min_width), so that the hidden slots of a stage with fewer panels leave
+    # no empty rows behind.
+    with gr.Row():
+        plots = [gr.Plot(visible=False, show_label=False, min_width=CHART_MIN_WIDTH) for _ in range(PLOT_SLOTS)]
     with gr.Accordion("Answers over training", open=True):
         timeline_note = gr.Markdown()
         timeline_step = gr.Slider(0, 1, value=0, step=1, label="Step", visible=False)
