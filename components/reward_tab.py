@@ -33,7 +33,6 @@ def reward_runs():
 
 
 def score_pair(run_id: str | None, prompt: str, answer_a: str, answer_b: str):
-    """(score of A, score of B, verdict line); a mistake gives (None, None, one line)."""
     try:
         if not run_id:
             raise StudioError("pick a completed reward run")
@@ -51,6 +50,12 @@ def score_pair(run_id: str | None, prompt: str, answer_a: str, answer_b: str):
     chance = 1 / (1 + math.exp(-margin))
     return a, b, (f"Prefers **Answer {better}** by {margin:.3f} (the model's chance that {better} is better: "
                   f"{chance:.0%}).")
+
+
+def score_boxes(score_a: float | None):
+    """Show the two score boxes only while they hold scores: an empty number box reads 0."""
+    shown = score_a is not None
+    return gr.Number(visible=shown), gr.Number(visible=shown)
 
 
 def evaluate_reward(run_id: str | None, limit):
@@ -87,8 +92,8 @@ def build(tab: gr.Tab | None = None) -> None:
         answer_b = gr.Textbox(label="Answer B", lines=4)
     score = gr.Button("Score", variant="primary")
     with gr.Row():
-        score_a = gr.Number(label="Score of answer A", interactive=False)
-        score_b = gr.Number(label="Score of answer B", interactive=False)
+        score_a = gr.Number(label="Score of answer A", interactive=False, visible=False)
+        score_b = gr.Number(label="Score of answer B", interactive=False, visible=False)
     verdict = gr.Markdown()
 
     gr.Markdown("### Evaluate on held-out pairs")
@@ -104,6 +109,7 @@ def build(tab: gr.Tab | None = None) -> None:
         tab.select(reward_runs, outputs=run, api_name="reward_runs_on_open", api_visibility="private",
                    show_progress="hidden")
     score.click(score_pair, inputs=[run, prompt, answer_a, answer_b], outputs=[score_a, score_b, verdict],
-                api_name="score_pair", **QUEUE)
+                api_name="score_pair", **QUEUE).then(score_boxes, inputs=score_a, outputs=[score_a, score_b],
+                                                     api_name="score_boxes", api_visibility="private")
     evaluate.click(evaluate_reward, inputs=[run, limit], outputs=[summary, histogram], api_name="evaluate_reward",
                    **QUEUE)

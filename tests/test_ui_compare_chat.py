@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 import pytest
 
+from components import reward_tab
 from studio import compare, scoring, votes
 from studio.config import GenerationSpec
 
@@ -308,6 +309,10 @@ def test_reward_workbench_prefers_the_polite_answer(client, runs):
 
     a, b, verdict = client.predict(reward, prompt, RUDE, POLITE, api_name="/score_pair")
     assert b > a and verdict.startswith("Prefers **Answer B**")
+
+    # The score boxes start hidden (an empty number box reads 0), show with scores and hide again after a mistake.
+    assert [box.visible for box in reward_tab.score_boxes(a)] == [True, True]
+    assert [box.visible for box in reward_tab.score_boxes(None)] == [False, False]
 
 
 def test_reward_evaluation_on_held_out_pairs(client, runs):
