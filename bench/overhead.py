@@ -56,7 +56,8 @@ def plain_settings(stage: str, steps: int, folder: Path) -> Path:
         "batch_size": t.batch_size, "seed": t.seed, "lr_scheduler": t.lr_scheduler, "warmup_ratio": t.warmup_ratio,
         "max_length": config.data.max_length, "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
         "target_modules": "all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules,
-        "gradient_checkpointing": t.gradient_checkpointing, "packing": config.sft.packing, "completion_only_loss": config.sft.completion_only_loss, "beta": config.dpo.beta,
+        "gradient_checkpointing": t.gradient_checkpointing, "packing": config.sft.packing,
+        "completion_only_loss": config.sft.completion_only_loss, "beta": config.dpo.beta,
     }
     path = folder / f"{stage}-settings.json"
     path.write_text(json.dumps(settings))
@@ -73,9 +74,9 @@ def timed(command: list[str], env: dict) -> float:
 
 
 def run_dirs() -> set[Path]:
-    from studio.runs.rundir import runs_root
+    from studio.runs.store import all_run_dirs
 
-    return {p for p in runs_root().glob("*") if (p / "config.yaml").is_file()}
+    return {run.path for run in all_run_dirs()}
 
 
 def studio_times(stage: str, steps: int, env: dict) -> tuple[float, list[float]]:

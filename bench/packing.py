@@ -31,9 +31,9 @@ WARMUP = 5
 
 
 def run_dirs() -> set[Path]:
-    from studio.runs.rundir import runs_root
+    from studio.runs.store import all_run_dirs
 
-    return {p for p in runs_root().glob("*") if (p / "config.yaml").is_file()}
+    return {run.path for run in all_run_dirs()}
 
 
 def tokens_per_second(dolly: Path, packing: bool, steps: int, max_length: int, env: dict) -> tuple[float, int]:

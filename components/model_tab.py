@@ -72,7 +72,7 @@ def inspect_model(raw: dict) -> tuple[str, list[list]]:
 
 
 def _inspect(raw: dict) -> tuple[str, list[list]]:
-    from studio.estimate import Workload, estimate, gib, run_estimate
+    from studio.estimate import Workload, estimate, gib, workload_of
 
     model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
     lora = cfg.from_dict(raw.get("lora", {}), cfg.LoraSpec, "lora.")
@@ -86,16 +86,15 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
     workload = Workload(batch_size=train.batch_size, max_length=data.max_length,
                         gradient_checkpointing=train.gradient_checkpointing,
                         reward_models=max(1, len(reward_models.runs)))
-    result = estimate(model, lora, workload)
-    stages = dict(result.stages)
     # PPO samples and trains in different batch sizes (ppo.mini_batch_size): counted as its trainer runs
-    stages["ppo"] = run_estimate(cfg.RunConfig(stage="ppo", model=model, lora=lora, train=train, data=data,
-                                               ppo=ppo, reward_models=reward_models))
+    ppo_workload = workload_of(cfg.RunConfig(stage="ppo", model=model, lora=lora, train=train, data=data, ppo=ppo,
+                                             reward_models=reward_models))
+    result = estimate(model, lora, workload, stage_workloads={"ppo": ppo_workload})
 
     share = result.trainable / result.parameters if result.parameters else 0
     how = (f"LoRA r={lora.r} on {', '.join(lora.target_modules)}" + (" (DoRA)" if lora.use_dora else "")
            if lora.enabled else "LoRA off: every weight trains")
-    chosen = stages[stage]
+    chosen = result.stages[stage]
     lines = [
         f"**{result.model}** ({result.architecture}, {result.num_layers} layers, hidden {result.hidden_size}, "
         f"vocabulary {result.vocab_size:,})",
@@ -106,8 +105,8 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
                                                   if result.quantization != "none" else "")
         + f"; batch {workload.batch_size} x {workload.max_length} tokens"
         + (", gradient checkpointing" if workload.gradient_checkpointing else "")
-        + f" (PPO: {train.batch_size} answers sampled together, "
-        f"{max(1, ppo.mini_batch_size // train.gradient_accumulation_steps)} per training pass)",
+        + f" (PPO: {ppo_workload.sampled_together} answers sampled together, {ppo_workload.batch_size} per "
+        "training pass)",
         f"- **{stage}** needs about **{gib(chosen.total)}**: "
         + "; ".join(f"{t.name} {gib(t.bytes)} ({t.why})" for t in chosen.terms),
         "",
@@ -115,7 +114,7 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
         "data.max_length; shorter data needs less.",
     ]
     rows = []
-    for name, est in stages.items():
+    for name, est in result.stages.items():
         cells = {("training" if t.name.endswith("training") else t.name): _cell(t) for t in est.terms}
         rows.append([name, gib(est.total), *(cells.get(term, "") for term in TERMS)])
     return "\n".join(lines), rows

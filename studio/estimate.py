@@ -119,10 +119,12 @@ class Estimate:
 
 
 def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
-             stages: tuple[str, ...] = STAGES) -> Estimate:
-    """Counts and per-stage memory for a model and LoRA spec; ModelError (one line) when the model is not found,
-    ConfigError for quantised weights with LoRA off (they cannot train)."""
+             stages: tuple[str, ...] = STAGES, stage_workloads: dict[str, Workload] | None = None) -> Estimate:
+    """Counts and per-stage memory for a model and LoRA spec, each stage at `workload` or its own in
+    `stage_workloads` (PPO's, see workload_of); ModelError (one line) when the model is not found, ConfigError for
+    quantised weights with LoRA off (they cannot train)."""
     workload = workload or Workload()
+    stage_workloads = stage_workloads or {}
     if model.quantization != "none" and not lora.enabled:
         raise ConfigError(f"model.quantization = '{model.quantization}': quantised weights cannot be trained "
                           "directly; turn lora.enabled on (QLoRA) or set quantization to none")
@@ -160,7 +162,7 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
         return Term("full training", shapes.trainable * 3 * dtype_bytes,
                     f"gradients and 2 AdamW moments for all {shapes.trainable:,} weights at {dtype}")
 
-    def activations(stage: str) -> Term:
+    def activations(stage: str, workload: Workload) -> Term:
         tokens = workload.batch_size * workload.max_length * SEQUENCES[stage]
         scale = dtype_bytes / 2
         if workload.gradient_checkpointing:
@@ -177,6 +179,7 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
 
     results = {}
     for stage in stages:
+        load = stage_workloads.get(stage, workload)
         shapes = reward if stage == "reward" else policy
         terms = [Term("weights", weights(shapes), _weights_why(model, dtype, shapes)), training(shapes)]
         if stage in REFERENCE_STAGES:
@@ -185,13 +188,13 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
         if stage == "ppo":
             terms.append(Term("value head", (hidden + 1) * 16, "Linear(hidden, 1) trained in float32"))
         if stage in ONLINE_STAGES:
-            n = workload.reward_models
+            n = load.reward_models
             terms.append(Term("reward models", n * weights(_frozen(reward, lora), trained=False),
                               f"{n} frozen reward model{'s' if n != 1 else ''} at the weights' dtype"))
-            kv_tokens = (workload.sampled_together or workload.batch_size) * workload.max_length
+            kv_tokens = (load.sampled_together or load.batch_size) * load.max_length
             terms.append(Term("generation KV cache", kv_tokens * 2 * layers * kv_heads * head_dim * dtype_bytes,
                               f"keys and values of {kv_tokens:,} sampled tokens"))
-        terms.append(activations(stage))
+        terms.append(activations(stage, load))
         results[stage] = StageEstimate(stage, tuple(terms))
     return Estimate(model=model.name, architecture=(config.architectures or [type(config).__name__])[0],
                     dtype=dtype, quantization=model.quantization, lora=lora.enabled,
@@ -202,20 +205,23 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
 
 def run_estimate(config: RunConfig, model_name: str | None = None) -> StageEstimate:
     """The memory of a run config's stage as its trainer runs it; `model_name` (a folder with the model's
-    config.json) stands in for model.name. PPO samples answers to train.batch_size prompts together (the KV
+    config.json) stands in for model.name."""
+    model = dataclasses.replace(config.model, name=model_name or config.model.name)
+    return estimate(model, config.lora, workload_of(config), (config.stage,)).stages[config.stage]
+
+
+def workload_of(config: RunConfig) -> Workload:
+    """The workload of a run config's stage. PPO samples answers to train.batch_size prompts together (the KV
     cache), while each forward and backward pass takes ppo.mini_batch_size / gradient_accumulation_steps sequences
     of prompt plus answer, and gradient checkpointing reaches its policy only through QLoRA's preparation."""
-    model = dataclasses.replace(config.model, name=model_name or config.model.name)
-    stage, train = config.stage, config.train
+    train = config.train
     reward_models = max(1, len(config.reward_models.runs))
-    if stage != "ppo":
-        workload = Workload(train.batch_size, config.data.max_length, train.gradient_checkpointing, reward_models)
-        return estimate(model, config.lora, workload, (stage,)).stages[stage]
+    if config.stage != "ppo":
+        return Workload(train.batch_size, config.data.max_length, train.gradient_checkpointing, reward_models)
     length = config.data.max_length + config.ppo.response_length
     checkpointing = train.gradient_checkpointing and config.model.quantization != "none"
-    workload = Workload(max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps), length,
-                        checkpointing, reward_models, sampled_together=train.batch_size)
-    return estimate(model, config.lora, workload, (stage,)).stages[stage]
+    return Workload(max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps), length, checkpointing,
+                    reward_models, sampled_together=train.batch_size)
 
 
 def _weights_why(model: ModelSpec, dtype: str, shapes: Shapes) -> str:
