@@ -6,11 +6,14 @@
     for w in warnings:
         print(f"step {w.step}: {w.message}. {w.suggestion}")
 
-Each warning names its check, the metric, the step it was first seen at and the value there. Checks read the mean
-of the last WINDOW rows (fewer at the start), so one noisy batch does not trip them; comparisons "against the
-start" use the mean of the first WINDOW rows. The thresholds below are named with the reason for each; none of
-them fires on the tiny presets' runs (sft-dolly-tiny, rm-hh-tiny, dpo-hh-tiny, kto-hh-tiny, ppo-tiny, grpo-tiny,
-rloo-tiny, rejection-tiny), which the tests check against recorded excerpts.
+Each warning names its check and metric, the step it first fired at with the value there, and the latest step with
+the value there, so a warning read while the run goes on says where things stand now ("kl is exploding: 260 ... at
+step 13 ...; first at step 2 (125)"). Checks read the mean of the last WINDOW rows (fewer at the start, but never
+fewer than MIN_ROWS), so one noisy batch does not trip them; comparisons "against the start" use the mean of the
+first WINDOW rows. The thresholds below are named with the reason for each. On the tiny presets' runs
+(sft-dolly-tiny, rm-hh-tiny, dpo-hh-tiny, kto-hh-tiny, ppo-tiny, grpo-tiny, rloo-tiny, rejection-tiny) one check
+fires, by design: ppo-tiny's answers shrink from about 14 to 3 tokens while its reward rises, the drift the length
+drop check is there to show. The tests check all of them against recorded excerpts.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]  # key -> (steps,
 # noise while a real trend still shows within a few log events.
 WINDOW = 5
 
+# A mean of fewer rows is never compared with a threshold: at the very start one batch would decide alone. Eval
+# metrics are exempt, since each eval row already averages the whole held-out set.
+MIN_ROWS = 3
+
 # The true KL divergence is never negative; a 5-row mean this far below zero is more than estimator noise. It means
 # the answers were sampled from something other than the policy being scored (sampling settings, dropout, a
 # different reference), which is the silent PPO failure users report (LLaMA-Factory #664, #1833, #3902).
@@ -50,10 +57,21 @@ KL_EXPLODE_PER_TOKEN = 2.0
 TRUNCATED_RUNAWAY = 0.9
 TRUNCATED_START_MAX = 0.5
 
-# Answers shrinking to a tenth of their starting length are collapsing towards empty answers (a reward model that
-# scores short answers well, or a KL penalty avoided by saying nothing). ppo-tiny shrinks to about a fifth: its
-# tiny reward model prefers short answers, which is a drift to look at, not yet a collapse.
+# Answers shrinking to under a third of their starting length (5-row means, so a sustained drop, not a few short
+# answers): the policy is learning to say less, usually because the reward model scores short answers well or
+# because saying little dodges the KL penalty. ppo-tiny shows it on purpose (about 14 -> 3 tokens while its reward
+# rises: its tiny reward model prefers short answers), and the warning there is the point of it: it is the drift a
+# person should look at before trusting the rising reward. At a tenth the answers are collapsing towards empty.
+LENGTH_DROP_FRACTION = 1 / 3
 LENGTH_COLLAPSE_FRACTION = 0.1
+
+# Training loss (sft, reward, dpo, kto) diverging: the median of the last WINDOW rows (so at least half of them are
+# high: one bad batch never counts) at least 1.5 times the lowest such median so far, and having given back at least
+# half of what it had gained since the first row. The factor keeps slow noise on a flat loss out (healthy tiny runs
+# wiggle by under 10%); the share keeps a loss near zero (a reward model at 0.01) from counting a rise to 0.02. A
+# learning rate far too high (sft-dolly-tiny at 1.0: 3.4 -> 6 to 12 within 5 steps) passes both at once.
+LOSS_DIVERGE_FACTOR = 1.5
+LOSS_DIVERGE_GIVEN_BACK = 0.5
 
 # DPO/KTO implicit reward of the chosen answers (beta x log-ratio to the reference). Below -0.5 (5 nats at the
 # default beta 0.1) and still falling, the policy makes the preferred answers clearly less likely than the
@@ -86,16 +104,18 @@ EVAL_RISE_MIN = 0.01
 
 @dataclass(frozen=True)
 class HealthWarning:
-    check: str       # which check fired, e.g. "kl_negative"
-    metric: str      # the metric key it read
-    step: float      # the step at which it was first seen
-    value: float     # the value the threshold was compared with at that step (a 5-row mean for most checks)
+    check: str         # which check fired, e.g. "kl_negative"
+    metric: str        # the metric key it read
+    step: float        # the step at which it first fired
+    value: float       # the value the threshold was compared with at that step (a 5-row mean for most checks)
+    last_step: float   # the latest step of that metric, so a warning read during a run says where it stands now
+    last_value: float  # the same measure at last_step (it may have recovered since: the message says both)
     message: str
     suggestion: str
 
 
 def check(stage: str, series: Series) -> list[HealthWarning]:
-    """Every warning for a run of `stage` over its metrics (key -> (steps, values)), ordered by step."""
+    """Every warning for a run of `stage` over its metrics (key -> (steps, values)), ordered by first step."""
     found: list[HealthWarning | None] = [_not_finite(series)]
     for check_fn in STAGE_CHECKS.get(stage, ()):
         found.append(check_fn(stage, series))
@@ -126,6 +146,10 @@ def _step(step: float) -> str:
     return str(int(step)) if step == int(step) else str(step)
 
 
+def _tokens(value: float) -> str:
+    return f"{_fmt(value)} token" + ("" if _fmt(value) == "1" else "s")
+
+
 def _finite(series: Series, key: str) -> tuple[list[float], list[float]]:
     steps, values = series.get(key, ((), ()))
     if math.isfinite(sum(values)):  # nan and inf survive a sum, so this is the common case in one C pass
@@ -145,6 +169,16 @@ def _trailing_means(values: Sequence[float], window: int = WINDOW) -> list[float
     return out
 
 
+def _trailing_medians(values: Sequence[float]) -> list[float]:
+    """Median of the last WINDOW values at each position (fewer at the start)."""
+    out = []
+    for i in range(len(values)):
+        last = sorted(values[max(0, i + 1 - WINDOW):i + 1])
+        mid = len(last) // 2
+        out.append(last[mid] if len(last) % 2 else (last[mid - 1] + last[mid]) / 2)
+    return out
+
+
 def _rows(i: int) -> int:
     """How many rows the trailing mean at position i averages."""
     return min(i + 1, WINDOW)
@@ -155,15 +189,36 @@ def _start(values: Sequence[float]) -> float:
     return sum(head) / len(head)
 
 
-def _first(steps: Sequence[float], means: Sequence[float], condition) -> int | None:
-    return next((i for i, m in enumerate(means) if condition(i, m)), None)
+def _first(steps: Sequence[float], means: Sequence[float], condition, min_rows: int = MIN_ROWS) -> int | None:
+    """The first position whose trailing mean (or median) covers at least `min_rows` rows and meets `condition`."""
+    return next((i for i, m in enumerate(means) if _rows(i) >= min_rows and condition(i, m)), None)
+
+
+def _over(rows: int, kind: str = "mean") -> str:
+    """What a compared value is: one row's own value needs no words."""
+    return "" if rows == 1 else f"{kind} of the last {rows} rows"
+
+
+def _warning(check: str, metric: str, steps: Sequence[float], values: Sequence[float], first: int, headline: str,
+             suggestion: str, show=_fmt, notes: Sequence[str] = (), rows: int = 1,
+             kind: str = "mean") -> HealthWarning:
+    """A warning that fired at position `first`, worded at the latest position: "<headline>: <value> at step N
+    (<kind> of the last <rows> rows, <notes>); first at step M (<value there>)". `values` are what the check
+    compared (trailing means, medians or raw rows); `rows` and `notes` describe the latest one."""
+    last = len(values) - 1
+    detail = ", ".join(part for part in (_over(rows, kind), *notes) if part)
+    message = f"{headline}: {show(values[last])} at step {_step(steps[last])}" + (f" ({detail})" if detail else "")
+    if last != first:
+        message += f"; first at step {_step(steps[first])} ({show(values[first])})"
+    return HealthWarning(check, metric, steps[first], values[first], steps[last], values[last], message, suggestion)
 
 
 # ---------------------------------------------------------------- checks
 
 
 def _not_finite(series: Series) -> HealthWarning | None:
-    """Any stage: a loss, reward or KL that is nan or infinite. Reported once, at the earliest step."""
+    """Any stage: a loss, reward or KL that is nan or infinite, at the earliest step it was; the latest row of that
+    metric is reported too (nan again, or the value it came back to)."""
     first = None
     for key in sorted(series):
         if not (key == "loss" or key.endswith("_loss") or key in ("reward", "kl")):
@@ -177,9 +232,34 @@ def _not_finite(series: Series) -> HealthWarning | None:
     if first is None:
         return None
     step, key, value = first
-    return HealthWarning("not_finite", key, step, value, f"{key} is {value} at step {_step(step)}",
+    steps, values = series[key]
+    last_step, last_value = steps[-1], values[-1]
+    message = f"{key} is {value} at step {_step(step)}"
+    if last_step != step and not math.isfinite(last_value):
+        message = f"{key} is {last_value} at step {_step(last_step)}; first at step {_step(step)}"
+    return HealthWarning("not_finite", key, step, value, last_step, last_value, message,
                          "Training diverged: lower train.learning_rate, keep train.max_grad_norm at 1.0, and with "
                          "model.dtype float16 try bfloat16 or float32")
+
+
+def _loss_diverging(stage: str, series: Series) -> HealthWarning | None:
+    steps, values = _finite(series, "loss")
+    medians = _trailing_medians(values)
+    lowest = _running_min(medians)
+
+    def diverging(i: int, m: float) -> bool:
+        gained = values[0] - lowest[i]
+        return m >= LOSS_DIVERGE_FACTOR * lowest[i] and m - lowest[i] >= LOSS_DIVERGE_GIVEN_BACK * gained
+
+    i = _first(steps, medians, diverging)
+    if i is None:
+        return None
+    best = medians.index(lowest[-1])
+    notes = [f"lowest {_fmt(lowest[-1])} at step {_step(steps[best])}", f"{_fmt(values[0])} at the start"]
+    return _warning("loss_diverging", "loss", steps, medians, i, "loss is diverging",
+                    "The learning rate is too high for this model: lower train.learning_rate (a tenth of it is a "
+                    "good first try) and keep train.max_grad_norm at 1.0",
+                    notes=notes, rows=_rows(len(values) - 1), kind="median")
 
 
 _KL_WEIGHT = {"ppo": "ppo.kl_coef (or set ppo.target_kl)", "grpo": "grpo.beta", "rloo": "rloo.beta"}
@@ -192,10 +272,10 @@ def _kl_negative(stage: str, series: Series) -> HealthWarning | None:
     if i is None:
         return None
     extra = "; ppo.kl_estimator=k3 is never negative" if stage == "ppo" else ""
-    return HealthWarning("kl_negative", "kl", steps[i], means[i],
-                         f"kl went negative: {_fmt(means[i])} (mean of {_rows(i)} rows) at step {_step(steps[i])}",
-                         "The answers were not sampled from the policy being scored: sample at temperature 1 without "
-                         f"top-k, top-p or repetition penalty, and start from the reference's weights{extra}")
+    return _warning("kl_negative", "kl", steps, means, i, "kl went negative",
+                    "The answers were not sampled from the policy being scored: sample at temperature 1 without "
+                    f"top-k, top-p or repetition penalty, and start from the reference's weights{extra}",
+                    rows=_rows(len(means) - 1))
 
 
 def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
@@ -205,11 +285,11 @@ def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: m > limit)
     if i is None:
         return None
-    return HealthWarning("kl_exploding", "kl", steps[i], means[i],
-                         f"kl is exploding: {_fmt(means[i])} nats {unit} (mean of {_rows(i)} rows, "
-                         f"limit {_fmt(limit)}) at step {_step(steps[i])}",
-                         f"The policy is far from its starting model: raise {_KL_WEIGHT[stage]} or lower "
-                         "train.learning_rate, and read some answers for reward hacking")
+    return _warning("kl_exploding", "kl", steps, means, i, "kl is exploding",
+                    f"The policy is far from its starting model: raise {_KL_WEIGHT[stage]} or lower "
+                    "train.learning_rate, and read some answers for reward hacking",
+                    show=lambda v: f"{_fmt(v)} nats {unit}", notes=[f"limit {_fmt(limit)}"],
+                    rows=_rows(len(means) - 1))
 
 
 _TRUNCATED_SUGGESTION = {
@@ -235,28 +315,34 @@ def _length_runaway(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: start <= TRUNCATED_START_MAX and m >= TRUNCATED_RUNAWAY)
     if i is None:
         return None
-    return HealthWarning("length_runaway", key, steps[i], means[i],
-                         f"answers run to the length limit: {means[i]:.0%} cut off (mean of {_rows(i)} rows, "
-                         f"{start:.0%} at the start) at step {_step(steps[i])}",
-                         f"The reward model may pay for length: {_TRUNCATED_SUGGESTION[stage]}, and score a few "
-                         "long answers by hand")
+    return _warning("length_runaway", key, steps, means, i, "answers run to the length limit",
+                    f"The reward model may pay for length: {_TRUNCATED_SUGGESTION[stage]}, and score a few long "
+                    "answers by hand",
+                    show=lambda v: f"{v:.0%} cut off", notes=[f"{start:.0%} at the start"], rows=_rows(len(means) - 1))
 
 
-def _length_collapse(stage: str, series: Series) -> HealthWarning | None:
+def _length_drop(stage: str, series: Series) -> HealthWarning | None:
     key = "response_length" if stage in ("ppo", "rejection") else "completions/mean_length"
     steps, values = _finite(series, key)
     if not values:
         return None
     start = _start(values)
     means = _trailing_means(values)
-    i = _first(steps, means, lambda i, m: start > 0 and m <= LENGTH_COLLAPSE_FRACTION * start)
+    i = _first(steps, means, lambda i, m: start > 0 and m <= LENGTH_DROP_FRACTION * start)
     if i is None:
         return None
-    return HealthWarning("length_collapse", key, steps[i], means[i],
-                         f"answers are collapsing: {_fmt(means[i])} tokens (mean of {_rows(i)} rows, {_fmt(start)} at "
-                         f"the start) at step {_step(steps[i])}",
-                         "The policy found that short answers score well or dodge the KL penalty: score a few short "
-                         "answers by hand, and lower train.learning_rate")
+    # Both ends are means of the same number of rows: the start is the mean at the WINDOW-th row.
+    start_step, last = steps[min(WINDOW, len(steps)) - 1], len(means) - 1
+    collapsing = means[last] <= LENGTH_COLLAPSE_FRACTION * start
+    message = (f"answers are {'collapsing' if collapsing else 'shrinking'}: {_fmt(start)} -> {_tokens(means[last])} "
+               f"from step {_step(start_step)} to step {_step(steps[last])} (means of {WINDOW} rows)")
+    if last != i:
+        message += f"; first under a third of the start at step {_step(steps[i])} ({_tokens(means[i])})"
+    return HealthWarning("length_drop", key, steps[i], means[i], steps[last], means[last], message,
+                         "The policy is learning to say less, which a reward model that scores short answers well "
+                         "or the KL penalty can teach it: read a few answers (the Runs tab's Answers over "
+                         "training), and if they got worse, lower train.learning_rate or score some short answers "
+                         "by hand")
 
 
 def _chosen_falling(stage: str, series: Series) -> HealthWarning | None:
@@ -266,11 +352,11 @@ def _chosen_falling(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: m < CHOSEN_REWARD_FLOOR and m < peak[i])
     if i is None:
         return None
-    return HealthWarning("chosen_reward_falling", "rewards/chosen", steps[i], means[i],
-                         f"rewards/chosen is falling: {_fmt(means[i])} (mean of {_rows(i)} rows) at step "
-                         f"{_step(steps[i])}; the chosen answers are now less likely than under the reference",
-                         "Common while both answers lose likelihood and the margin grows; if answers get worse, lower "
-                         f"train.learning_rate or raise {stage}.beta")
+    return _warning("chosen_reward_falling", "rewards/chosen", steps, means, i, "rewards/chosen is falling",
+                    "The chosen answers are now less likely than under the reference. That is common while both "
+                    "answers lose likelihood and the margin grows; if answers get worse, lower train.learning_rate "
+                    f"or raise {stage}.beta",
+                    rows=_rows(len(means) - 1))
 
 
 def _running_max(values: Sequence[float]) -> list[float]:
@@ -281,17 +367,22 @@ def _running_max(values: Sequence[float]) -> list[float]:
     return out
 
 
+def _running_min(values: Sequence[float]) -> list[float]:
+    return [-v for v in _running_max([-v for v in values])]
+
+
 def _rm_at_chance(stage: str, series: Series) -> HealthWarning | None:
     for key in ("accuracy", "eval_accuracy"):
         steps, values = _finite(series, key)
         means = _trailing_means(values)
-        i = _first(steps, means, lambda i, m: steps[i] >= RM_CHANCE_AFTER_STEPS and m <= RM_CHANCE_ACCURACY)
+        min_rows = 1 if key.startswith("eval_") else MIN_ROWS
+        i = _first(steps, means, lambda i, m: steps[i] >= RM_CHANCE_AFTER_STEPS and m <= RM_CHANCE_ACCURACY,
+                   min_rows)
         if i is not None:
-            return HealthWarning("rm_at_chance", key, steps[i], means[i],
-                                 f"{key} is stuck at chance: {_fmt(means[i])} (mean of {_rows(i)} rows) "
-                                 f"at step {_step(steps[i])}",
-                                 "The model does not tell chosen from rejected: raise train.learning_rate, check "
-                                 "that the pairs differ (rlhf-studio data), or give it more pairs")
+            return _warning("rm_at_chance", key, steps, means, i, f"{key} is stuck at chance",
+                            "The model does not tell chosen from rejected: raise train.learning_rate, check that the "
+                            "pairs differ (rlhf-studio data), or give it more pairs",
+                            rows=_rows(len(means) - 1))
     return None
 
 
@@ -306,10 +397,9 @@ def _clip_high(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: m > CLIP_FRACTION_HIGH)
     if i is None:
         return None
-    return HealthWarning("clip_fraction_high", key, steps[i], means[i],
-                         f"{key} is high: {_fmt(means[i])} (mean of {_rows(i)} rows, limit {_fmt(CLIP_FRACTION_HIGH)}) "
-                         f"at step {_step(steps[i])}",
-                         f"Each update moves the policy too far: lower train.learning_rate or {_PASSES[stage]}")
+    return _warning("clip_fraction_high", key, steps, means, i, f"{key} is high",
+                    f"Each update moves the policy too far: lower train.learning_rate or {_PASSES[stage]}",
+                    notes=[f"limit {_fmt(CLIP_FRACTION_HIGH)}"], rows=_rows(len(means) - 1))
 
 
 def _entropy_collapse(stage: str, series: Series) -> HealthWarning | None:
@@ -321,11 +411,10 @@ def _entropy_collapse(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: start > 0 and m <= ENTROPY_COLLAPSE_FRACTION * start)
     if i is None:
         return None
-    return HealthWarning("entropy_collapse", "entropy", steps[i], means[i],
-                         f"entropy is collapsing: {_fmt(means[i])} (mean of {_rows(i)} rows, {_fmt(start)} at the "
-                         f"start) at step {_step(steps[i])}",
-                         f"The policy is turning deterministic: lower train.learning_rate, raise "
-                         f"{_KL_WEIGHT.get(stage, 'the KL weight')}, and look for one answer repeated")
+    return _warning("entropy_collapse", "entropy", steps, means, i, "entropy is collapsing",
+                    f"The policy is turning deterministic: lower train.learning_rate, raise "
+                    f"{_KL_WEIGHT.get(stage, 'the KL weight')}, and look for one answer repeated",
+                    notes=[f"{_fmt(start)} at the start"], rows=_rows(len(means) - 1))
 
 
 def _reward_falling(stage: str, series: Series) -> HealthWarning | None:
@@ -343,11 +432,11 @@ def _reward_falling(stage: str, series: Series) -> HealthWarning | None:
         peak = max(peak, means[i])
         gain = peak - start
         if gain > REWARD_GAIN_NOISE * noise and means[i] <= peak - REWARD_LOSS_SHARE * gain:
-            return HealthWarning("reward_falling", "reward", steps[i], means[i],
-                                 f"reward rose then fell: {_fmt(means[i])} (mean of {_rows(i)} rows) from a peak of "
-                                 f"{_fmt(peak)}, {_fmt(start)} at the start, at step {_step(steps[i])}",
-                                 "Training turned unstable: lower train.learning_rate, and keep the checkpoint from "
-                                 "the peak")
+            peak_now = max(means[WINDOW - 1:])
+            return _warning("reward_falling", "reward", steps, means, i, "reward rose then fell",
+                            "Training turned unstable: lower train.learning_rate, and keep the checkpoint from the "
+                            "peak",
+                            notes=[f"peak {_fmt(peak_now)}", f"{_fmt(start)} at the start"], rows=WINDOW)
     return None
 
 
@@ -356,23 +445,28 @@ def _eval_loss_rising(stage: str, series: Series) -> HealthWarning | None:
     for i in range(1, len(values)):
         best = min(values[:i])
         if values[i] >= best * (1 + EVAL_RISE) and values[i] - best >= EVAL_RISE_MIN:
-            return HealthWarning("eval_loss_rising", "eval_loss", steps[i], values[i],
-                                 f"eval_loss is rising: {_fmt(values[i])} against its best {_fmt(best)} at step "
-                                 f"{_step(steps[values.index(best)])}, seen at step {_step(steps[i])}",
-                                 "The model is overfitting: stop here, or train fewer steps or epochs with a lower "
-                                 "train.learning_rate or more lora.dropout")
+            # Worded at the latest eval, against the best before it (each eval is one row over the held-out set).
+            best_now = min(values[:-1])
+            return _warning("eval_loss_rising", "eval_loss", steps, values, i, "eval_loss is rising",
+                            "The model is overfitting: stop here, or train fewer steps or epochs with a lower "
+                            "train.learning_rate or more lora.dropout",
+                            notes=[f"best {_fmt(best_now)} at step {_step(steps[values.index(best_now)])}"])
     return None
 
 
-_RL = (_kl_negative, _kl_exploding, _length_runaway, _length_collapse, _entropy_collapse, _reward_falling)
+_RL = (_kl_negative, _kl_exploding, _length_runaway, _length_drop, _entropy_collapse, _reward_falling)
+
+# The training loss of these stages falls from the first row in a healthy run. Online stages are left out: their
+# loss is a policy-gradient objective whose level says little, and rejection's rows are rounds on new answers.
+_LOSS = (_loss_diverging, _eval_loss_rising)
 
 STAGE_CHECKS = {
-    "sft": (_eval_loss_rising,),
-    "reward": (_eval_loss_rising, _rm_at_chance),
-    "dpo": (_eval_loss_rising, _chosen_falling),
-    "kto": (_eval_loss_rising, _chosen_falling),
+    "sft": _LOSS,
+    "reward": (*_LOSS, _rm_at_chance),
+    "dpo": (*_LOSS, _chosen_falling),
+    "kto": (*_LOSS, _chosen_falling),
     "ppo": (*_RL, _clip_high),
     "grpo": (*_RL, _clip_high),
     "rloo": (*_RL, _clip_high),
-    "rejection": (_length_runaway, _length_collapse, _reward_falling),
+    "rejection": (_length_runaway, _length_drop, _reward_falling),
 }
