@@ -1,28 +1,31 @@
 """Chat tab: talk with a base model or a finished run, the answer streaming in token by token (studio/generate.py).
 
-    model     each base model the completed runs start from ("base (tiny)") and every completed run that answers
+    model     each base model the completed runs start from ("base (tiny)") and every completed run that answers;
+              listed anew each time the tab opens, the base model picked while nothing else is
     system    an optional system prompt, sent first in every turn
-    Send      streams the reply into the chat (the whole conversation is the prompt, so it is multi-turn); the line
+    Send      (or Enter; Shift+Enter adds a line) streams the reply into the chat, opening with the name of the
+              model that writes it (the whole conversation is the prompt, so it is multi-turn); the line
               under the chat says how many tokens the reply took and how fast they came
     Stop      ends the reply where it is: the generation stops at its next token and the model is free again
     Clear     stops any reply and empties the conversation
     Unload    frees the held model (memory back for training); the next message loads it again
 
-Endpoints for scripts and tests (gradio_client): /chat_models, /chat(message, history, model, system, *settings) (a
-stream of (history, message box, stats); *settings are the generation boxes in GenerationSpec's order), /stop_chat,
-/clear_chat, /unload_model.
+Endpoints for scripts and tests (gradio_client): /chat_models(current pick), /chat(message, history, model, system,
+*settings) (a stream of (history, message box, stats); *settings are the generation boxes in GenerationSpec's order),
+/stop_chat, /clear_chat, /unload_model.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import closing
 
 import gradio as gr
 
-from components import generation
-from components.oneline import error_line
+from components import firstopen, generation
+from components.oneline import error_markdown
 from studio import generate
 from studio.errors import StudioError
 
@@ -70,8 +73,14 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or ""
 
 
-def chat_models():
-    return gr.Dropdown(choices=generate.answering_models())
+def chat_models(current: str | None = None):
+    """The model list, current on every open; the pick stays while it is listed, else the first base model (the
+    list's first entry) is picked, so Send works without a visit to the list."""
+    choices = generate.answering_models()
+    keys = [key for _label, key in choices]
+    if current in keys:
+        return gr.Dropdown(choices=choices)
+    return gr.Dropdown(choices=choices, value=keys[0] if keys else None)
 
 
 def _text(content) -> str:
@@ -84,10 +93,26 @@ def _text(content) -> str:
                    and part.get("type", "text") == "text")
 
 
+# Each reply opens with the model that wrote it, in bold on a line of its own: a conversation may switch models.
+_SIGNED = re.compile(r"\A\*\*(.+?)\*\*\n\n", re.S)
+
+
+def signed(label: str, text: str) -> str:
+    return f"**{label}**\n\n{text}"
+
+
+def unsigned(text: str, labels: set[str]) -> str:
+    """A reply without the line naming its model (only a known model's name counts as that line)."""
+    match = _SIGNED.match(text)
+    return text[match.end():] if match and match[1] in labels else text
+
+
 def conversation(history: list[dict] | None) -> list[dict]:
-    """The chat's messages as plain role/content dicts, user and assistant turns only."""
-    return [{"role": m["role"], "content": _text(m.get("content"))} for m in history or ()
-            if m.get("role") in ("user", "assistant")]
+    """The chat's messages as plain role/content dicts, user and assistant turns only, replies without the line
+    naming their model."""
+    labels = {label for label, _key in generate.answering_models()} if history else set()  # as the picker names them
+    return [{"role": m["role"], "content": unsigned(_text(m.get("content")), labels) if m["role"] == "assistant"
+             else _text(m.get("content"))} for m in history or () if m.get("role") in ("user", "assistant")]
 
 
 def _stats(part: generate.Partial, label: str, stopped: bool) -> str:
@@ -99,18 +124,26 @@ def _stats(part: generate.Partial, label: str, stopped: bool) -> str:
 def chat(request: gr.Request, message: str, history: list[dict] | None, model: str | None, system: str | None,
          *values):
     """Stream the reply to `message`: yields (history with the reply so far, message box, stats line)."""
+    shown_before = [{"role": m["role"], "content": _text(m.get("content"))} for m in history or ()
+                    if m.get("role") in ("user", "assistant")]
     turns = conversation(history)
     try:
         if not (message or "").strip():
             raise StudioError("type a message first")
         settings = generation.settings(values)
-        target = generate.target_for(model or "")
+        listed = generate.answering_models()
+        # Nothing picked yet (Send before the list's refresh on open came back): the list's first entry, the base
+        # model, as the refresh would pick. The reply's signature says which model it was.
+        model = model or (listed[0][1] if listed else "")
+        target = generate.target_for(model)
+        # The reply is signed with the name the picker shows (a run's id and name), which conversation() knows.
+        signature = dict((key, label) for label, key in listed).get(model, target.label)
     except Exception as err:
-        yield turns, message, error_line(err)
+        yield shown_before, message, error_markdown(err)
         return
     prompt = [{"role": "user", "content": message.strip()}]
     messages = ([{"role": "system", "content": system.strip()}] if (system or "").strip() else []) + turns + prompt
-    shown = turns + prompt + [{"role": "assistant", "content": ""}]
+    shown = shown_before + prompt + [{"role": "assistant", "content": signed(signature, "")}]
     session, reply = _session(request), _Reply()
     _register(session, reply)
     last = 0.0
@@ -121,10 +154,10 @@ def chat(request: gr.Request, message: str, history: list[dict] | None, model: s
                 now = time.monotonic()
                 if part.done or now - last >= REPAINT_SECONDS:
                     last = now
-                    shown[-1] = {"role": "assistant", "content": part.text}
+                    shown[-1] = {"role": "assistant", "content": signed(signature, part.text)}
                     yield shown, "", _stats(part, target.label, reply.asked.is_set()) if part.done else gr.skip()
     except Exception as err:
-        yield shown, "", error_line(err)
+        yield shown, "", error_markdown(err)
     finally:
         reply.stop.set()  # ends the generation if gradio closed this handler (Stop, Clear, a closed browser)
         _unregister(session, reply)
@@ -151,23 +184,29 @@ def build(tab: gr.Tab | None = None) -> None:
     choices = generate.answering_models()
     with gr.Row():
         model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Model",
-                            info="A base model or a completed run", scale=4)
+                            info="A base model or a completed run", scale=4, visible=False)
         refresh = gr.Button("Refresh list", scale=1, size="sm")
         unload = gr.Button("Unload model", scale=1, size="sm")
-    system = gr.Textbox(label="System prompt", lines=2, placeholder="optional: sent before every conversation")
-    settings = generation.build()
+    # Built hidden and shown when the tab opens (components/firstopen.py): what is typed right away then stays.
+    system = gr.Textbox(label="System prompt", lines=2, placeholder="optional: sent before every conversation",
+                        visible=False)
+    settings = generation.build(visible=False)
     chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-window")
-    message = gr.Textbox(label="Message", lines=2, placeholder="Type a message; Enter sends, Shift+Enter adds a line")
+    # One line to start with (so Enter sends, as gradio sends on Enter only from a one-line box), growing to eight.
+    message = gr.Textbox(label="Message", lines=1, max_lines=8, visible=False,
+                         placeholder="Type a message; Enter sends, Shift+Enter adds a line")
+    firstopen.reveal_on_open(tab, [model, system, *settings, message])
     with gr.Row():
         send = gr.Button("Send", variant="primary")
         stop = gr.Button("Stop", variant="stop")
         clear = gr.Button("Clear")
     stats = gr.Markdown(elem_id="chat-stats")
 
-    refresh.click(chat_models, outputs=model, api_name="chat_models")
+    # preprocess=False: a pick whose run was deleted since must reach the handler (to be replaced), not be refused.
+    refresh.click(chat_models, preprocess=False, inputs=model, outputs=model, api_name="chat_models")
     if tab is not None:
-        tab.select(chat_models, outputs=model, api_name="chat_models_on_open", api_visibility="private",
-                   show_progress="hidden")
+        tab.select(chat_models, preprocess=False, inputs=model, outputs=model, api_name="chat_models_on_open",
+                   api_visibility="private", show_progress="hidden")
     inputs, outputs = [message, chatbot, model, system, *settings], [chatbot, message, stats]
     sending = [send.click(chat, inputs=inputs, outputs=outputs, api_name="chat", **generation.QUEUE),
                message.submit(chat, inputs=inputs, outputs=outputs, api_name="chat_on_enter",

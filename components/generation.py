@@ -33,8 +33,9 @@ def _info() -> dict[str, dict]:
 KEYS = tuple(_info())
 
 
-def build(open: bool = False) -> list[gr.Number]:
-    """A number box per generation setting (no bounds in the browser: the config's check answers a bad value)."""
+def build(open: bool = False, visible: bool = True) -> list[gr.Number]:
+    """A number box per generation setting (no bounds in the browser: the config's check answers a bad value).
+    visible=False builds them hidden, for firstopen.reveal_on_open."""
     boxes = []
     with gr.Accordion("Generation settings", open=open):
         with gr.Row():
@@ -42,7 +43,7 @@ def build(open: bool = False) -> list[gr.Number]:
                 meta = _info()[key]
                 boxes.append(gr.Number(value=meta["default"], label=key, info=meta["help"],
                                        precision=0 if meta["type"] is int else None, placeholder="empty: default",
-                                       min_width=140))
+                                       min_width=140, visible=visible))
     return boxes
 
 

@@ -7,7 +7,7 @@
                         trainer split them (the share whose chosen answer scores above the rejected one), and a
                         histogram of the chosen and rejected scores overlaid
 
-Endpoints for scripts and tests (gradio_client): /reward_runs, /score_pair(run, prompt, answer_a, answer_b),
+Endpoints for scripts and tests (gradio_client): /reward_runs(current pick), /score_pair(run, prompt, answer_a, answer_b),
 /evaluate_reward(run, limit).
 """
 
@@ -17,7 +17,7 @@ import math
 
 import gradio as gr
 
-from components.oneline import error_line
+from components.oneline import error_markdown
 from studio import charts, scoring
 from studio.errors import StudioError
 
@@ -28,8 +28,14 @@ def _choices() -> list[tuple[str, str]]:
     return [(f"{r['id']} ({r['name']})" if r["name"] else r["id"], r["id"]) for r in scoring.reward_runs()]
 
 
-def reward_runs():
-    return gr.Dropdown(choices=_choices())
+def reward_runs(current: str | None = None):
+    """The run list, current on every open; the pick stays while it is listed, else the newest reward run (the
+    list's first entry) is picked."""
+    choices = _choices()
+    keys = [key for _label, key in choices]
+    if current in keys:
+        return gr.Dropdown(choices=choices)
+    return gr.Dropdown(choices=choices, value=keys[0] if keys else None)
 
 
 def score_pair(run_id: str | None, prompt: str, answer_a: str, answer_b: str):
@@ -43,7 +49,7 @@ def score_pair(run_id: str | None, prompt: str, answer_a: str, answer_b: str):
         messages = [{"role": "user", "content": prompt.strip()}]
         a, b = scoring.score_batch(run_id, [messages, messages], [answer_a.strip(), answer_b.strip()])
     except Exception as err:
-        return None, None, error_line(err)
+        return None, None, error_markdown(err)
     if a == b:
         return a, b, "The model scores both answers the same: no preference."
     better, margin = ("A", a - b) if a > b else ("B", b - a)
@@ -67,7 +73,7 @@ def evaluate_reward(run_id: str | None, limit):
             raise StudioError(f"pairs to score = {limit}: a whole number of at least 1")
         result = scoring.held_out_scores(run_id, int(limit))
     except Exception as err:
-        return error_line(err), None
+        return error_markdown(err), None
     n = len(result.chosen)
     mean_chosen, mean_rejected = sum(result.chosen) / n, sum(result.rejected) / n
     of = f" (the first {n} of {result.held_out})" if n < result.held_out else ""
@@ -104,10 +110,11 @@ def build(tab: gr.Tab | None = None) -> None:
     summary = gr.Markdown()
     histogram = gr.Plot(label="Scores of chosen and rejected answers", show_label=False)
 
-    refresh.click(reward_runs, outputs=run, api_name="reward_runs")
+    # preprocess=False: a pick whose run was deleted since must reach the handler (to be replaced), not be refused.
+    refresh.click(reward_runs, preprocess=False, inputs=run, outputs=run, api_name="reward_runs")
     if tab is not None:
-        tab.select(reward_runs, outputs=run, api_name="reward_runs_on_open", api_visibility="private",
-                   show_progress="hidden")
+        tab.select(reward_runs, preprocess=False, inputs=run, outputs=run, api_name="reward_runs_on_open",
+                   api_visibility="private", show_progress="hidden")
     score.click(score_pair, inputs=[run, prompt, answer_a, answer_b], outputs=[score_a, score_b, verdict],
                 api_name="score_pair", **QUEUE).then(score_boxes, inputs=score_a, outputs=[score_a, score_b],
                                                      api_name="score_boxes", api_visibility="private")

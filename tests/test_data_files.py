@@ -373,7 +373,27 @@ def test_html_page_saved_as_jsonl(tmp_path):
     path.write_text("<!DOCTYPE html>\n<html><head><title>Rate limited</title></head>\n"
                     "<body><p>Too many requests</p></body></html>\n", encoding="utf-8")
     message = data_error(path)
-    assert f"{path} line 1: not valid JSON" in message
+    assert message == f"{path}: an HTML page (a web page saved instead of the data file?), not JSON lines (one JSON " \
+                      "object per line)"
+    assert "Expecting value" not in message
+
+
+@pytest.mark.parametrize("name, text, kind", [
+    ("rows.json", "<!doctype html><html><body>Not found</body></html>", "an HTML page"),
+    ("rows.jsonl", "<?xml version='1.0'?><rows><row/></rows>", "an XML document"),
+    ("rows.jsonl", "prompt,response\nHi,Hello\n", "a CSV table (name it .csv)"),
+])
+def test_a_file_that_is_not_json_is_named_for_what_it_looks_like(tmp_path, name, text, kind):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    message = data_error(path)
+    assert message.startswith(f"{path}: {kind}") and "Expecting" not in message
+
+
+def test_a_json_mistake_past_the_first_character_still_names_its_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"prompt": "Hi", "response": "Hello"}\n{"prompt": "Hi", response}\n', encoding="utf-8")
+    assert data_error(path).startswith(f"{path} line 2: not valid JSON (Expecting property name")
 
 
 def test_not_gzip_with_gz_suffix(tmp_path):

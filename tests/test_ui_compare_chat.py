@@ -18,6 +18,7 @@ from dataclasses import asdict
 import pytest
 
 from components import reward_tab
+from components.oneline import as_error
 from studio import compare, scoring, votes
 from studio.config import GenerationSpec
 
@@ -71,8 +72,35 @@ def test_pickers_list_the_base_model_and_the_runs_that_answer(client, runs):
     assert [c[1] for c in compare_runs["choices"]] == [chained, sft]  # newest first; the reward run writes no text
     assert [c[1] for c in rewards["choices"]] == ["", reward]
     assert [c[1] for c in model_a["choices"]] == [BASE, chained, sft]
-    assert client.predict(api_name="/chat_models")["choices"] == model_a["choices"]
-    assert [c[1] for c in client.predict(api_name="/reward_runs")["choices"]] == [reward]
+    assert client.predict(None, api_name="/chat_models")["choices"] == model_a["choices"]
+    assert [c[1] for c in client.predict(None, api_name="/reward_runs")["choices"]] == [reward]
+
+
+def test_an_empty_pick_gets_the_base_model_or_the_newest_reward_run_and_a_pick_stays(client, runs):
+    # Opening the tab (or Refresh) with nothing picked, or a pick no longer listed, picks the first entry.
+    assert client.predict(None, api_name="/chat_models")["value"] == BASE
+    assert client.predict("deleted-run", api_name="/chat_models")["value"] == BASE
+    assert client.predict(None, api_name="/reward_runs")["value"] == runs["reward"]
+    # A listed pick is left alone: the answer carries the choices and no value (it would undo a later pick).
+    from components import chat_tab
+    for update in (chat_tab.chat_models(runs["sft"]), reward_tab.reward_runs(runs["reward"])):
+        assert "choices" in update.constructor_args and "value" not in update.constructor_args
+
+
+def test_replies_are_signed_by_their_model_and_the_signature_stays_out_of_the_prompt(client, runs):
+    # Nothing picked (Send before the list's refresh on open answered): the base model, as the refresh picks.
+    history, _box, stats = client.predict("Hi", [], None, "", *settings(max_new_tokens=8), api_name="/chat")
+    assert stats.startswith("base (tiny) reply: ")
+    history, _box, _stats = client.predict("And you?", history, runs["sft"], "", *settings(max_new_tokens=8),
+                                           api_name="/chat")
+    assert _reply(history[:2]).startswith("**base (tiny)**\n\n")
+    assert _reply(history).startswith(f"**{runs['sft']} (tuned-sft)**\n\n")
+    # What the model is sent: the replies without their signatures (compare: the same turn unsigned, greedy).
+    from components import chat_tab
+    turns = chat_tab.conversation(history)
+    assert [t["content"] for t in turns] == ["Hi", _reply(history[:2]).split("\n\n", 1)[1], "And you?",
+                                             _reply(history).split("\n\n", 1)[1]]
+    assert chat_tab.unsigned("**Answer**\n\nSee above.", {"base (tiny)"}) == "**Answer**\n\nSee above."
 
 
 # ---------------------------------------------------------------- side by side
@@ -99,7 +127,7 @@ def test_compare_shows_base_and_tuned_answers_with_scores_win_rate_and_exports(c
     want = {row["model"]: row for row in expected.summary()}
     assert base_row[0] == BASE and base_row[1] == pytest.approx(want[BASE]["mean_score"], abs=1e-3)
     assert base_row[2] == ""  # the base is what the others are measured against
-    assert sft_row[0] == sft and sft_row[1] == pytest.approx(want[sft]["mean_score"], abs=1e-3)
+    assert sft_row[0] == "tuned-sft" and sft_row[1] == pytest.approx(want[sft]["mean_score"], abs=1e-3)
     assert sft_row[2] == f"{want[sft]['win_rate']:.0%}"
     assert base_row[3] > 0 and sft_row[3] > 0  # tokens/s
 
@@ -126,12 +154,12 @@ def test_compare_samples_prompts_from_the_first_runs_held_out_split(client, runs
     assert table["data"] == [[i, compare.prompt_text(p)] for i, p in enumerate(held_out, 1)]
 
     message, page, summary = client.predict([sft, chained], "held-out", "ignored while sampled prompts are picked", "",
-                                            *settings(max_new_tokens=16, temperature=0.0), api_name="/compare")
+                                            *settings(max_new_tokens=16, temperature=0.0), 3, 7, api_name="/compare")
     assert message == "3 prompts answered by 3 models (pick a reward run to score them and get win rates)."
     prompts_shown = re.findall(r'<td class="prompt"><div class="text">(.*?)</div>', page, re.S)
     assert [html.unescape(p) for p in prompts_shown] == [compare.prompt_text(p) for p in held_out]
     assert [model for model, _ in _answer_cells(page)] == [BASE, sft, chained] * 3
-    assert [row[0] for row in summary["data"]] == [BASE, sft, chained]
+    assert [row[0] for row in summary["data"]] == [BASE, "tuned-sft", "tuned-chained"]  # the runs' names
     assert all(row[1] == "" and row[2] == "" for row in summary["data"])  # no reward run, no scores
 
 
@@ -280,7 +308,7 @@ def test_cancelling_the_stream_releases_the_model(client):
 
 @pytest.mark.parametrize("message, model, gen, expected", [
     ("  ", BASE, {}, "type a message first"),
-    ("Hello", None, {}, "pick a model: a base model or a completed run"),
+    ("Hello", "no-such-run", {}, "no-such-run"),
     ("Hello", BASE, dict(top_p=0), "generation.top_p = 0.0: must be greater than 0.0"),
 ])
 def test_chat_mistakes_get_one_line_and_leave_the_conversation(client, message, model, gen, expected):
@@ -343,5 +371,5 @@ def test_reward_mistakes_get_one_line(client, runs, run, answers, expected):
     line, plot = client.predict(run_id, 10, api_name="/evaluate_reward")
     if run is None:
         assert expected in line and _one_line(line) and plot is None
-    assert client.predict(runs["reward"], 0, api_name="/evaluate_reward")[0] == ("pairs to score = 0: a whole "
-                                                                                 "number of at least 1")
+    assert client.predict(runs["reward"], 0, api_name="/evaluate_reward")[0] == as_error(
+        "pairs to score = 0: a whole number of at least 1")

@@ -80,6 +80,19 @@ def read_rows(path: str | Path) -> list[dict]:
     return parse_jsonl(path, text)
 
 
+def looks_like(text: str) -> str | None:
+    """What a text that is not JSON looks like, for the error ("an HTML page"); None when it is nothing known.
+    Python's own message for it ("Expecting value: line 1 column 1") says nothing to a person."""
+    start = text.lstrip()[:500].lower()
+    if start.startswith("<"):
+        return ("an HTML page (a web page saved instead of the data file?)" if "<html" in start or "<!doctype" in start
+                else "an XML document")
+    first = start.split("\n", 1)[0]
+    if first and "," in first and not first.startswith(("{", "[", '"')):
+        return "a CSV table (name it .csv)"
+    return None
+
+
 def parse_jsonl(path: Path, text: str, skip_cut_off_last_line: bool = False) -> list[dict]:
     """The objects of a jsonl text. A file written as an append-only log (votes) may end in a line whose write did
     not finish; with skip_cut_off_last_line that line is left out instead of refused."""
@@ -95,6 +108,8 @@ def parse_jsonl(path: Path, text: str, skip_cut_off_last_line: bool = False) -> 
             if last and skip_cut_off_last_line:
                 log.warning("%s line %d: cut off (its write did not finish), skipped", path, number)
                 continue
+            if number == 1 and (kind := looks_like(text)):
+                raise DataError(f"{path}: {kind}, not JSON lines (one JSON object per line)") from None
             why = "the last line is cut off" if last else err.msg
             raise DataError(f"{path} line {number}: not valid JSON ({why})") from None
         if not isinstance(row, dict):
@@ -108,6 +123,8 @@ def _parse_json(path: Path, text: str) -> list[dict]:
     try:
         data = json.loads(text)
     except ValueError as err:
+        if err.lineno == 1 and err.colno == 1 and (kind := looks_like(text)):
+            raise DataError(f"{path}: {kind}, not JSON") from None
         raise DataError(f"{path} line {err.lineno}: not valid JSON ({err.msg})") from None
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
         data = next(iter(data.values()))  # {"train": [...]} or {"data": [...]}
