@@ -641,6 +641,8 @@ def cmd_ui(args) -> int:
         access.parse_login(args.auth)
         os.environ[access.AUTH_ENV] = args.auth
     access.check_exposure(args.host, access.login_from_env())  # one line here, before gradio loads
+    # Loading gradio and building the tabs takes seconds: say so now; the server says when the page is ready.
+    print(f"RLHF Studio is starting on http://{args.host}:{args.port} ...", flush=True)
     os.execv(sys.executable, [sys.executable, "-m", "components", "--host", args.host, "--port", str(args.port)])
 
 

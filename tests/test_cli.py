@@ -8,13 +8,15 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 import pytest
 
 from studio.runs import manager
 from studio.runs.rundir import RunDir, runs_root
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, free_port, run_cli
 
 
 @pytest.mark.slow
@@ -126,3 +128,39 @@ def test_killing_the_cli_keeps_the_index_whole(studio_home):
                 os.killpg(status["pid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.slow
+def test_ui_says_it_is_starting_then_ready_when_the_page_answers_and_refuses_a_busy_port():
+    """`rlhf-studio ui` takes seconds (gradio and the tabs load): it says so at once, then prints its address and
+    "ready" when the page answers, in place of gradio's banner. A second studio on the same port gets one line."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:  # each line as it comes, so that the test sees "ready" the moment it is printed
+        for line in server.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("ready" in line for line in lines):
+            assert server.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.05)
+        with urllib.request.urlopen(url + "/", timeout=5) as page:  # at the moment it says ready
+            assert page.status == 200
+        assert lines[0] == f"RLHF Studio is starting on {url} ...\n", lines
+        assert lines[-1] == f"RLHF Studio is ready on {url}\n", lines
+        assert not any("Running on" in line or "share=True" in line for line in lines), lines
+
+        busy = run_cli("ui", "--port", str(port), timeout=120)
+        assert busy.returncode == 2 and "Traceback" not in busy.stdout + busy.stderr, busy.stderr[-3000:]
+        assert busy.stderr == (f"error: cannot serve on 127.0.0.1:{port}: the port is in use (another studio?); "
+                               "pick another with --port\n")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -102,3 +102,16 @@ def test_a_checkpoint_without_its_complete_marker_is_never_resumed_from(studio_h
     (run.checkpoints_dir / "checkpoint-20" / CHECKPOINT_COMPLETE).write_text("20\n")
     assert resume_checkpoint(run) == str(run.checkpoints_dir / "checkpoint-20")
     assert run.complete_checkpoints() == [run.checkpoints_dir / "checkpoint-20"]
+
+
+@pytest.mark.slow
+def test_train_log_reads_as_lines_without_progress_bars_or_library_deprecations(tuned_runs):
+    """train.log is what the Runs tab shows the end of: no tqdm bars (carriage returns, `it/s]`), no FutureWarning
+    from the libraries' own use of renamed transformers attributes, but still loading, step and completion lines."""
+    for name in ("sft", "reward"):
+        log = (tuned_runs["home"] / "runs" / tuned_runs[name] / "train.log").read_text()
+        assert "\r" not in log and "it/s]" not in log and "examples/s]" not in log, log[-3000:]
+        assert "FutureWarning" not in log and "DeprecationWarning" not in log, log[-3000:]
+        assert ": loading the model (tiny) and the data (" in log
+        assert "{'loss': " in log  # the trainer's step lines
+        assert log.rstrip().endswith("run completed"), log[-3000:]

@@ -2,7 +2,8 @@
 
 Started by `studio.runs.manager`, never by the UI process itself. It reads config.yaml, trains the stage,
 and keeps status.json up to date. A user mistake ends the run as failed with its one-line message; any
-other error also writes its traceback to train.log. SIGTERM asks for a checkpoint and a clean stop.
+other error also writes its traceback to train.log, which holds log lines only: no progress bars, no known library
+deprecation notices (quiet_libraries). SIGTERM asks for a checkpoint and a clean stop.
 However the run ends, the worker then starts the next queued run (`manager.start_next`): one training at a time.
 
 Two processes, so that a run killed from outside (`kill -9`, the kernel's OOM killer) still says how it ended,
@@ -30,6 +31,7 @@ import signal
 import subprocess
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from studio import config as cfg
@@ -65,11 +67,29 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+log = logging.getLogger("studio.runs.worker")  # not __name__: run with -m, that is __main__
+
+
+def quiet_libraries() -> None:
+    """Keep train.log readable: it is a file that the Runs tab and `rlhf-studio runs` show the end of, not a
+    terminal. Progress bars (the hub's downloads, transformers' "Loading weights", datasets' map) would fill it with
+    carriage returns; the run's progress is in status.json and its own log lines. Set before the libraries are
+    imported (they read these at import), here and in the training child, which inherits the environment."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # huggingface_hub, and transformers through it
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    # transformers 5.2x renamed is_gradient_checkpointing to is_activation_checkpointing and warns on the old name;
+    # peft 0.21 (PeftModel.__init__, on every get_peft_model) and TRL 1.16 (disable_gradient_checkpointing, around
+    # DPO's evaluation) still read the old one. Nothing to change on our side, so only that warning is hidden.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 def run_stage(run: RunDir) -> None:
     """Train the run's stage; raises on failure."""
     from studio import accel
 
     config = accel.fit_memory(cfg.load_config(run.config_path))
+    data = config.data.source + (f" from {config.data.path}" if config.data.path else "")
+    log.info("%s: loading the model (%s) and the data (%s)", config.stage, config.model.name, data)
     stage = importlib.import_module(f"studio.trainers.{config.stage}")
     stage.train(config, run)
 
@@ -125,6 +145,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m studio.runs.worker RUN_DIR", file=sys.stderr)
         return 2
     run = RunDir(Path(args[0]))
+    quiet_libraries()
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         print(f"training process rank {os.environ.get('RANK')} of {os.environ['WORLD_SIZE']}", flush=True)
