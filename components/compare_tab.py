@@ -2,29 +2,34 @@
 votes that become preference data (studio/compare.py, studio/votes.py).
 
     Side by side  pick completed runs (their base model is the first column), type prompts (one per line) or sample
-                  N from the first run's held-out split, optionally a completed reward run; Generate shows one row
-                  per prompt with one column per model (the reward score under each answer), a summary per model
-                  (mean score, win rate against the base, tokens/s), and CSV and JSONL downloads
+                  N from the first run's held-out split (picking that source samples them; Generate samples them
+                  itself when the runs, the count or the seed changed since), optionally a completed reward run;
+                  Generate shows one row per prompt with one column per model, headed by the run's name with its
+                  id small below (the reward score under each answer, 3 decimals), a summary per model (mean
+                  score, win rate against the base, tokens/s), and CSV and JSONL downloads (full precision)
     Blind A/B     two models (a base model or runs) answer one prompt (typed, or sampled from a run's held-out
                   split); the answers show unlabeled as Answer A and Answer B in random order; "A is better" or
                   "B is better" reveals who wrote which and saves the pair to <home>/votes/votes.jsonl, the `votes`
                   data source of the Data tab (the next reward model or DPO run trains on it); "Skip" reveals and
-                  saves nothing
+                  saves nothing. After a vote or a skip on a sampled prompt, the next held-out prompt (one not
+                  shown yet this session) fills the box; a pair already saved (same prompt, same two answers) is
+                  refused, never saved twice
 The generation settings at the top apply to both modes and to every model alike (same settings, same seed).
 
 Endpoints for scripts and tests (gradio_client): /compare_choices, /sample_prompts(run_ids, count, seed),
-/compare(run_ids, prompt_source ("typed" or "held-out"), prompts, reward_run, *settings) -> (message, answers HTML,
-summary), /export_comparison -> (CSV, JSONL), /blind_sample(model_a, model_b),
-/blind_generate(model_a, model_b, prompt, *settings) -> (answer A, answer B, message), /vote_a, /vote_b, /vote_skip.
-*settings are the generation boxes in GenerationSpec's order (max_new_tokens, temperature, top_p,
-repetition_penalty, seed, batch_size). The sampled prompts, the last comparison and the pair waiting for a vote are
-kept per session.
+/pick_source(prompt_source, run_ids, count, seed) -> (table, message),
+/compare(run_ids, prompt_source ("typed" or "held-out"), prompts, reward_run, *settings, count, seed) -> (message,
+answers HTML, summary) (count and seed: the held-out sampling boxes, 8 and 0 when left out), /export_comparison ->
+(CSV, JSONL), /blind_sample(model_a, model_b) -> (prompt, message), /blind_generate(model_a, model_b, prompt,
+*settings) -> (answer A, answer B, message), /vote_a, /vote_b, /vote_skip, then /next_blind_prompt(model_a, model_b,
+prompt) -> prompt. *settings are the generation boxes in GenerationSpec's order (max_new_tokens, temperature, top_p,
+repetition_penalty, seed, batch_size). The sampled prompts, the last comparison, the pair waiting for a vote and the
+held-out prompts shown in Blind A/B are kept per session.
 """
 
 from __future__ import annotations
 
 import html
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +56,7 @@ table.answers th.num, table.answers td.num { width: 2.5em; }
 table.answers .text { white-space: pre-wrap; overflow-wrap: anywhere; }
 table.answers .score { margin-top: 6px; color: #555; font-size: 12px; }
 table.answers .best { color: #1a7f37; font-weight: 600; }
+table.answers .run-id { margin-top: 2px; color: #777; font-size: 11px; font-weight: normal; }
 """
 
 
@@ -87,46 +93,85 @@ def _count(value, what: str) -> int:
     return int(value)
 
 
+def _held_out(run_ids: list[str] | None, count, seed, sampled=None) -> dict:
+    """{"key": (run, count, seed), "prompts": [...]}: `count` prompts from the first run's held-out split, seeded;
+    the ones sampled before when nothing changed since."""
+    if not run_ids:
+        raise StudioError("pick a run first: the prompts come from the first run's held-out data")
+    key = (run_ids[0], _count(count, "prompts to sample"), int(seed) if seed is not None else 0)
+    if isinstance(sampled, dict) and tuple(sampled["key"]) == key:
+        return sampled
+    return {"key": key, "prompts": compare.held_out_prompts(*key)}
+
+
+def sampled_rows(sampled) -> list[list]:
+    """The sampled prompts as the table under Sample shows them."""
+    prompts = sampled["prompts"] if isinstance(sampled, dict) else []
+    return [[i, compare.prompt_text(p)] for i, p in enumerate(prompts, 1)]
+
+
+def _sampled_line(sampled: dict) -> str:
+    return f"{len(sampled['prompts'])} held-out prompts from run {sampled['key'][0]}; Generate answers them."
+
+
 def sample_prompts(run_ids: list[str] | None, count, seed):
     """(sampled prompts, their table, the prompt source, message): `count` prompts from the first run's held-out
     split, seeded."""
     try:
-        if not run_ids:
-            raise StudioError("pick a run first: the prompts come from the first run's held-out data")
-        prompts = compare.held_out_prompts(run_ids[0], _count(count, "prompts to sample"),
-                                           int(seed) if seed is not None else 0)
+        sampled = _held_out(run_ids, count, seed)
     except Exception as err:
         return gr.skip(), gr.skip(), gr.skip(), error_line(err)
-    table = [[i, compare.prompt_text(p)] for i, p in enumerate(prompts, 1)]
-    return prompts, table, HELD_OUT, f"{len(prompts)} held-out prompts from run {run_ids[0]}; Generate answers them."
+    return sampled, sampled_rows(sampled), HELD_OUT, _sampled_line(sampled)
+
+
+def pick_source(prompt_source: str, run_ids: list[str] | None, count, seed):
+    """(sampled prompts, their table, message, the sampling accordion): picking the held-out source samples at once
+    and opens the accordion that shows them, so nobody has to find the Sample button first."""
+    if prompt_source != HELD_OUT:
+        return gr.skip(), gr.skip(), "", gr.skip()
+    try:
+        sampled = _held_out(run_ids, count, seed)
+    except Exception as err:
+        return gr.skip(), gr.skip(), error_line(err), gr.skip()
+    return sampled, sampled_rows(sampled), _sampled_line(sampled), gr.Accordion(open=True)
 
 
 def run_compare(run_ids: list[str] | None, prompt_source: str, prompts: str, reward_run: str | None, sampled,
                 *values):
-    """(comparison, message, answers table, summary rows); a mistake gives (None, one line, "", [])."""
+    """(comparison, message, answers table, summary rows, sampled prompts); values are the generation boxes, then
+    the held-out count and seed. A mistake gives (None, one line, "", [], the sampled prompts unchanged)."""
+    *boxes, count, seed = values
     try:
-        settings = generation.settings(values)
-        if prompt_source == HELD_OUT:
-            if not sampled:
-                raise StudioError("no held-out prompts yet: press Sample, or pick typed prompts")
-            asked = sampled
+        settings = generation.settings(boxes)
+        if prompt_source == HELD_OUT and run_ids:  # without runs, compare() says to pick one
+            sampled = _held_out(run_ids, count, seed, sampled)
+            asked = sampled["prompts"]
         else:
-            asked = typed_prompts(prompts)
+            asked = [] if prompt_source == HELD_OUT else typed_prompts(prompts)
         result = compare.compare(list(run_ids or []), asked, settings, reward_run or None)
     except Exception as err:
-        return None, error_line(err), "", []
+        return None, error_line(err), "", [], gr.skip()
     scored = f", scored by reward run {result.reward_run}" if result.reward_run else \
         " (pick a reward run to score them and get win rates)"
     n = len(result.prompts)
     message = f"{n} prompt{'s' if n != 1 else ''} answered by {len(result.labels)} models{scored}."
-    return result, message, answers_html(result), summary_rows(result)
+    return result, message, answers_html(result), summary_rows(result), sampled if prompt_source == HELD_OUT else \
+        gr.skip()
+
+
+def _header(result: compare.Comparison, label: str) -> str:
+    """A column's head: the run's name, its id small below (ids tell apart runs of one name); the base as it is."""
+    e = html.escape
+    name = result.name(label)
+    below = f'<div class="run-id">{e(label)}</div>' if name != label else ""
+    return f'<th data-model="{e(label)}">{e(name)}{below}</th>'
 
 
 def answers_html(result: compare.Comparison) -> str:
     """One row per prompt, one column per model (the base first), the score under each answer; the best score of
     a row is marked."""
     e = html.escape
-    head = "".join(f'<th data-model="{e(label)}">{e(label)}</th>' for label in result.labels)
+    head = "".join(_header(result, label) for label in result.labels)
     rows = []
     for i, prompt in enumerate(result.prompts):
         best = max((result.scores[label][i] for label in result.labels), default=None) if result.scores else None
@@ -149,9 +194,9 @@ def answers_html(result: compare.Comparison) -> str:
 def summary_rows(result: compare.Comparison) -> list[list]:
     rows = []
     for row in result.summary():
-        mean = round(row["mean_score"], 4) if "mean_score" in row else ""
+        mean = round(row["mean_score"], 3) if "mean_score" in row else ""  # as the table shows scores
         win = f"{row['win_rate']:.0%}" if "win_rate" in row else ""
-        rows.append([row["model"], mean, win, row["tokens_per_second"]])
+        rows.append([result.title(row["model"]), mean, win, row["tokens_per_second"]])
     return rows
 
 
@@ -175,18 +220,41 @@ def _is_base(key: str | None) -> bool:
     return bool(key) and key.startswith("base (")
 
 
-def blind_sample(model_a: str | None, model_b: str | None):
-    """(prompt text, sampled (text, messages), message): one random prompt from the held-out data of the run
-    picked as model A (or else B)."""
-    run_id = next((m for m in (model_a, model_b) if m and not _is_base(m)), None)
+def _sample_run(model_a: str | None, model_b: str | None) -> str | None:
+    """The run whose held-out data blind prompts come from: model A's, or else B's (a base model has none)."""
+    return next((m for m in (model_a, model_b) if m and not _is_base(m)), None)
+
+
+def blind_sample(model_a: str | None, model_b: str | None, shown: list[str] | None = None):
+    """(prompt text, sampled (text, messages), message, prompts shown): a random prompt from the held-out data of
+    the run picked as model A (or else B), one not shown yet this session while there are any."""
+    run_id = _sample_run(model_a, model_b)
+    shown = list(shown or [])
     try:
         if run_id is None:
             raise StudioError("pick a run as model A or B: the prompt comes from that run's held-out data")
-        prompt = compare.held_out_prompts(run_id, 1, seed=random.randrange(2 ** 31))[0]
+        prompt, started_over = compare.next_held_out_prompt(run_id, shown)
     except Exception as err:
-        return gr.skip(), gr.skip(), error_line(err)
+        return gr.skip(), gr.skip(), error_line(err), gr.skip()
     text = compare.prompt_text(prompt)
-    return text, (text, prompt), f"A held-out prompt of run {run_id}."
+    again = (f"Every held-out prompt of run {run_id} was shown this session; starting over. " if started_over
+             else "")
+    return text, (text, prompt), f"{again}A held-out prompt of run {run_id}.", \
+        ([] if started_over else shown) + [text]
+
+
+def next_blind_prompt(model_a: str | None, model_b: str | None, prompt: str, sampled, shown: list[str] | None,
+                      pair):
+    """(prompt box, sampled, prompts shown), after a vote or a skip: a round on a sampled prompt moves on to the
+    next held-out prompt, so the next Generate never repeats it. A typed prompt stays, and so does everything while
+    the pair still waits (its vote was refused)."""
+    if isinstance(pair, votes.BlindPair) or not sampled or sampled[0] != prompt \
+            or _sample_run(model_a, model_b) is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    text, new_sampled, _message, new_shown = blind_sample(model_a, model_b, shown)
+    if not isinstance(new_shown, list):  # the sampling failed: leave the box as it is
+        return gr.skip(), gr.skip(), gr.skip()
+    return text, new_sampled, new_shown
 
 
 def _vote_buttons(on: bool) -> list:
@@ -259,7 +327,7 @@ def build(tab: gr.Tab | None = None) -> None:
         source = gr.Radio(choices=PROMPT_SOURCES, value=TYPED, label="Prompts")
         prompts = gr.Textbox(label="Prompts (one per line)", lines=4,
                              placeholder="Name a fruit.\nHow do I boil an egg?")
-        with gr.Accordion("Sample prompts from the first run's held-out data", open=False):
+        with gr.Accordion("Sample prompts from the first run's held-out data", open=False) as sampling:
             with gr.Row():
                 count = gr.Number(value=SAMPLE_COUNT, precision=0, label="Held-out prompts to sample", scale=1)
                 seed = gr.Number(value=0, precision=0, label="Sampling seed", scale=1)
@@ -294,6 +362,7 @@ def build(tab: gr.Tab | None = None) -> None:
     sampled = gr.State(None)
     comparison = gr.State(None)
     blind_sampled = gr.State(None)
+    blind_shown = gr.State([])
     pair = gr.State(None)
 
     pickers = [runs, reward, model_a, model_b]
@@ -304,18 +373,30 @@ def build(tab: gr.Tab | None = None) -> None:
 
     sample.click(sample_prompts, inputs=[runs, count, seed], outputs=[sampled, sampled_table, source, message],
                  api_name="sample_prompts")
+    source.input(pick_source, inputs=[source, runs, count, seed], outputs=[sampled, sampled_table, message, sampling],
+                 api_name="pick_source")
     prompts.input(lambda: TYPED, outputs=source, api_name="typed_prompts", api_visibility="private",
                   show_progress="hidden")
-    go.click(run_compare, inputs=[runs, source, prompts, reward, sampled, *settings],
-             outputs=[comparison, message, answers, summary], api_name="compare", **generation.QUEUE).then(
-        export_comparison, inputs=comparison, outputs=[csv_file, jsonl_file], api_name="export_comparison")
+    generated = go.click(run_compare, inputs=[runs, source, prompts, reward, sampled, *settings, count, seed],
+                         outputs=[comparison, message, answers, summary, sampled], api_name="compare",
+                         **generation.QUEUE)
+    generated.then(export_comparison, inputs=comparison, outputs=[csv_file, jsonl_file], api_name="export_comparison")
+    generated.then(sampled_rows, inputs=sampled, outputs=sampled_table, api_name="sampled_rows",
+                   api_visibility="private", show_progress="hidden")
 
     votes_out = [pair, reveal, a_better, b_better, skip]
-    blind_sample_button.click(blind_sample, inputs=[model_a, model_b], outputs=[blind_prompt, blind_sampled, reveal],
-                              api_name="blind_sample")
+    blind_sample_button.click(blind_sample, inputs=[model_a, model_b, blind_shown],
+                              outputs=[blind_prompt, blind_sampled, reveal, blind_shown], api_name="blind_sample")
     blind_go.click(blind_generate, inputs=[model_a, model_b, blind_prompt, blind_sampled, *settings],
                    outputs=[pair, answer_a, answer_b, reveal, a_better, b_better, skip], api_name="blind_generate",
                    **generation.QUEUE)
-    a_better.click(vote_a, inputs=pair, outputs=votes_out, api_name="vote_a")
-    b_better.click(vote_b, inputs=pair, outputs=votes_out, api_name="vote_b")
-    skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip")
+    next_round = dict(fn=next_blind_prompt, inputs=[model_a, model_b, blind_prompt, blind_sampled, blind_shown, pair],
+                      outputs=[blind_prompt, blind_sampled, blind_shown], show_progress="hidden")
+    a_better.click(vote_a, inputs=pair, outputs=votes_out, api_name="vote_a").then(**next_round,
+                                                                                   api_name="next_blind_prompt")
+    b_better.click(vote_b, inputs=pair, outputs=votes_out, api_name="vote_b").then(**next_round,
+                                                                                   api_name="next_blind_prompt_b",
+                                                                                   api_visibility="private")
+    skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip").then(**next_round,
+                                                                                     api_name="next_blind_prompt_skip",
+                                                                                     api_visibility="private")

@@ -98,8 +98,9 @@ def build(tab: gr.Tab | None = None) -> None:
         answer_b = gr.Textbox(label="Answer B", lines=4)
     score = gr.Button("Score", variant="primary")
     with gr.Row():
-        score_a = gr.Number(label="Score of answer A", interactive=False, visible=False)
-        score_b = gr.Number(label="Score of answer B", interactive=False, visible=False)
+        # Three decimals: the verdict's difference is computed from the full scores.
+        score_a = gr.Number(label="Score of answer A", interactive=False, visible=False, precision=3)
+        score_b = gr.Number(label="Score of answer B", interactive=False, visible=False, precision=3)
     verdict = gr.Markdown()
 
     gr.Markdown("### Evaluate on held-out pairs")

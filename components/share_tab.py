@@ -8,13 +8,15 @@
     Push           uploads the run with its card; the token is never typed here: it comes from HF_TOKEN or
                    `huggingface-cli login` on the machine running the studio, and the tab says whether one is found
     Export Space   writes a Gradio chat app for the run into a folder (empty: <home>/spaces/<run id>) and lists its
-                   files; Push Space then uploads that folder as a Space. When others can open the studio (another
-                   address behind a login, or a Space) the folder must be inside <home>/spaces
+                   files; Push Space then uploads that folder as a Space. A folder outside the studio home is
+                   written only once "Yes, export there" is ticked (the box clears after each export, and when the
+                   folder changes). When others can open the studio (another address behind a login, or a Space)
+                   the folder must be inside <home>/spaces
 
 Endpoints for scripts and tests (gradio_client): /share_runs, /token_status,
 /card_preview(run_id, repo_id, merged) -> (card, message), /push(run_id, repo_id, merged, private) -> message,
-/export_space(run_id, folder) -> message, /push_space(space_repo_id, private) -> message (pushes the folder this
-session exported last).
+/export_space(run_id, folder, confirm) -> message, /push_space(space_repo_id, private) -> message (pushes the folder
+this session exported last).
 """
 
 from __future__ import annotations
@@ -105,12 +107,16 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def export_space(run_id: str | None, folder: str | None):
+def export_space(run_id: str | None, folder: str | None, confirm: bool = False):
     """(exported folder, message with the folder and its files, Push Space button); a mistake gives (None, one line,
-    a disabled button)."""
+    a disabled button). A folder outside the studio home waits for `confirm` (one line saying where and how)."""
     try:
         _required(run_id)
-        out = Path(share.export_space(run_id, _export_folder(run_id, folder)))
+        out = _export_folder(run_id, folder)
+        if share.outside_home(out) and not confirm:
+            return (gr.skip(), f"`{out}` is outside the studio home (`{studio_home()}`): tick “Yes, export there” "
+                    "and press Export Space again to write the Space there.", gr.skip())
+        out = Path(share.export_space(run_id, out))
     except Exception as err:
         return None, error_line(err), gr.Button(interactive=False)
     files = "\n".join(f"- `{name}`" for name in _files(out))
@@ -149,7 +155,10 @@ def build(tab: gr.Tab | None = None) -> None:
         card = gr.Markdown()
 
     with gr.Accordion("Export as a Space", open=False):
-        folder = gr.Textbox(label="Folder", placeholder="empty: <home>/spaces/<run id>")
+        with gr.Row():
+            folder = gr.Textbox(label="Folder", placeholder="empty: <home>/spaces/<run id>", scale=3)
+            confirm = gr.Checkbox(label="Yes, export there", value=False, scale=1,
+                                  info="Needed for a folder outside the studio home")
         export = gr.Button("Export Space")
         with gr.Row():
             space_repo = gr.Textbox(label="Space repo id", placeholder="your-name/tiny-sft-chat", scale=3)
@@ -165,7 +174,11 @@ def build(tab: gr.Tab | None = None) -> None:
                                                 api_visibility="private", show_progress="hidden")
     preview.click(card_preview, inputs=[run, repo_id, merged], outputs=[card, message], api_name="card_preview")
     push_button.click(push, inputs=[run, repo_id, merged, private], outputs=message, api_name="push")
-    export.click(export_space, inputs=[run, folder], outputs=[exported, space_message, push_space_button],
-                 api_name="export_space")
+    private_event = dict(api_visibility="private", show_progress="hidden")
+    export.click(export_space, inputs=[run, folder, confirm], outputs=[exported, space_message, push_space_button],
+                 api_name="export_space").then(lambda: False, outputs=confirm, api_name="reset_confirm",
+                                               **private_event)
+    # A confirmation is for the folder it was given for.
+    folder.input(lambda: False, outputs=confirm, api_name="folder_changed", **private_event)
     push_space_button.click(push_space, inputs=[exported, space_repo, private], outputs=space_message,
                             api_name="push_space")

@@ -3,8 +3,10 @@
     result = compare(["20261101-120000-dpo-ab12"], [[{"role": "user", "content": "Name a fruit."}]],
                      GenerationSpec(), reward_run="20261101-110000-reward-cd34")
     result.answers["base (tiny)"], result.answers["20261101-120000-dpo-ab12"], result.summary()
+    result.names["20261101-120000-dpo-ab12"]      # "my-dpo": what the UI heads the column with
     Path("out.csv").write_text(to_csv(result))
     prompts = read_prompts("prompts.txt")          # one per line; or .jsonl with a "prompt" field
+    next_held_out_prompt(run_id, shown=["Name a fruit."])  # a held-out prompt not shown yet, for the next A/B round
     rlhf-studio compare RUN_ID --prompt "Name a fruit." --reward-run RM_ID
 
 The base column is the base model the runs were tuned from (they must share it), so a run's column differs from
@@ -26,20 +28,33 @@ from studio.config import GenerationSpec
 from studio.errors import StudioError
 
 MAX_PROMPTS = 256  # one comparison; more is a benchmark, not something to read side by side
+MAX_HELD_OUT = 1_000_000  # "all of them", for a count of held-out prompts
 
 
 @dataclass
 class Comparison:
     prompts: list[list[dict]]                       # role/content messages, one conversation per prompt
-    labels: list[str]                               # column labels: the base first, then each run's id
+    labels: list[str]                               # column keys: the base first, then each run's id
     answers: dict[str, list[str]]                   # label -> one answer per prompt
     tokens_per_second: dict[str, float]             # label -> generation speed
     reward_run: str | None = None
     scores: dict[str, list[float]] = field(default_factory=dict)  # label -> one score per prompt (with a reward run)
+    names: dict[str, str] = field(default_factory=dict)  # label -> the run's name (its id when unnamed)
 
     @property
     def base(self) -> str:
         return self.labels[0]
+
+    def name(self, label: str) -> str:
+        """What a person calls the model: the run's name, or its id when it has none."""
+        return self.names.get(label) or label
+
+    def title(self, label: str) -> str:
+        """The run's name, with its id when another compared model has the same name (a name alone would be
+        ambiguous)."""
+        name = self.name(label)
+        clash = sum(self.name(other) == name for other in self.labels) > 1
+        return f"{name} ({label})" if clash and name != label else name
 
     def summary(self) -> list[dict]:
         """One row per model: mean score, and for each tuned model its win rate against the base (the share of
@@ -159,12 +174,19 @@ def compare(run_ids: list[str], prompts: list[str | list[dict]], settings: Gener
     for target in [base, *targets]:
         out = generator.generate(target, conversations, settings)
         result.labels.append(target.label)
+        result.names[target.label] = _run_name(target.run_id) if target.run_id else target.label
         result.answers[target.label] = out.texts
         result.tokens_per_second[target.label] = out.tokens_per_second
     if reward_run:
         for label in result.labels:
             result.scores[label] = scoring.score_batch(reward_run, conversations, result.answers[label])
     return result
+
+
+def _run_name(run_id: str) -> str:
+    from studio.runs.rundir import RunDir
+
+    return cfg.load_config(RunDir.of(run_id).config_path).name or run_id
 
 
 def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]:
@@ -186,6 +208,15 @@ def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]
                           f"{config.data.eval_fraction}); type prompts instead")
     picked = random.Random(seed).sample(held_out, min(count, len(held_out)))
     return [row["prompt"] for row in picked]
+
+
+def next_held_out_prompt(run_id: str, shown: list[str], seed: int | None = None) -> tuple[list[dict], bool]:
+    """(a random held-out prompt of the run whose text is not in `shown`, whether every one had been shown): blind
+    A/B moves to a new prompt each round; once all were shown, it starts over from any of them."""
+    everything = held_out_prompts(run_id, MAX_HELD_OUT, random.randrange(2 ** 31) if seed is None else seed)
+    seen = set(shown)
+    fresh = [p for p in everything if prompt_text(p) not in seen]
+    return (fresh or everything)[0], not fresh
 
 
 def to_jsonl(result: Comparison) -> str:

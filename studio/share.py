@@ -4,6 +4,7 @@
     text = model_card(run_id)                    # README.md: front matter, lineage, hyperparameters, metrics
     url = push(run_id, "me/my-model", merged=False, private=True)
     folder = export_space(run_id, "out/space")   # app.py (gradio, runs without the studio) + settings + weights
+    outside_home("/etc/space")                   # True: the Share tab asks before exporting there
     url = push_space(folder, "me/my-space")
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]
     rlhf-studio export-space RUN_ID OUT_DIR [--push REPO_ID] [--private]
@@ -38,6 +39,10 @@ STAGE_SECTIONS = {  # the config sections that shape each stage's training, besi
     "ppo": ("ppo", "reward_models"), "rejection": ("rejection", "reward_models"),
     "grpo": ("grpo", "reward_models"), "rloo": ("rloo", "reward_models"),
 }
+# The data options only some sources read (the rest apply to every source): a card lists a run's data options
+# without the ones its source never looked at, such as SHP's min_score_ratio under HH-RLHF data.
+SOURCE_OPTIONS = {"categories": ("dolly",), "domains": ("shp",), "min_score_ratio": ("shp",),
+                  "languages": ("oasst",), "columns": ("file",)}
 CPU_BASIC_MAX_PARAMETERS = 1_000_000_000  # above this a free 2-vCPU Space answers too slowly: suggest a T4
 
 
@@ -228,6 +233,12 @@ def _flat(section: dict, prefix: str) -> list[tuple[str, object]]:
     return out
 
 
+def data_options(data: cfg.DataSpec) -> dict:
+    """The run's data section without the options its source does not read."""
+    return {key: value for key, value in cfg.to_dict(data).items()
+            if data.source in SOURCE_OPTIONS.get(key, (data.source,))}
+
+
 def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
                charts: list[str | Path] = ()) -> str:
     """The README.md of the run's Hub repository: YAML front matter, where it comes from (base model, data,
@@ -273,7 +284,7 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
              + ".\n"]
 
     parts.append("## Data\n")
-    data_rows = [(k, v) for k, v in _flat(cfg.to_dict(config.data), "data.")  # unset options say nothing
+    data_rows = [(k, v) for k, v in _flat(data_options(config.data), "data.")  # unset options say nothing
                  if k != "data.path" and v not in (None, [])]
     parts.append(f"Trained on {origin}.\n\n" + _table(("option", "value"), data_rows) + "\n")
 
@@ -437,6 +448,12 @@ def _suggested_hardware(model: cfg.ModelSpec) -> str | None:
     except StudioError:  # a hub model that cannot be looked up now: leave the choice to the Space's owner
         return None
     return "cpu-basic" if parameters <= CPU_BASIC_MAX_PARAMETERS else "t4-small"
+
+
+def outside_home(folder: str | Path) -> bool:
+    """Whether a folder lies outside the studio home (symlinks and ../ followed): an export there writes where the
+    studio never writes on its own, so the Share tab asks before it does."""
+    return not Path(folder).expanduser().resolve().is_relative_to(studio_home().resolve())
 
 
 def export_space(run_id: str, out_dir: str | Path, settings: cfg.GenerationSpec | None = None) -> Path:

@@ -4,6 +4,7 @@ the user prefers is saved with the other as a preference pair.
     pair = blind_pair([{"role": "user", "content": "Name a fruit."}], base_target(run), run_target(run), settings)
     pair.answers            # ("...", "...") in shown order; pair.models says which model wrote each
     record_vote(pair, "a")  # appends {"prompt", "chosen", "rejected", "chosen_model", "rejected_model", "time"}
+    is_saved(pair)          # True once a vote on this prompt and these two answers is in the file (never saved twice)
 
 The votes file (<home>/votes/votes.jsonl) holds the pairs in TRL's explicit preference layout (prompt messages,
 chosen and rejected assistant messages), which is what the `votes` data source reads: the next reward model or DPO
@@ -65,6 +66,9 @@ def record_vote(pair: BlindPair, choice: str) -> dict:
                           "with another seed or a higher temperature")
     if not chosen.strip() or not rejected.strip():
         raise StudioError("one of the answers is empty; generate again with more max_new_tokens")
+    if is_saved(pair):
+        raise StudioError("a vote on this prompt and these two answers is already saved; a second copy would count "
+                          "the pair twice in training: sample a new prompt, or generate with another seed")
     record = {"prompt": pair.prompt,
               "chosen": [{"role": "assistant", "content": chosen}],
               "rejected": [{"role": "assistant", "content": rejected}],
@@ -76,6 +80,24 @@ def record_vote(pair: BlindPair, choice: str) -> dict:
         f.flush()
         os.fsync(f.fileno())
     return record
+
+
+def _pair_key(prompt: list[dict], answers) -> tuple:
+    """The same prompt and the same two answers, in either order and whichever won, are one pair."""
+    return json.dumps(prompt, sort_keys=True, ensure_ascii=False), frozenset(a.strip() for a in answers)
+
+
+def is_saved(pair: BlindPair) -> bool:
+    """Whether the votes file already holds a vote on this prompt between these two answers."""
+    key = _pair_key(pair.prompt, pair.answers)
+    for record in read_votes():
+        try:
+            answers = (record["chosen"][-1]["content"], record["rejected"][-1]["content"])
+            if _pair_key(record["prompt"], answers) == key:
+                return True
+        except (KeyError, IndexError, TypeError):  # a hand-edited line: not this pair
+            continue
+    return False
 
 
 def read_votes() -> list[dict]:

@@ -160,7 +160,7 @@ def test_a_person_compares_base_and_tuned_answers_and_chats(in_tuned_home):
         stats = page.locator("#chat-stats").inner_text()
         page.screenshot(path=str(ARTIFACTS / "chat-tab.png"), full_page=True)
 
-    assert columns == ["base (tiny)", sft] and headers[-2:] == ["base (tiny)", sft]
+    assert columns == ["base (tiny)", sft] and headers[-2:] == ["base (tiny)", f"tuned-sft\n{sft}"]  # name, id
     assert all(texts), texts
     # The reply showed up in pieces that grew, before the whole of it.
     partial = [n for n in lengths if 0 < n < len(reply)]

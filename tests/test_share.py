@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -143,6 +144,54 @@ def test_model_card_of_a_hub_base_names_it_and_the_dataset(copied_home):
     assert front["library_name"] == "peft" and "lora" in front["tags"]
     assert front["datasets"] == ["databricks/databricks-dolly-15k"]
     assert "AutoPeftModelForCausalLM" in card
+
+
+def _data_section(card: str) -> str:
+    return card.split("## Data", 1)[1].split("##", 1)[0]
+
+
+def test_model_card_lists_only_the_data_options_of_the_runs_source(in_tuned_home):
+    reward_data = _data_section(share.model_card(in_tuned_home["reward"]))  # HH-RLHF data
+    assert "| data.source | hh-rlhf |" in reward_data and "| data.eval_fraction |" in reward_data
+    for other in ("min_score_ratio", "domains", "languages", "categories", "columns"):
+        assert f"| data.{other}" not in reward_data, other
+    sft_data = _data_section(share.model_card(in_tuned_home["sft"]))  # Dolly data
+    assert "| data.source | dolly |" in sft_data and "| data.languages" not in sft_data
+
+
+@pytest.mark.parametrize("source, own", [
+    ("dolly", {"categories"}), ("alpaca", set()), ("shp", {"domains", "min_score_ratio"}), ("hh-rlhf", set()),
+    ("oasst", {"languages"}), ("file", {"columns"}), ("votes", set())])
+def test_data_options_keep_what_every_source_reads_and_the_sources_own(source, own):
+    from studio.config import DATA_SOURCES, DataSpec
+
+    assert source in DATA_SOURCES
+    common = {"source", "path", "subset", "limit", "on_bad_rows", "eval_fraction", "max_length"}
+    assert set(share.data_options(DataSpec(source=source))) == common | own
+
+
+def test_each_source_only_option_is_read_by_its_sources_alone():
+    """SOURCE_OPTIONS says which sources read an option: the source modules are the truth it must match."""
+    import inspect
+
+    from studio import data
+    from studio.config import DATA_SOURCES, DataSpec
+
+    fields = set(share.cfg.to_dict(DataSpec()))
+    for option, sources in share.SOURCE_OPTIONS.items():
+        assert option in fields
+        reads = re.compile(rf'spec\.{option}\b|getattr\(spec, "{option}"')
+        readers = {s for s in DATA_SOURCES if reads.search(inspect.getsource(data.source_module(s)))}
+        assert readers == set(sources), option
+
+
+def test_outside_home_follows_links_and_dots(studio_home, tmp_path):
+    assert not share.outside_home(studio_home / "spaces" / "mine")
+    assert not share.outside_home(studio_home / "spaces" / ".." / "elsewhere")
+    assert share.outside_home(studio_home / ".." / "elsewhere")
+    assert share.outside_home("/etc/my-space") and share.outside_home(tmp_path / "space")
+    (studio_home / "link").symlink_to(tmp_path)
+    assert share.outside_home(studio_home / "link" / "space")
 
 
 # ---------------------------------------------------------------- pushing

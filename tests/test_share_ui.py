@@ -117,6 +117,12 @@ class FakeShare:
         self._call("push_space", Path(out_dir), repo_id, private)
         return f"https://huggingface.co/spaces/{repo_id}"
 
+    @staticmethod
+    def outside_home(folder):  # a question, not an action: the real answer
+        from studio.share import outside_home
+
+        return outside_home(folder)
+
 
 @pytest.fixture
 def fake(share_tab, monkeypatch) -> FakeShare:
@@ -207,8 +213,8 @@ def test_push_without_a_repo_id_is_one_line_and_pushes_nothing(client, fake, mad
 
 def test_export_space_shows_the_folder_and_its_files_then_push_space_uploads_that_folder(client, fake, made_runs,
                                                                                          tmp_path):
-    folder = tmp_path / "my-space"
-    message = client.predict(made_runs["done"], str(folder), api_name="/export_space")
+    folder = tmp_path / "my-space"  # outside the studio home: exported once confirmed
+    message = client.predict(made_runs["done"], str(folder), True, api_name="/export_space")
     assert fake.calls == [("export_space", (made_runs["done"], folder), {})]
     assert f"`{folder}`" in message
     for name in ("adapter/adapter_model.safetensors", "app.py", "README.md", "requirements.txt"):
@@ -228,6 +234,24 @@ def test_export_space_without_a_folder_goes_under_the_home_into_a_new_folder_eac
         assert (folder / "app.py").is_file() and f"`{folder}`" in message
 
 
+def test_export_space_outside_the_home_asks_first_and_writes_nothing_until_confirmed(client, fake, made_runs,
+                                                                                     module_home, tmp_path):
+    run_id = made_runs["done"]
+    for folder in (tmp_path / "elsewhere", Path("/etc/rlhf-studio-space"), module_home / ".." / "beside-home"):
+        message = client.predict(run_id, str(folder), False, api_name="/export_space")
+        assert message == (f"`{folder.expanduser()}` is outside the studio home (`{module_home}`): tick “Yes, export "
+                           "there” and press Export Space again to write the Space there.")
+        assert fake.calls == [] and not folder.exists()
+    assert client.predict(run_id, "", api_name="/export_space").startswith("Exported run ")  # the box left out
+
+    inside = module_home / "spaces" / "chosen-here"  # inside the home: nothing to confirm
+    client.predict(run_id, str(inside), False, api_name="/export_space")
+    assert fake.calls[-1] == ("export_space", (run_id, inside), {})
+    client.predict(run_id, str(tmp_path / "elsewhere"), True, api_name="/export_space")
+    assert fake.calls[-1] == ("export_space", (run_id, tmp_path / "elsewhere"), {})
+    assert (tmp_path / "elsewhere" / "app.py").is_file()
+
+
 def test_push_space_before_an_export_is_one_line(client, fake):
     message = client.predict("me/tiny-sft-chat", False, api_name="/push_space")
     assert message == "export the Space first: Push Space uploads the folder Export Space wrote"
@@ -236,7 +260,7 @@ def test_push_space_before_an_export_is_one_line(client, fake):
 
 def test_a_failed_export_is_one_line_and_leaves_nothing_to_push(client, share_tab, monkeypatch, made_runs, tmp_path):
     monkeypatch.setattr(share_tab, "share", FakeShare(fail=StudioError("out_dir: not an empty folder")))
-    message = client.predict(made_runs["done"], str(tmp_path), api_name="/export_space")
+    message = client.predict(made_runs["done"], str(tmp_path), True, api_name="/export_space")
     assert message == "out_dir: not an empty folder"
     monkeypatch.setattr(share_tab, "share", FakeShare())
     assert client.predict("me/tiny-sft-chat", False, api_name="/push_space").startswith("export the Space first")
@@ -278,7 +302,7 @@ def test_real_card_preview_shows_the_runs_card(real_client, tuned_runs):
 def test_real_export_space_writes_the_folder_it_lists(real_client, tuned_runs, tmp_path):
     client, _home = real_client
     folder = tmp_path / "space"
-    message = client.predict(tuned_runs["sft"], str(folder), api_name="/export_space")
+    message = client.predict(tuned_runs["sft"], str(folder), True, api_name="/export_space")
     assert f"`{folder}`" in message, message
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert "app.py" in written and all(f"- `{name}`" in message for name in written)

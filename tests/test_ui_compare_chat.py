@@ -332,8 +332,8 @@ def test_reward_workbench_prefers_the_polite_answer(client, runs):
     prompt = "Is a pear a fruit or a vegetable?"
     a, b, verdict = client.predict(reward, prompt, POLITE, RUDE, api_name="/score_pair")
     expected = scoring.score_batch(reward, [[{"role": "user", "content": prompt}]] * 2, [POLITE, RUDE])
-    assert (a, b) == pytest.approx(expected, abs=1e-4)
-    assert a > b and verdict.startswith(f"Prefers **Answer A** by {a - b:.3f}")
+    assert (a, b) == pytest.approx(expected, abs=5e-4) and (a, b) == tuple(round(x, 3) for x in (a, b))  # 3 digits
+    assert a > b and verdict.startswith(f"Prefers **Answer A** by {expected[0] - expected[1]:.3f}")
 
     a, b, verdict = client.predict(reward, prompt, RUDE, POLITE, api_name="/score_pair")
     assert b > a and verdict.startswith("Prefers **Answer B**")

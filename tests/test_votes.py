@@ -36,7 +36,8 @@ def cast_votes(n: int, seed: int = 0) -> list[dict]:
     for k in range(n):
         i = k % len(QUESTIONS)
         prompt = [user(QUESTIONS[i])]
-        good, bad = f"Of course! {ANSWERS[i]} I hope that helps.", rng.choice(RUDE)
+        # The tag keeps every pair distinct: the same pair is saved only once.
+        good, bad = f"Of course! {ANSWERS[i]} I hope that helps.", f"{rng.choice(RUDE)} (vote {seed}.{k})"
         if rng.random() < 0.5:
             pair, choice = BlindPair(prompt, (good, bad), ("tuned", "base")), "a"
         else:
@@ -106,6 +107,23 @@ def test_a_vote_between_equal_answers_or_for_neither_is_refused(studio_home):
     with pytest.raises(StudioError, match="vote 'c': vote a or b"):
         record_vote(BlindPair([user("Hi?")], ("Hello!", "Go away."), ("tuned", "base")), "c")
     assert not votes_path().exists()
+
+
+def test_a_pair_already_saved_is_not_saved_again(studio_home):
+    prompt = [user("How do I boil an egg?")]
+    record_vote(BlindPair(prompt, ("Nine minutes in boiling water.", "Go away."), ("tuned", "base")), "a")
+    again = [BlindPair(prompt, ("Nine minutes in boiling water.", "Go away."), ("tuned", "base")),
+             BlindPair(prompt, ("Go away.", "Nine minutes in boiling water. "), ("base", "tuned"))]  # shown swapped
+    for pair in again:
+        for choice in ("a", "b"):
+            with pytest.raises(StudioError, match="^a vote on this prompt and these two answers is already saved"):
+                record_vote(pair, choice)
+    assert len(read_votes()) == 1
+
+    # Another prompt, or another answer to the same prompt, is a new pair.
+    record_vote(BlindPair([user("How do I fry an egg?")], ("In butter.", "Go away."), ("tuned", "base")), "a")
+    record_vote(BlindPair(prompt, ("Nine minutes in boiling water.", "Ask someone else."), ("tuned", "base")), "a")
+    assert len(read_votes()) == 3
 
 
 def test_no_votes_no_sample_no_hub_each_get_one_line(studio_home):
