@@ -13,6 +13,7 @@ import gradio as gr
 
 from components.fieldwidgets import home_of, widget
 from components.forms import Fields, to_config
+from components.oneline import error_markdown
 from studio import access
 from studio import config as cfg
 from studio.errors import StudioError
@@ -63,7 +64,7 @@ def attach(fields: Fields) -> None:
         examples.render()
 
     def on_preview(*values):
-        return preview_data(to_config(keys, values))
+        yield from preview_steps(to_config(keys, values))
 
     button.click(on_preview, inputs=list(fields.values()), outputs=[summary, examples], api_name="preview_data")
 
@@ -72,14 +73,38 @@ def uploaded_path(file: str | None) -> str:
     return file or ""
 
 
+def preview_steps(raw: dict):
+    """What Preview shows, in turn: a line saying the tiny model is being built for its tokenizer, when it is not
+    yet, then the preview itself (preview_data)."""
+    from components.model_tab import BUILDING_TINY
+    from studio import model_files
+
+    name = (raw.get("model") or {}).get("name") or cfg.ModelSpec().name
+    if name == model_files.TINY_NAME and not model_files.tiny_built():
+        yield BUILDING_TINY, ""
+    yield preview_data(raw)
+
+
+def preview_format(raw: dict, source: str) -> tuple[str, str]:
+    """(the row format Preview reads, the line saying why): the Train tab's stage decides, as it does for the run."""
+    stage = raw.get("stage") or cfg.RunConfig().stage
+    fmt = cfg.STAGE_FORMATS.get(stage, cfg.PROMPT_ONLY)
+    if fmt == cfg.PROMPT_ONLY:  # the online stages take only prompts: any format gives them
+        fmt = cfg.SOURCE_FORMATS[source][0]
+        return fmt, f"read as **{fmt}** rows: the Train tab's stage, {stage}, takes only their prompts"
+    if fmt not in cfg.SOURCE_FORMATS[source]:
+        raise StudioError(f"data.source = '{source}' gives {' and '.join(cfg.SOURCE_FORMATS[source])} rows, not "
+                          f"{fmt} rows, which the Train tab's stage, {stage}, trains on; pick another stage there "
+                          "or another source")
+    return fmt, f"read as **{fmt}** rows, for the Train tab's stage, {stage}"
+
+
 def preview_data(raw: dict) -> tuple[str, str]:
     """(summary Markdown, marked examples) for a draft config, or (one line, "") when it cannot load."""
     try:
         return _preview(raw)
-    except StudioError as err:
-        return str(err), ""
-    except Exception as err:  # a bug: still one line in the UI, never a traceback
-        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", ""
+    except Exception as err:  # a mistake (StudioError) or a bug: one line in the UI, never a traceback
+        return error_markdown(err), ""
 
 
 def _preview(raw: dict) -> tuple[str, str]:
@@ -91,15 +116,14 @@ def _preview(raw: dict) -> tuple[str, str]:
         access.check_readable(spec.path, "data.path")
     model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
     seed = cfg.from_dict(raw.get("train", {}), cfg.TrainSpec, "train.").seed
-    fmt = cfg.STAGE_FORMATS.get(raw.get("stage", ""), cfg.PROMPT_ONLY)
-    if fmt == cfg.PROMPT_ONLY:  # the online stages take only prompts: any format gives them
-        fmt = cfg.SOURCE_FORMATS[spec.source][0]
+    fmt, why = preview_format(raw, spec.source)
     report = data_report(spec, fmt, model, examples=EXAMPLES, seed=seed)
 
     dropped = report["dropped"]
     lines = [f"**{report['rows']:,}** {report['format']} rows from `{report['origin']}` "
              f"({report['train_rows']:,} train, {report['eval_rows']:,} eval); "
              f"chat template of `{model.name}`, data.max_length {spec.max_length}",
+             f"- {why}",
              f"- dropped: {sum(dropped.values()):,}" + (" (" + ", ".join(
                  f"{reason}: {count:,}" for reason, count in sorted(dropped.items(), key=lambda kv: -kv[1])) + ")"
                  if dropped else "")]

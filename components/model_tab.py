@@ -4,6 +4,9 @@ each stage needs, without loading any weights (studio/estimate.py).
 
     fields = model_tab.build()        # {"model.name": Textbox, ...}
     model_tab.attach(all_fields)      # Inspect reads model.*, lora.*, stage and the workload keys if present
+
+Inspect says which model it inspects when model.name is empty (the default, the built-in tiny model), and says first
+that the tiny model is being built when it is not yet (about 15 s, once per studio home).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import gradio as gr
 
 from components.fieldwidgets import home_of, widget
 from components.forms import Fields, to_config
+from components.oneline import error_markdown
 from studio import config as cfg
+from studio import model_files
 from studio.errors import StudioError
 
 KEYS = ("model.name", "model.revision", "model.dtype", "model.quantization", "model.double_quant",
@@ -52,7 +57,7 @@ def attach(fields: Fields) -> None:
         table.render()
 
     def on_inspect(*values):
-        return inspect_model(to_config(keys, values))
+        yield from inspect_steps(to_config(keys, values))
 
     inspect.click(on_inspect, inputs=list(fields.values()), outputs=[summary, table], api_name="inspect_model")
 
@@ -61,14 +66,34 @@ def trust_warning(on: bool):
     return gr.Markdown(visible=bool(on))
 
 
+BUILDING_TINY = "Building the tiny model (first time only, about 15 seconds)..."
+
+
+def default_model_note(raw: dict) -> str:
+    """The line saying which model an empty model.name stands for, or '' when a name is given."""
+    if (raw.get("model") or {}).get("name"):
+        return ""
+    return (f"model.name is empty, so this is the default, the built-in **{cfg.ModelSpec().name}** model; type a hub "
+            "id or a local folder to inspect another.")
+
+
+def inspect_steps(raw: dict):
+    """What Inspect shows, in turn: a line saying the tiny model is being built, when it is not yet, then the
+    summary and memory table (inspect_model)."""
+    name = (raw.get("model") or {}).get("name") or cfg.ModelSpec().name
+    if name == model_files.TINY_NAME and not model_files.tiny_built():
+        yield "\n\n".join(line for line in (default_model_note(raw), BUILDING_TINY) if line), []
+    yield inspect_model(raw)
+
+
 def inspect_model(raw: dict) -> tuple[str, list[list]]:
     """(summary Markdown, memory table rows) for a draft config, or (one line, no rows) when it cannot."""
     try:
-        return _inspect(raw)
-    except StudioError as err:
-        return str(err), []
-    except Exception as err:  # a bug: still one line in the UI, never a traceback
-        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", []
+        summary, rows = _inspect(raw)
+        note = default_model_note(raw)
+        return (f"{note}\n\n{summary}" if note else summary), rows
+    except Exception as err:  # a mistake (StudioError) or a bug: one line in the UI, never a traceback
+        return error_markdown(err), []
 
 
 def _inspect(raw: dict) -> tuple[str, list[list]]:

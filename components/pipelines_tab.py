@@ -1,9 +1,13 @@
 """Pipelines tab: pick a recipe (InstructGPT, Llama 2, DPO, ... and your own), see its stages as a graph, Start it,
 and watch each stage's run; every stage is a normal run, listed in the Runs tab too.
 
-Start validates the YAML in the code box (with the overrides, one KEY=VALUE per line as `--set` takes them), records
-the pipeline and launches its runner in its own process (`studio.pipeline_runs.start`); the pipeline goes on if the
-browser closes. The graph is drawn by `graph_html`, a pure function of the stages: a box per stage, a solid arrow
+Start validates the YAML in the code box (with the overrides, one KEY=VALUE per line as `--set` takes them), checks
+every stage's inputs (files, the hub) and records the pipeline and launches its runner in its own process
+(`studio.pipeline_runs.start`); the pipeline goes on if the browser closes. A second Start of the same YAML within a
+few seconds is refused (a double click), and a recipe sized for a GPU says so on a machine without one, naming its
+tiny twin. Recipes that need a GPU or the hub say so in the list, after the offline ones on a machine without a GPU.
+A running stage shows its step and time left (the Runs tab's ETA). The graph is drawn by `graph_html`, a pure
+function of the stages: a box per stage, a solid arrow
 from the stage it starts from, a dashed arrow from each reward stage that scores it, colored by state once running.
 
 Endpoints (every handler is one): /show_recipe, /preview, /save_pipeline, /start_pipeline, /pipelines_table,
@@ -17,15 +21,16 @@ import html
 import gradio as gr
 
 from components.oneline import error_line
+from components.runs_tab import ESTIMATING, duration
 from studio import pipeline_runs
 from studio.errors import StudioError
 
 REFRESH_SECONDS = 2
 STATE_COLORS = {"waiting": "#f3f4f6", "queued": "#fef3c7", "running": "#dbeafe", "completed": "#dcfce7",
-                "failed": "#fee2e2", "cancelled": "#e5e7eb"}
+                "failed": "#fee2e2", "cancelled": "#e5e7eb", "skipped": "#e5e7eb"}
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 62, 70, 26, 12
 ARC_RISE, ARC_STEP = 24, 14  # how far arcs over skipped columns rise
-TABLE_HEADERS = ["stage", "kind", "from", "rewards from", "state", "run"]
+TABLE_HEADERS = ["stage", "kind", "from", "rewards from", "state", "step", "ETA", "run"]
 PIPELINE_HEADERS = ["id", "recipe", "state", "stages", "error"]
 
 
@@ -79,11 +84,12 @@ def graph_html(stages: list[dict]) -> str:
         state = stage.get("state")
         fill = STATE_COLORS.get(state or "", "#ffffff")
         name, kind = html.escape(stage["name"]), html.escape(stage.get("stage") or "")
+        progress = f" {_step(stage)}" if state == "running" and _step(stage) else ""
         parts.append(f'<g class="stage" data-stage="{name}" data-state="{html.escape(state or "")}">'
                      f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="#374151"/>'
                      f'<text x="{x + 10}" y="{y + 20}" font-size="14" font-weight="bold" fill="#111827">{name}</text>'
                      f'<text x="{x + 10}" y="{y + 37}" font-size="12" fill="#374151">{kind}'
-                     f'{" · " + html.escape(state) if state else ""}</text>')
+                     f'{" · " + html.escape(state) if state else ""}{progress}</text>')
         if stage.get("run_id"):
             parts.append(f'<text x="{x + 10}" y="{y + 53}" font-size="9" fill="#6b7280">'
                          f'{html.escape(stage["run_id"])}</text>')
@@ -99,19 +105,42 @@ def _stage_dicts(pipeline) -> list[dict]:
             for s in pipeline.stages]
 
 
+def _step(stage: dict) -> str:
+    """'12/60' once a stage's run has a total, else empty."""
+    return f"{stage.get('step') or 0}/{stage['total_steps']}" if stage.get("total_steps") else ""
+
+
+def _eta(stage: dict) -> str:
+    """The time left of a running stage (pipeline_runs.status takes it from manager.time_left, as the Runs tab
+    does): "estimating" until it can be told, empty for a stage that is not running."""
+    if stage.get("state") != "running":
+        return ""
+    return ESTIMATING if stage.get("time_left") is None else duration(stage["time_left"])
+
+
 def stages_table(stages: list[dict]) -> list[list]:
     return [[s["name"], s.get("stage"), s.get("parent") or "", ", ".join(s.get("reward_stages") or []),
-             s.get("state") or "", s.get("run_id") or ""] for s in stages]
+             s.get("state") or "", _step(s), _eta(s), s.get("run_id") or ""] for s in stages]
 
 
 # ---------------------------------------------------------------- recipes
 
 
+NEEDS_WORDS = {"GPU": "a GPU", "hub": "the Hugging Face Hub"}
+
+
+def needs_label(needs: list[str]) -> str:
+    """' · needs a GPU and the Hugging Face Hub' for what a recipe or preset needs (studio.presets.needs), or ''."""
+    return f" · needs {' and '.join(NEEDS_WORDS[n] for n in needs)}" if needs else ""
+
+
 def recipe_choices() -> list[tuple[str, str]]:
+    """(label, name) of every recipe in the engine's order: on a machine without a GPU, those needing one last."""
     choices = []
     for name, recipe in pipeline_runs.recipes().items():
         title = recipe["description"].split(":", 1)[0] if recipe["description"] else name
-        choices.append((f"{title} · {name}{' (yours)' if recipe['yours'] else ''}", name))
+        choices.append((f"{title} · {name}{' (yours)' if recipe['yours'] else ''}{needs_label(recipe['needs'])}",
+                        name))
     return choices
 
 
@@ -127,7 +156,9 @@ def show_recipe(name: str | None):
         text, pipeline, description = pipeline_runs.recipe(name or "")
     except StudioError as err:
         return error_line(err), "", gr.update()
-    return description or name, graph_html(_stage_dicts(pipeline)), text
+    warning = pipeline_runs.gpu_warning(pipeline)
+    return ((description or name) + (f"\n\n**Note:** {warning}" if warning else ""),
+            graph_html(_stage_dicts(pipeline)), text)
 
 
 def _overrides(text: str | None) -> list[str]:
@@ -155,10 +186,12 @@ def save_pipeline(name: str | None, text: str):
 def start_pipeline(text: str, overrides: str | None):
     """Validate the code box and launch the pipeline's runner; (one line, pipeline dropdown)."""
     try:
-        record = pipeline_runs.start_text(text, _overrides(overrides))
+        record = pipeline_runs.start_text(text, _overrides(overrides), refuse_repeats=True)
     except StudioError as err:
         return f"Not started: {error_line(err)}", gr.Dropdown()
-    return (f"Started pipeline **{record.id}**; its stages' runs appear in the Runs tab as they start.",
+    warning = pipeline_runs.gpu_warning(record.load())
+    return (f"Started pipeline **{record.id}**; its stages' runs appear in the Runs tab as they start."
+            + (f" **Note:** {warning}" if warning else ""),
             gr.Dropdown(choices=pipeline_choices(), value=record.id))
 
 
@@ -188,6 +221,11 @@ def show_pipeline(pipeline_id: str | None):
     except StudioError as err:
         return error_line(err), "", []
     line = f"Pipeline **{state['id']}** ({state.get('name')}): {state.get('state')}"
+    running = [s for s in state["stages"] if s.get("state") == "running"]
+    if running:
+        stage = running[0]
+        line += f", stage {stage['name']} at step {_step(stage) or '0/?'}, "
+        line += "estimating the time left" if _eta(stage) == ESTIMATING else f"about {_eta(stage)} left"
     if state.get("error"):
         line += f". {state['error']}"
     return line, graph_html(state["stages"]), stages_table(state["stages"])

@@ -1,15 +1,21 @@
 """Runs tab: every run with its live state, and the selected run's actions, health warnings, charts and log.
 
-    table     id, name, stage, state ("queued (2nd)"), step/total, ETA, last loss or reward, a key metric, parent;
-              refreshed every REFRESH_SECONDS; a click on a row selects that run
+    table     id, name, stage, state ("queued (2nd)"), step/total, ETA ("estimating" until a few steps are timed),
+              last loss or reward, a key metric, parent; refreshed every REFRESH_SECONDS; a click on a row selects
+              that run
     actions   Cancel, Resume (failed or cancelled runs), Delete (finished runs, after ticking the confirmation);
-              each answers in one line
+              each answers in one line, which stays until another run is selected
     charts    the stage's panels (studio.charts) in up to PLOT_SLOTS plots, refreshed every CHART_SECONDS from a
               per-session ChartFeed that reads only the metric rows new since the last tick; smoothing, log scale,
-              other runs of the same stage overlaid; health warnings (studio.health) above them; the log tail below
+              other runs of the same stage overlaid; health warnings (studio.health) above them; the log tail below.
+              A run without metric rows shows no charts but why (a failed run: the end of its log)
     answers   "Answers over training" (studio.timeline): a slider over the steps at which the run answered its
               timeline prompts and a table prompt | step 0 | the chosen step; the table's refresh tick redraws it
               only when the run's timeline file changed, and the slider follows new steps while it is on the latest
+
+Both timers tick only while the tab is shown, and the charts' only while the selected run or an overlay is queued
+or running: a finished run is drawn once. The selected run sits in the page's address (?run=ID, with the tab:
+components/app.py), so a refresh comes back to it.
 
 The runs are separate processes (studio.runs.manager), so closing the browser or restarting the server leaves
 them running; reopening the tab lists them again from their folders.
@@ -21,10 +27,11 @@ overlays, log_scale), /health(run_id), /timeline(run_id, step), /cancel_run(run_
 
 from __future__ import annotations
 
+import html
 import math
 import os
+import re
 import threading
-import time
 
 import gradio as gr
 import yaml
@@ -36,7 +43,13 @@ from studio.runs.metrics import last_value
 from studio.runs.rundir import FINAL_STATES, RunDir
 from studio.runs.store import RunIndex
 
+LABEL = "Runs"  # the tab's label, which the page's tab events carry
 COLUMNS = ["id", "name", "stage", "state", "step", "ETA", "last loss / reward", "key metric", "parent"]
+# Fixed shares of the table's width: left to the browser, a column of short cells ("ETA", "stage") was squeezed
+# until its header broke into one letter a line.
+COLUMN_WIDTHS = ["15%", "11%", "8%", "10%", "8%", "12%", "12%", "12%", "12%"]
+ESTIMATING = "estimating"  # a running run's ETA until a few steps were timed (manager.time_left)
+FAILED_LOG_LINES = 12  # of a failed run's log, shown where its charts would be
 REFRESH_SECONDS = 2
 CHART_SECONDS = 1  # a new metric point shows within two seconds: one tick of waiting plus the redraw
 PLOT_SLOTS = max(len(panels) for panels in charts.STAGE_PANELS.values())
@@ -102,17 +115,13 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
-def eta(status: dict, now: float | None = None) -> str:
-    """Time left for a running run at its step rate since its worker started (since the resume, for a resumed
-    run); empty while no step is done yet or the total is unknown."""
+def eta(status: dict, run: RunDir, now: float | None = None) -> str:
+    """Time left for a running run (manager.time_left, which the Pipelines tab shows too): "estimating" until
+    it can be told, empty for a run that is not running."""
     if status.get("state") != "running":
         return ""
-    step, total, started = status.get("step") or 0, status.get("total_steps") or 0, status.get("started")
-    done = step - (status.get("resumed_from") or 0)
-    elapsed = (now if now is not None else time.time()) - (started or 0)
-    if not started or not total or done <= 0 or step >= total or elapsed <= 0:
-        return ""
-    return duration((total - step) * elapsed / done)
+    left = manager.time_left(status, now, run=run)
+    return ESTIMATING if left is None else duration(left)
 
 
 def runs_table() -> list[list]:
@@ -120,7 +129,7 @@ def runs_table() -> list[list]:
     rows = []
     for r in reversed(manager.list_runs()):
         run = RunDir.of(r["id"])
-        remaining = eta(run.read_status()) if r["state"] == "running" else ""
+        remaining = eta(run.read_status(), run) if r["state"] == "running" else ""
         main, extra = last_metrics(r["id"], r["stage"], run.metrics_path)
         rows.append([r["id"], r["name"] or r["model"], r["stage"], manager.state_label(r),
                      f"{r['step'] or 0}/{r['total_steps'] or '?'}", remaining, main, extra, r["parent"] or ""])
@@ -151,13 +160,15 @@ def run_details(run_id: str) -> tuple[str, str]:
     status = manager.status(run)
     status.update(manager.queue_places().get(run.id, {}))
     line = f"**{run.id}**: {manager.state_label(status)}, step {status.get('step')}/{status.get('total_steps')}"
-    left = eta(status)
-    if left:
+    left = eta(status, run)
+    if left == ESTIMATING:
+        line += ", estimating the time left"
+    elif left:
         line += f", about {left} left"
     if status.get("queued_behind"):
         line += f", waiting behind {status['queued_behind']}"
     if status.get("error"):
-        line += f"\n\nError: {status['error']}"
+        line += f"\n\n**Error:** {plain(status['error'])}"
     return line, run.log_tail(40)
 
 
@@ -216,6 +227,12 @@ def _delete(run_id: str, confirm: bool) -> str:
         return f"Tick “Yes, delete it” to delete run {run.id}: its folder, checkpoints and adapter.{warning}"
     manager.delete(run)
     return f"Deleted run {run.id}."
+
+
+def reset_on_select(run_id: str) -> tuple[bool, str]:
+    """(confirmation box, action message) when the selection changes: both cleared for the newly selected run;
+    a selection emptied by Delete keeps its "Deleted run X." message."""
+    return False, ("" if run_id else gr.skip())
 
 
 def delete_run(run_id: str, confirm: bool) -> tuple[str, str, bool]:
@@ -295,11 +312,37 @@ def _signature(data: charts.PanelData) -> tuple:
                   for s in data.series))
 
 
-def health_markdown(warnings: list[health.HealthWarning]) -> str:
-    if not warnings:
-        return "Health: no warnings."
-    lines = [f"- ⚠️ **{w.message}**. {w.suggestion}." for w in warnings]  # every message names its step
-    return "**Health warnings**\n\n" + "\n".join(lines)
+def plain(text: str) -> str:
+    """Text shown as itself in Markdown: `<column>` is not swallowed as an HTML tag, `data.min_score` not
+    italicised."""
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(text, quote=False))
+
+
+def _fenced(text: str) -> str:
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+    return f"{fence}\n{text}\n{fence}"
+
+
+def health_markdown(warnings: list[health.HealthWarning], status: dict | None = None,
+                    run: RunDir | None = None, logged: bool = True) -> str:
+    """The box above the charts: the health warnings; "no warnings" only for a run that did not fail (the status
+    line above gives a failed run's error); without metric rows (`logged` False) why there are no charts, and
+    for a failed run the end of its log."""
+    state = (status or {}).get("state")
+    parts = []
+    if warnings:
+        lines = [f"- ⚠️ **{w.message}**. {w.suggestion}." for w in warnings]  # every message names its step
+        parts.append("**Health warnings**\n\n" + "\n".join(lines))
+    if not logged:
+        tail = run.log_tail(FAILED_LOG_LINES) if run is not None and state == "failed" else ""
+        if tail:
+            parts.append(f"It failed before logging any metrics. The last lines of its log:\n\n{_fenced(tail)}")
+        else:
+            parts.append("No metrics were logged." if state in FINAL_STATES else
+                         "No metrics yet: the charts appear with the first logged step.")
+    elif not parts and state != "failed":
+        parts.append("Health: no warnings.")
+    return "\n\n".join(parts)
 
 
 def refresh_charts(run_id: str, overlays: list[str], smoothing: float, log_scale: bool,
@@ -314,6 +357,36 @@ def refresh_charts(run_id: str, overlays: list[str], smoothing: float, log_scale
         session.lock.release()
 
 
+def tick_charts(run_id: str, overlays: list[str], smoothing: float, log_scale: bool, session: ChartSession | None,
+                shown: bool) -> list:
+    """The chart timer's tick: [session, chart timer, health, *plots]. It draws what is new, then stops its timer
+    when nothing more can come: the Runs tab hidden, no run selected, or the run and its overlays all finished
+    (their states are read before their rows, so the last rows are drawn before it stops)."""
+    session = session if isinstance(session, ChartSession) else ChartSession()
+    skipped = [gr.skip()] * (1 + PLOT_SLOTS)
+    if not shown or not run_id:
+        return [session, gr.Timer(active=False), *skipped]
+    live = charts_live(run_id, overlays)
+    if not session.lock.acquire(blocking=False):
+        return [session, gr.skip(), *skipped]  # the refresh in progress draws; the next tick decides
+    try:
+        drawn = _draw(session, run_id, overlays, _smoothing(smoothing), bool(log_scale))
+    finally:
+        session.lock.release()
+    return [session, gr.skip() if live else gr.Timer(active=False), *drawn]
+
+
+def charts_live(run_id: str, overlays: list[str] | None) -> bool:
+    """Whether the charts of the run and its overlays can still change: one of them is queued or running."""
+    for one in [run_id, *(overlays or ())]:
+        try:
+            if one and manager.find(one).read_status().get("state") not in FINAL_STATES:
+                return True
+        except StudioError:
+            continue
+    return False
+
+
 def _draw(session: ChartSession, run_id: str, overlays: list[str], smoothing: float, log_scale: bool) -> list:
     hidden = [gr.Plot(value=None, visible=False)] * PLOT_SLOTS
     if not run_id:
@@ -322,22 +395,22 @@ def _draw(session: ChartSession, run_id: str, overlays: list[str], smoothing: fl
         return ["", *hidden]
     try:
         run = manager.find(run_id)
-        settings = (run.id, tuple(overlays or ()), smoothing, log_scale)
+        status = run.read_status()
+        settings = (run.id, tuple(overlays or ()), smoothing, log_scale, status.get("state"), status.get("error"))
         if settings == session.drawn_for and not session.feed.has_new_rows():
             return [gr.skip()] * (1 + PLOT_SLOTS)  # nothing new: the tick costs a stat per followed run
-        run_id, stage, panels, rows = session.update(run_id, overlays, smoothing, log_scale)
+        run_id, stage, panels, _rows = session.update(run_id, overlays, smoothing, log_scale)
     except StudioError as err:
         session.drawn, session.health_drawn, session.health_of = [None] * PLOT_SLOTS, None, None
         session.drawn_for = None
-        return [str(err), *hidden]
+        return [plain(str(err)), *hidden]
     session.drawn_for = settings
-    out = []
-    if rows or session.health_of != run_id or session.health_drawn is None:
-        text = health_markdown(health.check(stage, session.feed.columns(run_id).series()))
-        out.append(gr.skip() if text == session.health_drawn else text)
-        session.health_drawn, session.health_of = text, run_id
-    else:
-        out.append(gr.skip())
+    logged = not all(p.empty for p in panels)
+    text = health_markdown(health.check(stage, session.feed.columns(run_id).series()), status, run, logged)
+    out = [gr.skip() if text == session.health_drawn and session.health_of == run_id else text]
+    session.health_drawn, session.health_of = text, run_id
+    if not logged:  # empty charts say nothing: the box above says why there are none
+        panels = []
     for slot in range(PLOT_SLOTS):
         if slot < len(panels):
             sig = _signature(panels[slot])
@@ -484,18 +557,72 @@ def refresh_overlays(run_id: str):
 # ---------------------------------------------------------------- layout
 
 
-def build() -> None:
+# Writes the selected run into the page's address (?run=ID), so that a refresh comes back to it (see restore).
+RUN_IN_ADDRESS_JS = """(run) => {
+    const url = new URL(window.location.href);
+    if (run) { url.searchParams.set('run', run); } else { url.searchParams.delete('run'); }
+    history.replaceState(history.state, '', url);
+}"""
+
+
+def on_tab(run_id: str, evt: gr.SelectData) -> list:
+    """[shown, table timer, chart timer, table, status, log] when the person picks a tab: the Runs tab refreshes at
+    once and its timers tick while it is shown; leaving it stops them (a hidden tab costs nothing)."""
+    if evt.value != LABEL:
+        return [False, gr.Timer(active=False), gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()]
+    return [True, gr.Timer(active=True), gr.Timer(active=True), runs_table(), *run_details(run_id)]
+
+
+def restore(run_id: str, shown: bool) -> list:
+    """[selected run, shown, table timer, chart timer] for a page opened at an address naming a run (?run=ID) and
+    whether it opens on the Runs tab (?tab=runs); a run deleted since is left out. Only what the address names
+    is changed: this answer may come after the person's first clicks."""
+    try:
+        run_id = manager.find(run_id).id if run_id else ""
+    except StudioError:
+        run_id = ""
+    timers = [True, gr.Timer(active=True), gr.Timer(active=True)] if shown else [gr.skip()] * 3
+    return [run_id or gr.skip(), *timers]
+
+
+def wake_charts(shown: bool):
+    """The chart timer after a change of run or overlays: its next tick draws, and stops it when nothing is live."""
+    return gr.Timer(active=bool(shown))
+
+
+TICK_OUTPUTS = 11  # what on_tick answers: see its docstring
+
+
+def on_tick(run_id: str, overlays: list[str], shown: bool, step: float | None, timeline_drawn: dict | None,
+            table_drawn: list | None, details_drawn: tuple | None) -> list:
+    """Everything the refresh tick updates, in one event (each event costs the browser as much as a redraw):
+    [table, table_drawn, status, log, details_drawn, *timeline outputs (4), table timer, chart timer]. The table
+    and the details are sent only when they changed; both timers stop on a hidden tab, and the charts' starts
+    again when the selected run (or an overlay) is live again, e.g. resumed or started from the queue."""
+    if not shown:
+        return [*[gr.skip()] * (TICK_OUTPUTS - 2), gr.Timer(active=False), gr.Timer(active=False)]
+    rows, details = runs_table(), run_details(run_id)
+    return [gr.skip() if rows == table_drawn else rows, rows,
+            *([gr.skip(), gr.skip()] if details == details_drawn else details), details,
+            *refresh_timeline(run_id, step, timeline_drawn),
+            gr.skip(), gr.Timer(active=True) if charts_live(run_id, overlays) else gr.skip()]
+
+
+def build(tabs: gr.Tabs | None = None) -> list:
+    """Lay out the tab. With the page's `tabs` (where this tab is labelled LABEL) the timers tick only while it is
+    shown; alone, always. Returns the components `restore` answers for, in its order."""
+    standalone = tabs is None
     table = gr.Dataframe(value=_initial_table, headers=COLUMNS, interactive=False, label="Runs (newest first)",
-                         wrap=True)
+                         wrap=True, column_widths=COLUMN_WIDTHS, elem_id="runs-table")
     with gr.Row(equal_height=True):
         selected = gr.Textbox(label="Selected run", interactive=False, scale=3)
         cancel = gr.Button("Cancel", scale=1)
         resume = gr.Button("Resume", scale=1)
         confirm = gr.Checkbox(label="Yes, delete it", value=False, scale=1)
         delete = gr.Button("Delete", variant="stop", scale=1)
-    action = gr.Markdown()
-    status = gr.Markdown()
-    health_box = gr.Markdown()
+    action = gr.Markdown(elem_id="runs-action")
+    status = gr.Markdown(elem_id="runs-status")
+    health_box = gr.Markdown(elem_id="runs-health")
     with gr.Row():
         smoothing = gr.Slider(0.0, MAX_SMOOTHING, value=DEFAULT_SMOOTHING, step=0.01, label="Smoothing",
                               info="Exponential moving average, as in TensorBoard; 0 draws the logged values")
@@ -518,7 +645,7 @@ def build() -> None:
     chart_session = gr.State(None)
     api_session = gr.State(None)  # /chart_data keeps its own feed, so an API call never eats the UI's new rows
     chart_json = gr.JSON(visible=False)
-    chart_api = gr.Button(visible=False)
+    endpoints = gr.Button(visible=False)  # never shown: it carries the endpoints for scripts below
 
     timeline_shown = gr.State(None)  # which run and file version the answers section draws, for the refresh tick
     timeline_outputs = [timeline_shown, timeline_note, timeline_step, timeline_table]
@@ -531,7 +658,9 @@ def build() -> None:
     private = dict(api_visibility="private", **quiet)
     table.select(selected_id, outputs=selected, api_name="select_run", api_visibility="private")
     selected.change(run_details, inputs=selected, outputs=[status, log], api_name="details_on_select", **private)
-    selected.change(lambda: (False, ""), outputs=[confirm, action], api_name="reset_on_select", **private)
+    selected.change(reset_on_select, inputs=selected, outputs=[confirm, action], api_name="reset_on_select",
+                    **private)
+    selected.change(None, inputs=selected, js=RUN_IN_ADDRESS_JS)
     selected.change(overlay_choices, inputs=[selected, overlays], outputs=overlays, api_name="overlays_on_select",
                     **private)
     selected.change(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name="charts_on_select",
@@ -547,19 +676,33 @@ def build() -> None:
                           ("smoothing", smoothing.release)):
         control(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name=f"charts_on_{name}", **private)
 
-    table_timer = gr.Timer(REFRESH_SECONDS)
-    table_timer.tick(runs_table, outputs=table, api_name="runs_table", **quiet)
-    table_timer.tick(run_details, inputs=selected, outputs=[status, log], api_name="run_details", **quiet)
-    table_timer.tick(refresh_timeline, inputs=[selected, timeline_step, timeline_shown], outputs=timeline_outputs,
-                     api_name="timeline_on_tick", **private)
-    chart_timer = gr.Timer(CHART_SECONDS)
-    chart_timer.tick(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name="charts_on_tick",
-                     concurrency_limit=None, **private)
+    # The timers tick only while the tab is shown, and the charts' only while a followed run is live: a finished
+    # run is drawn once (redrawing it every second cost a third of a core, on whichever tab was shown).
+    shown = gr.State(standalone)
+    table_timer = gr.Timer(REFRESH_SECONDS, active=standalone)
+    table_drawn, details_drawn = gr.State(None), gr.State(None)  # what the table and the details show
+    chart_timer = gr.Timer(CHART_SECONDS, active=standalone)
+    table_timer.tick(on_tick, inputs=[selected, overlays, shown, timeline_step, timeline_shown, table_drawn,
+                                      details_drawn],
+                     outputs=[table, table_drawn, status, log, details_drawn, *timeline_outputs, table_timer,
+                              chart_timer], api_name="on_tick", **private)
+    chart_timer.tick(tick_charts, inputs=[*chart_inputs, shown], outputs=[chart_session, chart_timer, health_box,
+                                                                         *plots],
+                     api_name="charts_on_tick", concurrency_limit=None, **private)
+    for name, control in (("select", selected.change), ("overlays", overlays.change)):
+        control(wake_charts, inputs=shown, outputs=chart_timer, api_name=f"wake_charts_on_{name}", **private)
+    if tabs is not None:
+        tabs.select(on_tab, inputs=selected, outputs=[shown, table_timer, chart_timer, table, status, log],
+                    api_name="runs_tab_shown", **private)
 
     cancel.click(cancel_run, inputs=selected, outputs=action, api_name="cancel_run")
     resume.click(resume_run, inputs=selected, outputs=action, api_name="resume_run")
     delete.click(delete_run, inputs=[selected, confirm], outputs=[action, selected, confirm], api_name="delete_run")
-    chart_api.click(chart_data, inputs=[selected, smoothing, overlays, log_scale, api_session],
+    endpoints.click(chart_data, inputs=[selected, smoothing, overlays, log_scale, api_session],
                     outputs=[api_session, chart_json], api_name="chart_data")
+    # The table and the details for scripts, whole on every call (the ticks above send only what changed).
+    endpoints.click(runs_table, outputs=table, api_name="runs_table", **quiet)
+    endpoints.click(run_details, inputs=selected, outputs=[status, log], api_name="run_details", **quiet)
     gr.api(health_report, api_name="health")
     gr.api(timeline_rows, api_name="timeline")
+    return [selected, shown, table_timer, chart_timer]

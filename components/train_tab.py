@@ -5,6 +5,11 @@ and bounds), so defaults and help live only in studio/config.py. Start reads the
 tabs' fields too), validates it with `config.from_dict` and queues the run with `runs.manager.start`; the training
 itself runs in its own process and shows up in the Runs tab.
 
+Start checks what it can in about a second before a run exists (files, the hub: `manager.check_inputs`) and refuses
+a second Start of the same config within a few seconds (a double click), naming the run already started. Presets that
+need a GPU or the hub say so in the list, after the offline ones on a machine without a GPU, and one sized for a GPU
+gets a note naming its tiny twin there.
+
 Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /stage_runs, /stage_sections, /form_keys.
 """
 
@@ -20,7 +25,10 @@ import yaml
 
 from components import fieldwidgets
 from components.forms import Fields, to_config
+from components.oneline import as_error, error_line
+from components.pipelines_tab import needs_label
 from studio import config as cfg
+from studio import pipeline_runs, presets
 from studio.errors import StudioError
 from studio.pipeline import is_pipeline
 from studio.runs import manager
@@ -148,7 +156,7 @@ def user_presets_dir() -> Path:
 
 def preset_paths() -> dict[str, Path]:
     """name -> file of every single-run preset: the bundled ones, then the user's (a bundled name wins).
-    Pipelines are left out: they run from the CLI."""
+    Pipelines are left out: the Pipelines tab runs them."""
     found: dict[str, Path] = {}
     for folder in (PRESETS_DIR, user_presets_dir()):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
@@ -163,9 +171,21 @@ def preset_paths() -> dict[str, Path]:
     return found
 
 
+def _needs(path: Path) -> list[str]:
+    """What a preset needs (studio.presets.needs); nothing known for one that does not load."""
+    try:
+        return presets.needs(cfg.load_config(path))
+    except StudioError:
+        return []
+
+
 def preset_choices() -> list[tuple[str, str]]:
+    """(label, name) of every preset, in the engine's order: on a machine without a GPU, those needing one last."""
     user = user_presets_dir()
-    return [(f"{name} (yours)" if path.parent == user else name, name) for name, path in preset_paths().items()]
+    paths = preset_paths()
+    needs = {name: _needs(path) for name, path in paths.items()}
+    return [(f"{name}{' (yours)' if paths[name].parent == user else ''}{needs_label(needs[name])}", name)
+            for name in presets.offline_first(needs)]
 
 
 def refresh_presets():
@@ -178,11 +198,13 @@ def load_preset(fields: Fields, name: str | None) -> list:
     unchanged = [gr.update() for _ in fields]
     path = preset_paths().get((name or "").strip())
     if path is None:
+        if (name or "").strip() in pipeline_runs.recipes():
+            return [f"{name} is a pipeline (several linked stages); open it in the Pipelines tab.", *unchanged]
         return [f"No preset named '{name or ''}'; pick one from the list.", *unchanged]
     try:
         raw = cfg.read_yaml(path)
         if is_pipeline(raw):
-            return [f"{name} is a pipeline; run it from the terminal: `rlhf-studio train {path}`", *unchanged]
+            return [f"{name} is a pipeline (several linked stages); open it in the Pipelines tab.", *unchanged]
         config = cfg.from_dict(raw)
     except StudioError as err:
         return [f"Preset {name}: {err}", *unchanged]
@@ -191,6 +213,9 @@ def load_preset(fields: Fields, name: str | None) -> list:
     message = f"Loaded preset **{name}**."
     if left_out:
         message += f" Not in this form, so left out: {', '.join(left_out)}."
+    warning = presets.gpu_warning([config])
+    if warning:
+        message += f" **Note:** {warning}"
     return [message, *(display_value(key, component, values.get(key)) for key, component in fields.items())]
 
 
@@ -239,14 +264,16 @@ def start_run(fields: Fields, values: typing.Sequence) -> str:
     """Validate the form and queue the run; one line either way, and nothing is started on a problem."""
     try:
         config = form_config(fields, values)
-        run, proc = manager.start(config)
+        run, proc = manager.start(config, refuse_repeats=True)
     except StudioError as err:
-        return f"Not started: {err}"
+        return as_error(f"Not started: {error_line(err)}")
+    warning = presets.gpu_warning([config])
+    note = f" **Note:** {warning}" if warning else ""
     if proc is not None:
-        return f"Started **{run.id}**. Watch it in the Runs tab."
+        return f"Started **{run.id}**. Watch it in the Runs tab.{note}"
     place = manager.queue_places().get(run.id, {})
     behind = f" behind {place['queued_behind']}" if place.get("queued_behind") else ""
-    return f"Queued **{run.id}**{behind}; it starts when the device is free. Watch it in the Runs tab."
+    return f"Queued **{run.id}**{behind}; it starts when the device is free. Watch it in the Runs tab.{note}"
 
 
 # ---------------------------------------------------------------- layout
@@ -275,8 +302,8 @@ def build(shared_fields: Fields) -> Fields:
 
     with gr.Row():
         preset = gr.Dropdown(choices=preset_choices(), value=None, allow_custom_value=True, label="Preset",
-                             info="Single-run presets, bundled and saved; pipelines (several linked stages) run "
-                                  "from the terminal: rlhf-studio train PRESET.yaml", scale=3)
+                             info="Single-run presets, bundled and saved; pipelines (several linked stages) are "
+                                  "in the Pipelines tab", scale=3)
         load_button = gr.Button("Load", scale=1)
         preset_name = gr.Textbox(label="Save the form as", placeholder="my-preset", scale=2)
         save_button = gr.Button("Save as", scale=1)

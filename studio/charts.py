@@ -15,6 +15,12 @@ notes; health.py is what reports them), then on a log-scale panel values <= 0 ar
 the EMA smoothing of TensorBoard is applied, then each series is cut to at most `max_points` points by keeping
 the first and last point and the minimum and maximum of each bucket between, so a spike survives.
 
+Smoothing is for noisy training signals only: schedules and counters (UNSMOOTHED: the learning rate, PPO's KL
+coefficient, prompts kept) are drawn as logged, since an average of a schedule misreports it (a warm-up to 0.003
+seemed to peak at 0.0025). A short series is smoothed less (smoothing_for): the average spans at most a fifth of
+its points. With one reward model, `reward/<run id>` repeats `reward`: a prefix-matched series equal to one
+already on the panel is drawn once.
+
 Tokens/s and MFU: every stage logs `tokens_per_second` (and `mfu` on a GPU) itself (studio/throughput.py), and
 they are plotted as logged. Runs written before that carry only TRL's cumulative `num_tokens` (SFT); for them
 tokens/s is derived as its rise between two consecutive train rows divided by the rise of their `time`.
@@ -32,6 +38,9 @@ from studio.runs.metrics import MetricsReader
 
 DEFAULT_MAX_POINTS = 1000  # per series: more than a chart's width in pixels, so nothing visible is lost
 TOKENS_PER_SECOND = "tokens_per_second"
+# Schedules and counters: set by the run, not measured with noise, so an average only distorts them.
+UNSMOOTHED = frozenset({"learning_rate", "kl_coef", "kept", "gpu_memory_gib", "epoch", "num_tokens"})
+POINTS_PER_SPAN = 5  # the EMA averages over about 1 / (1 - weight) points: at most a fifth of a series' points
 
 
 # ---------------------------------------------------------------- which panels each stage shows
@@ -234,6 +243,15 @@ def ema(values: Sequence[float], weight: float) -> list[float]:
     return smoothed
 
 
+def smoothing_for(key: str, weight: float, points: int) -> float:
+    """The EMA weight a series of `points` values of `key` gets when the user asks for `weight`: 0 for a schedule
+    or counter (UNSMOOTHED), and on a short series at most the weight whose span is a fifth of its points
+    (weight 0.6 spans 2.5 points, so it applies in full from 13 points on; 0.9 from 50, 0.99 from 500)."""
+    if key in UNSMOOTHED or points <= POINTS_PER_SPAN:
+        return 0.0
+    return min(weight, 1.0 - POINTS_PER_SPAN / points)
+
+
 def _check_weight(weight: float) -> None:
     if not 0.0 <= weight < 1.0:
         raise ValueError(f"smoothing = {weight}: choose from 0 (none) up to, but not including, 1")
@@ -283,6 +301,7 @@ class Series:
     values: list[float]
     raw: list[float]
     eval: bool  # an eval_ key: few points, drawn with markers
+    smoothing: float = 0.0  # the EMA weight applied (smoothing_for): 0 draws the logged values alone
 
 
 @dataclass
@@ -302,7 +321,8 @@ class PanelData:
 def build_series(run_id: str, key: str, track: Track, label: str, smoothing: float = 0.0, log_y: bool = False,
                  max_points: int = DEFAULT_MAX_POINTS, notes: list[str] | None = None) -> Series:
     """One plot-ready series from a Track: filter, smooth, downsample (see the module docstring for the order).
-    Reasons for left-out points are appended to `notes`."""
+    `smoothing` is what the user asked for; the series gets smoothing_for(key, smoothing, its points). Reasons
+    for left-out points are appended to `notes`."""
     _check_weight(smoothing)
     steps, values = track.steps, track.values
     keep = None
@@ -310,6 +330,7 @@ def build_series(run_id: str, key: str, track: Track, label: str, smoothing: flo
         keep = [i for i, v in enumerate(values) if math.isfinite(v) and (v > 0 or not log_y)]
         _note_dropped(notes, label, steps, values, log_y)
         steps, values = array("d", (steps[i] for i in keep)), array("d", (values[i] for i in keep))
+    smoothing = smoothing_for(key, smoothing, len(values))
     if smoothing == 0.0:
         smoothed: Sequence[float] = values
     elif keep is None:
@@ -324,7 +345,7 @@ def build_series(run_id: str, key: str, track: Track, label: str, smoothing: flo
         out_raw = [values[i] for i in idx]
         out_values = [smoothed[i] for i in idx]
     return Series(run_id=run_id, key=key, label=label, steps=out_steps, values=out_values, raw=out_raw,
-                  eval=key.startswith("eval_"))
+                  eval=key.startswith("eval_"), smoothing=smoothing)
 
 
 def _cached_ema(track: Track, weight: float) -> array:
@@ -367,11 +388,20 @@ def panel_data(panel: Panel, runs: Mapping[str, Columns], labels: Mapping[str, s
     data = PanelData(panel=panel, x_label=x_label(stage), log_y=log_y, smoothing=smoothing)
     labels = labels or {}
     for run_id, cols in runs.items():
+        drawn: list[Track] = []
         for key in panel.keys_in(cols.tracks):
+            track = cols.tracks[key]
+            if key not in panel.keys and any(_same_line(track, other) for other in drawn):
+                continue  # one reward model: its reward/<run id> is the reward already drawn
+            drawn.append(track)
             label = key if len(runs) == 1 else f"{labels.get(run_id) or run_id}: {key}"
             data.series.append(build_series(run_id, key, cols.tracks[key], label, smoothing, log_y, max_points,
                                             data.notes))
     return data
+
+
+def _same_line(a: Track, b: Track) -> bool:
+    return len(a) == len(b) and a.values == b.values and a.steps == b.steps  # array compares run in C
 
 
 def panels_from_rows(stage: str, rows: Iterable[Mapping], smoothing: float = 0.0,
@@ -482,15 +512,15 @@ _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def figure(data: PanelData):
-    """A plotly Figure of one panel: one colour per series; with smoothing the logged values are drawn faintly
-    behind the smoothed line, as TensorBoard does; eval series get markers; notes appear under the title."""
+    """A plotly Figure of one panel: one colour per series; behind a smoothed line the logged values are drawn
+    faintly, as TensorBoard does; eval series get markers; notes appear under the title."""
     import plotly.graph_objects as go  # imported here so the CLI and the runs manager never pay for plotly
 
     traces = []
     for i, s in enumerate(data.series):
         color = _COLORS[i % len(_COLORS)]
         mode = "lines+markers" if s.eval else "lines"
-        if data.smoothing > 0:
+        if s.smoothing > 0:
             traces.append(go.Scatter(x=s.steps, y=s.raw, mode=mode, line=dict(color=color, width=1), opacity=0.25,
                                      name=s.label, legendgroup=s.label, showlegend=False, hoverinfo="skip"))
         traces.append(go.Scatter(x=s.steps, y=s.values, mode=mode, line=dict(color=color, width=2), name=s.label,

@@ -11,7 +11,6 @@ the samples bundled with the studio, and cached under <home>/models/.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import warnings
@@ -25,12 +24,9 @@ warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
 from studio import accel, model_files
 from studio.config import LoraSpec, ModelSpec
 from studio.errors import ModelError
-from studio.runs.rundir import studio_home
 
 TINY_NAME = model_files.TINY_NAME
-TINY_RECIPE_VERSION = 1  # bump when the tiny model's architecture, tokenizer or pretraining change
 TINY_PRETRAIN_STEPS = 300
-SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
 
 # ChatML: each turn is "<|im_start|>{role}\n{content}<|im_end|>\n". The prompt rendered with the generation
 # prompt is a prefix of the full conversation, which completion-only loss masking relies on.
@@ -239,34 +235,10 @@ def count_parameters(model) -> tuple[int, int]:
 # ---------------------------------------------------------------- the built-in tiny model
 
 
-def _tiny_corpus() -> list[str]:
-    """Plain-text documents for the tiny model's tokenizer and pretraining: the text fields of every bundled
-    sample row, in a fixed order."""
-    import json
-
-    def strings(value):
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, dict):
-            for v in value.values():
-                yield from strings(v)
-        elif isinstance(value, list):
-            for v in value:
-                yield from strings(v)
-
-    docs = []
-    for path in sorted(SAMPLES_DIR.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            docs.append("\n".join(s for s in strings(json.loads(line)) if s.strip()))
-    return docs
-
-
 def tiny_model_path() -> Path:
-    """The tiny model's folder, built on first use. Its name carries a hash of the recipe and corpus, so a
-    changed recipe builds a new model instead of silently reusing a mismatched one."""
-    corpus = _tiny_corpus()
-    digest = hashlib.sha256(f"{TINY_RECIPE_VERSION}\n".encode() + "\n".join(corpus).encode()).hexdigest()[:10]
-    path = studio_home() / "models" / f"tiny-{digest}"
+    """The tiny model's folder (model_files.tiny_folder), built on first use."""
+    corpus = model_files.tiny_corpus()
+    path = model_files.tiny_folder(corpus)
     if not (path / "config.json").is_file():
         _build_tiny_model(path, corpus)
     return path

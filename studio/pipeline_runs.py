@@ -14,7 +14,12 @@
         CANCEL          written by `cancel`; the runner starts no stage after it
 
 Recipes are the bundled pipeline presets (presets/*.yaml with `stages:`) and the user's own pipelines, saved
-under <home>/presets/ (the Train tab skips pipelines there, and `rlhf-studio train` runs them as they are).
+under <home>/presets/ (the Train tab skips pipelines there, and `rlhf-studio train` runs them as they are). Each says
+what it needs (a GPU, the hub); on a machine without a GPU those that need something come after the others.
+
+A stage reads "waiting" until its run exists, then its run's state (with step, total and time left while running);
+once the pipeline has ended, a stage that never got a run reads "skipped" ("failed" if it was the one that could
+not start).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
+from studio import presets
 from studio.errors import ConfigError, StudioError
 from studio.pipeline import Pipeline, from_dict, is_pipeline
 from studio.runs import manager, process
@@ -41,6 +47,7 @@ from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, studio_home, wr
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
 RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 WAITING = "waiting"  # a stage whose run has not been created yet
+SKIPPED = "skipped"  # a stage of an ended pipeline that never got a run
 RUNNER = [sys.executable, "-m", "studio.pipeline_runs"]  # the command that runs a recorded pipeline (DIR appended)
 RUNNER_GRACE = 15.0  # seconds cancel waits for the runner to record the pipeline's end
 
@@ -139,19 +146,55 @@ def resolved(pipeline: Pipeline, description: str = "") -> dict:
     return {**out, "stages": stages}
 
 
-def create(pipeline: Pipeline, description: str = "") -> PipelineRecord:
-    """Check every stage's input files, then write <home>/pipelines/<id>/ with the resolved YAML and a queued state."""
-    for stage in pipeline.stages:  # cheap file checks for every stage before the first one starts
-        manager.check_inputs(stage.config)
+def create(pipeline: Pipeline, description: str = "", refuse_repeats: bool = False) -> PipelineRecord:
+    """Check every stage's inputs (files, the hub: see manager.check_inputs), then write <home>/pipelines/<id>/ with
+    the resolved YAML and a queued state. With `refuse_repeats` (the Pipelines tab's Start) the same pipeline YAML
+    as a queued or running pipeline created in the last manager.REPEAT_SECONDS is refused: a second click."""
+    for stage in pipeline.stages:  # quick checks of every stage before the first one starts
+        try:
+            manager.check_inputs(stage.config)
+        except StudioError as err:
+            raise type(err)(f"stage {stage.name}: {err}") from None
+    text = yaml.safe_dump(resolved(pipeline, description), sort_keys=False)
     pipelines_root().mkdir(parents=True, exist_ok=True)
-    record = PipelineRecord.of(new_run_id(pipeline.name))
-    record.path.mkdir()
-    record.yaml_path.write_text(yaml.safe_dump(resolved(pipeline, description), sort_keys=False), encoding="utf-8")
-    stages = [{"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": list(s.reward_stages),
-               "run_id": None} for s in pipeline.stages]
-    record.write_state(id=record.id, name=pipeline.name, description=description, state="queued", error=None,
-                       created=time.time(), pid=None, started=None, current=None, stages=stages)
+    with _pipelines_lock():  # two Starts at once: the second sees the first's folder
+        twin = _recent_twin(text) if refuse_repeats else None
+        if twin is not None:
+            raise StudioError(manager.repeat_refusal("pipeline", *twin))
+        record = PipelineRecord.of(new_run_id(pipeline.name))
+        record.path.mkdir()
+        record.yaml_path.write_text(text, encoding="utf-8")
+        stages = [{"name": s.name, "stage": s.config.stage, "parent": s.parent,
+                   "reward_stages": list(s.reward_stages), "run_id": None} for s in pipeline.stages]
+        record.write_state(id=record.id, name=pipeline.name, description=description, state="queued", error=None,
+                           created=time.time(), pid=None, started=None, current=None, stages=stages)
     return record
+
+
+@contextmanager
+def _pipelines_lock() -> Iterator[None]:
+    with open(pipelines_root() / ".create.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _recent_twin(text: str) -> tuple[str, float] | None:
+    """(id, age in seconds) of a queued or running pipeline created less than manager.REPEAT_SECONDS ago from this
+    resolved YAML, or None."""
+    now = time.time()
+    for path in sorted(pipelines_root().iterdir(), reverse=True):
+        record = PipelineRecord(path)
+        if not record.state_path.is_file():
+            continue
+        state = record.read_state()
+        age = now - (state.get("created") or 0.0)
+        if state.get("state") in ("queued", "running") and 0 <= age < manager.REPEAT_SECONDS:
+            try:
+                if record.yaml_path.read_text(encoding="utf-8") == text:
+                    return record.id, age
+            except OSError:
+                continue
+    return None
 
 
 # ---------------------------------------------------------------- running
@@ -193,7 +236,12 @@ def run(record: PipelineRecord, follow: Follow | None = None,
                 reason = ended.get("error") or f"its run ended {ended.get('state')}"
                 return record.write_state(state="failed", error=f"stage {stage.name} failed: {reason}")
     except StudioError as err:
-        return record.write_state(state="failed", error=f"stage {stage.name} could not start: {err}")
+        state = record.read_state()
+        for entry in state["stages"]:
+            if entry["name"] == stage.name and not entry.get("run_id"):
+                entry["error"] = str(err)  # it failed without a run: "failed", not "skipped"
+        return record.write_state(state="failed", error=f"stage {stage.name} could not start: {err}",
+                                  stages=state["stages"])
     except KeyboardInterrupt:
         return record.write_state(state="cancelled", error=f"cancelled at stage {stage.name}")
     return record.write_state(state="completed", error=None, current=None)
@@ -228,17 +276,22 @@ def launch(record: PipelineRecord) -> subprocess.Popen:
     return proc
 
 
-def start(pipeline: Pipeline, description: str = "") -> PipelineRecord:
-    """Record the pipeline and launch its runner; what the UI's Start does."""
-    record = create(pipeline, description)
+def start(pipeline: Pipeline, description: str = "", refuse_repeats: bool = False) -> PipelineRecord:
+    """Record the pipeline and launch its runner; what the UI's Start does (with `refuse_repeats`, see create)."""
+    record = create(pipeline, description, refuse_repeats)
     launch(record)
     return record
 
 
-def start_text(text: str, overrides: list[str] | None = None) -> PipelineRecord:
+def start_text(text: str, overrides: list[str] | None = None, refuse_repeats: bool = False) -> PipelineRecord:
     """Validate pipeline YAML text (with --set style overrides), record it and launch its runner."""
     pipeline, description = validate(text, overrides)
-    return start(pipeline, description)
+    return start(pipeline, description, refuse_repeats)
+
+
+def gpu_warning(pipeline: Pipeline) -> str | None:
+    """The one line a pipeline sized for a GPU gets on a machine without one, naming its tiny twin (or None)."""
+    return presets.gpu_warning([stage.config for stage in pipeline.stages])
 
 
 def find(pipeline_id: str) -> PipelineRecord:
@@ -279,15 +332,25 @@ def _runner_alive(state: dict) -> bool:
 
 
 def status(record: PipelineRecord) -> dict:
-    """state.json with each stage's live run state (or 'waiting'), corrected when the runner died unseen."""
+    """state.json with each stage's live run state, step, total_steps and time_left (manager.time_left, seconds or
+    None), corrected when the runner died unseen. A stage without a run is "waiting" while the pipeline goes on,
+    then "skipped" (or "failed", for the stage that could not start)."""
     state = record.read_state()
     if state.get("state") not in FINAL_STATES and state.get("pid") and not _runner_alive(state):
         state = record.read_state()  # it may have ended between the two reads
         if state.get("state") not in FINAL_STATES:
             state = record.write_state(state="failed", error=f"the pipeline runner is gone; see {record.log_path}")
+    ended = state.get("state") in FINAL_STATES
     for stage in state.get("stages", []):
         run_id = stage.get("run_id")
-        stage["state"] = manager.status(RunDir.of(run_id)).get("state") if run_id else WAITING
+        if run_id:
+            run = RunDir.of(run_id)
+            current = manager.status(run)
+            stage.update(state=current.get("state"), step=current.get("step"),
+                         total_steps=current.get("total_steps"), time_left=manager.time_left(current, run=run))
+        else:
+            stage.update(state="failed" if stage.get("error") else SKIPPED if ended else WAITING, step=None,
+                         total_steps=None, time_left=None)
     return state
 
 
@@ -315,8 +378,9 @@ def parse_text(text: str, where: str = "pipeline YAML") -> dict:
 
 
 def recipes() -> dict[str, dict]:
-    """name -> {path, description, yours} of every pipeline preset: the bundled ones, then the user's (a bundled
-    name wins). A user file that does not parse is still listed: picking it says what is wrong."""
+    """name -> {path, description, yours, needs} of every pipeline preset: the bundled ones, then the user's (a
+    bundled name wins), those that need a GPU or the hub last on a machine without a GPU (presets.offline_first).
+    A user file that does not parse is still listed: picking it says what is wrong."""
     found: dict[str, dict] = {}
     for folder, yours in ((PRESETS_DIR, False), (user_recipes_dir(), True)):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
@@ -327,8 +391,17 @@ def recipes() -> dict[str, dict]:
             except ConfigError:
                 raw = {"stages": None} if yours else {}
             if is_pipeline(raw):
-                found[path.stem] = {"path": path, "description": str(raw.get("description") or ""), "yours": yours}
-    return found
+                found[path.stem] = {"path": path, "description": str(raw.get("description") or ""), "yours": yours,
+                                    "needs": _needs(raw)}
+    return {name: found[name] for name in presets.offline_first({n: r["needs"] for n, r in found.items()})}
+
+
+def _needs(raw: dict) -> list[str]:
+    """What a recipe's stages need (presets.needs); nothing known for one that does not validate."""
+    try:
+        return presets.pipeline_needs(presets.configs_of(raw))
+    except StudioError:
+        return []
 
 
 def recipe_text(name: str) -> str:

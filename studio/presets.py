@@ -21,17 +21,27 @@ The twin is written as `--set` overrides, so it is also a command line (a pipeli
     raw = offline_twin(cfg.read_yaml("presets/dpo-hh-qwen2.5-1.5b.yaml"))   # a mapping, as read_yaml gives
 
 tests/test_presets.py trains every GPU preset's twin for real (slow-marked).
+
+What a preset needs, for the lists that offer them (the Train tab's presets, the Pipelines tab's recipes): `needs`
+says "GPU" and "hub" for a config, `offline_first` puts the presets this machine can run now first when it has no
+GPU, and `gpu_warning` is the one line a GPU recipe gets on such a machine, naming its tiny twin among the bundled
+presets (`tiny_twin`: the offline preset with the same stages, and the same data source where there is one).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import platform
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
 from studio import config as cfg
 
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
 TWIN_STEPS = 2
 TWIN_ROWS = 32
 TWIN_MAX_LENGTH = 256
@@ -40,10 +50,109 @@ TWIN_ANSWER_TOKENS = 8
 
 
 def is_offline(config: cfg.RunConfig) -> bool:
-    """True when a run config needs neither the hub nor a GPU: the tiny model (or a local folder), local data."""
-    model_local = config.model.name == "tiny" or config.model.name.startswith((".", "/", "~"))
-    data_local = config.data.source == "votes" or config.data.path not in (None, "", "hub")
-    return model_local and data_local and config.model.quantization == "none"
+    """True when a run config needs neither the hub nor quantisation (a GPU): the tiny model (or a local folder),
+    local data (see `needs`)."""
+    return "hub" not in needs(config) and config.model.quantization == "none"
+
+
+def needs(config: cfg.RunConfig) -> list[str]:
+    """What a run config needs beyond this machine's CPU and files: "GPU" for a real model (the presets size them
+    for one) or bitsandbytes quantisation (CUDA only), "hub" for a hub model or hub data. Empty for the tiny model on
+    local data."""
+    from studio import data, model_files
+
+    name = config.model.name
+    hub_model = name != model_files.TINY_NAME and not model_files.looks_like_a_path(name) \
+        and not Path(name).expanduser().is_dir()
+    hub_data = config.data.path in (None, "", data.HUB) and data.source_module(config.data.source).HUB_ID is not None
+    found = []
+    if name != model_files.TINY_NAME or config.model.quantization != "none":
+        found.append("GPU")
+    if hub_model or hub_data:
+        found.append("hub")
+    return found
+
+
+def pipeline_needs(configs: Iterable[cfg.RunConfig]) -> list[str]:
+    """What any of a pipeline's stage configs needs (see `needs`), in the same order."""
+    found = {need for config in configs for need in needs(config)}
+    return [need for need in ("GPU", "hub") if need in found]
+
+
+def has_gpu() -> bool:
+    """Whether this machine has a GPU to train on, asked without importing torch (seconds): an NVIDIA or AMD device
+    node, or Apple silicon. CUDA_VISIBLE_DEVICES set empty (or -1) hides the GPUs, as it does from torch."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return any(Path(node).exists() for node in ("/dev/nvidia0", "/dev/kfd")) \
+        or any(Path("/proc/driver/nvidia/gpus").glob("*"))
+
+
+def offline_first(named: dict[str, list[str]]) -> list[str]:
+    """The names of {name: needs} in their order, those that need something moved after the rest when this
+    machine has no GPU (with one, the order stays)."""
+    if has_gpu():
+        return list(named)
+    return sorted(named, key=lambda name: bool(named[name]))  # stable: each group keeps its order
+
+
+def configs_of(raw: dict) -> list[cfg.RunConfig]:
+    """The run configs of a preset mapping (as `config.read_yaml` gives it): one, or a pipeline's stages in order."""
+    from studio import pipeline
+
+    if pipeline.is_pipeline(raw):
+        return [stage.config for stage in pipeline.from_dict(raw).stages]
+    return [cfg.from_dict(raw)]
+
+
+@functools.lru_cache(maxsize=1)
+def _offline_bundled() -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    """(name, stages, data sources) of every bundled preset and recipe that needs neither a GPU nor the hub; read
+    once, since the bundled files do not change while the studio runs."""
+    from studio.errors import StudioError
+
+    found = []
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        try:
+            configs = configs_of(cfg.read_yaml(path))
+        except StudioError:
+            continue
+        if not pipeline_needs(configs):
+            found.append((path.stem, tuple(c.stage for c in configs), tuple(c.data.source for c in configs)))
+    return tuple(found)
+
+
+def tiny_twin(configs: list[cfg.RunConfig]) -> str | None:
+    """The bundled offline preset (or recipe, for several stages) that trains the same stages in the same order,
+    preferring one on the same data sources: the tiny twin to name when `configs` need a GPU; None when none does."""
+    shape = tuple(config.stage for config in configs)
+    sources = [config.data.source for config in configs]
+    best, best_score = None, -1
+    for name, stages, twin_sources in _offline_bundled():
+        score = sum(a == b for a, b in zip(sources, twin_sources))
+        if stages == shape and score > best_score:
+            best, best_score = name, score
+    return best
+
+
+def gpu_warning(configs: list[cfg.RunConfig]) -> str | None:
+    """One line for a run config (or a pipeline's stage configs) that needs a GPU on a machine without one, naming
+    its tiny twin; None when there is a GPU or no need of one."""
+    if "GPU" not in pipeline_needs(configs) or has_gpu():
+        return None
+    twin = tiny_twin(configs)
+    kind = "recipe" if len(configs) > 1 else "preset"
+    models = sorted({config.model.name for config in configs if config.model.name != "tiny"})
+    what = f"sized for a GPU ({', '.join(models)})" if models else "sized for a GPU (quantised weights)"
+    if twin is None:
+        instead = "for a quick try here, set model.name to tiny and data.path to sample"
+    elif kind == "recipe":
+        instead = f"its tiny twin, the recipe {twin}, runs the same stages offline here in a few minutes"
+    else:
+        instead = f"its tiny twin, the preset {twin}, trains the same stage offline here in about a minute"
+    return f"This {kind} is {what} and this machine has none, so it would take hours here; {instead}."
 
 
 def offline_overrides(config: cfg.RunConfig) -> list[str]:

@@ -101,6 +101,16 @@ def polite_rude_pairs(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def error_shown(markdown: str) -> str | None:
+    """The text of an error line as a tab shows it (components/oneline.py: escaped, in an error block); None when
+    the Markdown is not an error line."""
+    import html
+    import re
+
+    match = re.fullmatch(r'<div class="studio-error">(.*)</div>', markdown or "", re.S)
+    return html.unescape(match[1]) if match else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

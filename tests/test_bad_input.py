@@ -22,7 +22,7 @@ from studio import config as cfg
 from studio.errors import ConfigError, StudioError
 from studio.runs import manager
 from studio.runs.rundir import runs_root
-from tests.conftest import REPO, free_port, run_cli, served_app, write_jsonl
+from tests.conftest import REPO, error_shown, free_port, run_cli, served_app, write_jsonl
 
 PRESET = str(REPO / "presets" / "sft-dolly-tiny.yaml")
 LIMIT, LIMIT_BYTES = "64kb", 64 * 1024  # the upload cap (RLHF_STUDIO_MAX_UPLOAD) of every test here
@@ -69,7 +69,7 @@ FAULTS = [
      "{path} line 3: not valid JSON (the last line is cut off)"),
     ("zero-bytes", "empty.jsonl", b"", {}, "{path}: the file is empty"),
     ("html-renamed-jsonl", "page.jsonl", b"<!DOCTYPE html>\n<html><body><p>Too many requests</p></body></html>\n",
-     {}, "{path} line 1: not valid JSON"),
+     {}, "{path}: an HTML page (a web page saved instead of the data file?), not JSON lines"),
     ("binary-renamed-jsonl", "image.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, {},
      "{path}: not UTF-8 text (is it a binary file with a text extension?)"),
     ("over-the-size-limit", "big.jsonl", jsonl([GOOD] * 1200), {},
@@ -122,7 +122,7 @@ def test_a_bad_file_in_a_later_pipeline_stage_is_refused_before_the_first_starts
     cut.write_bytes(jsonl([{"chosen": "a", "rejected": "b"}]) + b'{"chosen": "a", "rej')
     result = run_cli("train", str(REPO / "presets" / "sft-dpo-tiny.yaml"), "--set", f"stages.dpo.data.path={cut}")
     assert result.returncode == cli.EXIT_FAILED and result.stdout == ""
-    assert result.stderr == f"error: {cut} line 2: not valid JSON (the last line is cut off)\n"
+    assert result.stderr == f"error: stage dpo: {cut} line 2: not valid JSON (the last line is cut off)\n"
     assert run_dirs() == []
 
 
@@ -172,7 +172,9 @@ def form(served) -> dict:
 
 
 def start_from_form(client, form: dict, changes: dict) -> str:
-    return client.predict(*{**form, **changes}.values(), api_name="/start_run")
+    """The Train tab's answer to Start, as its text (a refusal is shown as an error line)."""
+    answer = client.predict(*{**form, **changes}.values(), api_name="/start_run")
+    return error_shown(answer) or answer
 
 
 @pytest.mark.usefixtures("in_served_home")
@@ -196,7 +198,10 @@ def test_an_uploaded_bad_file_is_refused_by_start_in_one_line(served, form, tmp_
             path = client.predict(handle_file(path), api_name="/use_upload")  # the copy the server keeps
             assert os.path.basename(path) == fault[1]
         answer = start_from_form(client, form, {**settings, "data.path": path})
-        assert answer.startswith(f"Not started: {expected(message, path)}") and "\n" not in answer, fault[0]
+        # An upload is named as the person named it, not by the server's copy in gradio's upload folder.
+        shown = path if fault[0] == "over-the-size-limit" else f"uploaded {fault[1]}"
+        assert answer.startswith(f"Not started: {expected(message, path).replace(path, shown)}") \
+            and "\n" not in answer, fault[0]
     assert len(manager.list_runs()) == before
 
 
@@ -246,12 +251,14 @@ MODEL_FAULTS_AT_START = [
      "model.name = '{not-a-model}': the folder has no config.json, so it is not a model folder"),
     ("no-weights", "{no-weights}",
      "model.name = '{no-weights}': the folder has no weights (model.safetensors or pytorch_model.bin)"),
+    # A hub id that is not in the local cache while the Hub cannot be reached (the tests run offline).
+    ("hub-id-out-of-reach", "someone/no-such-model",
+     "model.name = 'someone/no-such-model' is a Hugging Face Hub id, and the Hub cannot be reached (offline mode is "
+     "on: HF_HUB_OFFLINE=1) and the model is not in the local cache; download it and set model.name to its folder, "
+     "or use tiny (the built-in model)"),
 ]
 # Found by the worker, which loads the model: the run exists and fails with the reason.
 MODEL_FAULTS = [
-    ("hub-id-that-does-not-exist", "someone/no-such-model",
-     "could not load 'someone/no-such-model' from the Hugging Face Hub (no connection, or no such model, or it needs "
-     "a login); check the id, or download it and set model.name to the local folder"),
     ("remote-code-without-opt-in", "{remote-code}",
      "model '{remote-code}' needs Python code from its repository to load; set model.trust_remote_code: true only "
      "if you trust that repository"),
@@ -397,7 +404,7 @@ def test_out_of_range_through_the_start_handler(train_tab_fields):
     # A key with no input cannot be set from the UI at all (test_ui_train checks that every key has one).
     for key, value, words in (case for case in CASES if case[0] in form):
         answer = train_tab.start_run(train_tab_fields, list({**form, key: value}.values()))
-        if answer != f"Not started: {refusal(key, value)}{words}":
+        if error_shown(answer) != f"Not started: {refusal(key, value)}{words}":
             wrong[f"{key}={value}"] = answer
     assert wrong == {}
     assert run_dirs() == []

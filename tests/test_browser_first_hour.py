@@ -127,7 +127,8 @@ def test_an_error_naming_a_column_placeholder_shows_whole(page, studio, module_h
     source = _box(page, "data.source")
     source.click()
     page.get_by_role("option", name="file", exact=True).click()
-    _box(page, "data.path").fill(str(path))
+    # A text box's accessible name is its label and its help text.
+    page.get_by_label(re.compile(r"^data\.path")).locator("visible=true").fill(str(path))
     page.get_by_role("button", name="Preview", exact=True).click()
     error = page.locator(".studio-error").locator("visible=true")
     # The whole line, to its end: rendered as Markdown, "<column>" was taken for an HTML tag and the rest was lost.

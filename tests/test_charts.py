@@ -57,6 +57,21 @@ def test_prefix_keys_match_every_reward_model():
     assert charts.Panel("x", ("reward/*",)).keys_in(["rewards/chosen", "reward", "reward/z"]) == ["reward/z"]
 
 
+def test_one_reward_model_draws_one_reward_line():
+    # ppo-tiny has one reward model: its reward/<run id> is the reward, drawn once.
+    data = one_panel("ppo", "Reward", read_all(FIXTURES / "ppo-tiny.jsonl"))
+    assert [s.key for s in data.series] == ["reward", "reward_with_eos_penalty"]
+    same = [{"reward": 1.0 + i, "reward/rm-a": 1.0 + i, "step": i + 1} for i in range(3)]
+    assert [s.key for s in one_panel("grpo", "Reward", same).series] == ["reward"]
+    # One model weighted 2: the combined reward differs from the model's own score, and both are drawn.
+    weighted = [{"reward": 2.0 + i, "reward/rm-a": 1.0 + i / 2, "step": i + 1} for i in range(3)]
+    assert [s.key for s in one_panel("grpo", "Reward", weighted).series] == ["reward", "reward/rm-a"]
+    # Two runs overlaid keep each run's own line.
+    runs = {"a": charts.columns(same), "b": charts.columns(same)}
+    overlaid = charts.panel_data(charts.Panel("Reward", ("reward", "reward/*")), runs)
+    assert [s.label for s in overlaid.series] == ["a: reward", "b: reward"]
+
+
 # ---------------------------------------------------------------- smoothing, log scale, non-finite
 
 
@@ -70,11 +85,50 @@ def test_ema_is_tensorboards_debiased_average():
 
 
 def test_smoothed_series_keeps_the_raw_values_alongside():
-    data = one_panel("sft", "Gradient norm", rows_of("grad_norm", [1.0, 2.0, 3.0]), smoothing=0.5)
+    values = [1.0 + (i % 3) for i in range(20)]
+    data = one_panel("sft", "Gradient norm", rows_of("grad_norm", values), smoothing=0.5)
     (series,) = data.series
-    assert series.steps == [1.0, 2.0, 3.0]
-    assert series.raw == [1.0, 2.0, 3.0]
-    assert series.values == pytest.approx([1.0, 5 / 3, 17 / 7])
+    assert series.steps == [float(i) for i in range(1, 21)]
+    assert series.raw == values
+    assert series.values == pytest.approx(charts.ema(values, 0.5)) and series.smoothing == 0.5
+
+
+def test_schedules_and_counters_are_drawn_as_logged():
+    # A warm-up to 0.003 over 10 steps, then a linear decay: smoothed, its peak read 0.0025.
+    schedule = [0.003 * min(s / 10, 1.0) * (1 - max(s - 10, 0) / 60) for s in range(1, 61)]
+    rows = [{"loss": 2.0 / s + (s % 2) * 0.1, "learning_rate": lr, "step": s} for s, lr in enumerate(schedule, 1)]
+    (lr,) = one_panel("sft", "Learning rate", rows, smoothing=0.6).series
+    assert lr.values == lr.raw == schedule and max(lr.values) == 0.003 and lr.smoothing == 0.0
+    (loss,) = one_panel("sft", "Loss", rows, smoothing=0.6).series
+    assert loss.smoothing == 0.6 and loss.values != loss.raw  # the noisy signal is still smoothed
+    # ppo-tiny's schedule peaks at 0.003 at step 2, as the issue saw it; an adaptive KL coefficient and the
+    # prompts kept per round are set or counted, not measured
+    (ppo_lr,) = one_panel("ppo", "Learning rate", read_all(FIXTURES / "ppo-tiny.jsonl"), smoothing=0.6).series
+    assert max(ppo_lr.values) == pytest.approx(0.003, rel=1e-3) and ppo_lr.values == ppo_lr.raw
+    kl_coef = [{"kl_coef": 0.1 * 1.05 ** s, "step": s} for s in range(1, 31)]
+    (coef,) = one_panel("ppo", "KL coefficient", kl_coef, smoothing=0.9).series
+    assert coef.values == coef.raw == [r["kl_coef"] for r in kl_coef]
+    kept = [{"kept": float(10 + s % 7), "step": s} for s in range(1, 31)]
+    (counted,) = one_panel("rejection", "Prompts kept", kept, smoothing=0.9).series
+    assert counted.values == counted.raw
+    # Drawn as logged, a schedule gets no faint copy of itself behind it.
+    fig = charts.figure(one_panel("sft", "Learning rate", rows, smoothing=0.6))
+    assert [(t.name, t.opacity) for t in fig.data] == [("learning_rate", None)]
+
+
+def test_short_series_are_smoothed_less():
+    # The EMA spans about 1 / (1 - weight) points: at most a fifth of the series.
+    assert charts.smoothing_for("loss", 0.6, 5) == 0.0
+    assert charts.smoothing_for("loss", 0.6, 10) == pytest.approx(0.5)
+    assert charts.smoothing_for("loss", 0.6, 13) == 0.6 == charts.smoothing_for("loss", 0.6, 10_000)
+    assert charts.smoothing_for("loss", 0.99, 100) == pytest.approx(0.95)
+    assert charts.smoothing_for("loss", 0.0, 100) == 0.0
+    assert charts.smoothing_for("learning_rate", 0.9, 10_000) == 0.0
+    (short,) = one_panel("sft", "Loss", rows_of("loss", [3.0, 1.0, 2.0, 0.5]), smoothing=0.9).series
+    assert short.values == short.raw == [3.0, 1.0, 2.0, 0.5]
+    values = [3.0, 1.0, 2.0, 0.5, 1.5, 0.7, 1.2, 0.4, 0.9, 0.3]
+    (ten,) = one_panel("sft", "Loss", rows_of("loss", values), smoothing=0.9).series
+    assert ten.smoothing == pytest.approx(0.5) and ten.values == pytest.approx(charts.ema(values, 0.5))
 
 
 def test_log_scale_leaves_out_values_at_or_below_zero_with_a_note():
@@ -89,9 +143,10 @@ def test_log_scale_leaves_out_values_at_or_below_zero_with_a_note():
 
 
 def test_nan_and_inf_are_left_out_with_a_note():
-    data = one_panel("sft", "Loss", rows_of("loss", [2.0, "nan", 1.0, "inf"]), smoothing=0.5)
-    assert data.series[0].steps == [1.0, 3.0]
-    assert data.series[0].values == pytest.approx([2.0, 4 / 3])  # smoothed over the finite values only
+    finite = [2.0, 1.0] + [1.0 + i / 10 for i in range(10)]
+    data = one_panel("sft", "Loss", rows_of("loss", [2.0, "nan", 1.0, "inf", *finite[2:]]), smoothing=0.5)
+    assert data.series[0].steps == [1.0, 3.0, *range(5, 15)]
+    assert data.series[0].values == pytest.approx(charts.ema(finite, 0.5))  # smoothed over the finite values only
     assert data.notes == ["loss: 2 values not a finite number left out (first at step 2)"]
 
 
@@ -186,13 +241,14 @@ def test_feed_parses_only_the_rows_appended_since_the_last_refresh(tmp_path, mon
 def test_feed_smoothing_across_refreshes_equals_smoothing_everything(tmp_path):
     path = tmp_path / "metrics.jsonl"
     writer = MetricsWriter(path)
-    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0] * 4
     feed = charts.ChartFeed()
     feed.add_run("r", path, stage="sft")
-    for i, v in enumerate(values):
+    for i, v in enumerate(values):  # the weight grows with the series (smoothing_for) until 0.6 applies in full
         writer.write({"loss": v, "step": i + 1})
         feed.refresh()
         smoothed = feed.panel(charts.Panel("Loss", ("loss",)), smoothing=0.6).series[0].values
+        assert smoothed == pytest.approx(charts.ema(values[:i + 1], charts.smoothing_for("loss", 0.6, i + 1)))
     assert smoothed == pytest.approx(charts.ema(values, 0.6))
     assert feed.panel(charts.Panel("Loss", ("loss",)), smoothing=0.3).series[0].values == pytest.approx(
         charts.ema(values, 0.3))
@@ -235,11 +291,11 @@ def test_feed_overlays_its_runs_and_uses_the_first_runs_stage(tmp_path):
 
 
 def test_figure_draws_raw_faintly_behind_smoothed_lines_and_shows_notes():
-    rows = rows_of("loss", [2.0, "nan", 1.0]) + [{"eval_loss": 1.5, "step": 3}]
+    rows = rows_of("loss", [2.0, "nan", *(1.0 + i / 10 for i in range(12))]) + [{"eval_loss": 1.5, "step": 3}]
     fig = charts.figure(one_panel("sft", "Loss", rows, smoothing=0.5))
+    # the single eval point is too short a series to smooth: drawn once, as logged
     assert [(t.name, t.mode, t.opacity) for t in fig.data] == [
-        ("loss", "lines", 0.25), ("loss", "lines", None), ("eval_loss", "lines+markers", 0.25),
-        ("eval_loss", "lines+markers", None)]
+        ("loss", "lines", 0.25), ("loss", "lines", None), ("eval_loss", "lines+markers", None)]
     assert fig.layout.title.text == "Loss"
     assert "loss: 1 value not a finite number left out (first at step 2)" in fig.layout.title.subtitle.text
     assert fig.layout.uirevision == "Loss"

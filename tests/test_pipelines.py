@@ -118,8 +118,9 @@ def test_a_failed_stage_stops_the_pipeline_with_one_line_naming_it(studio_home):
     assert result["state"] == "failed"
     assert result["error"] == "stage rm failed: told to fail"
     state = pipeline_runs.status(record)
+    # The stage after the failed one never runs: "skipped", not "waiting" for ever.
     assert [(s["name"], s["state"]) for s in state["stages"]] == [("sft", "completed"), ("rm", "failed"),
-                                                                   ("ppo", "waiting")]
+                                                                   ("ppo", "skipped")]
     assert state["stages"][2]["run_id"] is None and len(manager.list_runs()) == 2
 
 
@@ -147,6 +148,9 @@ def test_a_stage_that_cannot_start_fails_the_pipeline_in_one_line(studio_home):
     assert result["state"] == "failed"
     assert result["error"].startswith("stage rm could not start: init.from_run = ")
     assert "\n" not in result["error"]
+    # The stage that could not start failed (it has no run); the one after it is skipped.
+    assert [(s["name"], s["state"]) for s in pipeline_runs.status(record)["stages"]] == [
+        ("sft", "completed"), ("rm", "failed"), ("ppo", "skipped")]
 
 
 def test_the_detached_runner_runs_a_recorded_pipeline_and_a_dead_one_is_seen(studio_home, monkeypatch):
@@ -258,7 +262,7 @@ def test_the_pipelines_tab_endpoints(studio_home):
             time.sleep(0.2)
         line, graph, table = client.predict(pipeline_id, api_name="/show_pipeline")
         assert line.startswith(f"Pipeline **{pipeline_id}** (sft-dpo-tiny): cancelled")
-        assert [row[4] for row in table["data"]] == ["cancelled", "waiting"]
+        assert [row[4] for row in table["data"]] == ["cancelled", "skipped"]
         assert 'data-state="cancelled"' in graph
         rows = client.predict(api_name="/pipelines_table")["data"]
         assert rows[0][:3] == [pipeline_id, "sft-dpo-tiny", "cancelled"]

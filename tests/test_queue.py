@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from studio.config import RunConfig, load_config
+from studio.config import DataSpec, RunConfig, load_config
 from studio.runs import manager
 from studio.runs.rundir import FINAL_STATES, RunDir
 from studio.runs.store import all_run_dirs
@@ -49,6 +49,11 @@ def wait_for(check, what: str, timeout: float = 20.0):
     raise AssertionError(f"timed out waiting for {what}: {[(r.id, r.read_status()) for r in all_run_dirs()]}")
 
 
+def offline(**fields) -> RunConfig:
+    """A config Start accepts offline: the default data comes from the hub, so the bundled sample instead."""
+    return RunConfig(data=DataSpec(path="sample"), **fields)
+
+
 def state(run: RunDir) -> str:
     return run.read_status().get("state")
 
@@ -58,9 +63,9 @@ def places() -> dict[str, tuple]:
 
 
 def test_runs_started_back_to_back_wait_and_start_in_order():
-    first, proc = manager.start(RunConfig(name="first"))
-    second, second_proc = manager.start(RunConfig(name="second"))
-    third, third_proc = manager.start(RunConfig(name="third"))
+    first, proc = manager.start(offline(name="first"))
+    second, second_proc = manager.start(offline(name="second"))
+    third, third_proc = manager.start(offline(name="third"))
     assert proc is not None and second_proc is None and third_proc is None
     assert places() == {first.id: ("running", None), second.id: ("queued (1st)", first.id),
                         third.id: ("queued (2nd)", second.id)}
@@ -80,9 +85,9 @@ def test_runs_started_back_to_back_wait_and_start_in_order():
 
 
 def test_cancelling_a_queued_run_takes_it_out_of_the_queue():
-    first, _ = manager.start(RunConfig())
-    second, _ = manager.start(RunConfig())
-    third, _ = manager.start(RunConfig())
+    first, _ = manager.start(offline())
+    second, _ = manager.start(offline())
+    third, _ = manager.start(offline())
     status = manager.cancel(second)
     assert status["state"] == "cancelled" and not status.get("pid")
     assert places()[third.id] == ("queued (1st)", first.id)
@@ -94,8 +99,8 @@ def test_cancelling_a_queued_run_takes_it_out_of_the_queue():
 
 
 def test_killed_worker_hands_on_at_the_next_status_refresh():
-    first, proc = manager.start(RunConfig())
-    second, _ = manager.start(RunConfig())
+    first, proc = manager.start(offline())
+    second, _ = manager.start(offline())
     wait_for(lambda: first.read_status().get("total_steps"), "the first worker to start its stage")
     # Both of its processes die at once (a power cut, the OOM killer): nobody records the end or starts the next run.
     os.kill(proc.pid, signal.SIGKILL)  # the supervisor first, so that it cannot see the training die
@@ -127,7 +132,7 @@ def test_two_processes_calling_start_next_at_once_launch_exactly_one_run(tmp_pat
 
 
 def test_a_second_worker_for_a_run_stops_without_touching_it():
-    run, proc = manager.start(RunConfig())
+    run, proc = manager.start(offline())
     wait_for(lambda: run.read_status().get("total_steps"), "the worker to start its stage")
     result = subprocess.run([*FAKE_WORKER, str(run.path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "stopping" in result.stdout
@@ -144,7 +149,7 @@ def _cli(*args: str) -> subprocess.Popen:
 
 
 def test_cli_train_says_what_it_waits_for_then_follows_the_run():
-    first, _ = manager.start(RunConfig())
+    first, _ = manager.start(offline())
     cli = _cli("train", "presets/sft-dolly-tiny.yaml")
     queued = RunDir.of(cli.stdout.readline().split()[1])
     cli.stdout.readline()  # dir ...
@@ -158,7 +163,7 @@ def test_cli_train_says_what_it_waits_for_then_follows_the_run():
 
 
 def test_ctrl_c_while_queued_cancels_the_run():
-    first, _ = manager.start(RunConfig())
+    first, _ = manager.start(offline())
     cli = _cli("train", "presets/sft-dolly-tiny.yaml")
     queued = RunDir.of(cli.stdout.readline().split()[1])
     cli.stdout.readline()

@@ -36,7 +36,7 @@ from studio.config import DataSpec, GenerationSpec, LoraSpec, ModelSpec, RunConf
 from studio.errors import StudioError
 from studio.runs import manager
 from studio.runs.rundir import FINAL_STATES, RunDir
-from tests.conftest import REPO, dolly_row, free_port, run_cli, write_jsonl
+from tests.conftest import REPO, dolly_row, error_shown, free_port, run_cli, write_jsonl
 
 # ---------------------------------------------------------------- 13: run weights only as safetensors
 
@@ -276,15 +276,15 @@ def test_chat_answers_while_one_run_trains_and_another_waits(studio_home, monkey
     monkeypatch.setattr(manager, "WORKER", FAKE_WORKER)
     # The Chat picker offers a base model once a completed run starts from it: one finished (fake) run of the tiny
     # model. Its adapter/ folder is only there because "base (tiny)" asks for a completed run with weights.
-    done, _ = manager.start(RunConfig(name="done"))
+    done, _ = manager.start(RunConfig(name="done", data=DataSpec(path="sample")))
     (done.path / "FINISH").touch()
     deadline = time.monotonic() + 30
     while done.read_status().get("state") != "completed":
         assert time.monotonic() < deadline, done.read_status()
         time.sleep(0.05)
     done.adapter_dir.mkdir()
-    running, _ = manager.start(RunConfig(name="running"))
-    queued, _ = manager.start(RunConfig(name="queued"))
+    running, _ = manager.start(RunConfig(name="running", data=DataSpec(path="sample")))
+    queued, _ = manager.start(RunConfig(name="queued", data=DataSpec(path="sample")))
     try:
         with served_studio(studio_home) as (_url, client):
             assert queued.read_status()["state"] == "queued"
@@ -395,7 +395,7 @@ def test_an_exposed_studio_reads_data_files_only_from_its_home_and_uploads(studi
     for path in (str(outside), "/etc/passwd", str(studio_home / "link.jsonl"), str(uploads / ".." / "outside.jsonl")):
         refusal = f"data.path = '{path}': this studio can be opened by others, so it reads only files uploaded here"
         summary, examples = data_tab.preview_data({"stage": "sft", "data": {"path": path}})
-        assert summary.startswith(refusal) and "\n" not in summary and examples == ""
+        assert error_shown(summary).startswith(refusal) and "\n" not in summary and examples == ""
         if how == "another address":  # a Space without a GPU refuses every run first
             with pytest.raises(StudioError) as err:
                 manager.start(RunConfig(data=DataSpec(path=path)))

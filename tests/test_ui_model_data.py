@@ -9,7 +9,7 @@ import pytest
 
 from studio.config import STAGES, LoraSpec, ModelSpec, RunConfig
 from studio.estimate import estimate, gib, run_estimate
-from tests.conftest import served_studio, write_jsonl
+from tests.conftest import error_shown, served_studio, write_jsonl
 
 FIRST_DOLLY_EXAMPLE = (
     "--- example 1\n"
@@ -64,14 +64,14 @@ def test_inspect_tiny_matches_the_estimate(ui, studio_home):
 def test_bad_model_name_gives_one_line(ui, tmp_path):
     _client, call = ui
     summary, table = call("/inspect_model", **{"model.name": "no-such-owner/no-such-model"})
-    assert summary == ("could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
+    assert error_shown(summary) == ("could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
                        "no such model, or it needs a login); check the id, or download it and set model.name to the "
                        "local folder")
     assert table["data"] == []
     summary, _ = call("/inspect_model", **{"model.name": str(tmp_path / "missing")})
-    assert summary == f"model.name = '{tmp_path / 'missing'}': no such folder"
+    assert error_shown(summary) == f"model.name = '{tmp_path / 'missing'}': no such folder"
     summary, _ = call("/inspect_model", **{"model.quantization": "4bit", "lora.enabled": False})
-    assert summary.startswith("model.quantization = '4bit': quantised weights cannot be trained directly")
+    assert error_shown(summary).startswith("model.quantization = '4bit': quantised weights cannot be trained directly")
 
 
 def test_trust_remote_code_shows_a_warning(ui):
@@ -94,7 +94,8 @@ def test_preview_follows_the_stage_format(ui):
     summary, examples = call("/preview_data", **{"data.source": "shp", "data.path": "sample", "stage": "dpo"})
     assert "preference rows" in summary and "[chosen, trained] >>>" in examples and "[rejected, trained] >>>" in examples
     summary, examples = call("/preview_data", **{"data.source": "shp", "data.path": "sample", "stage": "sft"})
-    assert (summary, examples) == ("data.source = 'shp' gives preference rows, not sft rows", "")
+    assert (error_shown(summary), examples) == ("data.source = 'shp' gives preference rows, not sft rows, which the Train tab's "
+                                   "stage, sft, trains on; pick another stage there or another source", "")
 
 
 def test_uploaded_file_with_a_bad_row(ui, tmp_path):
@@ -112,7 +113,7 @@ def test_uploaded_file_with_a_bad_row(ui, tmp_path):
     assert "- `bad.jsonl row 2: column 'completion': empty`" in summary
     assert "[completion, trained] >>>Hello!<|im_end|>" in examples
     summary, examples = call("/preview_data", **{"data.source": "file", "data.path": path, "data.on_bad_rows": "fail"})
-    assert (summary, examples) == ("bad.jsonl row 2: column 'completion': empty", "")
+    assert (error_shown(summary), examples) == ("bad.jsonl row 2: column 'completion': empty", "")
 
 
 def test_preview_bad_inputs_give_one_line(ui, tmp_path):
@@ -120,6 +121,6 @@ def test_preview_bad_inputs_give_one_line(ui, tmp_path):
     summary, _ = call("/preview_data", **{"data.source": "file", "data.path": str(tmp_path / "nope.jsonl")})
     assert "nope.jsonl" in summary and "\n" not in summary
     summary, _ = call("/preview_data", **{"data.path": "sample", "model.name": str(tmp_path / "missing")})
-    assert summary == f"model.name = '{tmp_path / 'missing'}': no such folder"
+    assert error_shown(summary) == f"model.name = '{tmp_path / 'missing'}': no such folder"
     summary, _ = call("/preview_data", **{"data.path": "sample", "data.max_length": 8})
-    assert summary == "data.max_length = 8: must be at least 16"
+    assert error_shown(summary) == "data.max_length = 8: must be at least 16"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import pytest
 
@@ -22,15 +23,16 @@ def client(module_client):
     return module_client
 
 
-def _sft_rows(first: int, last: int) -> list[dict]:
-    """Train rows for steps first..last, as TRL's SFTTrainer logs them, and an eval row every 5 steps."""
+def _sft_rows(first: int, last: int, t0: float = 1000.0) -> list[dict]:
+    """Train rows for steps first..last, as TRL's SFTTrainer logs them (step s at time t0 + s), and an eval row
+    every 5 steps."""
     rows = []
     for step in range(first, last + 1):
         rows.append({"loss": 2.0 / step, "grad_norm": 1.0 + step / 10, "learning_rate": 1e-4,
                      "mean_token_accuracy": 0.5 + step / 100, "num_tokens": 1000.0 * step, "step": step,
-                     "epoch": step / 20, "time": 1000.0 + step})
+                     "epoch": step / 20, "time": t0 + step})
         if step % 5 == 0:
-            rows.append({"eval_loss": 2.5 / step, "step": step, "epoch": step / 20, "time": 1000.5 + step})
+            rows.append({"eval_loss": 2.5 / step, "step": step, "epoch": step / 20, "time": t0 + step + 0.5})
     return rows
 
 
@@ -122,24 +124,36 @@ def test_delete_refuses_a_running_run_and_removes_a_finished_one(client, sleeper
 
 
 def test_table_shows_queue_places_eta_and_the_last_metrics(client, sleeper):
+    started = process.start_time(sleeper.pid)
     running = manager.create(RunConfig(name="training"))
-    running.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid), step=5,
-                         total_steps=10)
+    running.write_status(state="running", pid=sleeper.pid, started=started, step=5, total_steps=10)
     writer = MetricsWriter(running.metrics_path)
-    for row in _sft_rows(1, 5):
+    first_step_at = time.time() - 5  # then a step a second, the last one a second ago
+    for row in _sft_rows(1, 5, t0=first_step_at - 1):
         writer.write(row)
+    # Just past its first step (after however long a load): the time left is not known yet.
+    fresh = manager.create(RunConfig(name="just-started"))
+    fresh.write_status(state="running", pid=sleeper.pid, started=started, step=2, total_steps=60)
+    MetricsWriter(fresh.metrics_path).write(_sft_rows(1, 1, t0=time.time() - 2)[0])
     first = manager.create(RunConfig(name="first-waiting"), request=True)
     second = manager.create(RunConfig(stage="ppo", name="second-waiting"), request=True)
     cancelled = _finished_run("was-cancelled", _sft_rows(1, 2), state="cancelled")
     try:
+        asked = time.time()
         table = _table(client)
+        answered = time.time()
         assert table[first.id][3] == "queued (1st)" and table[second.id][3] == "queued (2nd)"
         assert table[second.id][1:3] == ["second-waiting", "ppo"]
         row = table[running.id]
         assert row[3:5] == ["running", "5/10"]
-        assert re.fullmatch(r"\d+s|\d+m \d\ds", row[5]), row[5]  # ETA: as long again as it took so far
+        # ETA: 5 steps left at the rate of the 4 timed since the first logged step
+        low, high = ((10 - 5) * (t - first_step_at) / 4 for t in (asked, answered))
+        assert re.fullmatch(r"\d+s", row[5]) and low - 1 <= int(row[5][:-1]) <= high + 1, (row[5], low, high)
         assert row[6:8] == ["loss 0.4", "token acc 0.55"]
         assert table[first.id][5:8] == ["", "", ""]  # nothing known yet
+        assert table[fresh.id][3:6] == ["running", "2/60", "estimating"]
+        status, _log = client.predict(fresh.id, api_name="/run_details")
+        assert "estimating the time left" in status
 
         status, _log = client.predict(second.id, api_name="/run_details")
         assert "queued (2nd)" in status and f"waiting behind {first.id}" in status
@@ -158,6 +172,7 @@ def test_table_shows_queue_places_eta_and_the_last_metrics(client, sleeper):
         for waiting in (first, second, cancelled):  # before the sleeper ends, or the server would start them
             manager.cancel(waiting)
         running.write_status(state="cancelled")
+        fresh.write_status(state="cancelled")
 
 
 def test_a_restarted_server_lists_the_same_runs(client, module_home):

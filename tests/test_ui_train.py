@@ -15,7 +15,7 @@ from components.forms import to_config
 from studio import config as cfg
 from studio.runs import manager
 from studio.runs.rundir import RunDir
-from tests.conftest import REPO
+from tests.conftest import REPO, error_shown
 
 PRESET = "sft-dolly-tiny"
 
@@ -62,7 +62,7 @@ def test_every_config_key_has_a_field_and_every_bundled_preset_loads_whole(clien
     assert sorted(keys) == sorted(cfg.field_info())  # the Model, Data and Train tabs together cover the config
     for path in sorted((REPO / "presets").glob("*.yaml")):
         if "stages" in cfg.read_yaml(path):
-            continue  # pipelines run from the CLI
+            continue  # pipelines run from the Pipelines tab
         message, form = _load(client, keys, path.stem)
         assert message.startswith("Loaded") and "left out" not in message, (path.name, message)
         assert cfg.from_dict(to_config(keys, list(form.values()))) == cfg.load_config(path), path.name
@@ -70,7 +70,7 @@ def test_every_config_key_has_a_field_and_every_bundled_preset_loads_whole(clien
 
 def test_pipelines_are_not_offered_and_unknown_presets_say_so(client, keys):
     message, _ = _load(client, keys, "ppo-tiny")
-    assert message.startswith("No preset named 'ppo-tiny'")
+    assert message == "ppo-tiny is a pipeline (several linked stages); open it in the Pipelines tab."
     message, _ = _load(client, keys, "../../etc/passwd")
     assert message.startswith("No preset named")
 
@@ -79,12 +79,12 @@ def test_a_bad_value_gets_one_line_and_starts_nothing(client, keys):
     _, form = _load(client, keys, PRESET)
     before = len(manager.list_runs())
     message = client.predict(*{**form, "train.learning_rate": -1}.values(), api_name="/start_run")
-    assert message == "Not started: train.learning_rate = -1.0: must be greater than 0.0"
+    assert error_shown(message) == "Not started: train.learning_rate = -1.0: must be greater than 0.0"
     # a bound the input itself knows (ge=1) is judged by the config too, so the line still names the key
     message = client.predict(*{**form, "lora.r": 0}.values(), api_name="/start_run")
-    assert message == "Not started: lora.r = 0: must be at least 1"
+    assert error_shown(message) == "Not started: lora.r = 0: must be at least 1"
     message = client.predict(*{**form, "stage": "dpo"}.values(), api_name="/start_run")
-    assert message.startswith("Not started: data.source = 'dolly' gives sft rows") and "\n" not in message
+    assert error_shown(message).startswith("Not started: data.source = 'dolly' gives sft rows") and "\n" not in message
     assert len(manager.list_runs()) == before
 
 

@@ -6,7 +6,7 @@ Canonical forms (role/content messages, as TRL takes them):
                   "margin": float (optional: how much better chosen is, for margin losses)}
 
     loaded = load(config.data, "sft")   # rows from the hub, a local file, or the bundled sample
-    check_file(config.data, "dpo")      # a local file loaded as that stage will, before its run exists
+    check_file(config.data, "dpo")      # a local file loaded as that stage will (a hub one: reachable or cached)
     train_rows, eval_rows = split_eval(loaded.rows, 0.05, seed=42)
 
 A source module (one per source, see SOURCES) has:
@@ -44,7 +44,7 @@ from pathlib import Path
 from studio.config import PROMPT_ONLY, SOURCE_FORMATS, STAGE_FORMATS, DataSpec
 from studio.data.fields import RowProblem
 from studio.data.files import read_rows
-from studio.data.hub import load_hub_rows
+from studio.data.hub import check_dataset, load_hub_rows
 from studio.errors import ConfigError, DataError
 from studio.runs.rundir import studio_home
 
@@ -178,12 +178,15 @@ def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cac
 def check_file(spec: DataSpec, stage: str) -> Loaded | None:
     """Load a local file (or the bundled sample) now, as the stage's worker will, so that a broken file, a missing
     column, a bad row in fail mode or a file with no usable row is refused in one line naming the file, row and
-    column before a run exists and before any model loads. Hub datasets are left to the worker: no download here.
+    column before a run exists and before any model loads. A hub dataset is not downloaded here: it is refused
+    when the Hub cannot be reached and the dataset is not in the local cache (hub.check_dataset), else left to the
+    worker.
 
     The cost is the worker's own: the converted rows go to the cache (keyed by the file's size and time), and the
     worker reads them back instead of converting the file again, so even a large file is parsed once per change."""
     module = source_module(spec.source)
     if origin_of(spec) == module.HUB_ID:
+        check_dataset(module.HUB_ID, spec.source, spec.path)
         return None
     fmt = STAGE_FORMATS[stage]
     formats = SOURCE_FORMATS[spec.source] if fmt == PROMPT_ONLY else (fmt,)

@@ -4,8 +4,11 @@
     manager.status(run)        # {'state': 'running', 'step': 12, 'total_steps': 60, ...}
     manager.cancel(run)
 
-`start` writes the run directory and launches the worker as its own OS process (its own session, so a
-Ctrl+C meant for the terminal does not kill it half-way through writing a checkpoint).
+`start` first checks what it can in about a second (`check_inputs`: the data file reads, a hub dataset or hub model is
+cached or the Hub answers, a local model folder holds weights), so that what would fail later is refused in one line
+before a run folder exists; then it writes the run directory and launches the worker as its own OS process (its own
+session, so a Ctrl+C meant for the terminal does not kill it half-way through writing a checkpoint). The UI's Start
+passes `refuse_repeats`: the same config as a run started in the last REPEAT_SECONDS is a second click, refused.
 
 One device, one training at a time: a run started (or resumed) while another is running stays "queued" and
 waits its turn; `list_runs` gives each waiting run its `queue_position` (1 = next) and `queued_behind`.
@@ -41,14 +44,14 @@ from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, StudioError
 from studio.runs import process
-from studio.runs.metrics import truncate_after
+from studio.runs.metrics import first_row_after, truncate_after
 from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, runs_root
 from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 
 def check_inputs(config: cfg.RunConfig) -> None:
-    """Checks of the files a config names, so a typo or a broken data file fails now, before a run exists, and not
-    after the model loaded; and no training at all on a CPU-only Space."""
+    """Checks of what a config names, so a typo, a broken data file or a Hub out of reach fails now, in about a
+    second and before a run exists, and not after the model loaded; and no training at all on a CPU-only Space."""
     spaces.refuse_cpu_space()
     path = config.data.path
     if not path:
@@ -62,13 +65,14 @@ def check_inputs(config: cfg.RunConfig) -> None:
             raise DataError(f"data.path = '{path}': no such file")
     # A local data file is read and converted here as the worker would (cut-off line, binary or HTML file, missing
     # column, bad row in fail mode, over the size limit: one line naming file, row and column). Not extra work: the
-    # worker reads the converted rows back from the data cache. Hub datasets are left to the worker.
+    # worker reads the converted rows back from the data cache. A hub dataset must be cached or the Hub reachable.
     check_file(config.data, config.stage)
     launcher.check(config)
     if not config.init.from_run:  # a run started from another takes that run's model
-        # A missing folder, no config.json or no weights; a hub id, remote code or a missing chat template are
-        # found by the worker, which loads the model.
+        # A missing folder, no config.json or no weights; a hub id neither cached nor reachable. Remote code or a
+        # missing chat template are found by the worker, which loads the model.
         model_files.check_weights(config.model.name)
+        model_files.check_reachable(config.model)
 
 
 # Which earlier stages can give a stage its starting weights: policies start from policies.
@@ -115,21 +119,53 @@ def link_reward_models(config: cfg.RunConfig) -> None:
     config.reward_models.runs = resolved
 
 
-def create(config: cfg.RunConfig, pipeline: str | None = None, request: bool = False) -> RunDir:
+# A config identical to a run started this recently is refused where asked (the Start buttons): a second click.
+REPEAT_SECONDS = 10.0
+
+
+def recent_twin(config_text: str, within: float = REPEAT_SECONDS) -> tuple[RunDir, float] | None:
+    """(a queued or running run created less than `within` seconds ago whose config.yaml is `config_text`, its age
+    in seconds), or None."""
+    now = time.time()
+    for run in reversed(all_run_dirs()):
+        current = run.read_status()
+        age = now - (current.get("created") or 0.0)
+        if current.get("state") in ("queued", "running") and 0 <= age < within:
+            try:
+                if run.config_path.read_text(encoding="utf-8") == config_text:
+                    return run, age
+            except OSError:
+                continue
+    return None
+
+
+def repeat_refusal(what: str, twin: str, age: float) -> str:
+    """The one line that refuses a repeated Start (a run's or a pipeline's)."""
+    return (f"{what} {twin} with this same config was started {age:.1f} s ago (a second click?); to start "
+            f"another one anyway, press Start again after {REPEAT_SECONDS:g} s")
+
+
+def create(config: cfg.RunConfig, pipeline: str | None = None, request: bool = False,
+           refuse_repeats: bool = False) -> RunDir:
     """Write the run directory with its config and a queued status, and record it in the index.
     With `request` the run also joins the queue (`requested` time set), in the same write, so that a crash right
-    after leaves a run that the next `start_next` launches rather than one that nobody starts."""
+    after leaves a run that the next `start_next` launches rather than one that nobody starts. With
+    `refuse_repeats` a config identical to a queued or running run created in the last REPEAT_SECONDS is refused."""
     spaces.refuse_cpu_space()  # every run is created here: the UI, the CLI and the pipelines all meet this check
     parent = link_parent(config)
     link_reward_models(config)
-    runs_root().mkdir(parents=True, exist_ok=True)
-    run = RunDir.of(new_run_id(config.stage))
-    run.path.mkdir()
-    run.config_path.write_text(cfg.to_yaml(config), encoding="utf-8")
-    now = time.time()
-    status = run.write_status(state="queued", pid=None, started=None, step=0, total_steps=0, error=None,
-                              created=now, parent=parent.id if parent else None, pipeline=pipeline,
-                              requested=now if request else None)
+    text = cfg.to_yaml(config)
+    with queue_lock():  # two Starts at once: the second sees the first's folder
+        twin = recent_twin(text) if refuse_repeats else None
+        if twin is not None:
+            raise StudioError(repeat_refusal("run", twin[0].id, twin[1]))
+        run = RunDir.of(new_run_id(config.stage))
+        run.path.mkdir()
+        run.config_path.write_text(text, encoding="utf-8")
+        now = time.time()
+        status = run.write_status(state="queued", pid=None, started=None, step=0, total_steps=0, error=None,
+                                  created=now, parent=parent.id if parent else None, pipeline=pipeline,
+                                  requested=now if request else None)
     RunIndex().upsert(summarize(run, status))
     return run
 
@@ -214,11 +250,12 @@ def _request(run: RunDir) -> subprocess.Popen | None:
     return launched[1] if launched and launched[0].id == run.id else None
 
 
-def start(config: cfg.RunConfig, pipeline: str | None = None) -> tuple[RunDir, subprocess.Popen | None]:
+def start(config: cfg.RunConfig, pipeline: str | None = None,
+          refuse_repeats: bool = False) -> tuple[RunDir, subprocess.Popen | None]:
     """Check the config's inputs, write the run directory and queue it; its worker is returned when it started at
-    once, None while it waits behind another run."""
+    once, None while it waits behind another run. The UI's Start passes `refuse_repeats` (see `create`)."""
     check_inputs(config)
-    run = create(config, pipeline, request=True)
+    run = create(config, pipeline, request=True, refuse_repeats=refuse_repeats)
     return run, _request(run)
 
 
@@ -275,6 +312,39 @@ def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[dict, bo
     how = describe_exit(exit_code)
     return run.write_status(state="failed", error=f"the worker process {how} before the run finished; "
                                                   f"see {run.log_path}", log_tail=run.log_tail()), True
+
+
+# The step rate is timed from the first step a start of the run logged, so loading the model and data is left
+# out (timed from the worker's start, a 4-minute run once said 49 minutes at step 2), and only after a few steps,
+# or one slow one, so that one step's time does not stand for the run's.
+ESTIMATE_AFTER_STEPS = 3
+ESTIMATE_AFTER_SECONDS = 20.0
+_first_steps: dict[tuple, tuple[float, float]] = {}  # (run id, worker start, resumed from) -> (step, time)
+
+
+def time_left(current: dict, now: float | None = None, run: RunDir | None = None) -> float | None:
+    """Seconds left for a running run at its step rate since the first step it logged in this start (since the
+    resume, for a resumed run), 0 once every step is done; None when the run is not running, and while it cannot
+    be estimated yet (no `run` folder given, the total unknown, fewer than ESTIMATE_AFTER_STEPS steps timed and
+    less than ESTIMATE_AFTER_SECONDS passed). The Runs and Pipelines tabs both show it."""
+    if current.get("state") != "running" or run is None:
+        return None
+    step, total = current.get("step") or 0, current.get("total_steps") or 0
+    if not total:
+        return None
+    if step >= total:
+        return 0.0
+    key = (run.id, current.get("started"), current.get("resumed_from") or 0)
+    if key not in _first_steps:
+        row = first_row_after(run.metrics_path, key[2])
+        if row is None:
+            return None
+        _first_steps[key] = (row["step"], row["time"])
+    first_step, first_time = _first_steps[key]
+    done, elapsed = step - first_step, (now if now is not None else time.time()) - first_time
+    if done <= 0 or elapsed <= 0 or (done < ESTIMATE_AFTER_STEPS and elapsed < ESTIMATE_AFTER_SECONDS):
+        return None
+    return (total - step) * elapsed / done
 
 
 def worker_alive(current: dict) -> bool:

@@ -99,6 +99,24 @@ def last_value(path: Path, key: str, window: int = 65536) -> float | None:
     return None
 
 
+def first_row_after(path: Path, step: float) -> dict | None:
+    """The first row logged at a step after `step` (with its `time`), read from the start of the file up to it:
+    when a run, or a resumed run, logged its first new step."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a torn or half-written line
+                if (isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and row["step"] > step
+                        and isinstance(row.get("time"), (int, float))):
+                    return row
+    except FileNotFoundError:
+        pass
+    return None
+
+
 def truncate_after(path: Path, step: int) -> None:
     """Drop rows logged after `step` (a resumed run logs them again from its checkpoint). Atomic."""
     rows = [row for row in read_all(path) if (row.get("step") or 0) <= step]
