@@ -16,7 +16,7 @@ import sys
 import gradio as gr
 
 from components import (chat_tab, compare_tab, data_tab, model_tab, pipelines_tab, reward_tab, runs_tab, share_tab,
-                        train_tab)
+                        start_strip, train_tab)
 from components.oneline import ERROR_CLASS
 from studio import access, spaces
 from studio.errors import StudioError
@@ -31,6 +31,7 @@ APP_CSS = f""".{ERROR_CLASS} {{ color: var(--error-text-color); background: var(
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
+        strip = start_strip.build()
         with gr.Tabs(elem_id="studio-tabs") as tabs:  # ids: the address names the tab (?tab=runs)
             with gr.Tab("Model", id="model"):
                 model_fields = model_tab.build()
@@ -43,7 +44,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab(runs_tab.LABEL, id="runs"):
                 runs = runs_tab.build(tabs)
             with gr.Tab("Compare", id="compare") as compare:
-                compare_tab.build(compare)
+                compare_panel = compare_tab.build(compare)
             with gr.Tab("Chat", id="chat") as chat:
                 chat_tab.build(chat)
             with gr.Tab("Reward models", id="reward-models") as reward:
@@ -54,6 +55,7 @@ def build_app() -> gr.Blocks:
         model_tab.attach(fields)
         data_tab.attach(fields)
         _keep_in_address(demo, tabs, runs)
+        start_strip.attach(strip, demo, tabs, compare_panel, runs)
     return demo
 
 

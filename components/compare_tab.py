@@ -32,6 +32,7 @@ from __future__ import annotations
 import html
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -71,6 +72,23 @@ def _choices() -> tuple[list, list, list]:
     runs = [(_run_label(r), r["id"]) for r in generate.generating_runs()]
     rewards = [("(none: no scores)", NO_REWARD), *((_run_label(r), r["id"]) for r in scoring.reward_runs())]
     return runs, rewards, generate.answering_models()
+
+
+@dataclass
+class Panel:
+    """What another part of the page may fill in and run here (the Start here strip shows the demo's comparison):
+    `fills` are the run picker, the reward picker, the prompt source and the prompts box (filled_with gives their
+    values), `inputs` and `outputs` those of run_compare."""
+    fills: list
+    inputs: list
+    outputs: list
+
+
+def filled_with(run_ids: list[str], reward_run: str, prompts: list[str]) -> tuple:
+    """The updates of Panel.fills that pick these runs and this reward run, with these prompts typed in."""
+    runs, rewards, _models = _choices()
+    return (gr.Dropdown(choices=runs, value=list(run_ids)), gr.Dropdown(choices=rewards, value=reward_run), TYPED,
+            "\n".join(prompts))
 
 
 def compare_choices():
@@ -312,8 +330,9 @@ def vote_skip(pair: votes.BlindPair | None):
 # ---------------------------------------------------------------- layout
 
 
-def build(tab: gr.Tab | None = None) -> None:
-    """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the pickers each time it is opened."""
+def build(tab: gr.Tab | None = None) -> Panel:
+    """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the pickers each time it is opened.
+    Returns what other parts of the page may fill in and run (Panel)."""
     run_choices, reward_choices, model_choices = _choices()
     with gr.Row():
         runs = gr.Dropdown(choices=run_choices, value=[], multiselect=True, label="Runs to compare",
@@ -377,8 +396,9 @@ def build(tab: gr.Tab | None = None) -> None:
                  api_name="pick_source")
     prompts.input(lambda: TYPED, outputs=source, api_name="typed_prompts", api_visibility="private",
                   show_progress="hidden")
-    generated = go.click(run_compare, inputs=[runs, source, prompts, reward, sampled, *settings, count, seed],
-                         outputs=[comparison, message, answers, summary, sampled], api_name="compare",
+    compare_inputs = [runs, source, prompts, reward, sampled, *settings, count, seed]
+    compare_outputs = [comparison, message, answers, summary, sampled]
+    generated = go.click(run_compare, inputs=compare_inputs, outputs=compare_outputs, api_name="compare",
                          **generation.QUEUE)
     generated.then(export_comparison, inputs=comparison, outputs=[csv_file, jsonl_file], api_name="export_comparison")
     generated.then(sampled_rows, inputs=sampled, outputs=sampled_table, api_name="sampled_rows",
@@ -400,3 +420,4 @@ def build(tab: gr.Tab | None = None) -> None:
     skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip").then(**next_round,
                                                                                      api_name="next_blind_prompt_skip",
                                                                                      api_visibility="private")
+    return Panel(fills=[runs, reward, source, prompts], inputs=compare_inputs, outputs=compare_outputs)

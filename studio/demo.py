@@ -95,7 +95,7 @@ def write_data(folder: Path, seed: int = 0) -> dict[str, Path]:
             rejected = answer if rng.random() < 0.5 else rng.choice(RUDE)
             pairs.append({"prompt": question, "chosen": formatted(answer), "rejected": rejected})
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"sft": folder / "sft.jsonl", "pairs": folder / "pairs.jsonl", "held_out": folder / "held_out.jsonl"}
+    paths = {name: folder / f"{name}.jsonl" for name in ("sft", "pairs", "held_out")}
     for name, rows in (("sft", sft), ("pairs", pairs),
                        ("held_out", [{"prompt": q, "answer": a} for q, a in held_out])):
         paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -158,3 +158,47 @@ def evaluate(runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...
 
 def demo_home() -> Path:
     return studio_home() / "demo"
+
+
+def data_paths() -> dict[str, Path]:
+    """Where the demo's files are (written by write_data)."""
+    return {name: demo_home() / "data" / f"{name}.jsonl" for name in ("sft", "pairs", "held_out")}
+
+
+def held_out_questions() -> list[str]:
+    """The questions no stage trained on, as written by write_data."""
+    path = data_paths()["held_out"]
+    return [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def start():
+    """Write the demo's data and start its pipeline in the background (what the studio's "Run the offline demo"
+    does; `rlhf-studio demo` runs the same pipeline in the foreground). A second start while one is recent is
+    refused in one line naming it (pipeline_runs.create)."""
+    from studio import pipeline, pipeline_runs
+
+    raw = pipeline_raw(write_data(demo_home() / "data"))
+    return pipeline_runs.start(pipeline.from_dict(raw), raw["description"], refuse_repeats=True)
+
+
+@dataclass
+class Progress:
+    """Where a demo pipeline is: its state, a line per stage, and once completed the run of each stage."""
+    state: str                   # the pipeline's state: running, completed, failed, cancelled
+    lines: list[str]             # "sft: completed", "ppo: running, step 12 of 40"
+    runs: dict[str, str]         # stage name -> run id, for the stages that have a run
+
+
+def progress(pipeline_id: str) -> Progress:
+    from studio import pipeline_runs
+
+    state = pipeline_runs.status(pipeline_runs.find(pipeline_id))
+    lines, runs = [], {}
+    for stage in state.get("stages", []):
+        where = stage.get("state") or "waiting"
+        if where == "running" and stage.get("total_steps"):
+            where += f", step {stage.get('step') or 0} of {stage['total_steps']}"
+        lines.append(f"{stage['name']}: {where}")
+        if stage.get("run_id"):
+            runs[stage["name"]] = stage["run_id"]
+    return Progress(state=state.get("state") or "running", lines=lines, runs=runs)
