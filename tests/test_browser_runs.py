@@ -28,6 +28,13 @@ LOG = ("loading the model and data\nTraceback (most recent call last):\n"
        "ValueError: no <column> named prompt in rows.csv\n")
 RUNS_TIMERS = ("on_tick", "charts_on_tick")
 
+# The rendered height of each header's text in the runs table: one line is the height of "id"'s.
+HEADER_HEIGHTS = """() => Object.fromEntries([...document.querySelectorAll('#runs-table th')].map(th => {
+    const name = th.innerText.trim();
+    const text = [...th.querySelectorAll('*')].find(e => !e.children.length && e.textContent.trim() === name);
+    return [name, text ? text.getBoundingClientRect().height : 0];
+}))"""
+
 
 def _finished_run(name: str, steps: int = 20):
     run = manager.create(RunConfig(stage="sft", name=name))
@@ -118,6 +125,18 @@ def test_the_deleted_message_stays(page, runs):
     expect(message).to_contain_text(f"Deleted run {doomed}.", timeout=1_000)
     expect(page.locator("#runs-table").get_by_text(doomed, exact=True).locator("visible=true")).to_have_count(0)
     assert "run=" not in page.evaluate("() => location.search")  # a refresh opens no deleted run
+
+
+def test_short_headers_stay_on_one_line_on_a_laptop_screen(page, runs):
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1024, "height": 1400})
+    page.get_by_role("tab", name="Runs", exact=True).click(timeout=30_000)
+    expect(page.locator("#runs-table").get_by_text(runs["done"], exact=True).locator("visible=true")).to_have_count(
+        1, timeout=30_000)
+    heights = page.evaluate(HEADER_HEIGHTS)
+    # No run is running, so the ETA column is empty: left to the browser it was squeezed to "E T A".
+    assert all(heights[name] == heights["id"] > 0 for name in ("stage", "state", "step", "ETA")), heights
 
 
 def test_a_failed_run_shows_its_error_and_log_instead_of_empty_charts(page, runs):
