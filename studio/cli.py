@@ -156,12 +156,23 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(args) -> int:
     from studio import pipeline
 
+    from studio import presets
+
     raw = cfg.read_yaml(args.config)
     if pipeline.is_pipeline(raw):
-        return _train_pipeline(pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem),
-                               str(raw.get("description") or ""))
-    code, _ = _start_and_follow(cfg.from_dict(cfg.apply_overrides(raw, args.set)))
+        recipe = pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem)
+        _warn(presets.gpu_warning([stage.config for stage in recipe.stages]))
+        return _train_pipeline(recipe, str(raw.get("description") or ""))
+    config = cfg.from_dict(cfg.apply_overrides(raw, args.set))
+    _warn(presets.gpu_warning([config]))
+    code, _ = _start_and_follow(config)
     return code
+
+
+def _warn(line: str | None) -> None:
+    """A warning that does not stop the command (a GPU preset on a machine without one), on stderr."""
+    if line:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _start_and_follow(config: cfg.RunConfig, pipeline_id: str | None = None) -> tuple[int, str]:
