@@ -2,6 +2,10 @@
 
     name = widget("model.name")                   # gr.Textbox with the key's default and help
     dtype = widget("model.dtype", scale=1)        # choices -> gr.Dropdown
+    gr.Dropdown(choices=..., **caption("init.from_run"))   # a widget built by hand gets the same label and info
+
+A widget is labelled in words ("Learning rate"); its info line starts with the config key, small, for presets, --set
+and the API (`train.learning_rate · Peak learning rate`).
 
 Must be called inside a gr.Blocks context, like any component.
 """
@@ -26,6 +30,16 @@ def info(key: str) -> dict:
     return _info()[key]
 
 
+KEY_SEPARATOR = " · "  # between the config key and its help text on a widget's info line
+
+
+def caption(key: str, meta: dict | None = None) -> dict:
+    """label= and info= for a config key's widget: its words as the label, the key and help text as the info line.
+    `meta` is the key's field_info entry, for keys outside RunConfig (generation.*)."""
+    meta = meta or info(key)
+    return {"label": meta["label"], "info": f"{key}{KEY_SEPARATOR}{meta['help']}"}
+
+
 def _base_type(kind):
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         return next(a for a in typing.get_args(kind) if a is not type(None))
@@ -44,7 +58,7 @@ def widget(key: str, **overrides):
     the config's default (see forms.to_config)."""
     meta = info(key)
     kind, default = _base_type(meta["type"]), meta["default"]
-    common = {"label": key, "info": meta["help"], **overrides}
+    common = {**caption(key, meta), **overrides}
     if meta.get("choices"):
         return gr.Dropdown(choices=list(meta["choices"]), value=default, **common)
     if kind is bool:

@@ -1,5 +1,6 @@
-"""Generation settings shared by the Compare and Chat tabs: one box per GenerationSpec key, its label, default and
-help text read from studio/config.py, and the values turned back into a checked GenerationSpec.
+"""Generation settings shared by the Compare and Chat tabs: one box per GenerationSpec key, its label in words (the
+key small on its info line, fieldwidgets.caption), default and help text read from studio/config.py, and the values
+turned back into a checked GenerationSpec.
 
     boxes = generation.build()                          # [gr.Number, ...] in KEYS order, inside an accordion
     button.click(handler, inputs=[prompt, *boxes], **generation.QUEUE)
@@ -16,6 +17,7 @@ from functools import lru_cache
 
 import gradio as gr
 
+from components.fieldwidgets import caption
 from studio import config as cfg
 
 PREFIX = "generation."
@@ -41,7 +43,7 @@ def build(open: bool = False, visible: bool = True) -> list[gr.Number]:
         with gr.Row():
             for key in KEYS:
                 meta = _info()[key]
-                boxes.append(gr.Number(value=meta["default"], label=key, info=meta["help"],
+                boxes.append(gr.Number(value=meta["default"], **caption(key, meta),
                                        precision=0 if meta["type"] is int else None, placeholder="empty: default",
                                        min_width=140, visible=visible))
     return boxes

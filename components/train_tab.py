@@ -1,7 +1,7 @@
 """Train tab: the stage, where it starts from, LoRA, hyperparameters and the stage's own settings, presets, and Start.
 
-Every input is generated from `studio.config.field_info()` (label = config key, info = its help text, its choices
-and bounds), so defaults and help live only in studio/config.py. Start reads the whole form (the Model and Data
+Every input is generated from `studio.config.field_info()` (its label in words, the key and help text under it, its
+choices and bounds), so defaults and help live only in studio/config.py. Start reads the whole form (the Model and Data
 tabs' fields too), validates it with `config.from_dict` and queues the run with `runs.manager.start`; the training
 itself runs in its own process and shows up in the Runs tab.
 
@@ -10,11 +10,18 @@ a second Start of the same config within a few seconds (a double click), naming 
 need a GPU or the hub say so in the list, after the offline ones on a machine without a GPU, and one sized for a GPU
 gets a note naming its tiny twin there.
 
-Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /stage_runs, /stage_sections, /form_keys.
+Above Start, a summary says what Start will run (studio/run_summary.py decides, this tab formats): stage, model, data
+source and file, rows, steps, the run it starts from, the reward models and the estimated memory. It is worked out
+when the tab opens, when a preset loads, on Check, and when a field that changes it does: dropdowns as they change,
+text and number boxes when they lose focus or Enter is pressed, never on each keystroke.
+
+Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /stage_runs, /stage_sections, /form_keys,
+/run_summary.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import typing
@@ -25,11 +32,14 @@ import yaml
 
 from components import fieldwidgets
 from components.forms import Fields, to_config
-from components.oneline import as_error, error_line
+from components.model_tab import BUILDING_TINY
+from components.oneline import ERROR_CLASS, as_error, error_line, error_markdown, uploads_named
 from components.pipelines_tab import needs_label
 from studio import config as cfg
-from studio import pipeline_runs, presets
+from studio import model_files, pipeline_runs, presets
 from studio.errors import StudioError
+from studio.estimate import gib
+from studio.run_summary import HUB, SAMPLE, RunRef, RunSummary, run_summary
 from studio.pipeline import is_pipeline
 from studio.runs import manager
 from studio.runs.rundir import studio_home
@@ -55,8 +65,15 @@ def _float_step(default: float | None) -> float:
     return 10.0 ** math.floor(math.log10(abs(default)))
 
 
+def field_id(key: str) -> str:
+    """The element id of a config key's input (train.max_steps -> field-train-max_steps): a handle for the page's
+    scripts and tests that does not change with the words of its label."""
+    return "field-" + key.replace(".", "-")
+
+
 def field_input(key: str, **overrides) -> gr.components.Component:
     """The input for one config key (fieldwidgets.widget), floats stepping by their default's order of magnitude."""
+    overrides = {"elem_id": field_id(key), **overrides}
     meta = fieldwidgets.info(key)
     if meta["type"] in (float, float | None) and not meta.get("choices"):
         overrides = {"step": _float_step(meta["default"]), **overrides}
@@ -276,6 +293,123 @@ def start_run(fields: Fields, values: typing.Sequence) -> str:
     return f"Queued **{run.id}**{behind}; it starts when the device is free. Watch it in the Runs tab.{note}"
 
 
+# ---------------------------------------------------------------- what Start will run
+
+SUMMARY_HINT = "Press **Check** to see what Start will run: stage, model, data, rows, steps and memory."
+# The fields the summary depends on; dropdowns and checkboxes refresh it as they change, text and numbers on blur or
+# Enter (see build).
+SUMMARY_KEYS = ("stage", "model.name", "model.dtype", "model.quantization", "data.source", "data.path", "data.subset",
+                "data.limit", "data.eval_fraction", "data.max_length", "init.from_run", "reward_models.runs",
+                "train.max_steps", "train.epochs", "train.batch_size", "train.gradient_accumulation_steps",
+                "lora.enabled")
+
+
+def summary_steps(fields: Fields, values: typing.Sequence):
+    """What the summary shows, in turn: a line saying the tiny model is being built, when it is not yet (its first
+    use takes seconds), then the summary; a form that does not validate gets its one line instead."""
+    try:
+        config = form_config(fields, values)
+    except Exception as err:  # a ConfigError naming the key, or a bug: one line either way
+        yield error_markdown(err)
+        return
+    if config.model.name == model_files.TINY_NAME and not config.init.from_run and not model_files.tiny_built():
+        yield BUILDING_TINY
+    yield summary_markdown(config)
+
+
+def summary_markdown(config: cfg.RunConfig) -> str:
+    try:
+        return format_summary(run_summary(config))
+    except Exception as err:  # a bug: one line in the UI, never a traceback
+        return error_markdown(err)
+
+
+def _text(text: str) -> str:
+    """Plain text for a line of Markdown: HTML escaped, and Markdown's own characters escaped, so that a path or a
+    message shows exactly as written."""
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(str(text), quote=False))
+
+
+def _problem(text: str) -> str:
+    return f'<span class="{ERROR_CLASS}">{_text(uploads_named(text))}</span>'
+
+
+def _run(ref: RunRef) -> str:
+    name = f" ({ref.name})" if ref.name else ""
+    kind = f", {ref.kind}" if ref.kind else ""
+    return _text(f"{ref.id}{name}{kind}")
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The summary as a Markdown list, one line a part; a part that could not be worked out shows its one line."""
+    problems = summary.problems
+    lines = [("Stage", _text(f"{summary.stage}: {summary.stage_about}"))]
+
+    model = f"{summary.model}, {summary.model_where}" + (", as in the run it starts from" if summary.parent else "")
+    lines.append(("Model", _text(model) + (f" {_problem(problems['model'])}" if "model" in problems else "")))
+
+    if summary.data_origin is None:
+        where = summary.data_where
+    elif summary.data_kind == SAMPLE:
+        where = f"{summary.data_where} ({Path(summary.data_origin).name})"
+    elif summary.data_kind == HUB:
+        where = f"{summary.data_where} ({summary.data_origin})"
+    else:
+        where = f"{summary.data_where}: {uploads_named(summary.data_origin)}"
+    lines.append(("Data", _text(f"{summary.source}, from {where}")
+                 + (f" {_problem(problems['data'])}" if "data" in problems else "")))
+
+    counted = summary.rows
+    if counted is not None:
+        held = f"{counted.held_out:,} held out" if counted.held_out else "none held out"
+        text = f"{counted.usable:,} {counted.format} rows: {counted.train:,} to train on, {held}"
+        text += f"; {counted.dropped:,} dropped" if counted.dropped else "; none dropped"
+        if not counted.length_checked:
+            text += " (before the data.max_length check: the model's tokenizer is out of reach)"
+        lines.append(("Rows", _text(text)))
+    elif summary.rows_note:
+        lines.append(("Rows", _text(f"not counted: {summary.rows_note}")))
+    else:
+        lines.append(("Rows", _text("not counted: the data cannot be read (see above)")))
+
+    if summary.steps is not None:
+        steps = _text(f"{summary.steps:,} optimizer steps ({summary.steps_how})" if summary.stage != "rejection"
+                      else f"{summary.steps:,} rounds ({summary.steps_how})")
+    elif "steps" in problems:
+        steps = _problem(problems["steps"])
+    else:
+        steps = _text(f"not counted: {summary.steps_how}")
+    lines.append(("Steps", steps))
+
+    if "parent" in problems:
+        parent = _problem(problems["parent"])
+    elif summary.parent is not None:
+        parent = f"run {_run(summary.parent)}, a {_text(summary.parent.stage)} run, its adapter merged in"
+    else:
+        parent = _text("the base model (no earlier run)")
+    lines.append(("Starts from", parent))
+
+    if summary.stage in cfg.ONLINE_STAGES:
+        scorers = "; ".join(_run(ref) for ref in summary.reward_models)
+        lines.append(("Reward models", scorers + (f" {_problem(problems['reward_models'])}"
+                                                 if "reward_models" in problems else "")))
+
+    if summary.memory is not None:
+        parts = ", ".join(f"{term.name} {gib(term.bytes)}" for term in summary.memory.terms if term.bytes)
+        memory = _text(f"about {gib(summary.memory.total)} at {summary.memory_dtype}: {parts}; the Model tab's "
+                       "Inspect explains each part")
+    elif "memory" in problems:
+        memory = _problem(problems["memory"])
+    else:
+        memory = _text("not estimated: the model is out of reach (see above)")
+    lines.append(("Memory", memory))
+
+    if "train" in problems:
+        lines.append(("Training", _problem(problems["train"])))
+    lines += [("Note", _text(note)) for note in summary.notes]
+    return "\n".join(["**What Start will run**", "", *(f"- **{what}:** {cell}" for what, cell in lines)])
+
+
 # ---------------------------------------------------------------- layout
 
 
@@ -311,19 +445,20 @@ def build(shared_fields: Fields) -> Fields:
 
     with gr.Row():
         own["stage"] = gr.Dropdown(choices=[(f"{s}: {cfg.STAGE_SUMMARIES[s]}", s) for s in cfg.STAGES],
-                                   value=initial_stage, label="stage", info=info["stage"]["help"], scale=2)
+                                   value=initial_stage, **fieldwidgets.caption("stage"), scale=2,
+                                   elem_id=field_id("stage"))
         _inputs(["name"], own, scale=1)
     with gr.Row():
         own["init.from_run"] = gr.Dropdown(choices=parent_choices(initial_stage), value=BASE_MODEL,
-                                           allow_custom_value=True, label="init.from_run",
-                                           info=info["init.from_run"]["help"], scale=4)
+                                           allow_custom_value=True, **fieldwidgets.caption("init.from_run"), scale=4,
+                                           elem_id=field_id("init.from_run"))
         refresh_button = gr.Button("Refresh runs", scale=1)
 
     with gr.Group(visible=initial_stage in cfg.ONLINE_STAGES) as rewards_group:
         gr.Markdown(_section_doc("reward_models") or "")
         own["reward_models.runs"] = gr.Dropdown(choices=completed_runs(["reward"]), value=[], multiselect=True,
-                                                allow_custom_value=True, label="reward_models.runs",
-                                                info=info["reward_models.runs"]["help"])
+                                                allow_custom_value=True, **fieldwidgets.caption("reward_models.runs"),
+                                                elem_id=field_id("reward_models.runs"))
         with gr.Row():
             _inputs([k for k in section_keys["reward_models"] if k != "reward_models.runs"], own)
 
@@ -354,7 +489,11 @@ def build(shared_fields: Fields) -> Fields:
             _inputs(["timeline.prompts"], own, scale=3)
             _inputs([k for k in section_keys["timeline"] if k != "timeline.prompts"], own, scale=1, min_width=180)
 
-    start_button = gr.Button("Start", variant="primary")
+    with gr.Column(variant="panel", elem_id="run-summary-box"):
+        summary = gr.Markdown(SUMMARY_HINT, elem_id="run-summary")
+        with gr.Row():
+            check_button = gr.Button("Check", scale=1, min_width=120)
+            start_button = gr.Button("Start", variant="primary", scale=4)
     start_message = gr.Markdown()
 
     missing = [k for k in keys if not k.startswith(SHARED_SECTIONS) and k not in own]
@@ -383,14 +522,34 @@ def build(shared_fields: Fields) -> Fields:
     def start(*values):
         return start_run(fields, values)
 
+    def summarize(*values):
+        yield from summary_steps(fields, values)
+
     def form_keys() -> list[str]:
         """The config key of each form value, in the order /start_run, /save_preset and /load_preset use."""
         return list(fields)
 
-    load_button.click(load, inputs=preset, outputs=[preset_message, *form], api_name="load_preset")
+    loaded = load_button.click(load, inputs=preset, outputs=[preset_message, *form], api_name="load_preset")
     # The form handlers skip gradio's preprocessing so that from_dict, not gradio, judges every value (see read_value).
     save_button.click(save, inputs=[preset_name, *form], outputs=[preset_message, preset], api_name="save_preset",
                       preprocess=False)
     start_button.click(start, inputs=form, outputs=start_message, api_name="start_run", preprocess=False)
     gr.api(form_keys, api_name="form_keys")
+
+    # The summary: one event for every trigger, so a burst of changes (a preset filling the form) runs it once more
+    # at most (always_last), one at a time (its own queue); the values go unprocessed, as Start's do.
+    summary_options = dict(fn=summarize, inputs=form, outputs=summary, preprocess=False, show_progress="minimal",
+                           concurrency_id="run_summary", concurrency_limit=1)
+    triggers = [check_button.click]
+    for key in SUMMARY_KEYS:
+        component = fields[key]
+        if isinstance(component, (gr.Dropdown, gr.Checkbox)):
+            triggers.append(component.change)
+        else:  # typed into: asked when the person is done with it, not at each keystroke
+            triggers += [component.blur, component.submit]
+    gr.on(triggers, **summary_options, trigger_mode="always_last", api_name="run_summary")
+    loaded.then(**summary_options, api_name="run_summary_after_load", api_visibility="private")
+    tab = fieldwidgets.home_of(own["stage"])
+    if isinstance(tab, gr.Tab):  # built inside the app's Train tab: worked out as it opens
+        tab.select(**summary_options, api_name="run_summary_on_open", api_visibility="private")
     return own

@@ -7,7 +7,8 @@ anything loads, with one line naming the key, the value and what is allowed.
     config = load_config("presets/sft-dolly-tiny.yaml", ["train.max_steps=20"])
     print(to_yaml(config))
 
-The UI reads `field_info()` to build its forms, so help text is written once, here.
+The UI reads `field_info()` to build its forms, so help text and each key's label in words ("Learning rate"
+for train.learning_rate) are written once, here.
 This module imports only the standard library and PyYAML: the UI and the run launcher use it.
 """
 
@@ -26,11 +27,14 @@ import yaml
 from studio.errors import ConfigError
 
 
-def option(default: Any, help: str, *, choices: tuple | None = None, ge: float | None = None,
-           gt: float | None = None, le: float | None = None, lt: float | None = None, separator: str = ",") -> Any:
-    """A config field with its help text and allowed values, read by validation and by the UI. A list field given
-    as text (a form, --set) is split on `separator`: commas for names, new lines for prompts that hold commas."""
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "separator": separator}
+def option(default: Any, help: str, *, label: str | None = None, choices: tuple | None = None,
+           ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+           separator: str = ",") -> Any:
+    """A config field with its help text, its label in words for the UI ("Learning rate"; left out, one is made from
+    the field's name) and allowed values, read by validation and by the UI. A list field given as text (a form,
+    --set) is split on `separator`: commas for names, new lines for prompts that hold commas."""
+    meta = {"help": help, "label": label, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
+            "separator": separator}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -76,203 +80,234 @@ GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", 
 @dataclass
 class ModelSpec:
     name: str = option("tiny", "Hub id (e.g. HuggingFaceTB/SmolLM2-135M-Instruct), a local folder, "
-                               "or 'tiny' for the built-in tiny model that needs no download")
-    revision: str | None = option(None, "Hub branch, tag or commit to load; empty means the default branch")
+                               "or 'tiny' for the built-in tiny model that needs no download", label="Base model")
+    revision: str | None = option(None, "Hub branch, tag or commit to load; empty means the default branch",
+                                  label="Revision")
     dtype: str = option("auto", "Weight dtype: auto picks bfloat16 on GPUs that support it, float16 on "
-                                "older GPUs and float32 on CPU",
+                                "older GPUs and float32 on CPU", label="Weight precision",
                         choices=("auto", "float32", "bfloat16", "float16"))
     quantization: str = option("none", "Load the frozen base weights quantised with bitsandbytes: 4bit "
-                                       "(NF4, QLoRA) or 8bit; needs LoRA on",
+                                       "(NF4, QLoRA) or 8bit; needs LoRA on", label="Quantisation",
                                choices=("none", "4bit", "8bit"))
     double_quant: bool = option(True, "With 4bit: quantise the quantisation constants too (saves about "
-                                      "0.4 bits per weight)")
+                                      "0.4 bits per weight)", label="Double quantisation")
     trust_remote_code: bool = option(False, "Run Python code shipped with the model repository. Only for "
-                                            "repositories you trust")
+                                            "repositories you trust", label="Trust remote code")
     attention: str = option("auto", "Attention kernel: auto uses FlashAttention 2 on a GPU when the flash-attn "
                                     "package is installed, else PyTorch's SDPA; eager is the plain, slowest one",
-                            choices=("auto", "flash_attention_2", "sdpa", "eager"))
+                            label="Attention kernel", choices=("auto", "flash_attention_2", "sdpa", "eager"))
 
 
 @dataclass
 class ColumnMap:
     """For data.source: file. Empty entries are detected from common layouts (TRL prompt/completion and
     prompt/chosen/rejected, conversational messages, Alpaca, ShareGPT)."""
-    prompt: str | None = option(None, "Column holding the prompt (text, or a list of role/content messages)")
-    response: str | None = option(None, "Column holding the response, for SFT")
-    chosen: str | None = option(None, "Column holding the preferred response, for preference pairs")
-    rejected: str | None = option(None, "Column holding the dispreferred response, for preference pairs")
-    system: str | None = option(None, "Column holding a system prompt, if any")
+    prompt: str | None = option(None, "Column holding the prompt (text, or a list of role/content messages)",
+                                label="Prompt column")
+    response: str | None = option(None, "Column holding the response, for SFT", label="Response column")
+    chosen: str | None = option(None, "Column holding the preferred response, for preference pairs",
+                                label="Chosen column")
+    rejected: str | None = option(None, "Column holding the dispreferred response, for preference pairs",
+                                  label="Rejected column")
+    system: str | None = option(None, "Column holding a system prompt, if any", label="System prompt column")
     messages: str | None = option(None, "Column holding a whole conversation as role/content messages; the "
-                                        "last assistant turn is the response")
+                                        "last assistant turn is the response", label="Messages column")
 
 
 @dataclass
 class DataSpec:
     source: str = option("dolly", "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
                                   "oasst (both); file (your own file); votes (your blind A/B votes from the "
-                                  "Compare tab)", choices=DATA_SOURCES)
+                                  "Compare tab)", label="Data source", choices=DATA_SOURCES)
     path: str | None = option(None, "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
                                     "parquet); 'sample' for the small sample bundled with the studio; "
                                     "empty or 'hub' loads the source from the Hugging Face Hub (for votes: "
-                                    "empty reads the studio's own votes file)")
+                                    "empty reads the studio's own votes file)", label="Data file")
     subset: str | None = option(None, "Hub configuration or data directory of the source, e.g. helpful-base "
-                                      "for hh-rlhf; empty uses the source's default")
-    limit: int | None = option(None, "Use at most this many rows (after filtering); empty uses all", ge=1)
+                                      "for hh-rlhf; empty uses the source's default", label="Subset")
+    limit: int | None = option(None, "Use at most this many rows (after filtering); empty uses all",
+                               label="Max rows", ge=1)
     categories: list[str] = option([], "Dolly: keep only these categories (e.g. open_qa, summarization); "
-                                       "empty keeps all")
+                                       "empty keeps all", label="Dolly categories")
     domains: list[str] = option([], "SHP: keep only these subreddit domains (e.g. askscience_train); "
-                                    "empty keeps all")
+                                    "empty keeps all", label="SHP domains")
     min_score_ratio: float = option(2.0, "SHP: keep pairs whose preferred answer scored at least this many "
-                                         "times the other (the SHP authors advise 2)", ge=1.0)
+                                         "times the other (the SHP authors advise 2)", label="Min score ratio", ge=1.0)
     languages: list[str] = option(["en"], "OpenAssistant: keep conversations in these languages; empty keeps "
-                                          "all")
+                                          "all", label="Languages")
     columns: ColumnMap = field(default_factory=ColumnMap)
     on_bad_rows: str = option("drop", "Rows that cannot be used (missing column, empty text, wrong type): "
                                       "drop them and count by reason, or fail naming the first one",
-                              choices=("drop", "fail"))
-    eval_fraction: float = option(0.05, "Share of rows held out to measure eval loss", ge=0.0, lt=0.5)
+                              label="Unusable rows", choices=("drop", "fail"))
+    eval_fraction: float = option(0.05, "Share of rows held out to measure eval loss",
+                                  label="Held-out share", ge=0.0, lt=0.5)
     max_length: int = option(512, "Longest example in tokens, chat template included; longer rows are "
-                                  "dropped and counted (or stop the run, see on_bad_rows)", ge=16, le=131072)
+                                  "dropped and counted (or stop the run, see on_bad_rows)",
+                             label="Max length in tokens", ge=16, le=131072)
 
 
 @dataclass
 class LoraSpec:
-    enabled: bool = option(True, "Train a LoRA adapter; off trains every weight (full fine-tuning)")
-    r: int = option(16, "LoRA rank: higher learns more and uses more memory", ge=1, le=1024)
-    alpha: int = option(32, "LoRA scaling numerator; the update is scaled by alpha / r", ge=1, le=4096)
+    enabled: bool = option(True, "Train a LoRA adapter; off trains every weight (full fine-tuning)", label="Use LoRA")
+    r: int = option(16, "LoRA rank: higher learns more and uses more memory", label="LoRA rank", ge=1, le=1024)
+    alpha: int = option(32, "LoRA scaling numerator; the update is scaled by alpha / r",
+                        label="LoRA alpha", ge=1, le=4096)
     dropout: float = option(0.05, "Dropout on the LoRA input during training (the reward and DPO stages turn "
-                                  "all dropout off, as TRL does)", ge=0.0, lt=1.0)
+                                  "all dropout off, as TRL does)", label="LoRA dropout", ge=0.0, lt=1.0)
     target_modules: list[str] = option(["all-linear"], "Layer names to adapt (e.g. q_proj, v_proj), or "
-                                                       "all-linear for every linear layer but the output head")
-    use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower")
-    use_rslora: bool = option(False, "rsLoRA: scale by alpha / sqrt(r), which keeps high ranks stable")
+                                                       "all-linear for every linear layer but the output head",
+                                       label="Target modules")
+    use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower",
+                            label="Use DoRA")
+    use_rslora: bool = option(False, "rsLoRA: scale by alpha / sqrt(r), which keeps high ranks stable",
+                              label="Use rsLoRA")
 
 
 @dataclass
 class TrainSpec:
     max_steps: int = option(-1, "Stop after this many optimizer steps; -1 runs train.epochs full passes",
-                            ge=-1)
-    epochs: float = option(1.0, "Passes over the training set when max_steps is -1", gt=0.0, le=1000.0)
-    learning_rate: float = option(2e-4, "Peak learning rate", gt=0.0, le=1.0)
-    batch_size: int = option(4, "Examples per device per forward pass", ge=1, le=4096)
+                            label="Max steps", ge=-1)
+    epochs: float = option(1.0, "Passes over the training set when max_steps is -1", label="Epochs", gt=0.0, le=1000.0)
+    learning_rate: float = option(2e-4, "Peak learning rate", label="Learning rate", gt=0.0, le=1.0)
+    batch_size: int = option(4, "Examples per device per forward pass", label="Batch size", ge=1, le=4096)
     gradient_accumulation_steps: int = option(1, "Forward passes summed into one optimizer step; the "
                                                  "effective batch is batch_size x this x devices",
-                                              ge=1, le=4096)
+                                              label="Gradient accumulation", ge=1, le=4096)
     warmup_ratio: float = option(0.03, "Share of steps spent warming the learning rate up from 0",
-                                 ge=0.0, lt=1.0)
-    lr_scheduler: str = option("cosine", "How the learning rate falls after warm-up",
+                                 label="Warm-up share", ge=0.0, lt=1.0)
+    lr_scheduler: str = option("cosine", "How the learning rate falls after warm-up", label="Learning rate schedule",
                                choices=("cosine", "linear", "constant", "constant_with_warmup"))
-    weight_decay: float = option(0.0, "AdamW weight decay", ge=0.0, le=1.0)
-    max_grad_norm: float = option(1.0, "Clip the gradient norm to this; 0 turns clipping off", ge=0.0)
-    logging_steps: int = option(5, "Write metrics every this many optimizer steps", ge=1)
+    weight_decay: float = option(0.0, "AdamW weight decay", label="Weight decay", ge=0.0, le=1.0)
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this; 0 turns clipping off",
+                                  label="Gradient clipping", ge=0.0)
+    logging_steps: int = option(5, "Write metrics every this many optimizer steps", label="Log every N steps", ge=1)
     eval_steps: int = option(50, "Measure eval loss every this many steps (and at the end); 0 only at "
-                                 "the end", ge=0)
+                                 "the end", label="Evaluate every N steps", ge=0)
     save_steps: int = option(100, "Write a resumable checkpoint every this many steps; 0 only at the end",
-                             ge=0)
-    save_total_limit: int = option(2, "Keep at most this many checkpoints (the newest)", ge=1)
+                             label="Save every N steps", ge=0)
+    save_total_limit: int = option(2, "Keep at most this many checkpoints (the newest)", label="Checkpoints kept", ge=1)
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: much less "
-                                                 "memory, about 30% slower")
+                                                 "memory, about 30% slower", label="Gradient checkpointing")
     liger_kernel: bool = option(True, "SFT with Liger's fused kernels (RMSNorm, RoPE, SwiGLU, and a loss that "
                                       "never holds the full logits) on a GPU, when the liger-kernel package is "
-                                      "installed")
-    seed: int = option(42, "Random seed for data order, LoRA init and sampling", ge=0)
+                                      "installed", label="Liger kernels")
+    seed: int = option(42, "Random seed for data order, LoRA init and sampling", label="Random seed", ge=0)
     processes: int = option(1, "Training processes, one per GPU; more than 1 starts the run through accelerate "
                                "launch (on a machine without a GPU: CPU processes over gloo). batch_size is per "
-                               "process", ge=1, le=64)
+                               "process", label="Training processes", ge=1, le=64)
     distributed: str = option("ddp", "How several processes share the work: ddp keeps a whole model in each; "
                                      "deepspeed-zero2 shards optimizer state and gradients, deepspeed-zero3 and "
                                      "fsdp the weights too (studio/launch/ holds their accelerate configs)",
+                              label="Multi-process strategy",
                               choices=("ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"))
 
 
 @dataclass
 class SFTSpec:
     completion_only_loss: bool = option(True, "Train only on the response tokens; the prompt and chat "
-                                              "template tokens are masked out of the loss")
+                                              "template tokens are masked out of the loss",
+                                        label="Loss on responses only")
     packing: bool = option(False, "Pack several short examples into each max_length sequence, each still "
-                                  "attending only to itself: faster on data of mixed lengths (bench/packing.py)")
+                                  "attending only to itself: faster on data of mixed lengths (bench/packing.py)",
+                           label="Pack examples")
 
 
 @dataclass
 class InitSpec:
     from_run: str | None = option(None, "Start from an earlier run's weights, by its id: e.g. an SFT run becomes "
                                         "the starting point of a reward model, DPO or PPO run. The earlier "
-                                        "run's base model is used, with its adapter merged in")
+                                        "run's base model is used, with its adapter merged in", label="Start from run")
 
 
 @dataclass
 class RewardSpec:
     use_margin: bool = option(False, "Llama 2 margin loss: -log sigmoid(r_chosen - r_rejected - margin), the "
                                      "margin taken from the data (SHP score ratio, OpenAssistant rank gap, or "
-                                     "a margin column in your file)")
+                                     "a margin column in your file)", label="Margin loss")
     center_rewards_coefficient: float | None = option(None, "Push rewards towards mean zero with this weight "
                                                             "(e.g. 0.01), so scores stay comparable across "
-                                                            "prompts; empty turns it off", ge=0.0, le=10.0)
+                                                            "prompts; empty turns it off",
+                                                      label="Reward centring", ge=0.0, le=10.0)
     kind: str = option("helpfulness", "What this reward model judges; PPO can combine a helpfulness and a safety "
-                                      "model (Llama 2)", choices=("helpfulness", "safety", "general"))
+                                      "model (Llama 2)",
+                       label="Reward kind", choices=("helpfulness", "safety", "general"))
 
 
 @dataclass
 class DPOSpec:
-    beta: float = option(0.1, "DPO temperature: higher keeps the policy closer to the reference", gt=0.0,
-                         le=10.0)
+    beta: float = option(0.1, "DPO temperature: higher keeps the policy closer to the reference", label="Beta",
+                         gt=0.0, le=10.0)
     loss_type: str = option("sigmoid", "DPO loss: sigmoid (the DPO paper), ipo, hinge, robust and the other "
-                                       "paired losses TRL offers", choices=DPO_LOSS_TYPES)
+                                       "paired losses TRL offers", label="Loss type", choices=DPO_LOSS_TYPES)
     label_smoothing: float = option(0.0, "Assumed share of flipped preference labels; used by the robust, "
-                                         "exo_pair, aot and aot_unpaired losses", ge=0.0, lt=0.5)
+                                         "exo_pair, aot and aot_unpaired losses",
+                                    label="Label smoothing", ge=0.0, lt=0.5)
 
 
 @dataclass
 class KTOSpec:
-    beta: float = option(0.1, "KTO temperature: higher keeps the policy closer to the reference", gt=0.0, le=10.0)
-    loss_type: str = option("kto", "kto (the KTO paper) or apo_zero_unpaired", choices=("kto", "apo_zero_unpaired"))
-    desirable_weight: float = option(1.0, "Weight of the loss on chosen (desirable) answers", gt=0.0, le=100.0)
-    undesirable_weight: float = option(1.0, "Weight of the loss on rejected (undesirable) answers", gt=0.0,
-                                       le=100.0)
+    beta: float = option(0.1, "KTO temperature: higher keeps the policy closer to the reference",
+                         label="Beta", gt=0.0, le=10.0)
+    loss_type: str = option("kto", "kto (the KTO paper) or apo_zero_unpaired",
+                            label="Loss type", choices=("kto", "apo_zero_unpaired"))
+    desirable_weight: float = option(1.0, "Weight of the loss on chosen (desirable) answers",
+                                     label="Desirable weight", gt=0.0, le=100.0)
+    undesirable_weight: float = option(1.0, "Weight of the loss on rejected (undesirable) answers",
+                                       label="Undesirable weight", gt=0.0, le=100.0)
 
 
 @dataclass
 class RewardModelsSpec:
     """The completed reward runs that score sampled answers in the online stages (ppo and later ones)."""
     runs: list[str] = option([], "Completed reward run ids that score the policy's answers: one, or two combined "
-                                 "by combine (e.g. a helpfulness and a safety model)")
+                                 "by combine (e.g. a helpfulness and a safety model)", label="Reward runs")
     combine: str = option("sum", "With two reward models: sum (weighted by weights) or safety_gated (Llama 2: the "
                                  "safety score where it is below safety_threshold, else the helpfulness score; the "
-                                 "runs' reward.kind says which is which)", choices=REWARD_COMBINES)
-    weights: list[float] = option([], "With combine sum: one weight per reward run, in order; empty weighs each 1")
+                                 "runs' reward.kind says which is which)",
+                          label="Combine rewards", choices=REWARD_COMBINES)
+    weights: list[float] = option([], "With combine sum: one weight per reward run, in order; empty weighs each 1",
+                                  label="Reward weights")
     safety_threshold: float = option(0.15, "With safety_gated: a safety score below this overrides the "
-                                           "helpfulness score (Llama 2 uses 0.15)", ge=-100.0, le=100.0)
+                                           "helpfulness score (Llama 2 uses 0.15)",
+                                     label="Safety threshold", ge=-100.0, le=100.0)
 
 
 @dataclass
 class PPOSpec:
-    response_length: int = option(53, "Most tokens sampled per answer", ge=1, le=8192)
+    response_length: int = option(53, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
     temperature: float = option(1.0, "Sampling temperature of the answers (TRL's PPO uses 0.7): lower samples the "
                                      "policy's likelier answers, which a small model needs to find rewarded ones; "
-                                     "log-probs and KL are taken from the same tempered distribution", gt=0.0, le=10.0)
+                                     "log-probs and KL are taken from the same tempered distribution",
+                                label="Temperature", gt=0.0, le=10.0)
     kl_coef: float = option(0.05, "Weight of the per-token KL penalty that keeps the policy near its starting "
-                                  "weights; the starting value when target_kl is set", ge=0.0, le=10.0)
+                                  "weights; the starting value when target_kl is set",
+                            label="KL coefficient", ge=0.0, le=10.0)
     target_kl: float | None = option(None, "Adapt kl_coef so the KL per answer approaches this (Ziegler et al., "
-                                           "e.g. 6); empty keeps kl_coef fixed", gt=0.0, le=1000.0)
+                                           "e.g. 6); empty keeps kl_coef fixed", label="Target KL", gt=0.0, le=1000.0)
     kl_horizon: int = option(10000, "With target_kl: answers over which kl_coef adapts; smaller adapts faster",
-                             ge=1)
+                             label="KL horizon", ge=1)
     kl_estimator: str = option("k1", "Per-token KL estimate in the reward: k1 (log ratio, unbiased) or k3 "
-                                     "(non-negative, lower variance)", choices=("k1", "k3"))
+                                     "(non-negative, lower variance)", label="KL estimator", choices=("k1", "k3"))
     missing_eos_penalty: float = option(1.0, "Subtracted from the score of an answer that stops at "
                                              "response_length without its end-of-turn token; 0 turns it off",
-                                        ge=0.0, le=100.0)
-    gamma: float = option(1.0, "Discount of later rewards in the advantage estimate", ge=0.0, le=1.0)
+                                        label="Unfinished answer penalty", ge=0.0, le=100.0)
+    gamma: float = option(1.0, "Discount of later rewards in the advantage estimate",
+                          label="Discount (gamma)", ge=0.0, le=1.0)
     lam: float = option(0.95, "GAE lambda: lower trusts the value head more (less variance, more bias)",
-                        ge=0.0, le=1.0)
+                        label="GAE lambda", ge=0.0, le=1.0)
     cliprange: float = option(0.2, "PPO clip: how far one update may move each token's probability ratio",
-                              gt=0.0, le=10.0)
-    cliprange_value: float = option(0.2, "How far one update may move each value estimate", gt=0.0, le=100.0)
-    vf_coef: float = option(0.1, "Weight of the value loss next to the policy loss", ge=0.0, le=100.0)
-    ppo_epochs: int = option(4, "Optimisation passes over each batch of sampled answers", ge=1, le=100)
+                              label="Clip range", gt=0.0, le=10.0)
+    cliprange_value: float = option(0.2, "How far one update may move each value estimate",
+                                    label="Value clip range", gt=0.0, le=100.0)
+    vf_coef: float = option(0.1, "Weight of the value loss next to the policy loss",
+                            label="Value loss weight", ge=0.0, le=100.0)
+    ppo_epochs: int = option(4, "Optimisation passes over each batch of sampled answers",
+                             label="PPO epochs", ge=1, le=100)
     mini_batch_size: int = option(4, "Answers per optimizer step inside a PPO epoch; must divide "
                                      "train.batch_size (the prompts sampled per step), and be divisible by "
-                                     "train.gradient_accumulation_steps", ge=1, le=4096)
-    whiten_advantages: bool = option(True, "Normalise advantages to mean 0 and std 1 over each batch")
+                                     "train.gradient_accumulation_steps", label="Mini-batch size", ge=1, le=4096)
+    whiten_advantages: bool = option(True, "Normalise advantages to mean 0 and std 1 over each batch",
+                                     label="Normalise advantages")
 
 
 @dataclass
@@ -281,19 +316,21 @@ class RejectionSpec:
     fine-tunes the policy on it. The fine-tuning uses train.learning_rate, batch_size and
     gradient_accumulation_steps; rounds and sft_epochs take the place of train.max_steps and train.epochs."""
     rounds: int = option(3, "Rounds of sample, score, keep the best, fine-tune; each round samples from the policy "
-                            "the round before trained", ge=1, le=1000)
+                            "the round before trained", label="Rounds", ge=1, le=1000)
     prompts_per_round: int = option(64, "Prompts per round, a fresh slice of the data each round (reshuffled after "
-                                        "each full pass)", ge=1, le=1_000_000)
+                                        "each full pass)", label="Prompts per round", ge=1, le=1_000_000)
     samples_per_prompt: int = option(4, "Answers sampled per prompt (K); the best-scoring one is kept, so more "
-                                        "answers find better ones at K times the sampling cost", ge=2, le=256)
-    response_length: int = option(128, "Most tokens sampled per answer", ge=1, le=8192)
+                                        "answers find better ones at K times the sampling cost",
+                                     label="Answers per prompt (K)", ge=2, le=256)
+    response_length: int = option(128, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
     temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers for the best-of-K "
-                                     "choice; too high gives nonsense", gt=0.0, le=10.0)
+                                     "choice; too high gives nonsense", label="Temperature", gt=0.0, le=10.0)
     min_score: float | None = option(None, "Fine-tune on a prompt's best answer only if its score reaches this; "
-                                           "empty keeps the best answer of every prompt")
-    sft_epochs: int = option(1, "Fine-tuning passes over each round's kept answers", ge=1, le=100)
+                                           "empty keeps the best answer of every prompt", label="Minimum score")
+    sft_epochs: int = option(1, "Fine-tuning passes over each round's kept answers",
+                             label="Fine-tuning epochs", ge=1, le=100)
     generation_batch_size: int = option(64, "Answers sampled in one generate call; lower it if sampling runs out "
-                                            "of memory", ge=1, le=65536)
+                                            "of memory", label="Sampling batch size", ge=1, le=65536)
 
 
 @dataclass
@@ -302,30 +339,34 @@ class GRPOSpec:
     group's mean; no value model. train.batch_size counts answers, so a step samples train.batch_size x
     train.gradient_accumulation_steps answers to that many / num_generations prompts."""
     num_generations: int = option(4, "Answers sampled per prompt (the group); must divide train.batch_size x "
-                                     "train.gradient_accumulation_steps, the answers sampled per step", ge=2, le=256)
-    max_completion_length: int = option(128, "Most tokens sampled per answer", ge=1, le=8192)
+                                     "train.gradient_accumulation_steps, the answers sampled per step",
+                                  label="Answers per prompt", ge=2, le=256)
+    max_completion_length: int = option(128, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
     temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers within a group, which "
-                                     "is what the group baseline learns from", gt=0.0, le=10.0)
+                                     "is what the group baseline learns from", label="Temperature", gt=0.0, le=10.0)
     beta: float = option(0.04, "Weight of the per-token KL penalty (k3 estimate) that keeps the policy near its "
                                "starting weights (DeepSeekMath uses 0.04); 0 turns it off: no reference pass and no kl "
-                               "metric", ge=0.0, le=10.0)
+                               "metric", label="KL weight (beta)", ge=0.0, le=10.0)
     loss_type: str = option("dapo", "How token losses are averaged: dapo (over every token of the step; no length "
                                     "bias), grpo (the paper: per answer, then over answers), dr_grpo (by "
                                     "max_completion_length), bnpo (over the tokens of each forward pass), cispo (clips "
                                     "importance weights at epsilon_high), sapo (a soft gate instead of the clip), "
                                     "luspo (per-answer ratios, length-weighted), vespo (smooth per-answer weights)",
-                            choices=GRPO_LOSS_TYPES)
-    epsilon: float = option(0.2, "Clip: how far one update may move each token's probability ratio", gt=0.0, lt=1.0)
+                            label="Loss type", choices=GRPO_LOSS_TYPES)
+    epsilon: float = option(0.2, "Clip: how far one update may move each token's probability ratio",
+                            label="Clip (epsilon)", gt=0.0, lt=1.0)
     epsilon_high: float | None = option(None, "Upper clip bound when it should differ from epsilon (DAPO uses 0.28); "
                                               "with the cispo loss, the cap on each importance weight (ScaleRL uses "
-                                              "5); empty uses epsilon", gt=0.0, le=100.0)
+                                              "5); empty uses epsilon", label="Upper clip", gt=0.0, le=100.0)
     num_iterations: int = option(1, "Optimisation passes over each batch of sampled answers; above 1 the clip starts "
-                                    "to matter", ge=1, le=100)
+                                    "to matter", label="Passes per batch", ge=1, le=100)
     scale_rewards: str = option("group", "Divide advantages by the reward spread of the group (the GRPO paper), of "
                                          "the whole step (batch), or not at all (none, Dr. GRPO: no bias towards "
-                                         "prompts whose answers score alike)", choices=("group", "batch", "none"))
+                                         "prompts whose answers score alike)",
+                                label="Scale rewards by", choices=("group", "batch", "none"))
     mask_truncated_completions: bool = option(False, "Leave answers cut off at max_completion_length out of the loss "
-                                                     "(DAPO), so an unfinished answer is neither rewarded nor punished")
+                                                     "(DAPO), so an unfinished answer is neither rewarded nor punished",
+                                              label="Leave out cut-off answers")
 
 
 @dataclass
@@ -334,19 +375,24 @@ class RLOOSpec:
     mean reward of the other answers to the same prompt; the whole answer is one action. train.batch_size counts
     answers, as in GRPO."""
     num_generations: int = option(4, "Answers sampled per prompt (k); must divide train.batch_size x "
-                                     "train.gradient_accumulation_steps, the answers sampled per step", ge=2, le=256)
-    max_completion_length: int = option(128, "Most tokens sampled per answer", ge=1, le=8192)
-    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers to compare", gt=0.0,
+                                     "train.gradient_accumulation_steps, the answers sampled per step",
+                                  label="Answers per prompt", ge=2, le=256)
+    max_completion_length: int = option(128, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
+    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers to compare",
+                                label="Temperature", gt=0.0,
                                 le=10.0)
     beta: float = option(0.05, "Weight of the KL penalty subtracted from each answer's reward (its summed log ratio to "
                                "the starting weights, as in the RLOO paper); 0 turns it off: no reference pass and no "
-                               "kl metric", ge=0.0, le=10.0)
-    epsilon: float = option(0.2, "Clip: how far one update may move each answer's probability ratio", gt=0.0, lt=1.0)
+                               "kl metric", label="KL weight (beta)", ge=0.0, le=10.0)
+    epsilon: float = option(0.2, "Clip: how far one update may move each answer's probability ratio",
+                            label="Clip (epsilon)", gt=0.0, lt=1.0)
     num_iterations: int = option(1, "Optimisation passes over each batch of sampled answers; above 1 the clip starts "
-                                    "to matter", ge=1, le=100)
-    normalize_advantages: bool = option(False, "Normalise advantages to mean 0 and std 1 over each step's answers")
+                                    "to matter", label="Passes per batch", ge=1, le=100)
+    normalize_advantages: bool = option(False, "Normalise advantages to mean 0 and std 1 over each step's answers",
+                                        label="Normalise advantages")
     mask_truncated_completions: bool = option(False, "Leave answers cut off at max_completion_length out of the loss, "
-                                                     "so an unfinished answer is neither rewarded nor punished")
+                                                     "so an unfinished answer is neither rewarded nor punished",
+                                              label="Leave out cut-off answers")
 
 
 @dataclass
@@ -354,24 +400,25 @@ class TimelineSpec:
     """A few fixed prompts the policy answers as it trains, so its answers can be watched changing step by step."""
     prompts: list[str] = option([], "Prompts answered greedily before training and at every checkpoint, shown in the "
                                     "Runs tab by step; one per line (at most 8); empty answers none",
-                                separator="\n")
-    max_new_tokens: int = option(64, "Most tokens generated per timeline answer", ge=1, le=2048)
+                                label="Timeline prompts", separator="\n")
+    max_new_tokens: int = option(64, "Most tokens generated per timeline answer",
+                                 label="Max answer tokens", ge=1, le=2048)
 
 
 @dataclass
 class GenerationSpec:
     """Generation settings for Compare and Chat. Every model in a comparison answers with the same settings and
     seed, so differences come from the weights. Not part of a run: the UI and `rlhf-studio compare` read it."""
-    max_new_tokens: int = option(128, "Most tokens generated per answer", ge=1, le=8192)
+    max_new_tokens: int = option(128, "Most tokens generated per answer", label="Max new tokens", ge=1, le=8192)
     temperature: float = option(0.7, "Sampling temperature: higher gives more varied answers; 0 always takes the "
-                                     "likeliest token (greedy)", ge=0.0, le=10.0)
+                                     "likeliest token (greedy)", label="Temperature", ge=0.0, le=10.0)
     top_p: float = option(0.9, "Sample only from the likeliest tokens whose probabilities add up to this; 1 keeps "
-                               "every token", gt=0.0, le=1.0)
+                               "every token", label="Top-p", gt=0.0, le=1.0)
     repetition_penalty: float = option(1.0, "Above 1 makes tokens already in the answer less likely; 1 is off",
-                                       gt=0.0, le=10.0)
-    seed: int = option(0, "Random seed: every model starts each batch from the same random state", ge=0)
+                                       label="Repetition penalty", gt=0.0, le=10.0)
+    seed: int = option(0, "Random seed: every model starts each batch from the same random state", label="Seed", ge=0)
     batch_size: int = option(8, "Prompts answered together in one generate call; lower it if generation runs out "
-                                "of memory", ge=1, le=1024)
+                                "of memory", label="Batch size", ge=1, le=1024)
 
 
 MAX_TIMELINE_PROMPTS = 8
@@ -381,8 +428,8 @@ GENERATING_STAGES = tuple(s for s in STAGES if s != "reward")
 
 @dataclass
 class RunConfig:
-    stage: str = option("sft", "Training stage", choices=STAGES)
-    name: str | None = option(None, "A short name to find the run by; empty uses the stage and model")
+    stage: str = option("sft", "Training stage", label="Stage", choices=STAGES)
+    name: str | None = option(None, "A short name to find the run by; empty uses the stage and model", label="Run name")
     model: ModelSpec = field(default_factory=ModelSpec)
     init: InitSpec = field(default_factory=InitSpec)
     data: DataSpec = field(default_factory=DataSpec)
@@ -664,7 +711,7 @@ def to_yaml(config: Any) -> str:
 
 
 def field_info(cls: type = RunConfig, prefix: str = "") -> dict[str, dict]:
-    """Every leaf key with its default, type, help text and allowed values, for forms and docs."""
+    """Every leaf key with its default, type, label, help text and allowed values, for forms and docs."""
     info = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -673,5 +720,12 @@ def field_info(cls: type = RunConfig, prefix: str = "") -> dict[str, dict]:
             info.update(field_info(hints[f.name], key + "."))
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        info[key] = {"default": default, "type": hints[f.name], **f.metadata}
+        info[key] = {"default": default, "type": hints[f.name], **f.metadata,
+                     "label": f.metadata.get("label") or name_label(f.name)}
     return info
+
+
+def name_label(name: str) -> str:
+    """A field's name in words, for a field written without a label: 'save_total_limit' -> 'Save total limit'."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]

@@ -33,5 +33,5 @@ def test_no_list_refreshed_on_focus_sends_a_value_back(studio_home):
         for block, update in zip(dependency.outputs, answer if isinstance(answer, tuple) else (answer,)):
             refreshed.append(block.label)
             assert "choices" in update.constructor_args and "value" not in update.constructor_args, block.label
-    assert sorted(refreshed) == ["Overlay runs", "Pipeline", "Preset", "Recipe", "init.from_run", "init.from_run",
-                                 "reward_models.runs", "reward_models.runs"]
+    assert sorted(refreshed) == ["Overlay runs", "Pipeline", "Preset", "Recipe", "Reward runs", "Reward runs",
+                                 "Start from run", "Start from run"]

@@ -146,8 +146,8 @@ def test_a_person_compares_base_and_tuned_answers_and_chats(in_tuned_home):
         page.get_by_role("tab", name="Chat").click()
         page.get_by_text("Generation settings").locator("visible=true").click()
         # Greedy with a repetition penalty below 1: the tiny base model writes all 1500 tokens, a few seconds.
-        for key, value in (("max_new_tokens", "1500"), ("temperature", "0"), ("repetition_penalty", "0.8")):
-            box = page.get_by_label(f"generation.{key}").locator("visible=true")
+        for label, value in (("Max new tokens", "1500"), ("Temperature", "0"), ("Repetition penalty", "0.8")):
+            box = page.get_by_label(label, exact=True).locator("visible=true")
             box.fill(value)
             box.press("Tab")  # leaving the box commits its value before Send reads it (it once sent the default)
             expect(box).to_have_value(value)

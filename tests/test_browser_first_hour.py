@@ -81,8 +81,7 @@ def test_settings_typed_as_the_chat_tab_opens_stick_and_are_used_by_send_20_time
         page.get_by_text("Generation settings").locator("visible=true").click()
         # Greedy with a repetition penalty below 1: the tiny base model writes exactly max_new_tokens tokens.
         tokens = str(4 + attempt)
-        typed = {"generation.max_new_tokens": tokens, "generation.temperature": "0",
-                 "generation.repetition_penalty": "0.8"}
+        typed = {"Max new tokens": tokens, "Temperature": "0", "Repetition penalty": "0.8"}
         for label, value in typed.items():
             _box(page, label).fill(value)
         message = _box(page, "Message")
@@ -122,13 +121,17 @@ def test_shift_enter_adds_a_line_and_replies_name_their_model(page, studio):
 def test_an_error_naming_a_column_placeholder_shows_whole(page, studio, module_home):
     from playwright.sync_api import expect
 
-    path = write_jsonl(module_home / "odd-columns.jsonl", [{"question": "Hi", "answer": "Hello"}] * 3)
+    # Columns no layout knows (question/answer is one: studio/data/custom.py), so the preview asks for a mapping.
+    path = write_jsonl(module_home / "odd-columns.jsonl", [{"query": "Hi", "reply": "Hello"}] * 3)
     page.get_by_role("tab", name="Data").click(timeout=30_000)
-    source = _box(page, "data.source")
+    # An empty optional number box reads 0 until the page's load event empties it (gradio draws None as 0); a
+    # Preview before that is refused for data.limit = 0. Known, not fixed yet: wait for the box to be empty.
+    expect(_box(page, "Max rows")).to_have_value("", timeout=30_000)
+    source = _box(page, "Data source")
     source.click()
     page.get_by_role("option", name="file", exact=True).click()
-    # A text box's accessible name is its label and its help text.
-    page.get_by_label(re.compile(r"^data\.path")).locator("visible=true").fill(str(path))
+    # A text box's label text is its label and its info line: the key, small, then the help text.
+    page.get_by_label(re.compile(r"^\s*Data file\s+data\.path · ")).locator("visible=true").fill(str(path))
     page.get_by_role("button", name="Preview", exact=True).click()
     error = page.locator(".studio-error").locator("visible=true")
     # The whole line, to its end: rendered as Markdown, "<column>" was taken for an HTML tag and the rest was lost.

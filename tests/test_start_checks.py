@@ -307,9 +307,8 @@ def ui(module_home):
 
             def call(api: str, **values):
                 params = endpoints[api]["parameters"]
-                unknown = set(values) - {p["label"] for p in params}
-                assert not unknown, f"{api} has no inputs {unknown}"
-                return client.predict(*[values.get(p["label"], p.get("parameter_default")) for p in params],
+                by_label = labelled(api, params, values)
+                return client.predict(*[by_label.get(p["label"], p.get("parameter_default")) for p in params],
                                       api_name=api)
 
             yield client, call, module_home, url
@@ -318,6 +317,18 @@ def ui(module_home):
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
+def labelled(api: str, params: list[dict], values: dict) -> dict:
+    """Values keyed by config key, keyed instead by the label of the endpoint's input ("Data source" for data.source):
+    the API names an input by its label. Each key's label must name exactly one input."""
+    labels = [p["label"] for p in params]
+    by_label = {}
+    for key, value in values.items():
+        label = cfg.field_info()[key]["label"]
+        assert labels.count(label) == 1, f"{api} has {labels.count(label)} inputs labelled {label!r} ({key})"
+        by_label[label] = value
+    return by_label
 
 
 @pytest.fixture

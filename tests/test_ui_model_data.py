@@ -10,6 +10,7 @@ import pytest
 from studio.config import STAGES, LoraSpec, ModelSpec, RunConfig
 from studio.estimate import estimate, gib, run_estimate
 from tests.conftest import error_shown, served_studio, write_jsonl
+from tests.test_start_checks import labelled
 
 FIRST_DOLLY_EXAMPLE = (
     "--- example 1\n"
@@ -35,9 +36,8 @@ def ui(tmp_path_factory, shared_models):
 
         def call(api: str, **values):
             params = endpoints[api]["parameters"]
-            unknown = set(values) - {p["label"] for p in params}
-            assert not unknown, f"{api} has no inputs {unknown}"
-            return client.predict(*[values.get(p["label"], p.get("parameter_default")) for p in params],
+            by_label = labelled(api, params, values)
+            return client.predict(*[by_label.get(p["label"], p.get("parameter_default")) for p in params],
                                   api_name=api)
 
         yield client, call

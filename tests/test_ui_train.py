@@ -1,5 +1,6 @@
 """The Train tab through the served studio's endpoints: presets fill the form, Start queues a real tiny run, a bad
-value gets its one line and starts nothing, and a saved preset loads back.
+value gets its one line and starts nothing, a saved preset loads back, and the summary above Start says what it will
+run (in a real browser too, which saves test-artifacts/train-summary.png, the picture in docs/).
 
 One server (and one studio home) serves the whole module; `python -m pytest tests/test_ui_train.py -m "not slow"`
 skips the real training.
@@ -7,15 +8,18 @@ skips the real training.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from components.forms import to_config
 from studio import config as cfg
+from studio.estimate import gib, run_estimate
 from studio.runs import manager
 from studio.runs.rundir import RunDir
 from tests.conftest import REPO, error_shown
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 PRESET = "sft-dolly-tiny"
 
@@ -109,6 +113,82 @@ def test_bad_preset_names_and_bad_forms_are_not_saved(client, keys, home):
     message, _ = client.predict("broken", *{**form, "train.batch_size": 0}.values(), api_name="/save_preset")
     assert message == "Not saved: train.batch_size = 0: must be at least 1"
     assert not (home / "presets" / "broken.yaml").exists()
+
+
+def test_the_summary_says_what_start_will_run(client, keys):
+    _, form = _load(client, keys, PRESET)
+    summary = client.predict(*form.values(), api_name="/run_summary")
+    memory = gib(run_estimate(cfg.load_config(REPO / "presets" / f"{PRESET}.yaml")).total)
+    lines = summary.splitlines()
+    assert lines[:8] == ["**What Start will run**", "",
+                         "- **Stage:** sft: supervised fine-tuning on prompt -&gt; response rows",
+                         "- **Model:** tiny, the built-in tiny model",
+                         "- **Data:** dolly, from the bundled sample (dolly.jsonl)",
+                         "- **Rows:** 200 sft rows: 180 to train on, 20 held out; none dropped",
+                         "- **Steps:** 60 optimizer steps (train.max\\_steps)",
+                         "- **Starts from:** the base model (no earlier run)"]
+    assert lines[8].startswith(f"- **Memory:** about {memory} at bfloat16 (auto, as on a GPU): weights ")
+    assert len(lines) == 9  # no reward models for sft, no note: the tiny model needs no GPU
+    summary = client.predict(*{**form, "train.max_steps": -1, "train.epochs": 2}.values(), api_name="/run_summary")
+    assert "- **Steps:** 46 optimizer steps (2 epochs x 180 rows / (8 x 1 accumulated))" in summary.splitlines()
+
+
+def test_a_refused_form_shows_its_one_line_in_the_summary(client, keys):
+    _, form = _load(client, keys, PRESET)
+    summary = client.predict(*{**form, "train.learning_rate": -1}.values(), api_name="/run_summary")
+    assert error_shown(summary) == "train.learning_rate = -1.0: must be greater than 0.0"
+    summary = client.predict(*{**form, "data.path": "/no/such/rows.jsonl"}.values(), api_name="/run_summary")
+    assert ("- **Data:** dolly, from a local file <span class=\"studio-error\">data.path = '/no/such/rows.jsonl': no "
+            "such file</span>") in summary.splitlines()
+    assert "- **Steps:** 60 optimizer steps (train.max\\_steps)" in summary.splitlines()  # the rest is still said
+
+
+def test_the_summary_first_says_that_the_tiny_model_is_being_built(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from components.model_tab import BUILDING_TINY
+    from components.train_tab import summary_steps
+
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(tmp_path))  # a fresh home: no tiny model yet
+    fields = {"stage": gr.Dropdown(choices=list(cfg.STAGES)), "model.name": gr.Textbox()}
+    steps = summary_steps(fields, ["sft", "tiny"])
+    assert next(steps) == BUILDING_TINY  # said at once; building it is the next step's work
+    steps.close()
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)")
+def test_a_person_reads_the_summary_before_starting(client):
+    """Load the preset in a real browser: the summary appears above Start; a changed field updates it when the
+    person leaves the box. The picture of it is docs/train-summary.png."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.goto(client.src)
+            page.get_by_role("tab", name="Train").click()
+            preset = page.get_by_label("Preset", exact=True)
+            preset.click()
+            page.get_by_role("option", name=re.compile(f"^{PRESET}")).click()
+            time.sleep(2)  # the list's refresh on focus answers after the pick
+            expect(preset).to_have_value(PRESET)
+            page.get_by_role("button", name="Load", exact=True).click()
+            summary = page.locator("#run-summary")
+            expect(summary).to_contain_text("200 sft rows: 180 to train on, 20 held out", timeout=60_000)
+            expect(summary).to_contain_text("60 optimizer steps (train.max_steps)")
+            time.sleep(1)  # the progress bar of the last refresh fades
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.locator("#run-summary-box").screenshot(path=str(ARTIFACTS / "train-summary.png"))
+
+            steps = page.locator("#field-train-max_steps input")
+            steps.fill("-1")
+            steps.press("Tab")  # leaving the box refreshes the summary
+            expect(summary).to_contain_text("23 optimizer steps (1 epoch x 180 rows", timeout=30_000)
+        finally:
+            browser.close()
 
 
 @pytest.mark.slow
