@@ -163,9 +163,7 @@ def cmd_train(args) -> int:
         recipe = pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem)
         _warn(presets.gpu_warning([stage.config for stage in recipe.stages]))
         return _train_pipeline(recipe, str(raw.get("description") or ""))
-    config = cfg.from_dict(cfg.apply_overrides(raw, args.set))
-    _warn(presets.gpu_warning([config]))
-    code, _ = _start_and_follow(config)
+    code, _ = _start_and_follow(cfg.from_dict(cfg.apply_overrides(raw, args.set)))
     return code
 
 
@@ -176,10 +174,15 @@ def _warn(line: str | None) -> None:
 
 
 def _start_and_follow(config: cfg.RunConfig, pipeline_id: str | None = None) -> tuple[int, str]:
-    """(exit code, run id) of a run started now and followed to its end."""
+    """(exit code, run id) of a run started now and followed to its end; a run sized for a GPU, started on a
+    machine without one, gets a warning naming its tiny twin (after the start checks: a refused run gets only its
+    refusal)."""
+    from studio import presets
     from studio.runs import manager
 
     run, proc = manager.start(config, pipeline_id)
+    if pipeline_id is None:  # a pipeline's recipe was warned about before its first stage
+        _warn(presets.gpu_warning([config]))
     print(f"run {run.id}")
     print(f"dir {run.path}")
     return _follow(run, proc), run.id

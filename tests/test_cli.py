@@ -166,17 +166,17 @@ def test_ui_says_it_is_starting_then_ready_when_the_page_answers_and_refuses_a_b
         server.wait(timeout=10)
 
 
-def test_train_warns_about_a_gpu_preset_naming_its_tiny_twin_then_refuses_the_hub_in_one_line(studio_home):
+def test_train_warns_about_a_gpu_recipe_naming_its_tiny_twin_then_refuses_the_hub_in_one_line(studio_home):
     from studio import presets
 
-    done = run_cli("train", "presets/rm-hh-smollm2-135m.yaml", timeout=120)
+    done = run_cli("train", "presets/ppo-hh-smollm2-135m.yaml", timeout=120)
     *warning, error = done.stderr.splitlines()
-    if presets.has_gpu():  # nothing to warn about where the preset fits
+    if presets.has_gpu():  # nothing to warn about where the recipe fits
         assert warning == []
     else:
         [warning] = warning
-        assert warning.startswith("warning: This preset is sized for a GPU (HuggingFaceTB/SmolLM2-135M-Instruct)")
-        assert "its tiny twin, the preset rm-hh-tiny" in warning
-    assert error.startswith("error: data.path is empty, so the hh-rlhf source loads Anthropic/hh-rlhf")
+        assert warning.startswith("warning: This recipe is sized for a GPU (HuggingFaceTB/SmolLM2-135M-Instruct)")
+        assert "its tiny twin, the recipe ppo-tiny" in warning
+    assert error.startswith("error: stage sft: data.path is empty, so the dolly source loads")
     assert done.returncode != 0
     assert not list(studio_home.glob("runs/*"))  # refused before a run folder exists
