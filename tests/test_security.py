@@ -370,7 +370,8 @@ def test_the_share_tab_of_a_local_studio_exports_anywhere(studio_home, share_tab
     monkeypatch.setattr(access, "_served_host", "127.0.0.1")
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert not access.exposed()
-    folder, _message, _ = share_tab.export_space("20260101-000000-sft-abcd", str(tmp_path / "anywhere"))
+    # Outside the studio home, once confirmed (the Share tab asks first: test_share_ui).
+    folder, _message, _ = share_tab.export_space("20260101-000000-sft-abcd", str(tmp_path / "anywhere"), True)
     assert Path(folder) == tmp_path / "anywhere" and share_tab.asked == [tmp_path / "anywhere"]
 
 
