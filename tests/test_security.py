@@ -434,6 +434,7 @@ def launched(monkeypatch):
         return "https://recorded.gradio.live"
 
     monkeypatch.setattr(gr.Blocks, "launch", launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)  # main serves until stopped; the test goes on
     monkeypatch.setattr(networking, "setup_tunnel", setup_tunnel)
     monkeypatch.setattr(access, "_served_host", None)  # whatever main records is undone after the test
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
