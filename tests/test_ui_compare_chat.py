@@ -308,7 +308,6 @@ def test_cancelling_the_stream_releases_the_model(client):
 
 @pytest.mark.parametrize("message, model, gen, expected", [
     ("  ", BASE, {}, "type a message first"),
-    ("Hello", "no-such-run", {}, "no-such-run"),
     ("Hello", BASE, dict(top_p=0), "generation.top_p = 0.0: must be greater than 0.0"),
 ])
 def test_chat_mistakes_get_one_line_and_leave_the_conversation(client, message, model, gen, expected):
