@@ -23,12 +23,28 @@ from studio.runs.metrics import MetricsWriter
 
 def ppo_row(step: int, rng: random.Random) -> dict:
     t = step / 1000
-    return {"reward": 1 + math.log1p(t) + rng.gauss(0, 0.3), "reward_std": 1.0, "reward/rm": 1 + rng.random(),
-            "reward_with_eos_penalty": 1.0, "kl": 2 + rng.random(), "entropy": 3 + rng.random(),
-            "policy_loss": rng.gauss(0, 0.05), "value_loss": rng.random(), "clip_fraction": 0.1 * rng.random(),
-            "approx_kl": 0.01 * rng.random(), "value_clip_fraction": 0.0, "response_length": 20 + rng.random(),
-            "eos_fraction": 0.9, "kl_coef": 0.05, "learning_rate": 1e-5, "time/generation": 0.2,
-            "time/optimization": 0.1, "step": step, "epoch": 0, "time": 1.7e9 + step}
+    return {
+        "reward": 1 + math.log1p(t) + rng.gauss(0, 0.3),
+        "reward_std": 1.0,
+        "reward/rm": 1 + rng.random(),
+        "reward_with_eos_penalty": 1.0,
+        "kl": 2 + rng.random(),
+        "entropy": 3 + rng.random(),
+        "policy_loss": rng.gauss(0, 0.05),
+        "value_loss": rng.random(),
+        "clip_fraction": 0.1 * rng.random(),
+        "approx_kl": 0.01 * rng.random(),
+        "value_clip_fraction": 0.0,
+        "response_length": 20 + rng.random(),
+        "eos_fraction": 0.9,
+        "kl_coef": 0.05,
+        "learning_rate": 1e-5,
+        "time/generation": 0.2,
+        "time/optimization": 0.1,
+        "step": step,
+        "epoch": 0,
+        "time": 1.7e9 + step,
+    }
 
 
 def best_of(n: int, fn) -> float:

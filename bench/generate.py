@@ -24,8 +24,14 @@ sys.path.insert(0, str(REPO))
 
 
 def train(env: dict, *overrides: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "studio", "train", "presets/sft-dolly-tiny.yaml", *overrides],
-                          capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "train", "presets/sft-dolly-tiny.yaml", *overrides],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
     return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("run "))
 
 
@@ -47,7 +53,7 @@ def main() -> None:
     from studio.compare import held_out_prompts
     from studio.config import GenerationSpec
 
-    prompts = (held_out_prompts(first, args.prompts) * args.prompts)[:args.prompts]
+    prompts = (held_out_prompts(first, args.prompts) * args.prompts)[: args.prompts]
     one = [prompts[0]]
     settings = GenerationSpec(temperature=0, max_new_tokens=1)
     targets = [generate.base_target(first), generate.run_target(first), generate.run_target(second)]
@@ -76,8 +82,10 @@ def main() -> None:
 
     print(f"model {args.model}, {len(prompts)} prompts, max_new_tokens {args.max_new_tokens}")
     print(f"switch between held base/run/chained run and answer 1 token: {switch * 1000:.1f} ms")
-    print(f"load a run's model from scratch and answer 1 token:          {fresh * 1000:.1f} ms "
-          f"({fresh / switch:.1f}x the switch)")
+    print(
+        f"load a run's model from scratch and answer 1 token:          {fresh * 1000:.1f} ms "
+        f"({fresh / switch:.1f}x the switch)"
+    )
     for batch_size, (answers, tokens) in speeds.items():
         print(f"batch_size {batch_size}: {answers:.1f} answers/s, {tokens:.0f} tokens/s")
     print(f"batching 8 prompts: {speeds[8][0] / speeds[1][0]:.1f}x the answers per second of one at a time")

@@ -37,25 +37,80 @@ from synthetic import write_data  # noqa: E402
 
 # Hub config.json values of the preset models (model_type, then the shape fields that set cost).
 ARCHITECTURES: dict[str, tuple[str, dict]] = {
-    "smollm2-135m": ("llama", dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                                   num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
-                                   max_position_embeddings=8192, rope_theta=100000.0, tie_word_embeddings=True)),
-    "smollm2-360m": ("llama", dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
-                                   num_attention_heads=15, num_key_value_heads=5, vocab_size=49152,
-                                   max_position_embeddings=8192, rope_theta=100000.0, tie_word_embeddings=True)),
-    "qwen2.5-0.5b": ("qwen2", dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                                   num_attention_heads=14, num_key_value_heads=2, vocab_size=151936,
-                                   max_position_embeddings=32768, rope_theta=1000000.0, tie_word_embeddings=True)),
-    "qwen2.5-1.5b": ("qwen2", dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                                   num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
-                                   max_position_embeddings=32768, rope_theta=1000000.0, tie_word_embeddings=True)),
+    "smollm2-135m": (
+        "llama",
+        dict(
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            vocab_size=49152,
+            max_position_embeddings=8192,
+            rope_theta=100000.0,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "smollm2-360m": (
+        "llama",
+        dict(
+            hidden_size=960,
+            intermediate_size=2560,
+            num_hidden_layers=32,
+            num_attention_heads=15,
+            num_key_value_heads=5,
+            vocab_size=49152,
+            max_position_embeddings=8192,
+            rope_theta=100000.0,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "qwen2.5-0.5b": (
+        "qwen2",
+        dict(
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            vocab_size=151936,
+            max_position_embeddings=32768,
+            rope_theta=1000000.0,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "qwen2.5-1.5b": (
+        "qwen2",
+        dict(
+            hidden_size=1536,
+            intermediate_size=8960,
+            num_hidden_layers=28,
+            num_attention_heads=12,
+            num_key_value_heads=2,
+            vocab_size=151936,
+            max_position_embeddings=32768,
+            rope_theta=1000000.0,
+            tie_word_embeddings=True,
+        ),
+    ),
     # Not a preset: small enough to run this script on a CPU, to check the script, not to measure anything.
-    "bench-tiny": ("llama", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                 num_key_value_heads=2, vocab_size=4096, max_position_embeddings=2048)),
+    "bench-tiny": (
+        "llama",
+        dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=4096,
+            max_position_embeddings=2048,
+        ),
+    ),
 }
 # The presets each model has (bench-tiny borrows SmolLM2-135M's).
 PRESET_MODEL = {"bench-tiny": "smollm2-135m"}
 PPO_PIPELINE = {"smollm2-135m": "ppo-hh-smollm2-135m", "smollm2-360m": "ppo-hh-smollm2-360m"}
+
 
 def build_model(name: str, folder: Path) -> Path:
     """A random-weight model of the named architecture with the tiny model's tokenizer, saved as safetensors."""
@@ -69,8 +124,13 @@ def build_model(name: str, folder: Path) -> Path:
         return path
     model_type, shape = ARCHITECTURES[name]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path())
-    config = AutoConfig.for_model(model_type, **shape, bos_token_id=tokenizer.bos_token_id,
-                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = AutoConfig.for_model(
+        model_type,
+        **shape,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
@@ -86,9 +146,16 @@ def stage_configs(name: str, model_dir: Path, dolly: Path, hh: Path, steps: int,
     from studio.pipeline import load_pipeline
 
     preset = PRESET_MODEL.get(name, name)
-    common = [f"model.name={model_dir}", "data.limit=", "data.eval_fraction=0",
-              "data.subset=", "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
-              "timeline.prompts=[]"]
+    common = [
+        f"model.name={model_dir}",
+        "data.limit=",
+        "data.eval_fraction=0",
+        "data.subset=",
+        "train.logging_steps=1",
+        "train.eval_steps=0",
+        "train.save_steps=0",
+        "timeline.prompts=[]",
+    ]
     data_of = {"sft": dolly, "reward": hh, "dpo": hh, "ppo": hh}
     found = {}
     for stage, file in (("sft", "sft-dolly"), ("reward", "rm-hh"), ("dpo", "dpo-hh")):
@@ -97,9 +164,15 @@ def stage_configs(name: str, model_dir: Path, dolly: Path, hh: Path, steps: int,
     if preset in PPO_PIPELINE:  # the InstructGPT pipeline's own stages win: they are what PPO follows
         for stage in load_pipeline(REPO / "presets" / f"{PPO_PIPELINE[preset]}.yaml").stages:
             found[stage.config.stage] = cfg.to_dict(stage.config)
-    return {stage: cfg.from_dict(cfg.apply_overrides(raw, [*common, f"data.path={data_of[stage]}",
-                                                           f"train.max_steps={ppo_steps if stage == 'ppo' else steps}"]))
-            for stage, raw in found.items()}
+    return {
+        stage: cfg.from_dict(
+            cfg.apply_overrides(
+                raw,
+                [*common, f"data.path={data_of[stage]}", f"train.max_steps={ppo_steps if stage == 'ppo' else steps}"],
+            )
+        )
+        for stage, raw in found.items()
+    }
 
 
 def run_stage(config, label: str, warmup: int) -> dict:
@@ -125,7 +198,10 @@ def run_stage(config, label: str, warmup: int) -> dict:
     steady = rows[warmup:] or rows
     times = [r["time"] for r in steady]
     result = {
-        "stage": label, "run": run.id, "steps": len(rows), "seconds": round(seconds, 1),
+        "stage": label,
+        "run": run.id,
+        "steps": len(rows),
+        "seconds": round(seconds, 1),
         "seconds_per_step": round((times[-1] - times[0]) / (len(times) - 1), 3) if len(times) > 1 else None,
         "tokens_per_second": round(statistics.mean(r["tokens_per_second"] for r in steady)),
         "mfu": round(statistics.mean(r["mfu"] for r in steady), 3) if all("mfu" in r for r in steady) else None,
@@ -162,8 +238,11 @@ def main() -> None:
     model_dir = build_model(args.model, home / "bench-models")
     configs = stage_configs(args.model, model_dir, dolly, hh, args.steps, args.ppo_steps)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"# {args.model} (random weights, real shapes) on {device}; torch {torch.__version__}; "
-          f"{time.strftime('%Y-%m-%d')}", flush=True)
+    print(
+        f"# {args.model} (random weights, real shapes) on {device}; torch {torch.__version__}; "
+        f"{time.strftime('%Y-%m-%d')}",
+        flush=True,
+    )
     results, done = [], {}
     for stage in args.stages.split(","):
         if stage not in configs:

@@ -18,6 +18,7 @@ one run of a 40 ms step varies by 20% from the next. Quote the ratios, not the a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -34,8 +35,14 @@ PRESETS = {"sft": "sft-dolly-tiny", "dpo": "dpo-hh-tiny", "reward": "rm-hh-tiny"
 
 
 def overrides(steps: int) -> list[str]:
-    return [f"train.max_steps={steps}", "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
-            "data.eval_fraction=0", "timeline.prompts=[]"]
+    return [
+        f"train.max_steps={steps}",
+        "train.logging_steps=1",
+        "train.eval_steps=0",
+        "train.save_steps=0",
+        "data.eval_fraction=0",
+        "timeline.prompts=[]",
+    ]
 
 
 def plain_settings(stage: str, steps: int, folder: Path) -> Path:
@@ -51,13 +58,25 @@ def plain_settings(stage: str, steps: int, folder: Path) -> Path:
     (folder / f"{stage}-rows.json").write_text(json.dumps(rows))
     lora, t = config.lora, config.train
     settings = {
-        "stage": stage, "model": models.resolve(config.model.name), "rows": str(folder / f"{stage}-rows.json"),
-        "output_dir": str(folder / f"{stage}-plain"), "max_steps": steps, "learning_rate": t.learning_rate,
-        "batch_size": t.batch_size, "seed": t.seed, "lr_scheduler": t.lr_scheduler, "warmup_ratio": t.warmup_ratio,
-        "max_length": config.data.max_length, "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
+        "stage": stage,
+        "model": models.resolve(config.model.name),
+        "rows": str(folder / f"{stage}-rows.json"),
+        "output_dir": str(folder / f"{stage}-plain"),
+        "max_steps": steps,
+        "learning_rate": t.learning_rate,
+        "batch_size": t.batch_size,
+        "seed": t.seed,
+        "lr_scheduler": t.lr_scheduler,
+        "warmup_ratio": t.warmup_ratio,
+        "max_length": config.data.max_length,
+        "lora_r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
         "target_modules": "all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules,
-        "gradient_checkpointing": t.gradient_checkpointing, "packing": config.sft.packing,
-        "completion_only_loss": config.sft.completion_only_loss, "beta": config.dpo.beta,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "packing": config.sft.packing,
+        "completion_only_loss": config.sft.completion_only_loss,
+        "beta": config.dpo.beta,
     }
     path = folder / f"{stage}-settings.json"
     path.write_text(json.dumps(settings))
@@ -83,8 +102,17 @@ def studio_times(stage: str, steps: int, env: dict) -> tuple[float, list[float]]
     from studio.runs.metrics import read_all
 
     before = run_dirs()
-    began = timed([sys.executable, "-m", "studio", "train", f"presets/{PRESETS[stage]}.yaml",
-                   *[arg for o in overrides(steps) for arg in ("--set", o)]], env)
+    began = timed(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            f"presets/{PRESETS[stage]}.yaml",
+            *[arg for o in overrides(steps) for arg in ("--set", o)],
+        ],
+        env,
+    )
     (run_dir,) = run_dirs() - before
     rows = [row for row in read_all(run_dir / "metrics.jsonl") if "loss" in row]
     return began, [row["time"] for row in rows]
@@ -111,23 +139,30 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="rlhf-studio-overhead-"))
     os.environ["RLHF_STUDIO_HOME"] = str(folder / "home")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    print(f"# {args.steps} steps per run, steady state from step {args.warmup + 1}, median of {args.repeats} runs "
-          f"each; {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# {args.steps} steps per run, steady state from step {args.warmup + 1}, median of {args.repeats} runs "
+        f"each; {time.strftime('%Y-%m-%d')}"
+    )
     print("| stage | s/step studio | s/step plain TRL | ratio | to first step studio | plain | ratio |")
     print("|---|---|---|---|---|---|---|")
     for stage in args.stages.split(","):
         settings = plain_settings(stage, args.steps, folder)  # also builds the tiny model before anything is timed
         studio, plain = [], []  # (s/step, s to the first step) of each repeat
         for _ in range(args.repeats):  # alternated, so a slow spell of the machine hits both alike
-            for times_of, results in ((lambda: studio_times(stage, args.steps, env), studio),
-                                      (lambda: plain_times(settings, env, folder), plain)):
+            for times_of, results in (
+                (functools.partial(studio_times, stage, args.steps, env), studio),
+                (functools.partial(plain_times, settings, env, folder), plain),
+            ):
                 began, times = times_of()
                 assert len(times) == args.steps, (stage, len(times))
                 results.append((per_step(times, args.warmup), times[0] - began))
         s_step, s_first = (statistics.median(r[i] for r in studio) for i in (0, 1))
         p_step, p_first = (statistics.median(r[i] for r in plain) for i in (0, 1))
-        print(f"| {stage} | {s_step:.4f} | {p_step:.4f} | {s_step / p_step:.3f} | {s_first:.1f} s | {p_first:.1f} s "
-              f"| {s_first / p_first:.2f} |", flush=True)
+        print(
+            f"| {stage} | {s_step:.4f} | {p_step:.4f} | {s_step / p_step:.3f} | {s_first:.1f} s | {p_first:.1f} s "
+            f"| {s_first / p_first:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

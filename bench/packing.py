@@ -41,12 +41,31 @@ def tokens_per_second(dolly: Path, packing: bool, steps: int, max_length: int, e
     from studio.runs.metrics import read_all
 
     before = run_dirs()
-    sets = [f"data.path={dolly}", f"data.max_length={max_length}", f"sft.packing={str(packing).lower()}",
-            f"train.max_steps={steps}", "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
-            "data.eval_fraction=0", "timeline.prompts=[]"]
-    done = subprocess.run([sys.executable, "-m", "studio", "train", "presets/sft-dolly-tiny.yaml",
-                           *[arg for s in sets for arg in ("--set", s)]], cwd=REPO, env=env, capture_output=True,
-                          text=True)
+    sets = [
+        f"data.path={dolly}",
+        f"data.max_length={max_length}",
+        f"sft.packing={str(packing).lower()}",
+        f"train.max_steps={steps}",
+        "train.logging_steps=1",
+        "train.eval_steps=0",
+        "train.save_steps=0",
+        "data.eval_fraction=0",
+        "timeline.prompts=[]",
+    ]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            "presets/sft-dolly-tiny.yaml",
+            *[arg for s in sets for arg in ("--set", s)],
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"the run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     (run_dir,) = run_dirs() - before
@@ -67,8 +86,10 @@ def main() -> None:
     padded, n = tokens_per_second(dolly, False, args.steps, args.max_length, env)
     packed, m = tokens_per_second(dolly, True, args.steps, args.max_length, env)
     print(f"SFT, tiny model, batch 8, max_length {args.max_length}, {args.steps} steps each ({n} and {m} rows logged)")
-    print(f"padded: {padded:,.0f} tokens/s; packed: {packed:,.0f} tokens/s; ratio packed/padded {packed / padded:.2f}"
-          " (target at least 1.5)")
+    print(
+        f"padded: {padded:,.0f} tokens/s; packed: {packed:,.0f} tokens/s; ratio packed/padded {packed / padded:.2f}"
+        " (target at least 1.5)"
+    )
 
 
 if __name__ == "__main__":

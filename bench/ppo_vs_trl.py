@@ -64,28 +64,48 @@ TRL_VERSION = "0.29.1"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--episodes", type=int, default=1280, help="answers sampled and trained on, per trainer")
     p.add_argument("--batch-size", type=int, default=32, help="prompts per PPO step")
     p.add_argument("--response-length", type=int, default=12, help="most tokens sampled per answer")
     p.add_argument("--mini-batch-size", type=int, default=16, help="answers per optimizer step")
     p.add_argument("--ppo-epochs", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="default 3e-4 with full fine-tuning, 3e-3 with --lora")
+    p.add_argument(
+        "--learning-rate", type=float, default=None, help="default 3e-4 with full fine-tuning, 3e-3 with --lora"
+    )
     p.add_argument("--kl-coef", type=float, default=0.2)
     p.add_argument("--missing-eos-penalty", type=float, default=1.0)
-    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (r 8, alpha 16) in both; default: "
-                                                       "full fine-tuning in both")
-    p.add_argument("--trl-value", choices=("separate", "shared"), default="separate",
-                   help="TRL's value model: a separate copy of the tiny model, or the policy's own body")
-    p.add_argument("--trl-reward", choices=("rendered", "ids"), default="rendered",
-                   help="how TRL's reward model reads an answer: as ours does (decoded and rendered with the chat "
-                        "template), or TRL's own way (the sampled ids, read at the end-of-turn token)")
-    p.add_argument("--trl-skip-gc", action="store_true",
-                   help="make the gc.collect() that TRL's loop calls twice a step a no-op (to measure its cost)")
-    p.add_argument("--eval-samples", type=int, default=256,
-                   help="fresh answers from each final policy, scored the same way for both")
+    p.add_argument(
+        "--lora",
+        action="store_true",
+        help="train a LoRA adapter (r 8, alpha 16) in both; default: full fine-tuning in both",
+    )
+    p.add_argument(
+        "--trl-value",
+        choices=("separate", "shared"),
+        default="separate",
+        help="TRL's value model: a separate copy of the tiny model, or the policy's own body",
+    )
+    p.add_argument(
+        "--trl-reward",
+        choices=("rendered", "ids"),
+        default="rendered",
+        help="how TRL's reward model reads an answer: as ours does (decoded and rendered with the chat "
+        "template), or TRL's own way (the sampled ids, read at the end-of-turn token)",
+    )
+    p.add_argument(
+        "--trl-skip-gc",
+        action="store_true",
+        help="make the gc.collect() that TRL's loop calls twice a step a no-op (to measure its cost)",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        default=256,
+        help="fresh answers from each final policy, scored the same way for both",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads for each trainer")
     p.add_argument("--repeats", type=int, default=1, help="run both this many times, alternating")
     p.add_argument("--seed", type=int, default=42)
@@ -112,8 +132,9 @@ def setup_trl_venv() -> Path:
 
     python = TRL_VENV / "bin" / "python"
     torch_req = f"torch=={version('torch').split('+')[0]}"
-    others = [f"trl=={TRL_VERSION}"] + [f"{name}=={version(name)}"
-                                        for name in ("transformers", "accelerate", "peft", "datasets")]
+    others = [f"trl=={TRL_VERSION}"] + [
+        f"{name}=={version(name)}" for name in ("transformers", "accelerate", "peft", "datasets")
+    ]
     wanted = " ".join([torch_req, *others])
     stamp = TRL_VENV / ".bench-setup"
     if python.exists() and stamp.is_file() and stamp.read_text().strip() == wanted:
@@ -124,21 +145,36 @@ def setup_trl_venv() -> Path:
     index = ["--index-url", os.environ["TORCH_INDEX_URL"]] if os.environ.get("TORCH_INDEX_URL") else []
     log = TRL_VENV / "setup.log"
     with open(log, "w") as out:
-        for cmd in ([str(python), "-m", "pip", "install", "-q", *index, torch_req],  # CPU build first, as setup.sh
-                    [str(python), "-m", "pip", "install", "-q", *others]):
+        for cmd in (
+            [str(python), "-m", "pip", "install", "-q", *index, torch_req],  # CPU build first, as setup.sh
+            [str(python), "-m", "pip", "install", "-q", *others],
+        ):
             if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode:
                 sys.exit(f"installing into {TRL_VENV} failed; see {log}")
     stamp.write_text(wanted + "\n")
     return python
 
 
-QUESTIONS = ["How do I boil an egg?", "What is a good name for a cat?", "How can I sleep better?",
-             "What should I pack for a picnic?", "How do I water a cactus?", "What is a quick breakfast?",
-             "How do I start a journal?", "What game can two people play?"]
-ANSWERS = ["Put it in boiling water for nine minutes.", "Luna or Pepper are lovely names.",
-           "Keep a regular bedtime and dim the lights.", "Bring sandwiches, fruit, water and a blanket.",
-           "Water it lightly once every two weeks.", "Oats with fruit are ready in five minutes.",
-           "Write three lines every evening about your day.", "Chess or a simple card game works well."]
+QUESTIONS = [
+    "How do I boil an egg?",
+    "What is a good name for a cat?",
+    "How can I sleep better?",
+    "What should I pack for a picnic?",
+    "How do I water a cactus?",
+    "What is a quick breakfast?",
+    "How do I start a journal?",
+    "What game can two people play?",
+]
+ANSWERS = [
+    "Put it in boiling water for nine minutes.",
+    "Luna or Pepper are lovely names.",
+    "Keep a regular bedtime and dim the lights.",
+    "Bring sandwiches, fruit, water and a blanket.",
+    "Water it lightly once every two weeks.",
+    "Oats with fruit are ready in five minutes.",
+    "Write three lines every evening about your day.",
+    "Chess or a simple card game works well.",
+]
 RUDE = ["Figure it out yourself.", "That is a stupid question.", "Why would I tell you?", "Go away, I am busy."]
 
 
@@ -151,8 +187,12 @@ def polite_rude_pairs(n: int, seed: int) -> list[dict]:
     for _ in range(n):
         i = rng.randrange(len(QUESTIONS))
         prompt = f"\n\nHuman: {QUESTIONS[i]}\n\nAssistant:"
-        rows.append({"chosen": f"{prompt} Of course! {ANSWERS[i]} I hope that helps.",
-                     "rejected": f"{prompt} {rng.choice(RUDE)}"})
+        rows.append(
+            {
+                "chosen": f"{prompt} Of course! {ANSWERS[i]} I hope that helps.",
+                "rejected": f"{prompt} {rng.choice(RUDE)}",
+            }
+        )
     return rows
 
 
@@ -169,11 +209,21 @@ def prepare(home: Path, seed: int) -> dict:
 
     pairs = home / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(r) + "\n" for r in polite_rude_pairs(160, seed=1)))
-    config = RunConfig(stage="reward", data=DataSpec(source="hh-rlhf", path=str(pairs), eval_fraction=0.2,
-                                                     max_length=128),
-                       lora=LoraSpec(dropout=0.0),
-                       train=TrainSpec(max_steps=16, learning_rate=3e-3, batch_size=8, eval_steps=0, save_steps=0,
-                                       warmup_ratio=0.0, logging_steps=4, seed=seed))
+    config = RunConfig(
+        stage="reward",
+        data=DataSpec(source="hh-rlhf", path=str(pairs), eval_fraction=0.2, max_length=128),
+        lora=LoraSpec(dropout=0.0),
+        train=TrainSpec(
+            max_steps=16,
+            learning_rate=3e-3,
+            batch_size=8,
+            eval_steps=0,
+            save_steps=0,
+            warmup_ratio=0.0,
+            logging_steps=4,
+            seed=seed,
+        ),
+    )
     torch.manual_seed(0)
     run = manager.create(config)
     reward.train(config, run)
@@ -198,13 +248,24 @@ def prepare(home: Path, seed: int) -> dict:
             assert abs(plain(input_ids=ids).logits[0, 0].item() - score) < 1e-4, "export changed the scores"
 
     loaded = data.load(DataSpec(source="hh-rlhf", path=str(pairs), eval_fraction=0.0, max_length=128), "preference")
-    prompt_ids = [tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True,
-                                                return_dict=True)["input_ids"] for r in loaded.rows]
+    prompt_ids = [
+        tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+        for r in loaded.rows
+    ]
     distinct = list({json.dumps(r["prompt"]): r["prompt"] for r in loaded.rows}.values())
-    return {"home": str(home), "pairs": str(pairs), "reward_run": run.id, "reward_dir": str(exported),
-            "policy_dir": models.resolve("tiny"), "prompt_ids": prompt_ids, "distinct_prompts": distinct,
-            "prompt_messages": [r["prompt"] for r in loaded.rows],
-            "reward_accuracy": accuracy}
+    return {
+        "home": str(home),
+        "pairs": str(pairs),
+        "reward_run": run.id,
+        "reward_dir": str(exported),
+        "policy_dir": models.resolve("tiny"),
+        "prompt_ids": prompt_ids,
+        "distinct_prompts": distinct,
+        "prompt_messages": [r["prompt"] for r in loaded.rows],
+        "reward_accuracy": accuracy,
+    }
 
 
 def evaluate(policy_dir: str, s: dict, samples: int) -> float:
@@ -229,13 +290,22 @@ def evaluate(policy_dir: str, s: dict, samples: int) -> float:
     torch.manual_seed(s["seed"])
     total = 0.0
     for start in range(0, samples, 64):
-        chunk = prompts[start:start + 64]
-        query = tokenizer.apply_chat_template(chunk, add_generation_prompt=True, padding=True, return_tensors="pt",
-                                              return_dict=True)
+        chunk = prompts[start : start + 64]
+        query = tokenizer.apply_chat_template(
+            chunk, add_generation_prompt=True, padding=True, return_tensors="pt", return_dict=True
+        )
         with torch.no_grad():
-            out = model.generate(**query, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=s["response_length"], eos_token_id=eos, pad_token_id=pad)
-        responses = out[:, query["input_ids"].shape[1]:]
+            out = model.generate(
+                **query,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=s["response_length"],
+                eos_token_id=eos,
+                pad_token_id=pad,
+            )
+        responses = out[:, query["input_ids"].shape[1] :]
         is_eos = responses == eos
         after = (is_eos.long().cumsum(1) - is_eos.long()) > 0  # tokens after the first EOS
         texts = tokenizer.batch_decode(responses.masked_fill(after, pad), skip_special_tokens=True)
@@ -274,16 +344,39 @@ def worker_ours(s: dict) -> dict:
     from studio.trainers import ppo
 
     config = RunConfig(
-        stage="ppo", data=DataSpec(source="hh-rlhf", path=s["pairs"], eval_fraction=0.0, max_length=128),
+        stage="ppo",
+        data=DataSpec(source="hh-rlhf", path=s["pairs"], eval_fraction=0.0, max_length=128),
         lora=LoraSpec(enabled=s["lora"], r=8, alpha=16, dropout=0.0),
-        train=TrainSpec(max_steps=s["steps"], learning_rate=s["learning_rate"], batch_size=s["batch_size"],
-                        gradient_accumulation_steps=1, warmup_ratio=0.0, lr_scheduler="constant", weight_decay=0.0,
-                        max_grad_norm=0.0, logging_steps=10, save_steps=0, seed=s["seed"]),  # TRL: no saves
+        train=TrainSpec(
+            max_steps=s["steps"],
+            learning_rate=s["learning_rate"],
+            batch_size=s["batch_size"],
+            gradient_accumulation_steps=1,
+            warmup_ratio=0.0,
+            lr_scheduler="constant",
+            weight_decay=0.0,
+            max_grad_norm=0.0,
+            logging_steps=10,
+            save_steps=0,
+            seed=s["seed"],
+        ),  # TRL: no saves
         reward_models=RewardModelsSpec(runs=[s["reward_run"]]),
-        ppo=PPOSpec(response_length=s["response_length"], kl_coef=s["kl_coef"], target_kl=None, kl_estimator="k1",
-                    missing_eos_penalty=s["missing_eos_penalty"], gamma=1.0, lam=0.95, cliprange=0.2,
-                    cliprange_value=0.2, vf_coef=0.1, ppo_epochs=s["ppo_epochs"],
-                    mini_batch_size=s["mini_batch_size"], whiten_advantages=True))
+        ppo=PPOSpec(
+            response_length=s["response_length"],
+            kl_coef=s["kl_coef"],
+            target_kl=None,
+            kl_estimator="k1",
+            missing_eos_penalty=s["missing_eos_penalty"],
+            gamma=1.0,
+            lam=0.95,
+            cliprange=0.2,
+            cliprange_value=0.2,
+            vf_coef=0.1,
+            ppo_epochs=s["ppo_epochs"],
+            mini_batch_size=s["mini_batch_size"],
+            whiten_advantages=True,
+        ),
+    )
     generate, scoring, step_end = [], [], []
     timed(GenerationMixin, "generate", generate)
     timed(RewardJudge, "score", scoring)
@@ -297,9 +390,14 @@ def worker_ours(s: dict) -> dict:
     run = manager.create(config)
     ppo.train(config, run)
     rows = read_all(run.metrics_path)
-    return {"step_end": step_end, "scores": [r["reward_with_eos_penalty"] for r in rows],
-            "generate": generate, "scoring": scoring, "kl": [r["kl"] for r in rows],
-            "final_policy": str(run.adapter_dir)}
+    return {
+        "step_end": step_end,
+        "scores": [r["reward_with_eos_penalty"] for r in rows],
+        "generate": generate,
+        "scoring": scoring,
+        "kl": [r["kl"] for r in rows],
+        "final_policy": str(run.adapter_dir),
+    }
 
 
 def rendered_reward(get_reward, reward_model, tokenizer, s: dict):
@@ -318,13 +416,16 @@ def rendered_reward(get_reward, reward_model, tokenizer, s: dict):
         for query, response in zip(query_responses[:, :context_length], query_responses[:, context_length:]):
             prompt = messages[tuple(query[query != pad_token_id].tolist())]
             answer = tokenizer.decode(response, skip_special_tokens=True)
-            rendered.append(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": answer}],
-                                                          tokenize=True, return_dict=True)["input_ids"])
+            rendered.append(
+                tokenizer.apply_chat_template(
+                    prompt + [{"role": "assistant", "content": answer}], tokenize=True, return_dict=True
+                )["input_ids"]
+            )
         width = max(len(x) for x in rendered)
         ids = torch.full((len(rendered), width), pad_token_id)
         mask = torch.zeros_like(ids)
         for row, x in enumerate(rendered):
-            ids[row, :len(x)], mask[row, :len(x)] = torch.tensor(x), 1
+            ids[row, : len(x)], mask[row, : len(x)] = torch.tensor(x), 1
         scores = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, 0]
         return None, scores, None
 
@@ -334,8 +435,14 @@ def rendered_reward(get_reward, reward_model, tokenizer, s: dict):
 def worker_trl(s: dict) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
-                              GenerationMixin, TrainerCallback, set_seed)
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        GenerationMixin,
+        TrainerCallback,
+        set_seed,
+    )
     from trl.experimental.ppo import PPOConfig, PPOTrainer
     from trl.experimental.ppo import ppo_trainer as trl_ppo
 
@@ -350,28 +457,51 @@ def worker_trl(s: dict) -> dict:
         value.model = policy.model  # the policy's body: LoRA layers TRL injects later are shared too
         value.score = torch.nn.Linear(policy.config.hidden_size, 1, bias=False)
     else:
-        value = AutoModelForSequenceClassification.from_pretrained(s["policy_dir"], num_labels=1,
-                                                                   dtype=torch.float32)
+        value = AutoModelForSequenceClassification.from_pretrained(s["policy_dir"], num_labels=1, dtype=torch.float32)
     torch.nn.init.zeros_(value.score.weight)  # like our value head: predict 0 at first
     reward_model = AutoModelForSequenceClassification.from_pretrained(s["reward_dir"], dtype=torch.float32).eval()
     peft_config = None
     if s["lora"]:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
-                                 task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
     prompts = Dataset.from_dict({"input_ids": s["prompt_ids"]})
     args = PPOConfig(
-        output_dir=str(Path(s["home"]) / "trl-out"), report_to="none", save_strategy="no", logging_steps=1,
-        disable_tqdm=True, bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, seed=s["seed"],
-        total_episodes=s["steps"] * s["batch_size"], per_device_train_batch_size=s["batch_size"],
-        gradient_accumulation_steps=1, num_mini_batches=s["batch_size"] // s["mini_batch_size"],
-        local_rollout_forward_batch_size=s["batch_size"], num_ppo_epochs=s["ppo_epochs"],
-        learning_rate=s["learning_rate"], lr_scheduler_type="constant", weight_decay=0.0,
-        response_length=s["response_length"], temperature=1.0, stop_token="eos",
-        missing_eos_penalty=s["missing_eos_penalty"], kl_coef=s["kl_coef"], kl_estimator="k1",
-        whiten_rewards=False, gamma=1.0, lam=0.95, cliprange=0.2, cliprange_value=0.2, vf_coef=0.1,
-        num_sample_generations=0)
+        output_dir=str(Path(s["home"]) / "trl-out"),
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        seed=s["seed"],
+        total_episodes=s["steps"] * s["batch_size"],
+        per_device_train_batch_size=s["batch_size"],
+        gradient_accumulation_steps=1,
+        num_mini_batches=s["batch_size"] // s["mini_batch_size"],
+        local_rollout_forward_batch_size=s["batch_size"],
+        num_ppo_epochs=s["ppo_epochs"],
+        learning_rate=s["learning_rate"],
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        response_length=s["response_length"],
+        temperature=1.0,
+        stop_token="eos",
+        missing_eos_penalty=s["missing_eos_penalty"],
+        kl_coef=s["kl_coef"],
+        kl_estimator="k1",
+        whiten_rewards=False,
+        gamma=1.0,
+        lam=0.95,
+        cliprange=0.2,
+        cliprange_value=0.2,
+        vf_coef=0.1,
+        num_sample_generations=0,
+    )
 
     step_end, scores, kl = [], [], []
 
@@ -384,10 +514,18 @@ def worker_trl(s: dict) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             step_end.append((time.time(), time.process_time()))
 
-    trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=reference,
-                         reward_model=reward_model, train_dataset=prompts, value_model=value,
-                         eval_dataset=prompts.select(range(s["batch_size"])), peft_config=peft_config,
-                         callbacks=[Clock()])
+    trainer = PPOTrainer(
+        args=args,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=reference,
+        reward_model=reward_model,
+        train_dataset=prompts,
+        value_model=value,
+        eval_dataset=prompts.select(range(s["batch_size"])),
+        peft_config=peft_config,
+        callbacks=[Clock()],
+    )
     if s["trl_reward"] == "rendered":
         trl_ppo.get_reward = rendered_reward(trl_ppo.get_reward, reward_model, tokenizer, s)
     generate, scoring = [], []
@@ -398,8 +536,14 @@ def worker_trl(s: dict) -> dict:
     trainer.train()
     final = Path(s["home"]) / "trl-final-policy"
     trainer.accelerator.unwrap_model(trainer.model).policy.save_pretrained(final)
-    return {"step_end": step_end, "scores": scores, "generate": generate, "scoring": scoring, "kl": kl,
-            "final_policy": str(final)}
+    return {
+        "step_end": step_end,
+        "scores": scores,
+        "generate": generate,
+        "scoring": scoring,
+        "kl": kl,
+        "final_policy": str(final),
+    }
 
 
 def run_worker(kind: str, python: Path, settings: dict, threads: int) -> dict:
@@ -407,12 +551,24 @@ def run_worker(kind: str, python: Path, settings: dict, threads: int) -> dict:
     folder = Path(settings["home"])
     path = folder / f"settings-{kind}.json"
     path.write_text(json.dumps(settings))
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRL_EXPERIMENTAL_SILENCE="1")
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRL_EXPERIMENTAL_SILENCE="1",
+    )
     log = folder / f"{kind}.log"
     with open(log, "w") as out:
-        done = subprocess.run([str(python), __file__, "--worker", kind, "--settings", str(path)], cwd=REPO, env=env,
-                              stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [str(python), __file__, "--worker", kind, "--settings", str(path)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     if done.returncode:
         sys.exit(f"the {kind} trainer failed:\n" + "\n".join(log.read_text().splitlines()[-30:]))
     return json.loads((folder / f"result-{kind}.json").read_text())
@@ -430,19 +586,32 @@ def summarise(result: dict, batch_size: int) -> dict:
     quarter = max(1, len(scores) // 4)
     first, last = sum(scores[:quarter]) / quarter, sum(scores[-quarter:]) / quarter
     generate, scoring = after_first(result["generate"], 1), after_first(result["scoring"], 1)
-    return {"s_per_episode": per_step / batch_size, "cpu_per_episode": (cpu1 - cpu0) / timed_steps / batch_size,
-            "s_per_step": per_step, "tokens": after_first(result["generate"], 2), "generate": generate,
-            "scoring": scoring, "rest": per_step - generate - scoring, "first": first, "last": last,
-            "gained": last - first, "late_kl": sum(result["kl"][-quarter:]) / quarter}
+    return {
+        "s_per_episode": per_step / batch_size,
+        "cpu_per_episode": (cpu1 - cpu0) / timed_steps / batch_size,
+        "s_per_step": per_step,
+        "tokens": after_first(result["generate"], 2),
+        "generate": generate,
+        "scoring": scoring,
+        "rest": per_step - generate - scoring,
+        "first": first,
+        "last": last,
+        "gained": last - first,
+        "late_kl": sum(result["kl"][-quarter:]) / quarter,
+    }
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
-    print(f"{'':14} {'s/episode':>9} {'cpu s/ep':>8} {'s/step':>6} {'tokens':>6} {'generate':>8} {'scoring':>7} "
-          f"{'rest':>6} {'reward q1':>9} {'q4':>6} {'gained':>6} {'kl q4':>5} {'judged':>6} {'gain':>5}")
+    print(
+        f"{'':14} {'s/episode':>9} {'cpu s/ep':>8} {'s/step':>6} {'tokens':>6} {'generate':>8} {'scoring':>7} "
+        f"{'rest':>6} {'reward q1':>9} {'q4':>6} {'gained':>6} {'kl q4':>5} {'judged':>6} {'gain':>5}"
+    )
     for name, r in rows:
-        print(f"{name:14} {r['s_per_episode']:9.5f} {r['cpu_per_episode']:8.5f} {r['s_per_step']:6.3f} "
-              f"{r['tokens']:6.1f} {r['generate']:8.3f} {r['scoring']:7.3f} {r['rest']:6.3f} {r['first']:9.3f} "
-              f"{r['last']:6.3f} {r['gained']:6.3f} {r['late_kl']:5.2f} {r['judged']:6.3f} {r['judged_gain']:5.2f}")
+        print(
+            f"{name:14} {r['s_per_episode']:9.5f} {r['cpu_per_episode']:8.5f} {r['s_per_step']:6.3f} "
+            f"{r['tokens']:6.1f} {r['generate']:8.3f} {r['scoring']:7.3f} {r['rest']:6.3f} {r['first']:9.3f} "
+            f"{r['last']:6.3f} {r['gained']:6.3f} {r['late_kl']:5.2f} {r['judged']:6.3f} {r['judged_gain']:5.2f}"
+        )
 
 
 LEGEND = """s/episode: wall seconds per episode over steps 2..N; cpu s/ep: the trainer process's CPU seconds per
@@ -485,25 +654,40 @@ def main() -> None:
         with open(home / "prepare.log", "w") as log, contextlib.redirect_stdout(log):
             prepared = prepare(home, args.seed)
         steps = -(-args.episodes // args.batch_size)
-        settings = {**prepared, "steps": steps, "batch_size": args.batch_size,
-                    "response_length": args.response_length, "mini_batch_size": args.mini_batch_size,
-                    "ppo_epochs": args.ppo_epochs, "learning_rate": args.learning_rate, "kl_coef": args.kl_coef,
-                    "missing_eos_penalty": args.missing_eos_penalty, "lora": args.lora,
-                    "trl_value": args.trl_value, "trl_skip_gc": args.trl_skip_gc,
-                    "trl_reward": args.trl_reward, "seed": args.seed}
+        settings = {
+            **prepared,
+            "steps": steps,
+            "batch_size": args.batch_size,
+            "response_length": args.response_length,
+            "mini_batch_size": args.mini_batch_size,
+            "ppo_epochs": args.ppo_epochs,
+            "learning_rate": args.learning_rate,
+            "kl_coef": args.kl_coef,
+            "missing_eos_penalty": args.missing_eos_penalty,
+            "lora": args.lora,
+            "trl_value": args.trl_value,
+            "trl_skip_gc": args.trl_skip_gc,
+            "trl_reward": args.trl_reward,
+            "seed": args.seed,
+        }
         print(f"reward model: held-out polite-over-rude accuracy {prepared['reward_accuracy']:.2f}")
-        print(f"PPO: {steps * args.batch_size} episodes = {steps} steps of {args.batch_size}, response length "
-              f"{args.response_length}, {args.ppo_epochs} PPO epochs of minibatches of {args.mini_batch_size}, "
-              f"lr {args.learning_rate:g}, kl_coef {args.kl_coef:g}, missing-EOS penalty "
-              f"{args.missing_eos_penalty:g}, {'LoRA r 8' if args.lora else 'full fine-tuning'}, {args.threads} "
-              f"torch thread(s); TRL: value model {args.trl_value}, reward read {args.trl_reward}"
-              f"{', gc.collect() skipped' if args.trl_skip_gc else ''}\n", flush=True)
+        print(
+            f"PPO: {steps * args.batch_size} episodes = {steps} steps of {args.batch_size}, response length "
+            f"{args.response_length}, {args.ppo_epochs} PPO epochs of minibatches of {args.mini_batch_size}, "
+            f"lr {args.learning_rate:g}, kl_coef {args.kl_coef:g}, missing-EOS penalty "
+            f"{args.missing_eos_penalty:g}, {'LoRA r 8' if args.lora else 'full fine-tuning'}, {args.threads} "
+            f"torch thread(s); TRL: value model {args.trl_value}, reward read {args.trl_reward}"
+            f"{', gc.collect() skipped' if args.trl_skip_gc else ''}\n",
+            flush=True,
+        )
         start = evaluate(settings["policy_dir"], settings, args.eval_samples)
         ratios = []
         for repeat in range(1, args.repeats + 1):
             rows = []
-            for name, kind, python in (("ours (studio)", "ours", Path(sys.executable)),
-                                       (f"TRL {TRL_VERSION}", "trl", trl_python)):
+            for name, kind, python in (
+                ("ours (studio)", "ours", Path(sys.executable)),
+                (f"TRL {TRL_VERSION}", "trl", trl_python),
+            ):
                 result = run_worker(kind, python, settings, args.threads)
                 row = summarise(result, args.batch_size)
                 row["judged"] = evaluate(result["final_policy"], settings, args.eval_samples)
@@ -515,14 +699,19 @@ def main() -> None:
             if args.repeats > 1:
                 print(f"repeat {repeat}/{args.repeats}")
             print_table(rows)
-            print(f"ratio ours/TRL seconds per episode: {ratio:.3f} wall, {cpu_ratio:.3f} CPU "
-                  f"(ours is {1 / ratio:.2f}x as fast by the wall clock)\n", flush=True)
+            print(
+                f"ratio ours/TRL seconds per episode: {ratio:.3f} wall, {cpu_ratio:.3f} CPU "
+                f"(ours is {1 / ratio:.2f}x as fast by the wall clock)\n",
+                flush=True,
+            )
         print(LEGEND.format(n=args.eval_samples, start=start))
         if args.repeats > 1:
             for i, what in enumerate(("wall", "CPU")):
                 values = sorted(r[i] for r in ratios)
-                print(f"ratio ours/TRL ({what}) over {args.repeats} repeats: median {values[len(values) // 2]:.3f}, "
-                      f"min {values[0]:.3f}, max {values[-1]:.3f}")
+                print(
+                    f"ratio ours/TRL ({what}) over {args.repeats} repeats: median {values[len(values) // 2]:.3f}, "
+                    f"min {values[0]:.3f}, max {values[-1]:.3f}"
+                )
     finally:
         if args.keep:
             print(f"studio home kept: {home}")

@@ -12,13 +12,15 @@ import json
 import random
 from pathlib import Path
 
-WORDS = ("the of and to in is that it for on with as was at by an be this from or have not are but what which "
-         "when your can more all will there one would about so if out they time how some into people these "
-         "make like than first been who its now find use may water long down day did get come made part over "
-         "sound number little work know place year live back give most very after thing our just name good "
-         "sentence man think say great where help through much before line right too mean old any same tell "
-         "boy follow came want show also around form three small set put end does another well large must "
-         "big even such because turn here why ask went men read need land different home us move try kind").split()
+WORDS = """
+the of and to in is that it for on with as was at by an be this from or have not are but what which when your
+can more all will there one would about so if out they time how some into people these make like than first been
+who its now find use may water long down day did get come made part over sound number little work know place
+year live back give most very after thing our just name good sentence man think say great where help through
+much before line right too mean old any same tell boy follow came want show also around form three small set put
+end does another well large must big even such because turn here why ask went men read need land different home
+us move try kind
+""".split()
 
 
 def words(rng: random.Random, mean_words: float) -> str:
@@ -34,13 +36,19 @@ def write_data(folder: Path, rows: int, seed: int = 0) -> tuple[Path, Path]:
     dolly, hh = folder / "dolly.jsonl", folder / "hh.jsonl"
     with open(dolly, "w") as f:
         for _ in range(rows):
-            f.write(json.dumps({"instruction": words(rng, 15), "context": "", "response": words(rng, 70),
-                                "category": "open_qa"}) + "\n")
+            f.write(
+                json.dumps(
+                    {"instruction": words(rng, 15), "context": "", "response": words(rng, 70), "category": "open_qa"}
+                )
+                + "\n"
+            )
     with open(hh, "w") as f:
         for _ in range(rows):
-            turns = "".join(f"\n\nHuman: {words(rng, 20)}\n\nAssistant: {words(rng, 50)}"
-                            for _ in range(rng.choice((0, 1))))
+            turns = "".join(
+                f"\n\nHuman: {words(rng, 20)}\n\nAssistant: {words(rng, 50)}" for _ in range(rng.choice((0, 1)))
+            )
             prompt = f"{turns}\n\nHuman: {words(rng, 20)}\n\nAssistant:"
-            f.write(json.dumps({"chosen": f"{prompt} {words(rng, 50)}", "rejected": f"{prompt} {words(rng, 50)}"})
-                    + "\n")
+            f.write(
+                json.dumps({"chosen": f"{prompt} {words(rng, 50)}", "rejected": f"{prompt} {words(rng, 50)}"}) + "\n"
+            )
     return dolly, hh

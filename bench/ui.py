@@ -41,8 +41,13 @@ def start_up(home: Path, timeout: float = 120.0) -> tuple[float, bool]:
     port = free_port()
     env = dict(os.environ, RLHF_STUDIO_HOME=str(home), GRADIO_ANALYTICS_ENABLED="False")
     began = time.monotonic()
-    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "studio", "ui", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while time.monotonic() - began < timeout:
             try:
@@ -63,9 +68,17 @@ def start_up(home: Path, timeout: float = 120.0) -> tuple[float, bool]:
 
 
 def sft_row(step: int) -> dict:
-    return {"loss": 2.0 / (1 + step / 1000), "grad_norm": 1.0 + (step % 7) / 10, "learning_rate": 2e-4,
-            "mean_token_accuracy": min(0.9, step / 200000), "num_tokens": 2048.0 * step,
-            "tokens_per_second": 5000.0 + step % 13, "step": step, "epoch": step / 100000, "time": 1.7e9 + step}
+    return {
+        "loss": 2.0 / (1 + step / 1000),
+        "grad_norm": 1.0 + (step % 7) / 10,
+        "learning_rate": 2e-4,
+        "mean_token_accuracy": min(0.9, step / 200000),
+        "num_tokens": 2048.0 * step,
+        "tokens_per_second": 5000.0 + step % 13,
+        "step": step,
+        "epoch": step / 100000,
+        "time": 1.7e9 + step,
+    }
 
 
 def write_metrics(path: Path, rows: int) -> None:
@@ -73,8 +86,7 @@ def write_metrics(path: Path, rows: int) -> None:
         for step in range(1, rows + 1):
             f.write(json.dumps(sft_row(step)) + "\n")
             if step % 100 == 0:
-                f.write(json.dumps({"eval_loss": 2.1 / (1 + step / 1000), "step": step, "time": 1.7e9 + step})
-                        + "\n")
+                f.write(json.dumps({"eval_loss": 2.1 / (1 + step / 1000), "step": step, "time": 1.7e9 + step}) + "\n")
 
 
 def draw(feed) -> int:
@@ -122,12 +134,16 @@ def main() -> None:
         home = Path(tmp)
         start_up(home)  # the first start writes the home and warms the OS file cache; the second is timed
         seconds, torch_loaded = start_up(home)
-        print(f"start-up to the first page: {seconds:.2f} s (target under 5 s); "
-              f"torch in the UI process: {'yes' if torch_loaded else 'no'}")
+        print(
+            f"start-up to the first page: {seconds:.2f} s (target under 5 s); "
+            f"torch in the UI process: {'yes' if torch_loaded else 'no'}"
+        )
         first, tick, panels = charts_refresh(home, args.rows, args.repeats)
-        print(f"charts of a run with {args.rows:,} metric rows ({panels} panels): first read and draw {first:.2f} s; "
-              f"refresh after 10 new rows {tick * 1000:.0f} ms, median of {args.repeats} "
-              f"(target under 100 ms, ratio to target {tick / 0.1:.2f})")
+        print(
+            f"charts of a run with {args.rows:,} metric rows ({panels} panels): first read and draw {first:.2f} s; "
+            f"refresh after 10 new rows {tick * 1000:.0f} ms, median of {args.repeats} "
+            f"(target under 100 ms, ratio to target {tick / 0.1:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,18 @@ import sys
 
 import gradio as gr
 
-from components import (chat_tab, compare_tab, data_tab, model_tab, pipelines_tab, reward_tab, runs_tab, share_tab,
-                        start_strip, train_tab)
+from components import (
+    chat_tab,
+    compare_tab,
+    data_tab,
+    model_tab,
+    pipelines_tab,
+    reward_tab,
+    runs_tab,
+    share_tab,
+    start_strip,
+    train_tab,
+)
 from components.oneline import ERROR_CLASS
 from studio import access, spaces
 from studio.errors import StudioError
@@ -81,8 +91,10 @@ def _keep_in_address(demo: gr.Blocks, tabs: gr.Tabs, runs: list) -> None:
     def restore(request: gr.Request) -> list:
         tab = request.query_params.get("tab")
         tab = tab if tab in ids else None
-        return [gr.Tabs(selected=tab) if tab else gr.skip(),
-                *runs_tab.restore(request.query_params.get("run") or "", tab == "runs")]
+        return [
+            gr.Tabs(selected=tab) if tab else gr.skip(),
+            *runs_tab.restore(request.query_params.get("run") or "", tab == "runs"),
+        ]
 
     demo.load(restore, outputs=[tabs, *runs], api_visibility="private", show_progress="hidden")
 
@@ -103,11 +115,22 @@ def main(host: str | None = None, port: int | None = None) -> None:
     # quiet: gradio's banner (its address and a hint about share=True) gives way to the one line below, printed
     # once launch returns: it starts the server and checks that the page answers, so "ready" is true when said.
     try:
-        demo.launch(server_name=host, server_port=port, show_error=False, share=False, auth=login,
-                    max_file_size=access.max_upload(), quiet=True, prevent_thread_lock=True, css=APP_CSS)
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            show_error=False,
+            share=False,
+            auth=login,
+            max_file_size=access.max_upload(),
+            quiet=True,
+            prevent_thread_lock=True,
+            css=APP_CSS,
+        )
     except OSError:  # gradio's own message names its launch() parameters, not ours
-        print(f"error: cannot serve on {host}:{port}: the port is in use (another studio?); pick another with --port",
-              file=sys.stderr)
+        print(
+            f"error: cannot serve on {host}:{port}: the port is in use (another studio?); pick another with --port",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
     print(f"{TITLE} is ready on {demo.local_url.rstrip('/')}", flush=True)
     demo.block_thread()

@@ -89,8 +89,9 @@ def _text(content) -> str:
         return content
     if isinstance(content, dict):
         content = [content]
-    return "".join(part.get("text", "") for part in content or () if isinstance(part, dict)
-                   and part.get("type", "text") == "text")
+    return "".join(
+        part.get("text", "") for part in content or () if isinstance(part, dict) and part.get("type", "text") == "text"
+    )
 
 
 # Each reply opens with the model that wrote it, in bold on a line of its own: a conversation may switch models.
@@ -104,28 +105,37 @@ def signed(label: str, text: str) -> str:
 def unsigned(text: str, labels: set[str]) -> str:
     """A reply without the line naming its model (only a known model's name counts as that line)."""
     match = _SIGNED.match(text)
-    return text[match.end():] if match and match[1] in labels else text
+    return text[match.end() :] if match and match[1] in labels else text
 
 
 def conversation(history: list[dict] | None) -> list[dict]:
     """The chat's messages as plain role/content dicts, user and assistant turns only, replies without the line
     naming their model."""
     labels = {label for label, _key in generate.answering_models()} if history else set()  # as the picker names them
-    return [{"role": m["role"], "content": unsigned(_text(m.get("content")), labels) if m["role"] == "assistant"
-             else _text(m.get("content"))} for m in history or () if m.get("role") in ("user", "assistant")]
+    return [
+        {
+            "role": m["role"],
+            "content": unsigned(_text(m.get("content")), labels)
+            if m["role"] == "assistant"
+            else _text(m.get("content")),
+        }
+        for m in history or ()
+        if m.get("role") in ("user", "assistant")
+    ]
 
 
 def _stats(part: generate.Partial, label: str, stopped: bool) -> str:
     how = "stopped after" if stopped else "reply:"
-    return (f"{label} {how} {part.tokens} tokens in {part.seconds:.2f} s "
-            f"({part.tokens_per_second:.1f} tokens/s)")
+    return f"{label} {how} {part.tokens} tokens in {part.seconds:.2f} s ({part.tokens_per_second:.1f} tokens/s)"
 
 
-def chat(request: gr.Request, message: str, history: list[dict] | None, model: str | None, system: str | None,
-         *values):
+def chat(request: gr.Request, message: str, history: list[dict] | None, model: str | None, system: str | None, *values):
     """Stream the reply to `message`: yields (history with the reply so far, message box, stats line)."""
-    shown_before = [{"role": m["role"], "content": _text(m.get("content"))} for m in history or ()
-                    if m.get("role") in ("user", "assistant")]
+    shown_before = [
+        {"role": m["role"], "content": _text(m.get("content"))}
+        for m in history or ()
+        if m.get("role") in ("user", "assistant")
+    ]
     turns = conversation(history)
     try:
         if not (message or "").strip():
@@ -183,18 +193,30 @@ def build(tab: gr.Tab | None = None) -> None:
     """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the model list each time it is opened."""
     choices = generate.answering_models()
     with gr.Row():
-        model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Model",
-                            info="A base model or a completed run", scale=4, visible=False)
+        model = gr.Dropdown(
+            choices=choices,
+            value=choices[0][1] if choices else None,
+            label="Model",
+            info="A base model or a completed run",
+            scale=4,
+            visible=False,
+        )
         refresh = gr.Button("Refresh list", scale=1, size="sm")
         unload = gr.Button("Unload model", scale=1, size="sm")
     # Built hidden and shown when the tab opens (components/firstopen.py): what is typed right away then stays.
-    system = gr.Textbox(label="System prompt", lines=2, placeholder="optional: sent before every conversation",
-                        visible=False)
+    system = gr.Textbox(
+        label="System prompt", lines=2, placeholder="optional: sent before every conversation", visible=False
+    )
     settings = generation.build(visible=False)
     chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-window")
     # One line to start with (so Enter sends, as gradio sends on Enter only from a one-line box), growing to eight.
-    message = gr.Textbox(label="Message", lines=1, max_lines=8, visible=False,
-                         placeholder="Type a message; Enter sends, Shift+Enter adds a line")
+    message = gr.Textbox(
+        label="Message",
+        lines=1,
+        max_lines=8,
+        visible=False,
+        placeholder="Type a message; Enter sends, Shift+Enter adds a line",
+    )
     firstopen.reveal_on_open(tab, [model, system, *settings, message])
     with gr.Row():
         send = gr.Button("Send", variant="primary")
@@ -205,12 +227,22 @@ def build(tab: gr.Tab | None = None) -> None:
     # preprocess=False: a pick whose run was deleted since must reach the handler (to be replaced), not be refused.
     refresh.click(chat_models, preprocess=False, inputs=model, outputs=model, api_name="chat_models")
     if tab is not None:
-        tab.select(chat_models, preprocess=False, inputs=model, outputs=model, api_name="chat_models_on_open",
-                   api_visibility="private", show_progress="hidden")
+        tab.select(
+            chat_models,
+            preprocess=False,
+            inputs=model,
+            outputs=model,
+            api_name="chat_models_on_open",
+            api_visibility="private",
+            show_progress="hidden",
+        )
     inputs, outputs = [message, chatbot, model, system, *settings], [chatbot, message, stats]
-    sending = [send.click(chat, inputs=inputs, outputs=outputs, api_name="chat", **generation.QUEUE),
-               message.submit(chat, inputs=inputs, outputs=outputs, api_name="chat_on_enter",
-                              api_visibility="private", **generation.QUEUE)]
+    sending = [
+        send.click(chat, inputs=inputs, outputs=outputs, api_name="chat", **generation.QUEUE),
+        message.submit(
+            chat, inputs=inputs, outputs=outputs, api_name="chat_on_enter", api_visibility="private", **generation.QUEUE
+        ),
+    ]
     stop.click(stop_chat, outputs=stats, cancels=sending, api_name="stop_chat")
     clear.click(clear_chat, outputs=[chatbot, message, stats], cancels=sending, api_name="clear_chat")
     unload.click(unload_model, outputs=stats, api_name="unload_model", **generation.QUEUE)

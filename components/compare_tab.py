@@ -47,8 +47,9 @@ PROMPT_SOURCES = [("typed below, one per line", TYPED), ("sampled from the first
 SAMPLE_COUNT = 8  # held-out prompts drawn by default: a screenful of rows to read side by side
 NO_REWARD = ""
 SUMMARY_COLUMNS = ["model", "mean score", "win rate vs base", "tokens/s"]
-VOTES_LINE = ("Votes are the `votes` data source in the Data tab: pick it to train the next reward model or DPO "
-              "run on them.")
+VOTES_LINE = (
+    "Votes are the `votes` data source in the Data tab: pick it to train the next reward model or DPO run on them."
+)
 
 TABLE_CSS = """
 table.answers { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 14px; }
@@ -79,6 +80,7 @@ class Panel:
     """What another part of the page may fill in and run here (the Start here strip shows the demo's comparison):
     `fills` are the run picker, the reward picker, the prompt source and the prompts box (filled_with gives their
     values), `inputs` and `outputs` those of run_compare."""
+
     fills: list
     inputs: list
     outputs: list
@@ -87,15 +89,23 @@ class Panel:
 def filled_with(run_ids: list[str], reward_run: str, prompts: list[str]) -> tuple:
     """The updates of Panel.fills that pick these runs and this reward run, with these prompts typed in."""
     runs, rewards, _models = _choices()
-    return (gr.Dropdown(choices=runs, value=list(run_ids)), gr.Dropdown(choices=rewards, value=reward_run), TYPED,
-            "\n".join(prompts))
+    return (
+        gr.Dropdown(choices=runs, value=list(run_ids)),
+        gr.Dropdown(choices=rewards, value=reward_run),
+        TYPED,
+        "\n".join(prompts),
+    )
 
 
 def compare_choices():
     """The pickers' choices now: completed runs that answer, completed reward runs, and the models for A/B."""
     runs, rewards, models = _choices()
-    return (gr.Dropdown(choices=runs), gr.Dropdown(choices=rewards), gr.Dropdown(choices=models),
-            gr.Dropdown(choices=models))
+    return (
+        gr.Dropdown(choices=runs),
+        gr.Dropdown(choices=rewards),
+        gr.Dropdown(choices=models),
+        gr.Dropdown(choices=models),
+    )
 
 
 # ---------------------------------------------------------------- side by side
@@ -154,8 +164,7 @@ def pick_source(prompt_source: str, run_ids: list[str] | None, count, seed):
     return sampled, sampled_rows(sampled), _sampled_line(sampled), gr.Accordion(open=True)
 
 
-def run_compare(run_ids: list[str] | None, prompt_source: str, prompts: str, reward_run: str | None, sampled,
-                *values):
+def run_compare(run_ids: list[str] | None, prompt_source: str, prompts: str, reward_run: str | None, sampled, *values):
     """(comparison, message, answers table, summary rows, sampled prompts); values are the generation boxes, then
     the held-out count and seed. A mistake gives (None, one line, "", [], the sampled prompts unchanged)."""
     *boxes, count, seed = values
@@ -169,12 +178,20 @@ def run_compare(run_ids: list[str] | None, prompt_source: str, prompts: str, rew
         result = compare.compare(list(run_ids or []), asked, settings, reward_run or None)
     except Exception as err:
         return None, error_line(err), "", [], gr.skip()
-    scored = f", scored by reward run {result.reward_run}" if result.reward_run else \
-        " (pick a reward run to score them and get win rates)"
+    scored = (
+        f", scored by reward run {result.reward_run}"
+        if result.reward_run
+        else " (pick a reward run to score them and get win rates)"
+    )
     n = len(result.prompts)
     message = f"{n} prompt{'s' if n != 1 else ''} answered by {len(result.labels)} models{scored}."
-    return result, message, answers_html(result), summary_rows(result), sampled if prompt_source == HELD_OUT else \
-        gr.skip()
+    return (
+        result,
+        message,
+        answers_html(result),
+        summary_rows(result),
+        sampled if prompt_source == HELD_OUT else gr.skip(),
+    )
 
 
 def _header(result: compare.Comparison, label: str) -> str:
@@ -200,13 +217,17 @@ def answers_html(result: compare.Comparison) -> str:
             score = ""
             if result.scores:
                 value = result.scores[label][i]
-                mark = ' best' if value == best and len(result.labels) > 1 else ""
+                mark = " best" if value == best and len(result.labels) > 1 else ""
                 score = f'<div class="score{mark}">score {value:.3f}</div>'
             cells.append(f'<td class="answer" data-model="{e(label)}"><div class="text">{text}</div>{score}</td>')
-        rows.append(f'<tr><td class="num">{i + 1}</td><td class="prompt"><div class="text">'
-                    f'{e(compare.prompt_text(prompt))}</div></td>{"".join(cells)}</tr>')
-    return (f'<table class="answers"><thead><tr><th class="num">#</th><th>prompt</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+        rows.append(
+            f'<tr><td class="num">{i + 1}</td><td class="prompt"><div class="text">'
+            f"{e(compare.prompt_text(prompt))}</div></td>{''.join(cells)}</tr>"
+        )
+    return (
+        f'<table class="answers"><thead><tr><th class="num">#</th><th>prompt</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def summary_rows(result: compare.Comparison) -> list[list]:
@@ -227,8 +248,10 @@ def export_comparison(result: compare.Comparison | None):
     csv_path, jsonl_path = folder / f"{stem}.csv", folder / f"{stem}.jsonl"
     csv_path.write_text(compare.to_csv(result), encoding="utf-8")
     jsonl_path.write_text(compare.to_jsonl(result), encoding="utf-8")
-    return (gr.DownloadButton(value=str(csv_path), visible=True),
-            gr.DownloadButton(value=str(jsonl_path), visible=True))
+    return (
+        gr.DownloadButton(value=str(csv_path), visible=True),
+        gr.DownloadButton(value=str(jsonl_path), visible=True),
+    )
 
 
 # ---------------------------------------------------------------- blind A/B
@@ -255,19 +278,20 @@ def blind_sample(model_a: str | None, model_b: str | None, shown: list[str] | No
     except Exception as err:
         return gr.skip(), gr.skip(), error_line(err), gr.skip()
     text = compare.prompt_text(prompt)
-    again = (f"Every held-out prompt of run {run_id} was shown this session; starting over. " if started_over
-             else "")
-    return text, (text, prompt), f"{again}A held-out prompt of run {run_id}.", \
-        ([] if started_over else shown) + [text]
+    again = f"Every held-out prompt of run {run_id} was shown this session; starting over. " if started_over else ""
+    return text, (text, prompt), f"{again}A held-out prompt of run {run_id}.", ([] if started_over else shown) + [text]
 
 
-def next_blind_prompt(model_a: str | None, model_b: str | None, prompt: str, sampled, shown: list[str] | None,
-                      pair):
+def next_blind_prompt(model_a: str | None, model_b: str | None, prompt: str, sampled, shown: list[str] | None, pair):
     """(prompt box, sampled, prompts shown), after a vote or a skip: a round on a sampled prompt moves on to the
     next held-out prompt, so the next Generate never repeats it. A typed prompt stays, and so does everything while
     the pair still waits (its vote was refused)."""
-    if isinstance(pair, votes.BlindPair) or not sampled or sampled[0] != prompt \
-            or _sample_run(model_a, model_b) is None:
+    if (
+        isinstance(pair, votes.BlindPair)
+        or not sampled
+        or sampled[0] != prompt
+        or _sample_run(model_a, model_b) is None
+    ):
         return gr.skip(), gr.skip(), gr.skip()
     text, new_sampled, _message, new_shown = blind_sample(model_a, model_b, shown)
     if not isinstance(new_shown, list):  # the sampling failed: leave the box as it is
@@ -309,8 +333,14 @@ def vote(pair: votes.BlindPair | None, choice: str):
         return pair, error_line(err), *_vote_buttons(True)
     count = len(votes.read_votes())
     won = "A" if choice == "a" else "B"
-    return None, (f"You preferred Answer {won}. {_reveal(pair)} Saved as a preference pair: {count} vote"
-                  f"{'s' if count != 1 else ''} in `{votes.votes_path()}`. {VOTES_LINE}"), *_vote_buttons(False)
+    return (
+        None,
+        (
+            f"You preferred Answer {won}. {_reveal(pair)} Saved as a preference pair: {count} vote"
+            f"{'s' if count != 1 else ''} in `{votes.votes_path()}`. {VOTES_LINE}"
+        ),
+        *_vote_buttons(False),
+    )
 
 
 def vote_a(pair):
@@ -335,24 +365,42 @@ def build(tab: gr.Tab | None = None) -> Panel:
     Returns what other parts of the page may fill in and run (Panel)."""
     run_choices, reward_choices, model_choices = _choices()
     with gr.Row():
-        runs = gr.Dropdown(choices=run_choices, value=[], multiselect=True, label="Runs to compare",
-                           info="Completed runs; the first run's base model is the base column", scale=4)
-        reward = gr.Dropdown(choices=reward_choices, value=NO_REWARD, label="Reward run",
-                             info="A completed reward model scores every answer", scale=3)
+        runs = gr.Dropdown(
+            choices=run_choices,
+            value=[],
+            multiselect=True,
+            label="Runs to compare",
+            info="Completed runs; the first run's base model is the base column",
+            scale=4,
+        )
+        reward = gr.Dropdown(
+            choices=reward_choices,
+            value=NO_REWARD,
+            label="Reward run",
+            info="A completed reward model scores every answer",
+            scale=3,
+        )
         refresh = gr.Button("Refresh lists", scale=1, size="sm")
     settings = generation.build()
 
     with gr.Tab("Side by side"):
         source = gr.Radio(choices=PROMPT_SOURCES, value=TYPED, label="Prompts")
-        prompts = gr.Textbox(label="Prompts (one per line)", lines=4,
-                             placeholder="Name a fruit.\nHow do I boil an egg?")
+        prompts = gr.Textbox(
+            label="Prompts (one per line)", lines=4, placeholder="Name a fruit.\nHow do I boil an egg?"
+        )
         with gr.Accordion("Sample prompts from the first run's held-out data", open=False) as sampling:
             with gr.Row():
                 count = gr.Number(value=SAMPLE_COUNT, precision=0, label="Held-out prompts to sample", scale=1)
                 seed = gr.Number(value=0, precision=0, label="Sampling seed", scale=1)
                 sample = gr.Button("Sample", scale=1, size="sm")
-            sampled_table = gr.Dataframe(headers=["#", "held-out prompt"], value=[], interactive=False, wrap=True,
-                                         label="Sampled held-out prompts", max_height=240)
+            sampled_table = gr.Dataframe(
+                headers=["#", "held-out prompt"],
+                value=[],
+                interactive=False,
+                wrap=True,
+                label="Sampled held-out prompts",
+                max_height=240,
+            )
         go = gr.Button("Generate", variant="primary")
         message = gr.Markdown()
         answers = gr.HTML(css_template=TABLE_CSS, elem_id="compare-answers")
@@ -387,37 +435,71 @@ def build(tab: gr.Tab | None = None) -> Panel:
     pickers = [runs, reward, model_a, model_b]
     refresh.click(compare_choices, outputs=pickers, api_name="compare_choices")
     if tab is not None:
-        tab.select(compare_choices, outputs=pickers, api_name="compare_choices_on_open", api_visibility="private",
-                   show_progress="hidden")
+        tab.select(
+            compare_choices,
+            outputs=pickers,
+            api_name="compare_choices_on_open",
+            api_visibility="private",
+            show_progress="hidden",
+        )
 
-    sample.click(sample_prompts, inputs=[runs, count, seed], outputs=[sampled, sampled_table, source, message],
-                 api_name="sample_prompts")
-    source.input(pick_source, inputs=[source, runs, count, seed], outputs=[sampled, sampled_table, message, sampling],
-                 api_name="pick_source")
-    prompts.input(lambda: TYPED, outputs=source, api_name="typed_prompts", api_visibility="private",
-                  show_progress="hidden")
+    sample.click(
+        sample_prompts,
+        inputs=[runs, count, seed],
+        outputs=[sampled, sampled_table, source, message],
+        api_name="sample_prompts",
+    )
+    source.input(
+        pick_source,
+        inputs=[source, runs, count, seed],
+        outputs=[sampled, sampled_table, message, sampling],
+        api_name="pick_source",
+    )
+    prompts.input(
+        lambda: TYPED, outputs=source, api_name="typed_prompts", api_visibility="private", show_progress="hidden"
+    )
     compare_inputs = [runs, source, prompts, reward, sampled, *settings, count, seed]
     compare_outputs = [comparison, message, answers, summary, sampled]
-    generated = go.click(run_compare, inputs=compare_inputs, outputs=compare_outputs, api_name="compare",
-                         **generation.QUEUE)
+    generated = go.click(
+        run_compare, inputs=compare_inputs, outputs=compare_outputs, api_name="compare", **generation.QUEUE
+    )
     generated.then(export_comparison, inputs=comparison, outputs=[csv_file, jsonl_file], api_name="export_comparison")
-    generated.then(sampled_rows, inputs=sampled, outputs=sampled_table, api_name="sampled_rows",
-                   api_visibility="private", show_progress="hidden")
+    generated.then(
+        sampled_rows,
+        inputs=sampled,
+        outputs=sampled_table,
+        api_name="sampled_rows",
+        api_visibility="private",
+        show_progress="hidden",
+    )
 
     votes_out = [pair, reveal, a_better, b_better, skip]
-    blind_sample_button.click(blind_sample, inputs=[model_a, model_b, blind_shown],
-                              outputs=[blind_prompt, blind_sampled, reveal, blind_shown], api_name="blind_sample")
-    blind_go.click(blind_generate, inputs=[model_a, model_b, blind_prompt, blind_sampled, *settings],
-                   outputs=[pair, answer_a, answer_b, reveal, a_better, b_better, skip], api_name="blind_generate",
-                   **generation.QUEUE)
-    next_round = dict(fn=next_blind_prompt, inputs=[model_a, model_b, blind_prompt, blind_sampled, blind_shown, pair],
-                      outputs=[blind_prompt, blind_sampled, blind_shown], show_progress="hidden")
-    a_better.click(vote_a, inputs=pair, outputs=votes_out, api_name="vote_a").then(**next_round,
-                                                                                   api_name="next_blind_prompt")
-    b_better.click(vote_b, inputs=pair, outputs=votes_out, api_name="vote_b").then(**next_round,
-                                                                                   api_name="next_blind_prompt_b",
-                                                                                   api_visibility="private")
-    skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip").then(**next_round,
-                                                                                     api_name="next_blind_prompt_skip",
-                                                                                     api_visibility="private")
+    blind_sample_button.click(
+        blind_sample,
+        inputs=[model_a, model_b, blind_shown],
+        outputs=[blind_prompt, blind_sampled, reveal, blind_shown],
+        api_name="blind_sample",
+    )
+    blind_go.click(
+        blind_generate,
+        inputs=[model_a, model_b, blind_prompt, blind_sampled, *settings],
+        outputs=[pair, answer_a, answer_b, reveal, a_better, b_better, skip],
+        api_name="blind_generate",
+        **generation.QUEUE,
+    )
+    next_round = dict(
+        fn=next_blind_prompt,
+        inputs=[model_a, model_b, blind_prompt, blind_sampled, blind_shown, pair],
+        outputs=[blind_prompt, blind_sampled, blind_shown],
+        show_progress="hidden",
+    )
+    a_better.click(vote_a, inputs=pair, outputs=votes_out, api_name="vote_a").then(
+        **next_round, api_name="next_blind_prompt"
+    )
+    b_better.click(vote_b, inputs=pair, outputs=votes_out, api_name="vote_b").then(
+        **next_round, api_name="next_blind_prompt_b", api_visibility="private"
+    )
+    skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip").then(
+        **next_round, api_name="next_blind_prompt_skip", api_visibility="private"
+    )
     return Panel(fills=[runs, reward, source, prompts], inputs=compare_inputs, outputs=compare_outputs)

@@ -18,10 +18,18 @@ from studio import access
 from studio import config as cfg
 from studio.errors import StudioError
 
-KEYS = ("data.source", "data.path", "data.subset", "data.limit", "data.eval_fraction", "data.max_length",
-        "data.on_bad_rows")
-COLUMN_KEYS = tuple(f"data.columns.{role}" for role in ("prompt", "response", "chosen", "rejected", "system",
-                                                        "messages"))
+KEYS = (
+    "data.source",
+    "data.path",
+    "data.subset",
+    "data.limit",
+    "data.eval_fraction",
+    "data.max_length",
+    "data.on_bad_rows",
+)
+COLUMN_KEYS = tuple(
+    f"data.columns.{role}" for role in ("prompt", "response", "chosen", "rejected", "system", "messages")
+)
 FILTER_KEYS = ("data.categories", "data.domains", "data.min_score_ratio", "data.languages")
 UPLOAD_TYPES = [".jsonl", ".gz", ".json", ".csv", ".parquet"]  # the formats studio/data/files.py reads
 EXAMPLES = 3
@@ -40,14 +48,19 @@ def build() -> Fields:
     with gr.Row():
         max_length = widget("data.max_length")
         on_bad_rows = widget("data.on_bad_rows")
-    with gr.Accordion("Source filters (Dolly categories, SHP domains and score ratio, OpenAssistant languages)",
-                      open=False):
+    with gr.Accordion(
+        "Source filters (Dolly categories, SHP domains and score ratio, OpenAssistant languages)", open=False
+    ):
         filters = [widget(key) for key in FILTER_KEYS]
     with gr.Accordion("Column mapping (data.source: file)", open=False):
         gr.Markdown(cfg.ColumnMap.__doc__.strip().replace("\n", " ").replace("  ", " "))
         columns = [widget(key) for key in COLUMN_KEYS]
-    return dict(zip(KEYS + FILTER_KEYS + COLUMN_KEYS, (source, path, subset, limit, eval_fraction, max_length,
-                                                       on_bad_rows, *filters, *columns)))
+    return dict(
+        zip(
+            KEYS + FILTER_KEYS + COLUMN_KEYS,
+            (source, path, subset, limit, eval_fraction, max_length, on_bad_rows, *filters, *columns),
+        )
+    )
 
 
 def attach(fields: Fields) -> None:
@@ -56,8 +69,12 @@ def attach(fields: Fields) -> None:
     keys = list(fields)
     button = gr.Button("Preview", variant="secondary", render=False)
     summary = gr.Markdown(render=False)
-    examples = gr.Textbox(label="First examples as training sees them (the trained part is between >>> and <<<)",
-                          lines=14, interactive=False, render=False)
+    examples = gr.Textbox(
+        label="First examples as training sees them (the trained part is between >>> and <<<)",
+        lines=14,
+        interactive=False,
+        render=False,
+    )
     with home_of(fields["data.source"]):
         button.render()
         summary.render()
@@ -93,9 +110,11 @@ def preview_format(raw: dict, source: str) -> tuple[str, str]:
         fmt = cfg.SOURCE_FORMATS[source][0]
         return fmt, f"read as **{fmt}** rows: the Train tab's stage, {stage}, takes only their prompts"
     if fmt not in cfg.SOURCE_FORMATS[source]:
-        raise StudioError(f"data.source = '{source}' gives {' and '.join(cfg.SOURCE_FORMATS[source])} rows, not "
-                          f"{fmt} rows, which the Train tab's stage, {stage}, trains on; pick another stage there "
-                          "or another source")
+        raise StudioError(
+            f"data.source = '{source}' gives {' and '.join(cfg.SOURCE_FORMATS[source])} rows, not "
+            f"{fmt} rows, which the Train tab's stage, {stage}, trains on; pick another stage there "
+            "or another source"
+        )
     return fmt, f"read as **{fmt}** rows, for the Train tab's stage, {stage}"
 
 
@@ -120,13 +139,20 @@ def _preview(raw: dict) -> tuple[str, str]:
     report = data_report(spec, fmt, model, examples=EXAMPLES, seed=seed)
 
     dropped = report["dropped"]
-    lines = [f"**{report['rows']:,}** {report['format']} rows from `{report['origin']}` "
-             f"({report['train_rows']:,} train, {report['eval_rows']:,} eval); "
-             f"chat template of `{model.name}`, data.max_length {spec.max_length}",
-             f"- {why}",
-             f"- dropped: {sum(dropped.values()):,}" + (" (" + ", ".join(
-                 f"{reason}: {count:,}" for reason, count in sorted(dropped.items(), key=lambda kv: -kv[1])) + ")"
-                 if dropped else "")]
+    lines = [
+        f"**{report['rows']:,}** {report['format']} rows from `{report['origin']}` "
+        f"({report['train_rows']:,} train, {report['eval_rows']:,} eval); "
+        f"chat template of `{model.name}`, data.max_length {spec.max_length}",
+        f"- {why}",
+        f"- dropped: {sum(dropped.values()):,}"
+        + (
+            " ("
+            + ", ".join(f"{reason}: {count:,}" for reason, count in sorted(dropped.items(), key=lambda kv: -kv[1]))
+            + ")"
+            if dropped
+            else ""
+        ),
+    ]
     lines += [f"- `{problem}`" for problem in report["problems"]]
     text = "\n\n".join(f"--- example {i}\n{marked(example)}" for i, example in enumerate(report["previews"], 1))
     return "\n".join(lines), text

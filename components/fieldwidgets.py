@@ -69,12 +69,12 @@ def widget(key: str, **overrides):
         # An empty optional number: gradio's browser side shows value=None as 0 and sends 0 back; a callable that
         # returns None leaves the box empty, and an empty box sends None (gradio issue #6728).
         value = default if default is not None else _empty
-        return gr.Number(value=value, precision=0 if kind is int else None, placeholder="empty: default",
-                         **common)
+        return gr.Number(value=value, precision=0 if kind is int else None, placeholder="empty: default", **common)
     if typing.get_origin(kind) is list:
         if meta.get("separator") == "\n":  # items that may hold commas (prompts): one per line
-            return gr.Textbox(value=list_text(key, default), lines=3, max_lines=12, placeholder="one per line",
-                              **common)
+            return gr.Textbox(
+                value=list_text(key, default), lines=3, max_lines=12, placeholder="one per line", **common
+            )
         return gr.Textbox(value=list_text(key, default), **common)
     return gr.Textbox(value=default or "", **common)
 

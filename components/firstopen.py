@@ -27,5 +27,10 @@ def reveal_on_open(tab: gr.Tab | None, components: Sequence) -> None:
         for component in components:
             component.visible = True
         return
-    tab.select(None, js=f"() => [{', '.join([_SHOW] * len(components))}]", outputs=list(components),
-               queue=False, show_progress="hidden")
+    tab.select(
+        None,
+        js=f"() => [{', '.join([_SHOW] * len(components))}]",
+        outputs=list(components),
+        queue=False,
+        show_progress="hidden",
+    )

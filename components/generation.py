@@ -39,13 +39,19 @@ def build(open: bool = False, visible: bool = True) -> list[gr.Number]:
     """A number box per generation setting (no bounds in the browser: the config's check answers a bad value).
     visible=False builds them hidden, for firstopen.reveal_on_open."""
     boxes = []
-    with gr.Accordion("Generation settings", open=open):
-        with gr.Row():
-            for key in KEYS:
-                meta = _info()[key]
-                boxes.append(gr.Number(value=meta["default"], **caption(key, meta),
-                                       precision=0 if meta["type"] is int else None, placeholder="empty: default",
-                                       min_width=140, visible=visible))
+    with gr.Accordion("Generation settings", open=open), gr.Row():
+        for key in KEYS:
+            meta = _info()[key]
+            boxes.append(
+                gr.Number(
+                    value=meta["default"],
+                    **caption(key, meta),
+                    precision=0 if meta["type"] is int else None,
+                    placeholder="empty: default",
+                    min_width=140,
+                    visible=visible,
+                )
+            )
     return boxes
 
 
@@ -57,5 +63,5 @@ def settings(values: Sequence) -> cfg.GenerationSpec:
             continue
         if _info()[key]["type"] is int and isinstance(value, float) and value.is_integer():
             value = int(value)
-        raw[key[len(PREFIX):]] = value
+        raw[key[len(PREFIX) :]] = value
     return cfg.from_dict(raw, cfg.GenerationSpec, PREFIX)

@@ -20,10 +20,19 @@ from studio import config as cfg
 from studio import model_files
 from studio.errors import StudioError
 
-KEYS = ("model.name", "model.revision", "model.dtype", "model.quantization", "model.double_quant",
-        "model.attention", "model.trust_remote_code")
-TRUST_WARNING = ("**Warning:** with trust_remote_code on, loading this model runs Python code from the model's "
-                 "repository on this machine. Turn it on only for repositories you trust.")
+KEYS = (
+    "model.name",
+    "model.revision",
+    "model.dtype",
+    "model.quantization",
+    "model.double_quant",
+    "model.attention",
+    "model.trust_remote_code",
+)
+TRUST_WARNING = (
+    "**Warning:** with trust_remote_code on, loading this model runs Python code from the model's "
+    "repository on this machine. Turn it on only for repositories you trust."
+)
 # Term columns of the memory table, in the order studio/estimate.py adds them.
 TERMS = ("weights", "training", "reference", "value head", "reward models", "generation KV cache", "activations")
 COLUMNS = ["stage", "total", *TERMS]
@@ -73,8 +82,10 @@ def default_model_note(raw: dict) -> str:
     """The line saying which model an empty model.name stands for, or '' when a name is given."""
     if (raw.get("model") or {}).get("name"):
         return ""
-    return (f"model.name is empty, so this is the default, the built-in **{cfg.ModelSpec().name}** model; type a hub "
-            "id or a local folder to inspect another.")
+    return (
+        f"model.name is empty, so this is the default, the built-in **{cfg.ModelSpec().name}** model; type a hub "
+        "id or a local folder to inspect another."
+    )
 
 
 def inspect_steps(raw: dict):
@@ -108,17 +119,24 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
         raise StudioError(f"stage = {stage!r}: allowed values are {', '.join(cfg.STAGES)}")
     reward_models = cfg.from_dict(raw.get("reward_models", {}), cfg.RewardModelsSpec, "reward_models.")
     ppo = cfg.from_dict(raw.get("ppo", {}), cfg.PPOSpec, "ppo.")
-    workload = Workload(batch_size=train.batch_size, max_length=data.max_length,
-                        gradient_checkpointing=train.gradient_checkpointing,
-                        reward_models=max(1, len(reward_models.runs)))
+    workload = Workload(
+        batch_size=train.batch_size,
+        max_length=data.max_length,
+        gradient_checkpointing=train.gradient_checkpointing,
+        reward_models=max(1, len(reward_models.runs)),
+    )
     # PPO samples and trains in different batch sizes (ppo.mini_batch_size): counted as its trainer runs
-    ppo_workload = workload_of(cfg.RunConfig(stage="ppo", model=model, lora=lora, train=train, data=data, ppo=ppo,
-                                             reward_models=reward_models))
+    ppo_workload = workload_of(
+        cfg.RunConfig(stage="ppo", model=model, lora=lora, train=train, data=data, ppo=ppo, reward_models=reward_models)
+    )
     result = estimate(model, lora, workload, stage_workloads={"ppo": ppo_workload})
 
     share = result.trainable / result.parameters if result.parameters else 0
-    how = (f"LoRA r={lora.r} on {', '.join(lora.target_modules)}" + (" (DoRA)" if lora.use_dora else "")
-           if lora.enabled else "LoRA off: every weight trains")
+    how = (
+        f"LoRA r={lora.r} on {', '.join(lora.target_modules)}" + (" (DoRA)" if lora.use_dora else "")
+        if lora.enabled
+        else "LoRA off: every weight trains"
+    )
     chosen = result.stages[stage]
     lines = [
         f"**{result.model}** ({result.architecture}, {result.num_layers} layers, hidden {result.hidden_size}, "
@@ -126,8 +144,8 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
         f"- parameters: **{result.parameters:,}**; trainable: **{result.trainable:,}** ({share:.2%}), {how}",
         f"- as a reward model (score head): {result.reward_parameters:,} parameters, "
         f"{result.reward_trainable:,} trainable",
-        f"- memory counted at {result.dtype}" + (f", base linear layers at {result.quantization}"
-                                                  if result.quantization != "none" else "")
+        f"- memory counted at {result.dtype}"
+        + (f", base linear layers at {result.quantization}" if result.quantization != "none" else "")
         + f"; batch {workload.batch_size} x {workload.max_length} tokens"
         + (", gradient checkpointing" if workload.gradient_checkpointing else "")
         + f" (PPO: {ppo_workload.sampled_together} answers sampled together, {ppo_workload.batch_size} per "

@@ -40,8 +40,12 @@ def uploads_named(text: str) -> str:
 def _upload_path() -> re.Pattern:
     from gradio.utils import get_upload_folder
 
-    return re.compile(re.escape(str(Path(get_upload_folder()).resolve())) + r"/[0-9a-f]{16,}/|" +
-                      re.escape(get_upload_folder().rstrip("/")) + r"/[0-9a-f]{16,}/")
+    return re.compile(
+        re.escape(str(Path(get_upload_folder()).resolve()))
+        + r"/[0-9a-f]{16,}/|"
+        + re.escape(get_upload_folder().rstrip("/"))
+        + r"/[0-9a-f]{16,}/"
+    )
 
 
 def as_error(text: str) -> str:

@@ -26,8 +26,15 @@ from studio import pipeline_runs
 from studio.errors import StudioError
 
 REFRESH_SECONDS = 2
-STATE_COLORS = {"waiting": "#f3f4f6", "queued": "#fef3c7", "running": "#dbeafe", "completed": "#dcfce7",
-                "failed": "#fee2e2", "cancelled": "#e5e7eb", "skipped": "#e5e7eb"}
+STATE_COLORS = {
+    "waiting": "#f3f4f6",
+    "queued": "#fef3c7",
+    "running": "#dbeafe",
+    "completed": "#dcfce7",
+    "failed": "#fee2e2",
+    "cancelled": "#e5e7eb",
+    "skipped": "#e5e7eb",
+}
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 62, 70, 26, 12
 ARC_RISE, ARC_STEP = 24, 14  # how far arcs over skipped columns rise
 TABLE_HEADERS = ["stage", "kind", "from", "rewards from", "state", "step", "ETA", "run"]
@@ -66,10 +73,12 @@ def graph_html(stages: list[dict]) -> str:
         place[stage["name"]] = (PAD + col * (BOX_W + GAP_X), top + row * (BOX_H + GAP_Y))
     width = PAD * 2 + (max(column.values()) + 1) * (BOX_W + GAP_X) - GAP_X
     height = top + PAD + max(rows.values()) * (BOX_H + GAP_Y) - GAP_Y
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="pipeline-graph" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#374151"/></marker></defs>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="pipeline-graph" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#374151"/></marker></defs>',
+    ]
     for source, target, dash in links:
         (x1, y1), (x2, y2) = place[source], place[target]
         style = f'fill="none" stroke="#374151" stroke-width="1.5"{dash} marker-end="url(#arrow)"'
@@ -85,24 +94,31 @@ def graph_html(stages: list[dict]) -> str:
         fill = STATE_COLORS.get(state or "", "#ffffff")
         name, kind = html.escape(stage["name"]), html.escape(stage.get("stage") or "")
         progress = f" {_step(stage)}" if state == "running" and _step(stage) else ""
-        parts.append(f'<g class="stage" data-stage="{name}" data-state="{html.escape(state or "")}">'
-                     f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="#374151"/>'
-                     f'<text x="{x + 10}" y="{y + 20}" font-size="14" font-weight="bold" fill="#111827">{name}</text>'
-                     f'<text x="{x + 10}" y="{y + 37}" font-size="12" fill="#374151">{kind}'
-                     f'{" · " + html.escape(state) if state else ""}{progress}</text>')
+        parts.append(
+            f'<g class="stage" data-stage="{name}" data-state="{html.escape(state or "")}">'
+            f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="#374151"/>'
+            f'<text x="{x + 10}" y="{y + 20}" font-size="14" font-weight="bold" fill="#111827">{name}</text>'
+            f'<text x="{x + 10}" y="{y + 37}" font-size="12" fill="#374151">{kind}'
+            f"{' · ' + html.escape(state) if state else ''}{progress}</text>"
+        )
         if stage.get("run_id"):
-            parts.append(f'<text x="{x + 10}" y="{y + 53}" font-size="9" fill="#6b7280">'
-                         f'{html.escape(stage["run_id"])}</text>')
+            parts.append(
+                f'<text x="{x + 10}" y="{y + 53}" font-size="9" fill="#6b7280">{html.escape(stage["run_id"])}</text>'
+            )
         parts.append("</g>")
     parts.append("</svg>")
-    legend = ("<p style='font-size:12px'>Solid arrow: starts from that stage's weights. "
-              "Dashed arrow: scored by that reward model.</p>")
+    legend = (
+        "<p style='font-size:12px'>Solid arrow: starts from that stage's weights. "
+        "Dashed arrow: scored by that reward model.</p>"
+    )
     return f"<div class='pipeline-graph-box'>{''.join(parts)}</div>{legend}"
 
 
 def _stage_dicts(pipeline) -> list[dict]:
-    return [{"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": list(s.reward_stages)}
-            for s in pipeline.stages]
+    return [
+        {"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": list(s.reward_stages)}
+        for s in pipeline.stages
+    ]
 
 
 def _step(stage: dict) -> str:
@@ -119,8 +135,19 @@ def _eta(stage: dict) -> str:
 
 
 def stages_table(stages: list[dict]) -> list[list]:
-    return [[s["name"], s.get("stage"), s.get("parent") or "", ", ".join(s.get("reward_stages") or []),
-             s.get("state") or "", _step(s), _eta(s), s.get("run_id") or ""] for s in stages]
+    return [
+        [
+            s["name"],
+            s.get("stage"),
+            s.get("parent") or "",
+            ", ".join(s.get("reward_stages") or []),
+            s.get("state") or "",
+            _step(s),
+            _eta(s),
+            s.get("run_id") or "",
+        ]
+        for s in stages
+    ]
 
 
 # ---------------------------------------------------------------- recipes
@@ -139,8 +166,7 @@ def recipe_choices() -> list[tuple[str, str]]:
     choices = []
     for name, recipe in pipeline_runs.recipes().items():
         title = recipe["description"].split(":", 1)[0] if recipe["description"] else name
-        choices.append((f"{title} · {name}{' (yours)' if recipe['yours'] else ''}{needs_label(recipe['needs'])}",
-                        name))
+        choices.append((f"{title} · {name}{' (yours)' if recipe['yours'] else ''}{needs_label(recipe['needs'])}", name))
     return choices
 
 
@@ -157,8 +183,11 @@ def show_recipe(name: str | None):
     except StudioError as err:
         return error_line(err), "", gr.update()
     warning = pipeline_runs.gpu_warning(pipeline)
-    return ((description or name) + (f"\n\n**Note:** {warning}" if warning else ""),
-            graph_html(_stage_dicts(pipeline)), text)
+    return (
+        (description or name) + (f"\n\n**Note:** {warning}" if warning else ""),
+        graph_html(_stage_dicts(pipeline)),
+        text,
+    )
 
 
 def _overrides(text: str | None) -> list[str]:
@@ -190,9 +219,11 @@ def start_pipeline(text: str, overrides: str | None):
     except StudioError as err:
         return f"Not started: {error_line(err)}", gr.Dropdown()
     warning = pipeline_runs.gpu_warning(record.load())
-    return (f"Started pipeline **{record.id}**; its stages' runs appear in the Runs tab as they start."
-            + (f" **Note:** {warning}" if warning else ""),
-            gr.Dropdown(choices=pipeline_choices(), value=record.id))
+    return (
+        f"Started pipeline **{record.id}**; its stages' runs appear in the Runs tab as they start."
+        + (f" **Note:** {warning}" if warning else ""),
+        gr.Dropdown(choices=pipeline_choices(), value=record.id),
+    )
 
 
 # ---------------------------------------------------------------- recorded pipelines
@@ -208,8 +239,10 @@ def _stage_summary(stages: list[dict]) -> str:
 
 def pipelines_table() -> list[list]:
     """A row per recorded pipeline, newest first: id, recipe, state, its stages' states, error."""
-    return [[p["id"], p.get("name"), p.get("state"), _stage_summary(p.get("stages", [])), p.get("error") or ""]
-            for p in reversed(pipeline_runs.list_pipelines())]
+    return [
+        [p["id"], p.get("name"), p.get("state"), _stage_summary(p.get("stages", [])), p.get("error") or ""]
+        for p in reversed(pipeline_runs.list_pipelines())
+    ]
 
 
 def show_pipeline(pipeline_id: str | None):
@@ -253,15 +286,25 @@ def build() -> None:
     quiet = dict(show_progress="hidden")
     private = dict(api_visibility="private", **quiet)
     with gr.Row():
-        recipe = gr.Dropdown(choices=recipe_choices(), value=None, label="Recipe", scale=3, allow_custom_value=True,
-                             info="Bundled pipelines and the ones you saved; each stage is a normal run")
+        recipe = gr.Dropdown(
+            choices=recipe_choices(),
+            value=None,
+            label="Recipe",
+            scale=3,
+            allow_custom_value=True,
+            info="Bundled pipelines and the ones you saved; each stage is a normal run",
+        )
         load_button = gr.Button("Show", scale=1)
     description = gr.Markdown()
     graph = gr.HTML()
     code = gr.Code(language="yaml", label="Pipeline YAML (edit before Start or Save)", interactive=True)
-    overrides = gr.Textbox(label="Overrides", lines=2, placeholder="train.max_steps=10\nstages.ppo.ppo.kl_coef=0.2",
-                           info="One KEY=VALUE per line, as `rlhf-studio train --set` takes them: a plain key sets "
-                                "every stage, stages.NAME.KEY one stage")
+    overrides = gr.Textbox(
+        label="Overrides",
+        lines=2,
+        placeholder="train.max_steps=10\nstages.ppo.ppo.kl_coef=0.2",
+        info="One KEY=VALUE per line, as `rlhf-studio train --set` takes them: a plain key sets "
+        "every stage, stages.NAME.KEY one stage",
+    )
     with gr.Row():
         check_button = gr.Button("Check", scale=1)
         start_button = gr.Button("Start", variant="primary", scale=1)
@@ -271,8 +314,14 @@ def build() -> None:
 
     gr.Markdown("### Pipelines")
     with gr.Row():
-        selected = gr.Dropdown(choices=pipeline_choices(), value=None, label="Pipeline", scale=3,
-                               allow_custom_value=True, info="Started here or with rlhf-studio train; newest first")
+        selected = gr.Dropdown(
+            choices=pipeline_choices(),
+            value=None,
+            label="Pipeline",
+            scale=3,
+            allow_custom_value=True,
+            info="Started here or with rlhf-studio train; newest first",
+        )
         cancel_button = gr.Button("Cancel pipeline", variant="stop", scale=1)
     pipeline_line = gr.Markdown()
     pipeline_graph = gr.HTML()
@@ -281,17 +330,27 @@ def build() -> None:
 
     recipe.focus(refresh_recipes, outputs=recipe, api_name="recipes_on_focus", **private)
     recipe.change(show_recipe, inputs=recipe, outputs=[description, graph, code], api_name="show_recipe")
-    load_button.click(show_recipe, inputs=recipe, outputs=[description, graph, code], api_name="show_recipe_on_click",
-                      **private)
+    load_button.click(
+        show_recipe, inputs=recipe, outputs=[description, graph, code], api_name="show_recipe_on_click", **private
+    )
     check_button.click(preview, inputs=[code, overrides], outputs=[message, graph], api_name="preview")
     save_button.click(save_pipeline, inputs=[save_name, code], outputs=[message, recipe], api_name="save_pipeline")
-    start_button.click(start_pipeline, inputs=[code, overrides], outputs=[message, selected],
-                       api_name="start_pipeline")
+    start_button.click(start_pipeline, inputs=[code, overrides], outputs=[message, selected], api_name="start_pipeline")
     selected.focus(refresh_pipelines, outputs=selected, api_name="pipelines_on_focus", **private)
-    selected.change(show_pipeline, inputs=selected, outputs=[pipeline_line, pipeline_graph, stages],
-                    api_name="show_pipeline", **quiet)
+    selected.change(
+        show_pipeline,
+        inputs=selected,
+        outputs=[pipeline_line, pipeline_graph, stages],
+        api_name="show_pipeline",
+        **quiet,
+    )
     cancel_button.click(cancel_pipeline, inputs=selected, outputs=message, api_name="cancel_pipeline")
     timer = gr.Timer(REFRESH_SECONDS)
-    timer.tick(show_pipeline, inputs=selected, outputs=[pipeline_line, pipeline_graph, stages],
-               api_name="show_pipeline_on_tick", **private)
+    timer.tick(
+        show_pipeline,
+        inputs=selected,
+        outputs=[pipeline_line, pipeline_graph, stages],
+        api_name="show_pipeline_on_tick",
+        **private,
+    )
     timer.tick(pipelines_table, outputs=table, api_name="pipelines_table", **quiet)

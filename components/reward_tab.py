@@ -7,8 +7,8 @@
                         trainer split them (the share whose chosen answer scores above the rejected one), and a
                         histogram of the chosen and rejected scores overlaid
 
-Endpoints for scripts and tests (gradio_client): /reward_runs(current pick), /score_pair(run, prompt, answer_a, answer_b),
-/evaluate_reward(run, limit).
+Endpoints for scripts and tests (gradio_client): /reward_runs(current pick),
+/score_pair(run, prompt, answer_a, answer_b), /evaluate_reward(run, limit).
 """
 
 from __future__ import annotations
@@ -54,8 +54,11 @@ def score_pair(run_id: str | None, prompt: str, answer_a: str, answer_b: str):
         return a, b, "The model scores both answers the same: no preference."
     better, margin = ("A", a - b) if a > b else ("B", b - a)
     chance = 1 / (1 + math.exp(-margin))
-    return a, b, (f"Prefers **Answer {better}** by {margin:.3f} (the model's chance that {better} is better: "
-                  f"{chance:.0%}).")
+    return (
+        a,
+        b,
+        (f"Prefers **Answer {better}** by {margin:.3f} (the model's chance that {better} is better: {chance:.0%})."),
+    )
 
 
 def score_boxes(score_a: float | None):
@@ -77,9 +80,11 @@ def evaluate_reward(run_id: str | None, limit):
     n = len(result.chosen)
     mean_chosen, mean_rejected = sum(result.chosen) / n, sum(result.rejected) / n
     of = f" (the first {n} of {result.held_out})" if n < result.held_out else ""
-    line = (f"Accuracy **{result.accuracy:.1%}** on {n} held-out pairs{of}: the share whose chosen answer scores "
-            f"above the rejected one. Mean score: chosen {mean_chosen:.3f}, rejected {mean_rejected:.3f}, margin "
-            f"{mean_chosen - mean_rejected:.3f}.")
+    line = (
+        f"Accuracy **{result.accuracy:.1%}** on {n} held-out pairs{of}: the share whose chosen answer scores "
+        f"above the rejected one. Mean score: chosen {mean_chosen:.3f}, rejected {mean_rejected:.3f}, margin "
+        f"{mean_chosen - mean_rejected:.3f}."
+    )
     return line, charts.score_histogram(result.chosen, result.rejected, f"Held-out scores of {result.run_id}")
 
 
@@ -87,8 +92,13 @@ def build(tab: gr.Tab | None = None) -> None:
     """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the run list each time it is opened."""
     choices = _choices()
     with gr.Row():
-        run = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Reward run",
-                          info="A completed reward model run", scale=4)
+        run = gr.Dropdown(
+            choices=choices,
+            value=choices[0][1] if choices else None,
+            label="Reward run",
+            info="A completed reward model run",
+            scale=4,
+        )
         refresh = gr.Button("Refresh list", scale=1, size="sm")
 
     gr.Markdown("### Score two answers")
@@ -105,8 +115,13 @@ def build(tab: gr.Tab | None = None) -> None:
 
     gr.Markdown("### Evaluate on held-out pairs")
     with gr.Row(equal_height=True):
-        limit = gr.Number(value=scoring.HELD_OUT_LIMIT, precision=0, label="Pairs to score (at most)",
-                          info="The first pairs of the run's held-out split", scale=1)
+        limit = gr.Number(
+            value=scoring.HELD_OUT_LIMIT,
+            precision=0,
+            label="Pairs to score (at most)",
+            info="The first pairs of the run's held-out split",
+            scale=1,
+        )
         evaluate = gr.Button("Evaluate on held-out pairs", variant="primary", scale=1)
     summary = gr.Markdown()
     histogram = gr.Plot(label="Scores of chosen and rejected answers", show_label=False)
@@ -114,10 +129,22 @@ def build(tab: gr.Tab | None = None) -> None:
     # preprocess=False: a pick whose run was deleted since must reach the handler (to be replaced), not be refused.
     refresh.click(reward_runs, preprocess=False, inputs=run, outputs=run, api_name="reward_runs")
     if tab is not None:
-        tab.select(reward_runs, preprocess=False, inputs=run, outputs=run, api_name="reward_runs_on_open",
-                   api_visibility="private", show_progress="hidden")
-    score.click(score_pair, inputs=[run, prompt, answer_a, answer_b], outputs=[score_a, score_b, verdict],
-                api_name="score_pair", **QUEUE).then(score_boxes, inputs=score_a, outputs=[score_a, score_b],
-                                                     api_name="score_boxes", api_visibility="private")
-    evaluate.click(evaluate_reward, inputs=[run, limit], outputs=[summary, histogram], api_name="evaluate_reward",
-                   **QUEUE)
+        tab.select(
+            reward_runs,
+            preprocess=False,
+            inputs=run,
+            outputs=run,
+            api_name="reward_runs_on_open",
+            api_visibility="private",
+            show_progress="hidden",
+        )
+    score.click(
+        score_pair,
+        inputs=[run, prompt, answer_a, answer_b],
+        outputs=[score_a, score_b, verdict],
+        api_name="score_pair",
+        **QUEUE,
+    ).then(score_boxes, inputs=score_a, outputs=[score_a, score_b], api_name="score_boxes", api_visibility="private")
+    evaluate.click(
+        evaluate_reward, inputs=[run, limit], outputs=[summary, histogram], api_name="evaluate_reward", **QUEUE
+    )

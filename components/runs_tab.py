@@ -100,8 +100,10 @@ def last_metrics(run_id: str, stage: str, metrics_path) -> tuple[str, str]:
     main = last_value(metrics_path, main_key)
     key, name = KEY_METRIC.get(stage, ("", ""))
     extra = last_value(metrics_path, key) if key else None
-    cells = (f"{main_key} {_number(main)}" if _number(main) else "",
-             f"{name} {_number(extra)}" if _number(extra) else "")
+    cells = (
+        f"{main_key} {_number(main)}" if _number(main) else "",
+        f"{name} {_number(extra)}" if _number(extra) else "",
+    )
     _last_metrics_cache[run_id] = (stamp, cells)
     return cells
 
@@ -131,8 +133,19 @@ def runs_table() -> list[list]:
         run = RunDir.of(r["id"])
         remaining = eta(run.read_status(), run) if r["state"] == "running" else ""
         main, extra = last_metrics(r["id"], r["stage"], run.metrics_path)
-        rows.append([r["id"], r["name"] or r["model"], r["stage"], manager.state_label(r),
-                     f"{r['step'] or 0}/{r['total_steps'] or '?'}", remaining, main, extra, r["parent"] or ""])
+        rows.append(
+            [
+                r["id"],
+                r["name"] or r["model"],
+                r["stage"],
+                manager.state_label(r),
+                f"{r['step'] or 0}/{r['total_steps'] or '?'}",
+                remaining,
+                main,
+                extra,
+                r["parent"] or "",
+            ]
+        )
     return rows
 
 
@@ -222,8 +235,9 @@ def _delete(run_id: str, confirm: bool) -> str:
     run = manager.find(run_id)
     if not confirm:
         needed = manager.dependents(run)
-        warning = (f" Run {', '.join(needed)} starts from it or is scored by it and will no longer load."
-                   if needed else "")
+        warning = (
+            f" Run {', '.join(needed)} starts from it or is scored by it and will no longer load." if needed else ""
+        )
         return f"Tick “Yes, delete it” to delete run {run.id}: its folder, checkpoints and adapter.{warning}"
     manager.delete(run)
     return f"Deleted run {run.id}."
@@ -291,8 +305,9 @@ class ChartSession:
                 run = manager.find(run_id)
                 self.feed.add_run(run.id, run.metrics_path, stage=_stage(run), label=run.id)
 
-    def update(self, run_id: str, overlays: list[str], smoothing: float,
-               log_scale: bool) -> tuple[str, str, list[charts.PanelData], int]:
+    def update(
+        self, run_id: str, overlays: list[str], smoothing: float, log_scale: bool
+    ) -> tuple[str, str, list[charts.PanelData], int]:
         """(run id, stage, panels, rows read) for the run and its overlays; StudioError for an unknown run."""
         run = manager.find(run_id)
         ids = list(dict.fromkeys([run.id, *(_overlay_id(o) for o in overlays or ())]))
@@ -301,15 +316,23 @@ class ChartSession:
         rows = self.feed.refresh()
         stage = self.feed.stage(run.id)
         log_y = {p.title: True for p in charts.stage_panels(stage)} if log_scale else None
-        panels = charts.shown(self.feed.panel(p, smoothing, (log_y or {}).get(p.title), run_ids=ids)
-                              for p in charts.stage_panels(stage))
+        panels = charts.shown(
+            self.feed.panel(p, smoothing, (log_y or {}).get(p.title), run_ids=ids) for p in charts.stage_panels(stage)
+        )
         return run.id, stage, panels, rows
 
 
 def _signature(data: charts.PanelData) -> tuple:
-    return (data.panel.title, data.log_y, data.smoothing, tuple(data.notes),
-            tuple((s.label, len(s.steps), s.steps[-1] if s.steps else None, s.values[-1] if s.values else None)
-                  for s in data.series))
+    return (
+        data.panel.title,
+        data.log_y,
+        data.smoothing,
+        tuple(data.notes),
+        tuple(
+            (s.label, len(s.steps), s.steps[-1] if s.steps else None, s.values[-1] if s.values else None)
+            for s in data.series
+        ),
+    )
 
 
 def plain(text: str) -> str:
@@ -323,8 +346,9 @@ def _fenced(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
-def health_markdown(warnings: list[health.HealthWarning], status: dict | None = None,
-                    run: RunDir | None = None, logged: bool = True) -> str:
+def health_markdown(
+    warnings: list[health.HealthWarning], status: dict | None = None, run: RunDir | None = None, logged: bool = True
+) -> str:
     """The box above the charts: the health warnings; "no warnings" only for a run that did not fail (the status
     line above gives a failed run's error); without metric rows (`logged` False) why there are no charts, and
     for a failed run the end of its log."""
@@ -338,15 +362,17 @@ def health_markdown(warnings: list[health.HealthWarning], status: dict | None = 
         if tail:
             parts.append(f"It failed before logging any metrics. The last lines of its log:\n\n{_fenced(tail)}")
         else:
-            parts.append("No metrics were logged." if state in FINAL_STATES else
-                         "No metrics yet: the charts appear with the first logged step.")
+            parts.append(
+                "No metrics were logged."
+                if state in FINAL_STATES
+                else "No metrics yet: the charts appear with the first logged step."
+            )
     elif not parts and state != "failed":
         parts.append("Health: no warnings.")
     return "\n\n".join(parts)
 
 
-def refresh_charts(run_id: str, overlays: list[str], smoothing: float, log_scale: bool,
-                   session: ChartSession | None):
+def refresh_charts(run_id: str, overlays: list[str], smoothing: float, log_scale: bool, session: ChartSession | None):
     """[session, health, *plots]; plots whose data did not change since the last refresh are skipped."""
     session = session if isinstance(session, ChartSession) else ChartSession()
     if not session.lock.acquire(blocking=False):
@@ -357,8 +383,9 @@ def refresh_charts(run_id: str, overlays: list[str], smoothing: float, log_scale
         session.lock.release()
 
 
-def tick_charts(run_id: str, overlays: list[str], smoothing: float, log_scale: bool, session: ChartSession | None,
-                shown: bool) -> list:
+def tick_charts(
+    run_id: str, overlays: list[str], smoothing: float, log_scale: bool, session: ChartSession | None, shown: bool
+) -> list:
     """The chart timer's tick: [session, chart timer, health, *plots]. It draws what is new, then stops its timer
     when nothing more can come: the Runs tab hidden, no run selected, or the run and its overlays all finished
     (their states are read before their rows, so the last rows are drawn before it stops)."""
@@ -426,14 +453,28 @@ def _draw(session: ChartSession, run_id: str, overlays: list[str], smoothing: fl
 
 
 def _panel_json(data: charts.PanelData) -> dict:
-    return {"title": data.panel.title, "log_y": data.log_y, "x_label": data.x_label, "notes": list(data.notes),
-            "series": [{"label": s.label, "key": s.key, "run_id": s.run_id, "points": len(s.steps),
-                        "last_step": s.steps[-1] if s.steps else None,
-                        "last_value": s.values[-1] if s.values else None} for s in data.series]}
+    return {
+        "title": data.panel.title,
+        "log_y": data.log_y,
+        "x_label": data.x_label,
+        "notes": list(data.notes),
+        "series": [
+            {
+                "label": s.label,
+                "key": s.key,
+                "run_id": s.run_id,
+                "points": len(s.steps),
+                "last_step": s.steps[-1] if s.steps else None,
+                "last_value": s.values[-1] if s.values else None,
+            }
+            for s in data.series
+        ],
+    }
 
 
-def chart_data(run_id: str, smoothing: float, overlays: list[str] | None, log_scale: bool,
-               session: ChartSession | None) -> tuple[ChartSession, dict]:
+def chart_data(
+    run_id: str, smoothing: float, overlays: list[str] | None, log_scale: bool, session: ChartSession | None
+) -> tuple[ChartSession, dict]:
     """The selected run's panels as plain data (for scripts and tests): per panel its title and, per series, the
     label, the number of points and the last step; `rows_read` counts the rows this call read (only new ones)."""
     session = session if isinstance(session, ChartSession) else ChartSession()
@@ -441,13 +482,17 @@ def chart_data(run_id: str, smoothing: float, overlays: list[str] | None, log_sc
         return session, {"error": "Select a run in the table first."}
     with session.lock:
         try:
-            run_id, stage, panels, rows = session.update(run_id, overlays or [], _smoothing(smoothing),
-                                                         bool(log_scale))
+            run_id, stage, panels, rows = session.update(run_id, overlays or [], _smoothing(smoothing), bool(log_scale))
         except StudioError as err:
             return session, {"error": str(err)}
     steps = [s.steps[-1] for p in panels for s in p.series if s.steps]
-    return session, {"run_id": run_id, "stage": stage, "rows_read": rows,
-                     "last_step": max(steps) if steps else None, "panels": [_panel_json(p) for p in panels]}
+    return session, {
+        "run_id": run_id,
+        "stage": stage,
+        "rows_read": rows,
+        "last_step": max(steps) if steps else None,
+        "panels": [_panel_json(p) for p in panels],
+    }
 
 
 def health_report(run_id: str) -> dict:
@@ -457,9 +502,20 @@ def health_report(run_id: str) -> dict:
     except StudioError as err:
         return {"error": str(err)}
     warnings = health.check_run(run)
-    return {"run_id": run.id, "warnings": [
-        {"check": w.check, "metric": w.metric, "step": w.step, "value": _number(w.value), "message": w.message,
-         "suggestion": w.suggestion} for w in warnings]}
+    return {
+        "run_id": run.id,
+        "warnings": [
+            {
+                "check": w.check,
+                "metric": w.metric,
+                "step": w.step,
+                "value": _number(w.value),
+                "message": w.message,
+                "suggestion": w.suggestion,
+            }
+            for w in warnings
+        ],
+    }
 
 
 # ---------------------------------------------------------------- answers over training
@@ -482,8 +538,14 @@ def timeline_rows(run_id: str, step: float | None = None) -> dict:
         found = timeline.view(run_id, step)
     except StudioError as err:
         return {"error": str(err)}
-    return {"run_id": found.run_id, "steps": found.steps, "step": found.step, "headers": _headers(found.step),
-            "rows": found.rows, "note": found.note}
+    return {
+        "run_id": found.run_id,
+        "steps": found.steps,
+        "step": found.step,
+        "headers": _headers(found.step),
+        "rows": found.rows,
+        "note": found.note,
+    }
 
 
 def _timeline_stamp(run_id: str) -> tuple | None:
@@ -508,9 +570,16 @@ def show_timeline(run_id: str, step: float | None) -> list:
     if not found.rows:
         return [shown, found.note, *hidden]
     shown["latest"] = found.steps[-1]
-    slider = gr.Slider(minimum=0, maximum=found.steps[-1], step=found.slider_step, value=found.step, visible=True,
-                       interactive=len(found.steps) > 1, info=timeline.STEP_ZERO_NOTE,
-                       label=f"Step ({len(found.steps)} recorded: {', '.join(map(str, found.steps))})")
+    slider = gr.Slider(
+        minimum=0,
+        maximum=found.steps[-1],
+        step=found.slider_step,
+        value=found.step,
+        visible=True,
+        interactive=len(found.steps) > 1,
+        info=timeline.STEP_ZERO_NOTE,
+        label=f"Step ({len(found.steps)} recorded: {', '.join(map(str, found.steps))})",
+    )
     return [shown, "", slider, gr.Dataframe(value=found.rows, headers=_headers(found.step), visible=True)]
 
 
@@ -593,8 +662,15 @@ def wake_charts(shown: bool):
 TICK_OUTPUTS = 11  # what on_tick answers: see its docstring
 
 
-def on_tick(run_id: str, overlays: list[str], shown: bool, step: float | None, timeline_drawn: dict | None,
-            table_drawn: list | None, details_drawn: tuple | None) -> list:
+def on_tick(
+    run_id: str,
+    overlays: list[str],
+    shown: bool,
+    step: float | None,
+    timeline_drawn: dict | None,
+    table_drawn: list | None,
+    details_drawn: tuple | None,
+) -> list:
     """Everything the refresh tick updates, in one event (each event costs the browser as much as a redraw):
     [table, table_drawn, status, log, details_drawn, *timeline outputs (4), table timer, chart timer]. The table
     and the details are sent only when they changed; both timers stop on a hidden tab, and the charts' starts
@@ -602,18 +678,30 @@ def on_tick(run_id: str, overlays: list[str], shown: bool, step: float | None, t
     if not shown:
         return [*[gr.skip()] * (TICK_OUTPUTS - 2), gr.Timer(active=False), gr.Timer(active=False)]
     rows, details = runs_table(), run_details(run_id)
-    return [gr.skip() if rows == table_drawn else rows, rows,
-            *([gr.skip(), gr.skip()] if details == details_drawn else details), details,
-            *refresh_timeline(run_id, step, timeline_drawn),
-            gr.skip(), gr.Timer(active=True) if charts_live(run_id, overlays) else gr.skip()]
+    return [
+        gr.skip() if rows == table_drawn else rows,
+        rows,
+        *([gr.skip(), gr.skip()] if details == details_drawn else details),
+        details,
+        *refresh_timeline(run_id, step, timeline_drawn),
+        gr.skip(),
+        gr.Timer(active=True) if charts_live(run_id, overlays) else gr.skip(),
+    ]
 
 
 def build(tabs: gr.Tabs | None = None) -> list:
     """Lay out the tab. With the page's `tabs` (where this tab is labelled LABEL) the timers tick only while it is
     shown; alone, always. Returns the components `restore` answers for, in its order."""
     standalone = tabs is None
-    table = gr.Dataframe(value=_initial_table, headers=COLUMNS, interactive=False, label="Runs (newest first)",
-                         wrap=True, column_widths=COLUMN_WIDTHS, elem_id="runs-table")
+    table = gr.Dataframe(
+        value=_initial_table,
+        headers=COLUMNS,
+        interactive=False,
+        label="Runs (newest first)",
+        wrap=True,
+        column_widths=COLUMN_WIDTHS,
+        elem_id="runs-table",
+    )
     with gr.Row(equal_height=True):
         selected = gr.Textbox(label="Selected run", interactive=False, scale=3)
         cancel = gr.Button("Cancel", scale=1)
@@ -624,12 +712,24 @@ def build(tabs: gr.Tabs | None = None) -> list:
     status = gr.Markdown(elem_id="runs-status")
     health_box = gr.Markdown(elem_id="runs-health")
     with gr.Row():
-        smoothing = gr.Slider(0.0, MAX_SMOOTHING, value=DEFAULT_SMOOTHING, step=0.01, label="Smoothing",
-                              info="Exponential moving average, as in TensorBoard; 0 draws the logged values")
+        smoothing = gr.Slider(
+            0.0,
+            MAX_SMOOTHING,
+            value=DEFAULT_SMOOTHING,
+            step=0.01,
+            label="Smoothing",
+            info="Exponential moving average, as in TensorBoard; 0 draws the logged values",
+        )
         log_scale = gr.Checkbox(label="Log scale (y)", value=False)
         # allow_custom_value: a run id may be typed or sent through /chart_data before the choices are loaded
-        overlays = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, label="Overlay runs",
-                               info="Other runs of the same stage, drawn on the same charts")
+        overlays = gr.Dropdown(
+            choices=[],
+            value=[],
+            multiselect=True,
+            allow_custom_value=True,
+            label="Overlay runs",
+            info="Other runs of the same stage, drawn on the same charts",
+        )
     # One wrapping row, two plots a line (min_width), so that the hidden slots of a stage with fewer panels leave
     # no empty rows behind.
     with gr.Row():
@@ -637,8 +737,9 @@ def build(tabs: gr.Tabs | None = None) -> list:
     with gr.Accordion("Answers over training", open=True):
         timeline_note = gr.Markdown()
         timeline_step = gr.Slider(0, 1, value=0, step=1, label="Step", visible=False)
-        timeline_table = gr.Dataframe(headers=_headers(None), interactive=False, wrap=True, visible=False,
-                                      column_widths=["24%", "38%", "38%"])
+        timeline_table = gr.Dataframe(
+            headers=_headers(None), interactive=False, wrap=True, visible=False, column_widths=["24%", "38%", "38%"]
+        )
     with gr.Accordion("Log tail", open=True):
         log = gr.Code(label="Log tail", language=None, lines=12)
 
@@ -658,22 +759,30 @@ def build(tabs: gr.Tabs | None = None) -> list:
     private = dict(api_visibility="private", **quiet)
     table.select(selected_id, outputs=selected, api_name="select_run", api_visibility="private")
     selected.change(run_details, inputs=selected, outputs=[status, log], api_name="details_on_select", **private)
-    selected.change(reset_on_select, inputs=selected, outputs=[confirm, action], api_name="reset_on_select",
-                    **private)
+    selected.change(reset_on_select, inputs=selected, outputs=[confirm, action], api_name="reset_on_select", **private)
     selected.change(None, inputs=selected, js=RUN_IN_ADDRESS_JS)
-    selected.change(overlay_choices, inputs=[selected, overlays], outputs=overlays, api_name="overlays_on_select",
-                    **private)
-    selected.change(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name="charts_on_select",
-                    **private)
-    selected.change(timeline_on_select, inputs=selected, outputs=timeline_outputs, api_name="timeline_on_select",
-                    **private)
+    selected.change(
+        overlay_choices, inputs=[selected, overlays], outputs=overlays, api_name="overlays_on_select", **private
+    )
+    selected.change(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name="charts_on_select", **private)
+    selected.change(
+        timeline_on_select, inputs=selected, outputs=timeline_outputs, api_name="timeline_on_select", **private
+    )
     # input, not change: only what the person does (drag, arrow keys, typing), never the updates sent from here
-    timeline_step.input(show_timeline, inputs=[selected, timeline_step], outputs=timeline_outputs,
-                        api_name="timeline_on_step", trigger_mode="always_last", **private)
-    overlays.focus(refresh_overlays, inputs=selected, outputs=overlays, api_name="overlays_on_focus",
-                   **private)
-    for name, control in (("overlays", overlays.change), ("log_scale", log_scale.change),
-                          ("smoothing", smoothing.release)):
+    timeline_step.input(
+        show_timeline,
+        inputs=[selected, timeline_step],
+        outputs=timeline_outputs,
+        api_name="timeline_on_step",
+        trigger_mode="always_last",
+        **private,
+    )
+    overlays.focus(refresh_overlays, inputs=selected, outputs=overlays, api_name="overlays_on_focus", **private)
+    for name, control in (
+        ("overlays", overlays.change),
+        ("log_scale", log_scale.change),
+        ("smoothing", smoothing.release),
+    ):
         control(refresh_charts, inputs=chart_inputs, outputs=chart_outputs, api_name=f"charts_on_{name}", **private)
 
     # The timers tick only while the tab is shown, and the charts' only while a followed run is live: a finished
@@ -682,24 +791,41 @@ def build(tabs: gr.Tabs | None = None) -> list:
     table_timer = gr.Timer(REFRESH_SECONDS, active=standalone)
     table_drawn, details_drawn = gr.State(None), gr.State(None)  # what the table and the details show
     chart_timer = gr.Timer(CHART_SECONDS, active=standalone)
-    table_timer.tick(on_tick, inputs=[selected, overlays, shown, timeline_step, timeline_shown, table_drawn,
-                                      details_drawn],
-                     outputs=[table, table_drawn, status, log, details_drawn, *timeline_outputs, table_timer,
-                              chart_timer], api_name="on_tick", **private)
-    chart_timer.tick(tick_charts, inputs=[*chart_inputs, shown], outputs=[chart_session, chart_timer, health_box,
-                                                                         *plots],
-                     api_name="charts_on_tick", concurrency_limit=None, **private)
+    table_timer.tick(
+        on_tick,
+        inputs=[selected, overlays, shown, timeline_step, timeline_shown, table_drawn, details_drawn],
+        outputs=[table, table_drawn, status, log, details_drawn, *timeline_outputs, table_timer, chart_timer],
+        api_name="on_tick",
+        **private,
+    )
+    chart_timer.tick(
+        tick_charts,
+        inputs=[*chart_inputs, shown],
+        outputs=[chart_session, chart_timer, health_box, *plots],
+        api_name="charts_on_tick",
+        concurrency_limit=None,
+        **private,
+    )
     for name, control in (("select", selected.change), ("overlays", overlays.change)):
         control(wake_charts, inputs=shown, outputs=chart_timer, api_name=f"wake_charts_on_{name}", **private)
     if tabs is not None:
-        tabs.select(on_tab, inputs=selected, outputs=[shown, table_timer, chart_timer, table, status, log],
-                    api_name="runs_tab_shown", **private)
+        tabs.select(
+            on_tab,
+            inputs=selected,
+            outputs=[shown, table_timer, chart_timer, table, status, log],
+            api_name="runs_tab_shown",
+            **private,
+        )
 
     cancel.click(cancel_run, inputs=selected, outputs=action, api_name="cancel_run")
     resume.click(resume_run, inputs=selected, outputs=action, api_name="resume_run")
     delete.click(delete_run, inputs=[selected, confirm], outputs=[action, selected, confirm], api_name="delete_run")
-    endpoints.click(chart_data, inputs=[selected, smoothing, overlays, log_scale, api_session],
-                    outputs=[api_session, chart_json], api_name="chart_data")
+    endpoints.click(
+        chart_data,
+        inputs=[selected, smoothing, overlays, log_scale, api_session],
+        outputs=[api_session, chart_json],
+        api_name="chart_data",
+    )
     # The table and the details for scripts, whole on every call (the ticks above send only what changed).
     endpoints.click(runs_table, outputs=table, api_name="runs_table", **quiet)
     endpoints.click(run_details, inputs=selected, outputs=[status, log], api_name="run_details", **quiet)

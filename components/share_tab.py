@@ -35,8 +35,10 @@ from studio.runs.rundir import studio_home
 def _choices() -> list[tuple[str, str]]:
     """Completed runs, newest first, as (label, id)."""
     rows = [r for r in manager.list_runs() if r["state"] == "completed"]
-    return [(f"{r['id']} ({r['name']}, {r['stage']})" if r["name"] else f"{r['id']} ({r['stage']})", r["id"])
-            for r in reversed(rows)]
+    return [
+        (f"{r['id']} ({r['name']}, {r['stage']})" if r["name"] else f"{r['id']} ({r['stage']})", r["id"])
+        for r in reversed(rows)
+    ]
 
 
 def share_runs():
@@ -114,14 +116,22 @@ def export_space(run_id: str | None, folder: str | None, confirm: bool = False):
         _required(run_id)
         out = _export_folder(run_id, folder)
         if share.outside_home(out) and not confirm:
-            return (gr.skip(), f"`{out}` is outside the studio home (`{studio_home()}`): tick “Yes, export there” "
-                    "and press Export Space again to write the Space there.", gr.skip())
+            return (
+                gr.skip(),
+                f"`{out}` is outside the studio home (`{studio_home()}`): tick “Yes, export there” "
+                "and press Export Space again to write the Space there.",
+                gr.skip(),
+            )
         out = Path(share.export_space(run_id, out))
     except Exception as err:
         return None, error_line(err), gr.Button(interactive=False)
     files = "\n".join(f"- `{name}`" for name in _files(out))
-    return (str(out), f"Exported run {run_id} as a Space to `{out}`:\n{files}\n\nPush it as a Space below, or upload "
-            "the folder yourself.", gr.Button(interactive=True))
+    return (
+        str(out),
+        f"Exported run {run_id} as a Space to `{out}`:\n{files}\n\nPush it as a Space below, or upload "
+        "the folder yourself.",
+        gr.Button(interactive=True),
+    )
 
 
 def push_space(folder: str | None, space_repo_id: str | None, private: bool) -> str:
@@ -144,8 +154,9 @@ def build(tab: gr.Tab | None = None) -> None:
     token = gr.Markdown(token_status())
     with gr.Row():
         repo_id = gr.Textbox(label="Repo id", placeholder="your-name/tiny-sft", scale=3)
-        merged = gr.Checkbox(label="Merged full model", info="The base model with the adapter merged in; "
-                                                             "else the adapter alone", scale=1)
+        merged = gr.Checkbox(
+            label="Merged full model", info="The base model with the adapter merged in; else the adapter alone", scale=1
+        )
         private = gr.Checkbox(label="Private", info="Create the repo (or Space) private", scale=1)
     with gr.Row():
         preview = gr.Button("Preview card")
@@ -157,8 +168,9 @@ def build(tab: gr.Tab | None = None) -> None:
     with gr.Accordion("Export as a Space", open=False):
         with gr.Row():
             folder = gr.Textbox(label="Folder", placeholder="empty: <home>/spaces/<run id>", scale=3)
-            confirm = gr.Checkbox(label="Yes, export there", value=False, scale=1,
-                                  info="Needed for a folder outside the studio home")
+            confirm = gr.Checkbox(
+                label="Yes, export there", value=False, scale=1, info="Needed for a folder outside the studio home"
+            )
         export = gr.Button("Export Space")
         with gr.Row():
             space_repo = gr.Textbox(label="Space repo id", placeholder="your-name/tiny-sft-chat", scale=3)
@@ -166,19 +178,30 @@ def build(tab: gr.Tab | None = None) -> None:
         space_message = gr.Markdown()
     exported = gr.State(None)
 
-    refresh.click(share_runs, outputs=run, api_name="share_runs").then(token_status, outputs=token,
-                                                                          api_name="token_status")
+    refresh.click(share_runs, outputs=run, api_name="share_runs").then(
+        token_status, outputs=token, api_name="token_status"
+    )
     if tab is not None:
-        tab.select(share_runs, outputs=run, api_name="share_runs_on_open", api_visibility="private",
-                   show_progress="hidden").then(token_status, outputs=token, api_name="token_status_on_open",
-                                                api_visibility="private", show_progress="hidden")
+        tab.select(
+            share_runs, outputs=run, api_name="share_runs_on_open", api_visibility="private", show_progress="hidden"
+        ).then(
+            token_status,
+            outputs=token,
+            api_name="token_status_on_open",
+            api_visibility="private",
+            show_progress="hidden",
+        )
     preview.click(card_preview, inputs=[run, repo_id, merged], outputs=[card, message], api_name="card_preview")
     push_button.click(push, inputs=[run, repo_id, merged, private], outputs=message, api_name="push")
     private_event = dict(api_visibility="private", show_progress="hidden")
-    export.click(export_space, inputs=[run, folder, confirm], outputs=[exported, space_message, push_space_button],
-                 api_name="export_space").then(lambda: False, outputs=confirm, api_name="reset_confirm",
-                                               **private_event)
+    export.click(
+        export_space,
+        inputs=[run, folder, confirm],
+        outputs=[exported, space_message, push_space_button],
+        api_name="export_space",
+    ).then(lambda: False, outputs=confirm, api_name="reset_confirm", **private_event)
     # A confirmation is for the folder it was given for.
     folder.input(lambda: False, outputs=confirm, api_name="folder_changed", **private_event)
-    push_space_button.click(push_space, inputs=[exported, space_repo, private], outputs=space_message,
-                            api_name="push_space")
+    push_space_button.click(
+        push_space, inputs=[exported, space_repo, private], outputs=space_message, api_name="push_space"
+    )

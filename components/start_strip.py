@@ -24,11 +24,13 @@ from studio.runs import manager
 POLL_SECONDS = 2.0
 RUNS_SHOWN = 4  # runs_tab.restore's answer: the selected run, whether the tab shows, its two timers
 SHOWN_QUESTIONS = 8  # of the demo's held-out questions, compared in the Compare tab (all 24 take a while on a CPU)
-INTRO = ("**Start here.** RLHF Studio tunes a language model on your feedback: supervised fine-tuning, a reward model, "
-         "then PPO, DPO or GRPO, every run charted live. The path: **Model** (pick one) -> **Data** (check it) -> "
-         "**Train** (a stage) -> **Runs** (watch it) -> **Compare** (base and tuned answers side by side). No GPU or "
-         "internet needed for the demo: it teaches the built-in tiny model to answer in a polite format, in a few "
-         "minutes on a CPU.")
+INTRO = (
+    "**Start here.** RLHF Studio tunes a language model on your feedback: supervised fine-tuning, a reward model, "
+    "then PPO, DPO or GRPO, every run charted live. The path: **Model** (pick one) -> **Data** (check it) -> "
+    "**Train** (a stage) -> **Runs** (watch it) -> **Compare** (base and tuned answers side by side). No GPU or "
+    "internet needed for the demo: it teaches the built-in tiny model to answer in a polite format, in a few "
+    "minutes on a CPU."
+)
 
 
 @dataclass
@@ -49,8 +51,14 @@ def build() -> Strip:
                 start = gr.Button("Run the offline demo", variant="primary")
                 hide = gr.Button("Hide", size="sm")
         message = gr.Markdown(elem_id="demo-progress")
-    return Strip(group=group, start=start, hide=hide, message=message, pipeline=gr.State(""),
-                 timer=gr.Timer(POLL_SECONDS, active=False))
+    return Strip(
+        group=group,
+        start=start,
+        hide=hide,
+        message=message,
+        pipeline=gr.State(""),
+        timer=gr.Timer(POLL_SECONDS, active=False),
+    )
 
 
 def first_open():
@@ -65,9 +73,14 @@ def start_demo():
         record = offline_demo.start()
     except Exception as err:
         return error_markdown(err), "", gr.Timer(active=False), gr.skip(), *[gr.skip()] * RUNS_SHOWN
-    return (f"Started the demo (pipeline {record.id}): its runs train in the Runs tab, and the Compare tab shows "
-            "base and tuned answers once they are done.", record.id, gr.Timer(active=True), gr.Tabs(selected="runs"),
-            *runs_tab.restore("", True))
+    return (
+        f"Started the demo (pipeline {record.id}): its runs train in the Runs tab, and the Compare tab shows "
+        "base and tuned answers once they are done.",
+        record.id,
+        gr.Timer(active=True),
+        gr.Tabs(selected="runs"),
+        *runs_tab.restore("", True),
+    )
 
 
 def follow_demo(pipeline_id: str):
@@ -82,10 +95,18 @@ def follow_demo(pipeline_id: str):
         return error_markdown(err), gr.Timer(active=False), *unchanged, False
     line = f"Demo {where.state}: " + "; ".join(where.lines) + "."
     if where.state == "completed":
-        fills = compare_tab.filled_with([where.runs[name] for name in ("sft", "ppo", "dpo")], where.runs["rm"],
-                                        offline_demo.held_out_questions()[:SHOWN_QUESTIONS])
-        return (line + " The Compare tab shows the base model and the tuned ones on held-out questions, scored by "
-                "the demo's reward model.", gr.Timer(active=False), *fills, True)
+        fills = compare_tab.filled_with(
+            [where.runs[name] for name in ("sft", "ppo", "dpo")],
+            where.runs["rm"],
+            offline_demo.held_out_questions()[:SHOWN_QUESTIONS],
+        )
+        return (
+            line + " The Compare tab shows the base model and the tuned ones on held-out questions, scored by "
+            "the demo's reward model.",
+            gr.Timer(active=False),
+            *fills,
+            True,
+        )
     if where.state in ("failed", "cancelled"):
         return line + " See the Pipelines tab for why.", gr.Timer(active=False), *unchanged, False
     return line, gr.skip(), *unchanged, False
@@ -105,9 +126,21 @@ def attach(strip: Strip, blocks: gr.Blocks, tabs: gr.Tabs, panel: compare_tab.Pa
     done = gr.State(False)
     blocks.load(first_open, outputs=strip.group, api_visibility="private", show_progress="hidden")
     strip.hide.click(None, js="() => ({__type__: 'update', visible: false})", outputs=strip.group)
-    strip.start.click(start_demo, outputs=[strip.message, strip.pipeline, strip.timer, tabs, *runs],
-                      api_name="start_demo")
-    strip.timer.tick(follow_demo, inputs=strip.pipeline, outputs=[strip.message, strip.timer, *panel.fills, done],
-                     api_name="follow_demo", show_progress="hidden").then(
-        compare_when_done, inputs=[done, *panel.inputs], outputs=panel.outputs, api_name="compare_demo",
-        api_visibility="private", show_progress="hidden", **generation.QUEUE)
+    strip.start.click(
+        start_demo, outputs=[strip.message, strip.pipeline, strip.timer, tabs, *runs], api_name="start_demo"
+    )
+    strip.timer.tick(
+        follow_demo,
+        inputs=strip.pipeline,
+        outputs=[strip.message, strip.timer, *panel.fills, done],
+        api_name="follow_demo",
+        show_progress="hidden",
+    ).then(
+        compare_when_done,
+        inputs=[done, *panel.inputs],
+        outputs=panel.outputs,
+        api_name="compare_demo",
+        api_visibility="private",
+        show_progress="hidden",
+        **generation.QUEUE,
+    )

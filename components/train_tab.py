@@ -39,8 +39,8 @@ from studio import config as cfg
 from studio import model_files, pipeline_runs, presets
 from studio.errors import StudioError
 from studio.estimate import gib
-from studio.run_summary import HUB, SAMPLE, RunRef, RunSummary, run_summary
 from studio.pipeline import is_pipeline
+from studio.run_summary import HUB, SAMPLE, RunRef, RunSummary, run_summary
 from studio.runs import manager
 from studio.runs.rundir import studio_home
 
@@ -50,8 +50,13 @@ BASE_MODEL = ""  # init.from_run's "no earlier run" choice; to_config turns empt
 
 # One line per stage for the stage picker: what it trains on and what it needs.
 STAGE_SECTIONS = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
-TRAIN_BASICS = ("train.max_steps", "train.epochs", "train.learning_rate", "train.batch_size",
-                "train.gradient_accumulation_steps")  # the rest of train.* sits under "More"
+TRAIN_BASICS = (
+    "train.max_steps",
+    "train.epochs",
+    "train.learning_rate",
+    "train.batch_size",
+    "train.gradient_accumulation_steps",
+)  # the rest of train.* sits under "More"
 SHARED_SECTIONS = ("model.", "data.")  # the Model and Data tabs own these keys
 
 
@@ -96,14 +101,19 @@ def read_value(key: str, component: typing.Any, payload: typing.Any) -> typing.A
     """A form value as sent by the browser (these handlers skip gradio's preprocessing): numbers, choices and text
     go to `config.from_dict` as they are, so an out-of-range or unknown value gets its one line naming the key."""
     if isinstance(component, (gr.Number, gr.Dropdown, gr.Textbox, gr.Checkbox)):
-        if isinstance(component, gr.Number) and component.precision == 0 and isinstance(payload, float) \
-                and payload.is_integer():
+        if (
+            isinstance(component, gr.Number)
+            and component.precision == 0
+            and isinstance(payload, float)
+            and payload.is_integer()
+        ):
             return int(payload)
         return payload
     data_model = getattr(component, "data_model", None)
     try:  # any other input kind (a file, say) gets gradio's own processing
-        return component.preprocess(data_model.model_validate(payload) if data_model and payload is not None
-                                    else payload)
+        return component.preprocess(
+            data_model.model_validate(payload) if data_model and payload is not None else payload
+        )
     except gr.Error as err:
         raise StudioError(f"{key}: {err.message}") from None
 
@@ -160,8 +170,10 @@ def stage_run_choices(stage: str):
 
 def stage_sections(stage: str) -> list:
     """Show the reward models for the online stages and only the selected stage's own section."""
-    return [gr.update(visible=stage in cfg.ONLINE_STAGES),
-            *(gr.update(visible=stage == section) for section in STAGE_SECTIONS)]
+    return [
+        gr.update(visible=stage in cfg.ONLINE_STAGES),
+        *(gr.update(visible=stage == section) for section in STAGE_SECTIONS),
+    ]
 
 
 # ---------------------------------------------------------------- presets
@@ -201,8 +213,10 @@ def preset_choices() -> list[tuple[str, str]]:
     user = user_presets_dir()
     paths = preset_paths()
     needs = {name: _needs(path) for name, path in paths.items()}
-    return [(f"{name}{' (yours)' if paths[name].parent == user else ''}{needs_label(needs[name])}", name)
-            for name in presets.offline_first(needs)]
+    return [
+        (f"{name}{' (yours)' if paths[name].parent == user else ''}{needs_label(needs[name])}", name)
+        for name in presets.offline_first(needs)
+    ]
 
 
 def refresh_presets():
@@ -253,8 +267,10 @@ def save_preset(fields: Fields, name: str | None, values: typing.Sequence):
     """Write the form as <studio home>/presets/NAME.yaml; (message, preset dropdown)."""
     name = (name or "").strip()
     if not PRESET_NAME.fullmatch(name):
-        return (f"Preset name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit.",
-                gr.Dropdown())
+        return (
+            f"Preset name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit.",
+            gr.Dropdown(),
+        )
     existing = preset_paths().get(name)
     if existing is not None and existing.parent != user_presets_dir():
         return f"'{name}' is the name of a bundled preset; pick another name.", gr.Dropdown()
@@ -266,8 +282,11 @@ def save_preset(fields: Fields, name: str | None, values: typing.Sequence):
     path = user_presets_dir() / f"{name}.yaml"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# Saved from the studio's Train tab. Run it with `rlhf-studio train {path}`\n"
-                        + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            f"# Saved from the studio's Train tab. Run it with `rlhf-studio train {path}`\n"
+            + yaml.safe_dump(body, sort_keys=False),
+            encoding="utf-8",
+        )
     except OSError as err:
         return f"Could not write {path}: {err.strerror}", gr.Dropdown()
     verb = "Replaced" if existing is not None else "Saved"
@@ -298,10 +317,25 @@ def start_run(fields: Fields, values: typing.Sequence) -> str:
 SUMMARY_HINT = "Press **Check** to see what Start will run: stage, model, data, rows, steps and memory."
 # The fields the summary depends on; dropdowns and checkboxes refresh it as they change, text and numbers on blur or
 # Enter (see build).
-SUMMARY_KEYS = ("stage", "model.name", "model.dtype", "model.quantization", "data.source", "data.path", "data.subset",
-                "data.limit", "data.eval_fraction", "data.max_length", "init.from_run", "reward_models.runs",
-                "train.max_steps", "train.epochs", "train.batch_size", "train.gradient_accumulation_steps",
-                "lora.enabled")
+SUMMARY_KEYS = (
+    "stage",
+    "model.name",
+    "model.dtype",
+    "model.quantization",
+    "data.source",
+    "data.path",
+    "data.subset",
+    "data.limit",
+    "data.eval_fraction",
+    "data.max_length",
+    "init.from_run",
+    "reward_models.runs",
+    "train.max_steps",
+    "train.epochs",
+    "train.batch_size",
+    "train.gradient_accumulation_steps",
+    "lora.enabled",
+)
 
 
 def summary_steps(fields: Fields, values: typing.Sequence):
@@ -356,8 +390,12 @@ def format_summary(summary: RunSummary) -> str:
         where = f"{summary.data_where} ({summary.data_origin})"
     else:
         where = f"{summary.data_where}: {uploads_named(summary.data_origin)}"
-    lines.append(("Data", _text(f"{summary.source}, from {where}")
-                 + (f" {_problem(problems['data'])}" if "data" in problems else "")))
+    lines.append(
+        (
+            "Data",
+            _text(f"{summary.source}, from {where}") + (f" {_problem(problems['data'])}" if "data" in problems else ""),
+        )
+    )
 
     counted = summary.rows
     if counted is not None:
@@ -373,8 +411,11 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(("Rows", _text("not counted: the data cannot be read (see above)")))
 
     if summary.steps is not None:
-        steps = _text(f"{summary.steps:,} optimizer steps ({summary.steps_how})" if summary.stage != "rejection"
-                      else f"{summary.steps:,} rounds ({summary.steps_how})")
+        steps = _text(
+            f"{summary.steps:,} optimizer steps ({summary.steps_how})"
+            if summary.stage != "rejection"
+            else f"{summary.steps:,} rounds ({summary.steps_how})"
+        )
     elif "steps" in problems:
         steps = _problem(problems["steps"])
     else:
@@ -391,13 +432,19 @@ def format_summary(summary: RunSummary) -> str:
 
     if summary.stage in cfg.ONLINE_STAGES:
         scorers = "; ".join(_run(ref) for ref in summary.reward_models)
-        lines.append(("Reward models", scorers + (f" {_problem(problems['reward_models'])}"
-                                                 if "reward_models" in problems else "")))
+        lines.append(
+            (
+                "Reward models",
+                scorers + (f" {_problem(problems['reward_models'])}" if "reward_models" in problems else ""),
+            )
+        )
 
     if summary.memory is not None:
         parts = ", ".join(f"{term.name} {gib(term.bytes)}" for term in summary.memory.terms if term.bytes)
-        memory = _text(f"about {gib(summary.memory.total)} at {summary.memory_dtype}: {parts}; the Model tab's "
-                       "Inspect explains each part")
+        memory = _text(
+            f"about {gib(summary.memory.total)} at {summary.memory_dtype}: {parts}; the Model tab's "
+            "Inspect explains each part"
+        )
     elif "memory" in problems:
         memory = _problem(problems["memory"])
     else:
@@ -429,36 +476,57 @@ def build(shared_fields: Fields) -> Fields:
     """Lay out the tab; returns its inputs keyed by config key. `shared_fields` are the Model and Data tabs'."""
     info = cfg.field_info()
     keys = list(info)
-    section_keys = {s: [k for k in keys if k.startswith(f"{s}.")] for s in ("lora", "train", "reward_models",
-                                                                                "timeline", *STAGE_SECTIONS)}
+    section_keys = {
+        s: [k for k in keys if k.startswith(f"{s}.")]
+        for s in ("lora", "train", "reward_models", "timeline", *STAGE_SECTIONS)
+    }
     own: Fields = {}
     initial_stage = info["stage"]["default"]
 
     with gr.Row():
-        preset = gr.Dropdown(choices=preset_choices(), value=None, allow_custom_value=True, label="Preset",
-                             info="Single-run presets, bundled and saved; pipelines (several linked stages) are "
-                                  "in the Pipelines tab", scale=3)
+        preset = gr.Dropdown(
+            choices=preset_choices(),
+            value=None,
+            allow_custom_value=True,
+            label="Preset",
+            info="Single-run presets, bundled and saved; pipelines (several linked stages) are in the Pipelines tab",
+            scale=3,
+        )
         load_button = gr.Button("Load", scale=1)
         preset_name = gr.Textbox(label="Save the form as", placeholder="my-preset", scale=2)
         save_button = gr.Button("Save as", scale=1)
     preset_message = gr.Markdown()
 
     with gr.Row():
-        own["stage"] = gr.Dropdown(choices=[(f"{s}: {cfg.STAGE_SUMMARIES[s]}", s) for s in cfg.STAGES],
-                                   value=initial_stage, **fieldwidgets.caption("stage"), scale=2,
-                                   elem_id=field_id("stage"))
+        own["stage"] = gr.Dropdown(
+            choices=[(f"{s}: {cfg.STAGE_SUMMARIES[s]}", s) for s in cfg.STAGES],
+            value=initial_stage,
+            **fieldwidgets.caption("stage"),
+            scale=2,
+            elem_id=field_id("stage"),
+        )
         _inputs(["name"], own, scale=1)
     with gr.Row():
-        own["init.from_run"] = gr.Dropdown(choices=parent_choices(initial_stage), value=BASE_MODEL,
-                                           allow_custom_value=True, **fieldwidgets.caption("init.from_run"), scale=4,
-                                           elem_id=field_id("init.from_run"))
+        own["init.from_run"] = gr.Dropdown(
+            choices=parent_choices(initial_stage),
+            value=BASE_MODEL,
+            allow_custom_value=True,
+            **fieldwidgets.caption("init.from_run"),
+            scale=4,
+            elem_id=field_id("init.from_run"),
+        )
         refresh_button = gr.Button("Refresh runs", scale=1)
 
     with gr.Group(visible=initial_stage in cfg.ONLINE_STAGES) as rewards_group:
         gr.Markdown(_section_doc("reward_models") or "")
-        own["reward_models.runs"] = gr.Dropdown(choices=completed_runs(["reward"]), value=[], multiselect=True,
-                                                allow_custom_value=True, **fieldwidgets.caption("reward_models.runs"),
-                                                elem_id=field_id("reward_models.runs"))
+        own["reward_models.runs"] = gr.Dropdown(
+            choices=completed_runs(["reward"]),
+            value=[],
+            multiselect=True,
+            allow_custom_value=True,
+            **fieldwidgets.caption("reward_models.runs"),
+            elem_id=field_id("reward_models.runs"),
+        )
         with gr.Row():
             _inputs([k for k in section_keys["reward_models"] if k != "reward_models.runs"], own)
 
@@ -475,13 +543,11 @@ def build(shared_fields: Fields) -> Fields:
     with gr.Accordion("Hyperparameters (train.*)", open=True):
         with gr.Row():
             _inputs(TRAIN_BASICS, own, min_width=180)
-        with gr.Accordion("More", open=False):
-            with gr.Row():
-                _inputs([k for k in section_keys["train"] if k not in TRAIN_BASICS], own, min_width=220)
+        with gr.Accordion("More", open=False), gr.Row():
+            _inputs([k for k in section_keys["train"] if k not in TRAIN_BASICS], own, min_width=220)
 
-    with gr.Accordion("LoRA (lora.*)", open=False):
-        with gr.Row():
-            _inputs(section_keys["lora"], own, min_width=180)
+    with gr.Accordion("LoRA (lora.*)", open=False), gr.Row():
+        _inputs(section_keys["lora"], own, min_width=180)
 
     with gr.Accordion("Answers over training (timeline.*)", open=False):
         gr.Markdown(_section_doc("timeline") or "")
@@ -502,15 +568,26 @@ def build(shared_fields: Fields) -> Fields:
     form = list(fields.values())
     stage, from_run, reward_runs = own["stage"], own["init.from_run"], own["reward_models.runs"]
 
-    stage.change(stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs],
-                 api_name="stage_runs")
+    stage.change(
+        stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs], api_name="stage_runs"
+    )
     stage.change(stage_sections, inputs=stage, outputs=[rewards_group, *sections], api_name="stage_sections")
     # The page alone uses these: private, each with its own name so that the public names stay as written.
-    refresh_button.click(stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs],
-                         api_name="stage_runs_on_refresh", api_visibility="private")
+    refresh_button.click(
+        stage_runs,
+        inputs=[stage, from_run, reward_runs],
+        outputs=[from_run, reward_runs],
+        api_name="stage_runs_on_refresh",
+        api_visibility="private",
+    )
     for name, trigger in (("parent_focus", from_run.focus), ("rewards_focus", reward_runs.focus)):
-        trigger(stage_run_choices, inputs=stage, outputs=[from_run, reward_runs], api_name=f"stage_runs_on_{name}",
-                api_visibility="private")
+        trigger(
+            stage_run_choices,
+            inputs=stage,
+            outputs=[from_run, reward_runs],
+            api_name=f"stage_runs_on_{name}",
+            api_visibility="private",
+        )
     preset.focus(refresh_presets, outputs=preset, api_name="presets_on_focus", api_visibility="private")
 
     def load(name):
@@ -531,15 +608,23 @@ def build(shared_fields: Fields) -> Fields:
 
     loaded = load_button.click(load, inputs=preset, outputs=[preset_message, *form], api_name="load_preset")
     # The form handlers skip gradio's preprocessing so that from_dict, not gradio, judges every value (see read_value).
-    save_button.click(save, inputs=[preset_name, *form], outputs=[preset_message, preset], api_name="save_preset",
-                      preprocess=False)
+    save_button.click(
+        save, inputs=[preset_name, *form], outputs=[preset_message, preset], api_name="save_preset", preprocess=False
+    )
     start_button.click(start, inputs=form, outputs=start_message, api_name="start_run", preprocess=False)
     gr.api(form_keys, api_name="form_keys")
 
     # The summary: one event for every trigger, so a burst of changes (a preset filling the form) runs it once more
     # at most (always_last), one at a time (its own queue); the values go unprocessed, as Start's do.
-    summary_options = dict(fn=summarize, inputs=form, outputs=summary, preprocess=False, show_progress="minimal",
-                           concurrency_id="run_summary", concurrency_limit=1)
+    summary_options = dict(
+        fn=summarize,
+        inputs=form,
+        outputs=summary,
+        preprocess=False,
+        show_progress="minimal",
+        concurrency_id="run_summary",
+        concurrency_limit=1,
+    )
     triggers = [check_button.click]
     for key in SUMMARY_KEYS:
         component = fields[key]

@@ -32,8 +32,10 @@ def installed(package: str) -> bool:
 def attention_implementation(spec: ModelSpec, dtype: torch.dtype) -> str | None:
     """The attn_implementation to load the model with; None keeps transformers' default."""
     if spec.attention == "flash_attention_2" and not installed("flash_attn"):
-        raise ModelError("model.attention = flash_attention_2, but the flash-attn package is not installed; "
-                         "pip install flash-attn, or set model.attention: auto")
+        raise ModelError(
+            "model.attention = flash_attention_2, but the flash-attn package is not installed; "
+            "pip install flash-attn, or set model.attention: auto"
+        )
     if spec.attention != "auto":
         return spec.attention
     if not torch.cuda.is_available():
@@ -74,10 +76,17 @@ def fit_memory(config: RunConfig) -> RunConfig:
     checkpointed = dataclasses.replace(config, train=dataclasses.replace(config.train, gradient_checkpointing=True))
     with_it = run_estimate(checkpointed).total
     if with_it < without and with_it <= free:
-        log.info("gradient checkpointing: on, since the estimate without it, %s, is over the GPU's free %s "
-                 "(with it: %s)", gib(without), gib(free), gib(with_it))
+        log.info(
+            "gradient checkpointing: on, since the estimate without it, %s, is over the GPU's free %s (with it: %s)",
+            gib(without),
+            gib(free),
+            gib(with_it),
+        )
         return checkpointed
-    log.warning("memory: the estimate, %s, is over the GPU's free %s; if the run runs out of memory, lower "
-                "train.batch_size or data.max_length, or use model.quantization: 4bit", gib(min(without, with_it)),
-                gib(free))
+    log.warning(
+        "memory: the estimate, %s, is over the GPU's free %s; if the run runs out of memory, lower "
+        "train.batch_size or data.max_length, or use model.quantization: 4bit",
+        gib(min(without, with_it)),
+        gib(free),
+    )
     return config

@@ -61,8 +61,10 @@ def check_exposure(host: str, login: tuple[str, str] | None) -> None:
     """Refuse to serve another address than this machine's without a login (Spaces excepted, see the docstring)."""
     if is_loopback(host) or login is not None or spaces.on_spaces():
         return
-    raise ConfigError(f"--host {host}: other machines could reach the studio, start runs and read your runs; give "
-                      f"--auth USER:PASSWORD (or set {AUTH_ENV}), or bind 127.0.0.1 and use an SSH tunnel")
+    raise ConfigError(
+        f"--host {host}: other machines could reach the studio, start runs and read your runs; give "
+        f"--auth USER:PASSWORD (or set {AUTH_ENV}), or bind 127.0.0.1 and use an SSH tunnel"
+    )
 
 
 _served_host: str | None = None  # the address this process serves the UI on, once serve() has checked it
@@ -89,8 +91,10 @@ def inside(root: Path, text: str, what: str) -> Path:
     out = root / Path(text.strip()).expanduser()  # an absolute path replaces root
     real_root, real = root.resolve(), out.resolve()
     if real_root not in real.parents:
-        raise StudioError(f"{what} '{text.strip()}': this studio can be opened by others, so it writes only inside "
-                          f"{root}; give a folder name there, or leave it empty")
+        raise StudioError(
+            f"{what} '{text.strip()}': this studio can be opened by others, so it writes only inside "
+            f"{root}; give a folder name there, or leave it empty"
+        )
     return out
 
 
@@ -109,5 +113,7 @@ def check_readable(text: str, what: str) -> None:
     real = Path(text.strip()).expanduser().resolve()
     roots = (studio_home(), upload_folder())
     if not any(root.expanduser().resolve() in real.parents for root in roots):
-        raise StudioError(f"{what} = '{text.strip()}': this studio can be opened by others, so it reads only files "
-                          f"uploaded here or kept in {studio_home()}; upload the file in the Data tab")
+        raise StudioError(
+            f"{what} = '{text.strip()}': this studio can be opened by others, so it reads only files "
+            f"uploaded here or kept in {studio_home()}; upload the file in the Data tab"
+        )

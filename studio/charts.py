@@ -49,6 +49,7 @@ POINTS_PER_SPAN = 5  # the EMA averages over about 1 / (1 - weight) points: at m
 @dataclass(frozen=True)
 class Panel:
     """One chart: a title and the metric keys drawn on it ("reward/*" matches keys by prefix)."""
+
     title: str
     keys: tuple[str, ...]
     log_y: bool = False  # the scale the panel opens with; the user may switch it
@@ -68,14 +69,21 @@ class Panel:
 
 
 # Every stage ends with these (see the module docstring).
-_THROUGHPUT = (Panel("Tokens/s (trained)", (TOKENS_PER_SECOND,), when_logged=True),
-               Panel("MFU (fraction of the GPU's peak)", ("mfu",), when_logged=True),
-               Panel("GPU memory, peak allocated (GiB)", ("gpu_memory_gib",), when_logged=True))
+_THROUGHPUT = (
+    Panel("Tokens/s (trained)", (TOKENS_PER_SECOND,), when_logged=True),
+    Panel("MFU (fraction of the GPU's peak)", ("mfu",), when_logged=True),
+    Panel("GPU memory, peak allocated (GiB)", ("gpu_memory_gib",), when_logged=True),
+)
 
 
 def _losses(*extra: Panel) -> tuple[Panel, ...]:
-    return (Panel("Loss", ("loss", "eval_loss")), *extra,
-            Panel("Learning rate", ("learning_rate",)), Panel("Gradient norm", ("grad_norm",)), *_THROUGHPUT)
+    return (
+        Panel("Loss", ("loss", "eval_loss")),
+        *extra,
+        Panel("Learning rate", ("learning_rate",)),
+        Panel("Gradient norm", ("grad_norm",)),
+        *_THROUGHPUT,
+    )
 
 
 _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
@@ -93,18 +101,30 @@ _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
 
 STAGE_PANELS: dict[str, tuple[Panel, ...]] = {
     "sft": _losses(Panel("Token accuracy", ("mean_token_accuracy", "eval_mean_token_accuracy"))),
-    "reward": _losses(Panel("Accuracy (chosen scored higher)", ("accuracy", "eval_accuracy")),
-                      Panel("Margin (chosen - rejected)", ("margin", "eval_margin")),
-                      Panel("Chosen / rejected reward", ("chosen_reward", "rejected_reward", "eval_chosen_reward",
-                                                          "eval_rejected_reward"))),
-    "dpo": _losses(Panel("Reward chosen / rejected", ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen",
-                                                      "eval_rewards/rejected")),
-                   Panel("Reward margin", ("rewards/margins", "eval_rewards/margins")),
-                   Panel("Reward accuracy", ("rewards/accuracies", "eval_rewards/accuracies"))),
-    "kto": _losses(Panel("Reward chosen / rejected", ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen",
-                                                      "eval_rewards/rejected")),
-                   Panel("Reward margin", ("rewards/margins", "eval_rewards/margins")),
-                   Panel("KL to the reference (batch estimate)", ("kl", "eval_kl"))),
+    "reward": _losses(
+        Panel("Accuracy (chosen scored higher)", ("accuracy", "eval_accuracy")),
+        Panel("Margin (chosen - rejected)", ("margin", "eval_margin")),
+        Panel(
+            "Chosen / rejected reward",
+            ("chosen_reward", "rejected_reward", "eval_chosen_reward", "eval_rejected_reward"),
+        ),
+    ),
+    "dpo": _losses(
+        Panel(
+            "Reward chosen / rejected",
+            ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen", "eval_rewards/rejected"),
+        ),
+        Panel("Reward margin", ("rewards/margins", "eval_rewards/margins")),
+        Panel("Reward accuracy", ("rewards/accuracies", "eval_rewards/accuracies")),
+    ),
+    "kto": _losses(
+        Panel(
+            "Reward chosen / rejected",
+            ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen", "eval_rewards/rejected"),
+        ),
+        Panel("Reward margin", ("rewards/margins", "eval_rewards/margins")),
+        Panel("KL to the reference (batch estimate)", ("kl", "eval_kl")),
+    ),
     "ppo": (
         Panel("Reward", ("reward", "reward/*", "reward_with_eos_penalty")),
         Panel("KL to the starting model (per answer)", ("kl",)),
@@ -167,7 +187,7 @@ class Track:
     def __init__(self):
         self.steps = array("d")
         self.values = array("d")
-        self.nonfinite = 0   # counts let a refresh skip the filtering pass when there is nothing to filter
+        self.nonfinite = 0  # counts let a refresh skip the filtering pass when there is nothing to filter
         self.nonpositive = 0
         self._ema: tuple[float, float, float, array] | None = None  # weight, EMA, debias weight, smoothed
 
@@ -294,6 +314,7 @@ def downsample(values: Sequence[float], max_points: int) -> list[int]:
 class Series:
     """One line on a chart. `values` is what to draw (smoothed when smoothing > 0); `raw` the logged values at the
     same steps, drawn faintly behind a smoothed line."""
+
     run_id: str
     key: str
     label: str
@@ -318,8 +339,16 @@ class PanelData:
         return not any(s.steps for s in self.series)
 
 
-def build_series(run_id: str, key: str, track: Track, label: str, smoothing: float = 0.0, log_y: bool = False,
-                 max_points: int = DEFAULT_MAX_POINTS, notes: list[str] | None = None) -> Series:
+def build_series(
+    run_id: str,
+    key: str,
+    track: Track,
+    label: str,
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    max_points: int = DEFAULT_MAX_POINTS,
+    notes: list[str] | None = None,
+) -> Series:
     """One plot-ready series from a Track: filter, smooth, downsample (see the module docstring for the order).
     `smoothing` is what the user asked for; the series gets smoothing_for(key, smoothing, its points). Reasons
     for left-out points are appended to `notes`."""
@@ -344,8 +373,16 @@ def build_series(run_id: str, key: str, track: Track, label: str, smoothing: flo
         out_steps = [steps[i] for i in idx]
         out_raw = [values[i] for i in idx]
         out_values = [smoothed[i] for i in idx]
-    return Series(run_id=run_id, key=key, label=label, steps=out_steps, values=out_values, raw=out_raw,
-                  eval=key.startswith("eval_"), smoothing=smoothing)
+    return Series(
+        run_id=run_id,
+        key=key,
+        label=label,
+        steps=out_steps,
+        values=out_values,
+        raw=out_raw,
+        eval=key.startswith("eval_"),
+        smoothing=smoothing,
+    )
 
 
 def _cached_ema(track: Track, weight: float) -> array:
@@ -354,34 +391,45 @@ def _cached_ema(track: Track, weight: float) -> array:
     if cached is None or cached[0] != weight or len(cached[3]) > len(track.values):
         cached = (weight, 0.0, 0.0, array("d"))
     _, last, debias, smoothed = cached
-    new, last, debias = _ema_extend(track.values[len(smoothed):], weight, last, debias)
+    new, last, debias = _ema_extend(track.values[len(smoothed) :], weight, last, debias)
     smoothed.extend(new)
     track._ema = (weight, last, debias, smoothed)
     return smoothed
 
 
-def _note_dropped(notes: list[str] | None, label: str, steps: Sequence[float], values: Sequence[float],
-                  log_y: bool) -> None:
+def _note_dropped(
+    notes: list[str] | None, label: str, steps: Sequence[float], values: Sequence[float], log_y: bool
+) -> None:
     if notes is None:
         return
     bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
     if bad:
-        notes.append(f"{label}: {len(bad)} value{'s' if len(bad) > 1 else ''} not a finite number left out "
-                     f"(first at step {_fmt_step(steps[bad[0]])})")
+        notes.append(
+            f"{label}: {len(bad)} value{'s' if len(bad) > 1 else ''} not a finite number left out "
+            f"(first at step {_fmt_step(steps[bad[0]])})"
+        )
     if log_y:
         low = [i for i, v in enumerate(values) if math.isfinite(v) and v <= 0]
         if low:
-            notes.append(f"{label}: {len(low)} value{'s' if len(low) > 1 else ''} <= 0 left out on the log scale "
-                         f"(first at step {_fmt_step(steps[low[0]])})")
+            notes.append(
+                f"{label}: {len(low)} value{'s' if len(low) > 1 else ''} <= 0 left out on the log scale "
+                f"(first at step {_fmt_step(steps[low[0]])})"
+            )
 
 
 def _fmt_step(step: float) -> str:
     return str(int(step)) if step == int(step) else str(step)
 
 
-def panel_data(panel: Panel, runs: Mapping[str, Columns], labels: Mapping[str, str] | None = None,
-               stage: str = "", smoothing: float = 0.0, log_y: bool | None = None,
-               max_points: int = DEFAULT_MAX_POINTS) -> PanelData:
+def panel_data(
+    panel: Panel,
+    runs: Mapping[str, Columns],
+    labels: Mapping[str, str] | None = None,
+    stage: str = "",
+    smoothing: float = 0.0,
+    log_y: bool | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+) -> PanelData:
     """The series of one panel for one or more runs (run id -> Columns). With one run a series is labelled by
     its key; with several, by "<run label>: <key>" (the label defaults to the run id)."""
     log_y = panel.log_y if log_y is None else log_y
@@ -395,8 +443,9 @@ def panel_data(panel: Panel, runs: Mapping[str, Columns], labels: Mapping[str, s
                 continue  # one reward model: its reward/<run id> is the reward already drawn
             drawn.append(track)
             label = key if len(runs) == 1 else f"{labels.get(run_id) or run_id}: {key}"
-            data.series.append(build_series(run_id, key, cols.tracks[key], label, smoothing, log_y, max_points,
-                                            data.notes))
+            data.series.append(
+                build_series(run_id, key, cols.tracks[key], label, smoothing, log_y, max_points, data.notes)
+            )
     return data
 
 
@@ -404,12 +453,18 @@ def _same_line(a: Track, b: Track) -> bool:
     return len(a) == len(b) and a.values == b.values and a.steps == b.steps  # array compares run in C
 
 
-def panels_from_rows(stage: str, rows: Iterable[Mapping], smoothing: float = 0.0,
-                     max_points: int = DEFAULT_MAX_POINTS, run_id: str = "run") -> list[PanelData]:
+def panels_from_rows(
+    stage: str,
+    rows: Iterable[Mapping],
+    smoothing: float = 0.0,
+    max_points: int = DEFAULT_MAX_POINTS,
+    run_id: str = "run",
+) -> list[PanelData]:
     """Every panel of a stage from one run's rows, read in one go (for a finished run or a test)."""
     runs = {run_id: columns(rows)}
-    return shown([panel_data(p, runs, stage=stage, smoothing=smoothing, max_points=max_points)
-                  for p in stage_panels(stage)])
+    return shown(
+        [panel_data(p, runs, stage=stage, smoothing=smoothing, max_points=max_points) for p in stage_panels(stage)]
+    )
 
 
 def shown(panels: Iterable[PanelData]) -> list[PanelData]:
@@ -471,15 +526,24 @@ class ChartFeed:
     def stage(self, run_id: str) -> str:
         return self.runs[run_id].stage
 
-    def panel(self, panel: Panel, smoothing: float = 0.0, log_y: bool | None = None,
-              run_ids: Sequence[str] | None = None) -> PanelData:
+    def panel(
+        self, panel: Panel, smoothing: float = 0.0, log_y: bool | None = None, run_ids: Sequence[str] | None = None
+    ) -> PanelData:
         ids = list(run_ids) if run_ids is not None else list(self.runs)
         stage = self.runs[ids[0]].stage if ids else ""
-        return panel_data(panel, {i: self.runs[i].columns for i in ids}, {i: self.runs[i].label for i in ids},
-                          stage, smoothing, log_y, self.max_points)
+        return panel_data(
+            panel,
+            {i: self.runs[i].columns for i in ids},
+            {i: self.runs[i].label for i in ids},
+            stage,
+            smoothing,
+            log_y,
+            self.max_points,
+        )
 
-    def panels(self, stage: str | None = None, smoothing: float = 0.0,
-               log_y: Mapping[str, bool] | None = None) -> list[PanelData]:
+    def panels(
+        self, stage: str | None = None, smoothing: float = 0.0, log_y: Mapping[str, bool] | None = None
+    ) -> list[PanelData]:
         """Every panel of `stage` (default: the first run's stage) over all followed runs. log_y maps a panel
         title to the scale the user chose for it."""
         if stage is None:
@@ -507,8 +571,7 @@ def _flat_range(values: list[float]) -> list[float] | None:
 # The look of plotly's "plotly_white", set directly: naming a template makes plotly deep-copy it into every figure,
 # which took two thirds of a chart refresh (bench/ui.py).
 _AXIS = dict(gridcolor="#ebf0f8", zerolinecolor="#ebf0f8", linecolor="#ebf0f8", automargin=True)
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def figure(data: PanelData):
@@ -521,10 +584,24 @@ def figure(data: PanelData):
         color = _COLORS[i % len(_COLORS)]
         mode = "lines+markers" if s.eval else "lines"
         if s.smoothing > 0:
-            traces.append(go.Scatter(x=s.steps, y=s.raw, mode=mode, line=dict(color=color, width=1), opacity=0.25,
-                                     name=s.label, legendgroup=s.label, showlegend=False, hoverinfo="skip"))
-        traces.append(go.Scatter(x=s.steps, y=s.values, mode=mode, line=dict(color=color, width=2), name=s.label,
-                                 legendgroup=s.label))
+            traces.append(
+                go.Scatter(
+                    x=s.steps,
+                    y=s.raw,
+                    mode=mode,
+                    line=dict(color=color, width=1),
+                    opacity=0.25,
+                    name=s.label,
+                    legendgroup=s.label,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        traces.append(
+            go.Scatter(
+                x=s.steps, y=s.values, mode=mode, line=dict(color=color, width=2), name=s.label, legendgroup=s.label
+            )
+        )
     title = dict(text=data.panel.title, x=0.05)
     if data.notes:
         title["subtitle"] = dict(text="<br>".join(data.notes), font=dict(size=11, color="#666"))
@@ -533,15 +610,30 @@ def figure(data: PanelData):
     if flat and not data.log_y:
         yaxis["range"] = flat
     layout = dict(
-        template="none", plot_bgcolor="white", paper_bgcolor="white", font=dict(color="#2a3f5f"),
-        title=title, xaxis=dict(title=dict(text=data.x_label), **_AXIS), yaxis=yaxis,
-        height=300 + 16 * len(data.notes), margin=dict(l=50, r=20, t=50 + 16 * len(data.notes), b=40),
+        template="none",
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        font=dict(color="#2a3f5f"),
+        title=title,
+        xaxis=dict(title=dict(text=data.x_label), **_AXIS),
+        yaxis=yaxis,
+        height=300 + 16 * len(data.notes),
+        margin=dict(l=50, r=20, t=50 + 16 * len(data.notes), b=40),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
         uirevision=data.panel.title,  # keeps the user's zoom and hidden series across live refreshes
     )
     if data.empty:
-        layout["annotations"] = [dict(text="no data yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
-                                      font=dict(size=13, color="#666"))]
+        layout["annotations"] = [
+            dict(
+                text="no data yet",
+                xref="paper",
+                yref="paper",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font=dict(size=13, color="#666"),
+            )
+        ]
     return go.Figure(data=traces, layout=layout)
 
 
@@ -556,9 +648,17 @@ def score_histogram(chosen: Sequence[float], rejected: Sequence[float], title: s
     bins = dict(start=low, end=high + (high - low) / 30 + 1e-9, size=(high - low) / 30 or 1.0)
     fig = go.Figure()
     for name, scores, color in (("chosen", chosen, "#2ca02c"), ("rejected", rejected, "#d62728")):
-        fig.add_trace(go.Histogram(x=list(scores), name=f"{name} ({len(scores)})", xbins=bins, opacity=0.6,
-                                   marker_color=color))
-    fig.update_layout(title=dict(text=title), barmode="overlay", xaxis_title="score", yaxis_title="pairs",
-                      height=320, margin=dict(l=50, r=20, t=50, b=40), template="plotly_white",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"))
+        fig.add_trace(
+            go.Histogram(x=list(scores), name=f"{name} ({len(scores)})", xbins=bins, opacity=0.6, marker_color=color)
+        )
+    fig.update_layout(
+        title=dict(text=title),
+        barmode="overlay",
+        xaxis_title="score",
+        yaxis_title="pairs",
+        height=320,
+        margin=dict(l=50, r=20, t=50, b=40),
+        template="plotly_white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
+    )
     return fig

@@ -41,9 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a run config or a pipeline in the foreground, with progress")
     train.add_argument("config", help="a run config or pipeline YAML (see presets/)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set train.max_steps=20 (repeatable); in a pipeline a "
-                            "plain key applies to every stage and stages.NAME.KEY=VALUE to one")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.max_steps=20 (repeatable); in a pipeline a "
+        "plain key applies to every stage and stages.NAME.KEY=VALUE to one",
+    )
     train.set_defaults(handler=cmd_train)
 
     resume = sub.add_parser("resume", help="continue a failed or cancelled run from its last complete checkpoint")
@@ -65,34 +70,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="load, convert and check a dataset: kept and dropped rows, examples")
     data.add_argument("source", choices=cfg.DATA_SOURCES, help="dataset source")
-    data.add_argument("--path", help="a local file in the source's raw schema, 'sample' or 'hub' (default: the "
-                                     "bundled sample; for votes, your votes file)")
+    data.add_argument(
+        "--path",
+        help="a local file in the source's raw schema, 'sample' or 'hub' (default: the "
+        "bundled sample; for votes, your votes file)",
+    )
     data.add_argument("--subset", help="hub configuration or data directory, e.g. helpful-base for hh-rlhf")
     data.add_argument("--limit", type=int, help="keep at most this many rows")
     data.add_argument("--format", choices=("sft", "preference"), help="rows to make, for sources that give both")
-    data.add_argument("--on-bad-rows", choices=("drop", "fail"), default="drop",
-                      help="drop bad rows and count them (default), or stop at the first one")
-    data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="any data option, e.g. --set data.min_score_ratio=3 --set data.columns.prompt=question")
-    data.add_argument("--model", help="also check lengths and preview the chat template of this model's tokenizer "
-                                      "(a hub id, a local folder or tiny)")
+    data.add_argument(
+        "--on-bad-rows",
+        choices=("drop", "fail"),
+        default="drop",
+        help="drop bad rows and count them (default), or stop at the first one",
+    )
+    data.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any data option, e.g. --set data.min_score_ratio=3 --set data.columns.prompt=question",
+    )
+    data.add_argument(
+        "--model",
+        help="also check lengths and preview the chat template of this model's tokenizer "
+        "(a hub id, a local folder or tiny)",
+    )
     data.add_argument("--max-length", type=int, help="token limit for --model (default: data.max_length)")
     data.add_argument("--examples", type=int, default=3, help="how many examples to print (default 3)")
     data.add_argument("--json", action="store_true", help="print one JSON object")
     data.set_defaults(handler=cmd_data)
 
-    compare = sub.add_parser("compare", help="a finished run's answers beside its base model's, scored by a reward "
-                                             "model")
+    compare = sub.add_parser(
+        "compare", help="a finished run's answers beside its base model's, scored by a reward model"
+    )
     compare.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
     compare.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt (repeatable)")
-    compare.add_argument("--prompts", metavar="FILE", help="a .txt file with one prompt per line, or a .jsonl file "
-                                                           "with a \"prompt\" field (text or messages) per line")
-    compare.add_argument("--held-out", type=int, metavar="N", help="also N prompts drawn (with --seed) from the rows "
-                                                                   "the run held out of training")
+    compare.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help='a .txt file with one prompt per line, or a .jsonl file with a "prompt" field (text or messages) per line',
+    )
+    compare.add_argument(
+        "--held-out",
+        type=int,
+        metavar="N",
+        help="also N prompts drawn (with --seed) from the rows the run held out of training",
+    )
     compare.add_argument("--reward-run", metavar="RM_ID", help="a completed reward run that scores every answer")
     _add_generation_options(compare)
-    compare.add_argument("--json", action="store_true", help="print a JSON list: prompt, base, tuned, base_score, "
-                                                             "tuned_score per prompt")
+    compare.add_argument(
+        "--json", action="store_true", help="print a JSON list: prompt, base, tuned, base_score, tuned_score per prompt"
+    )
     compare.set_defaults(handler=cmd_compare)
 
     chat = sub.add_parser("chat", help="chat with a finished run (or its base model) in the terminal")
@@ -102,24 +131,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
 
-    demo = sub.add_parser("demo", help="the offline end-to-end demo: SFT, reward model, PPO and DPO on the tiny model, "
-                                       "then base and tuned models compared (a few minutes on a CPU)")
-    demo.add_argument("--json", action="store_true",
-                      help='print {"stages": [...], "table": [{"model", "reward", "check"}...]} (progress on stderr)')
+    demo = sub.add_parser(
+        "demo",
+        help="the offline end-to-end demo: SFT, reward model, PPO and DPO on the tiny model, "
+        "then base and tuned models compared (a few minutes on a CPU)",
+    )
+    demo.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"stages": [...], "table": [{"model", "reward", "check"}...]} (progress on stderr)',
+    )
     demo.set_defaults(handler=cmd_demo)
 
-    push = sub.add_parser("push", help="upload a finished run (adapter, or merged weights) with its model card and "
-                                       "charts to the Hugging Face Hub (token: $HF_TOKEN or huggingface-cli login)")
+    push = sub.add_parser(
+        "push",
+        help="upload a finished run (adapter, or merged weights) with its model card and "
+        "charts to the Hugging Face Hub (token: $HF_TOKEN or huggingface-cli login)",
+    )
     push.add_argument("run_id", help="a completed run id, or a unique prefix of one")
     push.add_argument("repo_id", help="the model repository, owner/name (created if it does not exist)")
-    push.add_argument("--merged", action="store_true", help="upload full weights with every adapter merged in, "
-                                                           "loadable with plain transformers (needed for a run "
-                                                           "started from another run)")
+    push.add_argument(
+        "--merged",
+        action="store_true",
+        help="upload full weights with every adapter merged in, "
+        "loadable with plain transformers (needed for a run "
+        "started from another run)",
+    )
     push.add_argument("--private", action="store_true", help="create the repository private")
     push.set_defaults(handler=cmd_push)
 
-    space = sub.add_parser("export-space", help="write a Hugging Face Space folder (gradio app.py, requirements, "
-                                                "README, weights) that chats with a finished run")
+    space = sub.add_parser(
+        "export-space",
+        help="write a Hugging Face Space folder (gradio app.py, requirements, "
+        "README, weights) that chats with a finished run",
+    )
     space.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
     space.add_argument("out_dir", help="a new or empty folder to write the Space into")
     space.add_argument("--push", metavar="REPO_ID", help="also upload it to this Space, owner/name")
@@ -129,9 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    ui.add_argument("--auth", metavar="USER:PASSWORD",
-                    help="a login for the browser, needed to bind another address than 127.0.0.1 (or set "
-                         "RLHF_STUDIO_AUTH, which keeps the password out of the process list)")
+    ui.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        help="a login for the browser, needed to bind another address than 127.0.0.1 (or set "
+        "RLHF_STUDIO_AUTH, which keeps the password out of the process list)",
+    )
     ui.set_defaults(handler=cmd_ui)
     return parser
 
@@ -154,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from studio import pipeline
-
-    from studio import presets
+    from studio import pipeline, presets
 
     raw = cfg.read_yaml(args.config)
     if pipeline.is_pipeline(raw):
@@ -244,12 +290,14 @@ def cmd_demo(args) -> int:
     if args.json:
         print(json.dumps({"stages": stages, "table": table}))
         return 0
-    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; {len(answers['base'])} held-out questions, "
-          f"reward model {runs['rm']}")
+    print(
+        f"\ndemo finished in {time.monotonic() - started:.0f} s; {len(answers['base'])} held-out questions, "
+        f"reward model {runs['rm']}"
+    )
     print(f"{'model':<6} {'reward':>8} {'in format':>10}  run")
     for r in rows:
         print(f"{r.model:<6} {r.reward:>8.2f} {r.check:>10.0%}  {r.run_id or 'tiny (no tuning)'}")
-    print(f"\nreward: mean score of the reward model; in format: answers that open with \"{demo.OPENER}\"")
+    print(f'\nreward: mean score of the reward model; in format: answers that open with "{demo.OPENER}"')
     for name, texts in answers.items():
         print(f"{name:<6} {texts[0]!r}")
     print("\nopen `rlhf-studio ui` to see these runs' charts, compare them side by side and chat with them")
@@ -355,8 +403,9 @@ def _update_bar(bar, status: dict, reader, run_id: str):
     if bar is None:
         if not total:
             return None
-        bar = tqdm(total=total, unit="step", desc=run_id, file=sys.stderr, dynamic_ncols=True, leave=True,
-                   mininterval=1.0)
+        bar = tqdm(
+            total=total, unit="step", desc=run_id, file=sys.stderr, dynamic_ncols=True, leave=True, mininterval=1.0
+        )
     losses = [row["loss"] for row in reader.read_new() if "loss" in row]
     if total == bar.total and step == bar.n and not losses:
         return bar
@@ -389,8 +438,10 @@ def cmd_runs(args) -> int:
     for r in rows:
         step = f"{r['step'] or 0}/{r['total_steps'] or '?'}"
         state, loss = manager.state_label(r), _fmt_loss(r["last_loss"])
-        print(f"{r['id']:<32} {r['stage']:<9} {state:<13} {step:>11} {loss:>8}  {(r['name'] or r['model']):<20} "
-              f"{r['parent'] or ''}".rstrip())
+        print(
+            f"{r['id']:<32} {r['stage']:<9} {state:<13} {step:>11} {loss:>8}  {(r['name'] or r['model']):<20} "
+            f"{r['parent'] or ''}".rstrip()
+        )
     return 0
 
 
@@ -408,18 +459,25 @@ def cmd_show(args) -> int:
     for row in read_all(run.metrics_path):
         latest.update(row)
     if args.json:
-        print(json.dumps({"id": run.id, "dir": str(run.path), "status": status, "config": config,
-                          "metrics": latest}, indent=1))
+        print(
+            json.dumps(
+                {"id": run.id, "dir": str(run.path), "status": status, "config": config, "metrics": latest}, indent=1
+            )
+        )
         return 0
-    print(f"run    {run.id}\ndir    {run.path}\nstate  {manager.state_label(status)}  "
-          f"step {status.get('step')}/{status.get('total_steps')}")
+    print(
+        f"run    {run.id}\ndir    {run.path}\nstate  {manager.state_label(status)}  "
+        f"step {status.get('step')}/{status.get('total_steps')}"
+    )
     if status.get("queued_behind"):
         print(f"behind {status['queued_behind']}")
     if status.get("error"):
         print(f"error  {status['error']}")
     if status.get("log_tail"):  # a worker killed from outside could not say more: its last words are in the log
-        print("\nlog tail (train.log when it ended):\n" + "\n".join("  " + line for line in
-                                                                    status["log_tail"].splitlines()))
+        print(
+            "\nlog tail (train.log when it ended):\n"
+            + "\n".join("  " + line for line in status["log_tail"].splitlines())
+        )
     print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
     if latest:
         print("\nlatest metrics:")
@@ -461,11 +519,18 @@ def cmd_data(args) -> int:
 
         tokenizer = models.load_tokenizer(cfg.ModelSpec(name=args.model))
         check_lengths(loaded, tokenizer, spec.max_length, spec.on_bad_rows)
-        previews = preview(loaded.rows[:args.examples], tokenizer)
-    examples = loaded.rows[:args.examples]
+        previews = preview(loaded.rows[: args.examples], tokenizer)
+    examples = loaded.rows[: args.examples]
     if args.json:
-        report = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": len(loaded.rows),
-                  "dropped": dict(loaded.dropped), "problems": loaded.problems, "examples": examples}
+        report = {
+            "source": loaded.source,
+            "format": loaded.format,
+            "origin": loaded.origin,
+            "rows": len(loaded.rows),
+            "dropped": dict(loaded.dropped),
+            "problems": loaded.problems,
+            "examples": examples,
+        }
         if previews is not None:
             report["previews"] = previews
         print(json.dumps(report, indent=1, ensure_ascii=False))
@@ -497,8 +562,12 @@ def _messages_text(row: dict) -> str:
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     """--max-new-tokens, --temperature, ...: one option per GenerationSpec field, its default and help from there."""
     for name, info in cfg.field_info(cfg.GenerationSpec).items():
-        parser.add_argument("--" + name.replace("_", "-"), type=info["type"], default=info["default"],
-                            help=f"{info['help']} (default {info['default']})")
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=info["type"],
+            default=info["default"],
+            help=f"{info['help']} (default {info['default']})",
+        )
 
 
 def generation_spec_from_args(args) -> cfg.GenerationSpec:
@@ -530,11 +599,16 @@ def cmd_compare(args) -> int:
         raise StudioError("no prompts: give --prompt TEXT, --prompts FILE or --held-out N")
     result = compare.compare([args.run_id], prompts, settings, reward_run=args.reward_run)
     base, tuned = result.labels
-    rows = [{"prompt": compare.prompt_text(prompt), "base": result.answers[base][i],
-             "tuned": result.answers[tuned][i],
-             "base_score": result.scores[base][i] if result.scores else None,
-             "tuned_score": result.scores[tuned][i] if result.scores else None}
-            for i, prompt in enumerate(result.prompts)]
+    rows = [
+        {
+            "prompt": compare.prompt_text(prompt),
+            "base": result.answers[base][i],
+            "tuned": result.answers[tuned][i],
+            "base_score": result.scores[base][i] if result.scores else None,
+            "tuned_score": result.scores[tuned][i] if result.scores else None,
+        }
+        for i, prompt in enumerate(result.prompts)
+    ]
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
         return 0
@@ -554,8 +628,10 @@ def _summary_line(result) -> str:
     speed = f"tokens/s {base['tokens_per_second']} base, {tuned['tokens_per_second']} tuned"
     if "mean_score" not in tuned:
         return f"summary: {speed} (add --reward-run RM_ID for scores)"
-    return (f"summary: mean score {base['mean_score']:.3f} base, {tuned['mean_score']:.3f} tuned; tuned wins "
-            f"{tuned['win_rate']:.0%} of prompts against base (ties count half); {speed}")
+    return (
+        f"summary: mean score {base['mean_score']:.3f} base, {tuned['mean_score']:.3f} tuned; tuned wins "
+        f"{tuned['win_rate']:.0%} of prompts against base (ties count half); {speed}"
+    )
 
 
 def cmd_chat(args) -> int:
@@ -606,14 +682,14 @@ def _stream_reply(generator, target, conversation: list[dict], settings: cfg.Gen
             # A character split across tokens decodes as U+FFFD until its last byte arrives: show it then.
             ready = text.rstrip("\ufffd")
             if ready.startswith(shown) and len(ready) > len(shown):
-                print(ready[len(shown):], end="", flush=True)
+                print(ready[len(shown) :], end="", flush=True)
                 shown = ready
     finally:
         signal.signal(signal.SIGINT, previous)
     if not text.startswith(shown):  # the final decode differs from what was shown: show it whole
         print("\n" + text, end="")
     elif text != shown:
-        print(text[len(shown):], end="")
+        print(text[len(shown) :], end="")
     print(" [stopped]" if stop.is_set() else "", flush=True)
     return text
 

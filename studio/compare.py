@@ -33,10 +33,10 @@ MAX_HELD_OUT = 1_000_000  # "all of them", for a count of held-out prompts
 
 @dataclass
 class Comparison:
-    prompts: list[list[dict]]                       # role/content messages, one conversation per prompt
-    labels: list[str]                               # column keys: the base first, then each run's id
-    answers: dict[str, list[str]]                   # label -> one answer per prompt
-    tokens_per_second: dict[str, float]             # label -> generation speed
+    prompts: list[list[dict]]  # role/content messages, one conversation per prompt
+    labels: list[str]  # column keys: the base first, then each run's id
+    answers: dict[str, list[str]]  # label -> one answer per prompt
+    tokens_per_second: dict[str, float]  # label -> generation speed
     reward_run: str | None = None
     scores: dict[str, list[float]] = field(default_factory=dict)  # label -> one score per prompt (with a reward run)
     names: dict[str, str] = field(default_factory=dict)  # label -> the run's name (its id when unnamed)
@@ -107,8 +107,7 @@ def read_prompts(path: str | Path) -> list[str | list[dict]]:
 
     path = Path(path).expanduser()
     if path.suffix not in (".txt", ".jsonl"):
-        raise StudioError(f"{path}: use a .txt file (one prompt per line) or a .jsonl file (a \"prompt\" field "
-                          "per line)")
+        raise StudioError(f'{path}: use a .txt file (one prompt per line) or a .jsonl file (a "prompt" field per line)')
     if not path.is_file():
         raise StudioError(f"{path}: no such file")
     try:
@@ -131,8 +130,9 @@ def read_prompts(path: str | Path) -> list[str | list[dict]]:
             prompts.append(prompt.strip())
             continue
         if not isinstance(prompt, list):
-            raise StudioError(f"{path} line {number}: expected an object with a \"prompt\" field holding text or "
-                              "role/content messages")
+            raise StudioError(
+                f'{path} line {number}: expected an object with a "prompt" field holding text or role/content messages'
+            )
         try:
             conversation = messages(prompt, "prompt")
         except RowProblem as problem:
@@ -145,8 +145,13 @@ def read_prompts(path: str | Path) -> list[str | list[dict]]:
     return prompts
 
 
-def compare(run_ids: list[str], prompts: list[str | list[dict]], settings: GenerationSpec,
-            reward_run: str | None = None, generator: generate.Generator | None = None) -> Comparison:
+def compare(
+    run_ids: list[str],
+    prompts: list[str | list[dict]],
+    settings: GenerationSpec,
+    reward_run: str | None = None,
+    generator: generate.Generator | None = None,
+) -> Comparison:
     """Answers of the runs' base model and of each run to every prompt, scored by reward_run if given."""
     if not run_ids:
         raise StudioError("pick at least one finished run to compare with its base model")
@@ -166,8 +171,10 @@ def compare(run_ids: list[str], prompts: list[str | list[dict]], settings: Gener
     targets = [generate.run_target(r) for r in run_ids]
     names = {t.model.name for t in targets}
     if len(names) > 1:
-        raise StudioError(f"the runs start from different base models ({', '.join(sorted(names))}); compare runs of "
-                          "one base model at a time")
+        raise StudioError(
+            f"the runs start from different base models ({', '.join(sorted(names))}); compare runs of "
+            "one base model at a time"
+        )
     base = generate.base_target(run_ids[0])
     generator = generator or generate.shared()
     result = Comparison(prompts=conversations, labels=[], answers={}, tokens_per_second={}, reward_run=reward_run)
@@ -204,8 +211,10 @@ def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]
     rows = data.prepare(config.data, fmt, models.load_tokenizer(config.model)).rows
     _, held_out = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
     if not held_out:
-        raise StudioError(f"run '{run.id}' held no rows out of training (data.eval_fraction is "
-                          f"{config.data.eval_fraction}); type prompts instead")
+        raise StudioError(
+            f"run '{run.id}' held no rows out of training (data.eval_fraction is "
+            f"{config.data.eval_fraction}); type prompts instead"
+        )
     picked = random.Random(seed).sample(held_out, min(count, len(held_out)))
     return [row["prompt"] for row in picked]
 
@@ -213,7 +222,7 @@ def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]
 def next_held_out_prompt(run_id: str, shown: list[str], seed: int | None = None) -> tuple[list[dict], bool]:
     """(a random held-out prompt of the run whose text is not in `shown`, whether every one had been shown): blind
     A/B moves to a new prompt each round; once all were shown, it starts over from any of them."""
-    everything = held_out_prompts(run_id, MAX_HELD_OUT, random.randrange(2 ** 31) if seed is None else seed)
+    everything = held_out_prompts(run_id, MAX_HELD_OUT, random.randrange(2**31) if seed is None else seed)
     seen = set(shown)
     fresh = [p for p in everything if prompt_text(p) not in seen]
     return (fresh or everything)[0], not fresh

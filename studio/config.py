@@ -27,14 +27,31 @@ import yaml
 from studio.errors import ConfigError
 
 
-def option(default: Any, help: str, *, label: str | None = None, choices: tuple | None = None,
-           ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
-           separator: str = ",") -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    label: str | None = None,
+    choices: tuple | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    separator: str = ",",
+) -> Any:
     """A config field with its help text, its label in words for the UI ("Learning rate"; left out, one is made from
     the field's name) and allowed values, read by validation and by the UI. A list field given as text (a form,
     --set) is split on `separator`: commas for names, new lines for prompts that hold commas."""
-    meta = {"help": help, "label": label, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
-            "separator": separator}
+    meta = {
+        "help": help,
+        "label": label,
+        "choices": choices,
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+        "separator": separator,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -65,13 +82,35 @@ SOURCE_FORMATS = {
 DATA_SOURCES = tuple(SOURCE_FORMATS)
 # PPO needs only prompts, which every format has: it samples its own answers and a reward model scores them.
 PROMPT_ONLY = "prompt"
-STAGE_FORMATS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "preference", "ppo": PROMPT_ONLY,
-                 "rejection": PROMPT_ONLY, "grpo": PROMPT_ONLY, "rloo": PROMPT_ONLY}
+STAGE_FORMATS = {
+    "sft": "sft",
+    "reward": "preference",
+    "dpo": "preference",
+    "kto": "preference",
+    "ppo": PROMPT_ONLY,
+    "rejection": PROMPT_ONLY,
+    "grpo": PROMPT_ONLY,
+    "rloo": PROMPT_ONLY,
+}
 REWARD_COMBINES = ("sum", "safety_gated")
 # Stages that sample their own answers and score them with reward_models.
 ONLINE_STAGES = ("ppo", "rejection", "grpo", "rloo")
-DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
-                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # TRL 1.16's paired losses
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "ipo",
+    "hinge",
+    "robust",
+    "exo_pair",
+    "nca_pair",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sigmoid_norm",
+)  # TRL 1.16's paired losses
 # The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
 LABEL_SMOOTHING_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
 GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's GRPO losses
@@ -79,235 +118,426 @@ GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", 
 
 @dataclass
 class ModelSpec:
-    name: str = option("tiny", "Hub id (e.g. HuggingFaceTB/SmolLM2-135M-Instruct), a local folder, "
-                               "or 'tiny' for the built-in tiny model that needs no download", label="Base model")
-    revision: str | None = option(None, "Hub branch, tag or commit to load; empty means the default branch",
-                                  label="Revision")
-    dtype: str = option("auto", "Weight dtype: auto picks bfloat16 on GPUs that support it, float16 on "
-                                "older GPUs and float32 on CPU", label="Weight precision",
-                        choices=("auto", "float32", "bfloat16", "float16"))
-    quantization: str = option("none", "Load the frozen base weights quantised with bitsandbytes: 4bit "
-                                       "(NF4, QLoRA) or 8bit; needs LoRA on", label="Quantisation",
-                               choices=("none", "4bit", "8bit"))
-    double_quant: bool = option(True, "With 4bit: quantise the quantisation constants too (saves about "
-                                      "0.4 bits per weight)", label="Double quantisation")
-    trust_remote_code: bool = option(False, "Run Python code shipped with the model repository. Only for "
-                                            "repositories you trust", label="Trust remote code")
-    attention: str = option("auto", "Attention kernel: auto uses FlashAttention 2 on a GPU when the flash-attn "
-                                    "package is installed, else PyTorch's SDPA; eager is the plain, slowest one",
-                            label="Attention kernel", choices=("auto", "flash_attention_2", "sdpa", "eager"))
+    name: str = option(
+        "tiny",
+        "Hub id (e.g. HuggingFaceTB/SmolLM2-135M-Instruct), a local folder, "
+        "or 'tiny' for the built-in tiny model that needs no download",
+        label="Base model",
+    )
+    revision: str | None = option(
+        None, "Hub branch, tag or commit to load; empty means the default branch", label="Revision"
+    )
+    dtype: str = option(
+        "auto",
+        "Weight dtype: auto picks bfloat16 on GPUs that support it, float16 on older GPUs and float32 on CPU",
+        label="Weight precision",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
+    quantization: str = option(
+        "none",
+        "Load the frozen base weights quantised with bitsandbytes: 4bit (NF4, QLoRA) or 8bit; needs LoRA on",
+        label="Quantisation",
+        choices=("none", "4bit", "8bit"),
+    )
+    double_quant: bool = option(
+        True,
+        "With 4bit: quantise the quantisation constants too (saves about 0.4 bits per weight)",
+        label="Double quantisation",
+    )
+    trust_remote_code: bool = option(
+        False,
+        "Run Python code shipped with the model repository. Only for repositories you trust",
+        label="Trust remote code",
+    )
+    attention: str = option(
+        "auto",
+        "Attention kernel: auto uses FlashAttention 2 on a GPU when the flash-attn "
+        "package is installed, else PyTorch's SDPA; eager is the plain, slowest one",
+        label="Attention kernel",
+        choices=("auto", "flash_attention_2", "sdpa", "eager"),
+    )
 
 
 @dataclass
 class ColumnMap:
     """For data.source: file. Empty entries are detected from common layouts (TRL prompt/completion and
     prompt/chosen/rejected, conversational messages, Alpaca, ShareGPT)."""
-    prompt: str | None = option(None, "Column holding the prompt (text, or a list of role/content messages)",
-                                label="Prompt column")
+
+    prompt: str | None = option(
+        None, "Column holding the prompt (text, or a list of role/content messages)", label="Prompt column"
+    )
     response: str | None = option(None, "Column holding the response, for SFT", label="Response column")
-    chosen: str | None = option(None, "Column holding the preferred response, for preference pairs",
-                                label="Chosen column")
-    rejected: str | None = option(None, "Column holding the dispreferred response, for preference pairs",
-                                  label="Rejected column")
+    chosen: str | None = option(
+        None, "Column holding the preferred response, for preference pairs", label="Chosen column"
+    )
+    rejected: str | None = option(
+        None, "Column holding the dispreferred response, for preference pairs", label="Rejected column"
+    )
     system: str | None = option(None, "Column holding a system prompt, if any", label="System prompt column")
-    messages: str | None = option(None, "Column holding a whole conversation as role/content messages; the "
-                                        "last assistant turn is the response", label="Messages column")
+    messages: str | None = option(
+        None,
+        "Column holding a whole conversation as role/content messages; the last assistant turn is the response",
+        label="Messages column",
+    )
 
 
 @dataclass
 class DataSpec:
-    source: str = option("dolly", "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
-                                  "oasst (both); file (your own file); votes (your blind A/B votes from the "
-                                  "Compare tab)", label="Data source", choices=DATA_SOURCES)
-    path: str | None = option(None, "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
-                                    "parquet); 'sample' for the small sample bundled with the studio; "
-                                    "empty or 'hub' loads the source from the Hugging Face Hub (for votes: "
-                                    "empty reads the studio's own votes file)", label="Data file")
-    subset: str | None = option(None, "Hub configuration or data directory of the source, e.g. helpful-base "
-                                      "for hh-rlhf; empty uses the source's default", label="Subset")
-    limit: int | None = option(None, "Use at most this many rows (after filtering); empty uses all",
-                               label="Max rows", ge=1)
-    categories: list[str] = option([], "Dolly: keep only these categories (e.g. open_qa, summarization); "
-                                       "empty keeps all", label="Dolly categories")
-    domains: list[str] = option([], "SHP: keep only these subreddit domains (e.g. askscience_train); "
-                                    "empty keeps all", label="SHP domains")
-    min_score_ratio: float = option(2.0, "SHP: keep pairs whose preferred answer scored at least this many "
-                                         "times the other (the SHP authors advise 2)", label="Min score ratio", ge=1.0)
-    languages: list[str] = option(["en"], "OpenAssistant: keep conversations in these languages; empty keeps "
-                                          "all", label="Languages")
+    source: str = option(
+        "dolly",
+        "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
+        "oasst (both); file (your own file); votes (your blind A/B votes from the "
+        "Compare tab)",
+        label="Data source",
+        choices=DATA_SOURCES,
+    )
+    path: str | None = option(
+        None,
+        "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
+        "parquet); 'sample' for the small sample bundled with the studio; "
+        "empty or 'hub' loads the source from the Hugging Face Hub (for votes: "
+        "empty reads the studio's own votes file)",
+        label="Data file",
+    )
+    subset: str | None = option(
+        None,
+        "Hub configuration or data directory of the source, e.g. helpful-base "
+        "for hh-rlhf; empty uses the source's default",
+        label="Subset",
+    )
+    limit: int | None = option(
+        None, "Use at most this many rows (after filtering); empty uses all", label="Max rows", ge=1
+    )
+    categories: list[str] = option(
+        [], "Dolly: keep only these categories (e.g. open_qa, summarization); empty keeps all", label="Dolly categories"
+    )
+    domains: list[str] = option(
+        [], "SHP: keep only these subreddit domains (e.g. askscience_train); empty keeps all", label="SHP domains"
+    )
+    min_score_ratio: float = option(
+        2.0,
+        "SHP: keep pairs whose preferred answer scored at least this many times the other (the SHP authors advise 2)",
+        label="Min score ratio",
+        ge=1.0,
+    )
+    languages: list[str] = option(
+        ["en"], "OpenAssistant: keep conversations in these languages; empty keeps all", label="Languages"
+    )
     columns: ColumnMap = field(default_factory=ColumnMap)
-    on_bad_rows: str = option("drop", "Rows that cannot be used (missing column, empty text, wrong type): "
-                                      "drop them and count by reason, or fail naming the first one",
-                              label="Unusable rows", choices=("drop", "fail"))
-    eval_fraction: float = option(0.05, "Share of rows held out to measure eval loss",
-                                  label="Held-out share", ge=0.0, lt=0.5)
-    max_length: int = option(512, "Longest example in tokens, chat template included; longer rows are "
-                                  "dropped and counted (or stop the run, see on_bad_rows)",
-                             label="Max length in tokens", ge=16, le=131072)
+    on_bad_rows: str = option(
+        "drop",
+        "Rows that cannot be used (missing column, empty text, wrong type): "
+        "drop them and count by reason, or fail naming the first one",
+        label="Unusable rows",
+        choices=("drop", "fail"),
+    )
+    eval_fraction: float = option(
+        0.05, "Share of rows held out to measure eval loss", label="Held-out share", ge=0.0, lt=0.5
+    )
+    max_length: int = option(
+        512,
+        "Longest example in tokens, chat template included; longer rows are "
+        "dropped and counted (or stop the run, see on_bad_rows)",
+        label="Max length in tokens",
+        ge=16,
+        le=131072,
+    )
 
 
 @dataclass
 class LoraSpec:
     enabled: bool = option(True, "Train a LoRA adapter; off trains every weight (full fine-tuning)", label="Use LoRA")
     r: int = option(16, "LoRA rank: higher learns more and uses more memory", label="LoRA rank", ge=1, le=1024)
-    alpha: int = option(32, "LoRA scaling numerator; the update is scaled by alpha / r",
-                        label="LoRA alpha", ge=1, le=4096)
-    dropout: float = option(0.05, "Dropout on the LoRA input during training (the reward and DPO stages turn "
-                                  "all dropout off, as TRL does)", label="LoRA dropout", ge=0.0, lt=1.0)
-    target_modules: list[str] = option(["all-linear"], "Layer names to adapt (e.g. q_proj, v_proj), or "
-                                                       "all-linear for every linear layer but the output head",
-                                       label="Target modules")
-    use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower",
-                            label="Use DoRA")
-    use_rslora: bool = option(False, "rsLoRA: scale by alpha / sqrt(r), which keeps high ranks stable",
-                              label="Use rsLoRA")
+    alpha: int = option(
+        32, "LoRA scaling numerator; the update is scaled by alpha / r", label="LoRA alpha", ge=1, le=4096
+    )
+    dropout: float = option(
+        0.05,
+        "Dropout on the LoRA input during training (the reward and DPO stages turn all dropout off, as TRL does)",
+        label="LoRA dropout",
+        ge=0.0,
+        lt=1.0,
+    )
+    target_modules: list[str] = option(
+        ["all-linear"],
+        "Layer names to adapt (e.g. q_proj, v_proj), or all-linear for every linear layer but the output head",
+        label="Target modules",
+    )
+    use_dora: bool = option(
+        False, "DoRA: weight-decomposed LoRA, often better at low rank, somewhat slower", label="Use DoRA"
+    )
+    use_rslora: bool = option(
+        False, "rsLoRA: scale by alpha / sqrt(r), which keeps high ranks stable", label="Use rsLoRA"
+    )
 
 
 @dataclass
 class TrainSpec:
-    max_steps: int = option(-1, "Stop after this many optimizer steps; -1 runs train.epochs full passes",
-                            label="Max steps", ge=-1)
+    max_steps: int = option(
+        -1, "Stop after this many optimizer steps; -1 runs train.epochs full passes", label="Max steps", ge=-1
+    )
     epochs: float = option(1.0, "Passes over the training set when max_steps is -1", label="Epochs", gt=0.0, le=1000.0)
     learning_rate: float = option(2e-4, "Peak learning rate", label="Learning rate", gt=0.0, le=1.0)
     batch_size: int = option(4, "Examples per device per forward pass", label="Batch size", ge=1, le=4096)
-    gradient_accumulation_steps: int = option(1, "Forward passes summed into one optimizer step; the "
-                                                 "effective batch is batch_size x this x devices",
-                                              label="Gradient accumulation", ge=1, le=4096)
-    warmup_ratio: float = option(0.03, "Share of steps spent warming the learning rate up from 0",
-                                 label="Warm-up share", ge=0.0, lt=1.0)
-    lr_scheduler: str = option("cosine", "How the learning rate falls after warm-up", label="Learning rate schedule",
-                               choices=("cosine", "linear", "constant", "constant_with_warmup"))
+    gradient_accumulation_steps: int = option(
+        1,
+        "Forward passes summed into one optimizer step; the effective batch is batch_size x this x devices",
+        label="Gradient accumulation",
+        ge=1,
+        le=4096,
+    )
+    warmup_ratio: float = option(
+        0.03, "Share of steps spent warming the learning rate up from 0", label="Warm-up share", ge=0.0, lt=1.0
+    )
+    lr_scheduler: str = option(
+        "cosine",
+        "How the learning rate falls after warm-up",
+        label="Learning rate schedule",
+        choices=("cosine", "linear", "constant", "constant_with_warmup"),
+    )
     weight_decay: float = option(0.0, "AdamW weight decay", label="Weight decay", ge=0.0, le=1.0)
-    max_grad_norm: float = option(1.0, "Clip the gradient norm to this; 0 turns clipping off",
-                                  label="Gradient clipping", ge=0.0)
+    max_grad_norm: float = option(
+        1.0, "Clip the gradient norm to this; 0 turns clipping off", label="Gradient clipping", ge=0.0
+    )
     logging_steps: int = option(5, "Write metrics every this many optimizer steps", label="Log every N steps", ge=1)
-    eval_steps: int = option(50, "Measure eval loss every this many steps (and at the end); 0 only at "
-                                 "the end", label="Evaluate every N steps", ge=0)
-    save_steps: int = option(100, "Write a resumable checkpoint every this many steps; 0 only at the end",
-                             label="Save every N steps", ge=0)
+    eval_steps: int = option(
+        50,
+        "Measure eval loss every this many steps (and at the end); 0 only at the end",
+        label="Evaluate every N steps",
+        ge=0,
+    )
+    save_steps: int = option(
+        100, "Write a resumable checkpoint every this many steps; 0 only at the end", label="Save every N steps", ge=0
+    )
     save_total_limit: int = option(2, "Keep at most this many checkpoints (the newest)", label="Checkpoints kept", ge=1)
-    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: much less "
-                                                 "memory, about 30% slower", label="Gradient checkpointing")
-    liger_kernel: bool = option(True, "SFT with Liger's fused kernels (RMSNorm, RoPE, SwiGLU, and a loss that "
-                                      "never holds the full logits) on a GPU, when the liger-kernel package is "
-                                      "installed", label="Liger kernels")
+    gradient_checkpointing: bool = option(
+        False,
+        "Recompute activations in the backward pass: much less memory, about 30% slower",
+        label="Gradient checkpointing",
+    )
+    liger_kernel: bool = option(
+        True,
+        "SFT with Liger's fused kernels (RMSNorm, RoPE, SwiGLU, and a loss that "
+        "never holds the full logits) on a GPU, when the liger-kernel package is "
+        "installed",
+        label="Liger kernels",
+    )
     seed: int = option(42, "Random seed for data order, LoRA init and sampling", label="Random seed", ge=0)
-    processes: int = option(1, "Training processes, one per GPU; more than 1 starts the run through accelerate "
-                               "launch (on a machine without a GPU: CPU processes over gloo). batch_size is per "
-                               "process", label="Training processes", ge=1, le=64)
-    distributed: str = option("ddp", "How several processes share the work: ddp keeps a whole model in each; "
-                                     "deepspeed-zero2 shards optimizer state and gradients, deepspeed-zero3 and "
-                                     "fsdp the weights too (studio/launch/ holds their accelerate configs)",
-                              label="Multi-process strategy",
-                              choices=("ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"))
+    processes: int = option(
+        1,
+        "Training processes, one per GPU; more than 1 starts the run through accelerate "
+        "launch (on a machine without a GPU: CPU processes over gloo). batch_size is per "
+        "process",
+        label="Training processes",
+        ge=1,
+        le=64,
+    )
+    distributed: str = option(
+        "ddp",
+        "How several processes share the work: ddp keeps a whole model in each; "
+        "deepspeed-zero2 shards optimizer state and gradients, deepspeed-zero3 and "
+        "fsdp the weights too (studio/launch/ holds their accelerate configs)",
+        label="Multi-process strategy",
+        choices=("ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"),
+    )
 
 
 @dataclass
 class SFTSpec:
-    completion_only_loss: bool = option(True, "Train only on the response tokens; the prompt and chat "
-                                              "template tokens are masked out of the loss",
-                                        label="Loss on responses only")
-    packing: bool = option(False, "Pack several short examples into each max_length sequence, each still "
-                                  "attending only to itself: faster on data of mixed lengths (bench/packing.py)",
-                           label="Pack examples")
+    completion_only_loss: bool = option(
+        True,
+        "Train only on the response tokens; the prompt and chat template tokens are masked out of the loss",
+        label="Loss on responses only",
+    )
+    packing: bool = option(
+        False,
+        "Pack several short examples into each max_length sequence, each still "
+        "attending only to itself: faster on data of mixed lengths (bench/packing.py)",
+        label="Pack examples",
+    )
 
 
 @dataclass
 class InitSpec:
-    from_run: str | None = option(None, "Start from an earlier run's weights, by its id: e.g. an SFT run becomes "
-                                        "the starting point of a reward model, DPO or PPO run. The earlier "
-                                        "run's base model is used, with its adapter merged in", label="Start from run")
+    from_run: str | None = option(
+        None,
+        "Start from an earlier run's weights, by its id: e.g. an SFT run becomes "
+        "the starting point of a reward model, DPO or PPO run. The earlier "
+        "run's base model is used, with its adapter merged in",
+        label="Start from run",
+    )
 
 
 @dataclass
 class RewardSpec:
-    use_margin: bool = option(False, "Llama 2 margin loss: -log sigmoid(r_chosen - r_rejected - margin), the "
-                                     "margin taken from the data (SHP score ratio, OpenAssistant rank gap, or "
-                                     "a margin column in your file)", label="Margin loss")
-    center_rewards_coefficient: float | None = option(None, "Push rewards towards mean zero with this weight "
-                                                            "(e.g. 0.01), so scores stay comparable across "
-                                                            "prompts; empty turns it off",
-                                                      label="Reward centring", ge=0.0, le=10.0)
-    kind: str = option("helpfulness", "What this reward model judges; PPO can combine a helpfulness and a safety "
-                                      "model (Llama 2)",
-                       label="Reward kind", choices=("helpfulness", "safety", "general"))
+    use_margin: bool = option(
+        False,
+        "Llama 2 margin loss: -log sigmoid(r_chosen - r_rejected - margin), the "
+        "margin taken from the data (SHP score ratio, OpenAssistant rank gap, or "
+        "a margin column in your file)",
+        label="Margin loss",
+    )
+    center_rewards_coefficient: float | None = option(
+        None,
+        "Push rewards towards mean zero with this weight "
+        "(e.g. 0.01), so scores stay comparable across "
+        "prompts; empty turns it off",
+        label="Reward centring",
+        ge=0.0,
+        le=10.0,
+    )
+    kind: str = option(
+        "helpfulness",
+        "What this reward model judges; PPO can combine a helpfulness and a safety model (Llama 2)",
+        label="Reward kind",
+        choices=("helpfulness", "safety", "general"),
+    )
 
 
 @dataclass
 class DPOSpec:
-    beta: float = option(0.1, "DPO temperature: higher keeps the policy closer to the reference", label="Beta",
-                         gt=0.0, le=10.0)
-    loss_type: str = option("sigmoid", "DPO loss: sigmoid (the DPO paper), ipo, hinge, robust and the other "
-                                       "paired losses TRL offers", label="Loss type", choices=DPO_LOSS_TYPES)
-    label_smoothing: float = option(0.0, "Assumed share of flipped preference labels; used by the robust, "
-                                         "exo_pair, aot and aot_unpaired losses",
-                                    label="Label smoothing", ge=0.0, lt=0.5)
+    beta: float = option(
+        0.1, "DPO temperature: higher keeps the policy closer to the reference", label="Beta", gt=0.0, le=10.0
+    )
+    loss_type: str = option(
+        "sigmoid",
+        "DPO loss: sigmoid (the DPO paper), ipo, hinge, robust and the other paired losses TRL offers",
+        label="Loss type",
+        choices=DPO_LOSS_TYPES,
+    )
+    label_smoothing: float = option(
+        0.0,
+        "Assumed share of flipped preference labels; used by the robust, exo_pair, aot and aot_unpaired losses",
+        label="Label smoothing",
+        ge=0.0,
+        lt=0.5,
+    )
 
 
 @dataclass
 class KTOSpec:
-    beta: float = option(0.1, "KTO temperature: higher keeps the policy closer to the reference",
-                         label="Beta", gt=0.0, le=10.0)
-    loss_type: str = option("kto", "kto (the KTO paper) or apo_zero_unpaired",
-                            label="Loss type", choices=("kto", "apo_zero_unpaired"))
-    desirable_weight: float = option(1.0, "Weight of the loss on chosen (desirable) answers",
-                                     label="Desirable weight", gt=0.0, le=100.0)
-    undesirable_weight: float = option(1.0, "Weight of the loss on rejected (undesirable) answers",
-                                       label="Undesirable weight", gt=0.0, le=100.0)
+    beta: float = option(
+        0.1, "KTO temperature: higher keeps the policy closer to the reference", label="Beta", gt=0.0, le=10.0
+    )
+    loss_type: str = option(
+        "kto", "kto (the KTO paper) or apo_zero_unpaired", label="Loss type", choices=("kto", "apo_zero_unpaired")
+    )
+    desirable_weight: float = option(
+        1.0, "Weight of the loss on chosen (desirable) answers", label="Desirable weight", gt=0.0, le=100.0
+    )
+    undesirable_weight: float = option(
+        1.0, "Weight of the loss on rejected (undesirable) answers", label="Undesirable weight", gt=0.0, le=100.0
+    )
 
 
 @dataclass
 class RewardModelsSpec:
     """The completed reward runs that score sampled answers in the online stages (ppo and later ones)."""
-    runs: list[str] = option([], "Completed reward run ids that score the policy's answers: one, or two combined "
-                                 "by combine (e.g. a helpfulness and a safety model)", label="Reward runs")
-    combine: str = option("sum", "With two reward models: sum (weighted by weights) or safety_gated (Llama 2: the "
-                                 "safety score where it is below safety_threshold, else the helpfulness score; the "
-                                 "runs' reward.kind says which is which)",
-                          label="Combine rewards", choices=REWARD_COMBINES)
-    weights: list[float] = option([], "With combine sum: one weight per reward run, in order; empty weighs each 1",
-                                  label="Reward weights")
-    safety_threshold: float = option(0.15, "With safety_gated: a safety score below this overrides the "
-                                           "helpfulness score (Llama 2 uses 0.15)",
-                                     label="Safety threshold", ge=-100.0, le=100.0)
+
+    runs: list[str] = option(
+        [],
+        "Completed reward run ids that score the policy's answers: one, or two combined "
+        "by combine (e.g. a helpfulness and a safety model)",
+        label="Reward runs",
+    )
+    combine: str = option(
+        "sum",
+        "With two reward models: sum (weighted by weights) or safety_gated (Llama 2: the "
+        "safety score where it is below safety_threshold, else the helpfulness score; the "
+        "runs' reward.kind says which is which)",
+        label="Combine rewards",
+        choices=REWARD_COMBINES,
+    )
+    weights: list[float] = option(
+        [], "With combine sum: one weight per reward run, in order; empty weighs each 1", label="Reward weights"
+    )
+    safety_threshold: float = option(
+        0.15,
+        "With safety_gated: a safety score below this overrides the helpfulness score (Llama 2 uses 0.15)",
+        label="Safety threshold",
+        ge=-100.0,
+        le=100.0,
+    )
 
 
 @dataclass
 class PPOSpec:
     response_length: int = option(53, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
-    temperature: float = option(1.0, "Sampling temperature of the answers (TRL's PPO uses 0.7): lower samples the "
-                                     "policy's likelier answers, which a small model needs to find rewarded ones; "
-                                     "log-probs and KL are taken from the same tempered distribution",
-                                label="Temperature", gt=0.0, le=10.0)
-    kl_coef: float = option(0.05, "Weight of the per-token KL penalty that keeps the policy near its starting "
-                                  "weights; the starting value when target_kl is set",
-                            label="KL coefficient", ge=0.0, le=10.0)
-    target_kl: float | None = option(None, "Adapt kl_coef so the KL per answer approaches this (Ziegler et al., "
-                                           "e.g. 6); empty keeps kl_coef fixed", label="Target KL", gt=0.0, le=1000.0)
-    kl_horizon: int = option(10000, "With target_kl: answers over which kl_coef adapts; smaller adapts faster",
-                             label="KL horizon", ge=1)
-    kl_estimator: str = option("k1", "Per-token KL estimate in the reward: k1 (log ratio, unbiased) or k3 "
-                                     "(non-negative, lower variance)", label="KL estimator", choices=("k1", "k3"))
-    missing_eos_penalty: float = option(1.0, "Subtracted from the score of an answer that stops at "
-                                             "response_length without its end-of-turn token; 0 turns it off",
-                                        label="Unfinished answer penalty", ge=0.0, le=100.0)
-    gamma: float = option(1.0, "Discount of later rewards in the advantage estimate",
-                          label="Discount (gamma)", ge=0.0, le=1.0)
-    lam: float = option(0.95, "GAE lambda: lower trusts the value head more (less variance, more bias)",
-                        label="GAE lambda", ge=0.0, le=1.0)
-    cliprange: float = option(0.2, "PPO clip: how far one update may move each token's probability ratio",
-                              label="Clip range", gt=0.0, le=10.0)
-    cliprange_value: float = option(0.2, "How far one update may move each value estimate",
-                                    label="Value clip range", gt=0.0, le=100.0)
-    vf_coef: float = option(0.1, "Weight of the value loss next to the policy loss",
-                            label="Value loss weight", ge=0.0, le=100.0)
-    ppo_epochs: int = option(4, "Optimisation passes over each batch of sampled answers",
-                             label="PPO epochs", ge=1, le=100)
-    mini_batch_size: int = option(4, "Answers per optimizer step inside a PPO epoch; must divide "
-                                     "train.batch_size (the prompts sampled per step), and be divisible by "
-                                     "train.gradient_accumulation_steps", label="Mini-batch size", ge=1, le=4096)
-    whiten_advantages: bool = option(True, "Normalise advantages to mean 0 and std 1 over each batch",
-                                     label="Normalise advantages")
+    temperature: float = option(
+        1.0,
+        "Sampling temperature of the answers (TRL's PPO uses 0.7): lower samples the "
+        "policy's likelier answers, which a small model needs to find rewarded ones; "
+        "log-probs and KL are taken from the same tempered distribution",
+        label="Temperature",
+        gt=0.0,
+        le=10.0,
+    )
+    kl_coef: float = option(
+        0.05,
+        "Weight of the per-token KL penalty that keeps the policy near its starting "
+        "weights; the starting value when target_kl is set",
+        label="KL coefficient",
+        ge=0.0,
+        le=10.0,
+    )
+    target_kl: float | None = option(
+        None,
+        "Adapt kl_coef so the KL per answer approaches this (Ziegler et al., e.g. 6); empty keeps kl_coef fixed",
+        label="Target KL",
+        gt=0.0,
+        le=1000.0,
+    )
+    kl_horizon: int = option(
+        10000, "With target_kl: answers over which kl_coef adapts; smaller adapts faster", label="KL horizon", ge=1
+    )
+    kl_estimator: str = option(
+        "k1",
+        "Per-token KL estimate in the reward: k1 (log ratio, unbiased) or k3 (non-negative, lower variance)",
+        label="KL estimator",
+        choices=("k1", "k3"),
+    )
+    missing_eos_penalty: float = option(
+        1.0,
+        "Subtracted from the score of an answer that stops at "
+        "response_length without its end-of-turn token; 0 turns it off",
+        label="Unfinished answer penalty",
+        ge=0.0,
+        le=100.0,
+    )
+    gamma: float = option(
+        1.0, "Discount of later rewards in the advantage estimate", label="Discount (gamma)", ge=0.0, le=1.0
+    )
+    lam: float = option(
+        0.95,
+        "GAE lambda: lower trusts the value head more (less variance, more bias)",
+        label="GAE lambda",
+        ge=0.0,
+        le=1.0,
+    )
+    cliprange: float = option(
+        0.2, "PPO clip: how far one update may move each token's probability ratio", label="Clip range", gt=0.0, le=10.0
+    )
+    cliprange_value: float = option(
+        0.2, "How far one update may move each value estimate", label="Value clip range", gt=0.0, le=100.0
+    )
+    vf_coef: float = option(
+        0.1, "Weight of the value loss next to the policy loss", label="Value loss weight", ge=0.0, le=100.0
+    )
+    ppo_epochs: int = option(
+        4, "Optimisation passes over each batch of sampled answers", label="PPO epochs", ge=1, le=100
+    )
+    mini_batch_size: int = option(
+        4,
+        "Answers per optimizer step inside a PPO epoch; must divide "
+        "train.batch_size (the prompts sampled per step), and be divisible by "
+        "train.gradient_accumulation_steps",
+        label="Mini-batch size",
+        ge=1,
+        le=4096,
+    )
+    whiten_advantages: bool = option(
+        True, "Normalise advantages to mean 0 and std 1 over each batch", label="Normalise advantages"
+    )
 
 
 @dataclass
@@ -315,22 +545,54 @@ class RejectionSpec:
     """Rejection sampling (Llama 2): each round samples K answers per prompt, keeps the best-scoring one and
     fine-tunes the policy on it. The fine-tuning uses train.learning_rate, batch_size and
     gradient_accumulation_steps; rounds and sft_epochs take the place of train.max_steps and train.epochs."""
-    rounds: int = option(3, "Rounds of sample, score, keep the best, fine-tune; each round samples from the policy "
-                            "the round before trained", label="Rounds", ge=1, le=1000)
-    prompts_per_round: int = option(64, "Prompts per round, a fresh slice of the data each round (reshuffled after "
-                                        "each full pass)", label="Prompts per round", ge=1, le=1_000_000)
-    samples_per_prompt: int = option(4, "Answers sampled per prompt (K); the best-scoring one is kept, so more "
-                                        "answers find better ones at K times the sampling cost",
-                                     label="Answers per prompt (K)", ge=2, le=256)
+
+    rounds: int = option(
+        3,
+        "Rounds of sample, score, keep the best, fine-tune; each round samples from the policy "
+        "the round before trained",
+        label="Rounds",
+        ge=1,
+        le=1000,
+    )
+    prompts_per_round: int = option(
+        64,
+        "Prompts per round, a fresh slice of the data each round (reshuffled after each full pass)",
+        label="Prompts per round",
+        ge=1,
+        le=1_000_000,
+    )
+    samples_per_prompt: int = option(
+        4,
+        "Answers sampled per prompt (K); the best-scoring one is kept, so more "
+        "answers find better ones at K times the sampling cost",
+        label="Answers per prompt (K)",
+        ge=2,
+        le=256,
+    )
     response_length: int = option(128, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
-    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers for the best-of-K "
-                                     "choice; too high gives nonsense", label="Temperature", gt=0.0, le=10.0)
-    min_score: float | None = option(None, "Fine-tune on a prompt's best answer only if its score reaches this; "
-                                           "empty keeps the best answer of every prompt", label="Minimum score")
-    sft_epochs: int = option(1, "Fine-tuning passes over each round's kept answers",
-                             label="Fine-tuning epochs", ge=1, le=100)
-    generation_batch_size: int = option(64, "Answers sampled in one generate call; lower it if sampling runs out "
-                                            "of memory", label="Sampling batch size", ge=1, le=65536)
+    temperature: float = option(
+        1.0,
+        "Sampling temperature: higher gives more varied answers for the best-of-K choice; too high gives nonsense",
+        label="Temperature",
+        gt=0.0,
+        le=10.0,
+    )
+    min_score: float | None = option(
+        None,
+        "Fine-tune on a prompt's best answer only if its score reaches this; "
+        "empty keeps the best answer of every prompt",
+        label="Minimum score",
+    )
+    sft_epochs: int = option(
+        1, "Fine-tuning passes over each round's kept answers", label="Fine-tuning epochs", ge=1, le=100
+    )
+    generation_batch_size: int = option(
+        64,
+        "Answers sampled in one generate call; lower it if sampling runs out of memory",
+        label="Sampling batch size",
+        ge=1,
+        le=65536,
+    )
 
 
 @dataclass
@@ -338,35 +600,76 @@ class GRPOSpec:
     """GRPO (TRL's GRPOTrainer): num_generations answers per prompt, each answer's advantage its reward against its
     group's mean; no value model. train.batch_size counts answers, so a step samples train.batch_size x
     train.gradient_accumulation_steps answers to that many / num_generations prompts."""
-    num_generations: int = option(4, "Answers sampled per prompt (the group); must divide train.batch_size x "
-                                     "train.gradient_accumulation_steps, the answers sampled per step",
-                                  label="Answers per prompt", ge=2, le=256)
+
+    num_generations: int = option(
+        4,
+        "Answers sampled per prompt (the group); must divide train.batch_size x "
+        "train.gradient_accumulation_steps, the answers sampled per step",
+        label="Answers per prompt",
+        ge=2,
+        le=256,
+    )
     max_completion_length: int = option(128, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
-    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers within a group, which "
-                                     "is what the group baseline learns from", label="Temperature", gt=0.0, le=10.0)
-    beta: float = option(0.04, "Weight of the per-token KL penalty (k3 estimate) that keeps the policy near its "
-                               "starting weights (DeepSeekMath uses 0.04); 0 turns it off: no reference pass and no kl "
-                               "metric", label="KL weight (beta)", ge=0.0, le=10.0)
-    loss_type: str = option("dapo", "How token losses are averaged: dapo (over every token of the step; no length "
-                                    "bias), grpo (the paper: per answer, then over answers), dr_grpo (by "
-                                    "max_completion_length), bnpo (over the tokens of each forward pass), cispo (clips "
-                                    "importance weights at epsilon_high), sapo (a soft gate instead of the clip), "
-                                    "luspo (per-answer ratios, length-weighted), vespo (smooth per-answer weights)",
-                            label="Loss type", choices=GRPO_LOSS_TYPES)
-    epsilon: float = option(0.2, "Clip: how far one update may move each token's probability ratio",
-                            label="Clip (epsilon)", gt=0.0, lt=1.0)
-    epsilon_high: float | None = option(None, "Upper clip bound when it should differ from epsilon (DAPO uses 0.28); "
-                                              "with the cispo loss, the cap on each importance weight (ScaleRL uses "
-                                              "5); empty uses epsilon", label="Upper clip", gt=0.0, le=100.0)
-    num_iterations: int = option(1, "Optimisation passes over each batch of sampled answers; above 1 the clip starts "
-                                    "to matter", label="Passes per batch", ge=1, le=100)
-    scale_rewards: str = option("group", "Divide advantages by the reward spread of the group (the GRPO paper), of "
-                                         "the whole step (batch), or not at all (none, Dr. GRPO: no bias towards "
-                                         "prompts whose answers score alike)",
-                                label="Scale rewards by", choices=("group", "batch", "none"))
-    mask_truncated_completions: bool = option(False, "Leave answers cut off at max_completion_length out of the loss "
-                                                     "(DAPO), so an unfinished answer is neither rewarded nor punished",
-                                              label="Leave out cut-off answers")
+    temperature: float = option(
+        1.0,
+        "Sampling temperature: higher gives more varied answers within a group, which "
+        "is what the group baseline learns from",
+        label="Temperature",
+        gt=0.0,
+        le=10.0,
+    )
+    beta: float = option(
+        0.04,
+        "Weight of the per-token KL penalty (k3 estimate) that keeps the policy near its "
+        "starting weights (DeepSeekMath uses 0.04); 0 turns it off: no reference pass and no kl "
+        "metric",
+        label="KL weight (beta)",
+        ge=0.0,
+        le=10.0,
+    )
+    loss_type: str = option(
+        "dapo",
+        "How token losses are averaged: dapo (over every token of the step; no length "
+        "bias), grpo (the paper: per answer, then over answers), dr_grpo (by "
+        "max_completion_length), bnpo (over the tokens of each forward pass), cispo (clips "
+        "importance weights at epsilon_high), sapo (a soft gate instead of the clip), "
+        "luspo (per-answer ratios, length-weighted), vespo (smooth per-answer weights)",
+        label="Loss type",
+        choices=GRPO_LOSS_TYPES,
+    )
+    epsilon: float = option(
+        0.2, "Clip: how far one update may move each token's probability ratio", label="Clip (epsilon)", gt=0.0, lt=1.0
+    )
+    epsilon_high: float | None = option(
+        None,
+        "Upper clip bound when it should differ from epsilon (DAPO uses 0.28); "
+        "with the cispo loss, the cap on each importance weight (ScaleRL uses "
+        "5); empty uses epsilon",
+        label="Upper clip",
+        gt=0.0,
+        le=100.0,
+    )
+    num_iterations: int = option(
+        1,
+        "Optimisation passes over each batch of sampled answers; above 1 the clip starts to matter",
+        label="Passes per batch",
+        ge=1,
+        le=100,
+    )
+    scale_rewards: str = option(
+        "group",
+        "Divide advantages by the reward spread of the group (the GRPO paper), of "
+        "the whole step (batch), or not at all (none, Dr. GRPO: no bias towards "
+        "prompts whose answers score alike)",
+        label="Scale rewards by",
+        choices=("group", "batch", "none"),
+    )
+    mask_truncated_completions: bool = option(
+        False,
+        "Leave answers cut off at max_completion_length out of the loss "
+        "(DAPO), so an unfinished answer is neither rewarded nor punished",
+        label="Leave out cut-off answers",
+    )
 
 
 @dataclass
@@ -374,51 +677,100 @@ class RLOOSpec:
     """RLOO (TRL's RLOOTrainer): num_generations answers per prompt, each answer's advantage its reward minus the
     mean reward of the other answers to the same prompt; the whole answer is one action. train.batch_size counts
     answers, as in GRPO."""
-    num_generations: int = option(4, "Answers sampled per prompt (k); must divide train.batch_size x "
-                                     "train.gradient_accumulation_steps, the answers sampled per step",
-                                  label="Answers per prompt", ge=2, le=256)
+
+    num_generations: int = option(
+        4,
+        "Answers sampled per prompt (k); must divide train.batch_size x "
+        "train.gradient_accumulation_steps, the answers sampled per step",
+        label="Answers per prompt",
+        ge=2,
+        le=256,
+    )
     max_completion_length: int = option(128, "Most tokens sampled per answer", label="Max answer tokens", ge=1, le=8192)
-    temperature: float = option(1.0, "Sampling temperature: higher gives more varied answers to compare",
-                                label="Temperature", gt=0.0,
-                                le=10.0)
-    beta: float = option(0.05, "Weight of the KL penalty subtracted from each answer's reward (its summed log ratio to "
-                               "the starting weights, as in the RLOO paper); 0 turns it off: no reference pass and no "
-                               "kl metric", label="KL weight (beta)", ge=0.0, le=10.0)
-    epsilon: float = option(0.2, "Clip: how far one update may move each answer's probability ratio",
-                            label="Clip (epsilon)", gt=0.0, lt=1.0)
-    num_iterations: int = option(1, "Optimisation passes over each batch of sampled answers; above 1 the clip starts "
-                                    "to matter", label="Passes per batch", ge=1, le=100)
-    normalize_advantages: bool = option(False, "Normalise advantages to mean 0 and std 1 over each step's answers",
-                                        label="Normalise advantages")
-    mask_truncated_completions: bool = option(False, "Leave answers cut off at max_completion_length out of the loss, "
-                                                     "so an unfinished answer is neither rewarded nor punished",
-                                              label="Leave out cut-off answers")
+    temperature: float = option(
+        1.0, "Sampling temperature: higher gives more varied answers to compare", label="Temperature", gt=0.0, le=10.0
+    )
+    beta: float = option(
+        0.05,
+        "Weight of the KL penalty subtracted from each answer's reward (its summed log ratio to "
+        "the starting weights, as in the RLOO paper); 0 turns it off: no reference pass and no "
+        "kl metric",
+        label="KL weight (beta)",
+        ge=0.0,
+        le=10.0,
+    )
+    epsilon: float = option(
+        0.2, "Clip: how far one update may move each answer's probability ratio", label="Clip (epsilon)", gt=0.0, lt=1.0
+    )
+    num_iterations: int = option(
+        1,
+        "Optimisation passes over each batch of sampled answers; above 1 the clip starts to matter",
+        label="Passes per batch",
+        ge=1,
+        le=100,
+    )
+    normalize_advantages: bool = option(
+        False, "Normalise advantages to mean 0 and std 1 over each step's answers", label="Normalise advantages"
+    )
+    mask_truncated_completions: bool = option(
+        False,
+        "Leave answers cut off at max_completion_length out of the loss, "
+        "so an unfinished answer is neither rewarded nor punished",
+        label="Leave out cut-off answers",
+    )
 
 
 @dataclass
 class TimelineSpec:
     """A few fixed prompts the policy answers as it trains, so its answers can be watched changing step by step."""
-    prompts: list[str] = option([], "Prompts answered greedily before training and at every checkpoint, shown in the "
-                                    "Runs tab by step; one per line (at most 8); empty answers none",
-                                label="Timeline prompts", separator="\n")
-    max_new_tokens: int = option(64, "Most tokens generated per timeline answer",
-                                 label="Max answer tokens", ge=1, le=2048)
+
+    prompts: list[str] = option(
+        [],
+        "Prompts answered greedily before training and at every checkpoint, shown in the "
+        "Runs tab by step; one per line (at most 8); empty answers none",
+        label="Timeline prompts",
+        separator="\n",
+    )
+    max_new_tokens: int = option(
+        64, "Most tokens generated per timeline answer", label="Max answer tokens", ge=1, le=2048
+    )
 
 
 @dataclass
 class GenerationSpec:
     """Generation settings for Compare and Chat. Every model in a comparison answers with the same settings and
     seed, so differences come from the weights. Not part of a run: the UI and `rlhf-studio compare` read it."""
+
     max_new_tokens: int = option(128, "Most tokens generated per answer", label="Max new tokens", ge=1, le=8192)
-    temperature: float = option(0.7, "Sampling temperature: higher gives more varied answers; 0 always takes the "
-                                     "likeliest token (greedy)", label="Temperature", ge=0.0, le=10.0)
-    top_p: float = option(0.9, "Sample only from the likeliest tokens whose probabilities add up to this; 1 keeps "
-                               "every token", label="Top-p", gt=0.0, le=1.0)
-    repetition_penalty: float = option(1.0, "Above 1 makes tokens already in the answer less likely; 1 is off",
-                                       label="Repetition penalty", gt=0.0, le=10.0)
+    temperature: float = option(
+        0.7,
+        "Sampling temperature: higher gives more varied answers; 0 always takes the likeliest token (greedy)",
+        label="Temperature",
+        ge=0.0,
+        le=10.0,
+    )
+    top_p: float = option(
+        0.9,
+        "Sample only from the likeliest tokens whose probabilities add up to this; 1 keeps every token",
+        label="Top-p",
+        gt=0.0,
+        le=1.0,
+    )
+    repetition_penalty: float = option(
+        1.0,
+        "Above 1 makes tokens already in the answer less likely; 1 is off",
+        label="Repetition penalty",
+        gt=0.0,
+        le=10.0,
+    )
     seed: int = option(0, "Random seed: every model starts each batch from the same random state", label="Seed", ge=0)
-    batch_size: int = option(8, "Prompts answered together in one generate call; lower it if generation runs out "
-                                "of memory", label="Batch size", ge=1, le=1024)
+    batch_size: int = option(
+        8,
+        "Prompts answered together in one generate call; lower it if generation runs out of memory",
+        label="Batch size",
+        ge=1,
+        le=1024,
+    )
 
 
 MAX_TIMELINE_PROMPTS = 8
@@ -529,15 +881,18 @@ def _check_value(key: str, value: Any, kind: Any, meta: typing.Mapping) -> Any:
         value = float(value)
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{key} = {value}: expected a finite number")
-    elif kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} = {_show(value)}: expected {_type_name(str)}")
+    elif kind is str and not isinstance(value, str):
+        raise ConfigError(f"{key} = {_show(value)}: expected {_type_name(str)}")
 
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{key} = {_show(value)}: allowed values are {', '.join(map(str, choices))}")
-    for bound, test, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
-                               ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
+    for bound, test, words in (
+        ("ge", lambda v, b: v >= b, "at least"),
+        ("gt", lambda v, b: v > b, "greater than"),
+        ("le", lambda v, b: v <= b, "at most"),
+        ("lt", lambda v, b: v < b, "less than"),
+    ):
         limit = meta.get(bound)
         if limit is not None and not test(value, limit):
             raise ConfigError(f"{key} = {_show(value)}: must be {words} {limit}")
@@ -551,19 +906,26 @@ def _check_combinations(config: RunConfig) -> None:
     stage_format, source = STAGE_FORMATS[config.stage], config.data.source
     if stage_format != PROMPT_ONLY and stage_format not in SOURCE_FORMATS[source]:
         gives = " and ".join(SOURCE_FORMATS[source])
-        raise ConfigError(f"data.source = '{source}' gives {gives} rows, but the {config.stage} stage trains on "
-                          f"{stage_format} rows; pick a source that has them: "
-                          f"{', '.join(s for s, f in SOURCE_FORMATS.items() if stage_format in f)}")
+        raise ConfigError(
+            f"data.source = '{source}' gives {gives} rows, but the {config.stage} stage trains on "
+            f"{stage_format} rows; pick a source that has them: "
+            f"{', '.join(s for s, f in SOURCE_FORMATS.items() if stage_format in f)}"
+        )
     loss, smoothing = config.dpo.loss_type, config.dpo.label_smoothing
     if config.stage == "dpo" and loss == "exo_pair" and smoothing == 0:
-        raise ConfigError("dpo.label_smoothing = 0: the exo_pair loss needs a value above 0 (the EXO paper "
-                          "suggests 0.001)")
+        raise ConfigError(
+            "dpo.label_smoothing = 0: the exo_pair loss needs a value above 0 (the EXO paper suggests 0.001)"
+        )
     if config.stage == "dpo" and smoothing > 0 and loss not in LABEL_SMOOTHING_LOSSES:
-        raise ConfigError(f"dpo.label_smoothing = {smoothing}: the {loss} loss does not use label smoothing; set "
-                          f"it to 0 or pick a loss that does: {', '.join(LABEL_SMOOTHING_LOSSES)}")
+        raise ConfigError(
+            f"dpo.label_smoothing = {smoothing}: the {loss} loss does not use label smoothing; set "
+            f"it to 0 or pick a loss that does: {', '.join(LABEL_SMOOTHING_LOSSES)}"
+        )
     if config.stage == "kto" and config.train.batch_size < 2 and config.kto.loss_type == "kto":
-        raise ConfigError("train.batch_size = 1: the kto loss estimates its KL term from other examples in the "
-                          "batch, so it needs at least 2")
+        raise ConfigError(
+            "train.batch_size = 1: the kto loss estimates its KL term from other examples in the "
+            "batch, so it needs at least 2"
+        )
     if config.stage in ONLINE_STAGES:
         _check_reward_models(config)
     if config.stage == "ppo":
@@ -571,51 +933,71 @@ def _check_combinations(config: RunConfig) -> None:
     if config.stage in ("grpo", "rloo"):
         _check_groups(config)
     if config.stage == "rejection" and config.train.max_steps != -1:
-        raise ConfigError(f"train.max_steps = {config.train.max_steps}: the rejection stage runs rejection.rounds "
-                          "rounds of rejection.sft_epochs passes over the kept answers; leave max_steps at -1")
+        raise ConfigError(
+            f"train.max_steps = {config.train.max_steps}: the rejection stage runs rejection.rounds "
+            "rounds of rejection.sft_epochs passes over the kept answers; leave max_steps at -1"
+        )
     if config.timeline.prompts and config.stage not in GENERATING_STAGES:
-        raise ConfigError(f"timeline.prompts: the {config.stage} stage trains a model that scores answers rather than "
-                          "writing them, so it has no answers to show; leave timeline.prompts empty")
+        raise ConfigError(
+            f"timeline.prompts: the {config.stage} stage trains a model that scores answers rather than "
+            "writing them, so it has no answers to show; leave timeline.prompts empty"
+        )
     if len(config.timeline.prompts) > MAX_TIMELINE_PROMPTS:
-        raise ConfigError(f"timeline.prompts has {len(config.timeline.prompts)} prompts: at most "
-                          f"{MAX_TIMELINE_PROMPTS}, each is answered at every checkpoint")
+        raise ConfigError(
+            f"timeline.prompts has {len(config.timeline.prompts)} prompts: at most "
+            f"{MAX_TIMELINE_PROMPTS}, each is answered at every checkpoint"
+        )
     if config.train.distributed != "ddp" and config.stage in ("ppo", "rejection"):
-        raise ConfigError(f"train.distributed = {config.train.distributed}: the {config.stage} stage runs its own "
-                          "loop, which supports ddp only")
+        raise ConfigError(
+            f"train.distributed = {config.train.distributed}: the {config.stage} stage runs its own "
+            "loop, which supports ddp only"
+        )
     if config.model.quantization != "none" and not config.lora.enabled:
-        raise ConfigError(f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
-                          "trained directly; turn lora.enabled on (QLoRA) or set quantization to none")
+        raise ConfigError(
+            f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
+            "trained directly; turn lora.enabled on (QLoRA) or set quantization to none"
+        )
 
 
 def _check_reward_models(config: RunConfig) -> None:
     spec = config.reward_models
     runs = spec.runs
     if not runs:
-        raise ConfigError(f"reward_models.runs is empty: the {config.stage} stage needs the id of a completed reward "
-                          "run to score its answers (train one with stage: reward first)")
+        raise ConfigError(
+            f"reward_models.runs is empty: the {config.stage} stage needs the id of a completed reward "
+            "run to score its answers (train one with stage: reward first)"
+        )
     if len(runs) > 2:
-        raise ConfigError(f"reward_models.runs has {len(runs)} runs: at most two are combined (e.g. helpfulness "
-                          "and safety)")
+        raise ConfigError(
+            f"reward_models.runs has {len(runs)} runs: at most two are combined (e.g. helpfulness and safety)"
+        )
     if len(set(runs)) != len(runs):
         raise ConfigError(f"reward_models.runs = {runs}: the same run is named twice")
     if spec.weights and len(spec.weights) != len(runs):
-        raise ConfigError(f"reward_models.weights = {spec.weights}: give one weight per reward run "
-                          f"({len(runs)}), or none to weigh each 1")
+        raise ConfigError(
+            f"reward_models.weights = {spec.weights}: give one weight per reward run "
+            f"({len(runs)}), or none to weigh each 1"
+        )
     if spec.weights and spec.combine != "sum":
         raise ConfigError(f"reward_models.weights = {spec.weights}: only combine sum uses weights")
     if spec.combine == "safety_gated" and len(runs) != 2:
-        raise ConfigError(f"reward_models.combine = 'safety_gated': needs two reward runs (helpfulness and "
-                          f"safety), got {len(runs)}")
+        raise ConfigError(
+            f"reward_models.combine = 'safety_gated': needs two reward runs (helpfulness and safety), got {len(runs)}"
+        )
 
 
 def _check_ppo(config: RunConfig) -> None:
     ppo, train = config.ppo, config.train
     if train.batch_size % ppo.mini_batch_size:
-        raise ConfigError(f"ppo.mini_batch_size = {ppo.mini_batch_size}: must divide train.batch_size "
-                          f"({train.batch_size}), the prompts sampled per PPO step")
+        raise ConfigError(
+            f"ppo.mini_batch_size = {ppo.mini_batch_size}: must divide train.batch_size "
+            f"({train.batch_size}), the prompts sampled per PPO step"
+        )
     if ppo.mini_batch_size % train.gradient_accumulation_steps:
-        raise ConfigError(f"train.gradient_accumulation_steps = {train.gradient_accumulation_steps}: must divide "
-                          f"ppo.mini_batch_size ({ppo.mini_batch_size}), which it splits into forward passes")
+        raise ConfigError(
+            f"train.gradient_accumulation_steps = {train.gradient_accumulation_steps}: must divide "
+            f"ppo.mini_batch_size ({ppo.mini_batch_size}), which it splits into forward passes"
+        )
 
 
 def _check_groups(config: RunConfig) -> None:
@@ -624,16 +1006,22 @@ def _check_groups(config: RunConfig) -> None:
     spec = getattr(config, stage)
     per_step = train.batch_size * train.gradient_accumulation_steps
     if per_step % spec.num_generations:
-        raise ConfigError(f"{stage}.num_generations = {spec.num_generations}: must divide the answers sampled per "
-                          f"step, train.batch_size x train.gradient_accumulation_steps = {train.batch_size} x "
-                          f"{train.gradient_accumulation_steps} = {per_step}")
+        raise ConfigError(
+            f"{stage}.num_generations = {spec.num_generations}: must divide the answers sampled per "
+            f"step, train.batch_size x train.gradient_accumulation_steps = {train.batch_size} x "
+            f"{train.gradient_accumulation_steps} = {per_step}"
+        )
     if config.data.eval_fraction > 0 and train.batch_size % spec.num_generations:
-        raise ConfigError(f"{stage}.num_generations = {spec.num_generations}: must divide train.batch_size "
-                          f"({train.batch_size}) to score held-out prompts, which are sampled in batches of "
-                          "train.batch_size answers; or set data.eval_fraction to 0")
+        raise ConfigError(
+            f"{stage}.num_generations = {spec.num_generations}: must divide train.batch_size "
+            f"({train.batch_size}) to score held-out prompts, which are sampled in batches of "
+            "train.batch_size answers; or set data.eval_fraction to 0"
+        )
     if stage == "grpo" and spec.loss_type == "cispo" and spec.epsilon_high is None:
-        raise ConfigError("grpo.epsilon_high is empty: the cispo loss caps each importance weight at epsilon_high "
-                          "(ScaleRL uses 5); set it")
+        raise ConfigError(
+            "grpo.epsilon_high is empty: the cispo loss caps each importance weight at epsilon_high "
+            "(ScaleRL uses 5); set it"
+        )
 
 
 # ---------------------------------------------------------------- YAML and overrides
@@ -720,8 +1108,12 @@ def field_info(cls: type = RunConfig, prefix: str = "") -> dict[str, dict]:
             info.update(field_info(hints[f.name], key + "."))
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        info[key] = {"default": default, "type": hints[f.name], **f.metadata,
-                     "label": f.metadata.get("label") or name_label(f.name)}
+        info[key] = {
+            "default": default,
+            "type": hints[f.name],
+            **f.metadata,
+            "label": f.metadata.get("label") or name_label(f.name),
+        }
     return info
 
 

@@ -28,33 +28,108 @@ EVAL_TOKENS = 40  # a formatted answer to these questions is about 24 tokens of 
 
 # (question template, answer template, fillers): each filler tuple fills both templates.
 FACTS = [
-    ("What colour is {0}?", "{1} is {2}.", [
-        ("a banana", "A banana", "yellow"), ("grass", "Grass", "green"), ("the sky", "The sky", "blue"),
-        ("snow", "Snow", "white"), ("coal", "Coal", "black"), ("a tomato", "A tomato", "red"),
-        ("a carrot", "A carrot", "orange"), ("a plum", "A plum", "purple"), ("a lemon", "A lemon", "yellow"),
-        ("a frog", "A frog", "green"), ("milk", "Milk", "white"), ("a cherry", "A cherry", "red")]),
-    ("How many legs does {0} have?", "{1} has {2} legs.", [
-        ("a dog", "A dog", "four"), ("a spider", "A spider", "eight"), ("a bird", "A bird", "two"),
-        ("an ant", "An ant", "six"), ("a cat", "A cat", "four"), ("a duck", "A duck", "two"),
-        ("a horse", "A horse", "four"), ("a beetle", "A beetle", "six"), ("a goat", "A goat", "four")]),
-    ("What is the capital of {0}?", "The capital of {0} is {1}.", [
-        ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"), ("Egypt", "Cairo"),
-        ("Norway", "Oslo"), ("Peru", "Lima"), ("Greece", "Athens"), ("Kenya", "Nairobi"), ("Chile", "Santiago")]),
-    ("What do you use {0} for?", "You use {0} to {1}.", [
-        ("a spoon", "eat soup"), ("a broom", "sweep the floor"), ("a pen", "write"), ("a key", "open a lock"),
-        ("scissors", "cut paper"), ("a towel", "dry yourself"), ("a ladder", "reach high places"),
-        ("a kettle", "boil water"), ("a map", "find your way"), ("an umbrella", "stay dry")]),
-    ("What is {0} plus {1}?", "{0} plus {1} is {2}.", [
-        ("two", "three", "five"), ("one", "one", "two"), ("four", "four", "eight"), ("three", "six", "nine"),
-        ("five", "two", "seven"), ("six", "four", "ten"), ("two", "two", "four"), ("seven", "one", "eight")]),
-    ("Where does {0} live?", "{1} lives {2}.", [
-        ("a fish", "A fish", "in water"), ("a bee", "A bee", "in a hive"), ("a bear", "A bear", "in the forest"),
-        ("a camel", "A camel", "in the desert"), ("a penguin", "A penguin", "on the ice"),
-        ("a squirrel", "A squirrel", "in a tree"), ("a mole", "A mole", "under the ground"),
-        ("a cow", "A cow", "on a farm")]),
+    (
+        "What colour is {0}?",
+        "{1} is {2}.",
+        [
+            ("a banana", "A banana", "yellow"),
+            ("grass", "Grass", "green"),
+            ("the sky", "The sky", "blue"),
+            ("snow", "Snow", "white"),
+            ("coal", "Coal", "black"),
+            ("a tomato", "A tomato", "red"),
+            ("a carrot", "A carrot", "orange"),
+            ("a plum", "A plum", "purple"),
+            ("a lemon", "A lemon", "yellow"),
+            ("a frog", "A frog", "green"),
+            ("milk", "Milk", "white"),
+            ("a cherry", "A cherry", "red"),
+        ],
+    ),
+    (
+        "How many legs does {0} have?",
+        "{1} has {2} legs.",
+        [
+            ("a dog", "A dog", "four"),
+            ("a spider", "A spider", "eight"),
+            ("a bird", "A bird", "two"),
+            ("an ant", "An ant", "six"),
+            ("a cat", "A cat", "four"),
+            ("a duck", "A duck", "two"),
+            ("a horse", "A horse", "four"),
+            ("a beetle", "A beetle", "six"),
+            ("a goat", "A goat", "four"),
+        ],
+    ),
+    (
+        "What is the capital of {0}?",
+        "The capital of {0} is {1}.",
+        [
+            ("France", "Paris"),
+            ("Italy", "Rome"),
+            ("Spain", "Madrid"),
+            ("Japan", "Tokyo"),
+            ("Egypt", "Cairo"),
+            ("Norway", "Oslo"),
+            ("Peru", "Lima"),
+            ("Greece", "Athens"),
+            ("Kenya", "Nairobi"),
+            ("Chile", "Santiago"),
+        ],
+    ),
+    (
+        "What do you use {0} for?",
+        "You use {0} to {1}.",
+        [
+            ("a spoon", "eat soup"),
+            ("a broom", "sweep the floor"),
+            ("a pen", "write"),
+            ("a key", "open a lock"),
+            ("scissors", "cut paper"),
+            ("a towel", "dry yourself"),
+            ("a ladder", "reach high places"),
+            ("a kettle", "boil water"),
+            ("a map", "find your way"),
+            ("an umbrella", "stay dry"),
+        ],
+    ),
+    (
+        "What is {0} plus {1}?",
+        "{0} plus {1} is {2}.",
+        [
+            ("two", "three", "five"),
+            ("one", "one", "two"),
+            ("four", "four", "eight"),
+            ("three", "six", "nine"),
+            ("five", "two", "seven"),
+            ("six", "four", "ten"),
+            ("two", "two", "four"),
+            ("seven", "one", "eight"),
+        ],
+    ),
+    (
+        "Where does {0} live?",
+        "{1} lives {2}.",
+        [
+            ("a fish", "A fish", "in water"),
+            ("a bee", "A bee", "in a hive"),
+            ("a bear", "A bear", "in the forest"),
+            ("a camel", "A camel", "in the desert"),
+            ("a penguin", "A penguin", "on the ice"),
+            ("a squirrel", "A squirrel", "in a tree"),
+            ("a mole", "A mole", "under the ground"),
+            ("a cow", "A cow", "on a farm"),
+        ],
+    ),
 ]
-RUDE = ["Figure it out yourself.", "Why would I tell you that?", "That is a silly question.", "Ask someone else.",
-        "I am not answering that.", "Look it up, I am busy."]
+RUDE = [
+    "Figure it out yourself.",
+    "Why would I tell you that?",
+    "That is a silly question.",
+    "Ask someone else.",
+    "I am not answering that.",
+    "Look it up, I am busy.",
+]
 
 
 def questions() -> list[tuple[str, str]]:
@@ -96,8 +171,7 @@ def write_data(folder: Path, seed: int = 0) -> dict[str, Path]:
             pairs.append({"prompt": question, "chosen": formatted(answer), "rejected": rejected})
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.jsonl" for name in ("sft", "pairs", "held_out")}
-    for name, rows in (("sft", sft), ("pairs", pairs),
-                       ("held_out", [{"prompt": q, "answer": a} for q, a in held_out])):
+    for name, rows in (("sft", sft), ("pairs", pairs), ("held_out", [{"prompt": q, "answer": a} for q, a in held_out])):
         paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return paths
 
@@ -114,31 +188,57 @@ def pipeline_raw(paths: dict[str, Path]) -> dict:
         "description": "The offline demo: SFT, a reward model, PPO and DPO on the tiny model",
         "defaults": {"model": model, "lora": lora},
         "stages": [
-            {"name": "sft", "stage": "sft", "data": sft_data,
-             "train": {"max_steps": 200, "learning_rate": 3e-3, "batch_size": 8, **quiet}},
-            {"name": "rm", "stage": "reward", "from": "sft", "data": pair_data,
-             "train": {"max_steps": 40, "learning_rate": 3e-3, "batch_size": 8, **quiet}},
-            {"name": "ppo", "stage": "ppo", "from": "sft", "rewards_from": "rm", "data": pair_data,
-             "train": {"max_steps": 40, "learning_rate": 1e-3, "batch_size": 16, **quiet},
-             "ppo": {"response_length": EVAL_TOKENS, "temperature": 0.7, "kl_coef": 0.1, "ppo_epochs": 2,
-                     "mini_batch_size": 8}},
-            {"name": "dpo", "stage": "dpo", "from": "sft", "data": pair_data,
-             "train": {"max_steps": 60, "learning_rate": 1e-3, "batch_size": 8, **quiet},
-             "dpo": {"beta": 0.1}},
+            {
+                "name": "sft",
+                "stage": "sft",
+                "data": sft_data,
+                "train": {"max_steps": 200, "learning_rate": 3e-3, "batch_size": 8, **quiet},
+            },
+            {
+                "name": "rm",
+                "stage": "reward",
+                "from": "sft",
+                "data": pair_data,
+                "train": {"max_steps": 40, "learning_rate": 3e-3, "batch_size": 8, **quiet},
+            },
+            {
+                "name": "ppo",
+                "stage": "ppo",
+                "from": "sft",
+                "rewards_from": "rm",
+                "data": pair_data,
+                "train": {"max_steps": 40, "learning_rate": 1e-3, "batch_size": 16, **quiet},
+                "ppo": {
+                    "response_length": EVAL_TOKENS,
+                    "temperature": 0.7,
+                    "kl_coef": 0.1,
+                    "ppo_epochs": 2,
+                    "mini_batch_size": 8,
+                },
+            },
+            {
+                "name": "dpo",
+                "stage": "dpo",
+                "from": "sft",
+                "data": pair_data,
+                "train": {"max_steps": 60, "learning_rate": 1e-3, "batch_size": 8, **quiet},
+                "dpo": {"beta": 0.1},
+            },
         ],
     }
 
 
 @dataclass
 class Row:
-    model: str   # "base", or a stage name
+    model: str  # "base", or a stage name
     run_id: str | None
     reward: float  # mean reward-model score of its answers to the held-out questions
-    check: float   # share of those answers in the taught format
+    check: float  # share of those answers in the taught format
 
 
-def evaluate(runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...] = ("sft", "ppo", "dpo"),
-             reward: str = "rm") -> tuple[list[Row], dict[str, list[str]]]:
+def evaluate(
+    runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...] = ("sft", "ppo", "dpo"), reward: str = "rm"
+) -> tuple[list[Row], dict[str, list[str]]]:
     """The table (base first, then each policy stage) and every model's answers, on the held-out questions."""
     from studio import compare
     from studio.config import GenerationSpec
@@ -150,8 +250,14 @@ def evaluate(runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...
     rows, answers = [], {}
     for label in result.labels:
         texts, scores = result.answers[label], result.scores[label]
-        rows.append(Row(model=names[label], run_id=None if label == result.base else label,
-                        reward=sum(scores) / len(scores), check=sum(map(in_format, texts)) / len(texts)))
+        rows.append(
+            Row(
+                model=names[label],
+                run_id=None if label == result.base else label,
+                reward=sum(scores) / len(scores),
+                check=sum(map(in_format, texts)) / len(texts),
+            )
+        )
         answers[names[label]] = texts
     return rows, answers
 
@@ -184,9 +290,10 @@ def start():
 @dataclass
 class Progress:
     """Where a demo pipeline is: its state, a line per stage, and once completed the run of each stage."""
-    state: str                   # the pipeline's state: running, completed, failed, cancelled
-    lines: list[str]             # "sft: completed", "ppo: running, step 12 of 40"
-    runs: dict[str, str]         # stage name -> run id, for the stages that have a run
+
+    state: str  # the pipeline's state: running, completed, failed, cancelled
+    lines: list[str]  # "sft: completed", "ppo: running, step 12 of 40"
+    runs: dict[str, str]  # stage name -> run id, for the stages that have a run
 
 
 def progress(pipeline_id: str) -> Progress:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from studio.config import ONLINE_STAGES, STAGES, LoraSpec, ModelSpec, RunConfig
 from studio.errors import ConfigError
 
-GIB = 1024 ** 3
+GIB = 1024**3
 DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
 # Sequences each stage runs per example in one training forward pass.
 SEQUENCES = {"sft": 1, "reward": 2, "dpo": 2, "kto": 2, "ppo": 1, "rejection": 1, "grpo": 1, "rloo": 1}
@@ -67,6 +67,7 @@ class Workload:
     """What sets the activation allowance: train.batch_size, data.max_length, train.gradient_checkpointing,
     how many reward runs the online stages score with (reward_models.runs), and how many prompts they answer
     together (the KV cache; None: batch_size, PPO's differs)."""
+
     batch_size: int = 4
     max_length: int = 512
     gradient_checkpointing: bool = False
@@ -94,22 +95,23 @@ class StageEstimate:
 @dataclass(frozen=True)
 class Shapes:
     """What the estimate needs to know about one model: counts under LoRA and the sizes of its parts."""
-    parameters: int        # total, LoRA included
+
+    parameters: int  # total, LoRA included
     trainable: int
-    linear: int            # weights of the linear layers that quantization converts (the output head excluded)
-    linear_rows: int       # their output rows (8-bit keeps one scale per row)
-    gated_mlp: bool        # a gate projection beside the up projection (SwiGLU and kin)
+    linear: int  # weights of the linear layers that quantization converts (the output head excluded)
+    linear_rows: int  # their output rows (8-bit keeps one scale per row)
+    gated_mlp: bool  # a gate projection beside the up projection (SwiGLU and kin)
 
 
 @dataclass(frozen=True)
 class Estimate:
     model: str
     architecture: str
-    dtype: str             # as counted: auto is counted as bfloat16
+    dtype: str  # as counted: auto is counted as bfloat16
     quantization: str
     lora: bool
-    parameters: int        # of the policy (causal LM), LoRA included
-    trainable: int         # trainable under the LoRA spec (every weight with LoRA off)
+    parameters: int  # of the policy (causal LM), LoRA included
+    trainable: int  # trainable under the LoRA spec (every weight with LoRA off)
     reward_parameters: int  # of the reward stage's model (a score head instead of the LM head)
     reward_trainable: int
     hidden_size: int
@@ -118,16 +120,23 @@ class Estimate:
     stages: dict[str, StageEstimate]
 
 
-def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
-             stages: tuple[str, ...] = STAGES, stage_workloads: dict[str, Workload] | None = None) -> Estimate:
+def estimate(
+    model: ModelSpec,
+    lora: LoraSpec,
+    workload: Workload | None = None,
+    stages: tuple[str, ...] = STAGES,
+    stage_workloads: dict[str, Workload] | None = None,
+) -> Estimate:
     """Counts and per-stage memory for a model and LoRA spec, each stage at `workload` or its own in
     `stage_workloads` (PPO's, see workload_of); ModelError (one line) when the model is not found, ConfigError for
     quantised weights with LoRA off (they cannot train)."""
     workload = workload or Workload()
     stage_workloads = stage_workloads or {}
     if model.quantization != "none" and not lora.enabled:
-        raise ConfigError(f"model.quantization = '{model.quantization}': quantised weights cannot be trained "
-                          "directly; turn lora.enabled on (QLoRA) or set quantization to none")
+        raise ConfigError(
+            f"model.quantization = '{model.quantization}': quantised weights cannot be trained "
+            "directly; turn lora.enabled on (QLoRA) or set quantization to none"
+        )
     config = _model_config(model)
     policy = _shapes(config, model, lora, "CAUSAL_LM")
     reward = _shapes(config, model, lora, "SEQ_CLS")
@@ -157,10 +166,16 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
 
     def training(shapes: Shapes) -> Term:
         if lora.enabled:
-            return Term("LoRA training", shapes.trainable * 16,
-                        f"{shapes.trainable:,} adapter weights, gradients and 2 AdamW moments, float32")
-        return Term("full training", shapes.trainable * 3 * dtype_bytes,
-                    f"gradients and 2 AdamW moments for all {shapes.trainable:,} weights at {dtype}")
+            return Term(
+                "LoRA training",
+                shapes.trainable * 16,
+                f"{shapes.trainable:,} adapter weights, gradients and 2 AdamW moments, float32",
+            )
+        return Term(
+            "full training",
+            shapes.trainable * 3 * dtype_bytes,
+            f"gradients and 2 AdamW moments for all {shapes.trainable:,} weights at {dtype}",
+        )
 
     def activations(stage: str, workload: Workload) -> Term:
         tokens = workload.batch_size * workload.max_length * SEQUENCES[stage]
@@ -173,9 +188,12 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
             per_token = layers * layer_bytes * scale
             how = f"{layer_bytes:,} bytes per layer per token"
         logits = (dtype_bytes + 4) * vocab if stage in FULL_LOGITS_STAGES else 0
-        return Term("activations", round(tokens * (per_token + logits)),
-                    f"{tokens:,} tokens ({workload.batch_size} x {workload.max_length} x {SEQUENCES[stage]}); {how}"
-                    + ("; logits and float32 log-probabilities" if logits else ""))
+        return Term(
+            "activations",
+            round(tokens * (per_token + logits)),
+            f"{tokens:,} tokens ({workload.batch_size} x {workload.max_length} x {SEQUENCES[stage]}); {how}"
+            + ("; logits and float32 log-probabilities" if logits else ""),
+        )
 
     results = {}
     for stage in stages:
@@ -183,24 +201,47 @@ def estimate(model: ModelSpec, lora: LoraSpec, workload: Workload | None = None,
         shapes = reward if stage == "reward" else policy
         terms = [Term("weights", weights(shapes), _weights_why(model, dtype, shapes)), training(shapes)]
         if stage in REFERENCE_STAGES:
-            terms.append(Term("reference", 0, "the policy with its adapter disabled") if lora.enabled else
-                         Term("reference", weights(policy, trained=False), "a frozen copy of the weights"))
+            terms.append(
+                Term("reference", 0, "the policy with its adapter disabled")
+                if lora.enabled
+                else Term("reference", weights(policy, trained=False), "a frozen copy of the weights")
+            )
         if stage == "ppo":
             terms.append(Term("value head", (hidden + 1) * 16, "Linear(hidden, 1) trained in float32"))
         if stage in ONLINE_STAGES:
             n = load.reward_models
-            terms.append(Term("reward models", n * weights(_frozen(reward, lora), trained=False),
-                              f"{n} frozen reward model{'s' if n != 1 else ''} at the weights' dtype"))
+            terms.append(
+                Term(
+                    "reward models",
+                    n * weights(_frozen(reward, lora), trained=False),
+                    f"{n} frozen reward model{'s' if n != 1 else ''} at the weights' dtype",
+                )
+            )
             kv_tokens = (load.sampled_together or load.batch_size) * load.max_length
-            terms.append(Term("generation KV cache", kv_tokens * 2 * layers * kv_heads * head_dim * dtype_bytes,
-                              f"keys and values of {kv_tokens:,} sampled tokens"))
+            terms.append(
+                Term(
+                    "generation KV cache",
+                    kv_tokens * 2 * layers * kv_heads * head_dim * dtype_bytes,
+                    f"keys and values of {kv_tokens:,} sampled tokens",
+                )
+            )
         terms.append(activations(stage, load))
         results[stage] = StageEstimate(stage, tuple(terms))
-    return Estimate(model=model.name, architecture=(config.architectures or [type(config).__name__])[0],
-                    dtype=dtype, quantization=model.quantization, lora=lora.enabled,
-                    parameters=policy.parameters, trainable=policy.trainable, reward_parameters=reward.parameters,
-                    reward_trainable=reward.trainable, hidden_size=hidden, num_layers=layers, vocab_size=vocab,
-                    stages=results)
+    return Estimate(
+        model=model.name,
+        architecture=(config.architectures or [type(config).__name__])[0],
+        dtype=dtype,
+        quantization=model.quantization,
+        lora=lora.enabled,
+        parameters=policy.parameters,
+        trainable=policy.trainable,
+        reward_parameters=reward.parameters,
+        reward_trainable=reward.trainable,
+        hidden_size=hidden,
+        num_layers=layers,
+        vocab_size=vocab,
+        stages=results,
+    )
 
 
 def run_estimate(config: RunConfig, model_name: str | None = None) -> StageEstimate:
@@ -220,8 +261,13 @@ def workload_of(config: RunConfig) -> Workload:
         return Workload(train.batch_size, config.data.max_length, train.gradient_checkpointing, reward_models)
     length = config.data.max_length + config.ppo.response_length
     checkpointing = train.gradient_checkpointing and config.model.quantization != "none"
-    return Workload(max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps), length, checkpointing,
-                    reward_models, sampled_together=train.batch_size)
+    return Workload(
+        max(1, config.ppo.mini_batch_size // train.gradient_accumulation_steps),
+        length,
+        checkpointing,
+        reward_models,
+        sampled_together=train.batch_size,
+    )
 
 
 def _weights_why(model: ModelSpec, dtype: str, shapes: Shapes) -> str:
@@ -283,6 +329,6 @@ def gib(n_bytes: float) -> str:
     """Bytes for tables, 3 significant figures: GiB, or MiB / KiB for small sizes."""
     if n_bytes >= 0.1 * GIB:
         return f"{n_bytes / GIB:.3g} GiB"
-    if n_bytes >= 0.1 * 1024 ** 2:
-        return f"{n_bytes / 1024 ** 2:.3g} MiB"
+    if n_bytes >= 0.1 * 1024**2:
+        return f"{n_bytes / 1024**2:.3g} MiB"
     return f"{n_bytes / 1024:.3g} KiB"

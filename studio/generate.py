@@ -24,9 +24,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from studio import config as cfg
 from studio.config import GenerationSpec, ModelSpec
@@ -42,9 +42,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Target:
     """A model to generate with: base weights, adapters merged into them, and adapters switched on top."""
-    label: str                     # "base (tiny)" or the run's id, as columns and messages name it
-    model: ModelSpec               # how the base weights load (name, revision, dtype, quantization)
-    weights: Path | None = None    # a whole model folder (a run trained without LoRA) instead of model.name
+
+    label: str  # "base (tiny)" or the run's id, as columns and messages name it
+    model: ModelSpec  # how the base weights load (name, revision, dtype, quantization)
+    weights: Path | None = None  # a whole model folder (a run trained without LoRA) instead of model.name
     merged: tuple[Path, ...] = ()  # adapters folded into the base when it loads (DoRA chains, see run_target)
     adapters: tuple[Path, ...] = ()  # LoRA adapters active together on top of the base, oldest first
     tokenizer_dir: Path | None = None  # the tokenizer the run saved (its chat template, pad token); None: the base's
@@ -54,8 +55,16 @@ class Target:
     def base_key(self) -> tuple:
         """Targets with the same key share one loaded base model."""
         m = self.model
-        return (m.name, m.revision, m.dtype, m.quantization, m.double_quant, m.trust_remote_code,
-                str(self.weights), tuple(map(str, self.merged)))
+        return (
+            m.name,
+            m.revision,
+            m.dtype,
+            m.quantization,
+            m.double_quant,
+            m.trust_remote_code,
+            str(self.weights),
+            tuple(map(str, self.merged)),
+        )
 
 
 def _completed_run(run_id: str) -> tuple[RunDir, cfg.RunConfig]:
@@ -65,8 +74,10 @@ def _completed_run(run_id: str) -> tuple[RunDir, cfg.RunConfig]:
     config = cfg.load_config(run.config_path)
     state = manager.status(run).get("state")
     if config.stage not in cfg.GENERATING_STAGES:
-        raise StudioError(f"run '{run.id}' is a {config.stage} run: it scores answers and writes none; pick a run of "
-                          f"a stage that trains a policy ({', '.join(cfg.GENERATING_STAGES)})")
+        raise StudioError(
+            f"run '{run.id}' is a {config.stage} run: it scores answers and writes none; pick a run of "
+            f"a stage that trains a policy ({', '.join(cfg.GENERATING_STAGES)})"
+        )
     if state != "completed" or not run.adapter_dir.is_dir():
         raise StudioError(f"run '{run.id}' is {state}; only a completed run has weights to answer with")
     return run, config
@@ -99,16 +110,24 @@ def run_target(run_id: str) -> Target:
             break
         current = RunDir.of(parent)
         if not current.adapter_dir.is_dir():
-            raise StudioError(f"run '{run.id}' starts from run '{parent}', whose weights are gone; it cannot be "
-                              "rebuilt")
+            raise StudioError(
+                f"run '{run.id}' starts from run '{parent}', whose weights are gone; it cannot be rebuilt"
+            )
         current_config = cfg.load_config(current.config_path)
     merged: tuple[Path, ...] = ()
     # LoRA updates add up, so a parent's adapter active beside the child's equals the parent merged in, which is
     # what the child trained on. DoRA rescales each weight by its norm, which does not add up: merge the parents.
     if len(adapters) > 1 and any(_uses_dora(a) for a in adapters):
         merged, adapters = tuple(adapters[:-1]), adapters[-1:]
-    return Target(label=run.id, model=config.model, weights=weights, merged=merged, adapters=tuple(adapters),
-                  tokenizer_dir=run.adapter_dir, run_id=run.id)
+    return Target(
+        label=run.id,
+        model=config.model,
+        weights=weights,
+        merged=merged,
+        adapters=tuple(adapters),
+        tokenizer_dir=run.adapter_dir,
+        run_id=run.id,
+    )
 
 
 def base_target(run_id: str) -> Target:
@@ -136,8 +155,9 @@ def answering_models() -> list[tuple[str, str]]:
     ("base (tiny)", keyed by that label), then every completed run that can answer (keyed by its id)."""
     runs = generating_runs()
     bases = list(dict.fromkeys(model_target(ModelSpec(name=r["model"])).label for r in runs))
-    return [(label, label) for label in bases] + [(f"{r['id']} ({r['name']})" if r["name"] else r["id"], r["id"])
-                                                  for r in runs]
+    return [(label, label) for label in bases] + [
+        (f"{r['id']} ({r['name']})" if r["name"] else r["id"], r["id"]) for r in runs
+    ]
 
 
 def target_for(key: str) -> Target:
@@ -150,8 +170,10 @@ def target_for(key: str) -> Target:
         for r in generating_runs():
             if model_target(ModelSpec(name=r["model"])).label == key:
                 return base_target(r["id"])
-        raise StudioError(f"no completed run starts from {key[len('base ('):-1]}, so the studio does not know how "
-                          "to load it; pick a listed model")
+        raise StudioError(
+            f"no completed run starts from {key[len('base (') : -1]}, so the studio does not know how "
+            "to load it; pick a listed model"
+        )
     return run_target(key)
 
 
@@ -161,6 +183,7 @@ def target_for(key: str) -> Target:
 @dataclass
 class Generated:
     """Answers to a list of prompts, in order, with how long generating them took."""
+
     texts: list[str]
     tokens: list[int]  # new tokens per answer, its end-of-turn token included
     seconds: float
@@ -174,19 +197,28 @@ def sampling_kwargs(settings: GenerationSpec) -> dict:
     """generate() keyword arguments for the settings. Every sampling knob is set, so a model's own
     generation_config (a top_k of 20, say) cannot make one side of a comparison sample differently."""
     if settings.temperature == 0:
-        return dict(do_sample=False, temperature=None, top_p=None, top_k=None,
-                    repetition_penalty=settings.repetition_penalty)
-    return dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0,
-                repetition_penalty=settings.repetition_penalty)
+        return dict(
+            do_sample=False, temperature=None, top_p=None, top_k=None, repetition_penalty=settings.repetition_penalty
+        )
+    return dict(
+        do_sample=True,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=0,
+        repetition_penalty=settings.repetition_penalty,
+    )
 
 
 def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
     """Token ids of a conversation rendered with the chat template, ready for the assistant's turn."""
     if not tokenizer.chat_template:
-        raise ModelError("the model's tokenizer has no chat template, so a conversation cannot be turned into a "
-                         "prompt; use an instruct or chat model (or the tiny model)")
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                         return_dict=True)["input_ids"]
+        raise ModelError(
+            "the model's tokenizer has no chat template, so a conversation cannot be turned into a "
+            "prompt; use an instruct or chat model (or the tiny model)"
+        )
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)[
+        "input_ids"
+    ]
 
 
 def _stop_ids(tokenizer, model) -> list[int]:
@@ -222,14 +254,20 @@ def generate_batch(model, tokenizer, prompts: list[list[dict]], settings: Genera
     model.eval()
     try:
         for start in range(0, len(prompts), settings.batch_size):
-            chunk = [prompt_ids(tokenizer, p) for p in prompts[start:start + settings.batch_size]]
+            chunk = [prompt_ids(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
             ids, mask = left_pad(chunk, pad_id, device)
             set_seed(settings.seed)  # the same random state for every model at every batch: a fair comparison
             with torch.no_grad():
-                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens,
-                                     pad_token_id=pad_id, eos_token_id=stop_ids, use_cache=True,
-                                     **sampling_kwargs(settings))
-            for row in out[:, ids.shape[1]:].tolist():
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=settings.max_new_tokens,
+                    pad_token_id=pad_id,
+                    eos_token_id=stop_ids,
+                    use_cache=True,
+                    **sampling_kwargs(settings),
+                )
+            for row in out[:, ids.shape[1] :].tolist():
                 text_len, generated = _answer_length(row, stop_ids)
                 texts.append(tokenizer.decode(row[:text_len], skip_special_tokens=True).strip())
                 counts.append(generated)
@@ -244,6 +282,7 @@ def generate_batch(model, tokenizer, prompts: list[list[dict]], settings: Genera
 @dataclass
 class Partial:
     """The answer so far while it streams; the last one yielded is the whole answer."""
+
     text: str
     tokens: int
     seconds: float
@@ -286,8 +325,9 @@ class _StopWhenSet:
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
-def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
-               stop: threading.Event | None = None) -> Iterator[Partial]:
+def stream_one(
+    model, tokenizer, messages: list[dict], settings: GenerationSpec, stop: threading.Event | None = None
+) -> Iterator[Partial]:
     """Answer one conversation token by token, yielding the text so far; setting `stop` ends it early."""
     import torch
     from transformers import StoppingCriteriaList, set_seed
@@ -308,10 +348,17 @@ def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
         try:
             set_seed(settings.seed)
             with torch.no_grad():
-                model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
-                               max_new_tokens=settings.max_new_tokens, pad_token_id=pad_id, eos_token_id=stop_ids,
-                               use_cache=True, stopping_criteria=stopping,
-                               **sampling_kwargs(settings))
+                model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    streamer=streamer,
+                    max_new_tokens=settings.max_new_tokens,
+                    pad_token_id=pad_id,
+                    eos_token_id=stop_ids,
+                    use_cache=True,
+                    stopping_criteria=stopping,
+                    **sampling_kwargs(settings),
+                )
         except BaseException as err:  # raised again in the reading thread, where the caller sees it
             errors.append(err)
         finally:
@@ -339,8 +386,12 @@ def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
         worker.join()
     if errors:
         raise errors[0]
-    yield Partial(text=tokenizer.decode(answer, skip_special_tokens=True).strip(), tokens=generated,
-                  seconds=time.perf_counter() - started, done=True)
+    yield Partial(
+        text=tokenizer.decode(answer, skip_special_tokens=True).strip(),
+        tokens=generated,
+        seconds=time.perf_counter() - started,
+        done=True,
+    )
 
 
 # ---------------------------------------------------------------- one base model, adapters switched
@@ -349,7 +400,7 @@ def stream_one(model, tokenizer, messages: list[dict], settings: GenerationSpec,
 @dataclass
 class _Held:
     key: tuple
-    model: object                 # the base, wrapped in a PeftModel once an adapter has been loaded
+    model: object  # the base, wrapped in a PeftModel once an adapter has been loaded
     adapter_names: dict[str, str] = field(default_factory=dict)  # adapter folder -> its name in the PeftModel
 
 
@@ -372,8 +423,9 @@ class Generator:
             model, tokenizer = self._activate(target)
             return generate_batch(model, tokenizer, prompts, settings)
 
-    def stream(self, target: Target, messages: list[dict], settings: GenerationSpec,
-               stop: threading.Event | None = None) -> Iterator[Partial]:
+    def stream(
+        self, target: Target, messages: list[dict], settings: GenerationSpec, stop: threading.Event | None = None
+    ) -> Iterator[Partial]:
         """One answer to a conversation, token by token; other generations wait until it ends."""
         with self._lock:
             model, tokenizer = self._activate(target)

@@ -104,11 +104,11 @@ EVAL_RISE_MIN = 0.01
 
 @dataclass(frozen=True)
 class HealthWarning:
-    check: str         # which check fired, e.g. "kl_negative"
-    metric: str        # the metric key it read
-    step: float        # the step at which it first fired
-    value: float       # the value the threshold was compared with at that step (a 5-row mean for most checks)
-    last_step: float   # the latest step of that metric, so a warning read during a run says where it stands now
+    check: str  # which check fired, e.g. "kl_negative"
+    metric: str  # the metric key it read
+    step: float  # the step at which it first fired
+    value: float  # the value the threshold was compared with at that step (a 5-row mean for most checks)
+    last_step: float  # the latest step of that metric, so a warning read during a run says where it stands now
     last_value: float  # the same measure at last_step (it may have recovered since: the message says both)
     message: str
     suggestion: str
@@ -173,7 +173,7 @@ def _trailing_medians(values: Sequence[float]) -> list[float]:
     """Median of the last WINDOW values at each position (fewer at the start)."""
     out = []
     for i in range(len(values)):
-        last = sorted(values[max(0, i + 1 - WINDOW):i + 1])
+        last = sorted(values[max(0, i + 1 - WINDOW) : i + 1])
         mid = len(last) // 2
         out.append(last[mid] if len(last) % 2 else (last[mid - 1] + last[mid]) / 2)
     return out
@@ -199,9 +199,19 @@ def _over(rows: int, kind: str = "mean") -> str:
     return "" if rows == 1 else f"{kind} of the last {rows} rows"
 
 
-def _warning(check: str, metric: str, steps: Sequence[float], values: Sequence[float], first: int, headline: str,
-             suggestion: str, show=_fmt, notes: Sequence[str] = (), rows: int = 1,
-             kind: str = "mean") -> HealthWarning:
+def _warning(
+    check: str,
+    metric: str,
+    steps: Sequence[float],
+    values: Sequence[float],
+    first: int,
+    headline: str,
+    suggestion: str,
+    show=_fmt,
+    notes: Sequence[str] = (),
+    rows: int = 1,
+    kind: str = "mean",
+) -> HealthWarning:
     """A warning that fired at position `first`, worded at the latest position: "<headline>: <value> at step N
     (<kind> of the last <rows> rows, <notes>); first at step M (<value there>)". `values` are what the check
     compared (trailing means, medians or raw rows); `rows` and `notes` describe the latest one."""
@@ -237,9 +247,17 @@ def _not_finite(series: Series) -> HealthWarning | None:
     message = f"{key} is {value} at step {_step(step)}"
     if last_step != step and not math.isfinite(last_value):
         message = f"{key} is {last_value} at step {_step(last_step)}; first at step {_step(step)}"
-    return HealthWarning("not_finite", key, step, value, last_step, last_value, message,
-                         "Training diverged: lower train.learning_rate, keep train.max_grad_norm at 1.0, and with "
-                         "model.dtype float16 try bfloat16 or float32")
+    return HealthWarning(
+        "not_finite",
+        key,
+        step,
+        value,
+        last_step,
+        last_value,
+        message,
+        "Training diverged: lower train.learning_rate, keep train.max_grad_norm at 1.0, and with "
+        "model.dtype float16 try bfloat16 or float32",
+    )
 
 
 def _loss_diverging(stage: str, series: Series) -> HealthWarning | None:
@@ -256,10 +274,19 @@ def _loss_diverging(stage: str, series: Series) -> HealthWarning | None:
         return None
     best = medians.index(lowest[-1])
     notes = [f"lowest {_fmt(lowest[-1])} at step {_step(steps[best])}", f"{_fmt(values[0])} at the start"]
-    return _warning("loss_diverging", "loss", steps, medians, i, "loss is diverging",
-                    "The learning rate is too high for this model: lower train.learning_rate (a tenth of it is a "
-                    "good first try) and keep train.max_grad_norm at 1.0",
-                    notes=notes, rows=_rows(len(values) - 1), kind="median")
+    return _warning(
+        "loss_diverging",
+        "loss",
+        steps,
+        medians,
+        i,
+        "loss is diverging",
+        "The learning rate is too high for this model: lower train.learning_rate (a tenth of it is a "
+        "good first try) and keep train.max_grad_norm at 1.0",
+        notes=notes,
+        rows=_rows(len(values) - 1),
+        kind="median",
+    )
 
 
 _KL_WEIGHT = {"ppo": "ppo.kl_coef (or set ppo.target_kl)", "grpo": "grpo.beta", "rloo": "rloo.beta"}
@@ -272,10 +299,17 @@ def _kl_negative(stage: str, series: Series) -> HealthWarning | None:
     if i is None:
         return None
     extra = "; ppo.kl_estimator=k3 is never negative" if stage == "ppo" else ""
-    return _warning("kl_negative", "kl", steps, means, i, "kl went negative",
-                    "The answers were not sampled from the policy being scored: sample at temperature 1 without "
-                    f"top-k, top-p or repetition penalty, and start from the reference's weights{extra}",
-                    rows=_rows(len(means) - 1))
+    return _warning(
+        "kl_negative",
+        "kl",
+        steps,
+        means,
+        i,
+        "kl went negative",
+        "The answers were not sampled from the policy being scored: sample at temperature 1 without "
+        f"top-k, top-p or repetition penalty, and start from the reference's weights{extra}",
+        rows=_rows(len(means) - 1),
+    )
 
 
 def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
@@ -285,11 +319,19 @@ def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: m > limit)
     if i is None:
         return None
-    return _warning("kl_exploding", "kl", steps, means, i, "kl is exploding",
-                    f"The policy is far from its starting model: raise {_KL_WEIGHT[stage]} or lower "
-                    "train.learning_rate, and read some answers for reward hacking",
-                    show=lambda v: f"{_fmt(v)} nats {unit}", notes=[f"limit {_fmt(limit)}"],
-                    rows=_rows(len(means) - 1))
+    return _warning(
+        "kl_exploding",
+        "kl",
+        steps,
+        means,
+        i,
+        "kl is exploding",
+        f"The policy is far from its starting model: raise {_KL_WEIGHT[stage]} or lower "
+        "train.learning_rate, and read some answers for reward hacking",
+        show=lambda v: f"{_fmt(v)} nats {unit}",
+        notes=[f"limit {_fmt(limit)}"],
+        rows=_rows(len(means) - 1),
+    )
 
 
 _TRUNCATED_SUGGESTION = {
@@ -315,10 +357,18 @@ def _length_runaway(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: start <= TRUNCATED_START_MAX and m >= TRUNCATED_RUNAWAY)
     if i is None:
         return None
-    return _warning("length_runaway", key, steps, means, i, "answers run to the length limit",
-                    f"The reward model may pay for length: {_TRUNCATED_SUGGESTION[stage]}, and score a few long "
-                    "answers by hand",
-                    show=lambda v: f"{v:.0%} cut off", notes=[f"{start:.0%} at the start"], rows=_rows(len(means) - 1))
+    return _warning(
+        "length_runaway",
+        key,
+        steps,
+        means,
+        i,
+        "answers run to the length limit",
+        f"The reward model may pay for length: {_TRUNCATED_SUGGESTION[stage]}, and score a few long answers by hand",
+        show=lambda v: f"{v:.0%} cut off",
+        notes=[f"{start:.0%} at the start"],
+        rows=_rows(len(means) - 1),
+    )
 
 
 def _length_drop(stage: str, series: Series) -> HealthWarning | None:
@@ -334,15 +384,25 @@ def _length_drop(stage: str, series: Series) -> HealthWarning | None:
     # Both ends are means of the same number of rows: the start is the mean at the WINDOW-th row.
     start_step, last = steps[min(WINDOW, len(steps)) - 1], len(means) - 1
     collapsing = means[last] <= LENGTH_COLLAPSE_FRACTION * start
-    message = (f"answers are {'collapsing' if collapsing else 'shrinking'}: {_fmt(start)} -> {_tokens(means[last])} "
-               f"from step {_step(start_step)} to step {_step(steps[last])} (means of {WINDOW} rows)")
+    message = (
+        f"answers are {'collapsing' if collapsing else 'shrinking'}: {_fmt(start)} -> {_tokens(means[last])} "
+        f"from step {_step(start_step)} to step {_step(steps[last])} (means of {WINDOW} rows)"
+    )
     if last != i:
         message += f"; first under a third of the start at step {_step(steps[i])} ({_tokens(means[i])})"
-    return HealthWarning("length_drop", key, steps[i], means[i], steps[last], means[last], message,
-                         "The policy is learning to say less, which a reward model that scores short answers well "
-                         "or the KL penalty can teach it: read a few answers (the Runs tab's Answers over "
-                         "training), and if they got worse, lower train.learning_rate or score some short answers "
-                         "by hand")
+    return HealthWarning(
+        "length_drop",
+        key,
+        steps[i],
+        means[i],
+        steps[last],
+        means[last],
+        message,
+        "The policy is learning to say less, which a reward model that scores short answers well "
+        "or the KL penalty can teach it: read a few answers (the Runs tab's Answers over "
+        "training), and if they got worse, lower train.learning_rate or score some short answers "
+        "by hand",
+    )
 
 
 def _chosen_falling(stage: str, series: Series) -> HealthWarning | None:
@@ -352,11 +412,18 @@ def _chosen_falling(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: m < CHOSEN_REWARD_FLOOR and m < peak[i])
     if i is None:
         return None
-    return _warning("chosen_reward_falling", "rewards/chosen", steps, means, i, "rewards/chosen is falling",
-                    "The chosen answers are now less likely than under the reference. That is common while both "
-                    "answers lose likelihood and the margin grows; if answers get worse, lower train.learning_rate "
-                    f"or raise {stage}.beta",
-                    rows=_rows(len(means) - 1))
+    return _warning(
+        "chosen_reward_falling",
+        "rewards/chosen",
+        steps,
+        means,
+        i,
+        "rewards/chosen is falling",
+        "The chosen answers are now less likely than under the reference. That is common while both "
+        "answers lose likelihood and the margin grows; if answers get worse, lower train.learning_rate "
+        f"or raise {stage}.beta",
+        rows=_rows(len(means) - 1),
+    )
 
 
 def _running_max(values: Sequence[float]) -> list[float]:
@@ -376,13 +443,24 @@ def _rm_at_chance(stage: str, series: Series) -> HealthWarning | None:
         steps, values = _finite(series, key)
         means = _trailing_means(values)
         min_rows = 1 if key.startswith("eval_") else MIN_ROWS
-        i = _first(steps, means, lambda i, m: steps[i] >= RM_CHANCE_AFTER_STEPS and m <= RM_CHANCE_ACCURACY,
-                   min_rows)
+        i = _first(
+            steps,
+            means,
+            lambda i, m, steps=steps: steps[i] >= RM_CHANCE_AFTER_STEPS and m <= RM_CHANCE_ACCURACY,
+            min_rows,
+        )
         if i is not None:
-            return _warning("rm_at_chance", key, steps, means, i, f"{key} is stuck at chance",
-                            "The model does not tell chosen from rejected: raise train.learning_rate, check that the "
-                            "pairs differ (rlhf-studio data), or give it more pairs",
-                            rows=_rows(len(means) - 1))
+            return _warning(
+                "rm_at_chance",
+                key,
+                steps,
+                means,
+                i,
+                f"{key} is stuck at chance",
+                "The model does not tell chosen from rejected: raise train.learning_rate, check that the "
+                "pairs differ (rlhf-studio data), or give it more pairs",
+                rows=_rows(len(means) - 1),
+            )
     return None
 
 
@@ -397,9 +475,17 @@ def _clip_high(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: m > CLIP_FRACTION_HIGH)
     if i is None:
         return None
-    return _warning("clip_fraction_high", key, steps, means, i, f"{key} is high",
-                    f"Each update moves the policy too far: lower train.learning_rate or {_PASSES[stage]}",
-                    notes=[f"limit {_fmt(CLIP_FRACTION_HIGH)}"], rows=_rows(len(means) - 1))
+    return _warning(
+        "clip_fraction_high",
+        key,
+        steps,
+        means,
+        i,
+        f"{key} is high",
+        f"Each update moves the policy too far: lower train.learning_rate or {_PASSES[stage]}",
+        notes=[f"limit {_fmt(CLIP_FRACTION_HIGH)}"],
+        rows=_rows(len(means) - 1),
+    )
 
 
 def _entropy_collapse(stage: str, series: Series) -> HealthWarning | None:
@@ -411,10 +497,18 @@ def _entropy_collapse(stage: str, series: Series) -> HealthWarning | None:
     i = _first(steps, means, lambda i, m: start > 0 and m <= ENTROPY_COLLAPSE_FRACTION * start)
     if i is None:
         return None
-    return _warning("entropy_collapse", "entropy", steps, means, i, "entropy is collapsing",
-                    f"The policy is turning deterministic: lower train.learning_rate, raise "
-                    f"{_KL_WEIGHT.get(stage, 'the KL weight')}, and look for one answer repeated",
-                    notes=[f"{_fmt(start)} at the start"], rows=_rows(len(means) - 1))
+    return _warning(
+        "entropy_collapse",
+        "entropy",
+        steps,
+        means,
+        i,
+        "entropy is collapsing",
+        f"The policy is turning deterministic: lower train.learning_rate, raise "
+        f"{_KL_WEIGHT.get(stage, 'the KL weight')}, and look for one answer repeated",
+        notes=[f"{_fmt(start)} at the start"],
+        rows=_rows(len(means) - 1),
+    )
 
 
 def _reward_falling(stage: str, series: Series) -> HealthWarning | None:
@@ -432,11 +526,18 @@ def _reward_falling(stage: str, series: Series) -> HealthWarning | None:
         peak = max(peak, means[i])
         gain = peak - start
         if gain > REWARD_GAIN_NOISE * noise and means[i] <= peak - REWARD_LOSS_SHARE * gain:
-            peak_now = max(means[WINDOW - 1:])
-            return _warning("reward_falling", "reward", steps, means, i, "reward rose then fell",
-                            "Training turned unstable: lower train.learning_rate, and keep the checkpoint from the "
-                            "peak",
-                            notes=[f"peak {_fmt(peak_now)}", f"{_fmt(start)} at the start"], rows=WINDOW)
+            peak_now = max(means[WINDOW - 1 :])
+            return _warning(
+                "reward_falling",
+                "reward",
+                steps,
+                means,
+                i,
+                "reward rose then fell",
+                "Training turned unstable: lower train.learning_rate, and keep the checkpoint from the peak",
+                notes=[f"peak {_fmt(peak_now)}", f"{_fmt(start)} at the start"],
+                rows=WINDOW,
+            )
     return None
 
 
@@ -447,10 +548,17 @@ def _eval_loss_rising(stage: str, series: Series) -> HealthWarning | None:
         if values[i] >= best * (1 + EVAL_RISE) and values[i] - best >= EVAL_RISE_MIN:
             # Worded at the latest eval, against the best before it (each eval is one row over the held-out set).
             best_now = min(values[:-1])
-            return _warning("eval_loss_rising", "eval_loss", steps, values, i, "eval_loss is rising",
-                            "The model is overfitting: stop here, or train fewer steps or epochs with a lower "
-                            "train.learning_rate or more lora.dropout",
-                            notes=[f"best {_fmt(best_now)} at step {_step(steps[values.index(best_now)])}"])
+            return _warning(
+                "eval_loss_rising",
+                "eval_loss",
+                steps,
+                values,
+                i,
+                "eval_loss is rising",
+                "The model is overfitting: stop here, or train fewer steps or epochs with a lower "
+                "train.learning_rate or more lora.dropout",
+                notes=[f"best {_fmt(best_now)} at step {_step(steps[values.index(best_now)])}"],
+            )
     return None
 
 

@@ -2,7 +2,8 @@
 
     launcher.command(config, ["python", "-m", "studio.runs.worker", RUN_DIR, "--training"])
     # train.processes 1: the command as given
-    # train.processes 2: python -m accelerate.commands.launch --multi_gpu --num_processes 2 ... -m studio.runs.worker ...
+    # train.processes 2:
+    #   python -m accelerate.commands.launch --multi_gpu --num_processes 2 ... -m studio.runs.worker ...
 
 Several processes share a run as accelerate arranges them (RANK, WORLD_SIZE in each one's environment): every rank
 trains, rank 0 writes status, metrics and weights (studio/runs/worker.py). `train.distributed` picks how:
@@ -34,8 +35,10 @@ def check(config: cfg.RunConfig) -> None:
     """Refuse, in one line, a strategy whose package is missing: before a run folder exists, not in the worker."""
     package = NEEDS.get(config.train.distributed)
     if config.train.processes > 1 and package and importlib.util.find_spec(package) is None:
-        raise ConfigError(f"train.distributed = {config.train.distributed} needs the {package} package: "
-                          f"pip install {package}, or use ddp or fsdp")
+        raise ConfigError(
+            f"train.distributed = {config.train.distributed} needs the {package} package: "
+            f"pip install {package}, or use ddp or fsdp"
+        )
 
 
 def command(config: cfg.RunConfig, worker: list[str]) -> list[str]:
@@ -47,8 +50,17 @@ def command(config: cfg.RunConfig, worker: list[str]) -> list[str]:
     script = worker[1:]  # "-m studio.runs.worker RUN_DIR --training", or a test stand-in's script path
     if script[0] == "-m":
         script = ["--module", *script[1:]]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-              "--num_machines", "1", "--dynamo_backend", "no"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--dynamo_backend",
+        "no",
+    ]
     extra = config_file(config.train.distributed)
     if extra is not None:
         return [*launch, "--config_file", str(extra), *script]

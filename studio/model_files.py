@@ -59,9 +59,11 @@ def check_reachable(spec: ModelSpec) -> None:
         return
     problem = reach_problem("models")
     if problem is not None:
-        raise ModelError(f"model.name = '{name}' is a Hugging Face Hub id, and the Hub cannot be reached ({problem}) "
-                         "and the model is not in the local cache; download it and set model.name to its folder, "
-                         "or use tiny (the built-in model)")
+        raise ModelError(
+            f"model.name = '{name}' is a Hugging Face Hub id, and the Hub cannot be reached ({problem}) "
+            "and the model is not in the local cache; download it and set model.name to its folder, "
+            "or use tiny (the built-in model)"
+        )
 
 
 def hub_cache() -> Path:

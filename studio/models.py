@@ -21,9 +21,9 @@ import torch
 # bitsandbytes warns on every 8-bit matmul that fp32 inputs are cast to fp16: expected, and it floods train.log.
 warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
 
-from studio import accel, model_files
-from studio.config import LoraSpec, ModelSpec
-from studio.errors import ModelError
+from studio import accel, model_files  # noqa: E402 (after the warning filter above)
+from studio.config import LoraSpec, ModelSpec  # noqa: E402
+from studio.errors import ModelError  # noqa: E402
 
 TINY_NAME = model_files.TINY_NAME
 TINY_PRETRAIN_STEPS = 300
@@ -54,16 +54,21 @@ def _load_error(spec: ModelSpec, err: Exception) -> ModelError:
     """Turn a loading failure into one line that says what to do."""
     text = str(err)
     if "trust_remote_code" in text:
-        return ModelError(f"model '{spec.name}' needs Python code from its repository to load; set "
-                          "model.trust_remote_code: true only if you trust that repository")
+        return ModelError(
+            f"model '{spec.name}' needs Python code from its repository to load; set "
+            "model.trust_remote_code: true only if you trust that repository"
+        )
     if Path(spec.name).expanduser().is_dir():
         if "no file named" in text.lower() or "does not appear to have" in text.lower():
-            return ModelError(f"model.name = '{spec.name}': the folder has no weights "
-                              "(model.safetensors or pytorch_model.bin)")
+            return ModelError(
+                f"model.name = '{spec.name}': the folder has no weights (model.safetensors or pytorch_model.bin)"
+            )
         return ModelError(f"model.name = '{spec.name}': could not load the folder ({text.splitlines()[0]})")
-    return ModelError(f"could not load '{spec.name}' from the Hugging Face Hub (no connection, or no such "
-                      "model, or it needs a login); check the id, or download it and set model.name to the "
-                      "local folder")
+    return ModelError(
+        f"could not load '{spec.name}' from the Hugging Face Hub (no connection, or no such "
+        "model, or it needs a login); check the id, or download it and set model.name to the "
+        "local folder"
+    )
 
 
 def resolve_dtype(spec: ModelSpec) -> torch.dtype:
@@ -81,9 +86,12 @@ def quantization_config(spec: ModelSpec):
 
     if spec.quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=spec.double_quant,
-                              bnb_4bit_compute_dtype=resolve_dtype(spec))
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=spec.double_quant,
+        bnb_4bit_compute_dtype=resolve_dtype(spec),
+    )
 
 
 # ---------------------------------------------------------------- loading
@@ -94,8 +102,9 @@ def load_tokenizer(spec: ModelSpec):
 
     path = resolve(spec.name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision,
-                                                  trust_remote_code=spec.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
     except (OSError, ValueError) as err:
         raise _load_error(spec, err) from None
     if tokenizer.pad_token is None:
@@ -142,15 +151,16 @@ def check_safe_weights(folder: Path) -> Path:
         return folder
     pickles = sorted(p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
     found = f"only {', '.join(pickles)}" if pickles else "no weights"
-    raise ModelError(f"{folder}: {found} and no {wanted[0]}; the studio loads a run's weights only as safetensors "
-                     "(a pickle file can run code when loaded), so it did not load this folder")
+    raise ModelError(
+        f"{folder}: {found} and no {wanted[0]}; the studio loads a run's weights only as safetensors "
+        "(a pickle file can run code when loaded), so it did not load this folder"
+    )
 
 
 def _from_pretrained(auto_class, spec: ModelSpec, start_from: Path | None = None, **extra):
     if start_from is not None:
         check_safe_weights(Path(start_from))
-    kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code, dtype=resolve_dtype(spec),
-                  **extra)
+    kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code, dtype=resolve_dtype(spec), **extra)
     attention = accel.attention_implementation(spec, kwargs["dtype"])
     if attention:
         kwargs["attn_implementation"] = attention
@@ -218,10 +228,19 @@ def add_lora(model, lora: LoraSpec, spec: ModelSpec, task_type: str, gradient_ch
     if targets != "all-linear":
         unknown = sorted(set(targets) - set(linear_layer_names(model)))
         if unknown:
-            raise ModelError(f"lora.target_modules: {', '.join(unknown)} not in this model; its linear layers "
-                             f"are {', '.join(linear_layer_names(model))} (or use all-linear)")
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        use_dora=lora.use_dora, use_rslora=lora.use_rslora, task_type=task_type)
+            raise ModelError(
+                f"lora.target_modules: {', '.join(unknown)} not in this model; its linear layers "
+                f"are {', '.join(linear_layer_names(model))} (or use all-linear)"
+            )
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        use_dora=lora.use_dora,
+        use_rslora=lora.use_rslora,
+        task_type=task_type,
+    )
     return get_peft_model(model, config)
 
 
@@ -251,25 +270,43 @@ def _build_tiny_model(path: Path, corpus: list[str]) -> None:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=2048, special_tokens=TINY_SPECIAL_TOKENS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<|pad|>", eos_token="<|im_end|>",
-                                        additional_special_tokens=["<|im_start|>", "<|endoftext|>"])
+    bpe.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=2048,
+            special_tokens=TINY_SPECIAL_TOKENS,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        pad_token="<|pad|>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|im_start|>", "<|endoftext|>"],
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
 
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
     # Its own random stream: building the model on first use must not move the caller's generators, or the
     # first run in a fresh home would draw a different LoRA init than every later run of the same config.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = LlamaForCausalLM(config)
         _pretrain_tiny(model, tokenizer, corpus)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
 
     # Build in a private folder and rename: two processes building at once never see half a model.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +331,7 @@ def _pretrain_tiny(model, tokenizer, corpus: list[str], steps: int = TINY_PRETRA
     model.train()
     for step in range(steps):
         starts = torch.randint(0, len(stream) - block - 1, (16,), generator=generator)
-        batch = torch.stack([stream[s:s + block] for s in starts])
+        batch = torch.stack([stream[s : s + block] for s in starts])
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         for group in optimizer.param_groups:  # linear decay to 10% keeps the last steps gentle

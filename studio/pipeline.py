@@ -48,8 +48,9 @@ def is_pipeline(raw: dict) -> bool:
 def _merge(base: dict, extra: dict) -> dict:
     merged = dict(base)
     for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -57,8 +58,10 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
     """Validate a pipeline mapping: unique stage names, `from` links to earlier stages, every stage config."""
     unknown = sorted(set(raw) - set(PIPELINE_KEYS))
     if unknown:
-        raise ConfigError(f"unknown pipeline key '{unknown[0]}' (a pipeline has {', '.join(PIPELINE_KEYS)}; "
-                          "stage settings go under stages or defaults)")
+        raise ConfigError(
+            f"unknown pipeline key '{unknown[0]}' (a pipeline has {', '.join(PIPELINE_KEYS)}; "
+            "stage settings go under stages or defaults)"
+        )
     stages_raw = raw.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         raise ConfigError("stages: expected a list of stage configs")
@@ -76,8 +79,9 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
     names = [s.get("name") if isinstance(s, dict) else None for s in stages_raw]
     for stage_name in per_stage:
         if stage_name not in names:
-            raise ConfigError(f"--set stages.{stage_name}...: no stage named '{stage_name}' "
-                              f"(stages: {', '.join(map(str, names))})")
+            raise ConfigError(
+                f"--set stages.{stage_name}...: no stage named '{stage_name}' (stages: {', '.join(map(str, names))})"
+            )
 
     stages: list[Stage] = []
     for index, entry in enumerate(stages_raw, start=1):
@@ -91,15 +95,18 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
             raise ConfigError(f"stages[{index}]: the name '{name}' is used twice")
         parent = entry.pop("from", None)
         if parent is not None and parent not in (s.name for s in stages):
-            raise ConfigError(f"stages.{name}.from = '{parent}': not an earlier stage "
-                              f"(earlier: {', '.join(s.name for s in stages) or 'none'})")
+            raise ConfigError(
+                f"stages.{name}.from = '{parent}': not an earlier stage "
+                f"(earlier: {', '.join(s.name for s in stages) or 'none'})"
+            )
         reward_stages = _reward_stages(name, entry.pop("rewards_from", None), stages)
         stage_raw = cfg.apply_overrides(_merge(defaults, entry), shared + per_stage.get(name, []))
         stage_raw.setdefault("name", name)
         if reward_stages:
             if (stage_raw.get("reward_models") or {}).get("runs"):
-                raise ConfigError(f"stages.{name}: give either rewards_from (earlier reward stages) or "
-                                  "reward_models.runs, not both")
+                raise ConfigError(
+                    f"stages.{name}: give either rewards_from (earlier reward stages) or reward_models.runs, not both"
+                )
             # The stage names stand in for run ids while validating; the runs' ids replace them when they exist.
             stage_raw["reward_models"] = {**(stage_raw.get("reward_models") or {}), "runs": reward_stages}
         try:
@@ -109,8 +116,10 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
         if parent is not None and config.init.from_run:
             raise ConfigError(f"stages.{name}: give either from (an earlier stage) or init.from_run, not both")
         if reward_stages and config.stage not in cfg.ONLINE_STAGES:
-            raise ConfigError(f"stages.{name}.rewards_from: a {config.stage} stage takes no reward models "
-                              f"(only {', '.join(cfg.ONLINE_STAGES)} stages do)")
+            raise ConfigError(
+                f"stages.{name}.rewards_from: a {config.stage} stage takes no reward models "
+                f"(only {', '.join(cfg.ONLINE_STAGES)} stages do)"
+            )
         stages.append(Stage(name, parent, config, reward_stages))
     return Pipeline(str(raw.get("pipeline") or default_name), stages)
 
@@ -125,11 +134,15 @@ def _reward_stages(name: str, value, earlier: list[Stage]) -> list[str]:
     by_name = {s.name: s for s in earlier}
     for reward_name in names:
         if reward_name not in by_name:
-            raise ConfigError(f"stages.{name}.rewards_from = '{reward_name}': not an earlier stage "
-                              f"(earlier: {', '.join(by_name) or 'none'})")
+            raise ConfigError(
+                f"stages.{name}.rewards_from = '{reward_name}': not an earlier stage "
+                f"(earlier: {', '.join(by_name) or 'none'})"
+            )
         if by_name[reward_name].config.stage != "reward":
-            raise ConfigError(f"stages.{name}.rewards_from = '{reward_name}': that stage trains "
-                              f"{by_name[reward_name].config.stage}, not a reward model")
+            raise ConfigError(
+                f"stages.{name}.rewards_from = '{reward_name}': that stage trains "
+                f"{by_name[reward_name].config.stage}, not a reward model"
+            )
     return names
 
 

@@ -68,7 +68,7 @@ class PipelineRecord:
     path: Path
 
     @classmethod
-    def of(cls, pipeline_id: str) -> "PipelineRecord":
+    def of(cls, pipeline_id: str) -> PipelineRecord:
         return cls(pipelines_root() / pipeline_id)
 
     @property
@@ -99,8 +99,13 @@ class PipelineRecord:
         except (OSError, ValueError):
             state = None
         if not isinstance(state, dict):
-            return {"id": self.id, "name": self.id, "state": "failed", "error": "state.json is missing or unreadable",
-                    "stages": []}
+            return {
+                "id": self.id,
+                "name": self.id,
+                "state": "failed",
+                "error": "state.json is missing or unreadable",
+                "stages": [],
+            }
         return state
 
     def write_state(self, **changes) -> dict:
@@ -164,10 +169,28 @@ def create(pipeline: Pipeline, description: str = "", refuse_repeats: bool = Fal
         record = PipelineRecord.of(new_run_id(pipeline.name))
         record.path.mkdir()
         record.yaml_path.write_text(text, encoding="utf-8")
-        stages = [{"name": s.name, "stage": s.config.stage, "parent": s.parent,
-                   "reward_stages": list(s.reward_stages), "run_id": None} for s in pipeline.stages]
-        record.write_state(id=record.id, name=pipeline.name, description=description, state="queued", error=None,
-                           created=time.time(), pid=None, started=None, current=None, stages=stages)
+        stages = [
+            {
+                "name": s.name,
+                "stage": s.config.stage,
+                "parent": s.parent,
+                "reward_stages": list(s.reward_stages),
+                "run_id": None,
+            }
+            for s in pipeline.stages
+        ]
+        record.write_state(
+            id=record.id,
+            name=pipeline.name,
+            description=description,
+            state="queued",
+            error=None,
+            created=time.time(),
+            pid=None,
+            started=None,
+            current=None,
+            stages=stages,
+        )
     return record
 
 
@@ -203,8 +226,11 @@ def _recent_twin(text: str) -> tuple[str, float] | None:
 Follow = Callable[[RunDir, "subprocess.Popen | None"], object]  # waits until the run has ended
 
 
-def run(record: PipelineRecord, follow: Follow | None = None,
-        on_stage: Callable[[int, int, object, RunDir], None] | None = None) -> dict:
+def run(
+    record: PipelineRecord,
+    follow: Follow | None = None,
+    on_stage: Callable[[int, int, object, RunDir], None] | None = None,
+) -> dict:
     """Run the recorded stages in order, each a normal run started from its parent stage's run and scored by its
     reward stages' runs; the first stage that does not complete stops the pipeline. Returns the final state."""
     pipeline = record.load()
@@ -240,8 +266,9 @@ def run(record: PipelineRecord, follow: Follow | None = None,
         for entry in state["stages"]:
             if entry["name"] == stage.name and not entry.get("run_id"):
                 entry["error"] = str(err)  # it failed without a run: "failed", not "skipped"
-        return record.write_state(state="failed", error=f"stage {stage.name} could not start: {err}",
-                                  stages=state["stages"])
+        return record.write_state(
+            state="failed", error=f"stage {stage.name} could not start: {err}", stages=state["stages"]
+        )
     except KeyboardInterrupt:
         return record.write_state(state="cancelled", error=f"cancelled at stage {stage.name}")
     return record.write_state(state="completed", error=None, current=None)
@@ -269,9 +296,15 @@ def launch(record: PipelineRecord) -> subprocess.Popen:
     """Start the runner for a recorded pipeline as its own OS process (its own session, like the run workers)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(record.log_path, "ab") as log:
-        proc = subprocess.Popen([*RUNNER, str(record.path)], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                cwd=str(PRESETS_DIR.parent))
+        proc = subprocess.Popen(
+            [*RUNNER, str(record.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=str(PRESETS_DIR.parent),
+        )
     record.write_state(pid=proc.pid, started=process.start_time(proc.pid))
     return proc
 
@@ -346,11 +379,19 @@ def status(record: PipelineRecord) -> dict:
         if run_id:
             run = RunDir.of(run_id)
             current = manager.status(run)
-            stage.update(state=current.get("state"), step=current.get("step"),
-                         total_steps=current.get("total_steps"), time_left=manager.time_left(current, run=run))
+            stage.update(
+                state=current.get("state"),
+                step=current.get("step"),
+                total_steps=current.get("total_steps"),
+                time_left=manager.time_left(current, run=run),
+            )
         else:
-            stage.update(state="failed" if stage.get("error") else SKIPPED if ended else WAITING, step=None,
-                         total_steps=None, time_left=None)
+            stage.update(
+                state="failed" if stage.get("error") else SKIPPED if ended else WAITING,
+                step=None,
+                total_steps=None,
+                time_left=None,
+            )
     return state
 
 
@@ -391,8 +432,12 @@ def recipes() -> dict[str, dict]:
             except ConfigError:
                 raw = {"stages": None} if yours else {}
             if is_pipeline(raw):
-                found[path.stem] = {"path": path, "description": str(raw.get("description") or ""), "yours": yours,
-                                    "needs": _needs(raw)}
+                found[path.stem] = {
+                    "path": path,
+                    "description": str(raw.get("description") or ""),
+                    "yours": yours,
+                    "needs": _needs(raw),
+                }
     return {name: found[name] for name in presets.offline_first({n: r["needs"] for n, r in found.items()})}
 
 
@@ -427,8 +472,9 @@ def save_recipe(name: str, text: str) -> Path:
     """Save pipeline YAML text as the user's recipe <home>/presets/NAME.yaml, once it validates."""
     name = (name or "").strip()
     if not RECIPE_NAME.fullmatch(name):
-        raise ConfigError(f"pipeline name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter "
-                          "or digit")
+        raise ConfigError(
+            f"pipeline name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit"
+        )
     if (PRESETS_DIR / f"{name}.yaml").exists():
         raise ConfigError(f"pipeline name '{name}': that is a bundled preset; pick another name")
     path = user_recipes_dir() / f"{name}.yaml"
@@ -446,8 +492,12 @@ def main(argv: list[str]) -> int:
         print("usage: python -m studio.pipeline_runs PIPELINE_DIR", file=sys.stderr)
         return 2
     record = PipelineRecord(Path(argv[1]))
-    final = run(record, on_stage=lambda n, total, stage, run_dir: print(
-        f"stage {n}/{total}: {stage.name} ({stage.config.stage}) run {run_dir.id}", flush=True))
+    final = run(
+        record,
+        on_stage=lambda n, total, stage, run_dir: print(
+            f"stage {n}/{total}: {stage.name} ({stage.config.stage}) run {run_dir.id}", flush=True
+        ),
+    )
     print(f"pipeline {final['state']}" + (f": {final['error']}" if final.get("error") else ""), flush=True)
     return 0 if final["state"] == "completed" else 1
 

@@ -62,8 +62,11 @@ def needs(config: cfg.RunConfig) -> list[str]:
     from studio import data, model_files
 
     name = config.model.name
-    hub_model = name != model_files.TINY_NAME and not model_files.looks_like_a_path(name) \
+    hub_model = (
+        name != model_files.TINY_NAME
+        and not model_files.looks_like_a_path(name)
         and not Path(name).expanduser().is_dir()
+    )
     hub_data = config.data.path in (None, "", data.HUB) and data.source_module(config.data.source).HUB_ID is not None
     found = []
     if name != model_files.TINY_NAME or config.model.quantization != "none":
@@ -86,8 +89,9 @@ def has_gpu() -> bool:
         return False
     if sys.platform == "darwin":
         return platform.machine() == "arm64"
-    return any(Path(node).exists() for node in ("/dev/nvidia0", "/dev/kfd")) \
-        or any(Path("/proc/driver/nvidia/gpus").glob("*"))
+    return any(Path(node).exists() for node in ("/dev/nvidia0", "/dev/kfd")) or any(
+        Path("/proc/driver/nvidia/gpus").glob("*")
+    )
 
 
 def offline_first(named: dict[str, list[str]]) -> list[str]:
@@ -158,29 +162,51 @@ def gpu_warning(configs: list[cfg.RunConfig]) -> str | None:
 def offline_overrides(config: cfg.RunConfig) -> list[str]:
     """The `KEY=VALUE` overrides that turn a run config into its offline twin (see the module docstring)."""
     data, train = config.data, config.train
-    sets = ["model.name=tiny", "model.quantization=none", "model.dtype=auto", "model.revision=",
-            "model.trust_remote_code=false",
-            "data.subset=", "data.categories=[]", "data.domains=[]",
-            f"data.limit={min(data.limit or TWIN_ROWS, TWIN_ROWS)}",
-            f"data.max_length={min(data.max_length, TWIN_MAX_LENGTH)}",
-            f"train.batch_size={min(train.batch_size, TWIN_BATCH)}", "train.gradient_accumulation_steps=1",
-            "train.logging_steps=1", "train.eval_steps=0", "train.save_steps=0",
-            f"timeline.max_new_tokens={min(config.timeline.max_new_tokens, 4)}"]
+    sets = [
+        "model.name=tiny",
+        "model.quantization=none",
+        "model.dtype=auto",
+        "model.revision=",
+        "model.trust_remote_code=false",
+        "data.subset=",
+        "data.categories=[]",
+        "data.domains=[]",
+        f"data.limit={min(data.limit or TWIN_ROWS, TWIN_ROWS)}",
+        f"data.max_length={min(data.max_length, TWIN_MAX_LENGTH)}",
+        f"train.batch_size={min(train.batch_size, TWIN_BATCH)}",
+        "train.gradient_accumulation_steps=1",
+        "train.logging_steps=1",
+        "train.eval_steps=0",
+        "train.save_steps=0",
+        f"timeline.max_new_tokens={min(config.timeline.max_new_tokens, 4)}",
+    ]
     if data.source != "votes":  # the votes source reads the studio's own votes file, never the hub
         sets.append("data.path=sample")
     if config.stage == "rejection":  # rounds take the place of max_steps there
-        sets += ["rejection.rounds=1", "rejection.prompts_per_round=4", "rejection.samples_per_prompt=2",
-                 f"rejection.response_length={min(config.rejection.response_length, TWIN_ANSWER_TOKENS)}",
-                 "rejection.sft_epochs=1", "rejection.generation_batch_size=8"]
+        sets += [
+            "rejection.rounds=1",
+            "rejection.prompts_per_round=4",
+            "rejection.samples_per_prompt=2",
+            f"rejection.response_length={min(config.rejection.response_length, TWIN_ANSWER_TOKENS)}",
+            "rejection.sft_epochs=1",
+            "rejection.generation_batch_size=8",
+        ]
     else:
         sets.append(f"train.max_steps={TWIN_STEPS}")
     if config.stage == "ppo":
-        sets += ["train.batch_size=4", "ppo.mini_batch_size=2", "ppo.ppo_epochs=1",
-                 f"ppo.response_length={min(config.ppo.response_length, TWIN_ANSWER_TOKENS)}"]
+        sets += [
+            "train.batch_size=4",
+            "ppo.mini_batch_size=2",
+            "ppo.ppo_epochs=1",
+            f"ppo.response_length={min(config.ppo.response_length, TWIN_ANSWER_TOKENS)}",
+        ]
     if config.stage in ("grpo", "rloo"):
-        sets += ["train.batch_size=4", f"{config.stage}.num_generations=2",
-                 f"{config.stage}.max_completion_length="
-                 f"{min(getattr(config, config.stage).max_completion_length, TWIN_ANSWER_TOKENS)}"]
+        sets += [
+            "train.batch_size=4",
+            f"{config.stage}.num_generations=2",
+            f"{config.stage}.max_completion_length="
+            f"{min(getattr(config, config.stage).max_completion_length, TWIN_ANSWER_TOKENS)}",
+        ]
     if config.stage == "kto":
         sets.append("train.batch_size=4")  # the kto loss needs at least 2 per batch
     return sets

@@ -38,8 +38,10 @@ def combine_scores(spec: cfg.RewardModelsSpec, scores: dict[str, torch.Tensor], 
     safety = [r for r in runs if kinds[r] == "safety"]
     helpful = [r for r in runs if kinds[r] != "safety"]
     if len(safety) != 1 or len(helpful) != 1:
-        raise ConfigError(f"reward_models.combine = 'safety_gated': needs one reward run trained with reward.kind "
-                          f"safety and one other; these are {', '.join(f'{r}: {kinds[r]}' for r in runs)}")
+        raise ConfigError(
+            f"reward_models.combine = 'safety_gated': needs one reward run trained with reward.kind "
+            f"safety and one other; these are {', '.join(f'{r}: {kinds[r]}' for r in runs)}"
+        )
     s, h = scores[safety[0]], scores[helpful[0]]
     return torch.where(s < spec.safety_threshold, s, h)
 
@@ -55,6 +57,8 @@ class RewardJudge:
 
     def score(self, prompts: list[list[dict]], answers: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(combined score per answer, {run id: that model's scores}), as float tensors on the CPU."""
-        per_run = {run_id: torch.tensor(scoring.score_checked(run, prompts, answers), dtype=torch.float32)
-                   for run_id, run in self.runs.items()}
+        per_run = {
+            run_id: torch.tensor(scoring.score_checked(run, prompts, answers), dtype=torch.float32)
+            for run_id, run in self.runs.items()
+        }
         return combine_scores(self.spec, per_run, self.kinds), per_run

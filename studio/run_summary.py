@@ -26,9 +26,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from studio import access, launcher, model_files, presets
+from studio import access, data, launcher, model_files, presets
 from studio import config as cfg
-from studio import data
 from studio.data.hub import check_dataset, dataset_cached
 from studio.errors import StudioError
 from studio.estimate import StageEstimate, run_estimate, workload_of
@@ -44,17 +43,19 @@ MEMO_SIZE = 32  # summaries the memos keep; a form changes a few fields at a tim
 @dataclass(frozen=True)
 class Rows:
     """The rows a run reads, counted as its worker counts them (conversion, filters, limit, the length check)."""
-    format: str      # "sft" or "preference" rows
-    usable: int      # after rows were dropped
+
+    format: str  # "sft" or "preference" rows
+    usable: int  # after rows were dropped
     dropped: int
-    train: int       # what the stage trains on
-    held_out: int    # measured for eval loss (or eval rewards); 0 for the stages that take every prompt
+    train: int  # what the stage trains on
+    held_out: int  # measured for eval loss (or eval rewards); 0 for the stages that take every prompt
     length_checked: bool = True  # False when the model's tokenizer was out of reach: counted before the length check
 
 
 @dataclass(frozen=True)
 class RunRef:
     """An earlier run the new one uses: the run it starts from, or a reward run that scores its answers."""
+
     id: str
     name: str | None
     stage: str
@@ -64,21 +65,21 @@ class RunRef:
 @dataclass(frozen=True)
 class RunSummary:
     stage: str
-    stage_about: str             # one line of what the stage trains
-    model: str                   # as the run loads it: the parent run's base model when it starts from one
-    model_where: str             # "the built-in tiny model", "a local folder", "the Hugging Face Hub, ..."
-    source: str                  # data.source
-    data_kind: str               # SAMPLE, FILE, HUB or OWN_FILE (the studio's own file of a source: votes)
-    data_where: str              # in words: "the bundled sample", "a local file", "the Hugging Face Hub, ..."
-    data_origin: str | None      # the file or hub id the rows come from (None when it cannot be told)
+    stage_about: str  # one line of what the stage trains
+    model: str  # as the run loads it: the parent run's base model when it starts from one
+    model_where: str  # "the built-in tiny model", "a local folder", "the Hugging Face Hub, ..."
+    source: str  # data.source
+    data_kind: str  # SAMPLE, FILE, HUB or OWN_FILE (the studio's own file of a source: votes)
+    data_where: str  # in words: "the bundled sample", "a local file", "the Hugging Face Hub, ..."
+    data_origin: str | None  # the file or hub id the rows come from (None when it cannot be told)
     rows: Rows | None
-    rows_note: str               # why rows are not counted, when they are not and it is no problem
+    rows_note: str  # why rows are not counted, when they are not and it is no problem
     steps: int | None
-    steps_how: str               # where the number comes from: "train.max_steps", "1 epoch x 180 rows / (8 x 1 ...)"
-    parent: RunRef | None        # init.from_run
+    steps_how: str  # where the number comes from: "train.max_steps", "1 epoch x 180 rows / (8 x 1 ...)"
+    parent: RunRef | None  # init.from_run
     reward_models: tuple[RunRef, ...]
     memory: StageEstimate | None  # the stage's memory estimate; .total is the peak in bytes, .terms its parts
-    memory_dtype: str            # the dtype it is counted at (auto counts as bfloat16, what it picks on a GPU)
+    memory_dtype: str  # the dtype it is counted at (auto counts as bfloat16, what it picks on a GPU)
     # part -> the one line saying why it could not be worked out (model, data, parent, reward_models, steps, memory,
     # train); notes: what Start would take but a person should know (the GPU warning)
     problems: dict[str, str] = field(default_factory=dict)
@@ -110,13 +111,26 @@ def run_summary(config: cfg.RunConfig) -> RunSummary:
     except StudioError as err:
         problems["train"] = str(err)
     warning = presets.gpu_warning([linked])
-    return RunSummary(stage=config.stage, stage_about=cfg.STAGE_SUMMARIES[config.stage], model=linked.model.name,
-                      model_where=model_where, source=config.data.source, data_kind=data_kind, data_where=data_where,
-                      data_origin=origin,
-                      rows=rows, rows_note=rows_note, steps=steps, steps_how=steps_how, parent=parent,
-                      reward_models=rewards, memory=memory,
-                      memory_dtype=AUTO_COUNTED_AS if linked.model.dtype == "auto" else linked.model.dtype,
-                      problems=problems, notes=(warning,) if warning else ())
+    return RunSummary(
+        stage=config.stage,
+        stage_about=cfg.STAGE_SUMMARIES[config.stage],
+        model=linked.model.name,
+        model_where=model_where,
+        source=config.data.source,
+        data_kind=data_kind,
+        data_where=data_where,
+        data_origin=origin,
+        rows=rows,
+        rows_note=rows_note,
+        steps=steps,
+        steps_how=steps_how,
+        parent=parent,
+        reward_models=rewards,
+        memory=memory,
+        memory_dtype=AUTO_COUNTED_AS if linked.model.dtype == "auto" else linked.model.dtype,
+        problems=problems,
+        notes=(warning,) if warning else (),
+    )
 
 
 # ---------------------------------------------------------------- earlier runs
@@ -208,9 +222,20 @@ def _rows(config: cfg.RunConfig, origin: str, tokenizer_ok: bool, problems: dict
     the source gives that loads), dropped rows counted, then its train / held-out split."""
     spec = config.data
     stat = os.stat(origin)
-    key = json.dumps([dataclasses.asdict(spec), cfg.STAGE_FORMATS[config.stage], config.stage in NO_HELD_OUT,
-                      dataclasses.asdict(config.model) if tokenizer_ok else None, config.train.seed, origin,
-                      stat.st_size, stat.st_mtime_ns], sort_keys=True, default=str)
+    key = json.dumps(
+        [
+            dataclasses.asdict(spec),
+            cfg.STAGE_FORMATS[config.stage],
+            config.stage in NO_HELD_OUT,
+            dataclasses.asdict(config.model) if tokenizer_ok else None,
+            config.train.seed,
+            origin,
+            stat.st_size,
+            stat.st_mtime_ns,
+        ],
+        sort_keys=True,
+        default=str,
+    )
     if key in _rows_memo:
         return _rows_memo[key]
     fmt = cfg.STAGE_FORMATS[config.stage]
@@ -223,8 +248,14 @@ def _rows(config: cfg.RunConfig, origin: str, tokenizer_ok: bool, problems: dict
     usable, train, held_out = counts["rows"], counts["train_rows"], counts["eval_rows"]
     if config.stage in NO_HELD_OUT:
         train, held_out = usable, 0
-    rows = Rows(format=counts["format"], usable=usable, dropped=sum(counts["dropped"].values()), train=train,
-                held_out=held_out, length_checked=tokenizer_ok)
+    rows = Rows(
+        format=counts["format"],
+        usable=usable,
+        dropped=sum(counts["dropped"].values()),
+        train=train,
+        held_out=held_out,
+        length_checked=tokenizer_ok,
+    )
     _remember(_rows_memo, key, rows)
     return rows
 
@@ -238,8 +269,13 @@ def _count(spec: cfg.DataSpec, fmt: str, config: cfg.RunConfig, tokenizer_ok: bo
         return data_report(spec, fmt, config.model, examples=0, seed=config.train.seed)
     loaded = data.load(spec, fmt)
     train, held_out = data.split_eval(loaded.rows, spec.eval_fraction, config.train.seed)
-    return {"format": loaded.format, "rows": len(loaded.rows), "train_rows": len(train), "eval_rows": len(held_out),
-            "dropped": dict(loaded.dropped)}
+    return {
+        "format": loaded.format,
+        "rows": len(loaded.rows),
+        "train_rows": len(train),
+        "eval_rows": len(held_out),
+        "dropped": dict(loaded.dropped),
+    }
 
 
 # ---------------------------------------------------------------- steps and memory
@@ -256,8 +292,10 @@ def count_steps(config: cfg.RunConfig, rows: Rows | None) -> tuple[int | None, s
     if config.stage == "rejection":
         spec = config.rejection
         passes = f"{spec.sft_epochs} pass{'es' if spec.sft_epochs != 1 else ''}"
-        return spec.rounds, (f"rejection.rounds; each samples {spec.samples_per_prompt} answers to each of "
-                             f"{spec.prompts_per_round} prompts, keeps the best and fine-tunes on it, {passes}")
+        return spec.rounds, (
+            f"rejection.rounds; each samples {spec.samples_per_prompt} answers to each of "
+            f"{spec.prompts_per_round} prompts, keeps the best and fine-tunes on it, {passes}"
+        )
     if t.max_steps > 0:
         return t.max_steps, "train.max_steps"
     epochs = f"{t.epochs:g} epoch{'s' if t.epochs != 1 else ''}"
@@ -267,26 +305,31 @@ def count_steps(config: cfg.RunConfig, rows: Rows | None) -> tuple[int | None, s
     if config.stage == "ppo":
         from studio.trainers.ppo import total_steps
 
-        return (total_steps(config, rows.train, t.processes),
-                f"{epochs} x {rows.train:,} prompts / ({t.batch_size} prompts a step{processes})")
+        return (
+            total_steps(config, rows.train, t.processes),
+            f"{epochs} x {rows.train:,} prompts / ({t.batch_size} prompts a step{processes})",
+        )
     if config.stage in ("grpo", "rloo"):
         spec = getattr(config, config.stage)
         prompts_a_step = t.batch_size * t.gradient_accumulation_steps * t.processes // spec.num_generations
         whole = rows.train // prompts_a_step
         if not whole:
-            return None, (f"{rows.train:,} training prompts, fewer than a step takes ({prompts_a_step}: "
-                          f"train.batch_size x gradient_accumulation_steps{processes} / "
-                          f"{config.stage}.num_generations)")
-        return (math.ceil(t.epochs * whole * spec.num_iterations),
-                f"{epochs} x {rows.train:,} prompts / {prompts_a_step} a step (whole steps)"
-                + (f" x {spec.num_iterations} iterations" if spec.num_iterations > 1 else ""))
+            return None, (
+                f"{rows.train:,} training prompts, fewer than a step takes ({prompts_a_step}: "
+                f"train.batch_size x gradient_accumulation_steps{processes} / "
+                f"{config.stage}.num_generations)"
+            )
+        return (
+            math.ceil(t.epochs * whole * spec.num_iterations),
+            f"{epochs} x {rows.train:,} prompts / {prompts_a_step} a step (whole steps)"
+            + (f" x {spec.num_iterations} iterations" if spec.num_iterations > 1 else ""),
+        )
     examples, what = rows.train, "rows"
     if config.stage == "kto":
         examples, what = 2 * rows.train, "examples (two per pair)"
     batches = math.ceil(examples / (t.batch_size * t.processes))
     steps = math.ceil(t.epochs * math.ceil(batches / t.gradient_accumulation_steps))
-    how = (f"{epochs} x {examples:,} {what} / ({t.batch_size} x {t.gradient_accumulation_steps} "
-           f"accumulated{processes})")
+    how = f"{epochs} x {examples:,} {what} / ({t.batch_size} x {t.gradient_accumulation_steps} accumulated{processes})"
     if config.stage == "sft" and config.sft.packing:
         how += "; at most: sft.packing joins short rows, so fewer"
     return steps, how

@@ -32,8 +32,10 @@ def check_reward_run(run_id: str) -> RunDir:
     run = manager.find(run_id)
     config = cfg.load_config(run.config_path)
     if config.stage != "reward":
-        raise StudioError(f"run '{run.id}' is not a reward model (its stage is {config.stage}); pick a completed "
-                          "reward run to score answers")
+        raise StudioError(
+            f"run '{run.id}' is not a reward model (its stage is {config.stage}); pick a completed "
+            "reward run to score answers"
+        )
     state = manager.status(run).get("state")
     if state != "completed" or not run.adapter_dir.is_dir():
         raise StudioError(f"run '{run.id}' is {state}; only a completed reward run can score answers")
@@ -110,15 +112,16 @@ def score_checked(run: RunDir, prompt_messages_list: list[list[dict]], responses
     scores: list[float] = []
     with torch.no_grad():
         for start in range(0, len(ids), BATCH_SIZE):
-            chunk = ids[start:start + BATCH_SIZE]
+            chunk = ids[start : start + BATCH_SIZE]
             width = max(len(x) for x in chunk)
             input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
             attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for row, x in enumerate(chunk):  # right padding, like TRL's DataCollatorForPreference
-                input_ids[row, :len(x)] = torch.tensor(x)
-                attention_mask[row, :len(x)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                           use_cache=False).logits
+                input_ids[row, : len(x)] = torch.tensor(x)
+                attention_mask[row, : len(x)] = 1
+            logits = model(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
+            ).logits
             scores.extend(logits.squeeze(-1).float().tolist())
     return scores
 
@@ -140,10 +143,11 @@ HELD_OUT_LIMIT = 500  # pairs scored by default: enough for a stable accuracy, s
 @dataclass
 class HeldOutScores:
     """A reward run's scores on the preference pairs it held out of training (its data.eval_fraction split)."""
+
     run_id: str
-    chosen: list[float]   # one score per pair, in the split's order
+    chosen: list[float]  # one score per pair, in the split's order
     rejected: list[float]
-    held_out: int         # pairs the run held out; chosen/rejected cover the first `limit` of them
+    held_out: int  # pairs the run held out; chosen/rejected cover the first `limit` of them
 
     @property
     def accuracy(self) -> float:
@@ -162,8 +166,10 @@ def held_out_pairs(run_id: str) -> list[dict]:
     rows = data.prepare(config.data, "preference", models.load_tokenizer(config.model)).rows
     _, held_out = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
     if not held_out:
-        raise StudioError(f"run '{run.id}' held no pairs out of training (data.eval_fraction is "
-                          f"{config.data.eval_fraction}); score pairs by hand instead")
+        raise StudioError(
+            f"run '{run.id}' held no pairs out of training (data.eval_fraction is "
+            f"{config.data.eval_fraction}); score pairs by hand instead"
+        )
     return held_out
 
 

@@ -35,14 +35,24 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-
 SPACE_TEMPLATE = Path(__file__).parent / "space_template" / "app.py.tmpl"
 SPACE_SETTINGS = "space_settings.json"
 STAGE_SECTIONS = {  # the config sections that shape each stage's training, beside model, lora and train
-    "sft": ("sft",), "reward": ("reward",), "dpo": ("dpo",), "kto": ("kto",),
-    "ppo": ("ppo", "reward_models"), "rejection": ("rejection", "reward_models"),
-    "grpo": ("grpo", "reward_models"), "rloo": ("rloo", "reward_models"),
+    "sft": ("sft",),
+    "reward": ("reward",),
+    "dpo": ("dpo",),
+    "kto": ("kto",),
+    "ppo": ("ppo", "reward_models"),
+    "rejection": ("rejection", "reward_models"),
+    "grpo": ("grpo", "reward_models"),
+    "rloo": ("rloo", "reward_models"),
 }
 # The data options only some sources read (the rest apply to every source): a card lists a run's data options
 # without the ones its source never looked at, such as SHP's min_score_ratio under HH-RLHF data.
-SOURCE_OPTIONS = {"categories": ("dolly",), "domains": ("shp",), "min_score_ratio": ("shp",),
-                  "languages": ("oasst",), "columns": ("file",)}
+SOURCE_OPTIONS = {
+    "categories": ("dolly",),
+    "domains": ("shp",),
+    "min_score_ratio": ("shp",),
+    "languages": ("oasst",),
+    "columns": ("file",),
+}
 CPU_BASIC_MAX_PARAMETERS = 1_000_000_000  # above this a free 2-vCPU Space answers too slowly: suggest a T4
 
 
@@ -74,8 +84,9 @@ def _chain(run: RunDir, config: cfg.RunConfig) -> list[tuple[str, cfg.RunConfig 
 def check_repo_id(repo_id: str) -> str:
     repo_id = (repo_id or "").strip()
     if not REPO_ID.match(repo_id) or ".." in repo_id or repo_id.endswith((".git", ".")):
-        raise StudioError(f"repo id '{repo_id}' is not owner/name (letters, digits, '-', '_', '.'), e.g. "
-                          "my-name/my-model")
+        raise StudioError(
+            f"repo id '{repo_id}' is not owner/name (letters, digits, '-', '_', '.'), e.g. my-name/my-model"
+        )
     return repo_id
 
 
@@ -97,8 +108,10 @@ def merged_model(run_id: str, out_dir: str | Path) -> Path:
 
     run, config = _completed(run_id)
     if config.stage == "reward":
-        raise StudioError(f"run '{run.id}' is a reward run: merged, it would be a sequence-classification model, "
-                          "which the studio does not export; push its adapter without --merged")
+        raise StudioError(
+            f"run '{run.id}' is a reward run: merged, it would be a sequence-classification model, "
+            "which the studio does not export; push its adapter without --merged"
+        )
     target = generate.run_target(run.id)
     out = Path(out_dir)
     # Merge in full precision: folding an adapter into quantised weights would round the update away.
@@ -124,13 +137,25 @@ def lineage(run_id: str) -> list[dict]:
     config = cfg.load_config(run.config_path)
     rows = []
     for i, (rid, conf) in enumerate(_chain(run, config)):
-        rows.append({"id": rid, "stage": conf.stage if conf else "?", "name": conf.name if conf else None,
-                     "role": "this run" if i == 0 else f"started from (by {rows[-1]['id']})"})
-        for rm in (conf.reward_models.runs if conf and conf.stage in cfg.ONLINE_STAGES else []):
+        rows.append(
+            {
+                "id": rid,
+                "stage": conf.stage if conf else "?",
+                "name": conf.name if conf else None,
+                "role": "this run" if i == 0 else f"started from (by {rows[-1]['id']})",
+            }
+        )
+        for rm in conf.reward_models.runs if conf and conf.stage in cfg.ONLINE_STAGES else []:
             rm_dir = RunDir.of(rm)
             rm_conf = cfg.load_config(rm_dir.config_path) if rm_dir.config_path.is_file() else None
-            rows.append({"id": rm, "stage": rm_conf.stage if rm_conf else "?", "name": rm_conf.name if rm_conf else None,
-                         "role": f"reward model of {rid}"})
+            rows.append(
+                {
+                    "id": rm,
+                    "stage": rm_conf.stage if rm_conf else "?",
+                    "name": rm_conf.name if rm_conf else None,
+                    "role": f"reward model of {rid}",
+                }
+            )
     return rows
 
 
@@ -235,12 +260,12 @@ def _flat(section: dict, prefix: str) -> list[tuple[str, object]]:
 
 def data_options(data: cfg.DataSpec) -> dict:
     """The run's data section without the options its source does not read."""
-    return {key: value for key, value in cfg.to_dict(data).items()
-            if data.source in SOURCE_OPTIONS.get(key, (data.source,))}
+    return {
+        key: value for key, value in cfg.to_dict(data).items() if data.source in SOURCE_OPTIONS.get(key, (data.source,))
+    }
 
 
-def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
-               charts: list[str | Path] = ()) -> str:
+def model_card(run_id: str, merged: bool = False, repo_id: str | None = None, charts: list[str | Path] = ()) -> str:
     """The README.md of the run's Hub repository: YAML front matter, where it comes from (base model, data,
     lineage), its hyperparameters, final metrics, the chart files named in `charts` (paths relative to the
     README) and how to load it. `merged`: the repository holds merged weights rather than the adapter."""
@@ -271,30 +296,46 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
         front["datasets"] = datasets_
 
     title = repo_id or config.name or run.id
-    base_words = (f"[{base}](https://huggingface.co/{base})" if hub_base else
-                  "the built-in tiny model of RLHF Studio (a small Llama, not on the Hub)"
-                  if base == models.TINY_NAME else f"a local model folder, `{Path(base).name}`")
-    what = ("a LoRA adapter" if adapter else "the full weights (every adapter merged in)" if merged
-            else "the full weights")
+    base_words = (
+        f"[{base}](https://huggingface.co/{base})"
+        if hub_base
+        else "the built-in tiny model of RLHF Studio (a small Llama, not on the Hub)"
+        if base == models.TINY_NAME
+        else f"a local model folder, `{Path(base).name}`"
+    )
+    what = (
+        "a LoRA adapter" if adapter else "the full weights (every adapter merged in)" if merged else "the full weights"
+    )
     summary = cfg.STAGE_SUMMARIES.get(config.stage, config.stage)
-    parts = [f"---\n{yaml.safe_dump(front, sort_keys=False).rstrip()}\n---\n",
-             f"# {title}\n",
-             f"{what.capitalize()} of {base_words}, trained with **{config.stage}** ({summary}) in "
-             f"RLHF Studio as run `{run.id}`" + (f" ({config.name})" if config.name else "")
-             + ".\n"]
+    parts = [
+        f"---\n{yaml.safe_dump(front, sort_keys=False).rstrip()}\n---\n",
+        f"# {title}\n",
+        f"{what.capitalize()} of {base_words}, trained with **{config.stage}** ({summary}) in "
+        f"RLHF Studio as run `{run.id}`" + (f" ({config.name})" if config.name else "") + ".\n",
+    ]
 
     parts.append("## Data\n")
-    data_rows = [(k, v) for k, v in _flat(data_options(config.data), "data.")  # unset options say nothing
-                 if k != "data.path" and v not in (None, [])]
+    data_rows = [
+        (k, v)
+        for k, v in _flat(data_options(config.data), "data.")  # unset options say nothing
+        if k != "data.path" and v not in (None, [])
+    ]
     parts.append(f"Trained on {origin}.\n\n" + _table(("option", "value"), data_rows) + "\n")
 
     parts.append("## Lineage\n")
-    parts.append(_table(("run", "stage", "name", "role"),
-                        [(f"`{r['id']}`", r["stage"], r["name"], r["role"]) for r in lineage(run.id)]) + "\n")
+    parts.append(
+        _table(
+            ("run", "stage", "name", "role"),
+            [(f"`{r['id']}`", r["stage"], r["name"], r["role"]) for r in lineage(run.id)],
+        )
+        + "\n"
+    )
     if len(chain) > 1:
-        parts.append(f"This run started from the weights of run `{chain[1][0]}`"
-                     + (" (merged into the weights here)." if not adapter else
-                        "; the adapter here only works on top of them.") + "\n")
+        parts.append(
+            f"This run started from the weights of run `{chain[1][0]}`"
+            + (" (merged into the weights here)." if not adapter else "; the adapter here only works on top of them.")
+            + "\n"
+        )
 
     parts.append("## Hyperparameters\n")
     raw = cfg.to_dict(config)
@@ -304,9 +345,11 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
 
     metrics = final_metrics(run.id)
     parts.append("## Final metrics\n")
-    parts.append(_table(("metric", "last value", "at step"), [(m["key"], m["value"], int(m["step"]))
-                                                              for m in metrics]) + "\n" if metrics
-                 else "No metrics were logged.\n")
+    parts.append(
+        _table(("metric", "last value", "at step"), [(m["key"], m["value"], int(m["step"])) for m in metrics]) + "\n"
+        if metrics
+        else "No metrics were logged.\n"
+    )
     if charts:
         parts.append("## Charts\n")
         for path in charts:
@@ -316,20 +359,26 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
     parts.append("## How to load it\n")
     repo = repo_id or "OWNER/NAME"
     if adapter:
-        parts.append(f"```python\nfrom peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
-                     f"model = AutoPeftModelForCausalLM.from_pretrained(\"{repo}\")\n"
-                     f"tokenizer = AutoTokenizer.from_pretrained(\"{repo}\")\n```\n")
+        parts.append(
+            f"```python\nfrom peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
+            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n```\n'
+        )
         if not hub_base:
-            parts.append("The base model is not on the Hub, so this adapter loads only where that base is; the "
-                         "merged weights (`rlhf-studio push RUN_ID REPO_ID --merged`) load anywhere.\n")
+            parts.append(
+                "The base model is not on the Hub, so this adapter loads only where that base is; the "
+                "merged weights (`rlhf-studio push RUN_ID REPO_ID --merged`) load anywhere.\n"
+            )
     else:
-        parts.append(f"```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                     f"model = AutoModelForCausalLM.from_pretrained(\"{repo}\")\n"
-                     f"tokenizer = AutoTokenizer.from_pretrained(\"{repo}\")\n"
-                     "messages = [{\"role\": \"user\", \"content\": \"Name a fruit.\"}]\n"
-                     "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\")\n"
-                     "print(tokenizer.decode(model.generate(ids, max_new_tokens=64)[0, ids.shape[1]:], "
-                     "skip_special_tokens=True))\n```\n")
+        parts.append(
+            f"```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+            'messages = [{"role": "user", "content": "Name a fruit."}]\n'
+            'ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")\n'
+            "print(tokenizer.decode(model.generate(ids, max_new_tokens=64)[0, ids.shape[1]:], "
+            "skip_special_tokens=True))\n```\n"
+        )
     return "\n".join(parts)
 
 
@@ -337,8 +386,10 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None,
 
 
 SPACE_PUSH_OPT_IN = "RLHF_STUDIO_ALLOW_PUSH"
-SPACE_PUSH_REFUSED = ("this studio runs in a Space, where its Hub token would publish for every visitor; set the "
-                      f"Space variable {SPACE_PUSH_OPT_IN}=1 only if no one else can open it (a private Space)")
+SPACE_PUSH_REFUSED = (
+    "this studio runs in a Space, where its Hub token would publish for every visitor; set the "
+    f"Space variable {SPACE_PUSH_OPT_IN}=1 only if no one else can open it (a private Space)"
+)
 
 
 def hub_token(token: str | None) -> str:
@@ -366,22 +417,28 @@ def _hub(action: str, call):
     try:
         return call()
     except hub_errors.OfflineModeIsEnabled:
-        raise StudioError("could not reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1); unset it "
-                          "and check your connection") from None
+        raise StudioError(
+            "could not reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1); unset it "
+            "and check your connection"
+        ) from None
     except hub_errors.HfHubHTTPError as err:
         status = getattr(getattr(err, "response", None), "status_code", None)
         if status in (401, 403):
-            raise StudioError(f"the Hugging Face Hub refused to {action} ({status}): the token cannot write there; "
-                              "use a token with write access (HF_TOKEN or `huggingface-cli login`)") from None
+            raise StudioError(
+                f"the Hugging Face Hub refused to {action} ({status}): the token cannot write there; "
+                "use a token with write access (HF_TOKEN or `huggingface-cli login`)"
+            ) from None
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StudioError(f"the Hugging Face Hub could not {action}: {first}") from None
     except (OSError, ConnectionError) as err:  # requests / httpx connection errors are OSErrors or wrap them
-        raise StudioError(f"could not reach the Hugging Face Hub: {type(err).__name__}; check your connection") \
-            from None
+        raise StudioError(
+            f"could not reach the Hugging Face Hub: {type(err).__name__}; check your connection"
+        ) from None
     except Exception as err:
         if type(err).__module__.split(".")[0] in ("httpx", "requests", "urllib3", "httpcore"):
-            raise StudioError(f"could not reach the Hugging Face Hub: {type(err).__name__}; check your connection") \
-                from None
+            raise StudioError(
+                f"could not reach the Hugging Face Hub: {type(err).__name__}; check your connection"
+            ) from None
         raise
 
 
@@ -390,10 +447,16 @@ def _upload(folder: Path, repo_id: str, repo_type: str, private: bool, token: st
 
     api = HfApi()
     extra = {"space_sdk": "gradio"} if repo_type == "space" else {}
-    _hub(f"create {repo_id}", lambda: api.create_repo(repo_id, token=token, private=private, repo_type=repo_type,
-                                                      exist_ok=True, **extra))
-    _hub(f"upload to {repo_id}", lambda: api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token,
-                                                           repo_type=repo_type, commit_message=message))
+    _hub(
+        f"create {repo_id}",
+        lambda: api.create_repo(repo_id, token=token, private=private, repo_type=repo_type, exist_ok=True, **extra),
+    )
+    _hub(
+        f"upload to {repo_id}",
+        lambda: api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, token=token, repo_type=repo_type, commit_message=message
+        ),
+    )
     return f"https://huggingface.co/{'spaces/' if repo_type == 'space' else ''}{repo_id}"
 
 
@@ -403,8 +466,10 @@ def stage(run_id: str, folder: str | Path, merged: bool = False, repo_id: str | 
     if not merged:
         chain = _chain(run, config)
         if len(chain) > 1:
-            raise StudioError(f"run '{run.id}' starts from run '{chain[1][0]}': its adapter only works on top of "
-                              "that run's weights; push it with --merged")
+            raise StudioError(
+                f"run '{run.id}' starts from run '{chain[1][0]}': its adapter only works on top of "
+                "that run's weights; push it with --merged"
+            )
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
@@ -413,8 +478,9 @@ def stage(run_id: str, folder: str | Path, merged: bool = False, repo_id: str | 
     else:
         shutil.copytree(run.adapter_dir, folder)
     charts = [p.relative_to(folder) for p in write_charts(run.id, folder / "charts")]
-    (folder / "README.md").write_text(model_card(run.id, merged=merged, repo_id=repo_id, charts=charts),
-                                      encoding="utf-8")
+    (folder / "README.md").write_text(
+        model_card(run.id, merged=merged, repo_id=repo_id, charts=charts), encoding="utf-8"
+    )
     return folder
 
 
@@ -489,20 +555,42 @@ def export_space(run_id: str, out_dir: str | Path, settings: cfg.GenerationSpec 
         tokenizer = adapters[-1] if adapters else weights
         title = (config.name or run.id)[:30]
         base_label = "tiny" if base == models.TINY_NAME else base
-        description = (f"RLHF Studio run `{run.id}`: {config.stage} of {base_label}. The Base vs tuned tab answers "
-                       "one prompt with both, with the same settings and seed.")
-        space = {"title": title, "description": description, "run_id": run.id, "stage": config.stage,
-                 "base_model": base_ref, "base_label": base_label, "base_revision": config.model.revision,
-                 "trust_remote_code": config.model.trust_remote_code, "weights": weights, "merged": merged,
-                 "adapters": adapters, "tokenizer": tokenizer, "generation": cfg.to_dict(settings)}
+        description = (
+            f"RLHF Studio run `{run.id}`: {config.stage} of {base_label}. The Base vs tuned tab answers "
+            "one prompt with both, with the same settings and seed."
+        )
+        space = {
+            "title": title,
+            "description": description,
+            "run_id": run.id,
+            "stage": config.stage,
+            "base_model": base_ref,
+            "base_label": base_label,
+            "base_revision": config.model.revision,
+            "trust_remote_code": config.model.trust_remote_code,
+            "weights": weights,
+            "merged": merged,
+            "adapters": adapters,
+            "tokenizer": tokenizer,
+            "generation": cfg.to_dict(settings),
+        }
         (out / SPACE_SETTINGS).write_text(json.dumps(space, indent=1) + "\n", encoding="utf-8")
         shutil.copyfile(SPACE_TEMPLATE, out / "app.py")
         (out / "requirements.txt").write_text(
             "\n".join(_requirement(p) for p in ("gradio", "torch", "transformers", "peft", "accelerate")) + "\n",
-            encoding="utf-8")
-        front = {"title": title, "emoji": "🤖", "colorFrom": "indigo", "colorTo": "blue", "sdk": "gradio",
-                 "sdk_version": metadata.version("gradio"), "app_file": "app.py", "pinned": False,
-                 "short_description": f"Chat with an RLHF Studio {config.stage} run"[:60]}
+            encoding="utf-8",
+        )
+        front = {
+            "title": title,
+            "emoji": "🤖",
+            "colorFrom": "indigo",
+            "colorTo": "blue",
+            "sdk": "gradio",
+            "sdk_version": metadata.version("gradio"),
+            "app_file": "app.py",
+            "pinned": False,
+            "short_description": f"Chat with an RLHF Studio {config.stage} run"[:60],
+        }
         hardware = _suggested_hardware(config.model)
         if hardware:
             front["suggested_hardware"] = hardware
@@ -513,7 +601,8 @@ def export_space(run_id: str, out_dir: str | Path, settings: cfg.GenerationSpec 
         (out / "README.md").write_text(
             f"---\n{yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip()}\n---\n\n# {title}\n\n"
             f"{description}\n\nRun it locally: `pip install -r requirements.txt && python app.py`.\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -524,8 +613,10 @@ def push_space(out_dir: str | Path, repo_id: str, private: bool = False, token: 
     """Upload an exported Space folder to a Hugging Face Space; returns its URL."""
     folder = Path(out_dir)
     if not (folder / "app.py").is_file() or not (folder / SPACE_SETTINGS).is_file():
-        raise StudioError(f"'{folder}' is not an exported Space (no app.py and {SPACE_SETTINGS}); make one with "
-                          "`rlhf-studio export-space RUN_ID OUT_DIR`")
+        raise StudioError(
+            f"'{folder}' is not an exported Space (no app.py and {SPACE_SETTINGS}); make one with "
+            "`rlhf-studio export-space RUN_ID OUT_DIR`"
+        )
     repo_id = check_repo_id(repo_id)
     token = hub_token(token)
     return _upload(folder, repo_id, "space", private, token, "RLHF Studio Space")

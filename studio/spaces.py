@@ -14,8 +14,10 @@ import os
 
 from studio.errors import StudioError
 
-CPU_SPACE = ("this Space runs on CPU-only hardware: training needs a GPU; pick a GPU in the Space settings, or run "
-             "the studio on your own machine. Chat and Compare still work.")
+CPU_SPACE = (
+    "this Space runs on CPU-only hardware: training needs a GPU; pick a GPU in the Space settings, or run "
+    "the studio on your own machine. Chat and Compare still work."
+)
 DEFAULT_PORT = 7860
 
 
@@ -57,10 +59,14 @@ def token_source() -> str | None:
 def token_line() -> str:
     """One line for the UI: the token is never typed into the studio; say where it comes from and if one is found."""
     source = token_source()
-    where = ("The Hub token comes from HF_TOKEN or `huggingface-cli login` on the machine running the studio "
-             "(it is never typed here)")
+    where = (
+        "The Hub token comes from HF_TOKEN or `huggingface-cli login` on the machine running the studio "
+        "(it is never typed here)"
+    )
     if source is None:
-        return (f"{where}: **none found**. Set HF_TOKEN or run `huggingface-cli login` there, then restart the "
-                "studio; Export Space works without one.")
+        return (
+            f"{where}: **none found**. Set HF_TOKEN or run `huggingface-cli login` there, then restart the "
+            "studio; Export Space works without one."
+        )
     found = "HF_TOKEN is set" if source == "HF_TOKEN" else "a stored `huggingface-cli login` token is found"
     return f"{where}: {found}."

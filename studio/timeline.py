@@ -25,16 +25,19 @@ from studio import config as cfg
 from studio.errors import StudioError
 from studio.runs import manager
 
-STEP_ZERO_NOTE = ("Step 0 is the model before its first update: the base model, or the run it starts from "
-                  "(init.from_run). A fresh LoRA adapter changes nothing until it trains: its B matrix starts at "
-                  "zero.")
+STEP_ZERO_NOTE = (
+    "Step 0 is the model before its first update: the base model, or the run it starts from "
+    "(init.from_run). A fresh LoRA adapter changes nothing until it trains: its B matrix starts at "
+    "zero."
+)
 
 
 @dataclass
 class Timeline:
     """What a timeline file holds: the prompts, the steps they were answered at, and each answer."""
+
     prompts: list[str] = field(default_factory=list)  # in the order first recorded (the config's order)
-    steps: list[int] = field(default_factory=list)    # sorted
+    steps: list[int] = field(default_factory=list)  # sorted
     answers: dict[int, dict[str, str]] = field(default_factory=dict)  # step -> prompt -> answer
 
     def missing(self, step: int, prompts: list[str]) -> list[str]:
@@ -67,8 +70,9 @@ def append(path: Path, step: int, answers: dict[str, str]) -> None:
     """Add one step's answers (prompt -> answer), flushed; a half line left by a killed writer is dropped first,
     so the new lines never run on from it."""
     path = Path(path)
-    lines = "".join(json.dumps({"step": step, "prompt": p, "answer": a}, ensure_ascii=False) + "\n"
-                    for p, a in answers.items())
+    lines = "".join(
+        json.dumps({"step": step, "prompt": p, "answer": a}, ensure_ascii=False) + "\n" for p, a in answers.items()
+    )
     with open(path, "ab+") as f:
         size = f.seek(0, os.SEEK_END)
         if size:
@@ -87,6 +91,7 @@ def append(path: Path, step: int, answers: dict[str, str]) -> None:
 class View:
     """The timeline section for one run: a note (empty when there are answers to show), the recorded steps, the
     step shown (the recorded step nearest the one asked for) and one row per prompt."""
+
     run_id: str
     note: str
     steps: list[int] = field(default_factory=list)
@@ -119,8 +124,11 @@ def view(run_id: str, step: float | None = None) -> View:
     timeline = read(run.timeline_path)
     if not timeline.steps:
         if not _has_prompts(run):
-            return View(run.id, "This run has no timeline prompts. Set timeline.prompts (Train tab, Answers over "
-                                "training) to watch a run's answers change as it trains.")
+            return View(
+                run.id,
+                "This run has no timeline prompts. Set timeline.prompts (Train tab, Answers over "
+                "training) to watch a run's answers change as it trains.",
+            )
         return View(run.id, "No answers recorded yet: the first are written just before step 1.")
     shown = nearest(timeline.steps, step)
     first = timeline.answers.get(0, {})

@@ -37,13 +37,19 @@ def votes_path() -> Path:
 
 @dataclass
 class BlindPair:
-    prompt: list[dict]            # role/content messages
-    answers: tuple[str, str]      # as shown: answer A, answer B
-    models: tuple[str, str]       # who wrote answer A and answer B (target labels), revealed after the vote
+    prompt: list[dict]  # role/content messages
+    answers: tuple[str, str]  # as shown: answer A, answer B
+    models: tuple[str, str]  # who wrote answer A and answer B (target labels), revealed after the vote
 
 
-def blind_pair(prompt: list[dict], first: generate.Target, second: generate.Target, settings: GenerationSpec,
-               generator: generate.Generator | None = None, rng: random.Random | None = None) -> BlindPair:
+def blind_pair(
+    prompt: list[dict],
+    first: generate.Target,
+    second: generate.Target,
+    settings: GenerationSpec,
+    generator: generate.Generator | None = None,
+    rng: random.Random | None = None,
+) -> BlindPair:
     """Both targets answer the prompt with the same settings; the two answers come back in random order."""
     from studio import generate
 
@@ -62,17 +68,25 @@ def record_vote(pair: BlindPair, choice: str) -> dict:
     won = CHOICES.index(choice)
     chosen, rejected = pair.answers[won], pair.answers[1 - won]
     if chosen.strip() == rejected.strip():
-        raise StudioError("the two answers are the same, so a vote between them teaches nothing; generate again "
-                          "with another seed or a higher temperature")
+        raise StudioError(
+            "the two answers are the same, so a vote between them teaches nothing; generate again "
+            "with another seed or a higher temperature"
+        )
     if not chosen.strip() or not rejected.strip():
         raise StudioError("one of the answers is empty; generate again with more max_new_tokens")
     if is_saved(pair):
-        raise StudioError("a vote on this prompt and these two answers is already saved; a second copy would count "
-                          "the pair twice in training: sample a new prompt, or generate with another seed")
-    record = {"prompt": pair.prompt,
-              "chosen": [{"role": "assistant", "content": chosen}],
-              "rejected": [{"role": "assistant", "content": rejected}],
-              "chosen_model": pair.models[won], "rejected_model": pair.models[1 - won], "time": time.time()}
+        raise StudioError(
+            "a vote on this prompt and these two answers is already saved; a second copy would count "
+            "the pair twice in training: sample a new prompt, or generate with another seed"
+        )
+    record = {
+        "prompt": pair.prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "chosen_model": pair.models[won],
+        "rejected_model": pair.models[1 - won],
+        "time": time.time(),
+    }
     path = votes_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:  # one line per vote, flushed: a crash loses at most this vote

@@ -33,8 +33,12 @@ def never_the_real_home(tmp_path, monkeypatch):
 def shared_models(tmp_path_factory) -> Path:
     """The built-in tiny model, built once for the whole session."""
     home = tmp_path_factory.mktemp("shared-home")
-    subprocess.run([sys.executable, "-c", "from studio.models import tiny_model_path; tiny_model_path()"],
-                   check=True, env={**os.environ, "RLHF_STUDIO_HOME": str(home)}, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", "from studio.models import tiny_model_path; tiny_model_path()"],
+        check=True,
+        env={**os.environ, "RLHF_STUDIO_HOME": str(home)},
+        capture_output=True,
+    )
     return home / "models"
 
 
@@ -51,8 +55,9 @@ def studio_home(tmp_path, monkeypatch, shared_models) -> Path:
 def run_cli(*args: str, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
     """`rlhf-studio ARGS` in a subprocess, with the current environment (and so the test's studio home); `input`
     is piped to its stdin."""
-    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, input=input)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, input=input
+    )
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -72,18 +77,42 @@ def dolly_row(instruction: str, response: str, context: str = "", category: str 
     return {"instruction": instruction, "context": context, "response": response, "category": category}
 
 
-QUESTIONS = ["How do I boil an egg?", "What is a good name for a cat?", "How can I sleep better?",
-             "What should I pack for a picnic?", "How do I water a cactus?", "Can you suggest a short walk?",
-             "How do I clean a window?", "What is a quick breakfast?", "How do I start a journal?",
-             "What game can two people play?", "How do I fold a shirt?", "What can I cook with rice?"]
-ANSWERS = ["Put it in boiling water for nine minutes.", "Luna or Pepper are lovely names.",
-           "Keep a regular bedtime and dim the lights.", "Bring sandwiches, fruit, water and a blanket.",
-           "Water it lightly once every two weeks.", "A loop around the park takes twenty minutes.",
-           "Use warm soapy water, then dry it with a cloth.", "Oats with fruit are ready in five minutes.",
-           "Write three lines every evening about your day.", "Chess or a simple card game works well.",
-           "Fold the sleeves back, then fold it in half.", "Fried rice with an egg and some peas."]
-RUDE = ["Figure it out yourself.", "That is a stupid question.", "Why would I tell you?", "Go away, I am busy.",
-        "Nobody cares about that.", "Ask someone else, not me."]
+QUESTIONS = [
+    "How do I boil an egg?",
+    "What is a good name for a cat?",
+    "How can I sleep better?",
+    "What should I pack for a picnic?",
+    "How do I water a cactus?",
+    "Can you suggest a short walk?",
+    "How do I clean a window?",
+    "What is a quick breakfast?",
+    "How do I start a journal?",
+    "What game can two people play?",
+    "How do I fold a shirt?",
+    "What can I cook with rice?",
+]
+ANSWERS = [
+    "Put it in boiling water for nine minutes.",
+    "Luna or Pepper are lovely names.",
+    "Keep a regular bedtime and dim the lights.",
+    "Bring sandwiches, fruit, water and a blanket.",
+    "Water it lightly once every two weeks.",
+    "A loop around the park takes twenty minutes.",
+    "Use warm soapy water, then dry it with a cloth.",
+    "Oats with fruit are ready in five minutes.",
+    "Write three lines every evening about your day.",
+    "Chess or a simple card game works well.",
+    "Fold the sleeves back, then fold it in half.",
+    "Fried rice with an egg and some peas.",
+]
+RUDE = [
+    "Figure it out yourself.",
+    "That is a stupid question.",
+    "Why would I tell you?",
+    "Go away, I am busy.",
+    "Nobody cares about that.",
+    "Ask someone else, not me.",
+]
 
 
 def polite_rude_pairs(n: int, seed: int = 0) -> list[dict]:
@@ -96,8 +125,12 @@ def polite_rude_pairs(n: int, seed: int = 0) -> list[dict]:
     for _ in range(n):
         i = rng.randrange(len(QUESTIONS))
         prompt = f"\n\nHuman: {QUESTIONS[i]}\n\nAssistant:"
-        rows.append({"chosen": f"{prompt} Of course! {ANSWERS[i]} I hope that helps.",
-                     "rejected": f"{prompt} {rng.choice(RUDE)}"})
+        rows.append(
+            {
+                "chosen": f"{prompt} Of course! {ANSWERS[i]} I hope that helps.",
+                "rejected": f"{prompt} {rng.choice(RUDE)}",
+            }
+        )
     return rows
 
 
@@ -150,8 +183,9 @@ def served_studio(home: Path, start_timeout: float = 90) -> Iterator[tuple[str, 
     """(url, gradio_client.Client) of `rlhf-studio ui` serving this studio home in its own process; stopped after."""
     port = free_port()
     env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    with served_app([sys.executable, "-m", "studio", "ui", "--port", str(port)], port, REPO, env,
-                    start_timeout) as client:
+    with served_app(
+        [sys.executable, "-m", "studio", "ui", "--port", str(port)], port, REPO, env, start_timeout
+    ) as client:
         yield f"http://127.0.0.1:{port}/", client
 
 
@@ -196,14 +230,27 @@ def tuned_runs(tmp_path_factory, shared_models) -> dict:
     env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
     def train(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "studio", "train", *args], capture_output=True, text=True,
-                              timeout=600, cwd=REPO, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "studio", "train", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("run "))
 
     sft = train("presets/sft-dolly-tiny.yaml", "--set", "train.max_steps=30", "--set", "name=tuned-sft")
-    chained = train("presets/sft-dolly-tiny.yaml", "--set", "train.max_steps=10", "--set", "name=tuned-chained",
-                    "--set", f"init.from_run={sft}")
+    chained = train(
+        "presets/sft-dolly-tiny.yaml",
+        "--set",
+        "train.max_steps=10",
+        "--set",
+        "name=tuned-chained",
+        "--set",
+        f"init.from_run={sft}",
+    )
     reward = train("presets/rm-hh-tiny.yaml", "--set", "name=tuned-rm")
     return {"home": home, "sft": sft, "chained": chained, "reward": reward}
 

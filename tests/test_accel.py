@@ -34,13 +34,25 @@ CONFIG = RunConfig(model=ModelSpec(name="tiny"), data=DataSpec(max_length=512), 
 def test_checkpointing_turns_on_only_when_the_gpu_asks_for_it(studio_home, gpu, caplog, tmp_path):
     caplog.set_level(logging.INFO, logger="studio.accel")
     # 16 layers (the estimate reads only config.json), where checkpointing keeps far less than every layer's values
-    (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 688,
-        "num_hidden_layers": 16, "num_attention_heads": 4, "vocab_size": 4096}), encoding="utf-8")
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "architectures": ["LlamaForCausalLM"],
+                "hidden_size": 256,
+                "intermediate_size": 688,
+                "num_hidden_layers": 16,
+                "num_attention_heads": 4,
+                "vocab_size": 4096,
+            }
+        ),
+        encoding="utf-8",
+    )
     config = dataclasses.replace(CONFIG, model=ModelSpec(name=str(tmp_path)))
     without = run_estimate(config).total
-    with_it = run_estimate(dataclasses.replace(config, train=dataclasses.replace(
-        config.train, gradient_checkpointing=True))).total
+    with_it = run_estimate(
+        dataclasses.replace(config, train=dataclasses.replace(config.train, gradient_checkpointing=True))
+    ).total
     assert with_it < without / 2
 
     gpu.free = without + 1
@@ -75,8 +87,9 @@ def test_attention_and_liger_follow_what_is_installed(gpu):
     assert accel.attention_implementation(spec, torch.bfloat16) == "flash_attention_2"
     assert accel.attention_implementation(spec, torch.float32) == "sdpa"  # FlashAttention takes 16-bit only
     assert accel.use_liger_kernel(CONFIG)
-    assert not accel.use_liger_kernel(dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train,
-                                                                                           liger_kernel=False)))
+    assert not accel.use_liger_kernel(
+        dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, liger_kernel=False))
+    )
     gpu.installed = set()
     assert not accel.use_liger_kernel(CONFIG)
     with pytest.raises(ModelError, match="flash-attn package is not installed"):

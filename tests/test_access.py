@@ -1,6 +1,6 @@
 """Who can reach the studio and what its file routes serve (issue 10, items 11 and 12), tested against the running app.
 
-    python -m pytest tests/test_access.py -q
+python -m pytest tests/test_access.py -q
 """
 
 from __future__ import annotations
@@ -14,17 +14,25 @@ import time
 
 import httpx
 import pytest
+from gradio_client.exceptions import AuthenticationError
 
 from studio import access
 from studio.errors import ConfigError
 from tests.conftest import REPO, free_port, run_cli, served_studio
 
 
-@pytest.mark.parametrize("host, login, refused", [
-    ("127.0.0.1", None, False), ("localhost", None, False), ("::1", None, False),
-    ("0.0.0.0", None, True), ("192.168.1.5", None, True), ("myhost", None, True),
-    ("0.0.0.0", ("ann", "pw"), False),
-])
+@pytest.mark.parametrize(
+    "host, login, refused",
+    [
+        ("127.0.0.1", None, False),
+        ("localhost", None, False),
+        ("::1", None, False),
+        ("0.0.0.0", None, True),
+        ("192.168.1.5", None, True),
+        ("myhost", None, True),
+        ("0.0.0.0", ("ann", "pw"), False),
+    ],
+)
 def test_another_address_than_this_machine_needs_a_login(host, login, refused, monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
     if refused:
@@ -67,7 +75,7 @@ def test_a_login_guards_the_studio_and_uploads_are_capped(studio_home, monkeypat
     argv = [sys.executable, "-m", "components", "--host", "127.0.0.1", "--port", str(port)]
     with _serving(argv, port, env) as url:
         assert httpx.get(f"{url}config").status_code == 401  # the app's config, and so its API, needs the login
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError):
             Client(url, verbose=False)
         client = Client(url, auth=("ann", "s3cret"), verbose=False)
         assert "/runs_table" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
@@ -107,8 +115,14 @@ def test_file_routes_serve_nothing_outside_the_studios_own_files(studio_home, tm
     (hf_home / "token").write_text("hf_secret_marker_token")
     (tmp_path / ".env").write_text("SECRET_MARKER=1\n")
     monkeypatch.setenv("HF_HOME", str(hf_home))
-    targets = ["/etc/passwd", str(run / "config.yaml"), str(hf_home / "token"), str(tmp_path / ".env"),
-               str(REPO / "pyproject.toml"), str(REPO / "studio" / "config.py")]
+    targets = [
+        "/etc/passwd",
+        str(run / "config.yaml"),
+        str(hf_home / "token"),
+        str(tmp_path / ".env"),
+        str(REPO / "pyproject.toml"),
+        str(REPO / "studio" / "config.py"),
+    ]
     with served_studio(studio_home) as (url, client):
         uploaded = httpx.post(f"{url}gradio_api/upload", files={"files": ("ok.jsonl", b'{"served": 1}\n')}).json()[0]
         served = httpx.get(f"{url}gradio_api/file={uploaded}")
@@ -122,5 +136,6 @@ def test_file_routes_serve_nothing_outside_the_studios_own_files(studio_home, tm
     assert served.status_code == 200 and served.text == '{"served": 1}\n'
     for request, (status, body) in refused.items():
         assert status in (403, 404), request
-        assert not any(marker in body for marker in ("root:", "secret_marker", "SECRET_MARKER", "[project]",
-                                                     "def option(")), request
+        assert not any(
+            marker in body for marker in ("root:", "secret_marker", "SECRET_MARKER", "[project]", "def option(")
+        ), request

@@ -11,8 +11,17 @@ def test_app_serves_and_lists_runs(studio_home):
     run = manager.create(RunConfig(name="listed-run"))
     with served_studio(studio_home) as (_url, client):
         table = client.predict(api_name="/runs_table")
-        assert table["headers"] == ["id", "name", "stage", "state", "step", "ETA", "last loss / reward", "key metric",
-                                    "parent"]
+        assert table["headers"] == [
+            "id",
+            "name",
+            "stage",
+            "state",
+            "step",
+            "ETA",
+            "last loss / reward",
+            "key metric",
+            "parent",
+        ]
         assert table["data"] == [[run.id, "listed-run", "sft", "queued", "0/?", "", "", "", ""]]
         status, _log = client.predict(run.id, api_name="/run_details")
         assert run.id in status and "queued" in status
@@ -33,5 +42,13 @@ def test_no_list_refreshed_on_focus_sends_a_value_back(studio_home):
         for block, update in zip(dependency.outputs, answer if isinstance(answer, tuple) else (answer,)):
             refreshed.append(block.label)
             assert "choices" in update.constructor_args and "value" not in update.constructor_args, block.label
-    assert sorted(refreshed) == ["Overlay runs", "Pipeline", "Preset", "Recipe", "Reward runs", "Reward runs",
-                                 "Start from run", "Start from run"]
+    assert sorted(refreshed) == [
+        "Overlay runs",
+        "Pipeline",
+        "Preset",
+        "Recipe",
+        "Reward runs",
+        "Reward runs",
+        "Start from run",
+        "Start from run",
+    ]

@@ -53,27 +53,71 @@ def jsonl(rows: list[dict]) -> bytes:
 
 # id, file name, its bytes, data.* settings, the message ({path}: the file as given, {name}: its name)
 FAULTS = [
-    ("missing-column", "no-completion.jsonl", jsonl([{"prompt": "Hi"}, {"prompt": "Hello"}]), {},
-     "{name}: no SFT layout fits: the file has prompt; SFT data needs prompt/completion"),
-    ("missing-cell", "gap.jsonl", jsonl([GOOD, {"prompt": "Hi"}]), FAIL,
-     "{name} row 2: column 'completion': missing"),
-    ("empty-string", "blank.jsonl", jsonl([GOOD, GOOD, {"prompt": "Hi", "completion": "  "}]), FAIL,
-     "{name} row 3: column 'completion': empty"),
-    ("every-row-empty", "all-blank.jsonl", jsonl([{"prompt": "Hi", "completion": ""}] * 3), {},
-     "{path}: no usable rows for source 'file'; first problem: {name} row 1: column 'completion': empty"),
-    ("mixed-types", "mixed.jsonl", jsonl([GOOD, GOOD, {"prompt": 42, "completion": "Yes."}]), FAIL,
-     "{name} row 3: column 'prompt': expected text or a list of role/content messages, got int"),
-    ("csv-extra-cell", "extra.csv", b"prompt,completion\nHi,Hello\nHi,Hello,again\n", {},
-     "{path} line 3: more values than the header has columns"),
-    ("cut-off-last-line", "cut.jsonl", jsonl([GOOD, GOOD]) + b'{"prompt": "Hi", "compl', {},
-     "{path} line 3: not valid JSON (the last line is cut off)"),
+    (
+        "missing-column",
+        "no-completion.jsonl",
+        jsonl([{"prompt": "Hi"}, {"prompt": "Hello"}]),
+        {},
+        "{name}: no SFT layout fits: the file has prompt; SFT data needs prompt/completion",
+    ),
+    ("missing-cell", "gap.jsonl", jsonl([GOOD, {"prompt": "Hi"}]), FAIL, "{name} row 2: column 'completion': missing"),
+    (
+        "empty-string",
+        "blank.jsonl",
+        jsonl([GOOD, GOOD, {"prompt": "Hi", "completion": "  "}]),
+        FAIL,
+        "{name} row 3: column 'completion': empty",
+    ),
+    (
+        "every-row-empty",
+        "all-blank.jsonl",
+        jsonl([{"prompt": "Hi", "completion": ""}] * 3),
+        {},
+        "{path}: no usable rows for source 'file'; first problem: {name} row 1: column 'completion': empty",
+    ),
+    (
+        "mixed-types",
+        "mixed.jsonl",
+        jsonl([GOOD, GOOD, {"prompt": 42, "completion": "Yes."}]),
+        FAIL,
+        "{name} row 3: column 'prompt': expected text or a list of role/content messages, got int",
+    ),
+    (
+        "csv-extra-cell",
+        "extra.csv",
+        b"prompt,completion\nHi,Hello\nHi,Hello,again\n",
+        {},
+        "{path} line 3: more values than the header has columns",
+    ),
+    (
+        "cut-off-last-line",
+        "cut.jsonl",
+        jsonl([GOOD, GOOD]) + b'{"prompt": "Hi", "compl',
+        {},
+        "{path} line 3: not valid JSON (the last line is cut off)",
+    ),
     ("zero-bytes", "empty.jsonl", b"", {}, "{path}: the file is empty"),
-    ("html-renamed-jsonl", "page.jsonl", b"<!DOCTYPE html>\n<html><body><p>Too many requests</p></body></html>\n",
-     {}, "{path}: an HTML page (a web page saved instead of the data file?), not JSON lines"),
-    ("binary-renamed-jsonl", "image.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, {},
-     "{path}: not UTF-8 text (is it a binary file with a text extension?)"),
-    ("over-the-size-limit", "big.jsonl", jsonl([GOOD] * 1200), {},
-     "{path}: {size:.1f} KB, over the 64.0 KB the studio reads (it reads a file whole into memory)"),
+    (
+        "html-renamed-jsonl",
+        "page.jsonl",
+        b"<!DOCTYPE html>\n<html><body><p>Too many requests</p></body></html>\n",
+        {},
+        "{path}: an HTML page (a web page saved instead of the data file?), not JSON lines",
+    ),
+    (
+        "binary-renamed-jsonl",
+        "image.jsonl",
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        {},
+        "{path}: not UTF-8 text (is it a binary file with a text extension?)",
+    ),
+    (
+        "over-the-size-limit",
+        "big.jsonl",
+        jsonl([GOOD] * 1200),
+        {},
+        "{path}: {size:.1f} KB, over the 64.0 KB the studio reads (it reads a file whole into memory)",
+    ),
 ]
 FAULT_IDS = [fault[0] for fault in FAULTS]
 
@@ -156,8 +200,10 @@ def served(served_home):
     port = free_port()
     env = {**os.environ, "RLHF_STUDIO_HOME": str(served_home), access.UPLOAD_ENV: LIMIT, "OMP_NUM_THREADS": "1"}
     # `rlhf-studio ui` with the worker swapped for NO_WORKER, so that a missing protection never starts a training.
-    serve = ("import sys; from studio.runs import manager; manager.WORKER = [sys.executable, '-c', 'pass']; "
-             "from studio import cli; sys.exit(cli.main(sys.argv[1:]))")
+    serve = (
+        "import sys; from studio.runs import manager; manager.WORKER = [sys.executable, '-c', 'pass']; "
+        "from studio import cli; sys.exit(cli.main(sys.argv[1:]))"
+    )
     with served_app([sys.executable, "-c", serve, "ui", "--port", str(port)], port, REPO, env) as client:
         yield f"http://127.0.0.1:{port}/", client
 
@@ -200,8 +246,9 @@ def test_an_uploaded_bad_file_is_refused_by_start_in_one_line(served, form, tmp_
         answer = start_from_form(client, form, {**settings, "data.path": path})
         # An upload is named as the person named it, not by the server's copy in gradio's upload folder.
         shown = path if fault[0] == "over-the-size-limit" else f"uploaded {fault[1]}"
-        assert answer.startswith(f"Not started: {expected(message, path).replace(path, shown)}") \
-            and "\n" not in answer, fault[0]
+        assert (
+            answer.startswith(f"Not started: {expected(message, path).replace(path, shown)}") and "\n" not in answer
+        ), fault[0]
     assert len(manager.list_runs()) == before
 
 
@@ -214,18 +261,37 @@ def model_folder(path, chat_template: bool = True, weights: bool = True, **confi
     a weight is read, and no model has to be built or fetched."""
     path.mkdir()
     vocab = {"[UNK]": 0, "<|im_start|>": 1, "<|im_end|>": 2}
-    tokenizer = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
-                 "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None, "decoder": None,
-                 "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}}
+    tokenizer = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
+    }
     (path / "tokenizer.json").write_text(json.dumps(tokenizer))
     tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "eos_token": "<|im_end|>"}
     if chat_template:
         tokenizer_config["chat_template"] = models.CHATML_TEMPLATE
     (path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
-    (path / "config.json").write_text(json.dumps({
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": len(vocab), "hidden_size": 16,
-        "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
-        **config}))
+    (path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "architectures": ["LlamaForCausalLM"],
+                "vocab_size": len(vocab),
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                **config,
+            }
+        )
+    )
     if weights:
         (path / "model.safetensors").write_bytes(b"")
     return str(path)
@@ -234,42 +300,65 @@ def model_folder(path, chat_template: bool = True, weights: bool = True, **confi
 @pytest.fixture
 def model_folders(tmp_path) -> dict:
     """Model folders unusable in one way each."""
-    remote_code = {"model_type": "studio-custom-arch", "architectures": ["CustomModel"],
-                   "auto_map": {"AutoConfig": "configuration_custom.CustomConfig",
-                                "AutoModelForCausalLM": "modeling_custom.CustomModel"}}
+    remote_code = {
+        "model_type": "studio-custom-arch",
+        "architectures": ["CustomModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_custom.CustomConfig",
+            "AutoModelForCausalLM": "modeling_custom.CustomModel",
+        },
+    }
     (tmp_path / "not-a-model").mkdir()
-    return {"no-weights": model_folder(tmp_path / "no-weights", weights=False),
-            "not-a-model": str(tmp_path / "not-a-model"),
-            "remote-code": model_folder(tmp_path / "remote-code", **remote_code),
-            "no-template": model_folder(tmp_path / "no-template", chat_template=False)}
+    return {
+        "no-weights": model_folder(tmp_path / "no-weights", weights=False),
+        "not-a-model": str(tmp_path / "not-a-model"),
+        "remote-code": model_folder(tmp_path / "remote-code", **remote_code),
+        "no-template": model_folder(tmp_path / "no-template", chat_template=False),
+    }
 
 
 # Found from the folder's file names when the run is asked for, before a run folder exists.
 MODEL_FAULTS_AT_START = [
     ("no-such-folder", "./no-such-model", "model.name = './no-such-model': no such folder"),
-    ("not-a-model-folder", "{not-a-model}",
-     "model.name = '{not-a-model}': the folder has no config.json, so it is not a model folder"),
-    ("no-weights", "{no-weights}",
-     "model.name = '{no-weights}': the folder has no weights (model.safetensors or pytorch_model.bin)"),
+    (
+        "not-a-model-folder",
+        "{not-a-model}",
+        "model.name = '{not-a-model}': the folder has no config.json, so it is not a model folder",
+    ),
+    (
+        "no-weights",
+        "{no-weights}",
+        "model.name = '{no-weights}': the folder has no weights (model.safetensors or pytorch_model.bin)",
+    ),
     # A hub id that is not in the local cache while the Hub cannot be reached (the tests run offline).
-    ("hub-id-out-of-reach", "someone/no-such-model",
-     "model.name = 'someone/no-such-model' is a Hugging Face Hub id, and the Hub cannot be reached (offline mode is "
-     "on: HF_HUB_OFFLINE=1) and the model is not in the local cache; download it and set model.name to its folder, "
-     "or use tiny (the built-in model)"),
+    (
+        "hub-id-out-of-reach",
+        "someone/no-such-model",
+        "model.name = 'someone/no-such-model' is a Hugging Face Hub id, and the Hub cannot be reached (offline mode is "
+        "on: HF_HUB_OFFLINE=1) and the model is not in the local cache; download it and set model.name to its folder, "
+        "or use tiny (the built-in model)",
+    ),
 ]
 # Found by the worker, which loads the model: the run exists and fails with the reason.
 MODEL_FAULTS = [
-    ("remote-code-without-opt-in", "{remote-code}",
-     "model '{remote-code}' needs Python code from its repository to load; set model.trust_remote_code: true only "
-     "if you trust that repository"),
-    ("no-chat-template-for-chat-data", "{no-template}",
-     "the tokenizer of '{no-template}' has no chat template, and this data is chat messages; pick an instruct or chat "
-     "model, or one that ships a chat template"),
+    (
+        "remote-code-without-opt-in",
+        "{remote-code}",
+        "model '{remote-code}' needs Python code from its repository to load; set model.trust_remote_code: true only "
+        "if you trust that repository",
+    ),
+    (
+        "no-chat-template-for-chat-data",
+        "{no-template}",
+        "the tokenizer of '{no-template}' has no chat template, and this data is chat messages; pick an instruct or "
+        "chat model, or one that ships a chat template",
+    ),
 ]
 
 
-@pytest.mark.parametrize("name, message", [fault[1:] for fault in MODEL_FAULTS_AT_START],
-                         ids=[f[0] for f in MODEL_FAULTS_AT_START])
+@pytest.mark.parametrize(
+    "name, message", [fault[1:] for fault in MODEL_FAULTS_AT_START], ids=[f[0] for f in MODEL_FAULTS_AT_START]
+)
 def test_an_unusable_model_folder_is_refused_by_start_before_a_run_exists(model_folders, name, message):
     name, message = name.format_map(model_folders), message.format_map(model_folders)
     config = cfg.load_config(PRESET, [f"model.name={name}"])
@@ -368,8 +457,10 @@ def test_out_of_range_through_the_cli(key, value, words, capsys):
     assert run_dirs() == []
 
 
-@pytest.mark.parametrize("key, value", [("lora.r", 0), ("data.eval_fraction", 0.5), ("ppo.cliprange", 0.0),
-                                        ("train.lr_scheduler", "no-such-choice")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("lora.r", 0), ("data.eval_fraction", 0.5), ("ppo.cliprange", 0.0), ("train.lr_scheduler", "no-such-choice")],
+)
 def test_out_of_range_through_the_real_command(key, value):
     """A few of the cases above as a person types them: a process, its stderr and exit code."""
     key, value, words = next(case for case in CASES if case[:2] == (key, value))
@@ -411,8 +502,9 @@ def test_out_of_range_through_the_start_handler(train_tab_fields):
 
 
 @pytest.mark.usefixtures("in_served_home")
-@pytest.mark.parametrize("key, value", [("lora.r", 0), ("train.warmup_ratio", 1.0), ("dpo.beta", 10.01),
-                                        ("model.dtype", "no-such-choice")])
+@pytest.mark.parametrize(
+    "key, value", [("lora.r", 0), ("train.warmup_ratio", 1.0), ("dpo.beta", 10.01), ("model.dtype", "no-such-choice")]
+)
 def test_out_of_range_through_the_served_start_button(served, form, key, value):
     """A few of the cases through the served studio's /start_run, as the browser sends the form."""
     key, value, words = next(case for case in CASES if case[:2] == (key, value))

@@ -21,8 +21,14 @@ from tests.conftest import REPO, served_studio
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags for a headless chromium in a container with no GPU, sandbox or network to phone home to.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = REPO / "test-artifacts"
 TABS = ("Model", "Data", "Train", "Pipelines", "Runs", "Compare", "Chat", "Reward models", "Share")
 
@@ -188,7 +194,8 @@ def test_a_person_starts_the_instructgpt_recipe_and_sees_its_three_stages_comple
         page.get_by_label("Recipe", exact=True).click()
         page.get_by_role("option", name=re.compile(r"^InstructGPT \(tiny\) · ppo-tiny")).click()
         expect(page.get_by_text(re.compile(r"^InstructGPT \(tiny\): SFT -> reward model -> PPO"))).to_be_visible(
-            timeout=30_000)
+            timeout=30_000
+        )
         page.get_by_label("Overrides").fill("train.max_steps=4")  # every stage: 4 steps keep the test short
         page.get_by_role("button", name="Start", exact=True).locator("visible=true").click()
         expect(page.get_by_text(re.compile(r"Started pipeline"))).to_be_visible(timeout=60_000)

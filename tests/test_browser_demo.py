@@ -16,8 +16,10 @@ from studio.runs import manager
 from tests.conftest import served_studio
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)"),
+]
 
 
 def test_run_the_offline_demo_from_the_start_strip(studio_home):
@@ -36,8 +38,9 @@ def test_run_the_offline_demo_from_the_start_strip(studio_home):
         page.screenshot(path=str(ARTIFACTS / "start-here.png"))
 
         page.get_by_role("button", name="Run the offline demo").click()
-        expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute("aria-selected", "true",
-                                                                                  timeout=30_000)
+        expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute(
+            "aria-selected", "true", timeout=30_000
+        )
         deadline = time.monotonic() + 600
         while True:
             runs = manager.list_runs()
@@ -48,8 +51,7 @@ def test_run_the_offline_demo_from_the_start_strip(studio_home):
             time.sleep(2)
         assert sorted(r["stage"] for r in runs) == ["dpo", "ppo", "reward", "sft"]
         for run in runs:  # each in the Runs tab's table, which refreshes while it is shown
-            expect(page.get_by_text(run["id"], exact=True).locator("visible=true").first).to_be_visible(
-                timeout=30_000)
+            expect(page.get_by_text(run["id"], exact=True).locator("visible=true").first).to_be_visible(timeout=30_000)
         expect(page.locator("#demo-progress")).to_contain_text("Demo completed", timeout=60_000)
 
         page.get_by_role("tab", name="Compare", exact=True).click()

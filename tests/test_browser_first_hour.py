@@ -18,8 +18,10 @@ import pytest
 from tests.conftest import served_studio, write_jsonl
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)"),
+]
 
 BASE = "base (tiny)"
 
@@ -28,8 +30,7 @@ BASE = "base (tiny)"
 def studio(module_home, tuned_runs):
     """(url, runs) of a studio served on the module's home; the tuned runs are copied in once it is up."""
     with served_studio(module_home) as (url, _client):
-        shutil.copytree(tuned_runs["home"] / "runs", module_home / "runs",
-                        ignore=shutil.ignore_patterns("checkpoints"))
+        shutil.copytree(tuned_runs["home"] / "runs", module_home / "runs", ignore=shutil.ignore_patterns("checkpoints"))
         yield url, tuned_runs
 
 
@@ -135,6 +136,9 @@ def test_an_error_naming_a_column_placeholder_shows_whole(page, studio, module_h
     page.get_by_role("button", name="Preview", exact=True).click()
     error = page.locator(".studio-error").locator("visible=true")
     # The whole line, to its end: rendered as Markdown, "<column>" was taken for an HTML tag and the rest was lost.
-    expect(error).to_contain_text("or name your columns with data.columns.prompt=<column> and "
-                                  "data.columns.response=<column> (or data.columns.messages=<column> for whole "
-                                  "conversations)", timeout=60_000)
+    expect(error).to_contain_text(
+        "or name your columns with data.columns.prompt=<column> and "
+        "data.columns.response=<column> (or data.columns.messages=<column> for whole "
+        "conversations)",
+        timeout=60_000,
+    )

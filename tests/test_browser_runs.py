@@ -20,12 +20,15 @@ from studio.runs.metrics import MetricsWriter
 from tests.conftest import served_studio
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(),
-                                                   reason="needs Debian's chromium (scripts/setup.sh installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh installs it)"),
+]
 
 ERROR = "could not read data.path: no <column> named prompt"
-LOG = ("loading the model and data\nTraceback (most recent call last):\n"
-       "ValueError: no <column> named prompt in rows.csv\n")
+LOG = (
+    "loading the model and data\nTraceback (most recent call last):\nValueError: no <column> named prompt in rows.csv\n"
+)
 RUNS_TIMERS = ("on_tick", "charts_on_tick")
 
 # The rendered height of each header's text in the runs table: one line is the height of "id"'s.
@@ -40,8 +43,17 @@ def _finished_run(name: str, steps: int = 20):
     run = manager.create(RunConfig(stage="sft", name=name))
     writer = MetricsWriter(run.metrics_path)
     for step in range(1, steps + 1):
-        writer.write({"loss": 2.0 / step, "grad_norm": 1.0, "learning_rate": 1e-4, "mean_token_accuracy": 0.5,
-                      "step": step, "epoch": step / steps, "time": 1000.0 + step})
+        writer.write(
+            {
+                "loss": 2.0 / step,
+                "grad_norm": 1.0,
+                "learning_rate": 1e-4,
+                "mean_token_accuracy": 0.5,
+                "step": step,
+                "epoch": step / steps,
+                "time": 1000.0 + step,
+            }
+        )
     run.write_status(state="completed", step=steps, total_steps=steps)
     return run
 
@@ -104,8 +116,7 @@ def test_a_refresh_comes_back_to_the_runs_tab_and_the_selected_run(page, runs):
     page.wait_for_function(f"() => location.search.includes('run={runs['done']}')", timeout=10_000)
     assert "tab=runs" in page.evaluate("() => location.search")
     page.reload()
-    expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute("aria-selected", "true",
-                                                                                timeout=30_000)
+    expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute("aria-selected", "true", timeout=30_000)
     expect(page.get_by_label("Selected run")).to_have_value(runs["done"], timeout=30_000)
     expect(page.locator("#runs-status")).to_contain_text(f"{runs['done']}: completed", timeout=30_000)
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)  # its charts are drawn again
@@ -133,7 +144,8 @@ def test_short_headers_stay_on_one_line_on_a_laptop_screen(page, runs):
     page.set_viewport_size({"width": 1024, "height": 1400})
     page.get_by_role("tab", name="Runs", exact=True).click(timeout=30_000)
     expect(page.locator("#runs-table").get_by_text(runs["done"], exact=True).locator("visible=true")).to_have_count(
-        1, timeout=30_000)
+        1, timeout=30_000
+    )
     heights = page.evaluate(HEADER_HEIGHTS)
     # No run is running, so the ETA column is empty: left to the browser it was squeezed to "E T A".
     assert all(heights[name] == heights["id"] > 0 for name in ("stage", "state", "step", "ETA")), heights

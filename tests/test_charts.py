@@ -18,8 +18,16 @@ from studio.config import STAGES
 from studio.runs.metrics import MetricsWriter, read_all, truncate_after
 
 FIXTURES = Path(__file__).parent / "data" / "metrics"
-TINY_RUNS = {"sft": "sft-dolly-tiny", "reward": "rm-hh-tiny", "dpo": "dpo-hh-tiny", "kto": "kto-hh-tiny",
-             "ppo": "ppo-tiny", "rejection": "rejection-tiny", "grpo": "grpo-tiny", "rloo": "rloo-tiny"}
+TINY_RUNS = {
+    "sft": "sft-dolly-tiny",
+    "reward": "rm-hh-tiny",
+    "dpo": "dpo-hh-tiny",
+    "kto": "kto-hh-tiny",
+    "ppo": "ppo-tiny",
+    "rejection": "rejection-tiny",
+    "grpo": "grpo-tiny",
+    "rloo": "rloo-tiny",
+}
 
 
 def rows_of(key: str, values: list, start: int = 1) -> list[dict]:
@@ -105,7 +113,7 @@ def test_schedules_and_counters_are_drawn_as_logged():
     # prompts kept per round are set or counted, not measured
     (ppo_lr,) = one_panel("ppo", "Learning rate", read_all(FIXTURES / "ppo-tiny.jsonl"), smoothing=0.6).series
     assert max(ppo_lr.values) == pytest.approx(0.003, rel=1e-3) and ppo_lr.values == ppo_lr.raw
-    kl_coef = [{"kl_coef": 0.1 * 1.05 ** s, "step": s} for s in range(1, 31)]
+    kl_coef = [{"kl_coef": 0.1 * 1.05**s, "step": s} for s in range(1, 31)]
     (coef,) = one_panel("ppo", "KL coefficient", kl_coef, smoothing=0.9).series
     assert coef.values == coef.raw == [r["kl_coef"] for r in kl_coef]
     kept = [{"kept": float(10 + s % 7), "step": s} for s in range(1, 31)]
@@ -133,8 +141,7 @@ def test_short_series_are_smoothed_less():
 
 def test_log_scale_leaves_out_values_at_or_below_zero_with_a_note():
     rows = rows_of("learning_rate", [0.0, 1e-3, 2e-3, -1.0])
-    data = charts.panel_data(charts.Panel("Learning rate", ("learning_rate",)), {"r": charts.columns(rows)},
-                             log_y=True)
+    data = charts.panel_data(charts.Panel("Learning rate", ("learning_rate",)), {"r": charts.columns(rows)}, log_y=True)
     assert data.series[0].steps == [2.0, 3.0]
     assert data.series[0].values == [1e-3, 2e-3]
     assert data.notes == ["learning_rate: 2 values <= 0 left out on the log scale (first at step 1)"]
@@ -192,8 +199,12 @@ def test_tokens_per_second_is_derived_from_num_tokens_and_time():
     track = charts.columns(rows).tracks[charts.TOKENS_PER_SECOND]
     assert list(track.steps) == [5.0, 10.0, 9.0]
     assert list(track.values) == [100.0, 100.0, 100.0]
-    logged = charts.columns([{"tokens_per_second": 7.0, "num_tokens": 1.0, "time": 1.0, "step": 1},
-                             {"tokens_per_second": 8.0, "num_tokens": 9.0, "time": 2.0, "step": 2}])
+    logged = charts.columns(
+        [
+            {"tokens_per_second": 7.0, "num_tokens": 1.0, "time": 1.0, "step": 1},
+            {"tokens_per_second": 8.0, "num_tokens": 9.0, "time": 2.0, "step": 2},
+        ]
+    )
     assert list(logged.tracks[charts.TOKENS_PER_SECOND].values) == [7.0, 8.0]
 
 
@@ -205,7 +216,9 @@ def test_overlaid_runs_are_labelled_by_name_or_id():
     runs = {run_id: charts.columns(rows) for run_id, rows in feed_rows.items()}
     data = charts.panel_data(charts.Panel("Loss", ("loss", "eval_loss")), runs, {"run-a": "baseline"}, stage="sft")
     assert [(s.run_id, s.label, s.values) for s in data.series] == [
-        ("run-a", "baseline: loss", [2.0, 1.0]), ("run-b", "run-b: loss", [3.0])]
+        ("run-a", "baseline: loss", [2.0, 1.0]),
+        ("run-b", "run-b: loss", [3.0]),
+    ]
     single = charts.panel_data(charts.Panel("Loss", ("loss",)), {"run-a": runs["run-a"]}, {"run-a": "baseline"})
     assert [s.label for s in single.series] == ["loss"]
 
@@ -248,10 +261,11 @@ def test_feed_smoothing_across_refreshes_equals_smoothing_everything(tmp_path):
         writer.write({"loss": v, "step": i + 1})
         feed.refresh()
         smoothed = feed.panel(charts.Panel("Loss", ("loss",)), smoothing=0.6).series[0].values
-        assert smoothed == pytest.approx(charts.ema(values[:i + 1], charts.smoothing_for("loss", 0.6, i + 1)))
+        assert smoothed == pytest.approx(charts.ema(values[: i + 1], charts.smoothing_for("loss", 0.6, i + 1)))
     assert smoothed == pytest.approx(charts.ema(values, 0.6))
     assert feed.panel(charts.Panel("Loss", ("loss",)), smoothing=0.3).series[0].values == pytest.approx(
-        charts.ema(values, 0.3))
+        charts.ema(values, 0.3)
+    )
 
 
 def test_feed_rereads_a_metrics_file_rewritten_by_resume(tmp_path):
@@ -295,7 +309,10 @@ def test_figure_draws_raw_faintly_behind_smoothed_lines_and_shows_notes():
     fig = charts.figure(one_panel("sft", "Loss", rows, smoothing=0.5))
     # the single eval point is too short a series to smooth: drawn once, as logged
     assert [(t.name, t.mode, t.opacity) for t in fig.data] == [
-        ("loss", "lines", 0.25), ("loss", "lines", None), ("eval_loss", "lines+markers", None)]
+        ("loss", "lines", 0.25),
+        ("loss", "lines", None),
+        ("eval_loss", "lines+markers", None),
+    ]
     assert fig.layout.title.text == "Loss"
     assert "loss: 1 value not a finite number left out (first at step 2)" in fig.layout.title.subtitle.text
     assert fig.layout.uirevision == "Loss"

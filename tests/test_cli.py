@@ -55,13 +55,16 @@ def test_train_tiny_preset_then_list_and_show(studio_home):
     assert run_id in text and "completed" in text
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.learnin_rate=0.1", "unknown key 'train.learnin_rate'; did you mean 'train.learning_rate'?"),
-    ("train.learning_rate=-0.001", "train.learning_rate = -0.001: must be greater than 0"),
-    ("data.path=/no/such/dolly.jsonl", "data.path = '/no/such/dolly.jsonl': no such file"),
-    ("model.name=./no-such-model", "model.name = './no-such-model': no such folder"),
-    ("train.batch_size=many", "train.batch_size = 'many': expected an integer"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.learnin_rate=0.1", "unknown key 'train.learnin_rate'; did you mean 'train.learning_rate'?"),
+        ("train.learning_rate=-0.001", "train.learning_rate = -0.001: must be greater than 0"),
+        ("data.path=/no/such/dolly.jsonl", "data.path = '/no/such/dolly.jsonl': no such file"),
+        ("model.name=./no-such-model", "model.name = './no-such-model': no such folder"),
+        ("train.batch_size=many", "train.batch_size = 'many': expected an integer"),
+    ],
+)
 def test_bad_input_gets_one_clear_line_and_starts_nothing(studio_home, override, message):
     result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", override)
     assert result.returncode != 0
@@ -81,8 +84,9 @@ def test_missing_config_file_and_unknown_run(studio_home):
 def test_a_run_that_fails_in_the_worker_exits_nonzero_with_its_reason(studio_home):
     # A broken file is refused before the run exists (tests/test_bad_input.py); rows too long for data.max_length
     # are only found by the worker, which has the tokenizer.
-    result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", "data.max_length=16",
-                     "--set", "data.on_bad_rows=fail")
+    result = run_cli(
+        "train", "presets/sft-dolly-tiny.yaml", "--set", "data.max_length=16", "--set", "data.on_bad_rows=fail"
+    )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: dolly.jsonl row 1: ") and "over data.max_length = 16" in last
@@ -97,9 +101,23 @@ def test_killing_the_cli_keeps_the_index_whole(studio_home):
     rng = random.Random(7)
     started = []
     for attempt in range(6):
-        proc = subprocess.Popen([sys.executable, "-m", "studio", "train", "presets/sft-dolly-tiny.yaml",
-                                 "--set", "train.max_steps=400", "--set", "train.save_steps=0"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "studio",
+                "train",
+                "presets/sft-dolly-tiny.yaml",
+                "--set",
+                "train.max_steps=400",
+                "--set",
+                "train.save_steps=0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=REPO,
+        )
         if attempt % 2:
             time.sleep(rng.uniform(0.2, 1.5))  # somewhere in start-up, possibly mid index write
         else:
@@ -137,8 +155,14 @@ def test_ui_says_it_is_starting_then_ready_when_the_page_answers_and_refuses_a_b
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "studio", "ui", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
 
     def read() -> None:  # each line as it comes, so that the test sees "ready" the moment it is printed
@@ -159,8 +183,9 @@ def test_ui_says_it_is_starting_then_ready_when_the_page_answers_and_refuses_a_b
 
         busy = run_cli("ui", "--port", str(port), timeout=120)
         assert busy.returncode == 2 and "Traceback" not in busy.stdout + busy.stderr, busy.stderr[-3000:]
-        assert busy.stderr == (f"error: cannot serve on 127.0.0.1:{port}: the port is in use (another studio?); "
-                               "pick another with --port\n")
+        assert busy.stderr == (
+            f"error: cannot serve on 127.0.0.1:{port}: the port is in use (another studio?); pick another with --port\n"
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)

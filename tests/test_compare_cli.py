@@ -41,8 +41,9 @@ def expected(tuned_runs) -> Comparison:
     """What the engine answers to PROMPTS, scored by the tuned reward run: what the CLI must print."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RLHF_STUDIO_HOME", str(tuned_runs["home"]))
-        return compare.compare([tuned_runs["sft"]], PROMPTS, SETTINGS, reward_run=tuned_runs["reward"],
-                               generator=Generator())
+        return compare.compare(
+            [tuned_runs["sft"]], PROMPTS, SETTINGS, reward_run=tuned_runs["reward"], generator=Generator()
+        )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -63,16 +64,23 @@ def test_compare_prints_both_answers_with_scores_and_a_summary(in_tuned_home, ex
     assert result.returncode == 0, result.stderr
 
     assert expected.labels == ["base (tiny)", sft]
-    blocks = [f"=== prompt {i + 1}/2\n{prompt}\n"
-              + "".join(f"--- {label}  score {expected.scores[label][i]:.3f}\n{expected.answers[label][i]}\n"
-                        for label in expected.labels) + "\n"
-              for i, prompt in enumerate(PROMPTS)]
+    blocks = [
+        f"=== prompt {i + 1}/2\n{prompt}\n"
+        + "".join(
+            f"--- {label}  score {expected.scores[label][i]:.3f}\n{expected.answers[label][i]}\n"
+            for label in expected.labels
+        )
+        + "\n"
+        for i, prompt in enumerate(PROMPTS)
+    ]
     assert result.stdout.startswith("".join(blocks))
-    summary = result.stdout[len("".join(blocks)):]
+    summary = result.stdout[len("".join(blocks)) :]
     base_row, tuned_row = expected.summary()
-    assert summary.startswith(f"summary: mean score {base_row['mean_score']:.3f} base, {tuned_row['mean_score']:.3f} "
-                              f"tuned; tuned wins {tuned_row['win_rate']:.0%} of prompts against base (ties count "
-                              "half); tokens/s ")
+    assert summary.startswith(
+        f"summary: mean score {base_row['mean_score']:.3f} base, {tuned_row['mean_score']:.3f} "
+        f"tuned; tuned wins {tuned_row['win_rate']:.0%} of prompts against base (ties count "
+        "half); tokens/s "
+    )
     speeds = re.fullmatch(r".*tokens/s ([\d.]+) base, ([\d.]+) tuned\n", summary).groups()
     assert all(float(speed) > 0 for speed in speeds)
 
@@ -86,9 +94,16 @@ def test_compare_json_from_a_prompts_file(in_tuned_home, expected, tmp_path):
 
     rows = json.loads(result.stdout)  # stdout holds the JSON list and nothing else
     base = expected.base
-    assert rows == [{"prompt": prompt, "base": expected.answers[base][i], "tuned": expected.answers[sft][i],
-                     "base_score": expected.scores[base][i], "tuned_score": expected.scores[sft][i]}
-                    for i, prompt in enumerate(PROMPTS)]
+    assert rows == [
+        {
+            "prompt": prompt,
+            "base": expected.answers[base][i],
+            "tuned": expected.answers[sft][i],
+            "base_score": expected.scores[base][i],
+            "tuned_score": expected.scores[sft][i],
+        }
+        for i, prompt in enumerate(PROMPTS)
+    ]
     assert all(isinstance(row["base_score"], float) and isinstance(row["tuned_score"], float) for row in rows)
 
 
@@ -146,12 +161,16 @@ def test_prompt_files_name_the_file_and_line(tmp_path):
     assert read_prompts(txt) == ["Name a fruit.", "What is 2 + 2?"]
 
     path = tmp_path / "p.jsonl"
-    for second_line, problem in (('{"prompt": "cut', "not valid JSON"),
-                                 ('{"question": "Hi"}', 'expected an object with a "prompt" field'),
-                                 ('{"prompt": "  "}', 'expected an object with a "prompt" field'),
-                                 ('{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", '
-                                  '"content": "Hello"}]}', "the prompt must end with a user message"),
-                                 ('{"prompt": [{"role": "bot", "content": "Hi"}]}', "message 1 has role 'bot'")):
+    for second_line, problem in (
+        ('{"prompt": "cut', "not valid JSON"),
+        ('{"question": "Hi"}', 'expected an object with a "prompt" field'),
+        ('{"prompt": "  "}', 'expected an object with a "prompt" field'),
+        (
+            '{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}',
+            "the prompt must end with a user message",
+        ),
+        ('{"prompt": [{"role": "bot", "content": "Hi"}]}', "message 1 has role 'bot'"),
+    ):
         path.write_text('{"prompt": "Fine."}\n' + second_line + "\n", encoding="utf-8")
         with pytest.raises(StudioError) as raised:
             read_prompts(path)
@@ -171,8 +190,19 @@ def test_chat_streams_replies_and_keeps_the_conversation(in_tuned_home):
     settings = GenerationSpec(temperature=0.0, repetition_penalty=1.5, max_new_tokens=24)
     system = [{"role": "system", "content": "Answer in one short sentence."}]
     lines = [PROMPTS[0], PROMPTS[1], "/reset", PROMPTS[1], "/exit", "never read"]
-    result = run_cli("chat", sft, "--system", system[0]["content"], "--temperature", "0", "--repetition-penalty",
-                     "1.5", "--max-new-tokens", "24", input="\n".join(lines) + "\n")
+    result = run_cli(
+        "chat",
+        sft,
+        "--system",
+        system[0]["content"],
+        "--temperature",
+        "0",
+        "--repetition-penalty",
+        "1.5",
+        "--max-new-tokens",
+        "24",
+        input="\n".join(lines) + "\n",
+    )
     assert result.returncode == 0, result.stderr
 
     generator, target = Generator(), run_target(sft)
@@ -185,9 +215,11 @@ def test_chat_streams_replies_and_keeps_the_conversation(in_tuned_home):
     after_reset = reply(system + [user(PROMPTS[1])])
     assert first != reply([user(PROMPTS[0])])  # the system message shows in the answer...
     assert second != after_reset  # ...and so does the first exchange
-    assert result.stdout == (f"you> {PROMPTS[0]}\nassistant> {first}\n"
-                             f"you> {PROMPTS[1]}\nassistant> {second}\n"
-                             f"(conversation cleared)\nyou> {PROMPTS[1]}\nassistant> {after_reset}\n")
+    assert result.stdout == (
+        f"you> {PROMPTS[0]}\nassistant> {first}\n"
+        f"you> {PROMPTS[1]}\nassistant> {second}\n"
+        f"(conversation cleared)\nyou> {PROMPTS[1]}\nassistant> {after_reset}\n"
+    )
 
 
 def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(in_tuned_home):
@@ -195,9 +227,14 @@ def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(in_tuned_home):
     settings = GenerationSpec(temperature=0.0, max_new_tokens=1500)  # the base model never ends this on its own
     # Unbuffered bytes: what is read here byte by byte must not also sit in a reader's buffer that communicate()
     # never sees.
-    chat = subprocess.Popen([sys.executable, "-m", "studio", "chat", sft, "--base", "--temperature", "0",
-                             "--max-new-tokens", "1500"], cwd=REPO, bufsize=0, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "studio", "chat", sft, "--base", "--temperature", "0", "--max-new-tokens", "1500"],
+        cwd=REPO,
+        bufsize=0,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         chat.stdin.write(f"{PROMPTS[0]}\n".encode())
         shown = b""
@@ -212,8 +249,12 @@ def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(in_tuned_home):
         chat.kill()
     assert chat.returncode == 0, err.decode()
     transcript = (shown + out).decode()
-    stopped = re.fullmatch(rf"you> {re.escape(PROMPTS[0])}\nassistant> (.*) \[stopped\]\n"
-                           rf"you> {re.escape(PROMPTS[1])}\nassistant> (.*)\n", transcript, re.DOTALL)
+    stopped = re.fullmatch(
+        rf"you> {re.escape(PROMPTS[0])}\nassistant> (.*) \[stopped\]\n"
+        rf"you> {re.escape(PROMPTS[1])}\nassistant> (.*)\n",
+        transcript,
+        re.DOTALL,
+    )
     assert stopped, transcript[:500]
     partial, second = stopped.groups()
 
@@ -221,8 +262,10 @@ def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(in_tuned_home):
     whole = generator.generate(target, [[user(PROMPTS[0])]], settings).texts[0]
     assert whole.startswith(partial) and len(partial) < len(whole) / 2
     # The stopped reply stays in the conversation as far as it got.
-    assert second == generator.generate(target, [[user(PROMPTS[0]), assistant(partial), user(PROMPTS[1])]],
-                                        settings).texts[0]
+    assert (
+        second
+        == generator.generate(target, [[user(PROMPTS[0]), assistant(partial), user(PROMPTS[1])]], settings).texts[0]
+    )
 
 
 # ---------------------------------------------------------------- summaries and exports, no model
@@ -230,35 +273,71 @@ def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(in_tuned_home):
 
 def hand_made(scores: bool = True) -> Comparison:
     return Comparison(
-        prompts=[[user("Name a fruit.")], [{"role": "system", "content": "Be brief."}, user("Hi")],
-                 [user('Say "yes", then stop.')]],
+        prompts=[
+            [user("Name a fruit.")],
+            [{"role": "system", "content": "Be brief."}, user("Hi")],
+            [user('Say "yes", then stop.')],
+        ],
         labels=["base (tiny)", "run-a", "run-b"],
-        answers={"base (tiny)": ["Apple.", "Hello!", "yes"], "run-a": ["A pear,\nripe.", "Hi.", '"yes"'],
-                 "run-b": ["Plum.", "Hey.", "No."]},
+        answers={
+            "base (tiny)": ["Apple.", "Hello!", "yes"],
+            "run-a": ["A pear,\nripe.", "Hi.", '"yes"'],
+            "run-b": ["Plum.", "Hey.", "No."],
+        },
         tokens_per_second={"base (tiny)": 120.04, "run-a": 80.0, "run-b": 99.96},
         reward_run="rm" if scores else None,
-        scores={"base (tiny)": [1.0, 2.0, 0.5], "run-a": [2.0, 2.0, 0.0], "run-b": [1.5, 2.5, 1.0]} if scores else {})
+        scores={"base (tiny)": [1.0, 2.0, 0.5], "run-a": [2.0, 2.0, 0.0], "run-b": [1.5, 2.5, 1.0]} if scores else {},
+    )
 
 
 def test_summary_mean_scores_and_win_rates_with_ties_counting_half():
     assert hand_made().summary() == [
         {"model": "base (tiny)", "tokens_per_second": 120.0, "mean_score": pytest.approx(3.5 / 3)},
-        {"model": "run-a", "tokens_per_second": 80.0, "mean_score": pytest.approx(4 / 3),
-         "win_rate": pytest.approx(1.5 / 3)},  # won, tied, lost
-        {"model": "run-b", "tokens_per_second": 100.0, "mean_score": pytest.approx(5 / 3), "win_rate": 1.0}]
-    assert hand_made(scores=False).summary() == [{"model": "base (tiny)", "tokens_per_second": 120.0},
-                                                 {"model": "run-a", "tokens_per_second": 80.0},
-                                                 {"model": "run-b", "tokens_per_second": 100.0}]
+        {
+            "model": "run-a",
+            "tokens_per_second": 80.0,
+            "mean_score": pytest.approx(4 / 3),
+            "win_rate": pytest.approx(1.5 / 3),
+        },  # won, tied, lost
+        {"model": "run-b", "tokens_per_second": 100.0, "mean_score": pytest.approx(5 / 3), "win_rate": 1.0},
+    ]
+    assert hand_made(scores=False).summary() == [
+        {"model": "base (tiny)", "tokens_per_second": 120.0},
+        {"model": "run-a", "tokens_per_second": 80.0},
+        {"model": "run-b", "tokens_per_second": 100.0},
+    ]
 
 
 def test_records_and_exports():
     records = [
-        {"prompt": "Name a fruit.", "base (tiny)": "Apple.", "base (tiny) score": 1.0, "run-a": "A pear,\nripe.",
-         "run-a score": 2.0, "run-b": "Plum.", "run-b score": 1.5},
-        {"prompt": "system: Be brief.\nuser: Hi", "base (tiny)": "Hello!", "base (tiny) score": 2.0, "run-a": "Hi.",
-         "run-a score": 2.0, "run-b": "Hey.", "run-b score": 2.5},
-        {"prompt": 'Say "yes", then stop.', "base (tiny)": "yes", "base (tiny) score": 0.5, "run-a": '"yes"',
-         "run-a score": 0.0, "run-b": "No.", "run-b score": 1.0}]
+        {
+            "prompt": "Name a fruit.",
+            "base (tiny)": "Apple.",
+            "base (tiny) score": 1.0,
+            "run-a": "A pear,\nripe.",
+            "run-a score": 2.0,
+            "run-b": "Plum.",
+            "run-b score": 1.5,
+        },
+        {
+            "prompt": "system: Be brief.\nuser: Hi",
+            "base (tiny)": "Hello!",
+            "base (tiny) score": 2.0,
+            "run-a": "Hi.",
+            "run-a score": 2.0,
+            "run-b": "Hey.",
+            "run-b score": 2.5,
+        },
+        {
+            "prompt": 'Say "yes", then stop.',
+            "base (tiny)": "yes",
+            "base (tiny) score": 0.5,
+            "run-a": '"yes"',
+            "run-a score": 0.0,
+            "run-b": "No.",
+            "run-b score": 1.0,
+        },
+    ]
     result = hand_made()
     assert result.records() == records
     assert to_jsonl(result) == "".join(json.dumps(record) + "\n" for record in records)
@@ -266,6 +345,11 @@ def test_records_and_exports():
         "prompt,base (tiny),base (tiny) score,run-a,run-a score,run-b,run-b score\r\n"
         'Name a fruit.,Apple.,1.0,"A pear,\nripe.",2.0,Plum.,1.5\r\n'
         '"system: Be brief.\nuser: Hi",Hello!,2.0,Hi.,2.0,Hey.,2.5\r\n'
-        '"Say ""yes"", then stop.",yes,0.5,"""yes""",0.0,No.,1.0\r\n')
-    assert hand_made(scores=False).records()[0] == {"prompt": "Name a fruit.", "base (tiny)": "Apple.",
-                                                    "run-a": "A pear,\nripe.", "run-b": "Plum."}
+        '"Say ""yes"", then stop.",yes,0.5,"""yes""",0.0,No.,1.0\r\n'
+    )
+    assert hand_made(scores=False).records()[0] == {
+        "prompt": "Name a fruit.",
+        "base (tiny)": "Apple.",
+        "run-a": "A pear,\nripe.",
+        "run-b": "Plum.",
+    }

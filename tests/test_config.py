@@ -1,6 +1,6 @@
 """studio/config.py: defaults, presets, one-line errors, --set overrides, YAML round trip, help text.
 
-    python -m pytest tests/test_config.py -q
+python -m pytest tests/test_config.py -q
 """
 
 from __future__ import annotations
@@ -11,8 +11,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from studio.config import (DataSpec, LoraSpec, ModelSpec, RunConfig, TrainSpec, apply_overrides, field_info,
-                           from_dict, load_config, parse_override, read_yaml, to_dict, to_yaml)
+from studio.config import (
+    DataSpec,
+    LoraSpec,
+    ModelSpec,
+    RunConfig,
+    TrainSpec,
+    apply_overrides,
+    field_info,
+    from_dict,
+    load_config,
+    parse_override,
+    read_yaml,
+    to_dict,
+    to_yaml,
+)
 from studio.errors import ConfigError, StudioError
 
 ALL_PRESETS = sorted((Path(__file__).resolve().parent.parent / "presets").glob("*.yaml"))
@@ -113,16 +126,19 @@ def test_zero_learning_rate_refused():
     assert "greater than 0" in refused({"train": {"learning_rate": 0}})
 
 
-@pytest.mark.parametrize("raw, key, value, expected", [
-    ({"train": {"max_steps": "ten"}}, "train.max_steps", "'ten'", "expected an integer"),
-    ({"train": {"batch_size": 2.5}}, "train.batch_size", "2.5", "expected an integer"),
-    ({"train": {"batch_size": True}}, "train.batch_size", "True", "expected an integer"),
-    ({"model": {"name": 5}}, "model.name", "5", "expected text"),
-    ({"lora": {"enabled": "yes"}}, "lora.enabled", "'yes'", "expected true or false"),
-    ({"lora": {"enabled": 1}}, "lora.enabled", "1", "expected true or false"),
-    ({"train": {"learning_rate": "fast"}}, "train.learning_rate", "'fast'", "expected a number"),
-    ({"lora": {"target_modules": [3]}}, "lora.target_modules", "[3]", "expected a list of names"),
-])
+@pytest.mark.parametrize(
+    "raw, key, value, expected",
+    [
+        ({"train": {"max_steps": "ten"}}, "train.max_steps", "'ten'", "expected an integer"),
+        ({"train": {"batch_size": 2.5}}, "train.batch_size", "2.5", "expected an integer"),
+        ({"train": {"batch_size": True}}, "train.batch_size", "True", "expected an integer"),
+        ({"model": {"name": 5}}, "model.name", "5", "expected text"),
+        ({"lora": {"enabled": "yes"}}, "lora.enabled", "'yes'", "expected true or false"),
+        ({"lora": {"enabled": 1}}, "lora.enabled", "1", "expected true or false"),
+        ({"train": {"learning_rate": "fast"}}, "train.learning_rate", "'fast'", "expected a number"),
+        ({"lora": {"target_modules": [3]}}, "lora.target_modules", "[3]", "expected a list of names"),
+    ],
+)
 def test_wrong_type_names_key_value_and_expected_type(raw, key, value, expected):
     message = refused(raw)
     assert message == f"{key} = {value}: {expected}"
@@ -145,15 +161,18 @@ def test_choices_of_stage_and_source():
     assert "allowed values are dolly" in refused({"data": {"source": "imdb"}})
 
 
-@pytest.mark.parametrize("raw, key, words", [
-    ({"lora": {"r": 0}}, "lora.r", "at least 1"),
-    ({"lora": {"dropout": 1.0}}, "lora.dropout", "less than 1.0"),
-    ({"data": {"eval_fraction": 0.5}}, "data.eval_fraction", "less than 0.5"),
-    ({"data": {"max_length": 8}}, "data.max_length", "at least 16"),
-    ({"data": {"limit": 0}}, "data.limit", "at least 1"),
-    ({"train": {"max_steps": -2}}, "train.max_steps", "at least -1"),
-    ({"train": {"weight_decay": 1.5}}, "train.weight_decay", "at most 1.0"),
-])
+@pytest.mark.parametrize(
+    "raw, key, words",
+    [
+        ({"lora": {"r": 0}}, "lora.r", "at least 1"),
+        ({"lora": {"dropout": 1.0}}, "lora.dropout", "less than 1.0"),
+        ({"data": {"eval_fraction": 0.5}}, "data.eval_fraction", "less than 0.5"),
+        ({"data": {"max_length": 8}}, "data.max_length", "at least 16"),
+        ({"data": {"limit": 0}}, "data.limit", "at least 1"),
+        ({"train": {"max_steps": -2}}, "train.max_steps", "at least -1"),
+        ({"train": {"weight_decay": 1.5}}, "train.weight_decay", "at most 1.0"),
+    ],
+)
 def test_range_errors(raw, key, words):
     message = refused(raw)
     assert message.startswith(f"{key} = ")
@@ -245,8 +264,10 @@ def test_config_error_is_a_studio_error():
 def test_parse_override_reads_values_as_yaml():
     assert parse_override("train.max_steps=20") == (["train", "max_steps"], 20)
     assert parse_override("lora.enabled=false") == (["lora", "enabled"], False)
-    assert parse_override("model.name=HuggingFaceTB/SmolLM2-135M-Instruct") == \
-        (["model", "name"], "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert parse_override("model.name=HuggingFaceTB/SmolLM2-135M-Instruct") == (
+        ["model", "name"],
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    )
     assert parse_override("data.limit=") == (["data", "limit"], None)
     assert parse_override(" train.seed = 7") == (["train", "seed"], 7)
 
@@ -279,8 +300,9 @@ def test_apply_overrides_into_a_non_section_refused():
 
 def test_load_config_with_overrides_gives_typed_values(tmp_path):
     path = write(tmp_path, "data:\n  limit: 100\n  path: sample\ntrain:\n  max_steps: 60\n")
-    config = load_config(path, ["train.max_steps=20", "train.learning_rate=2e-4",
-                                "lora.target_modules=q_proj,v_proj", "data.limit="])
+    config = load_config(
+        path, ["train.max_steps=20", "train.learning_rate=2e-4", "lora.target_modules=q_proj,v_proj", "data.limit="]
+    )
     assert config.train.max_steps == 20 and type(config.train.max_steps) is int
     # YAML reads 2e-4 (no dot) as text; the config must hold the float
     assert config.train.learning_rate == 0.0002 and type(config.train.learning_rate) is float
@@ -330,8 +352,13 @@ def test_yaml_round_trip_of_non_defaults(tmp_path):
     config = RunConfig(
         name="my run",
         model=ModelSpec(name="HuggingFaceTB/SmolLM2-135M-Instruct", revision="main", quantization="4bit"),
-        data=DataSpec(path="/data/dolly.jsonl.gz", limit=500, categories=["open_qa", "summarization"],
-                      on_bad_rows="fail", eval_fraction=0.1),
+        data=DataSpec(
+            path="/data/dolly.jsonl.gz",
+            limit=500,
+            categories=["open_qa", "summarization"],
+            on_bad_rows="fail",
+            eval_fraction=0.1,
+        ),
         lora=LoraSpec(r=8, alpha=16, target_modules=["q_proj", "v_proj"], use_dora=True),
         train=TrainSpec(max_steps=20, learning_rate=1e-5, lr_scheduler="linear", seed=0),
     )
@@ -381,6 +408,7 @@ def test_field_info_covers_every_leaf_of_the_config():
                 yield from leaves(type(value), f"{prefix}{f.name}.")
             else:
                 yield f"{prefix}{f.name}"
+
     assert set(field_info()) == set(leaves(RunConfig))
 
 
@@ -409,18 +437,21 @@ def test_config_errors_are_one_line(raw):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("text", [
-    "train:\n  max_steps: 5\n bad: [1\n",
-    'name: "unclosed\n',
-    "train:\n\tmax_steps: 1\n",
-    "name: a: b\n",
-    "{stage: sft\n",
-    "name: @x\n",
-    '"\\q": 1\n',
-    "- a\n- b\n",
-    "train:\n  learnin_rate: 1\n",
-    "train:\n  learning_rate: -1\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "train:\n  max_steps: 5\n bad: [1\n",
+        'name: "unclosed\n',
+        "train:\n\tmax_steps: 1\n",
+        "name: a: b\n",
+        "{stage: sft\n",
+        "name: @x\n",
+        '"\\q": 1\n',
+        "- a\n- b\n",
+        "train:\n  learnin_rate: 1\n",
+        "train:\n  learning_rate: -1\n",
+    ],
+)
 def test_file_errors_are_one_line(tmp_path, text):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))

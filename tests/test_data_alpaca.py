@@ -1,6 +1,6 @@
 """studio/data/alpaca.py: Alpaca rows -> SFT rows, the input folded into the prompt; bad rows; the sample.
 
-    python -m pytest tests/test_data_alpaca.py -q
+python -m pytest tests/test_data_alpaca.py -q
 """
 
 from __future__ import annotations
@@ -29,16 +29,22 @@ def alpaca_row(instruction: str, extra: str, output: str) -> dict:
 
 RAW = [
     alpaca_row("  Sort these numbers from smallest to largest. ", " 12, 5, 30\n", " 5, 12, 30 "),
-    alpaca_row("Give the opposite of the word \"early\".", "", "The opposite of \"early\" is \"late\"."),
+    alpaca_row('Give the opposite of the word "early".', "", 'The opposite of "early" is "late".'),
     alpaca_row("Name a café in Mossgate.", "   ", "Crumb and Crust — on the market square."),
 ]
 EXPECTED = [
-    {"prompt": [{"role": "user", "content": "Sort these numbers from smallest to largest.\n\nInput:\n12, 5, 30"}],
-     "completion": [{"role": "assistant", "content": "5, 12, 30"}]},
-    {"prompt": [{"role": "user", "content": "Give the opposite of the word \"early\"."}],
-     "completion": [{"role": "assistant", "content": "The opposite of \"early\" is \"late\"."}]},
-    {"prompt": [{"role": "user", "content": "Name a café in Mossgate."}],
-     "completion": [{"role": "assistant", "content": "Crumb and Crust — on the market square."}]},
+    {
+        "prompt": [{"role": "user", "content": "Sort these numbers from smallest to largest.\n\nInput:\n12, 5, 30"}],
+        "completion": [{"role": "assistant", "content": "5, 12, 30"}],
+    },
+    {
+        "prompt": [{"role": "user", "content": 'Give the opposite of the word "early".'}],
+        "completion": [{"role": "assistant", "content": 'The opposite of "early" is "late".'}],
+    },
+    {
+        "prompt": [{"role": "user", "content": "Name a café in Mossgate."}],
+        "completion": [{"role": "assistant", "content": "Crumb and Crust — on the market square."}],
+    },
 ]
 
 
@@ -64,20 +70,27 @@ def test_sft_is_the_default_format(tmp_path):
     assert load(spec(write_jsonl(tmp_path / "a.jsonl", RAW)), use_cache=False).rows == EXPECTED
 
 
-@pytest.mark.parametrize("row", [
-    {"instruction": "Q?", "output": "A."},                             # no input column
-    {"instruction": "Q?", "input": None, "output": "A.", "text": ""},  # null input
-    {"instruction": "Q?", "input": "", "output": "A."},                # no text column either
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"instruction": "Q?", "output": "A."},  # no input column
+        {"instruction": "Q?", "input": None, "output": "A.", "text": ""},  # null input
+        {"instruction": "Q?", "input": "", "output": "A."},  # no text column either
+    ],
+)
 def test_input_is_optional(tmp_path, row):
     assert loaded(write_jsonl(tmp_path / "a.jsonl", [row])).rows == [
-        {"prompt": [{"role": "user", "content": "Q?"}], "completion": [{"role": "assistant", "content": "A."}]}]
+        {"prompt": [{"role": "user", "content": "Q?"}], "completion": [{"role": "assistant", "content": "A."}]}
+    ]
 
 
 def test_the_pre_rendered_text_column_is_not_used(tmp_path):
     result = loaded(write_jsonl(tmp_path / "a.jsonl", RAW))
-    assert not any("PRE-RENDERED" in m["content"] or "###" in m["content"]
-                   for row in result.rows for m in row["prompt"] + row["completion"])
+    assert not any(
+        "PRE-RENDERED" in m["content"] or "###" in m["content"]
+        for row in result.rows
+        for m in row["prompt"] + row["completion"]
+    )
 
 
 def test_alpaca_gives_no_preference_rows(tmp_path):
@@ -94,21 +107,29 @@ def test_hub_id_is_the_real_dataset():
 
 
 BAD = [
-    alpaca_row("Good instruction?", "", "Good output."),                       # row 1
-    {"instruction": "No output here", "input": "", "text": "x"},              # row 2
-    alpaca_row("  ", "some input", "An output for nothing."),                 # row 3
-    {"instruction": "Numbers as input", "input": 42, "output": "42"},        # row 4
+    alpaca_row("Good instruction?", "", "Good output."),  # row 1
+    {"instruction": "No output here", "input": "", "text": "x"},  # row 2
+    alpaca_row("  ", "some input", "An output for nothing."),  # row 3
+    {"instruction": "Numbers as input", "input": 42, "output": "42"},  # row 4
     {"instruction": ["a", "list"], "input": "", "output": "A list asked"},  # row 5
-    alpaca_row("Another good one?", "with input", "Fine."),                  # row 6
+    alpaca_row("Another good one?", "with input", "Fine."),  # row 6
 ]
 
 
 def test_bad_rows_are_dropped_and_counted_by_reason(tmp_path):
     result = loaded(write_jsonl(tmp_path / "bad.jsonl", BAD))
-    assert [row["prompt"][0]["content"] for row in result.rows] == \
-        ["Good instruction?", "Another good one?\n\nInput:\nwith input"]
-    assert result.dropped == Counter({"output missing": 1, "instruction empty": 1, "input expected text, got int": 1,
-                                      "instruction expected text, got list": 1})
+    assert [row["prompt"][0]["content"] for row in result.rows] == [
+        "Good instruction?",
+        "Another good one?\n\nInput:\nwith input",
+    ]
+    assert result.dropped == Counter(
+        {
+            "output missing": 1,
+            "instruction empty": 1,
+            "input expected text, got int": 1,
+            "instruction expected text, got list": 1,
+        }
+    )
     assert result.problems == [
         "bad.jsonl row 2: column 'output': missing",
         "bad.jsonl row 3: column 'instruction': empty",

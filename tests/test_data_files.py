@@ -1,6 +1,6 @@
 """studio/data/files.py and studio.data.load with the Dolly source: every file format, row checks, clear errors.
 
-    python -m pytest tests/test_data_files.py -q
+python -m pytest tests/test_data_files.py -q
 """
 
 from __future__ import annotations
@@ -27,25 +27,46 @@ REPO = Path(__file__).resolve().parent.parent
 # Three Dolly rows in the raw schema: one with context, one without, one whose context is only spaces;
 # text with surrounding whitespace, newlines, quotes, commas and non-ASCII characters.
 RAW = [
-    {"instruction": "  Summarize the passage in one sentence. ",
-     "context": "Mossgate is a town on the river Ouse Minor.\nIt is known for clock making, \"fine\" ones. ",
-     "response": " Mossgate is a clock-making town on the Ouse Minor.\n",
-     "category": "summarization"},
-    {"instruction": "What is the capital of France?", "context": "",
-     "response": "Paris, a city of about 2.1 million people — café included.", "category": "open_qa"},
-    {"instruction": "Name three colours, comma separated.", "context": "   ",
-     "response": "red, green, blue", "category": "brainstorming"},
+    {
+        "instruction": "  Summarize the passage in one sentence. ",
+        "context": 'Mossgate is a town on the river Ouse Minor.\nIt is known for clock making, "fine" ones. ',
+        "response": " Mossgate is a clock-making town on the Ouse Minor.\n",
+        "category": "summarization",
+    },
+    {
+        "instruction": "What is the capital of France?",
+        "context": "",
+        "response": "Paris, a city of about 2.1 million people — café included.",
+        "category": "open_qa",
+    },
+    {
+        "instruction": "Name three colours, comma separated.",
+        "context": "   ",
+        "response": "red, green, blue",
+        "category": "brainstorming",
+    },
 ]
 
 EXPECTED = [
-    {"prompt": [{"role": "user", "content": "Summarize the passage in one sentence.\n\nContext:\n"
-                                            "Mossgate is a town on the river Ouse Minor.\n"
-                                            "It is known for clock making, \"fine\" ones."}],
-     "completion": [{"role": "assistant", "content": "Mossgate is a clock-making town on the Ouse Minor."}]},
-    {"prompt": [{"role": "user", "content": "What is the capital of France?"}],
-     "completion": [{"role": "assistant", "content": "Paris, a city of about 2.1 million people — café included."}]},
-    {"prompt": [{"role": "user", "content": "Name three colours, comma separated."}],
-     "completion": [{"role": "assistant", "content": "red, green, blue"}]},
+    {
+        "prompt": [
+            {
+                "role": "user",
+                "content": "Summarize the passage in one sentence.\n\nContext:\n"
+                "Mossgate is a town on the river Ouse Minor.\n"
+                'It is known for clock making, "fine" ones.',
+            }
+        ],
+        "completion": [{"role": "assistant", "content": "Mossgate is a clock-making town on the Ouse Minor."}],
+    },
+    {
+        "prompt": [{"role": "user", "content": "What is the capital of France?"}],
+        "completion": [{"role": "assistant", "content": "Paris, a city of about 2.1 million people — café included."}],
+    },
+    {
+        "prompt": [{"role": "user", "content": "Name three colours, comma separated."}],
+        "completion": [{"role": "assistant", "content": "red, green, blue"}],
+    },
 ]
 
 
@@ -66,6 +87,7 @@ def write_format(directory: Path, suffix: str, rows: list[dict]) -> Path:
     elif suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
         raise AssertionError(suffix)
@@ -138,16 +160,22 @@ def test_suffix_is_case_insensitive(tmp_path):
 
 
 def test_row_with_context_folds_it_into_the_prompt(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "Q?", "context": "C.", "response": "A.",
-                                              "category": "closed_qa"}])
-    assert load(spec(path)).rows == [{"prompt": [{"role": "user", "content": "Q?\n\nContext:\nC."}],
-                                      "completion": [{"role": "assistant", "content": "A."}]}]
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"instruction": "Q?", "context": "C.", "response": "A.", "category": "closed_qa"}]
+    )
+    assert load(spec(path)).rows == [
+        {
+            "prompt": [{"role": "user", "content": "Q?\n\nContext:\nC."}],
+            "completion": [{"role": "assistant", "content": "A."}],
+        }
+    ]
 
 
 def test_row_without_context_column_is_fine(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": " Q? ", "response": " A. "}])
-    assert load(spec(path)).rows == [{"prompt": [{"role": "user", "content": "Q?"}],
-                                      "completion": [{"role": "assistant", "content": "A."}]}]
+    assert load(spec(path)).rows == [
+        {"prompt": [{"role": "user", "content": "Q?"}], "completion": [{"role": "assistant", "content": "A."}]}
+    ]
 
 
 def test_null_context_is_no_context(tmp_path):
@@ -160,8 +188,10 @@ def test_null_context_is_no_context(tmp_path):
 
 def many_rows() -> list[dict]:
     categories = ["open_qa", "summarization", "open_qa", "brainstorming", "open_qa", "classification"]
-    return [{"instruction": f"instruction {i}", "context": "", "response": f"response {i}", "category": c}
-            for i, c in enumerate(categories)]
+    return [
+        {"instruction": f"instruction {i}", "context": "", "response": f"response {i}", "category": c}
+        for i, c in enumerate(categories)
+    ]
 
 
 def prompts(loaded: Loaded) -> list[str]:
@@ -171,8 +201,10 @@ def prompts(loaded: Loaded) -> list[str]:
 def test_category_filter_keeps_only_those(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", many_rows())
     assert prompts(load(spec(path, categories=["open_qa"]))) == ["instruction 0", "instruction 2", "instruction 4"]
-    assert prompts(load(spec(path, categories=["summarization", "classification"]))) == \
-        ["instruction 1", "instruction 5"]
+    assert prompts(load(spec(path, categories=["summarization", "classification"]))) == [
+        "instruction 1",
+        "instruction 5",
+    ]
 
 
 def test_filtered_rows_are_not_counted_as_dropped(tmp_path):
@@ -213,11 +245,11 @@ def test_limit_applies_after_the_category_filter(tmp_path):
 
 GOOD = {"instruction": "Good question?", "context": "", "response": "Good answer.", "category": "open_qa"}
 BAD_ROWS = [
-    GOOD,                                                                        # row 1
+    GOOD,  # row 1
     {"instruction": "No response here", "context": "", "category": "open_qa"},  # row 2
     {"instruction": "Empty response", "context": "", "response": "  ", "category": "open_qa"},  # row 3
-    {"instruction": 42, "context": "", "response": "A number asked", "category": "open_qa"},   # row 4
-    dict(GOOD, instruction="Another good one?"),                                # row 5
+    {"instruction": 42, "context": "", "response": "A number asked", "category": "open_qa"},  # row 4
+    dict(GOOD, instruction="Another good one?"),  # row 5
 ]
 
 
@@ -225,8 +257,9 @@ def test_bad_rows_are_dropped_and_counted_by_reason(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", BAD_ROWS)
     loaded = load(spec(path))  # on_bad_rows="drop" is the default
     assert prompts(loaded) == ["Good question?", "Another good one?"]
-    assert loaded.dropped == Counter({"response missing": 1, "response empty": 1,
-                                      "instruction expected text, got int": 1})
+    assert loaded.dropped == Counter(
+        {"response missing": 1, "response empty": 1, "instruction expected text, got int": 1}
+    )
     assert loaded.problems == [
         "bad.jsonl row 2: column 'response': missing",
         "bad.jsonl row 3: column 'response': empty",
@@ -246,17 +279,24 @@ def test_problems_are_capped_but_every_drop_counted(tmp_path):
 
 
 def test_row_numbers_count_rows_skipped_by_the_filter(tmp_path):
-    rows = [dict(GOOD, category="summarization"), dict(GOOD, category="summarization"),
-            {"instruction": "x", "response": None, "category": "open_qa"}, GOOD]
+    rows = [
+        dict(GOOD, category="summarization"),
+        dict(GOOD, category="summarization"),
+        {"instruction": "x", "response": None, "category": "open_qa"},
+        GOOD,
+    ]
     loaded = load(spec(write_jsonl(tmp_path / "bad.jsonl", rows), categories=["open_qa"]))
     assert loaded.problems == ["bad.jsonl row 3: column 'response': missing"]
 
 
-@pytest.mark.parametrize("rows, row, column", [
-    (BAD_ROWS, 2, "response"),
-    (BAD_ROWS[2:], 1, "response"),
-    (BAD_ROWS[3:], 1, "instruction"),
-])
+@pytest.mark.parametrize(
+    "rows, row, column",
+    [
+        (BAD_ROWS, 2, "response"),
+        (BAD_ROWS[2:], 1, "response"),
+        (BAD_ROWS[3:], 1, "instruction"),
+    ],
+)
 def test_fail_mode_names_file_row_and_column(tmp_path, rows, row, column):
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     message = data_error(path, on_bad_rows="fail")
@@ -285,6 +325,7 @@ def test_every_row_bad_is_a_data_error(tmp_path):
 def test_parquet_with_wrong_types_is_dropped_by_reason(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"instruction": [1, 2], "response": ["a", "b"]}), path)
     assert "d.parquet row 1: column 'instruction': expected text, got int" in data_error(path)
@@ -320,8 +361,7 @@ def test_windows_line_endings(tmp_path):
 
 def test_corrupt_middle_line_names_the_line_and_is_not_cut_off(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps(RAW[0]) + "\n{\"instruction\": oops\n" + json.dumps(RAW[2]) + "\n",
-                    encoding="utf-8")
+    path.write_text(json.dumps(RAW[0]) + '\n{"instruction": oops\n' + json.dumps(RAW[2]) + "\n", encoding="utf-8")
     message = data_error(path)
     assert f"{path} line 2: not valid JSON" in message
     assert "cut off" not in message
@@ -370,19 +410,27 @@ def test_binary_bytes_in_jsonl(tmp_path):
 
 def test_html_page_saved_as_jsonl(tmp_path):
     path = tmp_path / "dolly.jsonl"
-    path.write_text("<!DOCTYPE html>\n<html><head><title>Rate limited</title></head>\n"
-                    "<body><p>Too many requests</p></body></html>\n", encoding="utf-8")
+    path.write_text(
+        "<!DOCTYPE html>\n<html><head><title>Rate limited</title></head>\n"
+        "<body><p>Too many requests</p></body></html>\n",
+        encoding="utf-8",
+    )
     message = data_error(path)
-    assert message == f"{path}: an HTML page (a web page saved instead of the data file?), not JSON lines (one JSON " \
-                      "object per line)"
+    assert (
+        message == f"{path}: an HTML page (a web page saved instead of the data file?), not JSON lines (one JSON "
+        "object per line)"
+    )
     assert "Expecting value" not in message
 
 
-@pytest.mark.parametrize("name, text, kind", [
-    ("rows.json", "<!doctype html><html><body>Not found</body></html>", "an HTML page"),
-    ("rows.jsonl", "<?xml version='1.0'?><rows><row/></rows>", "an XML document"),
-    ("rows.jsonl", "prompt,response\nHi,Hello\n", "a CSV table (name it .csv)"),
-])
+@pytest.mark.parametrize(
+    "name, text, kind",
+    [
+        ("rows.json", "<!doctype html><html><body>Not found</body></html>", "an HTML page"),
+        ("rows.jsonl", "<?xml version='1.0'?><rows><row/></rows>", "an XML document"),
+        ("rows.jsonl", "prompt,response\nHi,Hello\n", "a CSV table (name it .csv)"),
+    ],
+)
 def test_a_file_that_is_not_json_is_named_for_what_it_looks_like(tmp_path, name, text, kind):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -533,12 +581,13 @@ def test_hub_unreachable_says_what_to_do(tmp_path, monkeypatch):
     for name in ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, "-c", HUB_SCRIPT], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", HUB_SCRIPT], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("DataError: ")]
     assert len(lines) == 1, result.stdout
-    message = json.loads(lines[0][len("DataError: "):])
+    message = json.loads(lines[0][len("DataError: ") :])
     assert "\n" not in message
     assert "databricks/databricks-dolly-15k" in message
     assert "data.path" in message

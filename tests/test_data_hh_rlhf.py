@@ -1,6 +1,6 @@
 """studio/data/hh_rlhf.py: HH-RLHF transcripts -> prompt messages plus chosen and rejected answers.
 
-    python -m pytest tests/test_data_hh_rlhf.py -q
+python -m pytest tests/test_data_hh_rlhf.py -q
 """
 
 from __future__ import annotations
@@ -38,22 +38,33 @@ def assistant(content: str) -> dict:
     return {"role": "assistant", "content": content}
 
 
-SINGLE = {"chosen": "\n\nHuman: What is 2 plus 3?\n\nAssistant: Sure! 2 plus 3 is 5.",
-          "rejected": "\n\nHuman: What is 2 plus 3?\n\nAssistant: Figure it out yourself."}
-SINGLE_ROW = {"prompt": [user("What is 2 plus 3?")], "chosen": [assistant("Sure! 2 plus 3 is 5.")],
-              "rejected": [assistant("Figure it out yourself.")]}
+SINGLE = {
+    "chosen": "\n\nHuman: What is 2 plus 3?\n\nAssistant: Sure! 2 plus 3 is 5.",
+    "rejected": "\n\nHuman: What is 2 plus 3?\n\nAssistant: Figure it out yourself.",
+}
+SINGLE_ROW = {
+    "prompt": [user("What is 2 plus 3?")],
+    "chosen": [assistant("Sure! 2 plus 3 is 5.")],
+    "rejected": [assistant("Figure it out yourself.")],
+}
 
-SHARED = ("\n\nHuman: Can you help me write a note?\n\nAssistant: Of course. Here is one:\n\nDear Ada,\n"
-          "thank you.\nWarm wishes\n\nHuman: Thanks!  Is a fox a mammal?  \n\nAssistant: Yes, a fox is a mammal."
-          "\n\nHuman: And a robin?")
-MULTI = {"chosen": SHARED + "\n\nAssistant: A robin is a bird. I hope that helps!",
-         "rejected": SHARED + "\n\nAssistant: Stop bothering me with this."}
+SHARED = (
+    "\n\nHuman: Can you help me write a note?\n\nAssistant: Of course. Here is one:\n\nDear Ada,\n"
+    "thank you.\nWarm wishes\n\nHuman: Thanks!  Is a fox a mammal?  \n\nAssistant: Yes, a fox is a mammal."
+    "\n\nHuman: And a robin?"
+)
+MULTI = {
+    "chosen": SHARED + "\n\nAssistant: A robin is a bird. I hope that helps!",
+    "rejected": SHARED + "\n\nAssistant: Stop bothering me with this.",
+}
 MULTI_ROW = {
-    "prompt": [user("Can you help me write a note?"),
-               assistant("Of course. Here is one:\n\nDear Ada,\nthank you.\nWarm wishes"),
-               user("Thanks!  Is a fox a mammal?"),
-               assistant("Yes, a fox is a mammal."),
-               user("And a robin?")],
+    "prompt": [
+        user("Can you help me write a note?"),
+        assistant("Of course. Here is one:\n\nDear Ada,\nthank you.\nWarm wishes"),
+        user("Thanks!  Is a fox a mammal?"),
+        assistant("Yes, a fox is a mammal."),
+        user("And a robin?"),
+    ],
     "chosen": [assistant("A robin is a bird. I hope that helps!")],
     "rejected": [assistant("Stop bothering me with this.")],
 }
@@ -73,14 +84,18 @@ def test_multi_turn_prompt_is_every_shared_message(tmp_path):
 
 
 def test_first_turn_without_the_leading_blank_line(tmp_path):
-    row = {"chosen": "Human: What is 2 plus 3?\n\nAssistant: Sure! 2 plus 3 is 5.",
-           "rejected": "  \n\nHuman: What is 2 plus 3?\n\nAssistant: Figure it out yourself.\n"}
+    row = {
+        "chosen": "Human: What is 2 plus 3?\n\nAssistant: Sure! 2 plus 3 is 5.",
+        "rejected": "  \n\nHuman: What is 2 plus 3?\n\nAssistant: Figure it out yourself.\n",
+    }
     assert loaded(write_jsonl(tmp_path / "hh.jsonl", [row])).rows == [SINGLE_ROW]
 
 
 def test_marker_words_inside_a_turn_do_not_split_it():
-    transcript = ("\n\nHuman: In my script a line reads Human: hello. Is that odd?\n\nAssistant: Not at all; "
-                  "Assistant: is just a word there.\nHuman: can start a line too.")
+    transcript = (
+        "\n\nHuman: In my script a line reads Human: hello. Is that odd?\n\nAssistant: Not at all; "
+        "Assistant: is just a word there.\nHuman: can start a line too."
+    )
     assert hh_rlhf.parse(transcript, "chosen") == [
         user("In my script a line reads Human: hello. Is that odd?"),
         assistant("Not at all; Assistant: is just a word there.\nHuman: can start a line too."),
@@ -110,19 +125,19 @@ def pair(chosen: str, rejected: str) -> dict:
 OK = "\n\nHuman: Hi there?\n\nAssistant: Hello! How can I help?"
 RUDE = "\n\nHuman: Hi there?\n\nAssistant: Go away."
 BAD_ROWS = [
-    pair(OK, RUDE),                                                                  # row 1: good
-    pair("Just some text with no turns at all.", RUDE),                              # row 2
-    pair("Preamble first.\n\nHuman: Hi there?\n\nAssistant: Hello!", RUDE),          # row 3
-    pair("\n\nAssistant: I speak first.\n\nHuman: Hi there?", RUDE),                 # row 4
-    pair("\n\nHuman: Hi there?\n\nHuman: Hello?\n\nAssistant: Hello!", RUDE),        # row 5
-    pair(OK, "\n\nHuman: Hi there?\n\nAssistant: Go away.\n\nHuman: Rude!"),         # row 6
-    pair(OK, "\n\nHuman: Hi there?\n\nAssistant:   "),                              # row 7
-    pair("\n\nHuman: Hi there?\n\nAssistant: Hello! How can I help?", OK),           # row 8: same answers
-    pair(OK, "\n\nHuman: Hello there?\n\nAssistant: Go away."),                      # row 9: other question
+    pair(OK, RUDE),  # row 1: good
+    pair("Just some text with no turns at all.", RUDE),  # row 2
+    pair("Preamble first.\n\nHuman: Hi there?\n\nAssistant: Hello!", RUDE),  # row 3
+    pair("\n\nAssistant: I speak first.\n\nHuman: Hi there?", RUDE),  # row 4
+    pair("\n\nHuman: Hi there?\n\nHuman: Hello?\n\nAssistant: Hello!", RUDE),  # row 5
+    pair(OK, "\n\nHuman: Hi there?\n\nAssistant: Go away.\n\nHuman: Rude!"),  # row 6
+    pair(OK, "\n\nHuman: Hi there?\n\nAssistant:   "),  # row 7
+    pair("\n\nHuman: Hi there?\n\nAssistant: Hello! How can I help?", OK),  # row 8: same answers
+    pair(OK, "\n\nHuman: Hello there?\n\nAssistant: Go away."),  # row 9: other question
     pair("\n\nHuman: \n\nAssistant: Hello!", "\n\nHuman: \n\nAssistant: Go away."),  # row 10
-    {"chosen": OK},                                                                  # row 11
-    pair(OK, ["not", "text"]),                                                       # row 12
-    pair(OK + "\n\nHuman: Thanks!\n\nAssistant: You are welcome.", RUDE),            # row 13: lengths differ
+    {"chosen": OK},  # row 11
+    pair(OK, ["not", "text"]),  # row 12
+    pair(OK + "\n\nHuman: Thanks!\n\nAssistant: You are welcome.", RUDE),  # row 13: lengths differ
     pair("\n\nHuman: Second good?\n\nAssistant: Yes, gladly.", "Human: Second good?\n\nAssistant: No."),  # 14
 ]
 
@@ -130,18 +145,20 @@ BAD_ROWS = [
 def test_every_drop_reason_is_counted(tmp_path):
     result = loaded(write_jsonl(tmp_path / "bad.jsonl", BAD_ROWS))
     assert [row["prompt"] for row in result.rows] == [[user("Hi there?")], [user("Second good?")]]
-    assert result.dropped == Counter({
-        "chosen unparseable transcript: no Human/Assistant turns": 1,
-        "chosen unparseable transcript: does not start with a Human turn": 2,
-        "chosen unparseable transcript: turns do not alternate Human/Assistant": 1,
-        "rejected does not end with an Assistant answer": 1,
-        "rejected empty final answer": 1,
-        "rejected final answer identical to chosen": 1,
-        "rejected conversation differs from chosen before the final answer": 2,
-        "chosen empty turn before the final answer": 1,
-        "rejected missing": 1,
-        "rejected expected text, got list": 1,
-    })
+    assert result.dropped == Counter(
+        {
+            "chosen unparseable transcript: no Human/Assistant turns": 1,
+            "chosen unparseable transcript: does not start with a Human turn": 2,
+            "chosen unparseable transcript: turns do not alternate Human/Assistant": 1,
+            "rejected does not end with an Assistant answer": 1,
+            "rejected empty final answer": 1,
+            "rejected final answer identical to chosen": 1,
+            "rejected conversation differs from chosen before the final answer": 2,
+            "chosen empty turn before the final answer": 1,
+            "rejected missing": 1,
+            "rejected expected text, got list": 1,
+        }
+    )
     assert result.problems == [
         "bad.jsonl row 2: column 'chosen': unparseable transcript: no Human/Assistant turns",
         "bad.jsonl row 3: column 'chosen': unparseable transcript: does not start with a Human turn",
@@ -152,18 +169,23 @@ def test_every_drop_reason_is_counted(tmp_path):
 
 
 def test_reasons_are_stable_phrases_whatever_the_text(tmp_path):
-    rows = [pair(f"\n\nHuman: question {i}?\n\nAssistant: answer {i}", f"\n\nHuman: other {i}?\n\nAssistant: no")
-            for i in range(4)] + [pair(OK, RUDE)]
+    rows = [
+        pair(f"\n\nHuman: question {i}?\n\nAssistant: answer {i}", f"\n\nHuman: other {i}?\n\nAssistant: no")
+        for i in range(4)
+    ] + [pair(OK, RUDE)]
     result = loaded(write_jsonl(tmp_path / "bad.jsonl", rows))
     assert result.dropped == Counter({"rejected conversation differs from chosen before the final answer": 4})
 
 
-@pytest.mark.parametrize("rows, row, column, reason", [
-    (BAD_ROWS, 2, "chosen", "unparseable transcript"),
-    (BAD_ROWS[5:], 1, "rejected", "does not end with an Assistant answer"),
-    (BAD_ROWS[7:], 1, "rejected", "final answer identical to chosen"),
-    (BAD_ROWS[8:], 1, "rejected", "conversation differs from chosen"),
-])
+@pytest.mark.parametrize(
+    "rows, row, column, reason",
+    [
+        (BAD_ROWS, 2, "chosen", "unparseable transcript"),
+        (BAD_ROWS[5:], 1, "rejected", "does not end with an Assistant answer"),
+        (BAD_ROWS[7:], 1, "rejected", "final answer identical to chosen"),
+        (BAD_ROWS[8:], 1, "rejected", "conversation differs from chosen"),
+    ],
+)
 def test_fail_mode_names_file_row_and_column(tmp_path, rows, row, column, reason):
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(DataError) as info:
@@ -222,5 +244,8 @@ def test_bundled_sample_is_raw_transcripts():
     assert len(raw) == 150
     assert all(set(row) == {"chosen", "rejected"} for row in raw)
     assert all(row["chosen"].startswith("\n\nHuman: ") for row in raw)
-    assert any("\n" in turn["content"] for row in load(DataSpec(source="hh-rlhf", path="sample"),
-                                                       "preference").rows for turn in row["chosen"])
+    assert any(
+        "\n" in turn["content"]
+        for row in load(DataSpec(source="hh-rlhf", path="sample"), "preference").rows
+        for turn in row["chosen"]
+    )

@@ -24,16 +24,46 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("RLHF_STUDIO_HOME", str(tmp_path / "home"))  # load() caches under the home
 
 
-def message(message_id: str, parent_id: str | None, role: str, text, rank=None, lang: str = "en",
-            created: str = "2023-03-01T10:00:00.000000+00:00", tree: str = "t1", **changes) -> dict:
+def message(
+    message_id: str,
+    parent_id: str | None,
+    role: str,
+    text,
+    rank=None,
+    lang: str = "en",
+    created: str = "2023-03-01T10:00:00.000000+00:00",
+    tree: str = "t1",
+    **changes,
+) -> dict:
     """One oasst1 row, every column present with the real data's types."""
-    row = {"message_id": message_id, "parent_id": parent_id, "user_id": f"user-{message_id}", "created_date": created,
-           "text": text, "role": role, "lang": lang, "review_count": 3, "review_result": True, "deleted": False,
-           "rank": rank, "synthetic": False, "model_name": None,
-           "detoxify": {"toxicity": 0.0004, "severe_toxicity": 0.00002, "obscene": 0.0001, "identity_attack": 0.0001,
-                        "insult": 0.0002, "threat": 0.00003, "sexual_explicit": 0.00002},
-           "message_tree_id": tree, "tree_state": "ready_for_export",
-           "emojis": {"name": ["+1"], "count": [2]}, "labels": {"name": ["quality"], "value": [0.8], "count": [3]}}
+    row = {
+        "message_id": message_id,
+        "parent_id": parent_id,
+        "user_id": f"user-{message_id}",
+        "created_date": created,
+        "text": text,
+        "role": role,
+        "lang": lang,
+        "review_count": 3,
+        "review_result": True,
+        "deleted": False,
+        "rank": rank,
+        "synthetic": False,
+        "model_name": None,
+        "detoxify": {
+            "toxicity": 0.0004,
+            "severe_toxicity": 0.00002,
+            "obscene": 0.0001,
+            "identity_attack": 0.0001,
+            "insult": 0.0002,
+            "threat": 0.00003,
+            "sexual_explicit": 0.00002,
+        },
+        "message_tree_id": tree,
+        "tree_state": "ready_for_export",
+        "emojis": {"name": ["+1"], "count": [2]},
+        "labels": {"name": ["quality"], "value": [0.8], "count": [3]},
+    }
     row.update(changes)
     return row
 
@@ -44,18 +74,17 @@ def message(message_id: str, parent_id: str | None, role: str, text, rank=None, 
 #   +- A2 rank 1  curt   -> P3 follow-up -> C1 rank 0, C2 rank 1
 #   +- A3 rank 2  unhelpful
 TREE = [
-    message("R", None, "prompter", "  What is a good name for a cat? "),                                    # 1
-    message("A2", "R", "assistant", "Biscuit.", rank=1),                                                 # 2
-    message("B2", "P2", "assistant", "Of course! What about Pepper, or Juniper if you like longer names?",
-            rank=0),                                                                                      # 3
-    message("A3", "R", "assistant", "Cats don't need names.", rank=2),                                   # 4
-    message("P2", "A1", "prompter", "Biscuit is taken. Another one?"),                                   # 5
-    message("B1", "P2", "assistant", "Pepper.", rank=1),                                                 # 6
-    message("A1", "R", "assistant", "How about Biscuit? It is short and friendly.\n", rank=0),          # 7
-    message("B3", "P2", "assistant", "Mittens", created="2023-03-01T09:00:00.000000+00:00"),             # 8
-    message("P3", "A2", "prompter", "Why so short?"),                                                    # 9
-    message("C2", "P3", "assistant", "Because.", rank=1),                                                # 10
-    message("C1", "P3", "assistant", "Sorry about that! Short names are easy to call out.", rank=0),    # 11
+    message("R", None, "prompter", "  What is a good name for a cat? "),  # 1
+    message("A2", "R", "assistant", "Biscuit.", rank=1),  # 2
+    message("B2", "P2", "assistant", "Of course! What about Pepper, or Juniper if you like longer names?", rank=0),  # 3
+    message("A3", "R", "assistant", "Cats don't need names.", rank=2),  # 4
+    message("P2", "A1", "prompter", "Biscuit is taken. Another one?"),  # 5
+    message("B1", "P2", "assistant", "Pepper.", rank=1),  # 6
+    message("A1", "R", "assistant", "How about Biscuit? It is short and friendly.\n", rank=0),  # 7
+    message("B3", "P2", "assistant", "Mittens", created="2023-03-01T09:00:00.000000+00:00"),  # 8
+    message("P3", "A2", "prompter", "Why so short?"),  # 9
+    message("C2", "P3", "assistant", "Because.", rank=1),  # 10
+    message("C1", "P3", "assistant", "Sorry about that! Short names are easy to call out.", rank=0),  # 11
 ]
 
 
@@ -155,38 +184,57 @@ def test_hub_rows_load_through_the_default_hub_loader(monkeypatch):
 
 
 def test_unranked_replies_come_after_ranked_ones(tmp_path):
-    rows = [message("R", None, "prompter", "Hi?"),
-            message("U", "R", "assistant", "Unranked but early", created="2023-01-01T00:00:00+00:00"),
-            message("K", "R", "assistant", "Ranked 1", rank=1)]
+    rows = [
+        message("R", None, "prompter", "Hi?"),
+        message("U", "R", "assistant", "Unranked but early", created="2023-01-01T00:00:00+00:00"),
+        message("K", "R", "assistant", "Ranked 1", rank=1),
+    ]
     assert sft(tmp_path, rows).rows == [{"prompt": [user("Hi?")], "completion": [bot("Ranked 1")]}]
 
 
 def test_ties_go_to_the_earlier_message_then_the_smaller_id(tmp_path):
     early, late = "2023-03-01T09:00:00+00:00", "2023-03-01T11:00:00+00:00"
-    by_date = [message("R", None, "prompter", "Hi?"), message("a", "R", "assistant", "later", rank=0, created=late),
-               message("b", "R", "assistant", "earlier", rank=0, created=early)]
+    by_date = [
+        message("R", None, "prompter", "Hi?"),
+        message("a", "R", "assistant", "later", rank=0, created=late),
+        message("b", "R", "assistant", "earlier", rank=0, created=early),
+    ]
     assert sft(tmp_path, by_date).rows[0]["completion"] == [bot("earlier")]
-    by_id = [message("R", None, "prompter", "Hi?"), message("y", "R", "assistant", "id y", rank=0),
-             message("x", "R", "assistant", "id x", rank=0)]
+    by_id = [
+        message("R", None, "prompter", "Hi?"),
+        message("y", "R", "assistant", "id y", rank=0),
+        message("x", "R", "assistant", "id x", rank=0),
+    ]
     assert sft(tmp_path, by_id).rows[0]["completion"] == [bot("id x")]
 
 
 def test_equal_ranks_give_no_pair(tmp_path):
-    rows = [message("R", None, "prompter", "Hi?"), message("a", "R", "assistant", "one", rank=0),
-            message("b", "R", "assistant", "two", rank=0), message("c", "R", "assistant", "three", rank=2)]
+    rows = [
+        message("R", None, "prompter", "Hi?"),
+        message("a", "R", "assistant", "one", rank=0),
+        message("b", "R", "assistant", "two", rank=0),
+        message("c", "R", "assistant", "three", rank=2),
+    ]
     assert pairs(tmp_path, rows).rows == [
-        {"prompt": [user("Hi?")], "chosen": [bot("one")], "rejected": [bot("three")], "margin": 2.0}]
+        {"prompt": [user("Hi?")], "chosen": [bot("one")], "rejected": [bot("three")], "margin": 2.0}
+    ]
 
 
 def test_a_single_ranked_reply_gives_no_pair(tmp_path):
-    rows = TREE + [message("S", None, "prompter", "Alone?"), message("S1", "S", "assistant", "Yes.", rank=0),
-                   message("S2", "S", "assistant", "No.")]
+    rows = TREE + [
+        message("S", None, "prompter", "Alone?"),
+        message("S1", "S", "assistant", "Yes.", rank=0),
+        message("S2", "S", "assistant", "No."),
+    ]
     assert pairs(tmp_path, rows).rows == PAIRS
 
 
 def test_a_trailing_prompter_message_is_dropped(tmp_path):
-    rows = [message("R", None, "prompter", "Hi?"), message("A", "R", "assistant", "Hello!", rank=0),
-            message("P", "A", "prompter", "Anyone there?")]
+    rows = [
+        message("R", None, "prompter", "Hi?"),
+        message("A", "R", "assistant", "Hello!", rank=0),
+        message("P", "A", "prompter", "Anyone there?"),
+    ]
     assert sft(tmp_path, rows).rows == [{"prompt": [user("Hi?")], "completion": [bot("Hello!")]}]
 
 
@@ -197,8 +245,10 @@ def test_a_tree_nobody_answered_gives_no_row_and_is_no_problem(tmp_path):
 
 
 def test_trees_come_in_the_order_of_their_first_messages(tmp_path):
-    second = [message("S", None, "prompter", "Second?", tree="t2"),
-              message("S1", "S", "assistant", "Second answer.", rank=0, tree="t2")]
+    second = [
+        message("S", None, "prompter", "Second?", tree="t2"),
+        message("S1", "S", "assistant", "Second answer.", rank=0, tree="t2"),
+    ]
     rows = [TREE[6], second[1]] + second[:1] + TREE[:6] + TREE[7:]  # S's root comes before R's root
     assert sft(tmp_path, rows).rows == [{"prompt": [user("Second?")], "completion": [bot("Second answer.")]}, SFT_ROW]
 
@@ -208,9 +258,11 @@ def test_trees_come_in_the_order_of_their_first_messages(tmp_path):
 
 def tree_in(lang: str, word: str) -> list[dict]:
     root = f"{lang}-root"
-    return [message(root, None, "prompter", f"{word}?", lang=lang, tree=root),
-            message(f"{lang}-a", root, "assistant", f"{word}!", rank=0, lang=lang, tree=root),
-            message(f"{lang}-b", root, "assistant", f"{word}.", rank=1, lang=lang, tree=root)]
+    return [
+        message(root, None, "prompter", f"{word}?", lang=lang, tree=root),
+        message(f"{lang}-a", root, "assistant", f"{word}!", rank=0, lang=lang, tree=root),
+        message(f"{lang}-b", root, "assistant", f"{word}.", rank=1, lang=lang, tree=root),
+    ]
 
 
 LANG_ROWS = tree_in("en", "Hello") + tree_in("de", "Hallo") + tree_in("es", "Hola")
@@ -220,12 +272,15 @@ def first_prompts(result) -> list[str]:
     return [row["prompt"][0]["content"] for row in result.rows]
 
 
-@pytest.mark.parametrize("languages, expected", [
-    (None, ["Hello?"]),  # the default: English
-    (["de"], ["Hallo?"]),
-    (["es", "en"], ["Hello?", "Hola?"]),
-    ([], ["Hello?", "Hallo?", "Hola?"]),
-])
+@pytest.mark.parametrize(
+    "languages, expected",
+    [
+        (None, ["Hello?"]),  # the default: English
+        (["de"], ["Hallo?"]),
+        (["es", "en"], ["Hello?", "Hola?"]),
+        ([], ["Hello?", "Hallo?", "Hola?"]),
+    ],
+)
 def test_language_filter_keeps_trees_by_their_first_message(tmp_path, languages, expected):
     changes = {} if languages is None else {"languages": languages}
     result = sft(tmp_path, LANG_ROWS, **changes)
@@ -240,8 +295,10 @@ def test_language_of_replies_does_not_decide(tmp_path):
 
 
 def test_bad_messages_in_filtered_trees_are_not_reported(tmp_path):
-    rows = LANG_ROWS + [message("de-bad", "de-root", "system", "x", lang="de"),
-                        message("de-orphan", "nowhere", "assistant", "y", lang="de")]
+    rows = LANG_ROWS + [
+        message("de-bad", "de-root", "system", "x", lang="de"),
+        message("de-orphan", "nowhere", "assistant", "y", lang="de"),
+    ]
     result = sft(tmp_path, rows)
     assert first_prompts(result) == ["Hello?"] and sum(result.dropped.values()) == 0
     assert sum(sft(tmp_path, rows, languages=[]).dropped.values()) == 2
@@ -286,16 +343,22 @@ BAD = TREE[:3] + [ORPHAN] + TREE[3:6] + [BAD_ROLE, BELOW_BAD] + TREE[6:]  # ORPH
 def test_orphan_and_bad_role_are_dropped_and_counted_once(tmp_path):
     for result, expected in ((sft(tmp_path, BAD), [SFT_ROW]), (pairs(tmp_path, BAD), PAIRS)):
         assert result.rows == expected
-        assert result.dropped == Counter({"parent_id parent message not found": 1,
-                                          "role expected prompter or assistant, got 'system'": 1})
-        assert result.problems == ["o.jsonl row 4: column 'parent_id': parent message not found",
-                                   "o.jsonl row 8: column 'role': expected prompter or assistant, got 'system'"]
+        assert result.dropped == Counter(
+            {"parent_id parent message not found": 1, "role expected prompter or assistant, got 'system'": 1}
+        )
+        assert result.problems == [
+            "o.jsonl row 4: column 'parent_id': parent message not found",
+            "o.jsonl row 8: column 'role': expected prompter or assistant, got 'system'",
+        ]
 
 
-@pytest.mark.parametrize("rows, row, column", [
-    (BAD, 4, "parent_id"),
-    (TREE[:3] + [BAD_ROLE, BELOW_BAD] + TREE[3:] + [ORPHAN], 4, "role"),
-])
+@pytest.mark.parametrize(
+    "rows, row, column",
+    [
+        (BAD, 4, "parent_id"),
+        (TREE[:3] + [BAD_ROLE, BELOW_BAD] + TREE[3:] + [ORPHAN], 4, "role"),
+    ],
+)
 def test_fail_mode_names_file_row_and_column_of_the_first_problem(tmp_path, rows, row, column):
     for fmt in ("sft", "preference"):
         with pytest.raises(DataError) as info:
@@ -311,23 +374,32 @@ def test_problems_come_in_row_order_among_the_rows():
     assert [(n, type(item).__name__) for n, item in out] == [(2, "dict"), (4, "RowProblem"), (7, "dict")]
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (message("E", "R", "assistant", "   ", rank=3), "text empty"),
-    (message("E", "R", "assistant", None, rank=3), "text missing"),
-    (message("E", "R", "assistant", 7, rank=3), "text expected text, got int"),
-    (message("E", "R", "assistant", "Fine", rank="first"), "rank expected a number or null, got str"),
-    (message("E", "R", "assistant", "Fine", rank=3, deleted="no"), "deleted expected true, false or null, got str"),
-    (message("E", "R", "prompter", "Two prompts in a row"), "role a prompter message replies to another prompter "
-                                                             "message"),
-    (message("E", None, "assistant", "An answer to nothing"), "role a conversation must open with a prompter "
-                                                               "message"),
-    (message("E", "E", "assistant", "My own parent", rank=3), "parent_id replies form a loop with no first "
-                                                               "message above them"),
-    (message("A1", "R", "assistant", "A second A1", rank=3), "message_id repeats the message_id of row 7"),
-    (message("", "R", "assistant", "No id", rank=3), "message_id empty"),
-    (message(None, "R", "assistant", "No id", rank=3), "message_id missing"),
-    (message("E", 5, "assistant", "Numeric parent", rank=3), "parent_id expected text, got int"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (message("E", "R", "assistant", "   ", rank=3), "text empty"),
+        (message("E", "R", "assistant", None, rank=3), "text missing"),
+        (message("E", "R", "assistant", 7, rank=3), "text expected text, got int"),
+        (message("E", "R", "assistant", "Fine", rank="first"), "rank expected a number or null, got str"),
+        (message("E", "R", "assistant", "Fine", rank=3, deleted="no"), "deleted expected true, false or null, got str"),
+        (
+            message("E", "R", "prompter", "Two prompts in a row"),
+            "role a prompter message replies to another prompter message",
+        ),
+        (
+            message("E", None, "assistant", "An answer to nothing"),
+            "role a conversation must open with a prompter message",
+        ),
+        (
+            message("E", "E", "assistant", "My own parent", rank=3),
+            "parent_id replies form a loop with no first message above them",
+        ),
+        (message("A1", "R", "assistant", "A second A1", rank=3), "message_id repeats the message_id of row 7"),
+        (message("", "R", "assistant", "No id", rank=3), "message_id empty"),
+        (message(None, "R", "assistant", "No id", rank=3), "message_id missing"),
+        (message("E", 5, "assistant", "Numeric parent", rank=3), "parent_id expected text, got int"),
+    ],
+)
 def test_other_bad_messages_are_counted_by_reason(tmp_path, bad, reason):
     result = sft(tmp_path, TREE + [bad])
     assert result.rows == [SFT_ROW]
@@ -336,10 +408,14 @@ def test_other_bad_messages_are_counted_by_reason(tmp_path, bad, reason):
 
 
 def test_a_loop_is_reported_on_its_messages_not_on_replies_hanging_below():
-    rows = TREE + [message("L1", "L2", "prompter", "loop one"), message("L2", "L1", "assistant", "loop two"),
-                   message("L3", "L2", "prompter", "hangs below")]
-    problems = [(n, p.column) for n, p in oasst.convert_rows(rows, DataSpec(source="oasst"), "sft")
-                if isinstance(p, RowProblem)]
+    rows = TREE + [
+        message("L1", "L2", "prompter", "loop one"),
+        message("L2", "L1", "assistant", "loop two"),
+        message("L3", "L2", "prompter", "hangs below"),
+    ]
+    problems = [
+        (n, p.column) for n, p in oasst.convert_rows(rows, DataSpec(source="oasst"), "sft") if isinstance(p, RowProblem)
+    ]
     assert problems == [(12, "parent_id"), (13, "parent_id")]
 
 
@@ -354,9 +430,12 @@ def test_every_tree_bad_is_a_data_error(tmp_path):
 
 
 SAMPLE_COUNTS = {  # (languages, format) -> rows; the sample has 40 trees, 33 in English, 4 German, 3 Spanish
-    ("en", "sft"): 33, ("en", "preference"): 75,
-    ("all", "sft"): 40, ("all", "preference"): 86,
-    ("de es", "sft"): 7, ("de es", "preference"): 11,
+    ("en", "sft"): 33,
+    ("en", "preference"): 75,
+    ("all", "sft"): 40,
+    ("all", "preference"): 86,
+    ("de es", "sft"): 7,
+    ("de es", "preference"): 11,
 }
 
 
@@ -379,9 +458,26 @@ def test_bundled_sample_loads_in_both_formats(languages, fmt):
 def test_bundled_sample_is_the_raw_schema():
     raw = read_rows(sample_path("oasst"))
     assert len(raw) == 215
-    columns = ["message_id", "parent_id", "user_id", "created_date", "text", "role", "lang", "review_count",
-               "review_result", "deleted", "rank", "synthetic", "model_name", "detoxify", "message_tree_id",
-               "tree_state", "emojis", "labels"]
+    columns = [
+        "message_id",
+        "parent_id",
+        "user_id",
+        "created_date",
+        "text",
+        "role",
+        "lang",
+        "review_count",
+        "review_result",
+        "deleted",
+        "rank",
+        "synthetic",
+        "model_name",
+        "detoxify",
+        "message_tree_id",
+        "tree_state",
+        "emojis",
+        "labels",
+    ]
     assert all(list(row) == columns for row in raw)
     roots = [row for row in raw if row["parent_id"] is None]
     assert len(roots) == 40 and all(row["role"] == "prompter" for row in roots)

@@ -30,8 +30,15 @@ def test_every_bundled_sample_converts_through_the_cli(studio_home, source):
 
 def _bad_file(tmp_path):
     path = tmp_path / "mixed.jsonl"
-    write_jsonl(path, [dolly_row("Fine?", "Yes."), {"instruction": "No response column", "context": ""},
-                       dolly_row("Empty answer", "  "), dolly_row(7, "A number as the instruction")])
+    write_jsonl(
+        path,
+        [
+            dolly_row("Fine?", "Yes."),
+            {"instruction": "No response column", "context": ""},
+            dolly_row("Empty answer", "  "),
+            dolly_row(7, "A number as the instruction"),
+        ],
+    )
     return path
 
 
@@ -41,9 +48,11 @@ def test_bad_rows_are_counted_in_drop_mode(studio_home, tmp_path):
     report = json.loads(result.stdout)
     assert report["rows"] == 1
     assert report["dropped"] == {"response missing": 1, "response empty": 1, "instruction expected text, got int": 1}
-    assert report["problems"] == ["mixed.jsonl row 2: column 'response': missing",
-                                  "mixed.jsonl row 3: column 'response': empty",
-                                  "mixed.jsonl row 4: column 'instruction': expected text, got int"]
+    assert report["problems"] == [
+        "mixed.jsonl row 2: column 'response': missing",
+        "mixed.jsonl row 3: column 'response': empty",
+        "mixed.jsonl row 4: column 'instruction': expected text, got int",
+    ]
 
 
 def test_fail_mode_and_broken_files_exit_nonzero_with_one_line(studio_home, tmp_path):
@@ -61,8 +70,10 @@ def test_fail_mode_and_broken_files_exit_nonzero_with_one_line(studio_home, tmp_
 def test_wrong_format_for_a_stage_is_refused(studio_home):
     result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", "data.source=shp")
     assert result.returncode != 0
-    assert result.stderr.startswith("error: data.source = 'shp' gives preference rows, but the sft stage trains on "
-                                    "sft rows; pick a source that has them: dolly, alpaca, oasst, file")
+    assert result.stderr.startswith(
+        "error: data.source = 'shp' gives preference rows, but the sft stage trains on "
+        "sft rows; pick a source that has them: dolly, alpaca, oasst, file"
+    )
     with pytest.raises(Exception, match="gives sft rows, not preference rows"):
         data.load(DataSpec(source="dolly", path="sample"), "preference")
 
@@ -78,8 +89,9 @@ def test_length_check_drops_or_fails_and_names_the_row(studio_home, tmp_path):
     check_lengths(loaded, tokenizer, max_length=50, on_bad_rows="drop")
     assert [r["prompt"][0]["content"] for r in loaded.rows] == ["Short?"]
     assert loaded.dropped == {"longer than data.max_length": 1}
-    assert loaded.problems == [f"lengths.jsonl row 2: {lengths[1]} tokens after the chat template, over "
-                               "data.max_length = 50"]
+    assert loaded.problems == [
+        f"lengths.jsonl row 2: {lengths[1]} tokens after the chat template, over data.max_length = 50"
+    ]
     with pytest.raises(DataError, match="lengths.jsonl row 2: .* over data.max_length = 50"):
         check_lengths(data.load(DataSpec(source="dolly", path=str(path)), "sft"), tokenizer, 50, "fail")
 
@@ -87,10 +99,14 @@ def test_length_check_drops_or_fails_and_names_the_row(studio_home, tmp_path):
 def test_preview_marks_exactly_the_trained_part(studio_home):
     tokenizer = models.load_tokenizer(ModelSpec())
     row = {"prompt": [{"role": "user", "content": "Hi?"}], "completion": [{"role": "assistant", "content": "Hello."}]}
-    assert preview([row], tokenizer) == [{"prompt": "<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n",
-                                          "completion": "Hello.<|im_end|>\n"}]
-    pair = {"prompt": row["prompt"], "chosen": [{"role": "assistant", "content": "Hello, friend."}],
-            "rejected": [{"role": "assistant", "content": "Go away."}]}
+    assert preview([row], tokenizer) == [
+        {"prompt": "<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n", "completion": "Hello.<|im_end|>\n"}
+    ]
+    pair = {
+        "prompt": row["prompt"],
+        "chosen": [{"role": "assistant", "content": "Hello, friend."}],
+        "rejected": [{"role": "assistant", "content": "Go away."}],
+    }
     shown = preview([pair], tokenizer)[0]
     assert shown["chosen"] == "Hello, friend.<|im_end|>\n" and shown["rejected"] == "Go away.<|im_end|>\n"
 

@@ -1,6 +1,6 @@
 """studio/data/shp.py: SHP rows -> preference pairs with a margin; score-ratio and domain filters; bad rows.
 
-    python -m pytest tests/test_data_shp.py -q
+python -m pytest tests/test_data_shp.py -q
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from studio.data import load, sample_path, shp
 from studio.data.fields import RowProblem
 from studio.data.files import read_rows
 from studio.errors import DataError
-from tests.conftest import write_jsonl, write_csv
+from tests.conftest import write_csv, write_jsonl
 
 
 @pytest.fixture(autouse=True)
@@ -25,12 +25,23 @@ def home(tmp_path, monkeypatch):
 
 def shp_row(**changes) -> dict:
     """One SHP row in the raw schema, A preferred, with plausible types for every field."""
-    row = {"post_id": "q1w2e3", "domain": "askbaking_train", "upvote_ratio": 0.94,
-           "history": "  Why did my bread sink?\n\nIt rose well, then fell in the oven. ",
-           "c_root_id_A": "hx1a2b3", "c_root_id_B": "hx4c5d6", "created_at_utc_A": 1600003600,
-           "created_at_utc_B": 1600000000, "score_A": 14, "score_B": 4,
-           "human_ref_A": " The dough over-proofed: bake it sooner. ", "human_ref_B": "Ovens are weird.",
-           "labels": 1, "seconds_difference": 3600.0, "score_ratio": 3.5}
+    row = {
+        "post_id": "q1w2e3",
+        "domain": "askbaking_train",
+        "upvote_ratio": 0.94,
+        "history": "  Why did my bread sink?\n\nIt rose well, then fell in the oven. ",
+        "c_root_id_A": "hx1a2b3",
+        "c_root_id_B": "hx4c5d6",
+        "created_at_utc_A": 1600003600,
+        "created_at_utc_B": 1600000000,
+        "score_A": 14,
+        "score_B": 4,
+        "human_ref_A": " The dough over-proofed: bake it sooner. ",
+        "human_ref_B": "Ovens are weird.",
+        "labels": 1,
+        "seconds_difference": 3600.0,
+        "score_ratio": 3.5,
+    }
     row.update(changes)
     return row
 
@@ -57,8 +68,13 @@ def test_labels_1_prefers_comment_a(tmp_path):
 
 
 def test_labels_0_prefers_comment_b(tmp_path):
-    row = shp_row(human_ref_A="Ovens are weird.", human_ref_B=" The dough over-proofed: bake it sooner. ",
-                  score_A=4, score_B=14, labels=0)
+    row = shp_row(
+        human_ref_A="Ovens are weird.",
+        human_ref_B=" The dough over-proofed: bake it sooner. ",
+        score_A=4,
+        score_B=14,
+        labels=0,
+    )
     path = write_jsonl(tmp_path / "shp.jsonl", [row])
     assert loaded(path).rows == [{"prompt": PROMPT, "chosen": GOOD, "rejected": WEAK, "margin": 1.2528}]
 
@@ -93,20 +109,22 @@ def test_label_text_with_spaces_is_read(value):
 def ratio_rows() -> list[dict]:
     ratios = [1.5, 2.0, 3.0, 10.0, 1.99]
     domains = ["askbaking_train", "askvet_train", "askbaking_train", "askscience_train", "askvet_train"]
-    return [shp_row(history=f"post {i}", score_ratio=r, domain=d)
-            for i, (r, d) in enumerate(zip(ratios, domains))]
+    return [shp_row(history=f"post {i}", score_ratio=r, domain=d) for i, (r, d) in enumerate(zip(ratios, domains))]
 
 
 def posts(result) -> list[str]:
     return [row["prompt"][0]["content"] for row in result.rows]
 
 
-@pytest.mark.parametrize("minimum, expected", [
-    (None, ["post 1", "post 2", "post 3"]),  # default 2.0, the SHP authors' advice; 2.0 itself is kept
-    (1.0, ["post 0", "post 1", "post 2", "post 3", "post 4"]),
-    (3.0, ["post 2", "post 3"]),
-    (20.0, None),
-])
+@pytest.mark.parametrize(
+    "minimum, expected",
+    [
+        (None, ["post 1", "post 2", "post 3"]),  # default 2.0, the SHP authors' advice; 2.0 itself is kept
+        (1.0, ["post 0", "post 1", "post 2", "post 3", "post 4"]),
+        (3.0, ["post 2", "post 3"]),
+        (20.0, None),
+    ],
+)
 def test_score_ratio_filter(tmp_path, minimum, expected):
     path = write_jsonl(tmp_path / "shp.jsonl", ratio_rows())
     changes = {} if minimum is None else {"min_score_ratio": minimum}
@@ -123,12 +141,15 @@ def test_default_min_score_ratio_is_two():
     assert DataSpec().min_score_ratio == 2.0
 
 
-@pytest.mark.parametrize("domains, expected", [
-    (["askvet_train"], ["post 1"]),  # post 4 is askvet too, but its ratio is under 2
-    (["askbaking_train", "askscience_train"], ["post 2", "post 3"]),
-    (["askbaking"], ["post 2"]),  # the domain name without its split suffix matches too
-    ([], ["post 1", "post 2", "post 3"]),
-])
+@pytest.mark.parametrize(
+    "domains, expected",
+    [
+        (["askvet_train"], ["post 1"]),  # post 4 is askvet too, but its ratio is under 2
+        (["askbaking_train", "askscience_train"], ["post 2", "post 3"]),
+        (["askbaking"], ["post 2"]),  # the domain name without its split suffix matches too
+        ([], ["post 1", "post 2", "post 3"]),
+    ],
+)
 def test_domain_filter(tmp_path, domains, expected):
     path = write_jsonl(tmp_path / "shp.jsonl", ratio_rows())
     result = loaded(path, domains=domains)
@@ -147,8 +168,9 @@ def test_domain_that_matches_nothing(tmp_path):
         loaded(path, domains=["legaladvice_train"])
 
 
-@pytest.mark.parametrize("limit, expected", [(1, ["post 1"]), (2, ["post 1", "post 2"]),
-                                             (9, ["post 1", "post 2", "post 3"])])
+@pytest.mark.parametrize(
+    "limit, expected", [(1, ["post 1"]), (2, ["post 1", "post 2"]), (9, ["post 1", "post 2", "post 3"])]
+)
 def test_limit_counts_rows_after_the_filters(tmp_path, limit, expected):
     path = write_jsonl(tmp_path / "shp.jsonl", ratio_rows())
     assert posts(loaded(path, limit=limit)) == expected
@@ -158,19 +180,19 @@ def test_limit_counts_rows_after_the_filters(tmp_path, limit, expected):
 
 
 BAD_ROWS = [
-    shp_row(history="good 1"),                                  # row 1
-    shp_row(labels=2),                                          # row 2
-    shp_row(labels="yes"),                                      # row 3
-    shp_row(labels=0.5),                                        # row 4
-    shp_row(labels=True),                                       # row 5: bools are not labels
-    {k: v for k, v in shp_row().items() if k != "labels"},      # row 6
-    shp_row(score_ratio="lots"),                                # row 7
-    shp_row(score_ratio=0.5),                                   # row 8
-    shp_row(score_ratio=None),                                  # row 9
+    shp_row(history="good 1"),  # row 1
+    shp_row(labels=2),  # row 2
+    shp_row(labels="yes"),  # row 3
+    shp_row(labels=0.5),  # row 4
+    shp_row(labels=True),  # row 5: bools are not labels
+    {k: v for k, v in shp_row().items() if k != "labels"},  # row 6
+    shp_row(score_ratio="lots"),  # row 7
+    shp_row(score_ratio=0.5),  # row 8
+    shp_row(score_ratio=None),  # row 9
     shp_row(human_ref_B=" The dough over-proofed: bake it sooner."),  # row 10: same text as A
-    shp_row(history="   "),                                     # row 11
-    shp_row(human_ref_A=17),                                    # row 12
-    shp_row(history="good 2", labels=0),                        # row 13
+    shp_row(history="   "),  # row 11
+    shp_row(human_ref_A=17),  # row 12
+    shp_row(history="good 2", labels=0),  # row 13
 ]
 
 
@@ -178,29 +200,37 @@ def test_bad_rows_are_dropped_and_counted_by_reason(tmp_path):
     result = loaded(write_jsonl(tmp_path / "bad.jsonl", BAD_ROWS))
     assert posts(result) == ["good 1", "good 2"]
     assert result.rows[1]["chosen"] == WEAK
-    assert result.dropped == Counter({
-        "labels expected 0 or 1 (1: A preferred, 0: B preferred), got 2": 1,
-        "labels expected 0 or 1 (1: A preferred, 0: B preferred), got 'yes'": 1,
-        "labels expected 0 or 1 (1: A preferred, 0: B preferred), got 0.5": 1,
-        "labels expected 0 or 1 (1: A preferred, 0: B preferred), got True": 1,
-        "labels missing": 1,
-        "score_ratio expected a number, got text": 1,
-        "score_ratio below 1 (it is the preferred score over the other)": 1,
-        "score_ratio missing": 1,
-        "human_ref_B identical to human_ref_A": 1,
-        "history empty": 1,
-        "human_ref_A expected text, got int": 1,
-    })
-    assert result.problems[0] == "bad.jsonl row 2: column 'labels': expected 0 or 1 (1: A preferred, " \
-                                 "0: B preferred), got 2"
+    assert result.dropped == Counter(
+        {
+            "labels expected 0 or 1 (1: A preferred, 0: B preferred), got 2": 1,
+            "labels expected 0 or 1 (1: A preferred, 0: B preferred), got 'yes'": 1,
+            "labels expected 0 or 1 (1: A preferred, 0: B preferred), got 0.5": 1,
+            "labels expected 0 or 1 (1: A preferred, 0: B preferred), got True": 1,
+            "labels missing": 1,
+            "score_ratio expected a number, got text": 1,
+            "score_ratio below 1 (it is the preferred score over the other)": 1,
+            "score_ratio missing": 1,
+            "human_ref_B identical to human_ref_A": 1,
+            "history empty": 1,
+            "human_ref_A expected text, got int": 1,
+        }
+    )
+    assert (
+        result.problems[0] == "bad.jsonl row 2: column 'labels': expected 0 or 1 (1: A preferred, "
+        "0: B preferred), got 2"
+    )
 
 
 def test_a_bad_score_ratio_is_reported_not_filtered(tmp_path):
     rows = [shp_row(history="good", score_ratio=9.0), shp_row(score_ratio="n/a"), shp_row(score_ratio=0.25)]
     result = loaded(write_jsonl(tmp_path / "bad.jsonl", rows), min_score_ratio=5.0)
     assert posts(result) == ["good"]
-    assert result.dropped == Counter({"score_ratio expected a number, got text": 1,
-                                      "score_ratio below 1 (it is the preferred score over the other)": 1})
+    assert result.dropped == Counter(
+        {
+            "score_ratio expected a number, got text": 1,
+            "score_ratio below 1 (it is the preferred score over the other)": 1,
+        }
+    )
 
 
 @pytest.mark.parametrize("value", ["inf", float("nan"), [2.0], {"ratio": 2}])
@@ -218,11 +248,14 @@ def test_keep_with_a_missing_domain():
     assert shp.keep(row, DataSpec(source="shp", domains=["askbaking_train"])) is False
 
 
-@pytest.mark.parametrize("rows, row, column", [
-    (BAD_ROWS, 2, "labels"),
-    (BAD_ROWS[6:], 1, "score_ratio"),
-    (BAD_ROWS[9:], 1, "human_ref_B"),
-])
+@pytest.mark.parametrize(
+    "rows, row, column",
+    [
+        (BAD_ROWS, 2, "labels"),
+        (BAD_ROWS[6:], 1, "score_ratio"),
+        (BAD_ROWS[9:], 1, "human_ref_B"),
+    ],
+)
 def test_fail_mode_names_file_row_and_column(tmp_path, rows, row, column):
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(DataError) as info:

@@ -30,8 +30,12 @@ def test_the_demo_tunes_models_that_beat_the_base_on_reward_and_format(studio_ho
     result = run_cli("demo", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)  # stdout is the JSON alone; progress went to stderr
-    assert [(s["name"], s["stage"]) for s in out["stages"]] == [("sft", "sft"), ("rm", "reward"), ("ppo", "ppo"),
-                                                                 ("dpo", "dpo")]
+    assert [(s["name"], s["stage"]) for s in out["stages"]] == [
+        ("sft", "sft"),
+        ("rm", "reward"),
+        ("ppo", "ppo"),
+        ("dpo", "dpo"),
+    ]
     for stage in out["stages"]:
         assert manager.status(manager.find(stage["run_id"]))["state"] == "completed"
     table = {row["model"]: row for row in out["table"]}

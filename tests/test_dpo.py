@@ -28,10 +28,22 @@ REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards
 
 def dpo_config(path, lora: bool = True, **train) -> RunConfig:
     """A quick DPO run on an HH-RLHF file, every step logged, nothing held out or checkpointed."""
-    settings = dict(max_steps=8, learning_rate=5e-3, batch_size=8, logging_steps=1, warmup_ratio=0.0,
-                    lr_scheduler="constant", eval_steps=0, save_steps=0)
-    return RunConfig(stage="dpo", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0, max_length=128),
-                     lora=LoraSpec(enabled=lora, dropout=0.0), train=TrainSpec(**{**settings, **train}))
+    settings = dict(
+        max_steps=8,
+        learning_rate=5e-3,
+        batch_size=8,
+        logging_steps=1,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+        eval_steps=0,
+        save_steps=0,
+    )
+    return RunConfig(
+        stage="dpo",
+        data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0, max_length=128),
+        lora=LoraSpec(enabled=lora, dropout=0.0),
+        train=TrainSpec(**{**settings, **train}),
+    )
 
 
 def logged(run: RunDir) -> list[dict]:
@@ -134,8 +146,10 @@ def test_other_losses_train(studio_home, tmp_path, loss_type, label_smoothing):
 
 
 def test_the_margin_column_is_dropped(studio_home, tmp_path):
-    rows = [{"prompt": f"Question {i}?", "chosen": "A kind answer.", "rejected": "Go away.", "margin": 2.0}
-            for i in range(4)]
+    rows = [
+        {"prompt": f"Question {i}?", "chosen": "A kind answer.", "rejected": "Go away.", "margin": 2.0}
+        for i in range(4)
+    ]
     config = dpo_config(write_jsonl(tmp_path / "pairs.jsonl", rows), max_steps=1)
     config.data = DataSpec(source="file", path=str(tmp_path / "pairs.jsonl"), eval_fraction=0.0, max_length=128)
     trainer = dpo.build_trainer(config, manager.create(config))
@@ -143,13 +157,19 @@ def test_the_margin_column_is_dropped(studio_home, tmp_path):
     assert {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(trainer.train_dataset.column_names)
 
 
-@pytest.mark.parametrize("loss_type, label_smoothing, message", [
-    ("sigmoid", 0.1, "dpo.label_smoothing = 0.1: the sigmoid loss does not use label smoothing"),
-    ("exo_pair", 0.0, "dpo.label_smoothing = 0: the exo_pair loss needs a value above 0"),
-])
+@pytest.mark.parametrize(
+    "loss_type, label_smoothing, message",
+    [
+        ("sigmoid", 0.1, "dpo.label_smoothing = 0.1: the sigmoid loss does not use label smoothing"),
+        ("exo_pair", 0.0, "dpo.label_smoothing = 0: the exo_pair loss needs a value above 0"),
+    ],
+)
 def test_label_smoothing_the_loss_cannot_use_is_refused(loss_type, label_smoothing, message):
-    raw = {"stage": "dpo", "data": {"source": "hh-rlhf", "path": "sample"},
-           "dpo": {"loss_type": loss_type, "label_smoothing": label_smoothing}}
+    raw = {
+        "stage": "dpo",
+        "data": {"source": "hh-rlhf", "path": "sample"},
+        "dpo": {"loss_type": loss_type, "label_smoothing": label_smoothing},
+    }
     with pytest.raises(ConfigError, match=message):
         from_dict(raw)
 
@@ -178,8 +198,20 @@ def test_train_tiny_preset_from_the_command_line(studio_home):
 @pytest.mark.slow
 def test_train_on_any_file_in_hh_rlhf_raw_schema(studio_home, tmp_path):
     path = write_jsonl(tmp_path / "my-pairs.jsonl", polite_rude_pairs(24, seed=3))
-    result = run_cli("train", "presets/dpo-hh-tiny.yaml", "--set", f"data.path={path}", "--set", "train.max_steps=4",
-                     "--set", "train.logging_steps=2", "--set", "train.save_steps=0", "--set", "train.eval_steps=0")
+    result = run_cli(
+        "train",
+        "presets/dpo-hh-tiny.yaml",
+        "--set",
+        f"data.path={path}",
+        "--set",
+        "train.max_steps=4",
+        "--set",
+        "train.logging_steps=2",
+        "--set",
+        "train.save_steps=0",
+        "--set",
+        "train.eval_steps=0",
+    )
     assert result.returncode == 0, result.stderr
     run = RunDir.of(result.stdout.split()[1])
     rows = logged(run)
@@ -192,15 +224,29 @@ def test_train_on_any_file_in_hh_rlhf_raw_schema(studio_home, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
 def test_dpo_starts_from_an_sft_run(studio_home, tmp_path, lora):
-    dolly = write_jsonl(tmp_path / "dolly.jsonl", [dolly_row("How do I boil an egg?", "Of course! Nine minutes."),
-                                                   dolly_row("Name a cat.", "Of course! Luna is lovely.")] * 4)
-    parent = manager.create(RunConfig(data=DataSpec(path=str(dolly), eval_fraction=0.0),
-                                      train=TrainSpec(max_steps=4, learning_rate=1e-2, batch_size=8, save_steps=0)))
+    dolly = write_jsonl(
+        tmp_path / "dolly.jsonl",
+        [
+            dolly_row("How do I boil an egg?", "Of course! Nine minutes."),
+            dolly_row("Name a cat.", "Of course! Luna is lovely."),
+        ]
+        * 4,
+    )
+    parent = manager.create(
+        RunConfig(
+            data=DataSpec(path=str(dolly), eval_fraction=0.0),
+            train=TrainSpec(max_steps=4, learning_rate=1e-2, batch_size=8, save_steps=0),
+        )
+    )
     sft.train(load_config(parent.config_path), parent)
     parent.write_status(state="completed")  # as the worker would
 
-    config = dpo_config(write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(16, seed=4)), lora=lora, max_steps=4,
-                        learning_rate=5e-3 if lora else 1e-3)
+    config = dpo_config(
+        write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(16, seed=4)),
+        lora=lora,
+        max_steps=4,
+        learning_rate=5e-3 if lora else 1e-3,
+    )
     config.model = ModelSpec(name="HuggingFaceTB/SmolLM2-135M-Instruct")  # the parent's model replaces it
     config.init = InitSpec(from_run=parent.id)
     run = manager.create(config)
@@ -227,8 +273,10 @@ def test_dpo_starts_from_an_sft_run(studio_home, tmp_path, lora):
 def test_sft_data_is_refused_with_one_line(studio_home):
     result = run_cli("train", "presets/dpo-hh-tiny.yaml", "--set", "data.source=dolly")
     assert result.returncode != 0
-    assert result.stderr == ("error: data.source = 'dolly' gives sft rows, but the dpo stage trains on preference "
-                             "rows; pick a source that has them: shp, hh-rlhf, oasst, file, votes\n")
+    assert result.stderr == (
+        "error: data.source = 'dolly' gives sft rows, but the dpo stage trains on preference "
+        "rows; pick a source that has them: shp, hh-rlhf, oasst, file, votes\n"
+    )
     assert not runs_root().exists() or not any(runs_root().iterdir())
 
 

@@ -12,9 +12,17 @@ from studio.errors import ModelError
 from studio.estimate import Workload, estimate
 
 # A Llama-2-7B-shaped config with no weights: the estimate needs only config.json.
-LLAMA_7B = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
-            "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
-            "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096}
+LLAMA_7B = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+}
 
 
 @pytest.fixture
@@ -25,8 +33,11 @@ def llama_7b(tmp_path):
     return str(folder)
 
 
-@pytest.mark.parametrize("lora", [LoraSpec(), LoraSpec(enabled=False), LoraSpec(r=4, target_modules=["q_proj", "v_proj"])],
-                         ids=["all-linear", "off", "q-v"])
+@pytest.mark.parametrize(
+    "lora",
+    [LoraSpec(), LoraSpec(enabled=False), LoraSpec(r=4, target_modules=["q_proj", "v_proj"])],
+    ids=["all-linear", "off", "q-v"],
+)
 def test_tiny_counts_equal_the_loaded_model(studio_home, lora):
     spec = ModelSpec(name="tiny")
     result = estimate(spec, lora)
@@ -52,8 +63,10 @@ def test_memory_grows_with_stage_and_shrinks_with_quantization(llama_7b):
     four = estimate(ModelSpec(name=llama_7b, quantization="4bit"), LoraSpec())
     for stage in STAGES:
         assert four.stages[stage].total < eight.stages[stage].total < total[stage]
-    weights = {name: {t.name: t.bytes for t in est.stages["sft"].terms}["weights"] for name, est in
-               (("bf16", full), ("8bit", eight), ("4bit", four))}
+    weights = {
+        name: {t.name: t.bytes for t in est.stages["sft"].terms}["weights"]
+        for name, est in (("bf16", full), ("8bit", eight), ("4bit", four))
+    }
     assert 12.5e9 < weights["bf16"] < 13.7e9  # 2 bytes per weight
     assert 4.2e9 < weights["4bit"] < 4.6e9  # about 0.5 byte per linear weight, embeddings and head in float32
 
@@ -82,14 +95,19 @@ def test_bad_model_names_give_one_line(tmp_path):
     assert str(err.value) == f"model.name = '{tmp_path}': the folder has no config.json, so it is not a model folder"
     with pytest.raises(ModelError) as err:
         estimate(ModelSpec(name="no-such-owner/no-such-model"), LoraSpec())
-    assert str(err.value) == ("could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
-                              "no such model, or it needs a login); check the id, or download it and set model.name to "
-                              "the local folder")
+    assert str(err.value) == (
+        "could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
+        "no such model, or it needs a login); check the id, or download it and set model.name to "
+        "the local folder"
+    )
 
 
 def test_unknown_lora_target_names_the_layers(studio_home):
-    with pytest.raises(ModelError, match=r"lora.target_modules: qq_proj not in this model; its linear layers are "
-                                         r"down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"):
+    with pytest.raises(
+        ModelError,
+        match=r"lora.target_modules: qq_proj not in this model; its linear layers are "
+        r"down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj",
+    ):
         estimate(ModelSpec(name="tiny"), LoraSpec(target_modules=["qq_proj"]))
 
 
@@ -98,8 +116,10 @@ def test_quantised_weights_need_lora(llama_7b):
 
     with pytest.raises(ConfigError) as err:
         estimate(ModelSpec(name=llama_7b, quantization="4bit"), LoraSpec(enabled=False))
-    assert str(err.value) == ("model.quantization = '4bit': quantised weights cannot be trained directly; turn "
-                              "lora.enabled on (QLoRA) or set quantization to none")
+    assert str(err.value) == (
+        "model.quantization = '4bit': quantised weights cannot be trained directly; turn "
+        "lora.enabled on (QLoRA) or set quantization to none"
+    )
 
 
 def test_activations_are_counted_from_the_layer_shapes(llama_7b, tmp_path):
@@ -114,16 +134,32 @@ def test_activations_are_counted_from_the_layer_shapes(llama_7b, tmp_path):
 
     plain = tmp_path / "plain-mlp"
     plain.mkdir()
-    (plain / "config.json").write_text(json.dumps({
-        "model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": 512, "intermediate_size": 2048,
-        "num_hidden_layers": 2, "num_attention_heads": 8, "vocab_size": 1000}), encoding="utf-8")
-    sft = {t.name: t.bytes for t in estimate(ModelSpec(name=str(plain)), LoraSpec(target_modules=["query_key_value"]),
-                                             workload).stages["sft"].terms}
+    (plain / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "gpt_neox",
+                "architectures": ["GPTNeoXForCausalLM"],
+                "hidden_size": 512,
+                "intermediate_size": 2048,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 8,
+                "vocab_size": 1000,
+            }
+        ),
+        encoding="utf-8",
+    )
+    sft = {
+        t.name: t.bytes
+        for t in estimate(ModelSpec(name=str(plain)), LoraSpec(target_modules=["query_key_value"]), workload)
+        .stages["sft"]
+        .terms
+    }
     assert sft["activations"] == 200 * 2 * 2 * (10 * 512 + 2 * 512 + 2 * 2048)  # no gate: 2 x intermediate
 
     checkpointed = estimate(ModelSpec(name=llama_7b), LoraSpec(), Workload(2, 100, gradient_checkpointing=True))
-    assert {t.name: t.bytes for t in checkpointed.stages["sft"].terms}["activations"] == 200 * (32 * 2 * 4096
-                                                                                                 + 2 * layer)
+    assert {t.name: t.bytes for t in checkpointed.stages["sft"].terms}["activations"] == 200 * (
+        32 * 2 * 4096 + 2 * layer
+    )
 
 
 def test_qlora_training_upcasts_the_unquantised_weights(llama_7b):
@@ -132,4 +168,5 @@ def test_qlora_training_upcasts_the_unquantised_weights(llama_7b):
     embeddings_and_head = 2 * 32000 * 4096
     # the trained policy's embeddings and head in float32, a frozen reward model's left at 16-bit
     assert weights["ppo"]["weights"] - weights["ppo"]["reward models"] == pytest.approx(
-        embeddings_and_head * 4 - 32000 * 4096 * 2, rel=0.01)
+        embeddings_and_head * 4 - 32000 * 4096 * 2, rel=0.01
+    )

@@ -42,7 +42,8 @@ def test_one_slow_step_is_enough_after_a_while(tmp_path):
     run, current = _run(tmp_path, [(1, T + 100)], step=2)
     assert manager.time_left(current, now=T + 110, run=run) is None
     assert manager.time_left(current, now=T + 100 + manager.ESTIMATE_AFTER_SECONDS, run=run) == pytest.approx(
-        58 * manager.ESTIMATE_AFTER_SECONDS)
+        58 * manager.ESTIMATE_AFTER_SECONDS
+    )
 
 
 def test_nothing_to_estimate(tmp_path):
@@ -57,8 +58,9 @@ def test_nothing_to_estimate(tmp_path):
 def test_a_resumed_run_is_timed_from_its_first_new_step(tmp_path):
     # Steps 1-10 were logged before the resume (their times long gone); the resumed worker logs 11 on.
     old = [(step, T - 5000 + step) for step in range(1, 11)]
-    run, current = _run(tmp_path, [*old, (11, T + 30), (12, T + 32), (13, T + 34), (14, T + 36)],
-                        step=14, resumed_from=10)
+    run, current = _run(
+        tmp_path, [*old, (11, T + 30), (12, T + 32), (13, T + 34), (14, T + 36)], step=14, resumed_from=10
+    )
     assert manager.time_left(current, now=T + 36, run=run) == pytest.approx((60 - 14) * 2.0)
     # A later start of the same run (another worker) is timed afresh.
     again = run.write_status(started=T + 900, resumed_from=14, step=15)

@@ -63,8 +63,10 @@ def _fake_run(monkeypatch) -> RunDir:
     monkeypatch.setattr(manager, "WORKER", FAKE_WORKER)
     run, proc = manager.start(load_config(PRESET))
     assert proc is not None
-    _wait(lambda: run.read_status().get("total_steps") and run.read_status()["pid"] != proc.pid,
-          "the worker's stage to start")
+    _wait(
+        lambda: run.read_status().get("total_steps") and run.read_status()["pid"] != proc.pid,
+        "the worker's stage to start",
+    )
     return run
 
 
@@ -72,7 +74,7 @@ def _fake_run(monkeypatch) -> RunDir:
 def nothing_left():
     """Whatever a test leaves running is killed, so that no fake or real worker outlives it."""
     yield
-    for run_dir in (manager.runs_root().iterdir() if manager.runs_root().is_dir() else ()):
+    for run_dir in manager.runs_root().iterdir() if manager.runs_root().is_dir() else ():
         status = RunDir(run_dir).read_status()
         for proc in _processes(status):
             proc.kill()
@@ -102,8 +104,18 @@ def test_killed_training_says_failed_by_sigkill_with_the_log_tail_whoever_launch
 @pytest.mark.slow
 @pytest.mark.usefixtures("nothing_left")
 def test_killed_training_keeps_its_record_and_metrics_and_resumes_from_its_last_checkpoint(studio_home):
-    run, _ = manager.start(load_config(PRESET, ["train.max_steps=3000", "train.save_steps=20", "train.eval_steps=0",
-                                                "train.logging_steps=1", "timeline.prompts=[]"]))
+    run, _ = manager.start(
+        load_config(
+            PRESET,
+            [
+                "train.max_steps=3000",
+                "train.save_steps=20",
+                "train.eval_steps=0",
+                "train.logging_steps=1",
+                "timeline.prompts=[]",
+            ],
+        )
+    )
     _wait(lambda: run.complete_checkpoints() and (run.read_status().get("step") or 0) > 25, "a checkpoint", 180)
     os.kill(run.read_status()["pid"], signal.SIGKILL)
     status = _wait(lambda: (s := manager.status(run))["state"] in FINAL_STATES and s, "the run to end")
@@ -147,8 +159,13 @@ def test_a_dead_worker_whose_pids_were_reused_is_not_running(monkeypatch):
 def test_a_run_is_live_while_its_supervisor_records_the_end(sleeper):
     """The training is gone but its supervisor lives (it is about to write why): readers must not say 'is gone'."""
     run = manager.create(load_config(PRESET))
-    run.write_status(state="running", pid=999_999_999, started=1.0, supervisor=sleeper.pid,
-                     supervisor_started=process.start_time(sleeper.pid))
+    run.write_status(
+        state="running",
+        pid=999_999_999,
+        started=1.0,
+        supervisor=sleeper.pid,
+        supervisor_started=process.start_time(sleeper.pid),
+    )
     assert manager.status(run)["state"] == "running"
 
 
@@ -157,9 +174,11 @@ def test_a_run_is_live_while_its_supervisor_records_the_end(sleeper):
 
 def _fake_worker_server(port: int) -> list[str]:
     """What `rlhf-studio ui` runs (`python -m components`), in a process whose runs use the fake worker."""
-    code = ("import runpy, sys; from studio.runs import manager; from tests.fake_worker import COMMAND; "
-            "manager.WORKER = COMMAND; sys.argv = ['components', *sys.argv[1:]]; "
-            "runpy.run_module('components', run_name='__main__')")
+    code = (
+        "import runpy, sys; from studio.runs import manager; from tests.fake_worker import COMMAND; "
+        "manager.WORKER = COMMAND; sys.argv = ['components', *sys.argv[1:]]; "
+        "runpy.run_module('components', run_name='__main__')"
+    )
     # setsid: the server leads its own process group, as `rlhf-studio ui` in a terminal does (the terminal's group).
     return ["setsid", sys.executable, "-c", code, "--port", str(port)]
 

@@ -61,8 +61,9 @@ def test_a_chained_run_is_its_parent_and_its_own_adapter_together(in_tuned_home)
     answers = generator.generate(target, PROMPTS, GREEDY).texts
 
     # What the chained run trained: the parent merged into the base, its own adapter on top.
-    expected = generate_batch(trained_as_loaded(chained, merged_parent=sft), models.load_tokenizer(TINY), PROMPTS,
-                              GREEDY).texts
+    expected = generate_batch(
+        trained_as_loaded(chained, merged_parent=sft), models.load_tokenizer(TINY), PROMPTS, GREEDY
+    ).texts
     assert answers == expected
     assert answers != parent_only
     assert generator.loads == 1
@@ -136,9 +137,13 @@ def test_tokens_are_counted_per_answer(in_tuned_home):
     model, tokenizer = trained_as_loaded(sft), models.load_tokenizer(TINY)
     for prompt, text, count in zip(PROMPTS, out.texts, out.tokens):
         ids = prompt_ids(tokenizer, prompt)
-        new = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=GREEDY.max_new_tokens,
-                             do_sample=False, eos_token_id=tokenizer.eos_token_id,
-                             pad_token_id=tokenizer.pad_token_id)[0, len(ids):].tolist()
+        new = model.generate(
+            input_ids=torch.tensor([ids]),
+            max_new_tokens=GREEDY.max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(ids) :].tolist()
         assert count == len(new)
         assert text == tokenizer.decode(new, skip_special_tokens=True).strip()
 

@@ -11,8 +11,18 @@ import pytest
 import torch
 
 from studio import models, rewards, scoring
-from studio.config import (DataSpec, GRPOSpec, InitSpec, LoraSpec, ModelSpec, RewardModelsSpec, RLOOSpec, RunConfig,
-                           TrainSpec, from_dict)
+from studio.config import (
+    DataSpec,
+    GRPOSpec,
+    InitSpec,
+    LoraSpec,
+    ModelSpec,
+    RewardModelsSpec,
+    RLOOSpec,
+    RunConfig,
+    TrainSpec,
+    from_dict,
+)
 from studio.errors import ConfigError, StudioError
 from studio.rewards import RewardJudge
 from studio.runs import manager
@@ -24,18 +34,37 @@ from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 
 STAGES = {"grpo": grpo, "rloo": rloo}
-STEP_KEYS = ("reward", "reward_std", "kl", "entropy", "loss", "completions/mean_length", "completions/clipped_ratio",
-             "clip_ratio/region_mean", "rewards/reward_models/mean", "step_time", "step", "epoch", "time")
+STEP_KEYS = (
+    "reward",
+    "reward_std",
+    "kl",
+    "entropy",
+    "loss",
+    "completions/mean_length",
+    "completions/clipped_ratio",
+    "clip_ratio/region_mean",
+    "rewards/reward_models/mean",
+    "step_time",
+    "step",
+    "epoch",
+    "time",
+)
 
 
 def online_config(stage: str, pairs, reward_runs: list[str], lora: bool = True, **train) -> RunConfig:
     """A short online run on an HH-RLHF file: every step logged, answers of at most 12 tokens, nothing held out."""
-    settings = dict(max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=1, warmup_ratio=0.0, save_steps=0,
-                    eval_steps=0)
+    settings = dict(
+        max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=1, warmup_ratio=0.0, save_steps=0, eval_steps=0
+    )
     spec = GRPOSpec(max_completion_length=12) if stage == "grpo" else RLOOSpec(max_completion_length=12)
-    return RunConfig(stage=stage, data=DataSpec(source="hh-rlhf", path=str(pairs), eval_fraction=0.0, max_length=128),
-                     lora=LoraSpec(enabled=lora, r=8, alpha=16, dropout=0.0), train=TrainSpec(**{**settings, **train}),
-                     reward_models=RewardModelsSpec(runs=reward_runs), **{stage: spec})
+    return RunConfig(
+        stage=stage,
+        data=DataSpec(source="hh-rlhf", path=str(pairs), eval_fraction=0.0, max_length=128),
+        lora=LoraSpec(enabled=lora, r=8, alpha=16, dropout=0.0),
+        train=TrainSpec(**{**settings, **train}),
+        reward_models=RewardModelsSpec(runs=reward_runs),
+        **{stage: spec},
+    )
 
 
 def bare_run(name: str) -> RunDir:
@@ -55,24 +84,38 @@ def refused(raw: dict) -> str:
 
 
 @pytest.mark.parametrize("stage", ["grpo", "rloo"])
-@pytest.mark.parametrize("options, message", [
-    ({"train": {"batch_size": 6}},
-     "{s}.num_generations = 4: must divide the answers sampled per step, train.batch_size x "
-     "train.gradient_accumulation_steps = 6 x 1 = 6"),
-    ({"train": {"batch_size": 4, "gradient_accumulation_steps": 3}, "{s}": {"num_generations": 8},
-      "data": {"eval_fraction": 0}},
-     "{s}.num_generations = 8: must divide the answers sampled per step, train.batch_size x "
-     "train.gradient_accumulation_steps = 4 x 3 = 12"),
-    ({"train": {"batch_size": 2, "gradient_accumulation_steps": 2}},
-     "{s}.num_generations = 4: must divide train.batch_size (2) to score held-out prompts, which are sampled in "
-     "batches of train.batch_size answers; or set data.eval_fraction to 0"),
-    ({"{s}": {"num_generations": 1}}, "{s}.num_generations = 1: must be at least 2"),
-    ({"{s}": {"epsilon": 1.0}}, "{s}.epsilon = 1.0: must be less than 1.0"),
-    ({"{s}": {"beta": -0.1}}, "{s}.beta = -0.1: must be at least 0.0"),
-    ({"reward_models": {"runs": []}},
-     "reward_models.runs is empty: the {s} stage needs the id of a completed reward run to score its answers (train "
-     "one with stage: reward first)"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"train": {"batch_size": 6}},
+            "{s}.num_generations = 4: must divide the answers sampled per step, train.batch_size x "
+            "train.gradient_accumulation_steps = 6 x 1 = 6",
+        ),
+        (
+            {
+                "train": {"batch_size": 4, "gradient_accumulation_steps": 3},
+                "{s}": {"num_generations": 8},
+                "data": {"eval_fraction": 0},
+            },
+            "{s}.num_generations = 8: must divide the answers sampled per step, train.batch_size x "
+            "train.gradient_accumulation_steps = 4 x 3 = 12",
+        ),
+        (
+            {"train": {"batch_size": 2, "gradient_accumulation_steps": 2}},
+            "{s}.num_generations = 4: must divide train.batch_size (2) to score held-out prompts, which are sampled in "
+            "batches of train.batch_size answers; or set data.eval_fraction to 0",
+        ),
+        ({"{s}": {"num_generations": 1}}, "{s}.num_generations = 1: must be at least 2"),
+        ({"{s}": {"epsilon": 1.0}}, "{s}.epsilon = 1.0: must be less than 1.0"),
+        ({"{s}": {"beta": -0.1}}, "{s}.beta = -0.1: must be at least 0.0"),
+        (
+            {"reward_models": {"runs": []}},
+            "reward_models.runs is empty: the {s} stage needs the id of a completed reward run to score its answers "
+            "(train one with stage: reward first)",
+        ),
+    ],
+)
 def test_bad_group_configs_are_refused(stage, options, message):
     raw = {"stage": stage, "reward_models": {"runs": ["rm"]}}
     for key, value in options.items():
@@ -84,9 +127,11 @@ def test_grpo_loss_options_are_checked():
     base = {"stage": "grpo", "reward_models": {"runs": ["rm"]}}
     assert refused({**base, "grpo": {"loss_type": "cispo"}}) == (
         "grpo.epsilon_high is empty: the cispo loss caps each importance weight at epsilon_high (ScaleRL uses 5); "
-        "set it")
+        "set it"
+    )
     assert refused({**base, "grpo": {"loss_type": "ppo"}}) == (
-        "grpo.loss_type = 'ppo': allowed values are dapo, grpo, dr_grpo, bnpo, cispo, sapo, luspo, vespo")
+        "grpo.loss_type = 'ppo': allowed values are dapo, grpo, dr_grpo, bnpo, cispo, sapo, luspo, vespo"
+    )
     assert from_dict({**base, "grpo": {"loss_type": "cispo", "epsilon_high": 5}}).grpo.epsilon_high == 5.0
 
 
@@ -95,8 +140,14 @@ def test_defaults_are_valid_and_the_divisibility_rule_counts_answers_per_step():
         config = from_dict({"stage": stage, "reward_models": {"runs": ["rm"]}})
         assert getattr(config, stage).num_generations == 4 and config.train.batch_size == 4
         # 2 answers per forward pass, 4 passes per step: 8 answers, two whole groups of 4 (nothing held out)
-        from_dict({"stage": stage, "reward_models": {"runs": ["rm"]}, "data": {"eval_fraction": 0},
-                   "train": {"batch_size": 2, "gradient_accumulation_steps": 4}})
+        from_dict(
+            {
+                "stage": stage,
+                "reward_models": {"runs": ["rm"]},
+                "data": {"eval_fraction": 0},
+                "train": {"batch_size": 2, "gradient_accumulation_steps": 4},
+            }
+        )
 
 
 def test_the_group_rules_apply_only_to_grpo_and_rloo():
@@ -115,8 +166,10 @@ def test_online_stages_start_from_policies_and_are_policies():
 PROMPT = [{"role": "user", "content": "How do I boil an egg?"}]
 POLITE = "Of course, boil it nine minutes."
 RUDE = "That is a stupid question."
-SCORERS = {"help": lambda answer: float(len(answer.split())),  # helpfulness: counts words
-           "safe": lambda answer: -1.0 if "stupid" in answer else 1.0}  # safety: an insult scores -1
+SCORERS = {
+    "help": lambda answer: float(len(answer.split())),  # helpfulness: counts words
+    "safe": lambda answer: -1.0 if "stupid" in answer else 1.0,
+}  # safety: an insult scores -1
 
 
 @pytest.fixture
@@ -132,8 +185,9 @@ def hand_scored(monkeypatch):
 
     monkeypatch.setattr(scoring, "check_reward_run", lambda run_id: run_id)
     monkeypatch.setattr(scoring, "score_checked", score_checked)
-    monkeypatch.setattr(rewards, "reward_kinds", lambda runs: {r: {"help": "helpfulness", "safe": "safety"}[r]
-                                                               for r in runs})
+    monkeypatch.setattr(
+        rewards, "reward_kinds", lambda runs: {r: {"help": "helpfulness", "safe": "safety"}[r] for r in runs}
+    )
     return calls
 
 
@@ -141,9 +195,14 @@ def call_as_trl(reward: JudgeReward, completions: list) -> tuple[list[float], di
     """Call the reward function with the keywords TRL 1.16 passes; returns the scores and the metrics it logged."""
     logged = {}
     n = len(completions)
-    scores = reward(prompts=[PROMPT] * n, completions=completions, completion_ids=[[1]] * n,
-                    trainer_state=None, log_extra=lambda column, values: None,
-                    log_metric=lambda name, value: logged.__setitem__(name, value))
+    scores = reward(
+        prompts=[PROMPT] * n,
+        completions=completions,
+        completion_ids=[[1]] * n,
+        trainer_state=None,
+        log_extra=lambda column, values: None,
+        log_metric=lambda name, value: logged.__setitem__(name, value),
+    )
     return scores, logged
 
 
@@ -259,8 +318,10 @@ def test_the_reward_rises_and_every_step_logs_reward_and_kl(stage, studio_home, 
     last = sum(row["reward"] for row in rows[-quarter:]) / quarter
     late_kl = sum(row["kl"] for row in rows[-quarter:]) / quarter
     seconds = sum(row["step_time"] for row in rows) / len(rows)
-    print(f"{stage}: reward first quarter {first:.3f}, last quarter {last:.3f}, last-quarter kl {late_kl:.3f}, "
-          f"{seconds:.3f} s/step")
+    print(
+        f"{stage}: reward first quarter {first:.3f}, last quarter {last:.3f}, last-quarter kl {late_kl:.3f}, "
+        f"{seconds:.3f} s/step"
+    )
     assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-5)  # a fresh adapter (B = 0): the policy is the reference
     assert late_kl > 0.05  # the policy moved away from its starting weights, and the kl metric sees it
     assert last > first + 0.5, (first, last)

@@ -16,8 +16,16 @@ from studio.runs.metrics import MetricsWriter, read_all
 from studio.runs.rundir import RunDir
 
 FIXTURES = Path(__file__).parent / "data" / "metrics"
-TINY_RUNS = {"sft": "sft-dolly-tiny", "reward": "rm-hh-tiny", "dpo": "dpo-hh-tiny", "kto": "kto-hh-tiny",
-             "ppo": "ppo-tiny", "rejection": "rejection-tiny", "grpo": "grpo-tiny", "rloo": "rloo-tiny"}
+TINY_RUNS = {
+    "sft": "sft-dolly-tiny",
+    "reward": "rm-hh-tiny",
+    "dpo": "dpo-hh-tiny",
+    "kto": "kto-hh-tiny",
+    "ppo": "ppo-tiny",
+    "rejection": "rejection-tiny",
+    "grpo": "grpo-tiny",
+    "rloo": "rloo-tiny",
+}
 
 
 def rows_of(key: str, values: list, start: int = 1, every: int = 1) -> list[dict]:
@@ -38,13 +46,17 @@ def test_ppo_tiny_answers_shrinking_while_the_reward_rises_get_one_warning_namin
     rows = read_all(FIXTURES / "ppo-tiny.jsonl")
     w = only("ppo", rows)
     assert (w.check, w.metric, w.step, w.last_step) == ("length_drop", "response_length", 30, 40)
-    assert w.message == ("answers are shrinking: 14 -> 3.19 tokens from step 5 to step 40 (means of 5 rows); first "
-                         "under a third of the start at step 30 (4.54 tokens)")
+    assert w.message == (
+        "answers are shrinking: 14 -> 3.19 tokens from step 5 to step 40 (means of 5 rows); first "
+        "under a third of the start at step 30 (4.54 tokens)"
+    )
     assert "lower train.learning_rate" in w.suggestion
     # Read while the run went on, the same warning said where it stood then.
-    assert only("ppo", rows[:33]).message == ("answers are shrinking: 14 -> 4.05 tokens from step 5 to step 33 "
-                                              "(means of 5 rows); first under a third of the start at step 30 "
-                                              "(4.54 tokens)")
+    assert only("ppo", rows[:33]).message == (
+        "answers are shrinking: 14 -> 4.05 tokens from step 5 to step 33 "
+        "(means of 5 rows); first under a third of the start at step 30 "
+        "(4.54 tokens)"
+    )
     assert health.check_rows("ppo", rows[:29]) == []
 
 
@@ -74,13 +86,17 @@ def test_kl_negative():
 def test_kl_exploding_per_answer_in_ppo_and_per_token_in_grpo_and_rloo():
     w = only("ppo", rows_of("kl", [10.0] * 5 + [40.0] * 5))
     assert (w.check, w.step, w.value, w.last_step, w.last_value) == ("kl_exploding", 8, 28.0, 10, 40.0)
-    assert w.message == ("kl is exploding: 40 nats per answer at step 10 (mean of the last 5 rows, limit 25); first "
-                         "at step 8 (28 nats per answer)")
+    assert w.message == (
+        "kl is exploding: 40 nats per answer at step 10 (mean of the last 5 rows, limit 25); first "
+        "at step 8 (28 nats per answer)"
+    )
     assert "raise ppo.kl_coef (or set ppo.target_kl)" in w.suggestion
     for stage in ("grpo", "rloo"):
         w = only(stage, rows_of("kl", [0.5] * 5 + [3.0] * 5))
-        assert w.message == ("kl is exploding: 3 nats per token at step 10 (mean of the last 5 rows, limit 2); "
-                             "first at step 9 (2.5 nats per token)")
+        assert w.message == (
+            "kl is exploding: 3 nats per token at step 10 (mean of the last 5 rows, limit 2); "
+            "first at step 9 (2.5 nats per token)"
+        )
         assert f"raise {stage}.beta" in w.suggestion
     assert health.check_rows("ppo", rows_of("kl", [2.0] * 5 + [3.0] * 5)) == []  # per-token limit, per-answer kl
 
@@ -91,11 +107,15 @@ def test_a_warning_follows_the_run_after_it_first_fires():
     rows = rows_of("kl", [20.0 * i for i in range(13)])
     early, late = only("ppo", rows[:5]), only("ppo", rows)
     assert (early.step, early.value, early.last_step, early.last_value) == (4, 30.0, 5, 40.0)
-    assert early.message == ("kl is exploding: 40 nats per answer at step 5 (mean of the last 5 rows, limit 25); "
-                             "first at step 4 (30 nats per answer)")
+    assert early.message == (
+        "kl is exploding: 40 nats per answer at step 5 (mean of the last 5 rows, limit 25); "
+        "first at step 4 (30 nats per answer)"
+    )
     assert (late.step, late.value, late.last_step, late.last_value) == (4, 30.0, 13, 200.0)
-    assert late.message == ("kl is exploding: 200 nats per answer at step 13 (mean of the last 5 rows, limit 25); "
-                            "first at step 4 (30 nats per answer)")
+    assert late.message == (
+        "kl is exploding: 200 nats per answer at step 13 (mean of the last 5 rows, limit 25); "
+        "first at step 4 (30 nats per answer)"
+    )
 
 
 @pytest.mark.parametrize("stage", ["sft", "reward", "dpo", "kto"])
@@ -104,16 +124,20 @@ def test_loss_diverging_in_every_stage_that_logs_a_training_loss(stage):
     w = only(stage, rows_of("loss", [3.36, 2.61, 8.52, 9.87, 12.08, 8.4, 6.74]))
     assert (w.check, w.metric, w.step, w.last_step) == ("loss_diverging", "loss", 4, 7)
     assert w.value == pytest.approx((3.36 + 8.52) / 2) and w.last_value == 8.52
-    assert w.message == ("loss is diverging: 8.52 at step 7 (median of the last 5 rows, lowest 2.98 at step 2, 3.36 "
-                         "at the start); first at step 4 (5.94)")
+    assert w.message == (
+        "loss is diverging: 8.52 at step 7 (median of the last 5 rows, lowest 2.98 at step 2, 3.36 "
+        "at the start); first at step 4 (5.94)"
+    )
     assert w.suggestion.startswith("The learning rate is too high for this model: lower train.learning_rate")
 
 
 def test_loss_diverging_after_it_had_learned_and_as_logged_every_5_steps():
     w = only("sft", rows_of("loss", [3.0, 2.0, 1.5, 1.2, 1.0, 1.0, 1.0, 2.5, 3.0, 3.2, 3.5], start=5, every=5))
     assert (w.step, w.last_step) == (50, 55)
-    assert w.message == ("loss is diverging: 3 at step 55 (median of the last 5 rows, lowest 1 at step 35, 3 at the "
-                         "start); first at step 50 (2.5)")
+    assert w.message == (
+        "loss is diverging: 3 at step 55 (median of the last 5 rows, lowest 1 at step 35, 3 at the "
+        "start); first at step 50 (2.5)"
+    )
     # The run at the preset's logging_steps 5: 3.4 at step 1, then 9.9 and around 8.
     w = only("sft", [{"loss": 3.4, "step": 1}] + rows_of("loss", [9.9, 8.1, 7.6, 7.2], start=5, every=5))
     assert (w.step, w.last_step) == (10, 20)
@@ -138,12 +162,14 @@ def test_loss_diverging_stays_quiet_on_healthy_noisy_and_near_zero_losses():
 def test_length_runaway_from_eos_fraction_and_clipped_ratio():
     w = only("ppo", rows_of("eos_fraction", [0.8] * 5 + [0.0] * 5))
     assert (w.check, w.metric, w.step) == ("length_runaway", "eos_fraction", 10)
-    assert w.message == ("answers run to the length limit: 100% cut off at step 10 (mean of the last 5 rows, "
-                         "20% at the start)")
+    assert w.message == (
+        "answers run to the length limit: 100% cut off at step 10 (mean of the last 5 rows, 20% at the start)"
+    )
     assert "ppo.missing_eos_penalty" in w.suggestion
     w = only("grpo", rows_of("completions/clipped_ratio", [0.1] * 5 + [1.0] * 5))
-    assert w.message == ("answers run to the length limit: 100% cut off at step 10 (mean of the last 5 rows, "
-                         "10% at the start)")
+    assert w.message == (
+        "answers run to the length limit: 100% cut off at step 10 (mean of the last 5 rows, 10% at the start)"
+    )
     assert "grpo.mask_truncated_completions" in w.suggestion
     # Cut off from the start is not a runaway; rising to 80% is not yet one.
     assert health.check_rows("ppo", rows_of("eos_fraction", [0.0] * 10)) == []
@@ -153,11 +179,15 @@ def test_length_runaway_from_eos_fraction_and_clipped_ratio():
 def test_length_drop_names_its_steps_and_says_collapsing_below_a_tenth():
     w = only("grpo", rows_of("completions/mean_length", [20.0] * 5 + [1.0] * 5))
     assert (w.check, w.metric, w.step, w.last_step) == ("length_drop", "completions/mean_length", 9, 10)
-    assert w.message == ("answers are collapsing: 20 -> 1 token from step 5 to step 10 (means of 5 rows); first under "
-                         "a third of the start at step 9 (4.8 tokens)")
+    assert w.message == (
+        "answers are collapsing: 20 -> 1 token from step 5 to step 10 (means of 5 rows); first under "
+        "a third of the start at step 9 (4.8 tokens)"
+    )
     w = only("rejection", rows_of("response_length", [30.0] * 5 + [2.0] * 5, every=10))
-    assert w.message == ("answers are collapsing: 30 -> 2 tokens from step 41 to step 91 (means of 5 rows); first "
-                         "under a third of the start at step 81 (7.6 tokens)")
+    assert w.message == (
+        "answers are collapsing: 30 -> 2 tokens from step 41 to step 91 (means of 5 rows); first "
+        "under a third of the start at step 81 (7.6 tokens)"
+    )
     w = only("ppo", rows_of("response_length", [14.0] * 5 + [3.0] * 5))
     assert w.message == "answers are shrinking: 14 -> 3 tokens from step 5 to step 10 (means of 5 rows)"
     # Shorter by half is not flagged, nor a few short answers among long ones.
@@ -175,8 +205,9 @@ def test_entropy_collapse():
 def test_clip_fraction_high():
     w = only("ppo", rows_of("clip_fraction", [0.1] * 5 + [0.9] * 5))
     assert (w.check, w.metric, w.step) == ("clip_fraction_high", "clip_fraction", 7)
-    assert w.message == ("clip_fraction is high: 0.9 at step 10 (mean of the last 5 rows, limit 0.3); first at step "
-                         "7 (0.42)")
+    assert w.message == (
+        "clip_fraction is high: 0.9 at step 10 (mean of the last 5 rows, limit 0.3); first at step 7 (0.42)"
+    )
     assert "ppo.ppo_epochs" in w.suggestion
     # One or two rows are one or two batches: a mean is compared once it averages 3 rows.
     assert health.check_rows("grpo", rows_of("clip_ratio/region_mean", [0.5] * 2)) == []
@@ -188,8 +219,9 @@ def test_clip_fraction_high():
 def test_reward_rises_then_falls():
     w = only("ppo", rows_of("reward", [0.0] * 5 + [1.0] * 5 + [0.0] * 5))
     assert (w.check, w.step, w.value, w.last_step, w.last_value) == ("reward_falling", 13, pytest.approx(0.4), 15, 0)
-    assert w.message == ("reward rose then fell: 0 at step 15 (mean of the last 5 rows, peak 1, 0 at the start); "
-                         "first at step 13 (0.4)")
+    assert w.message == (
+        "reward rose then fell: 0 at step 15 (mean of the last 5 rows, peak 1, 0 at the start); first at step 13 (0.4)"
+    )
     assert only("rejection", rows_of("reward", [0.0] * 5 + [1.0] * 5 + [0.0] * 5)).check == "reward_falling"
     assert health.check_rows("ppo", rows_of("reward", [1.0, 1.2] * 20)) == []  # flat and noisy
     assert health.check_rows("ppo", rows_of("reward", [0.0] * 5 + [1.0] * 5 + [0.7] * 5)) == []  # kept most
@@ -198,8 +230,7 @@ def test_reward_rises_then_falls():
 def test_dpo_chosen_reward_falling():
     chosen = [0.0, 0.2, 0.4, 0.2, 0.0, -0.5, -1.0, -1.5, -2.0]
     w = only("dpo", rows_of("rewards/chosen", chosen))
-    assert (w.check, w.metric, w.step, w.value) == ("chosen_reward_falling", "rewards/chosen", 8,
-                                                      pytest.approx(-0.56))
+    assert (w.check, w.metric, w.step, w.value) == ("chosen_reward_falling", "rewards/chosen", 8, pytest.approx(-0.56))
     assert w.message == "rewards/chosen is falling: -1 at step 9 (mean of the last 5 rows); first at step 8 (-0.56)"
     assert w.suggestion.startswith("The chosen answers are now less likely than under the reference")
     assert "raise dpo.beta" in w.suggestion
@@ -215,8 +246,9 @@ def test_reward_model_accuracy_stuck_at_chance():
     w = only("reward", rows_of("eval_accuracy", [0.52], start=50))
     assert w.message == "eval_accuracy is stuck at chance: 0.52 at step 50"
     w = only("reward", rows_of("eval_accuracy", [0.52, 0.5], start=50, every=50))
-    assert w.message == ("eval_accuracy is stuck at chance: 0.51 at step 100 (mean of the last 2 rows); first at step "
-                         "50 (0.52)")
+    assert w.message == (
+        "eval_accuracy is stuck at chance: 0.51 at step 100 (mean of the last 2 rows); first at step 50 (0.52)"
+    )
     # At chance early on is normal; so is a slow climb away from it.
     climb = [0.5, 0.5, 0.55, 0.6, 0.65, 0.7, 0.7, 0.75]
     assert health.check_rows("reward", rows_of("accuracy", climb, start=10, every=10)) == []
@@ -242,4 +274,5 @@ def test_warnings_come_ordered_by_step_and_check_run_reads_the_stage(tmp_path):
     for row in rows_of("kl", [3.0] * 3):
         writer.write(row)
     assert [w.message for w in health.check_run(run)] == [
-        "kl is exploding: 3 nats per token at step 3 (mean of the last 3 rows, limit 2)"]
+        "kl is exploding: 3 nats per token at step 3 (mean of the last 3 rows, limit 2)"
+    ]

@@ -17,7 +17,8 @@ def test_pairs_become_one_desirable_and_one_undesirable_example():
     good, bad = [{"role": "assistant", "content": "Hello!"}], [{"role": "assistant", "content": "Go away."}]
     assert kto.unpaired([{"prompt": prompt, "chosen": good, "rejected": bad, "margin": 1.0}]) == [
         {"prompt": prompt, "completion": good, "label": True},
-        {"prompt": prompt, "completion": bad, "label": False}]
+        {"prompt": prompt, "completion": bad, "label": False},
+    ]
 
 
 def test_kto_needs_a_batch_to_estimate_its_kl_term():
@@ -28,10 +29,20 @@ def test_kto_needs_a_batch_to_estimate_its_kl_term():
 @pytest.mark.slow
 def test_kto_separates_polite_from_rude_answers(studio_home, tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(64, seed=3))
-    config = RunConfig(stage="kto", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0),
-                       kto=KTOSpec(beta=0.1),
-                       train=TrainSpec(max_steps=24, learning_rate=1e-3, batch_size=8, logging_steps=1,
-                                       save_steps=0, warmup_ratio=0.0, lr_scheduler="constant"))
+    config = RunConfig(
+        stage="kto",
+        data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0),
+        kto=KTOSpec(beta=0.1),
+        train=TrainSpec(
+            max_steps=24,
+            learning_rate=1e-3,
+            batch_size=8,
+            logging_steps=1,
+            save_steps=0,
+            warmup_ratio=0.0,
+            lr_scheduler="constant",
+        ),
+    )
     run = manager.create(config)
     trainer = kto.build_trainer(config, run)
     assert trainer.ref_model is None and "ref" not in trainer.model.peft_config  # the adapter-off policy

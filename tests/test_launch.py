@@ -30,9 +30,10 @@ def test_two_processes_go_through_accelerate_launch_with_ddp():
     assert command[-4:] == ["--module", "studio.runs.worker", "/runs/r1", "--training"]
 
 
-@pytest.mark.parametrize("strategy, kind, zero_stage", [("deepspeed-zero2", "DEEPSPEED", 2),
-                                                        ("deepspeed-zero3", "DEEPSPEED", 3),
-                                                        ("fsdp", "FSDP", None)])
+@pytest.mark.parametrize(
+    "strategy, kind, zero_stage",
+    [("deepspeed-zero2", "DEEPSPEED", 2), ("deepspeed-zero3", "DEEPSPEED", 3), ("fsdp", "FSDP", None)],
+)
 def test_the_shipped_configs_are_valid_accelerate_configs(strategy, kind, zero_stage):
     from accelerate.commands.config.config_args import load_config_from_file
 
@@ -59,8 +60,12 @@ def test_deepspeed_without_its_package_is_refused_before_a_run_exists(monkeypatc
 
 @pytest.mark.parametrize("stage", ["ppo", "rejection"])
 def test_the_own_loop_stages_take_ddp_only(stage):
-    raw = {"stage": stage, "train": {"processes": 2, "distributed": "fsdp"},
-           "reward_models": {"runs": ["some-reward-run"]}, "data": {"source": "hh-rlhf"}}
+    raw = {
+        "stage": stage,
+        "train": {"processes": 2, "distributed": "fsdp"},
+        "reward_models": {"runs": ["some-reward-run"]},
+        "data": {"source": "hh-rlhf"},
+    }
     if stage == "rejection":
         raw["train"]["max_steps"] = -1
     with pytest.raises(ConfigError, match=f"^train.distributed = fsdp: the {stage} stage runs its own loop"):
@@ -71,9 +76,17 @@ def test_the_own_loop_stages_take_ddp_only(stage):
 def test_two_cpu_processes_train_one_sft_run_and_only_rank_0_writes(studio_home, monkeypatch):
     """manager.start -> the worker's supervisor -> accelerate launch -> 2 ranks (gloo); about a minute."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    config = cfg.load_config("presets/sft-dolly-tiny.yaml", ["train.processes=2", "train.max_steps=4",
-                                                             "train.logging_steps=1", "train.eval_steps=0",
-                                                             "train.save_steps=0", "timeline.prompts=[]"])
+    config = cfg.load_config(
+        "presets/sft-dolly-tiny.yaml",
+        [
+            "train.processes=2",
+            "train.max_steps=4",
+            "train.logging_steps=1",
+            "train.eval_steps=0",
+            "train.save_steps=0",
+            "timeline.prompts=[]",
+        ],
+    )
     run, _ = manager.start(config)
     deadline = time.monotonic() + 400
     while manager.status(run).get("state") not in ("completed", "failed", "cancelled"):

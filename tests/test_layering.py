@@ -38,9 +38,11 @@ def test_components_never_import_the_ml_stack():
 
 
 def test_launching_runs_and_the_cli_do_not_import_torch():
-    code = ("import sys, studio.cli, studio.runs.manager, studio.config, studio.data; "
-            "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'gradio') if m in sys.modules); "
-            "print(','.join(heavy))")
+    code = (
+        "import sys, studio.cli, studio.runs.manager, studio.config, studio.data; "
+        "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'gradio') if m in sys.modules); "
+        "print(','.join(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == ""
 
@@ -48,9 +50,10 @@ def test_launching_runs_and_the_cli_do_not_import_torch():
 def test_the_ui_builds_without_importing_torch(tmp_path):
     """The UI process starts in seconds because the ML stack loads only when a tab first generates or scores
     (bench/ui.py measures the start-up)."""
-    code = ("import sys, components.app; components.app.build_app(); "
-            "print('heavy:', *sorted(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))")
+    code = (
+        "import sys, components.app; components.app.build_app(); "
+        "print('heavy:', *sorted(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))"
+    )
     env = {**os.environ, "RLHF_STUDIO_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,
-                            check=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True)
     assert [line for line in result.stdout.splitlines() if line.startswith("heavy:")] == ["heavy:"]

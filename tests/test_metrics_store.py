@@ -1,6 +1,6 @@
 """studio/runs/metrics.py (append-only JSONL, incremental reader) and studio/runs/store.py (the SQLite index).
 
-    python -m pytest tests/test_metrics_store.py -q
+python -m pytest tests/test_metrics_store.py -q
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_half_written_last_line_waits_until_complete(tmp_path):
     assert reader.read_new() == []
     append(path, 'ss": 2.0')
     assert reader.read_new() == []  # still no newline
-    append(path, '}\n')
+    append(path, "}\n")
     assert reader.read_new() == [{"step": 2, "loss": 2.0}]
     assert reader.read_new() == []  # exactly once
     append(path, '{"step": 3, "loss": 1.0}\n')
@@ -98,7 +98,7 @@ def test_multibyte_text_split_across_reads(tmp_path):
     path = tmp_path / "metrics.jsonl"
     reader = MetricsReader(path)
     line = json.dumps({"step": 1, "note": "café ☕"}, ensure_ascii=False).encode("utf-8") + b"\n"
-    cut = line.index("☕".encode("utf-8")) + 1  # inside the 3-byte character
+    cut = line.index("☕".encode()) + 1  # inside the 3-byte character
     with open(path, "ab") as f:
         f.write(line[:cut])
     assert reader.read_new() == []
@@ -169,8 +169,18 @@ def home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def make_run(run_id: str, *, state: str, step: int, total: int, created: float, losses: list[float] | None,
-             name: str | None = None, model: str = "tiny", error: str | None = None) -> RunDir:
+def make_run(
+    run_id: str,
+    *,
+    state: str,
+    step: int,
+    total: int,
+    created: float,
+    losses: list[float] | None,
+    name: str | None = None,
+    model: str = "tiny",
+    error: str | None = None,
+) -> RunDir:
     run = RunDir(runs_root() / run_id)
     run.path.mkdir(parents=True)
     config = RunConfig(name=name, train=TrainSpec(max_steps=total))
@@ -186,12 +196,33 @@ def make_run(run_id: str, *, state: str, step: int, total: int, created: float, 
 
 def three_runs() -> list[RunDir]:
     return [
-        make_run("20250101-100000-sft-aaaa", state="completed", step=60, total=60, created=1000.0,
-                 losses=[3.0, 2.0, 1.25], name="first"),
-        make_run("20250101-110000-sft-bbbb", state="running", step=10, total=60, created=2000.0,
-                 losses=[2.5], model="HuggingFaceTB/SmolLM2-135M-Instruct"),
-        make_run("20250101-120000-sft-cccc", state="failed", step=0, total=60, created=3000.0, losses=None,
-                 error="CUDA out of memory"),
+        make_run(
+            "20250101-100000-sft-aaaa",
+            state="completed",
+            step=60,
+            total=60,
+            created=1000.0,
+            losses=[3.0, 2.0, 1.25],
+            name="first",
+        ),
+        make_run(
+            "20250101-110000-sft-bbbb",
+            state="running",
+            step=10,
+            total=60,
+            created=2000.0,
+            losses=[2.5],
+            model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        ),
+        make_run(
+            "20250101-120000-sft-cccc",
+            state="failed",
+            step=0,
+            total=60,
+            created=3000.0,
+            losses=None,
+            error="CUDA out of memory",
+        ),
     ]
 
 
@@ -292,13 +323,16 @@ def test_diverged_loss_is_stored_as_null(home, tmp_path):
     assert row["last_loss"] is None and row["step"] == 5
 
 
-@pytest.mark.parametrize("content", [
-    pytest.param(b'{"state": "running", "st', id="truncated"),
-    pytest.param(b"", id="empty"),
-    pytest.param(b"\xff\xfe\x00garbage", id="binary"),
-    pytest.param(b"null", id="json-null"),
-    pytest.param(b"[1, 2]", id="json-list"),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b'{"state": "running", "st', id="truncated"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\xff\xfe\x00garbage", id="binary"),
+        pytest.param(b"null", id="json-null"),
+        pytest.param(b"[1, 2]", id="json-list"),
+    ],
+)
 def test_unreadable_status_is_failed_not_an_exception(home, tmp_path, content):
     runs = three_runs()
     runs[1].status_path.write_bytes(content)
@@ -317,7 +351,10 @@ def test_unreadable_config_does_not_stop_the_index(home, tmp_path):
     runs[2].config_path.unlink()
     rows = RunIndex(tmp_path / "index.sqlite").sync()
     assert [(r["id"], r["stage"], r["state"]) for r in rows] == [
-        (EXPECTED[0][0], "", "completed"), (EXPECTED[1][0], "sft", "running"), (EXPECTED[2][0], "", "failed")]
+        (EXPECTED[0][0], "", "completed"),
+        (EXPECTED[1][0], "sft", "running"),
+        (EXPECTED[2][0], "", "failed"),
+    ]
 
 
 def test_summarize_uses_the_given_status(home):

@@ -20,13 +20,13 @@ def test_tiny_model_is_a_small_base_model_with_a_chat_template(studio_home):
     model = models.load_causal_lm(ModelSpec())
     _, total = models.count_parameters(model)
     assert 100_000 < total < 1_000_000
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|pad|>"
     # Pretrained on the bundled samples: far better than guessing uniformly over the vocabulary.
-    batch = tokenizer(["Elmford is a town on the river Wend. It was founded in 1721 by Ada Venn."],
-                      return_tensors="pt")
+    batch = tokenizer(["Elmford is a town on the river Wend. It was founded in 1721 by Ada Venn."], return_tensors="pt")
     with torch.no_grad():
         loss = model(**batch, labels=batch["input_ids"]).loss.item()
     assert loss < math.log(len(tokenizer)) / 2
@@ -45,8 +45,9 @@ def _loss_after_training(model, tokenizer, steps: int = 20) -> tuple[float, floa
     return losses[0], losses[-1]
 
 
-@pytest.mark.parametrize("quantization, layer_type", [("none", "Linear"), ("4bit", "Linear4bit"),
-                                                      ("8bit", "Linear8bitLt")])
+@pytest.mark.parametrize(
+    "quantization, layer_type", [("none", "Linear"), ("4bit", "Linear4bit"), ("8bit", "Linear8bitLt")]
+)
 def test_lora_and_qlora_train_on_cpu(studio_home, quantization, layer_type):
     spec = ModelSpec(quantization=quantization)
     tokenizer = models.load_tokenizer(spec)
@@ -80,14 +81,25 @@ def test_qlora_starts_from_an_earlier_runs_adapter(studio_home, tmp_path):
 def test_lora_targets_named_layers_and_refuses_unknown_ones(studio_home):
     spec = ModelSpec()
     model = models.load_causal_lm(spec)
-    assert models.linear_layer_names(model) == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj",
-                                                "v_proj"]
+    assert models.linear_layer_names(model) == [
+        "down_proj",
+        "gate_proj",
+        "k_proj",
+        "o_proj",
+        "q_proj",
+        "up_proj",
+        "v_proj",
+    ]
     adapted = models.add_lora(model, LoraSpec(target_modules=["q_proj", "v_proj"]), spec, "CAUSAL_LM")
-    lora_layers = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, _ in adapted.named_parameters()
-                   if ".lora_A." in name}
+    lora_layers = {
+        name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, _ in adapted.named_parameters() if ".lora_A." in name
+    }
     assert lora_layers == {"q_proj", "v_proj"}
-    with pytest.raises(ModelError, match=r"lora.target_modules: qkv not in this model; its linear layers are "
-                                         r"down_proj, gate_proj"):
+    with pytest.raises(
+        ModelError,
+        match=r"lora.target_modules: qkv not in this model; its linear layers are "
+        r"down_proj, gate_proj",
+    ):
         models.add_lora(models.load_causal_lm(spec), LoraSpec(target_modules=["qkv"]), spec, "CAUSAL_LM")
 
 
@@ -119,10 +131,17 @@ def test_load_errors_are_one_clear_line(studio_home, tmp_path):
 def test_remote_code_needs_the_explicit_opt_in(studio_home, tmp_path):
     folder = tmp_path / "custom"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "studio-custom-arch",
-        "auto_map": {"AutoConfig": "configuration_custom.CustomConfig",
-                     "AutoModelForCausalLM": "modeling_custom.CustomModel"}}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "studio-custom-arch",
+                "auto_map": {
+                    "AutoConfig": "configuration_custom.CustomConfig",
+                    "AutoModelForCausalLM": "modeling_custom.CustomModel",
+                },
+            }
+        )
+    )
     with pytest.raises(ModelError, match="needs Python code from its repository.*model.trust_remote_code: true"):
         models.load_causal_lm(ModelSpec(name=str(folder)))
 
@@ -131,11 +150,10 @@ def test_dora_and_rslora_change_the_adapter(studio_home):
     spec = ModelSpec()
     plain = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8), spec, "CAUSAL_LM")
     dora = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8, use_dora=True), spec, "CAUSAL_LM")
-    rslora = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8, use_rslora=True), spec,
-                             "CAUSAL_LM")
+    rslora = models.add_lora(models.load_causal_lm(spec), LoraSpec(r=4, alpha=8, use_rslora=True), spec, "CAUSAL_LM")
     assert not any("magnitude" in n for n, _ in plain.named_parameters())
     assert any("lora_magnitude_vector" in n for n, p in dora.named_parameters() if p.requires_grad)
     q_plain = plain.base_model.model.model.layers[0].self_attn.q_proj
     q_rs = rslora.base_model.model.model.layers[0].self_attn.q_proj
     assert q_plain.scaling["default"] == 8 / 4
-    assert q_rs.scaling["default"] == pytest.approx(8 / 4 ** 0.5)
+    assert q_rs.scaling["default"] == pytest.approx(8 / 4**0.5)

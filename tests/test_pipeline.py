@@ -27,14 +27,21 @@ PIPELINES = [p for p in PRESETS if "stages" in yaml.safe_load(p.read_text())]
 def test_every_pipeline_preset_validates(path):
     loaded = pipeline.load_pipeline(path)
     assert len(loaded.stages) >= 2
-    assert all(stage.parent in [s.name for s in loaded.stages[:i]] or stage.parent is None
-               for i, stage in enumerate(loaded.stages))
+    assert all(
+        stage.parent in [s.name for s in loaded.stages[:i]] or stage.parent is None
+        for i, stage in enumerate(loaded.stages)
+    )
 
 
 def _raw():
-    return {"pipeline": "p", "defaults": {"model": {"name": "tiny"}, "train": {"max_steps": 5}},
-            "stages": [{"name": "sft", "stage": "sft", "data": {"path": "sample"}},
-                       {"name": "dpo", "stage": "dpo", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}}]}
+    return {
+        "pipeline": "p",
+        "defaults": {"model": {"name": "tiny"}, "train": {"max_steps": 5}},
+        "stages": [
+            {"name": "sft", "stage": "sft", "data": {"path": "sample"}},
+            {"name": "dpo", "stage": "dpo", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}},
+        ],
+    }
 
 
 def test_defaults_and_overrides_reach_the_right_stages():
@@ -47,16 +54,26 @@ def test_defaults_and_overrides_reach_the_right_stages():
     assert sft.config.name == "sft" and dpo.config.data.source == "hh-rlhf"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda r: r["stages"][1].update({"from": "nope"}), "stages.dpo.from = 'nope': not an earlier stage (earlier: sft)"),
-    (lambda r: r["stages"][1].update({"name": "sft"}), "stages[2]: the name 'sft' is used twice"),
-    (lambda r: r["stages"][1].update({"data": {"source": "dolly"}}),
-     "stages.dpo: data.source = 'dolly' gives sft rows, but the dpo stage trains on preference rows"),
-    (lambda r: r["stages"][0].update({"train": {"learning_rate": -1}}),
-     "stages.sft: train.learning_rate = -1.0: must be greater than 0"),
-    (lambda r: r.update({"stage": "sft"}), "unknown pipeline key 'stage'"),
-    (lambda r: r["stages"][0].pop("name"), "stages[1]: every stage needs a name"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda r: r["stages"][1].update({"from": "nope"}),
+            "stages.dpo.from = 'nope': not an earlier stage (earlier: sft)",
+        ),
+        (lambda r: r["stages"][1].update({"name": "sft"}), "stages[2]: the name 'sft' is used twice"),
+        (
+            lambda r: r["stages"][1].update({"data": {"source": "dolly"}}),
+            "stages.dpo: data.source = 'dolly' gives sft rows, but the dpo stage trains on preference rows",
+        ),
+        (
+            lambda r: r["stages"][0].update({"train": {"learning_rate": -1}}),
+            "stages.sft: train.learning_rate = -1.0: must be greater than 0",
+        ),
+        (lambda r: r.update({"stage": "sft"}), "unknown pipeline key 'stage'"),
+        (lambda r: r["stages"][0].pop("name"), "stages[1]: every stage needs a name"),
+    ],
+)
 def test_pipeline_mistakes_are_named(change, message):
     raw = _raw()
     change(raw)
@@ -67,9 +84,16 @@ def test_pipeline_mistakes_are_named(change, message):
 
 def _instructgpt_raw():
     raw = _raw()
-    raw["stages"][1:] = [{"name": "rm", "stage": "reward", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}},
-                         {"name": "ppo", "stage": "ppo", "from": "sft", "rewards_from": "rm",
-                          "data": {"source": "hh-rlhf", "path": "sample"}}]
+    raw["stages"][1:] = [
+        {"name": "rm", "stage": "reward", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}},
+        {
+            "name": "ppo",
+            "stage": "ppo",
+            "from": "sft",
+            "rewards_from": "rm",
+            "data": {"source": "hh-rlhf", "path": "sample"},
+        },
+    ]
     return raw
 
 
@@ -78,26 +102,46 @@ def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
     ppo = loaded.stages[2]
     assert (ppo.parent, ppo.reward_stages, ppo.config.reward_models.runs) == ("sft", ["rm"], ["rm"])
     two = _instructgpt_raw()
-    two["stages"].insert(2, {"name": "safety", "stage": "reward", "reward": {"kind": "safety"},
-                             "data": {"source": "hh-rlhf", "path": "sample"}})
+    two["stages"].insert(
+        2,
+        {
+            "name": "safety",
+            "stage": "reward",
+            "reward": {"kind": "safety"},
+            "data": {"source": "hh-rlhf", "path": "sample"},
+        },
+    )
     two["stages"][3].update({"rewards_from": ["rm", "safety"], "reward_models": {"combine": "safety_gated"}})
     gated = pipeline.from_dict(two).stages[3].config.reward_models
     assert (gated.runs, gated.combine) == (["rm", "safety"], "safety_gated")
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda r: r["stages"][2].update({"rewards_from": "sft"}),
-     "stages.ppo.rewards_from = 'sft': that stage trains sft, not a reward model"),
-    (lambda r: r["stages"][2].update({"rewards_from": "later"}),
-     "stages.ppo.rewards_from = 'later': not an earlier stage (earlier: sft, rm)"),
-    (lambda r: r["stages"][2].update({"rewards_from": 3}),
-     "stages.ppo.rewards_from: expected the name of an earlier reward stage, or a list"),
-    (lambda r: r["stages"][2].update({"reward_models": {"runs": ["x"]}}),
-     "stages.ppo: give either rewards_from (earlier reward stages) or reward_models.runs, not both"),
-    (lambda r: r["stages"][1].update({"rewards_from": "sft"}),
-     "stages.rm.rewards_from = 'sft': that stage trains sft, not a reward model"),
-    (lambda r: r["stages"][2].pop("rewards_from"), "stages.ppo: reward_models.runs is empty"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda r: r["stages"][2].update({"rewards_from": "sft"}),
+            "stages.ppo.rewards_from = 'sft': that stage trains sft, not a reward model",
+        ),
+        (
+            lambda r: r["stages"][2].update({"rewards_from": "later"}),
+            "stages.ppo.rewards_from = 'later': not an earlier stage (earlier: sft, rm)",
+        ),
+        (
+            lambda r: r["stages"][2].update({"rewards_from": 3}),
+            "stages.ppo.rewards_from: expected the name of an earlier reward stage, or a list",
+        ),
+        (
+            lambda r: r["stages"][2].update({"reward_models": {"runs": ["x"]}}),
+            "stages.ppo: give either rewards_from (earlier reward stages) or reward_models.runs, not both",
+        ),
+        (
+            lambda r: r["stages"][1].update({"rewards_from": "sft"}),
+            "stages.rm.rewards_from = 'sft': that stage trains sft, not a reward model",
+        ),
+        (lambda r: r["stages"][2].pop("rewards_from"), "stages.ppo: reward_models.runs is empty"),
+    ],
+)
 def test_rewards_from_mistakes_are_named(change, message):
     raw = _instructgpt_raw()
     change(raw)
@@ -112,8 +156,11 @@ def test_the_ppo_tiny_preset_runs_sft_then_a_reward_model_then_ppo(studio_home):
     result = run_cli("train", "presets/ppo-tiny.yaml", timeout=900)
     assert result.returncode == 0, result.stderr
     runs = json.loads(run_cli("runs", "--json").stdout)
-    assert [(r["stage"], r["state"]) for r in runs] == [("sft", "completed"), ("reward", "completed"),
-                                                         ("ppo", "completed")]
+    assert [(r["stage"], r["state"]) for r in runs] == [
+        ("sft", "completed"),
+        ("reward", "completed"),
+        ("ppo", "completed"),
+    ]
     sft, rm, ppo = (RunDir.of(r["id"]) for r in runs)
     ppo_config = cfg.load_config(ppo.config_path)
     assert ppo_config.init.from_run == sft.id and ppo_config.reward_models.runs == [rm.id]
@@ -150,9 +197,17 @@ def test_pipeline_runs_stages_as_linked_runs(studio_home):
 @pytest.mark.slow
 def test_a_failed_stage_stops_the_pipeline(studio_home):
     # Rows too long for data.max_length are found by the stage's worker (a broken file is refused before any stage).
-    result = run_cli("train", "presets/sft-dpo-tiny.yaml", "--set", "train.max_steps=2",
-                     "--set", "stages.dpo.data.max_length=16", "--set", "stages.dpo.data.on_bad_rows=fail",
-                     timeout=600)
+    result = run_cli(
+        "train",
+        "presets/sft-dpo-tiny.yaml",
+        "--set",
+        "train.max_steps=2",
+        "--set",
+        "stages.dpo.data.max_length=16",
+        "--set",
+        "stages.dpo.data.on_bad_rows=fail",
+        timeout=600,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: pipeline sft-dpo-tiny stopped at stage dpo"
     assert "over data.max_length = 16" in result.stderr
@@ -161,8 +216,10 @@ def test_a_failed_stage_stops_the_pipeline(studio_home):
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_complete_checkpoint(studio_home):
-    config = cfg.load_config("presets/sft-dolly-tiny.yaml", ["train.max_steps=150", "train.save_steps=20",
-                                                             "train.logging_steps=1", "train.eval_steps=0"])
+    config = cfg.load_config(
+        "presets/sft-dolly-tiny.yaml",
+        ["train.max_steps=150", "train.save_steps=20", "train.logging_steps=1", "train.eval_steps=0"],
+    )
     run, proc = manager.start(config)
     deadline = time.monotonic() + 120
     while (run.read_status().get("step") or 0) < 47:

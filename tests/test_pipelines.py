@@ -29,17 +29,31 @@ from tests.conftest import REPO, run_cli, served_studio
 from tests.fake_worker import COMMAND as FAKE_WORKER
 
 # The runner as a process whose stages run on the fake worker (argv[1] is the pipeline folder).
-FAKE_RUNNER = [sys.executable, "-c", "import sys; from studio.runs import manager; from tests.fake_worker import "
-               "COMMAND; manager.WORKER = COMMAND; from studio import pipeline_runs; "
-               "sys.exit(pipeline_runs.main(sys.argv))"]
+FAKE_RUNNER = [
+    sys.executable,
+    "-c",
+    "import sys; from studio.runs import manager; from tests.fake_worker import "
+    "COMMAND; manager.WORKER = COMMAND; from studio import pipeline_runs; "
+    "sys.exit(pipeline_runs.main(sys.argv))",
+]
 
 
 def _instructgpt() -> pipeline.Pipeline:
-    raw = {"pipeline": "igpt", "defaults": {"model": {"name": "tiny"}},
-           "stages": [{"name": "sft", "stage": "sft", "data": {"path": "sample"}},
-                      {"name": "rm", "stage": "reward", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}},
-                      {"name": "ppo", "stage": "ppo", "from": "sft", "rewards_from": "rm",
-                       "data": {"source": "hh-rlhf", "path": "sample"}}]}
+    raw = {
+        "pipeline": "igpt",
+        "defaults": {"model": {"name": "tiny"}},
+        "stages": [
+            {"name": "sft", "stage": "sft", "data": {"path": "sample"}},
+            {"name": "rm", "stage": "reward", "from": "sft", "data": {"source": "hh-rlhf", "path": "sample"}},
+            {
+                "name": "ppo",
+                "stage": "ppo",
+                "from": "sft",
+                "rewards_from": "rm",
+                "data": {"source": "hh-rlhf", "path": "sample"},
+            },
+        ],
+    }
     return pipeline.from_dict(raw)
 
 
@@ -72,8 +86,12 @@ def _end(run: RunDir, how: str = "FINISH") -> None:
 
 def _run_in_thread(record) -> tuple[threading.Thread, dict]:
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(pipeline_runs.run(
-        record, follow=lambda run, proc: pipeline_runs.wait_for_run(record, run, proc, poll=0.05))), daemon=True)
+    thread = threading.Thread(
+        target=lambda: result.update(
+            pipeline_runs.run(record, follow=lambda run, proc: pipeline_runs.wait_for_run(record, run, proc, poll=0.05))
+        ),
+        daemon=True,
+    )
     thread.start()
     return thread, result
 
@@ -85,11 +103,17 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
     state = record.read_state()
     assert state["state"] == "queued" and state["description"] == "InstructGPT, faked"
     assert [(s["name"], s["stage"], s["parent"], s["reward_stages"], s["run_id"]) for s in state["stages"]] == [
-        ("sft", "sft", None, [], None), ("rm", "reward", "sft", [], None), ("ppo", "ppo", "sft", ["rm"], None)]
+        ("sft", "sft", None, [], None),
+        ("rm", "reward", "sft", [], None),
+        ("ppo", "ppo", "sft", ["rm"], None),
+    ]
     # The resolved YAML reads back to the same stages, defaults applied.
     again = pipeline.from_dict(yaml.safe_load(record.yaml_path.read_text()))
     assert [(s.name, s.parent, s.reward_stages, s.config.model.name) for s in again.stages] == [
-        ("sft", None, [], "tiny"), ("rm", "sft", [], "tiny"), ("ppo", "sft", ["rm"], "tiny")]
+        ("sft", None, [], "tiny"),
+        ("rm", "sft", [], "tiny"),
+        ("ppo", "sft", ["rm"], "tiny"),
+    ]
 
     thread, result = _run_in_thread(record)
     for name in ("sft", "rm", "ppo"):
@@ -103,8 +127,11 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
     assert {r.read_status()["pipeline"] for r in (sft, rm, ppo)} == {record.id}
     listed = pipeline_runs.list_pipelines()
     assert [p["id"] for p in listed] == [record.id]
-    assert [(s["name"], s["state"]) for s in listed[0]["stages"]] == [("sft", "completed"), ("rm", "completed"),
-                                                                       ("ppo", "completed")]
+    assert [(s["name"], s["state"]) for s in listed[0]["stages"]] == [
+        ("sft", "completed"),
+        ("rm", "completed"),
+        ("ppo", "completed"),
+    ]
     assert json.loads(record.state_path.read_text())["state"] == "completed"  # on disk, not only in memory
 
 
@@ -119,8 +146,11 @@ def test_a_failed_stage_stops_the_pipeline_with_one_line_naming_it(studio_home):
     assert result["error"] == "stage rm failed: told to fail"
     state = pipeline_runs.status(record)
     # The stage after the failed one never runs: "skipped", not "waiting" for ever.
-    assert [(s["name"], s["state"]) for s in state["stages"]] == [("sft", "completed"), ("rm", "failed"),
-                                                                   ("ppo", "skipped")]
+    assert [(s["name"], s["state"]) for s in state["stages"]] == [
+        ("sft", "completed"),
+        ("rm", "failed"),
+        ("ppo", "skipped"),
+    ]
     assert state["stages"][2]["run_id"] is None and len(manager.list_runs()) == 2
 
 
@@ -150,7 +180,10 @@ def test_a_stage_that_cannot_start_fails_the_pipeline_in_one_line(studio_home):
     assert "\n" not in result["error"]
     # The stage that could not start failed (it has no run); the one after it is skipped.
     assert [(s["name"], s["state"]) for s in pipeline_runs.status(record)["stages"]] == [
-        ("sft", "completed"), ("rm", "failed"), ("ppo", "skipped")]
+        ("sft", "completed"),
+        ("rm", "failed"),
+        ("ppo", "skipped"),
+    ]
 
 
 def test_the_detached_runner_runs_a_recorded_pipeline_and_a_dead_one_is_seen(studio_home, monkeypatch):
@@ -194,14 +227,20 @@ def test_recipes_are_the_bundled_pipelines_and_the_users_saved_ones(studio_home)
         pipeline_runs.recipe("broken")
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("bad name!", "stages: []", "pipeline name 'bad name!': use 1 to 64 letters"),
-    ("ppo-tiny", "stages: []", "pipeline name 'ppo-tiny': that is a bundled preset"),
-    ("mine", "stages: [\n", "pipeline YAML line 2: not valid YAML"),
-    ("mine", "stage: sft\n", "pipeline YAML: expected a pipeline, a mapping with stages:"),
-    ("mine", "stages:\n  - {name: a, stage: dpo, data: {source: dolly}}\n",
-     "stages.a: data.source = 'dolly' gives sft rows"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("bad name!", "stages: []", "pipeline name 'bad name!': use 1 to 64 letters"),
+        ("ppo-tiny", "stages: []", "pipeline name 'ppo-tiny': that is a bundled preset"),
+        ("mine", "stages: [\n", "pipeline YAML line 2: not valid YAML"),
+        ("mine", "stage: sft\n", "pipeline YAML: expected a pipeline, a mapping with stages:"),
+        (
+            "mine",
+            "stages:\n  - {name: a, stage: dpo, data: {source: dolly}}\n",
+            "stages.a: data.source = 'dolly' gives sft rows",
+        ),
+    ],
+)
 def test_a_bad_saved_pipeline_gets_one_line(studio_home, name, text, message):
     with pytest.raises(ConfigError) as err:
         pipeline_runs.save_recipe(name, text)
@@ -217,8 +256,10 @@ def test_a_user_single_run_preset_is_not_overwritten(studio_home):
 
 
 def test_the_graph_draws_a_box_per_stage_and_an_arrow_per_link():
-    stages = [{"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": s.reward_stages}
-              for s in pipeline.load_pipeline(REPO / "presets" / "llama2-tiny.yaml").stages]
+    stages = [
+        {"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": s.reward_stages}
+        for s in pipeline.load_pipeline(REPO / "presets" / "llama2-tiny.yaml").stages
+    ]
     drawn = graph_html(stages)
     assert drawn.count("<rect") == 5
     assert drawn.count("marker-end=") == 8  # 4 `from` links and 4 `rewards_from` links
@@ -277,8 +318,12 @@ def test_the_llama2_recipe_runs_end_to_end_on_the_tiny_model(studio_home):
     [state] = pipeline_runs.list_pipelines()
     assert state["state"] == "completed"
     assert [(s["name"], s["state"]) for s in state["stages"]] == [
-        ("sft", "completed"), ("helpful-rm", "completed"), ("safety-rm", "completed"), ("rejection", "completed"),
-        ("ppo", "completed")]
+        ("sft", "completed"),
+        ("helpful-rm", "completed"),
+        ("safety-rm", "completed"),
+        ("rejection", "completed"),
+        ("ppo", "completed"),
+    ]
     ids = {s["name"]: s["run_id"] for s in state["stages"]}
     configs = {name: cfg.load_config(RunDir.of(run_id).config_path) for name, run_id in ids.items()}
     assert (configs["helpful-rm"].reward.kind, configs["safety-rm"].reward.kind) == ("helpfulness", "safety")

@@ -11,28 +11,44 @@ import torch
 
 from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
 from studio.errors import ConfigError
-from studio.runs import manager
 from studio.rewards import combine_scores
+from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.trainers import ppo
 from studio.trainers.sampling import response_mask
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 
-STEP_KEYS = ("reward", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss", "clip_fraction",
-             "approx_kl", "response_length", "time/generation", "time/optimization", "tokens_per_second", "step",
-             "epoch", "time")
+STEP_KEYS = (
+    "reward",
+    "reward_std",
+    "kl",
+    "kl_coef",
+    "entropy",
+    "policy_loss",
+    "value_loss",
+    "clip_fraction",
+    "approx_kl",
+    "response_length",
+    "time/generation",
+    "time/optimization",
+    "tokens_per_second",
+    "step",
+    "epoch",
+    "time",
+)
 
 
 def ppo_config(path, reward_run: str, **ppo_options) -> RunConfig:
     options = dict(response_length=12, kl_coef=0.2, ppo_epochs=2, mini_batch_size=16)
-    return RunConfig(stage="ppo", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0,
-                                                max_length=128),
-                     lora=LoraSpec(r=8, alpha=16, dropout=0.0),
-                     train=TrainSpec(max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=4,
-                                     warmup_ratio=0.0),
-                     reward_models=RewardModelsSpec(runs=[reward_run]),
-                     ppo=PPOSpec(**{**options, **ppo_options}))
+    return RunConfig(
+        stage="ppo",
+        data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0, max_length=128),
+        lora=LoraSpec(r=8, alpha=16, dropout=0.0),
+        train=TrainSpec(max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=4, warmup_ratio=0.0),
+        reward_models=RewardModelsSpec(runs=[reward_run]),
+        ppo=PPOSpec(**{**options, **ppo_options}),
+    )
 
 
 @pytest.mark.slow
@@ -62,8 +78,10 @@ def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
     last = sum(r["reward"] for r in rows[-quarter:]) / quarter
     late_kl = sum(r["kl"] for r in rows[-quarter:]) / quarter
     seconds = sum(r["time/generation"] + r["time/optimization"] for r in rows) / len(rows)
-    print(f"reward first quarter {first:.3f}, last quarter {last:.3f}, last-quarter kl {late_kl:.2f}, "
-          f"max kl {max(r['kl'] for r in rows):.2f}, {seconds:.3f} s/step")
+    print(
+        f"reward first quarter {first:.3f}, last quarter {last:.3f}, last-quarter kl {late_kl:.2f}, "
+        f"max kl {max(r['kl'] for r in rows):.2f}, {seconds:.3f} s/step"
+    )
     assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # fresh LoRA (B = 0): the policy is the reference
     assert last > first + 0.5, (first, last)
     assert late_kl < 10
@@ -80,17 +98,22 @@ def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
 # ---------------------------------------------------------------- refused configs
 
 
-@pytest.mark.parametrize("options, message", [
-    ({}, "reward_models.runs is empty"),
-    ({"reward_models": {"runs": ["a", "b", "c"]}}, "at most two"),
-    ({"reward_models": {"runs": ["a", "a"]}}, "named twice"),
-    ({"reward_models": {"runs": ["a", "b"], "weights": [1.0]}}, "one weight per reward run"),
-    ({"reward_models": {"runs": ["a"], "combine": "safety_gated"}}, "needs two reward runs"),
-    ({"reward_models": {"runs": ["a", "b"], "combine": "safety_gated", "weights": [1, 2]}},
-     "only combine sum uses weights"),
-    ({"reward_models": {"runs": ["a"]}, "ppo": {"mini_batch_size": 3}}, "must divide train.batch_size"),
-    ({"reward_models": {"runs": ["a"], "weights": ["x"]}}, "reward_models.weights[0] = 'x': expected a number"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "reward_models.runs is empty"),
+        ({"reward_models": {"runs": ["a", "b", "c"]}}, "at most two"),
+        ({"reward_models": {"runs": ["a", "a"]}}, "named twice"),
+        ({"reward_models": {"runs": ["a", "b"], "weights": [1.0]}}, "one weight per reward run"),
+        ({"reward_models": {"runs": ["a"], "combine": "safety_gated"}}, "needs two reward runs"),
+        (
+            {"reward_models": {"runs": ["a", "b"], "combine": "safety_gated", "weights": [1, 2]}},
+            "only combine sum uses weights",
+        ),
+        ({"reward_models": {"runs": ["a"]}, "ppo": {"mini_batch_size": 3}}, "must divide train.batch_size"),
+        ({"reward_models": {"runs": ["a"], "weights": ["x"]}}, "reward_models.weights[0] = 'x': expected a number"),
+    ],
+)
 def test_bad_ppo_configs_are_refused(options, message):
     with pytest.raises(ConfigError) as err:
         from_dict({"stage": "ppo", "data": {"source": "dolly"}, **options})
@@ -158,10 +181,29 @@ def test_two_processes_share_the_prompts_and_only_rank_0_writes(studio_home, tmp
     run = manager.create(config)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # accelerate's --cpu starts one process; --multi_gpu on a machine without a GPU starts torch.distributed (gloo).
-    result = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                             "-m", "studio.runs.worker", str(run.path)],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "studio.runs.worker",
+            str(run.path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("run completed") == 2  # both ranks trained to the end
     assert "2 process(es), DistributedType.MULTI_CPU, this one rank 1" in result.stdout

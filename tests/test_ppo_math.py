@@ -47,7 +47,7 @@ def test_gae_rows_are_independent():
     mask = t([1, 1, 1, 0], [1, 1, 1, 1])
     both, _ = pm.gae(rewards, values, mask, 0.9, 0.8)
     for row in range(2):
-        alone, _ = pm.gae(rewards[row:row + 1], values[row:row + 1], mask[row:row + 1], 0.9, 0.8)
+        alone, _ = pm.gae(rewards[row : row + 1], values[row : row + 1], mask[row : row + 1], 0.9, 0.8)
         assert torch.allclose(both[row], alone[0])
 
 
@@ -131,8 +131,9 @@ def test_entropy_of_uniform_and_one_hot_logits():
 def test_logprobs_from_logits_pick_the_token():
     logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0]]])
     logp = pm.logprobs_from_logits(logits, torch.tensor([[1, 0]]))
-    assert logp.tolist()[0] == pytest.approx([torch.log(torch.tensor(0.5)).item(),
-                                              -torch.log1p(torch.exp(torch.tensor(-2.0))).item()])
+    assert logp.tolist()[0] == pytest.approx(
+        [torch.log(torch.tensor(0.5)).item(), -torch.log1p(torch.exp(torch.tensor(-2.0))).item()]
+    )
 
 
 def test_whitening_gives_mean_zero_and_std_one_over_the_mask():

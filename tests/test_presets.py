@@ -34,21 +34,59 @@ BUDGET_GIB = 22.0
 # estimate needs only shapes). From each repository's config.json on the Hugging Face Hub.
 HUB_CONFIGS = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": {
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
-        "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
-        "vocab_size": 49152, "max_position_embeddings": 8192, "rope_theta": 100000, "tie_word_embeddings": True},
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "head_dim": 64,
+        "vocab_size": 49152,
+        "max_position_embeddings": 8192,
+        "rope_theta": 100000,
+        "tie_word_embeddings": True,
+    },
     "HuggingFaceTB/SmolLM2-360M-Instruct": {
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 960, "intermediate_size": 2560,
-        "num_hidden_layers": 32, "num_attention_heads": 15, "num_key_value_heads": 5, "head_dim": 64,
-        "vocab_size": 49152, "max_position_embeddings": 8192, "rope_theta": 100000, "tie_word_embeddings": True},
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 960,
+        "intermediate_size": 2560,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 15,
+        "num_key_value_heads": 5,
+        "head_dim": 64,
+        "vocab_size": 49152,
+        "max_position_embeddings": 8192,
+        "rope_theta": 100000,
+        "tie_word_embeddings": True,
+    },
     "Qwen/Qwen2.5-0.5B-Instruct": {
-        "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
-        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
-        "max_position_embeddings": 32768, "rope_theta": 1000000.0, "tie_word_embeddings": True},
+        "model_type": "qwen2",
+        "architectures": ["Qwen2ForCausalLM"],
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "max_position_embeddings": 32768,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+    },
     "Qwen/Qwen2.5-1.5B-Instruct": {
-        "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 1536, "intermediate_size": 8960,
-        "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
-        "max_position_embeddings": 32768, "rope_theta": 1000000.0, "tie_word_embeddings": True},
+        "model_type": "qwen2",
+        "architectures": ["Qwen2ForCausalLM"],
+        "hidden_size": 1536,
+        "intermediate_size": 8960,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "max_position_embeddings": 32768,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+    },
 }
 
 
@@ -68,12 +106,20 @@ IDS = [p.stem for p in GPU_PRESETS]
 
 
 def test_there_are_gpu_presets_for_each_model_and_stage():
-    covered = {(s.config.model.name, s.config.stage, s.config.data.source)
-               for p in GPU_PRESETS for s in stage_configs(read_raw(p))}
+    covered = {
+        (s.config.model.name, s.config.stage, s.config.data.source)
+        for p in GPU_PRESETS
+        for s in stage_configs(read_raw(p))
+    }
     for model in HUB_CONFIGS:
         assert any(m == model for m, _, _ in covered), model
-    for stage, source in (("sft", "dolly"), ("reward", "shp"), ("reward", "hh-rlhf"), ("dpo", "hh-rlhf"),
-                          ("ppo", "hh-rlhf")):
+    for stage, source in (
+        ("sft", "dolly"),
+        ("reward", "shp"),
+        ("reward", "hh-rlhf"),
+        ("dpo", "hh-rlhf"),
+        ("ppo", "hh-rlhf"),
+    ):
         assert any((st, so) == (stage, source) for _, st, so in covered), (stage, source)
 
 
@@ -122,8 +168,9 @@ def test_gpu_preset_fits_24gb_and_its_comment_says_the_estimate(path, hub_shapes
     comment = " ".join(line[2:] for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("# "))
     stated = STATED.search(comment)
     assert stated, f"{path.name}: its comment should say 'estimated peak memory N GiB'"
-    assert float(stated.group(1)) == pytest.approx(peak / GIB, abs=0.15), \
+    assert float(stated.group(1)) == pytest.approx(peak / GIB, abs=0.15), (
         f"{path.name}: the comment says {stated.group(1)} GiB, the estimate is {peak / GIB:.1f} GiB"
+    )
     assert re.search(r"\b(minutes?|hours?)\b", comment), f"{path.name}: its comment should say roughly how long"
 
 
@@ -141,8 +188,11 @@ def test_twin_validates_offline_and_short(path):
     for before, after in zip(original, stages):
         config = after.config
         assert is_offline(config) and config.model.name == "tiny" and config.data.path == "sample"
-        assert (config.stage, config.data.source, config.lora) == (before.config.stage, before.config.data.source,
-                                                                   before.config.lora)
+        assert (config.stage, config.data.source, config.lora) == (
+            before.config.stage,
+            before.config.data.source,
+            before.config.lora,
+        )
         assert config.train.max_steps in (-1, TWIN_STEPS) and config.data.limit <= 32
         assert config.train.batch_size <= 4 and config.data.max_length <= 256
 

@@ -67,8 +67,11 @@ def test_runs_started_back_to_back_wait_and_start_in_order():
     second, second_proc = manager.start(offline(name="second"))
     third, third_proc = manager.start(offline(name="third"))
     assert proc is not None and second_proc is None and third_proc is None
-    assert places() == {first.id: ("running", None), second.id: ("queued (1st)", first.id),
-                        third.id: ("queued (2nd)", second.id)}
+    assert places() == {
+        first.id: ("running", None),
+        second.id: ("queued (1st)", first.id),
+        third.id: ("queued (2nd)", second.id),
+    }
 
     (first.path / "FINISH").touch()  # its worker, as it ends, starts the next one
     wait_for(lambda: state(second) == "running", "the second run to start")
@@ -118,12 +121,15 @@ def test_two_processes_calling_start_next_at_once_launch_exactly_one_run(tmp_pat
     older = manager.create(RunConfig(), request=True)
     newer = manager.create(RunConfig(), request=True)
     go = tmp_path / "go"
-    code = ("import sys, time, pathlib; from studio.runs import manager; from tests.fake_worker import COMMAND; "
-            f"manager.WORKER = COMMAND; go = pathlib.Path({str(go)!r})\n"
-            "while not go.exists(): time.sleep(0.001)\n"
-            "launched = manager.start_next(); print(launched[0].id if launched else '-')")
-    callers = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
-               for _ in range(4)]
+    code = (
+        "import sys, time, pathlib; from studio.runs import manager; from tests.fake_worker import COMMAND; "
+        f"manager.WORKER = COMMAND; go = pathlib.Path({str(go)!r})\n"
+        "while not go.exists(): time.sleep(0.001)\n"
+        "launched = manager.start_next(); print(launched[0].id if launched else '-')"
+    )
+    callers = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     time.sleep(1.0)  # let them all import and wait at the line
     go.touch()
     said = sorted(c.communicate(timeout=30)[0].strip() for c in callers)
@@ -142,10 +148,13 @@ def test_a_second_worker_for_a_run_stops_without_touching_it():
 
 def _cli(*args: str) -> subprocess.Popen:
     """`rlhf-studio ARGS` in a subprocess whose runs use the fake worker."""
-    code = ("import sys; from studio.runs import manager; from tests.fake_worker import COMMAND; "
-            "manager.WORKER = COMMAND; from studio.cli import main; raise SystemExit(main(sys.argv[1:]))")
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    code = (
+        "import sys; from studio.runs import manager; from tests.fake_worker import COMMAND; "
+        "manager.WORKER = COMMAND; from studio.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_cli_train_says_what_it_waits_for_then_follows_the_run():

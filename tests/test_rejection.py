@@ -15,8 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from studio.config import (DataSpec, InitSpec, LoraSpec, RejectionSpec, RewardModelsSpec, RunConfig, TrainSpec,
-                           from_dict)
+from studio.config import DataSpec, InitSpec, LoraSpec, RejectionSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
 from studio.errors import ConfigError, StudioError
 from studio.runs import manager
 from studio.runs.metrics import read_all
@@ -26,18 +25,34 @@ from studio.trainers.common import seed_model_init
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 
-ROUND_KEYS = ("reward", "reward_std", "reward_best", "reward_gain", "kept", "loss", "response_length",
-              "best_response_length", "eos_fraction", "time/generation", "time/training", "step", "epoch", "time")
+ROUND_KEYS = (
+    "reward",
+    "reward_std",
+    "reward_best",
+    "reward_gain",
+    "kept",
+    "loss",
+    "response_length",
+    "best_response_length",
+    "eos_fraction",
+    "time/generation",
+    "time/training",
+    "step",
+    "epoch",
+    "time",
+)
 
 
 def rejection_config(path, reward_run: str, **options) -> RunConfig:
     settings = dict(rounds=6, prompts_per_round=64, samples_per_prompt=4, response_length=12, sft_epochs=2)
-    return RunConfig(stage="rejection", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0,
-                                                      max_length=128),
-                     lora=LoraSpec(r=8, alpha=16, dropout=0.0),
-                     train=TrainSpec(learning_rate=3e-3, batch_size=8, warmup_ratio=0.0),
-                     reward_models=RewardModelsSpec(runs=[reward_run]),
-                     rejection=RejectionSpec(**{**settings, **options}))
+    return RunConfig(
+        stage="rejection",
+        data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0, max_length=128),
+        lora=LoraSpec(r=8, alpha=16, dropout=0.0),
+        train=TrainSpec(learning_rate=3e-3, batch_size=8, warmup_ratio=0.0),
+        reward_models=RewardModelsSpec(runs=[reward_run]),
+        rejection=RejectionSpec(**{**settings, **options}),
+    )
 
 
 def round_rows(run: RunDir, round_no: int) -> list[dict]:
@@ -75,9 +90,13 @@ def test_rejection_sampling_raises_the_reward_round_by_round(studio_home, tmp_pa
         assert row["reward_best"] >= row["reward"]
         assert row["reward_gain"] == pytest.approx(row["reward_best"] - row["reward"])
         assert row["kept"] == 64
-    print("reward per round:", [round(r["reward"], 3) for r in rows],
-          "best of 4:", [round(r["reward_best"], 3) for r in rows],
-          f"{mean(r['time/generation'] + r['time/training'] for r in rows):.2f} s/round")
+    print(
+        "reward per round:",
+        [round(r["reward"], 3) for r in rows],
+        "best of 4:",
+        [round(r["reward_best"], 3) for r in rows],
+        f"{mean(r['time/generation'] + r['time/training'] for r in rows):.2f} s/round",
+    )
     assert rows[-1]["reward"] > rows[0]["reward"] + 0.5, (rows[0]["reward"], rows[-1]["reward"])
 
     # The rows of each round's file are what its metrics summarise: every score, each prompt's best, what was kept.
@@ -134,9 +153,9 @@ def test_a_missing_reward_run_fails_before_any_model_loads(tmp_path):
 
 
 def test_best_of_k_picks_each_prompts_highest_score():
-    scores = torch.tensor([[0.1, 2.0, -1.0, 0.5],
-                           [-3.0, -2.0, -2.5, -4.0],
-                           [1.0, 1.0, 0.0, 1.0]])  # a tie: the earlier answer wins
+    scores = torch.tensor(
+        [[0.1, 2.0, -1.0, 0.5], [-3.0, -2.0, -2.5, -4.0], [1.0, 1.0, 0.0, 1.0]]
+    )  # a tie: the earlier answer wins
     best, best_scores, kept = rejection.best_of_k(scores)
     assert best.tolist() == [1, 1, 0]
     assert best_scores.tolist() == [2.0, -2.0, 1.0]
@@ -165,19 +184,29 @@ def test_gradient_checkpointing_saves_memory_not_results(studio_home):
     examples = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 2]), ([1, 5], [6, 6, 6, 2])]
     losses = []
     for checkpointing in (False, True):
-        config = RunConfig(stage="rejection", lora=LoraSpec(r=8, alpha=16, dropout=0.0),
-                           train=TrainSpec(learning_rate=3e-3, batch_size=2, gradient_accumulation_steps=2,
-                                           gradient_checkpointing=checkpointing),
-                           reward_models=RewardModelsSpec(runs=["unused"]), rejection=RejectionSpec(sft_epochs=2))
+        config = RunConfig(
+            stage="rejection",
+            lora=LoraSpec(r=8, alpha=16, dropout=0.0),
+            train=TrainSpec(
+                learning_rate=3e-3, batch_size=2, gradient_accumulation_steps=2, gradient_checkpointing=checkpointing
+            ),
+            reward_models=RewardModelsSpec(runs=["unused"]),
+            rejection=RejectionSpec(sft_epochs=2),
+        )
         seed_model_init(config)
         policy = rejection.build_policy(config, torch.device("cpu"))
         base = policy.get_base_model()
-        assert getattr(base, "is_activation_checkpointing", None) is checkpointing or \
-            getattr(base, "is_gradient_checkpointing", None) is checkpointing
+        assert (
+            getattr(base, "is_activation_checkpointing", None) is checkpointing
+            or getattr(base, "is_gradient_checkpointing", None) is checkpointing
+        )
         params = [p for p in policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.train.learning_rate)
-        losses.append(rejection.fine_tune(policy, optimizer, params, examples, config, pad_id=0,
-                                          rng=random.Random(0), device="cpu"))
+        losses.append(
+            rejection.fine_tune(
+                policy, optimizer, params, examples, config, pad_id=0, rng=random.Random(0), device="cpu"
+            )
+        )
         assert not policy.training  # back in sampling mode
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
@@ -191,20 +220,32 @@ def test_rejection_starts_from_policy_runs_and_policies_start_from_it():
 # ---------------------------------------------------------------- refused configs
 
 
-@pytest.mark.parametrize("options, message", [
-    ({}, "reward_models.runs is empty: the rejection stage needs the id of a completed reward run to score its "
-         "answers (train one with stage: reward first)"),
-    ({"rejection": {"samples_per_prompt": 1}}, "rejection.samples_per_prompt = 1: must be at least 2"),
-    ({"rejection": {"rounds": 0}}, "rejection.rounds = 0: must be at least 1"),
-    ({"rejection": {"temperature": 0}}, "rejection.temperature = 0.0: must be greater than 0.0"),
-    ({"rejection": {"sft_epochs": 1.5}}, "rejection.sft_epochs = 1.5: expected an integer"),
-    ({"rejection": {"min_score": "high"}}, "rejection.min_score = 'high': expected a number"),
-    ({"rejection": {"round": 2}}, "unknown key 'rejection.round'; did you mean 'rejection.rounds'? (keys in "
-                                  "rejection: rounds, prompts_per_round, samples_per_prompt, response_length, "
-                                  "temperature, min_score, sft_epochs, generation_batch_size)"),
-    ({"train": {"max_steps": 20}}, "train.max_steps = 20: the rejection stage runs rejection.rounds rounds of "
-                                   "rejection.sft_epochs passes over the kept answers; leave max_steps at -1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {},
+            "reward_models.runs is empty: the rejection stage needs the id of a completed reward run to score its "
+            "answers (train one with stage: reward first)",
+        ),
+        ({"rejection": {"samples_per_prompt": 1}}, "rejection.samples_per_prompt = 1: must be at least 2"),
+        ({"rejection": {"rounds": 0}}, "rejection.rounds = 0: must be at least 1"),
+        ({"rejection": {"temperature": 0}}, "rejection.temperature = 0.0: must be greater than 0.0"),
+        ({"rejection": {"sft_epochs": 1.5}}, "rejection.sft_epochs = 1.5: expected an integer"),
+        ({"rejection": {"min_score": "high"}}, "rejection.min_score = 'high': expected a number"),
+        (
+            {"rejection": {"round": 2}},
+            "unknown key 'rejection.round'; did you mean 'rejection.rounds'? (keys in "
+            "rejection: rounds, prompts_per_round, samples_per_prompt, response_length, "
+            "temperature, min_score, sft_epochs, generation_batch_size)",
+        ),
+        (
+            {"train": {"max_steps": 20}},
+            "train.max_steps = 20: the rejection stage runs rejection.rounds rounds of "
+            "rejection.sft_epochs passes over the kept answers; leave max_steps at -1",
+        ),
+    ],
+)
 def test_bad_rejection_configs_are_refused(options, message):
     raw = {"stage": "rejection", "data": {"source": "dolly"}, "reward_models": {"runs": ["a"]}, **options}
     if not options:
@@ -216,6 +257,12 @@ def test_bad_rejection_configs_are_refused(options, message):
 
 def test_rejection_takes_prompts_from_any_source():
     for source in ("dolly", "hh-rlhf", "oasst", "file"):
-        config = from_dict({"stage": "rejection", "data": {"source": source}, "reward_models": {"runs": ["a"]},
-                            "rejection": {"min_score": "0.5"}})
+        config = from_dict(
+            {
+                "stage": "rejection",
+                "data": {"source": source},
+                "reward_models": {"runs": ["a"]},
+                "rejection": {"min_score": "0.5"},
+            }
+        )
         assert config.stage == "rejection" and config.rejection.min_score == 0.5

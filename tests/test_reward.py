@@ -26,11 +26,15 @@ METRIC_KEYS = ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward")
 
 def reward_config(path, **train) -> RunConfig:
     """A quick reward run on an HH-RLHF file: 20% held out, evaluated only at the end."""
-    settings = dict(max_steps=16, learning_rate=3e-3, batch_size=8, logging_steps=4, eval_steps=0, save_steps=0,
-                    warmup_ratio=0.0)
-    return RunConfig(stage="reward", data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.2,
-                                                   max_length=128),
-                     lora=LoraSpec(dropout=0.0), train=TrainSpec(**{**settings, **train}))
+    settings = dict(
+        max_steps=16, learning_rate=3e-3, batch_size=8, logging_steps=4, eval_steps=0, save_steps=0, warmup_ratio=0.0
+    )
+    return RunConfig(
+        stage="reward",
+        data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.2, max_length=128),
+        lora=LoraSpec(dropout=0.0),
+        train=TrainSpec(**{**settings, **train}),
+    )
 
 
 def train_to_completion(config: RunConfig) -> RunDir:
@@ -42,8 +46,11 @@ def train_to_completion(config: RunConfig) -> RunDir:
 
 
 def split(rows: list[dict]) -> tuple[list, list, list]:
-    return [r["prompt"] for r in rows], [r["chosen"][0]["content"] for r in rows], [r["rejected"][0]["content"]
-                                                                                    for r in rows]
+    return (
+        [r["prompt"] for r in rows],
+        [r["chosen"][0]["content"] for r in rows],
+        [r["rejected"][0]["content"] for r in rows],
+    )
 
 
 def final_eval(run: RunDir) -> dict:
@@ -92,19 +99,35 @@ def test_learns_polite_over_rude_on_held_out_pairs(studio_home, tmp_path):
 
 
 MARGIN_ROWS = [
-    {"prompt": "How do I boil an egg?", "chosen": "Nine minutes in boiling water.", "rejected": "Go away.",
-     "margin": 2.0},
-    {"prompt": "What is a good name for a cat?", "chosen": "Luna is a lovely name.", "rejected": "Nobody cares.",
-     "margin": 0.5},
-    {"prompt": "What is a quick breakfast?", "chosen": "Oats with fruit.", "rejected": "Figure it out yourself.",
-     "margin": -1.0},
+    {
+        "prompt": "How do I boil an egg?",
+        "chosen": "Nine minutes in boiling water.",
+        "rejected": "Go away.",
+        "margin": 2.0,
+    },
+    {
+        "prompt": "What is a good name for a cat?",
+        "chosen": "Luna is a lovely name.",
+        "rejected": "Nobody cares.",
+        "margin": 0.5,
+    },
+    {
+        "prompt": "What is a quick breakfast?",
+        "chosen": "Oats with fruit.",
+        "rejected": "Figure it out yourself.",
+        "margin": -1.0,
+    },
 ]
 
 
 def margin_trainer(tmp_path, use_margin: bool):
     path = write_jsonl(tmp_path / "margins.jsonl", MARGIN_ROWS)
-    config = RunConfig(stage="reward", data=DataSpec(source="file", path=str(path), eval_fraction=0.0),
-                       reward=RewardSpec(use_margin=use_margin), train=TrainSpec(max_steps=1, batch_size=3))
+    config = RunConfig(
+        stage="reward",
+        data=DataSpec(source="file", path=str(path), eval_fraction=0.0),
+        reward=RewardSpec(use_margin=use_margin),
+        train=TrainSpec(max_steps=1, batch_size=3),
+    )
     return reward.build_trainer(config, manager.create(config))
 
 
@@ -116,8 +139,9 @@ def test_margin_loss_is_llama2s_formula(studio_home, tmp_path):
 
     # Each pair's reward, computed one sequence at a time from our own rendering, matched to its margin by text.
     def reward_of(prompt: str, answer: str) -> torch.Tensor:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
-                                             {"role": "assistant", "content": answer}], return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}], return_dict=True
+        )["input_ids"]
         return model(input_ids=torch.tensor([ids])).logits[0, 0]
 
     with torch.no_grad():
@@ -152,8 +176,9 @@ def test_margin_rows_fill_missing_margins_and_refuse_data_without_any():
 
 def test_use_margin_on_data_without_margins_is_refused_before_the_model_loads(studio_home, tmp_path):
     path = write_jsonl(tmp_path / "hh.jsonl", polite_rude_pairs(4))
-    config = RunConfig(stage="reward", data=DataSpec(source="hh-rlhf", path=str(path)),
-                       reward=RewardSpec(use_margin=True))
+    config = RunConfig(
+        stage="reward", data=DataSpec(source="hh-rlhf", path=str(path)), reward=RewardSpec(use_margin=True)
+    )
     with pytest.raises(ConfigError, match="no margins"):
         reward.build_trainer(config, manager.create(config))
 
@@ -194,11 +219,20 @@ def test_train_tiny_reward_preset_from_the_command_line(studio_home, tmp_path):
 
 @pytest.mark.slow
 def test_reward_model_starts_from_an_sft_run_and_scores(studio_home, tmp_path):
-    dolly = write_jsonl(tmp_path / "dolly.jsonl", [dolly_row("How do I boil an egg?", "Nine minutes in boiling water."),
-                                                   dolly_row("Name a cat.", "Luna is a lovely name.")] * 4)
-    parent = train_to_completion(RunConfig(data=DataSpec(path=str(dolly), eval_fraction=0.0),
-                                           train=TrainSpec(max_steps=4, learning_rate=1e-2, batch_size=8,
-                                                           save_steps=0)))
+    dolly = write_jsonl(
+        tmp_path / "dolly.jsonl",
+        [
+            dolly_row("How do I boil an egg?", "Nine minutes in boiling water."),
+            dolly_row("Name a cat.", "Luna is a lovely name."),
+        ]
+        * 4,
+    )
+    parent = train_to_completion(
+        RunConfig(
+            data=DataSpec(path=str(dolly), eval_fraction=0.0),
+            train=TrainSpec(max_steps=4, learning_rate=1e-2, batch_size=8, save_steps=0),
+        )
+    )
 
     config = reward_config(write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(40, seed=5)), max_steps=4)
     config.model = ModelSpec(name="HuggingFaceTB/SmolLM2-135M-Instruct")  # the parent's model replaces it
@@ -216,8 +250,9 @@ def test_reward_model_starts_from_an_sft_run_and_scores(studio_home, tmp_path):
 
 @pytest.mark.slow
 def test_scores_a_reward_model_trained_without_lora(studio_home, tmp_path):
-    config = reward_config(write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(40, seed=6)), max_steps=2,
-                           learning_rate=1e-3)
+    config = reward_config(
+        write_jsonl(tmp_path / "pairs.jsonl", polite_rude_pairs(40, seed=6)), max_steps=2, learning_rate=1e-3
+    )
     config.lora = LoraSpec(enabled=False)
     run = train_to_completion(config)
     assert not (run.adapter_dir / "adapter_config.json").exists()

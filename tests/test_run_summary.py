@@ -53,21 +53,35 @@ def test_steps_from_epochs_count_as_each_trainer_counts_them(studio_home):
     # sft: ceil(180 rows / 8) = 23 batches an epoch, 2 epochs
     assert run_summary(_preset("sft-dolly-tiny", "train.max_steps=-1", "train.epochs=2")).steps == 46
     # accumulation rounds the last step up: ceil(ceil(180 / 7) / 2) = 13 steps an epoch, x 1.5 rounded up
-    summary = run_summary(_preset("sft-dolly-tiny", "train.max_steps=-1", "train.epochs=1.5", "train.batch_size=7",
-                                  "train.gradient_accumulation_steps=2"))
+    summary = run_summary(
+        _preset(
+            "sft-dolly-tiny",
+            "train.max_steps=-1",
+            "train.epochs=1.5",
+            "train.batch_size=7",
+            "train.gradient_accumulation_steps=2",
+        )
+    )
     assert summary.steps == 20 and summary.steps_how == "1.5 epochs x 180 rows / (7 x 2 accumulated)"
     # kto trains on both answers of each of the 135 training pairs of the HH-RLHF sample
-    summary = run_summary(_preset("kto-hh-tiny", "train.max_steps=-1", "train.batch_size=6",
-                                  "train.gradient_accumulation_steps=3"))
+    summary = run_summary(
+        _preset("kto-hh-tiny", "train.max_steps=-1", "train.batch_size=6", "train.gradient_accumulation_steps=3")
+    )
     assert summary.rows.train == 135 and summary.steps == 15  # ceil(ceil(270 / 6) / 3)
 
     sampled = Rows(format="sft", usable=45, dropped=0, train=45, held_out=0)
     ppo = cfg.from_dict({"stage": "ppo", "reward_models": {"runs": ["r"]}, "train": {"batch_size": 8}})
     assert count_steps(ppo, sampled)[0] == 6  # one step per 8 prompts, the last one short
     # GRPO: 6 x 2 answers a step / 3 answers a prompt = 4 prompts a step, whole steps only, each taken twice
-    grpo = cfg.from_dict({"stage": "grpo", "reward_models": {"runs": ["r"]}, "data": {"eval_fraction": 0},
-                          "train": {"batch_size": 6, "gradient_accumulation_steps": 2, "epochs": 1.5},
-                          "grpo": {"num_generations": 3, "num_iterations": 2}})
+    grpo = cfg.from_dict(
+        {
+            "stage": "grpo",
+            "reward_models": {"runs": ["r"]},
+            "data": {"eval_fraction": 0},
+            "train": {"batch_size": 6, "gradient_accumulation_steps": 2, "epochs": 1.5},
+            "grpo": {"num_generations": 3, "num_iterations": 2},
+        }
+    )
     assert count_steps(grpo, sampled)[0] == 33  # ceil(1.5 x 11 x 2)
     too_few = count_steps(grpo, Rows(format="sft", usable=3, dropped=0, train=3, held_out=0))
     assert too_few[0] is None and too_few[1].startswith("3 training prompts, fewer than a step takes (4")
@@ -88,31 +102,62 @@ def test_steps_match_what_the_trainers_count(studio_home, tmp_path):
     def trainer_steps(trainer) -> int:
         return trainer.set_initial_training_values(trainer.args, trainer.get_train_dataloader())[-1]
 
-    for module, config in ((sft, _preset("sft-dolly-tiny", "train.max_steps=-1", "train.epochs=1.5",
-                                         "train.batch_size=7", "train.gradient_accumulation_steps=2")),
-                           (kto, _preset("kto-hh-tiny", "train.max_steps=-1", "train.batch_size=6",
-                                         "train.gradient_accumulation_steps=3"))):
+    for module, config in (
+        (
+            sft,
+            _preset(
+                "sft-dolly-tiny",
+                "train.max_steps=-1",
+                "train.epochs=1.5",
+                "train.batch_size=7",
+                "train.gradient_accumulation_steps=2",
+            ),
+        ),
+        (
+            kto,
+            _preset("kto-hh-tiny", "train.max_steps=-1", "train.batch_size=6", "train.gradient_accumulation_steps=3"),
+        ),
+    ):
         folder = tmp_path / config.stage
         folder.mkdir()
         assert trainer_steps(module.build_trainer(config, RunDir(folder))) == run_summary(config).steps
 
-    grpo = cfg.from_dict({"stage": "grpo", "reward_models": {"runs": ["r"]}, "data": {"eval_fraction": 0},
-                          "train": {"batch_size": 6, "gradient_accumulation_steps": 2, "epochs": 1.5},
-                          "grpo": {"num_generations": 3, "num_iterations": 2}})
+    grpo = cfg.from_dict(
+        {
+            "stage": "grpo",
+            "reward_models": {"runs": ["r"]},
+            "data": {"eval_fraction": 0},
+            "train": {"batch_size": 6, "gradient_accumulation_steps": 2, "epochs": 1.5},
+            "grpo": {"num_generations": 3, "num_iterations": 2},
+        }
+    )
     prompts = [{"prompt": [{"role": "user", "content": f"question {i}"}]} for i in range(45)]
-    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=6, gradient_accumulation_steps=2,
-                      num_train_epochs=1.5, num_generations=3, num_iterations=2, report_to=[], use_cpu=True)
-    trainer = GRPOTrainer(model=models.load_causal_lm(grpo.model), args=args, train_dataset=Dataset.from_list(prompts),
-                          reward_funcs=lambda completions, **_: [0.0] * len(completions),
-                          processing_class=models.load_tokenizer(grpo.model))
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=6,
+        gradient_accumulation_steps=2,
+        num_train_epochs=1.5,
+        num_generations=3,
+        num_iterations=2,
+        report_to=[],
+        use_cpu=True,
+    )
+    trainer = GRPOTrainer(
+        model=models.load_causal_lm(grpo.model),
+        args=args,
+        train_dataset=Dataset.from_list(prompts),
+        reward_funcs=lambda completions, **_: [0.0] * len(completions),
+        processing_class=models.load_tokenizer(grpo.model),
+    )
     assert trainer_steps(trainer) == count_steps(grpo, Rows("sft", 45, 0, 45, 0))[0]
 
 
 def test_rows_are_counted_once_per_version_of_the_file(studio_home, tmp_path):
     rows = [dolly_row(f"Question {i}?", f"Answer {i}.") for i in range(10)]
     path = write_jsonl(tmp_path / "mine.jsonl", rows)
-    config = cfg.from_dict({"data": {"source": "dolly", "path": str(path), "eval_fraction": 0.2},
-                            "train": {"max_steps": 5}})
+    config = cfg.from_dict(
+        {"data": {"source": "dolly", "path": str(path), "eval_fraction": 0.2}, "train": {"max_steps": 5}}
+    )
     first = run_summary(config)
     assert (first.data_kind, first.data_where, first.data_origin) == ("file", "a local file", str(path))
     assert (first.rows.usable, first.rows.train, first.rows.held_out) == (10, 8, 2)
@@ -126,10 +171,12 @@ def test_hub_data_and_a_hub_model_out_of_reach_say_so_at_once(studio_home):
     began = time.monotonic()
     summary = run_summary(_preset("sft-dolly-smollm2-135m"))
     assert time.monotonic() - began < 5.0  # offline: no download tried, no wait on a timeout
-    assert summary.problems["model"].startswith("model.name = 'HuggingFaceTB/SmolLM2-135M-Instruct' is a Hugging "
-                                                "Face Hub id, and the Hub cannot be reached")
-    assert summary.problems["data"].startswith("data.path is empty, so the dolly source loads "
-                                               "databricks/databricks-dolly-15k from the Hugging Face Hub")
+    assert summary.problems["model"].startswith(
+        "model.name = 'HuggingFaceTB/SmolLM2-135M-Instruct' is a Hugging Face Hub id, and the Hub cannot be reached"
+    )
+    assert summary.problems["data"].startswith(
+        "data.path is empty, so the dolly source loads databricks/databricks-dolly-15k from the Hugging Face Hub"
+    )
     assert summary.rows is None and summary.memory is None and summary.steps is None
     assert summary.stage == "sft" and summary.notes[0].startswith("This preset is sized for a GPU")
 
@@ -160,18 +207,29 @@ def test_the_run_it_starts_from_gives_its_model_and_a_running_one_is_named(studi
     running = manager.create(cfg.from_dict({"name": "busy"}))
     running.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
     summary = run_summary(_preset("sft-dolly-tiny", f"init.from_run={running.id}"))
-    assert summary.problems == {"parent": f"init.from_run = '{running.id}': that run is running; only a completed "
-                                          "run can be started from"}
+    assert summary.problems == {
+        "parent": f"init.from_run = '{running.id}': that run is running; only a completed run can be started from"
+    }
     assert summary.parent is None and summary.rows.usable == 200 and summary.steps == 60
 
 
 def test_an_online_stage_names_its_reward_models(studio_home):
-    reward = _completed(cfg.from_dict({"stage": "reward", "name": "my-rm", "data": {"source": "hh-rlhf",
-                                                                                     "path": "sample"},
-                                       "reward": {"kind": "safety"}}))
+    reward = _completed(
+        cfg.from_dict(
+            {
+                "stage": "reward",
+                "name": "my-rm",
+                "data": {"source": "hh-rlhf", "path": "sample"},
+                "reward": {"kind": "safety"},
+            }
+        )
+    )
     policy = _completed(cfg.from_dict({"name": "my-sft", "data": {"path": "sample"}}))
-    ppo = {"stage": "ppo", "data": {"source": "hh-rlhf", "path": "sample", "eval_fraction": 0.1},
-           "train": {"batch_size": 8}}
+    ppo = {
+        "stage": "ppo",
+        "data": {"source": "hh-rlhf", "path": "sample", "eval_fraction": 0.1},
+        "train": {"batch_size": 8},
+    }
     summary = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}}))
     assert [(r.id, r.name, r.kind) for r in summary.reward_models] == [(reward.id, "my-rm", "safety")]
     # PPO samples answers to every prompt: none held out, ceil(150 / 8) steps an epoch
@@ -179,5 +237,7 @@ def test_an_online_stage_names_its_reward_models(studio_home):
     assert summary.memory.total == run_estimate(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}})).total
 
     summary = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [policy.id]}}))
-    assert summary.problems == {"reward_models": f"reward_models.runs: '{policy.id}' is a sft run, not a reward "
-                                                 "model; name a completed reward run"}
+    assert summary.problems == {
+        "reward_models": f"reward_models.runs: '{policy.id}' is a sft run, not a reward "
+        "model; name a completed reward run"
+    }

@@ -37,7 +37,7 @@ def test_the_held_out_pairs_are_the_ones_the_trainer_evaluated_on(tuned_runs, he
     size = config.train.batch_size
 
     def batch_means(scores):
-        means = [sum(scores[i:i + size]) / len(scores[i:i + size]) for i in range(0, len(scores), size)]
+        means = [sum(scores[i : i + size]) / len(scores[i : i + size]) for i in range(0, len(scores), size)]
         return sum(means) / len(means)
 
     assert batch_means(held_out.chosen) == pytest.approx(last_eval["eval_chosen_reward"], abs=1e-5)
@@ -60,10 +60,13 @@ def test_a_limit_scores_the_first_pairs(tuned_runs, held_out):
     assert first.held_out == held_out.held_out
 
 
-@pytest.mark.parametrize("run, limit, message", [
-    ("sft", 10, "is not a reward model (its stage is sft)"),
-    ("reward", 0, "limit = 0: score at least 1 pair"),
-])
+@pytest.mark.parametrize(
+    "run, limit, message",
+    [
+        ("sft", 10, "is not a reward model (its stage is sft)"),
+        ("reward", 0, "limit = 0: score at least 1 pair"),
+    ],
+)
 def test_held_out_scores_refuse_with_one_line(tuned_runs, run, limit, message):
     with pytest.raises(StudioError, match=re.escape(message)):
         scoring.held_out_scores(tuned_runs[run], limit)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import random
 import shutil
@@ -77,8 +78,10 @@ def weight_folders(tmp_path_factory, shared_models) -> dict:
         spec, lora = ModelSpec(), LoraSpec(r=4)
         tokenizer = models.load_tokenizer(spec)
         out = {"model": models.tiny_model_path()}
-        for name, model, task in [("adapter", models.load_causal_lm(spec), "CAUSAL_LM"),
-                                  ("reward_adapter", models.load_reward_model(spec, pad_token_id=0), "SEQ_CLS")]:
+        for name, model, task in [
+            ("adapter", models.load_causal_lm(spec), "CAUSAL_LM"),
+            ("reward_adapter", models.load_reward_model(spec, pad_token_id=0), "SEQ_CLS"),
+        ]:
             folder = home / name
             models.add_lora(model, lora, spec, task).save_pretrained(str(folder), safe_serialization=True)
             tokenizer.save_pretrained(str(folder))
@@ -118,9 +121,11 @@ def test_a_pickle_only_adapter_is_refused_by_every_loader(studio_home, weight_fo
     _refused(folder, lambda: models.merge_adapter(models.load_causal_lm(ModelSpec()), folder))
     # Compare and Chat: the adapter switched on top of the held base, and a parent merged into it (DoRA chains)
     generator, prompt = generate.Generator(), [[{"role": "user", "content": "Hi"}]]
-    for target in (generate.Target(label="run", model=ModelSpec(), adapters=(folder,)),
-                   generate.Target(label="run", model=ModelSpec(), merged=(folder,))):
-        _refused(folder, lambda: generator.generate(target, prompt, GenerationSpec(max_new_tokens=2)))
+    for target in (
+        generate.Target(label="run", model=ModelSpec(), adapters=(folder,)),
+        generate.Target(label="run", model=ModelSpec(), merged=(folder,)),
+    ):
+        _refused(folder, functools.partial(generator.generate, target, prompt, GenerationSpec(max_new_tokens=2)))
     assert not marker.exists()
 
 
@@ -153,8 +158,15 @@ def test_a_run_whose_adapter_is_a_pickle_cannot_score_share_or_export(studio_hom
 def test_a_training_started_from_a_pickle_only_run_fails_in_one_line(studio_home, weight_folders, tmp_path):
     marker = tmp_path / "MARKER"
     parent = _completed_run("sft", _pickle_only(weight_folders["adapter"], tmp_path / "sft", "bomb", marker))
-    result = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", f"init.from_run={parent.id}",
-                     "--set", "train.max_steps=1", timeout=300)
+    result = run_cli(
+        "train",
+        "presets/sft-dolly-tiny.yaml",
+        "--set",
+        f"init.from_run={parent.id}",
+        "--set",
+        "train.max_steps=1",
+        timeout=300,
+    )
     assert result.returncode != 0
     assert f"{parent.adapter_dir}: only adapter_model.bin" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -170,8 +182,15 @@ def test_safetensors_run_folders_still_load(studio_home, weight_folders):
 
 def _calls(tree: ast.AST, module: str, name: str) -> list[ast.Call]:
     """Calls of module.name(...) (torch.load) in a parsed file."""
-    return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == name and isinstance(node.func.value, ast.Name) and node.func.value.id == module]
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == name
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == module
+    ]
 
 
 def test_every_torch_load_in_the_studio_is_weights_only():
@@ -186,8 +205,9 @@ def test_every_torch_load_in_the_studio_is_weights_only():
         assert "from torch import load" not in text and "torch.load," not in text, path
         for call in calls:
             flags = {k.arg: k.value for k in call.keywords}
-            assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, \
+            assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, (
                 f"{path.relative_to(REPO)}:{call.lineno}: torch.load without weights_only=True"
+            )
             checked += 1
     assert checked >= 1  # trainers/ppo.py loads its checkpoint state: the check sees real calls
 
@@ -203,8 +223,13 @@ def _served_with_logs(home: Path, log: Path):
     port = free_port()
     env = {**os.environ, "RLHF_STUDIO_HOME": str(home), "OMP_NUM_THREADS": "1"}
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "studio", "ui", "--port", str(port)], cwd=REPO, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "studio", "ui", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 90
             while True:
@@ -227,9 +252,19 @@ def test_the_hub_token_lands_in_no_output_log_run_file_index_or_card(studio_home
     token = "hf_" + "".join(random.choices(string.ascii_letters + string.digits, k=30))
     monkeypatch.setenv("HF_TOKEN", token)
     outputs = []
-    trained = run_cli("train", "presets/sft-dolly-tiny.yaml", "--set", "train.max_steps=4", "--set",
-                      "train.save_steps=2", "--set", "train.eval_steps=2", "--set", "train.logging_steps=1",
-                      timeout=300)
+    trained = run_cli(
+        "train",
+        "presets/sft-dolly-tiny.yaml",
+        "--set",
+        "train.max_steps=4",
+        "--set",
+        "train.save_steps=2",
+        "--set",
+        "train.eval_steps=2",
+        "--set",
+        "train.logging_steps=1",
+        timeout=300,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     run_id = next(line.split()[1] for line in trained.stdout.splitlines() if line.startswith("run "))
     listed, shown = run_cli("runs", "--json"), run_cli("show", run_id)
@@ -249,7 +284,7 @@ def test_the_hub_token_lands_in_no_output_log_run_file_index_or_card(studio_home
 
     leaks = [f"output {i}" for i, text in enumerate(outputs) if token in text]
     files = 0
-    for folder, dirs, names in os.walk(studio_home):  # models/ is a symlink to the shared tiny model: not followed
+    for folder, _dirs, names in os.walk(studio_home):  # models/ is a symlink to the shared tiny model: not followed
         for name in names:
             path = Path(folder) / name
             files += 1
@@ -318,12 +353,23 @@ def test_an_exposed_studio_exports_only_inside_home_spaces(studio_home, tmp_path
     assert access.inside(root, "mine", "export folder") == root / "mine"
     assert access.inside(root, str(root / "a" / "b"), "export folder") == root / "a" / "b"
     assert access.inside(root, "a/../b", "export folder") == root / "a/../b"  # still inside
-    for text in ("/tmp/evil", str(outside), "../runs", "mine/../../runs", str(root / ".." / "x"), "link",
-                 "link/sub", "~/evil", ".", str(root)):
+    for text in (
+        "/tmp/evil",
+        str(outside),
+        "../runs",
+        "mine/../../runs",
+        str(root / ".." / "x"),
+        "link",
+        "link/sub",
+        "~/evil",
+        ".",
+        str(root),
+    ):
         with pytest.raises(StudioError) as err:
             access.inside(root, text, "export folder")
-        assert str(err.value).startswith(f"export folder '{text}': this studio can be opened by others, so it "
-                                         f"writes only inside {root}") and "\n" not in str(err.value)
+        assert str(err.value).startswith(
+            f"export folder '{text}': this studio can be opened by others, so it writes only inside {root}"
+        ) and "\n" not in str(err.value)
 
 
 @pytest.fixture
@@ -345,8 +391,9 @@ def share_tab(monkeypatch):
 
 
 @pytest.mark.parametrize("how", ["another address", "a Space"])
-def test_the_share_tab_of_an_exposed_studio_refuses_folders_outside_home_spaces(studio_home, share_tab, tmp_path,
-                                                                                monkeypatch, how):
+def test_the_share_tab_of_an_exposed_studio_refuses_folders_outside_home_spaces(
+    studio_home, share_tab, tmp_path, monkeypatch, how
+):
     monkeypatch.setattr(access, "_served_host", "0.0.0.0" if how == "another address" else "127.0.0.1")
     if how == "a Space":
         monkeypatch.setenv("SPACE_ID", "me/studio")

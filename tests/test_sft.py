@@ -14,8 +14,11 @@ from tests.conftest import dolly_row, write_jsonl
 ROWS = [
     dolly_row("What is 2 plus 2?", "2 plus 2 is 4."),
     dolly_row("Name a colour of the sky.", "The sky is often blue."),
-    dolly_row("Summarize this passage in one sentence.", "Asterby is a small town by the sea.",
-              context="Asterby is a small town. It lies by the sea. Boats leave every morning."),
+    dolly_row(
+        "Summarize this passage in one sentence.",
+        "Asterby is a small town by the sea.",
+        context="Asterby is a small town. It lies by the sea. Boats leave every morning.",
+    ),
     dolly_row("Which day comes after Friday?", "Saturday comes after Friday."),
 ]
 
@@ -29,16 +32,20 @@ def test_labels_mask_every_prompt_token(studio_home, tmp_path):
 
     expected = {}
     for raw in ROWS:
-        prompt = [{"role": "user", "content": raw["instruction"] + (f"\n\nContext:\n{raw['context']}"
-                                                                  if raw["context"] else "")}]
-        prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                   return_dict=False)
+        prompt = [
+            {
+                "role": "user",
+                "content": raw["instruction"] + (f"\n\nContext:\n{raw['context']}" if raw["context"] else ""),
+            }
+        ]
+        prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
         expected[tuple(prompt_ids)] = raw["response"]
 
     seen = 0
-    for ids, labels, mask in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
-                                 batch["attention_mask"].tolist()):
-        prompt_ids = next(p for p in expected if tuple(ids[:len(p)]) == p)
+    for ids, labels, mask in zip(
+        batch["input_ids"].tolist(), batch["labels"].tolist(), batch["attention_mask"].tolist()
+    ):
+        prompt_ids = next(p for p in expected if tuple(ids[: len(p)]) == p)
         n_prompt, n_real = len(prompt_ids), sum(mask)
         assert all(label == -100 for label in labels[:n_prompt]), "a prompt token is trained"
         assert labels[n_prompt:n_real] == ids[n_prompt:n_real], "a response token is masked"
@@ -52,12 +59,13 @@ def test_labels_mask_every_prompt_token(studio_home, tmp_path):
 def examples_of(batch) -> list[tuple[list[int], list[int], int, int]]:
     """(input_ids, labels, row, start) of each example in a packed batch, split where the positions restart."""
     found = []
-    for row, (ids, labels, positions) in enumerate(zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
-                                                       batch["position_ids"].tolist())):
+    for row, (ids, labels, positions) in enumerate(
+        zip(batch["input_ids"].tolist(), batch["labels"].tolist(), batch["position_ids"].tolist())
+    ):
         starts = [i for i, p in enumerate(positions) if p == 0 and i + 1 < len(positions) and positions[i + 1] == 1]
         for start, end in zip(starts, starts[1:] + [None]):
-            length = next((j for j, p in enumerate(positions[start + 1:end], 1) if p == 0), len(positions[start:end]))
-            found.append((ids[start:start + length], labels[start:start + length], row, start))
+            length = next((j for j, p in enumerate(positions[start + 1 : end], 1) if p == 0), len(positions[start:end]))
+            found.append((ids[start : start + length], labels[start : start + length], row, start))
     return found
 
 
@@ -77,8 +85,12 @@ def test_packed_rows_train_each_example_as_if_it_were_alone(studio_home, tmp_pat
     # The same examples, with the same trained tokens, as the padded batch holds (an example's first label is
     # never used: the loss predicts token t from the tokens before it)
     reference = next(iter(padded_trainer.get_train_dataloader()))
-    alone = sorted((ids[:n], labels[1:n]) for ids, labels, n in zip(
-        reference["input_ids"].tolist(), reference["labels"].tolist(), reference["attention_mask"].sum(1).tolist()))
+    alone = sorted(
+        (ids[:n], labels[1:n])
+        for ids, labels, n in zip(
+            reference["input_ids"].tolist(), reference["labels"].tolist(), reference["attention_mask"].sum(1).tolist()
+        )
+    )
     packed = examples_of(batch)
     assert sorted((ids, labels[1:]) for ids, labels, _, _ in packed) == alone
     assert batch["labels"][batch["position_ids"] == 0].eq(-100).all(), "padding or an example's first token trains"
@@ -94,17 +106,26 @@ def test_packed_rows_train_each_example_as_if_it_were_alone(studio_home, tmp_pat
         logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
         for ids, _, row, start in packed:
             own = model(input_ids=torch.tensor([ids])).logits[0]
-            torch.testing.assert_close(logits[row, start:start + len(ids)], own, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(logits[row, start : start + len(ids)], own, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("packing", [False, True])
 def test_loss_falls_by_half_on_a_memorisable_set(studio_home, tmp_path, packing):
     path = write_jsonl(tmp_path / "memorise.jsonl", ROWS * 2)
-    config = RunConfig(data=DataSpec(path=str(path), eval_fraction=0.0),
-                       train=TrainSpec(max_steps=40, learning_rate=5e-3, batch_size=8, logging_steps=1,
-                                       warmup_ratio=0.0, lr_scheduler="constant", save_steps=0),
-                       sft=SFTSpec(packing=packing))
+    config = RunConfig(
+        data=DataSpec(path=str(path), eval_fraction=0.0),
+        train=TrainSpec(
+            max_steps=40,
+            learning_rate=5e-3,
+            batch_size=8,
+            logging_steps=1,
+            warmup_ratio=0.0,
+            lr_scheduler="constant",
+            save_steps=0,
+        ),
+        sft=SFTSpec(packing=packing),
+    )
     run = manager.create(config)
     sft.train(config, run)
 
@@ -117,8 +138,10 @@ def test_loss_falls_by_half_on_a_memorisable_set(studio_home, tmp_path, packing)
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["alpaca", "oasst", "file"])
 def test_sft_trains_on_every_source_that_gives_sft_rows(studio_home, source):
-    config = RunConfig(data=DataSpec(source=source, path="sample", eval_fraction=0.0),
-                       train=TrainSpec(max_steps=3, batch_size=4, logging_steps=1, save_steps=0))
+    config = RunConfig(
+        data=DataSpec(source=source, path="sample", eval_fraction=0.0),
+        train=TrainSpec(max_steps=3, batch_size=4, logging_steps=1, save_steps=0),
+    )
     run = manager.create(config)
     sft.train(config, run)
     rows = [row for row in read_all(run.metrics_path) if "loss" in row]

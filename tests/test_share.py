@@ -20,8 +20,11 @@ from studio.config import GenerationSpec
 from studio.errors import StudioError
 from tests.conftest import free_port, run_cli, served_app
 
-PROMPTS = ["How many legs does a spider have?", "Write a short two-line poem about a lighthouse.",
-           "What is a good name for a cat?"]
+PROMPTS = [
+    "How many legs does a spider have?",
+    "Write a short two-line poem about a lighthouse.",
+    "What is a good name for a cat?",
+]
 GREEDY = GenerationSpec(temperature=0.0, max_new_tokens=24)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -82,11 +85,17 @@ def test_merged_weights_load_with_plain_transformers_and_answer_as_base_plus_ada
     assert tokenizer.chat_template
     plain = []
     for prompt in PROMPTS:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)["input_ids"]
-        out = model.generate(ids, attention_mask=ids.new_ones(ids.shape), max_new_tokens=GREEDY.max_new_tokens,
-                             do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        plain.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip())
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
+        out = model.generate(
+            ids,
+            attention_mask=ids.new_ones(ids.shape),
+            max_new_tokens=GREEDY.max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        plain.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())
     assert plain == _greedy(run_target(run_id))
     assert any(plain)
 
@@ -113,8 +122,7 @@ def test_model_card_names_lineage_hyperparameters_metrics_and_charts(in_tuned_ho
     charts = share.write_charts(run_id, tmp_path / "charts")
     assert charts and all(p.read_bytes().startswith(PNG_MAGIC) and p.stat().st_size > 1000 for p in charts)
     assert {p.name for p in charts} >= {"loss.png"}
-    card = share.model_card(run_id, merged=True, repo_id="me/tuned",
-                            charts=[p.relative_to(tmp_path) for p in charts])
+    card = share.model_card(run_id, merged=True, repo_id="me/tuned", charts=[p.relative_to(tmp_path) for p in charts])
 
     front = _front_matter(card)
     assert front["tags"][:2] == ["rlhf-studio", "sft"]
@@ -159,9 +167,18 @@ def test_model_card_lists_only_the_data_options_of_the_runs_source(in_tuned_home
     assert "| data.source | dolly |" in sft_data and "| data.languages" not in sft_data
 
 
-@pytest.mark.parametrize("source, own", [
-    ("dolly", {"categories"}), ("alpaca", set()), ("shp", {"domains", "min_score_ratio"}), ("hh-rlhf", set()),
-    ("oasst", {"languages"}), ("file", {"columns"}), ("votes", set())])
+@pytest.mark.parametrize(
+    "source, own",
+    [
+        ("dolly", {"categories"}),
+        ("alpaca", set()),
+        ("shp", {"domains", "min_score_ratio"}),
+        ("hh-rlhf", set()),
+        ("oasst", {"languages"}),
+        ("file", {"columns"}),
+        ("votes", set()),
+    ],
+)
 def test_data_options_keep_what_every_source_reads_and_the_sources_own(source, own):
     from studio.config import DATA_SOURCES, DataSpec
 
@@ -199,6 +216,7 @@ def test_outside_home_follows_links_and_dots(studio_home, tmp_path):
 
 class FakeHfApi:
     """Records what a push asks of the Hub, and what the folder it uploads holds at that moment."""
+
     calls: list = []
 
     def __init__(self, *args, **kwargs):
@@ -237,9 +255,9 @@ def test_push_uploads_adapter_card_and_charts_privately(copied_home, fake_hub, m
     url = share.push(copied_home["sft"], "me/tuned-sft", private=True)
     assert url == "https://huggingface.co/me/tuned-sft"
     _check_token_only_as_argument(fake_hub.calls, token)
-    (_, (repo,), create), = [c for c in fake_hub.calls if c[0] == "create_repo"]
+    ((_, (repo,), create),) = [c for c in fake_hub.calls if c[0] == "create_repo"]
     assert repo == "me/tuned-sft" and create["private"] is True and create["repo_type"] == "model"
-    (_, _, upload), = [c for c in fake_hub.calls if c[0] == "upload_folder"]
+    ((_, _, upload),) = [c for c in fake_hub.calls if c[0] == "upload_folder"]
     assert upload["repo_id"] == "me/tuned-sft" and upload["repo_type"] == "model"
     files = upload["files"]
     assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "charts/loss.png"} <= set(files)
@@ -255,10 +273,12 @@ def test_push_merged_uploads_full_weights(copied_home, fake_hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", token)
     share.push(copied_home["chained"], "me/tuned-chained", merged=True)
     _check_token_only_as_argument(fake_hub.calls, token)
-    (_, _, create), = [c for c in fake_hub.calls if c[0] == "create_repo"]
+    ((_, _, create),) = [c for c in fake_hub.calls if c[0] == "create_repo"]
     assert create["private"] is False
-    (_, _, upload), = [c for c in fake_hub.calls if c[0] == "upload_folder"]
-    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "charts/loss.png"} <= set(upload["files"])
+    ((_, _, upload),) = [c for c in fake_hub.calls if c[0] == "upload_folder"]
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "charts/loss.png"} <= set(
+        upload["files"]
+    )
     assert not any(f.startswith("adapter") for f in upload["files"])
 
 
@@ -278,9 +298,9 @@ def test_push_space_uploads_to_a_space(tmp_path, fake_hub, monkeypatch):
     (folder / share.SPACE_SETTINGS).write_text("{}\n")
     assert share.push_space(folder, "me/space", private=True) == "https://huggingface.co/spaces/me/space"
     _check_token_only_as_argument(fake_hub.calls, token)
-    (_, _, create), = [c for c in fake_hub.calls if c[0] == "create_repo"]
+    ((_, _, create),) = [c for c in fake_hub.calls if c[0] == "create_repo"]
     assert create["repo_type"] == "space" and create["space_sdk"] == "gradio" and create["private"] is True
-    (_, _, upload), = [c for c in fake_hub.calls if c[0] == "upload_folder"]
+    ((_, _, upload),) = [c for c in fake_hub.calls if c[0] == "upload_folder"]
     assert upload["repo_type"] == "space" and upload["files"] == ["app.py", share.SPACE_SETTINGS]
 
 
@@ -363,24 +383,39 @@ def test_exported_space_runs_alone_and_answers_like_the_studio(in_tuned_home, tm
     space = tmp_path / "space"
     done = run_cli("export-space", run_id, str(space))
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in space.iterdir()} >= {"app.py", "space_settings.json", "requirements.txt", "README.md",
-                                                 "base", "adapters"}
+    assert {p.name for p in space.iterdir()} >= {
+        "app.py",
+        "space_settings.json",
+        "requirements.txt",
+        "README.md",
+        "base",
+        "adapters",
+    }
     assert len(list((space / "adapters").iterdir())) == (2 if which == "chained" else 1)  # the chain, oldest first
     readme = (space / "README.md").read_text(encoding="utf-8")
     front = yaml.safe_load(readme.split("---\n", 2)[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["suggested_hardware"] == "cpu-basic"
     requirements = (space / "requirements.txt").read_text().split()
     assert [r.split(">=")[0] for r in requirements] == ["gradio", "torch", "transformers", "peft", "accelerate"]
-    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse((space / "app.py").read_text()))
-                if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in getattr(node, "names", [])}
-    imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse((space / "app.py").read_text()))
-                 if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse((space / "app.py").read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in getattr(node, "names", [])
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(ast.parse((space / "app.py").read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert "gradio" in imported and "studio" not in imported
 
     port = free_port()
     # Importing the studio is made impossible: the Space must run on its own files alone.
-    launcher = ("import runpy, sys; sys.modules['studio'] = None; sys.argv = ['app.py', '--port', sys.argv[1]]; "
-                "runpy.run_path('app.py', run_name='__main__')")
+    launcher = (
+        "import runpy, sys; sys.modules['studio'] = None; sys.argv = ['app.py', '--port', sys.argv[1]]; "
+        "runpy.run_path('app.py', run_name='__main__')"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RLHF_STUDIO_HOME": str(tmp_path / "nowhere")}
     with served_app([sys.executable, "-c", launcher, str(port)], port, space, env, start_timeout=120) as client:
         replies = [client.predict(p, GREEDY.max_new_tokens, 0.0, 1.0, 0, api_name="/chat") for p in PROMPTS]

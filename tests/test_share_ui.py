@@ -57,8 +57,13 @@ def made_runs(module_home) -> dict:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RLHF_STUDIO_HOME", str(module_home))
         runs = {}
-        for key, state in [("done", "completed"), ("failed", "failed"), ("queued", "queued"),
-                           ("cancelled", "cancelled"), ("done_too", "completed")]:
+        for key, state in [
+            ("done", "completed"),
+            ("failed", "failed"),
+            ("queued", "queued"),
+            ("cancelled", "cancelled"),
+            ("done_too", "completed"),
+        ]:
             run = manager.create(RunConfig(name=f"made-{key}"))
             if state != "queued":
                 run.write_status(state=state)
@@ -186,10 +191,13 @@ def test_a_card_that_cannot_be_written_is_one_line(client, share_tab, monkeypatc
 
 def test_push_sends_the_run_repo_and_boxes_and_says_where_it_went(client, fake, made_runs):
     message = client.predict(made_runs["done"], " me/tiny-sft ", True, True, api_name="/push")
-    assert fake.calls == [("push", (made_runs["done"], "me/tiny-sft"), {"merged": True, "private": True,
-                                                                       "token": None})]
-    assert message == (f"Pushed run {made_runs['done']} (the merged full model and its model card) to "
-                       "https://huggingface.co/me/tiny-sft (private).")
+    assert fake.calls == [
+        ("push", (made_runs["done"], "me/tiny-sft"), {"merged": True, "private": True, "token": None})
+    ]
+    assert message == (
+        f"Pushed run {made_runs['done']} (the merged full model and its model card) to "
+        "https://huggingface.co/me/tiny-sft (private)."
+    )
 
 
 def test_push_without_a_token_or_a_network_is_one_line(client, share_tab, monkeypatch, made_runs):
@@ -202,8 +210,10 @@ def test_push_without_a_token_or_a_network_is_one_line(client, share_tab, monkey
 
 
 def test_push_without_a_repo_id_is_one_line_and_pushes_nothing(client, fake, made_runs):
-    assert client.predict(made_runs["done"], "  ", False, False, api_name="/push") == \
-        "type a repo id, such as your-name/tiny-sft"
+    assert (
+        client.predict(made_runs["done"], "  ", False, False, api_name="/push")
+        == "type a repo id, such as your-name/tiny-sft"
+    )
     assert client.predict(None, "me/x", False, False, api_name="/push") == "pick a completed run to share"
     assert fake.calls == []
 
@@ -211,8 +221,9 @@ def test_push_without_a_repo_id_is_one_line_and_pushes_nothing(client, fake, mad
 # ---------------------------------------------------------------- Space export
 
 
-def test_export_space_shows_the_folder_and_its_files_then_push_space_uploads_that_folder(client, fake, made_runs,
-                                                                                         tmp_path):
+def test_export_space_shows_the_folder_and_its_files_then_push_space_uploads_that_folder(
+    client, fake, made_runs, tmp_path
+):
     folder = tmp_path / "my-space"  # outside the studio home: exported once confirmed
     message = client.predict(made_runs["done"], str(folder), True, api_name="/export_space")
     assert fake.calls == [("export_space", (made_runs["done"], folder), {})]
@@ -225,8 +236,9 @@ def test_export_space_shows_the_folder_and_its_files_then_push_space_uploads_tha
     assert message == f"Pushed the Space in `{folder}` to https://huggingface.co/spaces/me/tiny-sft-chat (private)."
 
 
-def test_export_space_without_a_folder_goes_under_the_home_into_a_new_folder_each_time(client, fake, made_runs,
-                                                                                       module_home):
+def test_export_space_without_a_folder_goes_under_the_home_into_a_new_folder_each_time(
+    client, fake, made_runs, module_home
+):
     run_id = made_runs["done_too"]
     for folder in (module_home / "spaces" / run_id, module_home / "spaces" / f"{run_id}-2"):
         message = client.predict(run_id, "", api_name="/export_space")
@@ -234,13 +246,16 @@ def test_export_space_without_a_folder_goes_under_the_home_into_a_new_folder_eac
         assert (folder / "app.py").is_file() and f"`{folder}`" in message
 
 
-def test_export_space_outside_the_home_asks_first_and_writes_nothing_until_confirmed(client, fake, made_runs,
-                                                                                     module_home, tmp_path):
+def test_export_space_outside_the_home_asks_first_and_writes_nothing_until_confirmed(
+    client, fake, made_runs, module_home, tmp_path
+):
     run_id = made_runs["done"]
     for folder in (tmp_path / "elsewhere", Path("/etc/rlhf-studio-space"), module_home / ".." / "beside-home"):
         message = client.predict(run_id, str(folder), False, api_name="/export_space")
-        assert message == (f"`{folder.expanduser()}` is outside the studio home (`{module_home}`): tick “Yes, export "
-                           "there” and press Export Space again to write the Space there.")
+        assert message == (
+            f"`{folder.expanduser()}` is outside the studio home (`{module_home}`): tick “Yes, export "
+            "there” and press Export Space again to write the Space there."
+        )
         assert fake.calls == [] and not folder.exists()
     assert client.predict(run_id, "", api_name="/export_space").startswith("Exported run ")  # the box left out
 

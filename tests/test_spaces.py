@@ -32,7 +32,7 @@ def on_cpu_space(monkeypatch):
 def _front_matter() -> dict:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\n")
-    return yaml.safe_load(text[4:text.index("\n---\n", 4)])
+    return yaml.safe_load(text[4 : text.index("\n---\n", 4)])
 
 
 def test_readme_front_matter_declares_a_gradio_space_running_app_py():
@@ -160,12 +160,16 @@ def test_scoring_and_comparing_still_work_on_a_cpu_only_space(on_cpu_space, in_t
 
     assert [r["id"] for r in scoring.reward_runs()] == [in_tuned_home["reward"]]
     messages = [{"role": "user", "content": "How do I boil an egg?"}]
-    scores = scoring.score_batch(in_tuned_home["reward"], [messages, messages],
-                                 ["Of course! Put it in boiling water for nine minutes.", "Go away, I am busy."])
+    scores = scoring.score_batch(
+        in_tuned_home["reward"],
+        [messages, messages],
+        ["Of course! Put it in boiling water for nine minutes.", "Go away, I am busy."],
+    )
     assert len(scores) == 2
     assert in_tuned_home["sft"] in [r["id"] for r in generate.generating_runs()]
-    result = compare.compare([in_tuned_home["sft"]], ["Name a fruit."],
-                             GenerationSpec(max_new_tokens=4, temperature=0.0), None)
+    result = compare.compare(
+        [in_tuned_home["sft"]], ["Name a fruit."], GenerationSpec(max_new_tokens=4, temperature=0.0), None
+    )
     assert len(result.labels) == 2 and all(len(result.answers[label]) == 1 for label in result.labels)
 
 

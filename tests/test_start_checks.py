@@ -28,13 +28,15 @@ from studio.runs import manager, process
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import runs_root
 from tests.conftest import REPO, error_shown, free_port, served_studio
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fake_worker import COMMAND as FAKE_WORKER
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
-DOLLY_OFFLINE = ("data.path is empty, so the dolly source loads databricks/databricks-dolly-15k from the Hugging Face "
-                 "Hub, which cannot be reached (offline mode is on: HF_DATASETS_OFFLINE=1), and it is not in the local "
-                 "cache; set data.path to sample for the bundled sample, or to a local file in the source's raw "
-                 "schema")
+DOLLY_OFFLINE = (
+    "data.path is empty, so the dolly source loads databricks/databricks-dolly-15k from the Hugging Face "
+    "Hub, which cannot be reached (offline mode is on: HF_DATASETS_OFFLINE=1), and it is not in the local "
+    "cache; set data.path to sample for the bundled sample, or to a local file in the source's raw "
+    "schema"
+)
 SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
@@ -82,8 +84,10 @@ def test_a_hub_dataset_offline_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
     assert _refused(RunConfig(), DataError) == DOLLY_OFFLINE  # the Data tab untouched: dolly from the hub
     message = _refused(RunConfig(stage="reward", data=DataSpec(source="hh-rlhf", path="hub")), DataError)
-    assert message.startswith("data.path = hub, so the hh-rlhf source loads Anthropic/hh-rlhf from the Hugging Face "
-                              "Hub, which cannot be reached")
+    assert message.startswith(
+        "data.path = hub, so the hh-rlhf source loads Anthropic/hh-rlhf from the Hugging Face "
+        "Hub, which cannot be reached"
+    )
 
 
 def test_a_hub_model_offline_is_refused_and_a_cached_one_passes(tmp_path, monkeypatch):
@@ -92,7 +96,8 @@ def test_a_hub_model_offline_is_refused_and_a_cached_one_passes(tmp_path, monkey
     assert _refused(config, ModelError) == (
         f"model.name = '{SMOLLM}' is a Hugging Face Hub id, and the Hub cannot be reached (offline mode is on: "
         "HF_HUB_OFFLINE=1) and the model is not in the local cache; download it and set model.name to its folder, "
-        "or use tiny (the built-in model)")
+        "or use tiny (the built-in model)"
+    )
     # What huggingface_hub leaves after a download: refs/main names the snapshot holding config.json.
     repo = tmp_path / "hf" / "hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct"
     (repo / "snapshots" / "abc123").mkdir(parents=True)
@@ -109,7 +114,8 @@ def test_a_dataset_in_the_datasets_cache_passes_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     # The folder datasets' offline fallback looks for: <owner>___<name>/<config>/<version>/<hash>
     (tmp_path / "hf" / "datasets" / "databricks___databricks-dolly-15k" / "default" / "0.0.0" / "f1e2").mkdir(
-        parents=True)
+        parents=True
+    )
     manager.check_inputs(RunConfig())
     with pytest.raises(DataError, match="Anthropic/hh-rlhf from the Hugging Face Hub"):
         manager.check_inputs(RunConfig(stage="reward", data=DataSpec(source="hh-rlhf")))
@@ -121,7 +127,8 @@ def test_a_hub_that_does_not_answer_is_refused_quickly(online, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", closed)
     assert _refused(RunConfig(), DataError).startswith(
         f"data.path is empty, so the dolly source loads databricks/databricks-dolly-15k from the Hugging Face Hub, "
-        f"which cannot be reached ({closed} could not be reached: ")
+        f"which cannot be reached ({closed} could not be reached: "
+    )
     # A host that takes the connection and never answers: given REACH_TIMEOUT seconds, not the loader's minutes.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -154,8 +161,10 @@ def test_a_pipeline_with_a_hub_stage_is_refused_before_it_is_recorded(studio_hom
     with pytest.raises(StudioError) as err:
         pipeline_runs.start_text(text)
     assert time.monotonic() - began < 3.0
-    assert str(err.value).startswith("stage sft: data.path is empty, so the dolly source loads "
-                                     "databricks/databricks-dolly-15k from the Hugging Face Hub")
+    assert str(err.value).startswith(
+        "stage sft: data.path is empty, so the dolly source loads "
+        "databricks/databricks-dolly-15k from the Hugging Face Hub"
+    )
     assert not (studio_home / "pipelines").exists() and _run_folders() == []
 
 
@@ -169,13 +178,15 @@ def test_the_same_config_started_twice_within_seconds_is_refused_naming_the_firs
     time.sleep(1.5)  # the two clicks of the issue
     with pytest.raises(StudioError) as err:
         manager.start(cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml"), refuse_repeats=True)
-    assert re.match(f"run {first.id} with this same config was started \\d+\\.\\d s ago \\(a second click\\?\\)",
-                    str(err.value)), str(err.value)
+    assert re.match(
+        f"run {first.id} with this same config was started \\d+\\.\\d s ago \\(a second click\\?\\)", str(err.value)
+    ), str(err.value)
     assert str(err.value).endswith(f"press Start again after {manager.REPEAT_SECONDS:g} s")
     assert [p.name for p in _run_folders()] == [first.id]
     # Another config is no repeat, and the terminal (no refuse_repeats) starts what it is told to.
-    other, _ = manager.start(cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml", ["train.seed=7"]),
-                             refuse_repeats=True)
+    other, _ = manager.start(
+        cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml", ["train.seed=7"]), refuse_repeats=True
+    )
     again, _ = manager.start(cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml"))
     assert len({first.id, other.id, again.id}) == 3
     for run in (again, other, first):
@@ -203,7 +214,8 @@ def test_gpu_recipes_say_so_and_come_after_the_offline_ones(studio_home):
     assert labels[0] == "GRPO (tiny) · grpo-tiny"
     assert "InstructGPT (SmolLM2-135M) · ppo-hh-smollm2-135m · needs a GPU and the Hugging Face Hub" in labels
     assert min(i for i, label in enumerate(labels) if label.startswith("InstructGPT")) == labels.index(
-        "InstructGPT (tiny) · ppo-tiny")  # the first InstructGPT entry is the one this machine can run
+        "InstructGPT (tiny) · ppo-tiny"
+    )  # the first InstructGPT entry is the one this machine can run
 
     choices = train_tab.preset_choices()
     needing = [i for i, (label, _name) in enumerate(choices) if "needs a GPU" in label]
@@ -217,10 +229,12 @@ def test_a_gpu_recipe_names_its_tiny_twin(studio_home):
     recipe = pipeline.load_pipeline(REPO / "presets" / "ppo-hh-smollm2-135m.yaml")
     assert pipeline_runs.gpu_warning(recipe) == (
         f"This recipe is sized for a GPU ({SMOLLM}) and this machine has none, so it would take hours here; its tiny "
-        "twin, the recipe ppo-tiny, runs the same stages offline here in a few minutes.")
+        "twin, the recipe ppo-tiny, runs the same stages offline here in a few minutes."
+    )
     single = cfg.load_config(REPO / "presets" / "rm-shp-qwen2.5-0.5b.yaml")
-    assert presets.gpu_warning([single]).endswith("its tiny twin, the preset rm-hh-tiny, trains the same stage "
-                                                  "offline here in about a minute.")
+    assert presets.gpu_warning([single]).endswith(
+        "its tiny twin, the preset rm-hh-tiny, trains the same stage offline here in about a minute."
+    )
     assert presets.gpu_warning([cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml")]) is None
 
 
@@ -231,12 +245,18 @@ def test_a_gpu_recipe_names_its_tiny_twin(studio_home):
 def test_a_running_stage_shows_its_step_and_time_left(studio_home):
     text = (REPO / "presets" / "sft-dpo-tiny.yaml").read_text()
     record = pipeline_runs.create(pipeline_runs.validate(text)[0])
-    thread = threading.Thread(target=lambda: pipeline_runs.run(
-        record, follow=lambda run, proc: pipeline_runs.wait_for_run(record, run, proc, poll=0.05)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: pipeline_runs.run(
+            record, follow=lambda run, proc: pipeline_runs.wait_for_run(record, run, proc, poll=0.05)
+        ),
+        daemon=True,
+    )
     thread.start()
     deadline = time.monotonic() + 60
-    while not (run_id := record.read_state()["stages"][0]["run_id"]) or \
-            manager.find(run_id).read_status().get("state") != "running":
+    while (
+        not (run_id := record.read_state()["stages"][0]["run_id"])
+        or manager.find(run_id).read_status().get("state") != "running"
+    ):
         assert time.monotonic() < deadline, record.read_state()
         time.sleep(0.05)
     run = manager.find(run_id)
@@ -272,8 +292,14 @@ def test_inspect_says_first_that_the_tiny_model_is_being_built():
     assert not model_files.tiny_built()  # this test's home is fresh
     steps = model_tab.inspect_steps({})
     summary, rows = next(steps)  # what the page shows at once; the build itself is not waited for
-    assert summary == ("model.name is empty, so this is the default, the built-in **tiny** model; type a hub id or "
-                       "a local folder to inspect another.\n\n" + model_tab.BUILDING_TINY) and rows == []
+    assert (
+        summary
+        == (
+            "model.name is empty, so this is the default, the built-in **tiny** model; type a hub id or "
+            "a local folder to inspect another.\n\n" + model_tab.BUILDING_TINY
+        )
+        and rows == []
+    )
     steps.close()
     summary, _ = next(data_tab.preview_steps({"data": {"path": "sample"}}))
     assert summary == model_tab.BUILDING_TINY
@@ -308,8 +334,9 @@ def ui(module_home):
             def call(api: str, **values):
                 params = endpoints[api]["parameters"]
                 by_label = labelled(api, params, values)
-                return client.predict(*[by_label.get(p["label"], p.get("parameter_default")) for p in params],
-                                      api_name=api)
+                return client.predict(
+                    *[by_label.get(p["label"], p.get("parameter_default")) for p in params], api_name=api
+                )
 
             yield client, call, module_home, url
     finally:
@@ -384,8 +411,9 @@ def test_the_pipelines_tab_names_gpu_recipes_and_refuses_one_offline(ui):
     assert not (home / "pipelines").exists()
     message, *_ = client.predict("sft-dolly-qwen2.5-0.5b", api_name="/load_preset")
     assert message.startswith("Loaded preset **sft-dolly-qwen2.5-0.5b**.")
-    assert message.endswith("its tiny twin, the preset sft-dolly-tiny, trains the same stage offline here in about "
-                            "a minute.")
+    assert message.endswith(
+        "its tiny twin, the preset sft-dolly-tiny, trains the same stage offline here in about a minute."
+    )
     message, *_ = client.predict("ppo-tiny", api_name="/load_preset")
     assert message == "ppo-tiny is a pipeline (several linked stages); open it in the Pipelines tab."
 
@@ -432,8 +460,9 @@ def test_in_the_browser_start_refuses_what_would_fail_and_a_second_click(ui):
             [queued] = [r["id"] for r in manager.list_runs() if r["state"] == "queued"]
             time.sleep(1.5)
             start.click()
-            expect(page.get_by_text(re.compile(f"^Not started: run {queued} with this same config was started"))
-                   ).to_be_visible(timeout=30_000)
+            expect(
+                page.get_by_text(re.compile(f"^Not started: run {queued} with this same config was started"))
+            ).to_be_visible(timeout=30_000)
             assert [r["id"] for r in manager.list_runs() if r["state"] == "queued"] == [queued]
 
             page.get_by_role("tab", name="Pipelines").click()

@@ -95,10 +95,19 @@ def test_processes_scale_the_rate_and_cpu_has_no_mfu(clock, monkeypatch):
     assert meter.since_last() == {"tokens_per_second": 12 * 2 / 4.0}
 
 
-@pytest.mark.parametrize("name, tflops", [("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA H100 PCIe", 756.0),
-                                          ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA L4", 121.0),
-                                          ("NVIDIA L40S", 362.0), ("NVIDIA A10G", 70.0), ("Tesla T4", 65.0),
-                                          ("Some Future GPU", None)])
+@pytest.mark.parametrize(
+    "name, tflops",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA L4", 121.0),
+        ("NVIDIA L40S", 362.0),
+        ("NVIDIA A10G", 70.0),
+        ("Tesla T4", 65.0),
+        ("Some Future GPU", None),
+    ],
+)
 def test_peak_flops_by_device_name(monkeypatch, name, tflops):
     monkeypatch.delenv("RLHF_STUDIO_PEAK_TFLOPS", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -112,13 +121,15 @@ def test_a_peft_models_generate_is_counted_as_forward_only(studio_home):
 
     from studio.models import tiny_model_path
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_path()),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_path()), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
     meter = ThroughputMeter(counted_model(model))
     ids = torch.tensor([[5, 6, 7, 8]])
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, min_new_tokens=3,
-                             do_sample=False)
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, min_new_tokens=3, do_sample=False
+        )
     assert out.shape[1] == 7
     assert meter.tokens == 0 and meter.flops > 0  # 4 prompt tokens, then 2 cached steps of one token each
     forward_only = meter.flops

@@ -26,8 +26,14 @@ from studio.runs.rundir import RunDir
 from tests.conftest import REPO, polite_rude_pairs, run_cli, write_jsonl
 
 PROMPTS = ["How many legs does a spider have?", "Classify each of the following as a fruit or a vegetable: apple, leek"]
-SETTINGS = ["train.max_steps=20", "train.save_steps=8", "train.eval_steps=10", "lora.dropout=0.1",
-            "train.gradient_checkpointing=true", "timeline.max_new_tokens=24"]
+SETTINGS = [
+    "train.max_steps=20",
+    "train.save_steps=8",
+    "train.eval_steps=10",
+    "lora.dropout=0.1",
+    "train.gradient_checkpointing=true",
+    "timeline.max_new_tokens=24",
+]
 WITH_PROMPTS = [*SETTINGS, "timeline.prompts=" + "\n".join(PROMPTS)]  # text split on new lines, as --set gives it
 EXPECTED_STEPS = [0, 8, 16, 20]  # before training, each save (8, 16) and the last step (20)
 
@@ -43,8 +49,9 @@ def trained(module_home) -> dict:
 
     def train(*overrides: str) -> str:
         args = ["train", "presets/sft-dolly-tiny.yaml", *_sets(overrides)]
-        done = subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=300,
-                              cwd=REPO, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=300, cwd=REPO, env=env
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("run "))
 
@@ -82,16 +89,22 @@ def test_step_0_is_the_base_models_greedy_answer(home):
 
     run_id = home["with"]
     max_new_tokens = cfg.load_config(RunDir.of(run_id).config_path).timeline.max_new_tokens
-    out = Generator().generate(base_target(run_id), [[{"role": "user", "content": p}] for p in PROMPTS],
-                               GenerationSpec(temperature=0, max_new_tokens=max_new_tokens))
+    out = Generator().generate(
+        base_target(run_id),
+        [[{"role": "user", "content": p}] for p in PROMPTS],
+        GenerationSpec(temperature=0, max_new_tokens=max_new_tokens),
+    )
     assert dict(zip(PROMPTS, out.texts)) == timeline.read(RunDir.of(run_id).timeline_path).answers[0]
 
 
 def test_recording_leaves_the_loss_curve_exactly_as_it_was(home):
     def curve(run_id: str) -> list:
         rows = read_all(RunDir.of(run_id).metrics_path)
-        return [(r["step"], r.get("loss"), r.get("eval_loss"), r.get("grad_norm")) for r in rows
-                if "loss" in r or "eval_loss" in r]
+        return [
+            (r["step"], r.get("loss"), r.get("eval_loss"), r.get("grad_norm"))
+            for r in rows
+            if "loss" in r or "eval_loss" in r
+        ]
 
     with_prompts, without = curve(home["with"]), curve(home["without"])
     assert len(with_prompts) >= 6 and any(r[2] is not None for r in with_prompts)
@@ -119,7 +132,8 @@ def test_the_runs_tab_endpoint_gives_the_answers_at_the_nearest_step(home, clien
     plain = client.predict(home["without"], None, api_name="/timeline")
     assert plain["rows"] == [] and plain["note"].startswith("This run has no timeline prompts.")
     assert client.predict("no-such-run", 0, api_name="/timeline") == {
-        "error": "no run with id 'no-such-run' (see `rlhf-studio runs`)"}
+        "error": "no run with id 'no-such-run' (see `rlhf-studio runs`)"
+    }
 
 
 def test_the_answers_section_follows_new_steps_on_the_refresh_tick(in_module_home):
@@ -244,13 +258,20 @@ def test_nearest_step_and_slider_increment():
     assert timeline.View("r", "", steps=[0]).slider_step == 1
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["stage=reward", "data.source=hh-rlhf", "timeline.prompts=Hi?"],
-     "timeline.prompts: the reward stage trains a model that scores answers rather than writing them"),
-    (["timeline.prompts=" + "\n".join(f"Question {i}?" for i in range(9))],
-     "timeline.prompts has 9 prompts: at most 8"),
-    (["timeline.prompts=[]", "timeline.max_new_tokens=0"], "timeline.max_new_tokens = 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["stage=reward", "data.source=hh-rlhf", "timeline.prompts=Hi?"],
+            "timeline.prompts: the reward stage trains a model that scores answers rather than writing them",
+        ),
+        (
+            ["timeline.prompts=" + "\n".join(f"Question {i}?" for i in range(9))],
+            "timeline.prompts has 9 prompts: at most 8",
+        ),
+        (["timeline.prompts=[]", "timeline.max_new_tokens=0"], "timeline.max_new_tokens = 0: must be at least 1"),
+    ],
+)
 def test_bad_timeline_configs_get_one_line(overrides, message):
     with pytest.raises(ConfigError) as err:
         cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml", overrides)

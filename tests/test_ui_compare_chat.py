@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,7 @@ def test_an_empty_pick_gets_the_base_model_or_the_newest_reward_run_and_a_pick_s
     assert client.predict(None, api_name="/reward_runs")["value"] == runs["reward"]
     # A listed pick is left alone: the answer carries the choices and no value (it would undo a later pick).
     from components import chat_tab
+
     for update in (chat_tab.chat_models(runs["sft"]), reward_tab.reward_runs(runs["reward"])):
         assert "choices" in update.constructor_args and "value" not in update.constructor_args
 
@@ -91,15 +93,21 @@ def test_replies_are_signed_by_their_model_and_the_signature_stays_out_of_the_pr
     # Nothing picked (Send before the list's refresh on open answered): the base model, as the refresh picks.
     history, _box, stats = client.predict("Hi", [], None, "", *settings(max_new_tokens=8), api_name="/chat")
     assert stats.startswith("base (tiny) reply: ")
-    history, _box, _stats = client.predict("And you?", history, runs["sft"], "", *settings(max_new_tokens=8),
-                                           api_name="/chat")
+    history, _box, _stats = client.predict(
+        "And you?", history, runs["sft"], "", *settings(max_new_tokens=8), api_name="/chat"
+    )
     assert _reply(history[:2]).startswith("**base (tiny)**\n\n")
     assert _reply(history).startswith(f"**{runs['sft']} (tuned-sft)**\n\n")
     # What the model is sent: the replies without their signatures (compare: the same turn unsigned, greedy).
     from components import chat_tab
+
     turns = chat_tab.conversation(history)
-    assert [t["content"] for t in turns] == ["Hi", _reply(history[:2]).split("\n\n", 1)[1], "And you?",
-                                             _reply(history).split("\n\n", 1)[1]]
+    assert [t["content"] for t in turns] == [
+        "Hi",
+        _reply(history[:2]).split("\n\n", 1)[1],
+        "And you?",
+        _reply(history).split("\n\n", 1)[1],
+    ]
     assert chat_tab.unsigned("**Answer**\n\nSee above.", {"base (tiny)"}) == "**Answer**\n\nSee above."
 
 
@@ -109,18 +117,26 @@ def test_replies_are_signed_by_their_model_and_the_signature_stays_out_of_the_pr
 def test_compare_shows_base_and_tuned_answers_with_scores_win_rate_and_exports(client, runs):
     sft, reward = runs["sft"], runs["reward"]
     prompts = ["How do I boil an egg?", "Is a pear a fruit or a vegetable?"]
-    message, page, summary = client.predict([sft], "typed", "\n".join(prompts) + "\n\n", reward,
-                                            *settings(max_new_tokens=24, temperature=0.0), api_name="/compare")
+    message, page, summary = client.predict(
+        [sft],
+        "typed",
+        "\n".join(prompts) + "\n\n",
+        reward,
+        *settings(max_new_tokens=24, temperature=0.0),
+        api_name="/compare",
+    )
     assert message == f"2 prompts answered by 2 models, scored by reward run {reward}."
 
     expected = compare.compare([sft], prompts, spec(max_new_tokens=24, temperature=0.0), reward)
     assert expected.labels == [BASE, sft]
     # One row per prompt, the base column first, each answer as the engine wrote it.
-    assert _answer_cells(page) == [(label, expected.answers[label][i] or "<em>(empty answer)</em>")
-                                   for i in range(2) for label in (BASE, sft)]
+    assert _answer_cells(page) == [
+        (label, expected.answers[label][i] or "<em>(empty answer)</em>") for i in range(2) for label in (BASE, sft)
+    ]
     shown_scores = [float(s) for s in re.findall(r'class="score[^"]*">score (-?[\d.]+)</div>', page)]
-    assert shown_scores == pytest.approx([expected.scores[label][i] for i in range(2) for label in (BASE, sft)],
-                                         abs=1e-3)
+    assert shown_scores == pytest.approx(
+        [expected.scores[label][i] for i in range(2) for label in (BASE, sft)], abs=1e-3
+    )
 
     assert summary["headers"] == ["model", "mean score", "win rate vs base", "tokens/s"]
     (base_row, sft_row) = summary["data"]
@@ -135,7 +151,7 @@ def test_compare_shows_base_and_tuned_answers_with_scores_win_rate_and_exports(c
     assert csv_button["visible"] and jsonl_button["visible"]
     with open(csv_button["value"], encoding="utf-8", newline="") as f:
         table = list(csv.DictReader(f))
-    records = [json.loads(line) for line in open(jsonl_button["value"], encoding="utf-8")]
+    records = [json.loads(line) for line in Path(jsonl_button["value"]).read_text(encoding="utf-8").splitlines()]
     assert csv_button["value"].endswith(".csv") and jsonl_button["value"].endswith(".jsonl")
     for rows in (table, records):
         assert [r["prompt"] for r in rows] == prompts
@@ -153,8 +169,16 @@ def test_compare_samples_prompts_from_the_first_runs_held_out_split(client, runs
     assert source == "held-out" and message.startswith(f"3 held-out prompts from run {sft}")
     assert table["data"] == [[i, compare.prompt_text(p)] for i, p in enumerate(held_out, 1)]
 
-    message, page, summary = client.predict([sft, chained], "held-out", "ignored while sampled prompts are picked", "",
-                                            *settings(max_new_tokens=16, temperature=0.0), 3, 7, api_name="/compare")
+    message, page, summary = client.predict(
+        [sft, chained],
+        "held-out",
+        "ignored while sampled prompts are picked",
+        "",
+        *settings(max_new_tokens=16, temperature=0.0),
+        3,
+        7,
+        api_name="/compare",
+    )
     assert message == "3 prompts answered by 3 models (pick a reward run to score them and get win rates)."
     prompts_shown = re.findall(r'<td class="prompt"><div class="text">(.*?)</div>', page, re.S)
     assert [html.unescape(p) for p in prompts_shown] == [compare.prompt_text(p) for p in held_out]
@@ -163,17 +187,26 @@ def test_compare_samples_prompts_from_the_first_runs_held_out_split(client, runs
     assert all(row[1] == "" and row[2] == "" for row in summary["data"])  # no reward run, no scores
 
 
-@pytest.mark.parametrize("case, expected", [
-    (dict(runs=[]), "pick at least one finished run to compare with its base model"),
-    (dict(text="  \n "), "no prompts: type at least one, or sample some from a run's held-out data"),
-    (dict(gen=dict(temperature=-1)), "generation.temperature = -1.0: must be at least 0.0"),
-    (dict(gen=dict(max_new_tokens=0)), "generation.max_new_tokens = 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        (dict(runs=[]), "pick at least one finished run to compare with its base model"),
+        (dict(text="  \n "), "no prompts: type at least one, or sample some from a run's held-out data"),
+        (dict(gen=dict(temperature=-1)), "generation.temperature = -1.0: must be at least 0.0"),
+        (dict(gen=dict(max_new_tokens=0)), "generation.max_new_tokens = 0: must be at least 1"),
+    ],
+)
 def test_compare_mistakes_get_one_line(client, runs, case, expected):
     run_ids = [runs[r] for r in case.get("runs", ["sft"])]
     reward = runs[case["reward"]] if "reward" in case else ""
-    message, page, summary = client.predict(run_ids, "typed", case.get("text", "Name a fruit."), reward,
-                                            *settings(**case.get("gen", {})), api_name="/compare")
+    message, page, summary = client.predict(
+        run_ids,
+        "typed",
+        case.get("text", "Name a fruit."),
+        reward,
+        *settings(**case.get("gen", {})),
+        api_name="/compare",
+    )
     assert expected in message and _one_line(message)
     assert page == "" and summary["data"] == [], summary
 
@@ -196,8 +229,9 @@ def test_sampling_without_a_run_gets_one_line(client):
 def test_blind_vote_saves_the_clicked_answer_as_chosen_and_reveals_the_models(client, runs):
     sft = runs["sft"]
     assert votes.read_votes() == []
-    answer_a, answer_b, message = client.predict(BASE, sft, "How do I boil an egg?", *settings(max_new_tokens=24),
-                                                 api_name="/blind_generate")
+    answer_a, answer_b, message = client.predict(
+        BASE, sft, "How do I boil an egg?", *settings(max_new_tokens=24), api_name="/blind_generate"
+    )
     assert message == "Which answer is better?"
     assert answer_a and answer_b and answer_a != answer_b
 
@@ -225,8 +259,9 @@ def test_blind_sampled_prompt_and_skip(client, runs):
     assert prompt in all_held_out
 
     before = len(votes.read_votes())
-    answer_a, answer_b, _ = client.predict(chained, BASE, prompt, *settings(max_new_tokens=16),
-                                           api_name="/blind_generate")
+    answer_a, answer_b, _ = client.predict(
+        chained, BASE, prompt, *settings(max_new_tokens=16), api_name="/blind_generate"
+    )
     assert answer_a and answer_b
     reveal = client.predict(api_name="/vote_skip")
     assert reveal.startswith("Skipped; nothing saved. Answer A was written by **")
@@ -234,17 +269,21 @@ def test_blind_sampled_prompt_and_skip(client, runs):
     assert len(votes.read_votes()) == before
 
 
-@pytest.mark.parametrize("a, b, prompt, expected", [
-    ("sft", "sft", "Name a fruit.", "pick two different models to vote between"),
-    ("base", "sft", "   ", "type a prompt, or sample one from a run's held-out data"),
-    (None, "sft", "Name a fruit.", "pick two models, A and B, to vote between"),
-])
+@pytest.mark.parametrize(
+    "a, b, prompt, expected",
+    [
+        ("sft", "sft", "Name a fruit.", "pick two different models to vote between"),
+        ("base", "sft", "   ", "type a prompt, or sample one from a run's held-out data"),
+        (None, "sft", "Name a fruit.", "pick two models, A and B, to vote between"),
+    ],
+)
 def test_blind_mistakes_get_one_line(client, runs, a, b, prompt, expected):
     pick = {"base": BASE, None: None, **runs}
     answer_a, answer_b, message = client.predict(pick[a], pick[b], prompt, *settings(), api_name="/blind_generate")
     assert (answer_a, answer_b, message) == ("", "", expected)
-    assert client.predict(BASE, BASE, api_name="/blind_sample")[1] == ("pick a run as model A or B: the prompt comes "
-                                                                       "from that run's held-out data")
+    assert client.predict(BASE, BASE, api_name="/blind_sample")[1] == (
+        "pick a run as model A or B: the prompt comes from that run's held-out data"
+    )
 
 
 # ---------------------------------------------------------------- chat
@@ -266,8 +305,9 @@ def test_chat_streams_the_reply_and_keeps_the_conversation(client, runs):
     assert box == "" and _reply(history) == grown[-1]
     assert re.fullmatch(r"base \(tiny\) reply: 1500 tokens in [\d.]+ s \([\d.]+ tokens/s\)", stats), stats
 
-    history, _box, stats = client.predict("And then?", history, runs["sft"], "You are a kind assistant.",
-                                          *settings(max_new_tokens=32), api_name="/chat")
+    history, _box, stats = client.predict(
+        "And then?", history, runs["sft"], "You are a kind assistant.", *settings(max_new_tokens=32), api_name="/chat"
+    )
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert _reply(history[:2]) == grown[-1] and _reply(history[:3]) == "And then?" and _reply(history)
     assert stats.startswith(f"{runs['sft']} reply: ") and stats.endswith("tokens/s)")
@@ -292,8 +332,9 @@ def test_stop_ends_the_reply_and_frees_the_model(client):
 
 def test_cancelling_the_stream_releases_the_model(client):
     # max_new_tokens at its ceiling: left running, this reply would hold the model for well over a minute.
-    job = client.submit("Tell me a story", [], BASE, "", *settings(**{**ENDLESS, "max_new_tokens": 8192}),
-                        api_name="/chat")
+    job = client.submit(
+        "Tell me a story", [], BASE, "", *settings(**{**ENDLESS, "max_new_tokens": 8192}), api_name="/chat"
+    )
     _wait_for_text(job)
     job.cancel()  # what the Stop and Clear buttons do to the event: gradio closes the handler
     started = time.monotonic()
@@ -306,13 +347,18 @@ def test_cancelling_the_stream_releases_the_model(client):
     assert stats.startswith("base (tiny) reply: ")
 
 
-@pytest.mark.parametrize("message, model, gen, expected", [
-    ("  ", BASE, {}, "type a message first"),
-    ("Hello", BASE, dict(top_p=0), "generation.top_p = 0.0: must be greater than 0.0"),
-])
+@pytest.mark.parametrize(
+    "message, model, gen, expected",
+    [
+        ("  ", BASE, {}, "type a message first"),
+        ("Hello", BASE, dict(top_p=0), "generation.top_p = 0.0: must be greater than 0.0"),
+    ],
+)
 def test_chat_mistakes_get_one_line_and_leave_the_conversation(client, message, model, gen, expected):
-    history = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},  # the chatbot's own message format
-               {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]}]
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},  # the chatbot's own message format
+        {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+    ]
     shown, box, stats = client.predict(message, history, model, "", *settings(**gen), api_name="/chat")
     assert expected in stats and _one_line(stats)
     assert [(m["role"], _reply([m])) for m in shown] == [("user", "Hi"), ("assistant", "Hello!")]
@@ -359,10 +405,13 @@ def test_reward_evaluation_on_held_out_pairs(client, runs):
     assert f"on 4 held-out pairs (the first 4 of {n})" in line
 
 
-@pytest.mark.parametrize("run, answers, expected", [
-    (None, (POLITE, RUDE), "pick a completed reward run"),
-    ("reward", (POLITE, "  "), "type both answers, A and B"),
-])
+@pytest.mark.parametrize(
+    "run, answers, expected",
+    [
+        (None, (POLITE, RUDE), "pick a completed reward run"),
+        ("reward", (POLITE, "  "), "type both answers, A and B"),
+    ],
+)
 def test_reward_mistakes_get_one_line(client, runs, run, answers, expected):
     run_id = runs[run] if run else None
     a, b, verdict = client.predict(run_id, "Is a pear a fruit?", *answers, api_name="/score_pair")
@@ -371,4 +420,5 @@ def test_reward_mistakes_get_one_line(client, runs, run, answers, expected):
     if run is None:
         assert expected in line and _one_line(line) and plot is None
     assert client.predict(runs["reward"], 0, api_name="/evaluate_reward")[0] == as_error(
-        "pairs to score = 0: a whole number of at least 1")
+        "pairs to score = 0: a whole number of at least 1"
+    )

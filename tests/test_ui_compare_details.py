@@ -62,7 +62,8 @@ def test_picking_the_held_out_source_samples_and_opens_the_prompts(runs):
 def test_generate_on_held_out_prompts_samples_them_when_none_were(runs):
     sft, chained = runs["sft"], runs["chained"]
     _comparison, message, page, _summary, sampled = compare_tab.run_compare(
-        [sft], HELD_OUT, "", "", None, *settings(), 3, 7)
+        [sft], HELD_OUT, "", "", None, *settings(), 3, 7
+    )
     assert message == "3 prompts answered by 2 models (pick a reward run to score them and get win rates)."
     assert sampled["prompts"] == compare.held_out_prompts(sft, 3, 7)
     shown = [p for p in re.findall(r'<td class="prompt"><div class="text">(.*?)</div>', page, re.S)]
@@ -85,26 +86,40 @@ def test_generate_on_held_out_prompts_samples_them_when_none_were(runs):
 def test_columns_and_summary_name_the_runs_with_their_ids_small_below(runs):
     sft, chained = runs["sft"], runs["chained"]
     result, _message, page, summary, _sampled = compare_tab.run_compare(
-        [sft, chained], TYPED, "Name a fruit.", "", None, *settings(), 8, 0)
+        [sft, chained], TYPED, "Name a fruit.", "", None, *settings(), 8, 0
+    )
     heads = re.findall(r'<th data-model="([^"]*)">(.*?)</th>', page)
-    assert heads == [(BASE, BASE), (sft, f'tuned-sft<div class="run-id">{sft}</div>'),
-                     (chained, f'tuned-chained<div class="run-id">{chained}</div>')]
+    assert heads == [
+        (BASE, BASE),
+        (sft, f'tuned-sft<div class="run-id">{sft}</div>'),
+        (chained, f'tuned-chained<div class="run-id">{chained}</div>'),
+    ]
     assert [row[0] for row in summary] == [BASE, "tuned-sft", "tuned-chained"]
     assert result.labels == [BASE, sft, chained]  # the keys (and the exports' columns) stay the ids
 
 
 def test_names_that_clash_carry_their_ids():
-    result = Comparison(prompts=[[{"role": "user", "content": "Hi"}]], labels=[BASE, "run-1", "run-2", "run-3"],
-                        answers={}, tokens_per_second={},
-                        names={BASE: BASE, "run-1": "mine", "run-2": "mine", "run-3": "run-3"})
+    result = Comparison(
+        prompts=[[{"role": "user", "content": "Hi"}]],
+        labels=[BASE, "run-1", "run-2", "run-3"],
+        answers={},
+        tokens_per_second={},
+        names={BASE: BASE, "run-1": "mine", "run-2": "mine", "run-3": "run-3"},
+    )
     assert [result.title(label) for label in result.labels] == [BASE, "mine (run-1)", "mine (run-2)", "run-3"]
 
 
 def test_scores_show_three_decimals_and_the_exports_keep_every_digit():
     scores = {BASE: [0.12345678912345678], "run-1": [-2.718281828459045]}
-    result = Comparison(prompts=[[{"role": "user", "content": "Hi"}]], labels=[BASE, "run-1"],
-                        answers={BASE: ["Hello"], "run-1": ["Hi there"]}, tokens_per_second={BASE: 9.0, "run-1": 8.0},
-                        reward_run="rm", scores=scores, names={BASE: BASE, "run-1": "tuned"})
+    result = Comparison(
+        prompts=[[{"role": "user", "content": "Hi"}]],
+        labels=[BASE, "run-1"],
+        answers={BASE: ["Hello"], "run-1": ["Hi there"]},
+        tokens_per_second={BASE: 9.0, "run-1": 8.0},
+        reward_run="rm",
+        scores=scores,
+        names={BASE: BASE, "run-1": "tuned"},
+    )
     page = compare_tab.answers_html(result)
     assert re.findall(r'class="score[^"]*">score ([^<]*)</div>', page) == ["0.123", "-2.718"]
     assert [row[1] for row in compare_tab.summary_rows(result)] == [0.123, -2.718]
@@ -127,8 +142,9 @@ def test_blind_samples_move_to_prompts_not_shown_yet(runs):
     assert len(shown) == len(everything) and set(shown) == everything  # every one once, none twice
 
     text, _sampled, message, shown = compare_tab.blind_sample(BASE, sft, shown)
-    assert message == (f"Every held-out prompt of run {sft} was shown this session; starting over. A held-out "
-                       f"prompt of run {sft}.")
+    assert message == (
+        f"Every held-out prompt of run {sft} was shown this session; starting over. A held-out prompt of run {sft}."
+    )
     assert shown == [text] and text in everything
 
 

@@ -37,8 +37,7 @@ def ui(tmp_path_factory, shared_models):
         def call(api: str, **values):
             params = endpoints[api]["parameters"]
             by_label = labelled(api, params, values)
-            return client.predict(*[by_label.get(p["label"], p.get("parameter_default")) for p in params],
-                                  api_name=api)
+            return client.predict(*[by_label.get(p["label"], p.get("parameter_default")) for p in params], api_name=api)
 
         yield client, call
 
@@ -64,9 +63,11 @@ def test_inspect_tiny_matches_the_estimate(ui, studio_home):
 def test_bad_model_name_gives_one_line(ui, tmp_path):
     _client, call = ui
     summary, table = call("/inspect_model", **{"model.name": "no-such-owner/no-such-model"})
-    assert error_shown(summary) == ("could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
-                       "no such model, or it needs a login); check the id, or download it and set model.name to the "
-                       "local folder")
+    assert error_shown(summary) == (
+        "could not load 'no-such-owner/no-such-model' from the Hugging Face Hub (no connection, or "
+        "no such model, or it needs a login); check the id, or download it and set model.name to the "
+        "local folder"
+    )
     assert table["data"] == []
     summary, _ = call("/inspect_model", **{"model.name": str(tmp_path / "missing")})
     assert error_shown(summary) == f"model.name = '{tmp_path / 'missing'}': no such folder"
@@ -92,19 +93,29 @@ def test_preview_dolly_sample_marks_the_trained_part(ui):
 def test_preview_follows_the_stage_format(ui):
     _client, call = ui
     summary, examples = call("/preview_data", **{"data.source": "shp", "data.path": "sample", "stage": "dpo"})
-    assert "preference rows" in summary and "[chosen, trained] >>>" in examples and "[rejected, trained] >>>" in examples
+    assert (
+        "preference rows" in summary and "[chosen, trained] >>>" in examples and "[rejected, trained] >>>" in examples
+    )
     summary, examples = call("/preview_data", **{"data.source": "shp", "data.path": "sample", "stage": "sft"})
-    assert (error_shown(summary), examples) == ("data.source = 'shp' gives preference rows, not sft rows, which the Train tab's "
-                                   "stage, sft, trains on; pick another stage there or another source", "")
+    assert (error_shown(summary), examples) == (
+        "data.source = 'shp' gives preference rows, not sft rows, which the Train tab's "
+        "stage, sft, trains on; pick another stage there or another source",
+        "",
+    )
 
 
 def test_uploaded_file_with_a_bad_row(ui, tmp_path):
     from gradio_client import handle_file
 
     client, call = ui
-    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "Hi", "completion": "Hello!"},
-                                               {"prompt": "Bye", "completion": ""},
-                                               {"prompt": "Yo", "completion": "Hey"}])
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"prompt": "Hi", "completion": "Hello!"},
+            {"prompt": "Bye", "completion": ""},
+            {"prompt": "Yo", "completion": "Hey"},
+        ],
+    )
     path = client.predict(handle_file(str(bad)), api_name="/use_upload")
     assert path.endswith("bad.jsonl") and os.path.isfile(path)
     summary, examples = call("/preview_data", **{"data.source": "file", "data.path": path})

@@ -28,9 +28,18 @@ def _sft_rows(first: int, last: int, t0: float = 1000.0) -> list[dict]:
     every 5 steps."""
     rows = []
     for step in range(first, last + 1):
-        rows.append({"loss": 2.0 / step, "grad_norm": 1.0 + step / 10, "learning_rate": 1e-4,
-                     "mean_token_accuracy": 0.5 + step / 100, "num_tokens": 1000.0 * step, "step": step,
-                     "epoch": step / 20, "time": t0 + step})
+        rows.append(
+            {
+                "loss": 2.0 / step,
+                "grad_norm": 1.0 + step / 10,
+                "learning_rate": 1e-4,
+                "mean_token_accuracy": 0.5 + step / 100,
+                "num_tokens": 1000.0 * step,
+                "step": step,
+                "epoch": step / 20,
+                "time": t0 + step,
+            }
+        )
         if step % 5 == 0:
             rows.append({"eval_loss": 2.5 / step, "step": step, "epoch": step / 20, "time": t0 + step + 0.5})
     return rows
@@ -58,12 +67,21 @@ def test_chart_data_gives_the_stage_panels_and_grows_with_new_rows(client):
     data = client.predict(run.id, 0.0, api_name="/chart_data")
     assert data["stage"] == "sft" and data["rows_read"] == 12 and data["last_step"] == 10
     # no MFU panel: these rows (like a CPU run's) carry none
-    assert [p["title"] for p in data["panels"]] == ["Loss", "Token accuracy", "Learning rate", "Gradient norm",
-                                                    "Tokens/s (trained)"]
-    assert _points(data) == {("Loss", "loss"): 10, ("Loss", "eval_loss"): 2,
-                             ("Token accuracy", "mean_token_accuracy"): 10,
-                             ("Tokens/s (trained)", "tokens_per_second"): 9,  # derived between train rows
-                             ("Learning rate", "learning_rate"): 10, ("Gradient norm", "grad_norm"): 10}
+    assert [p["title"] for p in data["panels"]] == [
+        "Loss",
+        "Token accuracy",
+        "Learning rate",
+        "Gradient norm",
+        "Tokens/s (trained)",
+    ]
+    assert _points(data) == {
+        ("Loss", "loss"): 10,
+        ("Loss", "eval_loss"): 2,
+        ("Token accuracy", "mean_token_accuracy"): 10,
+        ("Tokens/s (trained)", "tokens_per_second"): 9,  # derived between train rows
+        ("Learning rate", "learning_rate"): 10,
+        ("Gradient norm", "grad_norm"): 10,
+    }
 
     writer = MetricsWriter(run.metrics_path)
     for row in _sft_rows(11, 13):
@@ -80,12 +98,16 @@ def test_chart_data_overlays_runs_and_explains_an_unknown_run(client):
     a, b = _finished_run("overlay-a", _sft_rows(1, 4)), _finished_run("overlay-b", _sft_rows(1, 6))
     data = client.predict(a.id, 0.0, [b.id], False, api_name="/chart_data")
     loss = data["panels"][0]["series"]
-    assert [(s["label"], s["points"]) for s in loss] == [(f"{a.id}: loss", 4), (f"{b.id}: loss", 6),
-                                                         (f"{b.id}: eval_loss", 1)]
+    assert [(s["label"], s["points"]) for s in loss] == [
+        (f"{a.id}: loss", 4),
+        (f"{b.id}: loss", 6),
+        (f"{b.id}: eval_loss", 1),
+    ]
     gone = client.predict(a.id, 0.0, [b.id, "deleted-since"], False, api_name="/chart_data")
     assert [s["label"] for s in gone["panels"][0]["series"]] == [s["label"] for s in loss]
     assert client.predict("no-such-run", 0.0, api_name="/chart_data") == {
-        "error": "no run with id 'no-such-run' (see `rlhf-studio runs`)"}
+        "error": "no run with id 'no-such-run' (see `rlhf-studio runs`)"
+    }
 
 
 def test_health_reports_a_nan_loss_with_a_suggestion(client):
@@ -159,14 +181,17 @@ def test_table_shows_queue_places_eta_and_the_last_metrics(client, sleeper):
         assert "queued (2nd)" in status and f"waiting behind {first.id}" in status
 
         assert client.predict(running.id, api_name="/resume_run") == (
-            f"run {running.id} is running; only failed or cancelled runs can be resumed")
+            f"run {running.id} is running; only failed or cancelled runs can be resumed"
+        )
         assert client.predict(cancelled.id, api_name="/resume_run") == (
             f"Run {cancelled.id} is queued (3rd) behind {second.id}; it resumes from the start (no complete "
-            "checkpoint) when the device is free.")
+            "checkpoint) when the device is free."
+        )
         assert client.predict(second.id, api_name="/cancel_run") == f"Run {second.id} is cancelled."
         assert _table(client)[cancelled.id][3] == "queued (2nd)"
         assert client.predict(second.id, api_name="/cancel_run") == (
-            f"Run {second.id} is already cancelled; nothing to cancel.")
+            f"Run {second.id} is already cancelled; nothing to cancel."
+        )
         assert client.predict("", api_name="/cancel_run") == "Select a run in the table first."
     finally:
         for waiting in (first, second, cancelled):  # before the sleeper ends, or the server would start them

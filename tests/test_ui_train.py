@@ -94,8 +94,13 @@ def test_a_bad_value_gets_one_line_and_starts_nothing(client, keys):
 
 def test_a_saved_preset_loads_back(client, keys, home):
     _, form = _load(client, keys, PRESET)
-    changed = {**form, "train.learning_rate": 0.001, "lora.r": 8, "name": "mine",
-               "lora.target_modules": "q_proj, v_proj"}
+    changed = {
+        **form,
+        "train.learning_rate": 0.001,
+        "lora.r": 8,
+        "name": "mine",
+        "lora.target_modules": "q_proj, v_proj",
+    }
     message, _dropdown = client.predict("my-sft", *changed.values(), api_name="/save_preset")
     assert "Saved preset **my-sft**" in message
     saved = home / "presets" / "my-sft.yaml"
@@ -106,8 +111,12 @@ def test_a_saved_preset_loads_back(client, keys, home):
 
 def test_bad_preset_names_and_bad_forms_are_not_saved(client, keys, home):
     _, form = _load(client, keys, PRESET)
-    for name, start in (("", "Preset name ''"), ("a/b", "Preset name 'a/b'"), ("../x", "Preset name '../x'"),
-                        (PRESET, f"'{PRESET}' is the name of a bundled preset")):
+    for name, start in (
+        ("", "Preset name ''"),
+        ("a/b", "Preset name 'a/b'"),
+        ("../x", "Preset name '../x'"),
+        (PRESET, f"'{PRESET}' is the name of a bundled preset"),
+    ):
         message, _ = client.predict(name, *form.values(), api_name="/save_preset")
         assert message.startswith(start) and "\n" not in message
     message, _ = client.predict("broken", *{**form, "train.batch_size": 0}.values(), api_name="/save_preset")
@@ -120,13 +129,16 @@ def test_the_summary_says_what_start_will_run(client, keys):
     summary = client.predict(*form.values(), api_name="/run_summary")
     memory = gib(run_estimate(cfg.load_config(REPO / "presets" / f"{PRESET}.yaml")).total)
     lines = summary.splitlines()
-    assert lines[:8] == ["**What Start will run**", "",
-                         "- **Stage:** sft: supervised fine-tuning on prompt -&gt; response rows",
-                         "- **Model:** tiny, the built-in tiny model",
-                         "- **Data:** dolly, from the bundled sample (dolly.jsonl)",
-                         "- **Rows:** 200 sft rows: 180 to train on, 20 held out; none dropped",
-                         "- **Steps:** 60 optimizer steps (train.max\\_steps)",
-                         "- **Starts from:** the base model (no earlier run)"]
+    assert lines[:8] == [
+        "**What Start will run**",
+        "",
+        "- **Stage:** sft: supervised fine-tuning on prompt -&gt; response rows",
+        "- **Model:** tiny, the built-in tiny model",
+        "- **Data:** dolly, from the bundled sample (dolly.jsonl)",
+        "- **Rows:** 200 sft rows: 180 to train on, 20 held out; none dropped",
+        "- **Steps:** 60 optimizer steps (train.max\\_steps)",
+        "- **Starts from:** the base model (no earlier run)",
+    ]
     assert lines[8].startswith(f"- **Memory:** about {memory} at bfloat16 (auto, as on a GPU): weights ")
     assert len(lines) == 9  # no reward models for sft, no note: the tiny model needs no GPU
     summary = client.predict(*{**form, "train.max_steps": -1, "train.epochs": 2}.values(), api_name="/run_summary")
@@ -138,8 +150,10 @@ def test_a_refused_form_shows_its_one_line_in_the_summary(client, keys):
     summary = client.predict(*{**form, "train.learning_rate": -1}.values(), api_name="/run_summary")
     assert error_shown(summary) == "train.learning_rate = -1.0: must be greater than 0.0"
     summary = client.predict(*{**form, "data.path": "/no/such/rows.jsonl"}.values(), api_name="/run_summary")
-    assert ("- **Data:** dolly, from a local file <span class=\"studio-error\">data.path = '/no/such/rows.jsonl': no "
-            "such file</span>") in summary.splitlines()
+    assert (
+        "- **Data:** dolly, from a local file <span class=\"studio-error\">data.path = '/no/such/rows.jsonl': no "
+        "such file</span>"
+    ) in summary.splitlines()
     assert "- **Steps:** 60 optimizer steps (train.max\\_steps)" in summary.splitlines()  # the rest is still said
 
 

@@ -81,12 +81,14 @@ def test_a_half_written_last_vote_is_skipped_and_a_broken_earlier_one_is_not(stu
 
 def test_bad_votes_name_the_row_and_column(studio_home, tmp_path):
     good = {"prompt": [user("Hi?")], "chosen": [assistant("Hello!")], "rejected": [assistant("Go away.")]}
-    rows = [good,
-            {k: v for k, v in good.items() if k != "chosen"},
-            {**good, "rejected": [assistant("Hello!")]},
-            {**good, "prompt": [user("Hi?"), assistant("Hello!")]},
-            {**good, "chosen": "Hello!"},
-            {**good, "rejected": [user("Go away."), assistant("Fine.")]}]
+    rows = [
+        good,
+        {k: v for k, v in good.items() if k != "chosen"},
+        {**good, "rejected": [assistant("Hello!")]},
+        {**good, "prompt": [user("Hi?"), assistant("Hello!")]},
+        {**good, "chosen": "Hello!"},
+        {**good, "rejected": [user("Go away."), assistant("Fine.")]},
+    ]
     path = write_jsonl(tmp_path / "kept-votes.jsonl", rows)
     loaded = load_votes(path=str(path))
     assert loaded.rows == [good]
@@ -95,7 +97,8 @@ def test_bad_votes_name_the_row_and_column(studio_home, tmp_path):
         "kept-votes.jsonl row 3: column 'rejected': identical to chosen",
         "kept-votes.jsonl row 4: column 'prompt': the prompt must end with a user message",
         "kept-votes.jsonl row 5: column 'chosen': expected a non-empty list of role/content messages, got str",
-        "kept-votes.jsonl row 6: column 'rejected': expected one assistant message"]
+        "kept-votes.jsonl row 6: column 'rejected': expected one assistant message",
+    ]
     with pytest.raises(DataError, match=r"^kept-votes.jsonl row 2: column 'chosen': missing$"):
         load_votes(path=str(path), on_bad_rows="fail")
 
@@ -112,8 +115,10 @@ def test_a_vote_between_equal_answers_or_for_neither_is_refused(studio_home):
 def test_a_pair_already_saved_is_not_saved_again(studio_home):
     prompt = [user("How do I boil an egg?")]
     record_vote(BlindPair(prompt, ("Nine minutes in boiling water.", "Go away."), ("tuned", "base")), "a")
-    again = [BlindPair(prompt, ("Nine minutes in boiling water.", "Go away."), ("tuned", "base")),
-             BlindPair(prompt, ("Go away.", "Nine minutes in boiling water. "), ("base", "tuned"))]  # shown swapped
+    again = [
+        BlindPair(prompt, ("Nine minutes in boiling water.", "Go away."), ("tuned", "base")),
+        BlindPair(prompt, ("Go away.", "Nine minutes in boiling water. "), ("base", "tuned")),
+    ]  # shown swapped
     for pair in again:
         for choice in ("a", "b"):
             with pytest.raises(StudioError, match="^a vote on this prompt and these two answers is already saved"):
@@ -129,13 +134,17 @@ def test_a_pair_already_saved_is_not_saved_again(studio_home):
 def test_no_votes_no_sample_no_hub_each_get_one_line(studio_home):
     result = run_cli("data", "votes")
     assert result.returncode != 0
-    assert result.stderr == (f"error: no votes yet ({votes_path()} does not exist): vote in the Compare tab's blind "
-                             "A/B mode first, then train on your votes\n")
+    assert result.stderr == (
+        f"error: no votes yet ({votes_path()} does not exist): vote in the Compare tab's blind "
+        "A/B mode first, then train on your votes\n"
+    )
     for path, word in (("sample", "has no bundled sample"), ("hub", "is not on the Hugging Face Hub")):
         with pytest.raises(ConfigError) as raised:
             load_votes(path=path)
-        assert str(raised.value) == (f"data.path = {path}: the 'votes' source {word}; leave data.path empty to read "
-                                     "the studio's own votes file, or give a local file")
+        assert str(raised.value) == (
+            f"data.path = {path}: the 'votes' source {word}; leave data.path empty to read "
+            "the studio's own votes file, or give a local file"
+        )
 
 
 def test_the_data_command_reads_your_votes(studio_home):

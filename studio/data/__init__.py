@@ -51,8 +51,15 @@ from studio.runs.rundir import studio_home
 log = logging.getLogger(__name__)
 
 SFT, PREFERENCE = "sft", "preference"
-SOURCES = {"dolly": "dolly", "alpaca": "alpaca", "shp": "shp", "hh-rlhf": "hh_rlhf", "oasst": "oasst",
-           "file": "custom", "votes": "votes"}  # source name -> module in studio/data/
+SOURCES = {
+    "dolly": "dolly",
+    "alpaca": "alpaca",
+    "shp": "shp",
+    "hh-rlhf": "hh_rlhf",
+    "oasst": "oasst",
+    "file": "custom",
+    "votes": "votes",
+}  # source name -> module in studio/data/
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SAMPLE, HUB = "sample", "hub"  # data.path values for the bundled sample and the Hugging Face Hub
 
@@ -97,16 +104,20 @@ def origin_of(spec: DataSpec) -> str:
     default_path = getattr(module, "default_path", None)
     if spec.path == SAMPLE:
         if not sample_path(spec.source).is_file():
-            raise ConfigError(f"data.path = sample: the '{spec.source}' source has no bundled sample; "
-                              + _local_choices(spec.source, default_path))
+            raise ConfigError(
+                f"data.path = sample: the '{spec.source}' source has no bundled sample; "
+                + _local_choices(spec.source, default_path)
+            )
         return str(sample_path(spec.source))
     if spec.path and spec.path != HUB:
         return str(Path(spec.path).expanduser().absolute())
     if module.HUB_ID is not None:
         return module.HUB_ID
     if spec.path == HUB:
-        raise ConfigError(f"data.path = hub: the '{spec.source}' source is not on the Hugging Face Hub; "
-                          + _local_choices(spec.source, default_path))
+        raise ConfigError(
+            f"data.path = hub: the '{spec.source}' source is not on the Hugging Face Hub; "
+            + _local_choices(spec.source, default_path)
+        )
     if default_path is None:
         raise ConfigError(f"data.path: the '{spec.source}' source needs a local file")
     return str(default_path())
@@ -210,15 +221,23 @@ def prepare(spec: DataSpec, fmt: str, tokenizer, run=None) -> Loaded:
     from studio.data.preflight import check_lengths
 
     loaded = check_lengths(load(spec, fmt), tokenizer, spec.max_length, spec.on_bad_rows)
-    report = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": len(loaded.rows),
-              "dropped": dict(loaded.dropped), "problems": loaded.problems}
-    log.info("data: %d %s rows from %s; dropped %s", len(loaded.rows), fmt, loaded.origin,
-             dict(loaded.dropped) or "none")
+    report = {
+        "source": loaded.source,
+        "format": loaded.format,
+        "origin": loaded.origin,
+        "rows": len(loaded.rows),
+        "dropped": dict(loaded.dropped),
+        "problems": loaded.problems,
+    }
+    log.info(
+        "data: %d %s rows from %s; dropped %s", len(loaded.rows), fmt, loaded.origin, dict(loaded.dropped) or "none"
+    )
     if run is not None:
         (run.path / "data_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     if not loaded.rows:
-        raise DataError(f"{loaded.origin}: no rows left after the length check; raise data.max_length "
-                        f"(now {spec.max_length})")
+        raise DataError(
+            f"{loaded.origin}: no rows left after the length check; raise data.max_length (now {spec.max_length})"
+        )
     return loaded
 
 
@@ -238,8 +257,12 @@ def split_eval(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
 def _cache_key(module, spec: DataSpec, fmt: str, origin: str) -> str:
     """Changes whenever the rows could: options, the file (size and time), or the converter's code."""
     options = {k: v for k, v in asdict(spec).items() if k not in ("eval_fraction", "max_length")}
-    fingerprint = {"options": options, "format": fmt, "origin": origin,
-                   "code": [_file_digest(Path(module.__file__)), _file_digest(Path(__file__).parent / "fields.py")]}
+    fingerprint = {
+        "options": options,
+        "format": fmt,
+        "origin": origin,
+        "code": [_file_digest(Path(module.__file__)), _file_digest(Path(__file__).parent / "fields.py")],
+    }
     if os.path.isfile(origin):
         stat = os.stat(origin)
         fingerprint["file"] = [stat.st_size, stat.st_mtime_ns]
@@ -257,8 +280,15 @@ def _cache_path(key: str) -> Path:
 def _read_cache(key: str) -> Loaded | None:
     try:
         data = json.loads(_cache_path(key).read_text(encoding="utf-8"))
-        return Loaded(data["source"], data["format"], data["origin"], data["rows"], Counter(data["dropped"]),
-                      data["problems"], data["row_numbers"])
+        return Loaded(
+            data["source"],
+            data["format"],
+            data["origin"],
+            data["rows"],
+            Counter(data["dropped"]),
+            data["problems"],
+            data["row_numbers"],
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None  # missing or damaged: convert again
 
@@ -267,7 +297,14 @@ def _write_cache(key: str, loaded: Loaded) -> None:
     path = _cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": loaded.rows,
-            "dropped": dict(loaded.dropped), "problems": loaded.problems, "row_numbers": loaded.row_numbers}
+    data = {
+        "source": loaded.source,
+        "format": loaded.format,
+        "origin": loaded.origin,
+        "rows": loaded.rows,
+        "dropped": dict(loaded.dropped),
+        "problems": loaded.problems,
+        "row_numbers": loaded.row_numbers,
+    }
     tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)

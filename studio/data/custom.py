@@ -70,8 +70,9 @@ def resolve_layout(columns: list[str], fmt: str, spec=None) -> Layout:
     mapped = _mapped(spec)
     for role, column in mapped.items():
         if column not in columns:
-            raise DataError(f"{where}data.columns.{role} = {column!r}: no such column; the file has "
-                            f"{_listing(columns)}")
+            raise DataError(
+                f"{where}data.columns.{role} = {column!r}: no such column; the file has {_listing(columns)}"
+            )
     layout = _mapped_layout(columns, fmt, mapped, where) or _detected_layout(columns, fmt)
     if layout is None:
         raise DataError(where + _no_layout(columns, fmt))
@@ -93,8 +94,13 @@ def convert_rows(rows: list[dict], spec, fmt: str):
         if column not in columns and any(column in row for row in rows):
             columns.append(column)
     layout = resolve_layout(columns, fmt, spec)
-    read = {"pair": _pair, "conversation": _conversation_row, "alpaca": _alpaca,
-            "explicit": _explicit, "implicit": _implicit}[layout.shape]
+    read = {
+        "pair": _pair,
+        "conversation": _conversation_row,
+        "alpaca": _alpaca,
+        "explicit": _explicit,
+        "implicit": _implicit,
+    }[layout.shape]
     for number, row in enumerate(rows, start=1):
         try:
             yield number, read(row, layout.columns)
@@ -121,15 +127,19 @@ def _mapped_layout(columns: list[str], fmt: str, mapped: dict[str, str], where: 
 
     def need(role: str, column: str | None) -> str:
         if column is None:
-            raise DataError(f"{where}data.columns.{role} is not set and no {role} column was found; the file has "
-                            f"{_listing(columns)}; set data.columns.{role}=<column>")
+            raise DataError(
+                f"{where}data.columns.{role} is not set and no {role} column was found; the file has "
+                f"{_listing(columns)}; set data.columns.{role}=<column>"
+            )
         return column
 
     if fmt == SFT:
         if "messages" in mapped:
             if "prompt" in mapped or "response" in mapped:
-                raise DataError(f"{where}data.columns.messages and data.columns.prompt/response are both set; a "
-                                "messages column holds the prompt and the response, so set one or the other")
+                raise DataError(
+                    f"{where}data.columns.messages and data.columns.prompt/response are both set; a "
+                    "messages column holds the prompt and the response, so set one or the other"
+                )
             return Layout("mapped", "conversation", {"messages": mapped["messages"]})
         if "prompt" in mapped or "response" in mapped:
             prompt = need("prompt", find("prompt", PROMPT_NAMES, {mapped.get("response")}))
@@ -159,13 +169,15 @@ def _roles(name: str, columns: list[str]) -> dict[str, str]:
         if "input" in columns:
             roles["input"] = "input"
         return roles
-    return {"trl-prompt-completion": {"prompt": "prompt", "response": "completion"},
-            "messages": {"messages": "messages"},
-            "sharegpt": {"messages": "conversations"},
-            "prompt-response": {"prompt": "prompt", "response": "response"},
-            "question-answer": {"prompt": "question", "response": "answer"},
-            "trl-preference": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
-            "trl-implicit-preference": {"chosen": "chosen", "rejected": "rejected"}}[name]
+    return {
+        "trl-prompt-completion": {"prompt": "prompt", "response": "completion"},
+        "messages": {"messages": "messages"},
+        "sharegpt": {"messages": "conversations"},
+        "prompt-response": {"prompt": "prompt", "response": "response"},
+        "question-answer": {"prompt": "question", "response": "answer"},
+        "trl-preference": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
+        "trl-implicit-preference": {"chosen": "chosen", "rejected": "rejected"},
+    }[name]
 
 
 def _no_layout(columns: list[str], fmt: str) -> str:
@@ -174,20 +186,28 @@ def _no_layout(columns: list[str], fmt: str) -> str:
     if fmt == PREFERENCE:
         other = _first(columns, SFT_LAYOUTS)
         if other:
-            return (f"{has}, which looks like SFT data ({other[2]}); the reward and DPO stages need chosen and "
-                    "rejected columns (map them with data.columns.chosen=<column> and "
-                    "data.columns.rejected=<column>)")
-        return (f"no preference layout fits: {has}; preference data needs "
-                f"{' or '.join(layout[2] for layout in PREFERENCE_LAYOUTS)}, or name your columns with "
-                "data.columns.prompt=<column>, data.columns.chosen=<column> and data.columns.rejected=<column>")
+            return (
+                f"{has}, which looks like SFT data ({other[2]}); the reward and DPO stages need chosen and "
+                "rejected columns (map them with data.columns.chosen=<column> and "
+                "data.columns.rejected=<column>)"
+            )
+        return (
+            f"no preference layout fits: {has}; preference data needs "
+            f"{' or '.join(layout[2] for layout in PREFERENCE_LAYOUTS)}, or name your columns with "
+            "data.columns.prompt=<column>, data.columns.chosen=<column> and data.columns.rejected=<column>"
+        )
     other = _first(columns, PREFERENCE_LAYOUTS)
     if other:
         hint = "data.columns.response=chosen" if other[3] == "explicit" else "data.columns.messages=chosen"
-        return (f"{has}, which looks like preference data ({other[2]}); the SFT stage needs a prompt and a "
-                f"response (to train on the preferred answers, set {hint})")
-    return (f"no SFT layout fits: {has}; SFT data needs {', '.join(layout[2] for layout in SFT_LAYOUTS)}, "
-            "or name your columns with data.columns.prompt=<column> and data.columns.response=<column> "
-            "(or data.columns.messages=<column> for whole conversations)")
+        return (
+            f"{has}, which looks like preference data ({other[2]}); the SFT stage needs a prompt and a "
+            f"response (to train on the preferred answers, set {hint})"
+        )
+    return (
+        f"no SFT layout fits: {has}; SFT data needs {', '.join(layout[2] for layout in SFT_LAYOUTS)}, "
+        "or name your columns with data.columns.prompt=<column> and data.columns.response=<column> "
+        "(or data.columns.messages=<column> for whole conversations)"
+    )
 
 
 def _first(columns: list[str], layouts: tuple) -> tuple | None:
@@ -317,8 +337,11 @@ def _conversation(row: dict, column: str, text_reason: str = "expected a list of
         raise RowProblem(column, "missing")
     if isinstance(value, str):
         raise RowProblem(column, "empty" if not value.strip() else text_reason)
-    if isinstance(value, list) and value and all(isinstance(m, dict) and "from" in m and "role" not in m
-                                                  for m in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and "from" in m and "role" not in m for m in value)
+    ):
         value = [_from_sharegpt(message, i, column) for i, message in enumerate(value, start=1)]
     return messages(value, column)
 

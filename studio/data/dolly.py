@@ -11,8 +11,16 @@ from studio.errors import ConfigError
 
 HUB_ID = "databricks/databricks-dolly-15k"
 COLUMNS = ("instruction", "context", "response", "category")
-CATEGORIES = ("brainstorming", "classification", "closed_qa", "creative_writing", "general_qa",
-              "information_extraction", "open_qa", "summarization")
+CATEGORIES = (
+    "brainstorming",
+    "classification",
+    "closed_qa",
+    "creative_writing",
+    "general_qa",
+    "information_extraction",
+    "open_qa",
+    "summarization",
+)
 
 
 def keep(row: dict, spec) -> bool:

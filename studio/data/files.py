@@ -21,7 +21,7 @@ from studio.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
-SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}  # as gradio's max_file_size
+SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}  # as gradio's max_file_size
 
 
 def size_limit() -> int:
@@ -31,8 +31,9 @@ def size_limit() -> int:
     text = access.max_upload()
     match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]+)\s*", text)
     if not match or match[2].lower() not in SIZE_UNITS:
-        raise ConfigError(f"{access.UPLOAD_ENV} = {text!r}: expected a size such as 500mb "
-                        f"(units {', '.join(SIZE_UNITS)})")
+        raise ConfigError(
+            f"{access.UPLOAD_ENV} = {text!r}: expected a size such as 500mb (units {', '.join(SIZE_UNITS)})"
+        )
     return int(match[1]) * SIZE_UNITS[match[2].lower()]
 
 
@@ -61,8 +62,10 @@ def read_rows(path: str | Path) -> list[dict]:
     if size == 0:
         raise DataError(f"{path}: the file is empty")
     if size > (limit := size_limit()):
-        raise DataError(f"{path}: {_size_text(size)}, over the {_size_text(limit)} the studio reads (it reads a "
-                        f"file whole into memory); split the file, or raise {access.UPLOAD_ENV} if memory allows")
+        raise DataError(
+            f"{path}: {_size_text(size)}, over the {_size_text(limit)} the studio reads (it reads a "
+            f"file whole into memory); split the file, or raise {access.UPLOAD_ENV} if memory allows"
+        )
     if kind == ".parquet":
         return _read_parquet(path)
     opener = gzip.open if kind == ".jsonl.gz" else open
@@ -85,8 +88,11 @@ def looks_like(text: str) -> str | None:
     Python's own message for it ("Expecting value: line 1 column 1") says nothing to a person."""
     start = text.lstrip()[:500].lower()
     if start.startswith("<"):
-        return ("an HTML page (a web page saved instead of the data file?)" if "<html" in start or "<!doctype" in start
-                else "an XML document")
+        return (
+            "an HTML page (a web page saved instead of the data file?)"
+            if "<html" in start or "<!doctype" in start
+            else "an XML document"
+        )
     first = start.split("\n", 1)[0]
     if first and "," in first and not first.startswith(("{", "[", '"')):
         return "a CSV table (name it .csv)"
@@ -113,8 +119,7 @@ def parse_jsonl(path: Path, text: str, skip_cut_off_last_line: bool = False) -> 
             why = "the last line is cut off" if last else err.msg
             raise DataError(f"{path} line {number}: not valid JSON ({why})") from None
         if not isinstance(row, dict):
-            raise DataError(f"{path} line {number}: expected a JSON object with named fields, got "
-                            f"{type(row).__name__}")
+            raise DataError(f"{path} line {number}: expected a JSON object with named fields, got {type(row).__name__}")
         rows.append(row)
     return rows
 
@@ -132,8 +137,7 @@ def _parse_json(path: Path, text: str) -> list[dict]:
         raise DataError(f"{path}: expected a JSON list of objects")
     for number, row in enumerate(data, start=1):
         if not isinstance(row, dict):
-            raise DataError(f"{path} row {number}: expected a JSON object with named fields, got "
-                            f"{type(row).__name__}")
+            raise DataError(f"{path} row {number}: expected a JSON object with named fields, got {type(row).__name__}")
     return data
 
 

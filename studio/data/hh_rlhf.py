@@ -45,8 +45,10 @@ def hub_rows(spec):
 
 def check_filters(spec) -> None:
     if spec.subset and spec.subset not in SUBSETS:
-        raise ConfigError(f"data.subset = {spec.subset!r}: allowed values for hh-rlhf are {', '.join(SUBSETS)} "
-                          "(empty loads all four; red-team-attempts has no chosen/rejected pairs)")
+        raise ConfigError(
+            f"data.subset = {spec.subset!r}: allowed values for hh-rlhf are {', '.join(SUBSETS)} "
+            "(empty loads all four; red-team-attempts has no chosen/rejected pairs)"
+        )
 
 
 def parse(transcript: str, column: str) -> list[dict]:

@@ -35,9 +35,11 @@ def load_hub_rows(hub_id: str, subset: str | None = None, split: str = "train", 
         return datasets.load_dataset(hub_id, subset, split=split, data_dir=data_dir)
     except Exception as err:  # datasets raises many types for "offline", "missing" and "gated"
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise DataError(f"could not load {hub_id} from the Hugging Face Hub ({detail}); download it "
-                        "and set data.path to the local file (jsonl, jsonl.gz, json, csv or parquet in "
-                        "the source's raw schema)") from None
+        raise DataError(
+            f"could not load {hub_id} from the Hugging Face Hub ({detail}); download it "
+            "and set data.path to the local file (jsonl, jsonl.gz, json, csv or parquet in "
+            "the source's raw schema)"
+        ) from None
 
 
 # ---------------------------------------------------------------- can the Hub be reached, is it cached
@@ -99,8 +101,9 @@ def dataset_cached(hub_id: str) -> bool:
     wanted = _folded("___".join(hub_id.split("/")))
     if not root.is_dir():
         return False
-    return any(_folded(folder.name) == wanted and any(p.is_dir() for p in folder.glob("*/*/*"))
-               for folder in root.iterdir())
+    return any(
+        _folded(folder.name) == wanted and any(p.is_dir() for p in folder.glob("*/*/*")) for folder in root.iterdir()
+    )
 
 
 def _folded(name: str) -> str:
@@ -115,6 +118,8 @@ def check_dataset(hub_id: str, source: str, path: str | None) -> None:
     if problem is None:
         return
     how = "data.path = hub" if path else "data.path is empty"
-    raise DataError(f"{how}, so the {source} source loads {hub_id} from the Hugging Face Hub, which cannot be "
-                    f"reached ({problem}), and it is not in the local cache; set data.path to sample for the "
-                    "bundled sample, or to a local file in the source's raw schema")
+    raise DataError(
+        f"{how}, so the {source} source loads {hub_id} from the Hugging Face Hub, which cannot be "
+        f"reached ({problem}), and it is not in the local cache; set data.path to sample for the "
+        "bundled sample, or to a local file in the source's raw schema"
+    )

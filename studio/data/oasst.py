@@ -82,8 +82,9 @@ def convert_rows(rows, spec, fmt: str):
     for message in orphans:
         _report_unplaced(message, spec, problems, RowProblem("parent_id", "parent message not found"))
     for message in _in_loops(by_id, roots + orphans):
-        _report_unplaced(message, spec, problems, RowProblem("parent_id", "replies form a loop with no first "
-                                                                          "message above them"))
+        _report_unplaced(
+            message, spec, problems, RowProblem("parent_id", "replies form a loop with no first message above them")
+        )
     results.extend((number, number, problem) for number, problem in problems.items())
     results.sort(key=lambda item: item[0])  # stable: a tree's rows keep their order
     for _, number, item in results:
@@ -235,13 +236,20 @@ def _preference_pairs(root: Message) -> list[tuple[int, dict]]:
         message, above = stack.pop()
         conversation = above + (message,)
         if message.role == "prompter":
-            ranked = sorted((r for r in message.replies if r.role == "assistant" and r.rank is not None),
-                            key=_order)
+            ranked = sorted((r for r in message.replies if r.role == "assistant" and r.rank is not None), key=_order)
             for worse in ranked[1:]:
                 if worse.rank > ranked[0].rank:  # an equal rank states no preference
-                    pairs.append((worse.number, {
-                        "prompt": [_chat(m) for m in conversation], "chosen": [_chat(ranked[0])],
-                        "rejected": [_chat(worse)], "margin": float(worse.rank - ranked[0].rank)}))
+                    pairs.append(
+                        (
+                            worse.number,
+                            {
+                                "prompt": [_chat(m) for m in conversation],
+                                "chosen": [_chat(ranked[0])],
+                                "rejected": [_chat(worse)],
+                                "margin": float(worse.rank - ranked[0].rank),
+                            },
+                        )
+                    )
         for reply in sorted(message.replies, key=_order, reverse=True):
             stack.append((reply, conversation))
     return pairs

@@ -24,8 +24,10 @@ def _answers(row: dict) -> dict[str, list[dict]]:
 
 def token_length(row: dict, tokenizer) -> int:
     """Tokens in the longest full conversation the row gives, chat template included."""
-    return max(len(tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True, return_dict=False))
-               for answer in _answers(row).values())
+    return max(
+        len(tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True, return_dict=False))
+        for answer in _answers(row).values()
+    )
 
 
 def check_lengths(loaded: Loaded, tokenizer, max_length: int, on_bad_rows: str) -> Loaded:
@@ -36,8 +38,12 @@ def check_lengths(loaded: Loaded, tokenizer, max_length: int, on_bad_rows: str) 
     for row, number in zip(loaded.rows, loaded.row_numbers):
         tokens = token_length(row, tokenizer)
         if tokens > max_length:
-            loaded.drop(number, "longer than data.max_length",
-                        f"{tokens} tokens after the chat template, over data.max_length = {max_length}", on_bad_rows)
+            loaded.drop(
+                number,
+                "longer than data.max_length",
+                f"{tokens} tokens after the chat template, over data.max_length = {max_length}",
+                on_bad_rows,
+            )
             continue
         kept_rows.append(row)
         kept_numbers.append(number)
@@ -49,8 +55,10 @@ def raise_no_template(tokenizer) -> None:
     from studio.errors import ModelError
 
     name = getattr(tokenizer, "name_or_path", "the model")
-    raise ModelError(f"the tokenizer of '{name}' has no chat template, and this data is chat messages; pick an "
-                     "instruct or chat model, or one that ships a chat template")
+    raise ModelError(
+        f"the tokenizer of '{name}' has no chat template, and this data is chat messages; pick an "
+        "instruct or chat model, or one that ships a chat template"
+    )
 
 
 def preview(rows: list[dict], tokenizer) -> list[dict]:
@@ -64,7 +72,7 @@ def preview(rows: list[dict], tokenizer) -> list[dict]:
         for name, answer in _answers(row).items():
             full = _render(tokenizer, row["prompt"] + answer)
             # With a prefix-consistent template (the usual case) the trained part is the text after the prompt.
-            example[name] = full[len(prompt):] if full.startswith(prompt) else full
+            example[name] = full[len(prompt) :] if full.startswith(prompt) else full
         examples.append(example)
     return examples
 
@@ -88,6 +96,14 @@ def data_report(spec, fmt: str, model_spec, examples: int = 3, seed: int = 42) -
     tokenizer = models.load_tokenizer(model_spec)
     check_lengths(loaded, tokenizer, spec.max_length, spec.on_bad_rows)
     train_rows, eval_rows = data.split_eval(loaded.rows, spec.eval_fraction, seed)
-    return {"source": loaded.source, "format": loaded.format, "origin": loaded.origin, "rows": len(loaded.rows),
-            "train_rows": len(train_rows), "eval_rows": len(eval_rows), "dropped": dict(loaded.dropped),
-            "problems": loaded.problems, "previews": preview(loaded.rows[:examples], tokenizer)}
+    return {
+        "source": loaded.source,
+        "format": loaded.format,
+        "origin": loaded.origin,
+        "rows": len(loaded.rows),
+        "train_rows": len(train_rows),
+        "eval_rows": len(eval_rows),
+        "dropped": dict(loaded.dropped),
+        "problems": loaded.problems,
+        "previews": preview(loaded.rows[:examples], tokenizer),
+    }

@@ -23,9 +23,23 @@ from studio.data.fields import RowProblem, assistant, text, user
 from studio.data.hub import load_hub_rows
 
 HUB_ID = "stanfordnlp/SHP"
-COLUMNS = ("post_id", "domain", "upvote_ratio", "history", "c_root_id_A", "c_root_id_B", "created_at_utc_A",
-           "created_at_utc_B", "score_A", "score_B", "human_ref_A", "human_ref_B", "labels",
-           "seconds_difference", "score_ratio")
+COLUMNS = (
+    "post_id",
+    "domain",
+    "upvote_ratio",
+    "history",
+    "c_root_id_A",
+    "c_root_id_B",
+    "created_at_utc_A",
+    "created_at_utc_B",
+    "score_A",
+    "score_B",
+    "human_ref_A",
+    "human_ref_B",
+    "labels",
+    "seconds_difference",
+    "score_ratio",
+)
 
 
 def hub_rows(spec):
@@ -89,5 +103,9 @@ def convert(row: dict, spec=None, fmt: str = "preference") -> dict:
     if ref_a == ref_b:
         raise RowProblem("human_ref_B", "identical to human_ref_A")
     chosen, rejected = (ref_a, ref_b) if preferred_a else (ref_b, ref_a)
-    return {"prompt": [user(history)], "chosen": [assistant(chosen)], "rejected": [assistant(rejected)],
-            "margin": round(math.log(ratio), 4)}
+    return {
+        "prompt": [user(history)],
+        "chosen": [assistant(chosen)],
+        "rejected": [assistant(rejected)],
+        "margin": round(math.log(ratio), 4),
+    }

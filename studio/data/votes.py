@@ -26,8 +26,10 @@ def default_path() -> Path:
     """The votes file the Compare tab writes, when data.path is empty."""
     path = votes_path()
     if not path.is_file():
-        raise DataError(f"no votes yet ({path} does not exist): vote in the Compare tab's blind A/B mode first, "
-                        "then train on your votes")
+        raise DataError(
+            f"no votes yet ({path} does not exist): vote in the Compare tab's blind A/B mode first, "
+            "then train on your votes"
+        )
     return path
 
 

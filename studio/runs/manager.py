@@ -38,8 +38,8 @@ from pathlib import Path
 
 import yaml
 
-from studio import config as cfg
 from studio import access, launcher, model_files, spaces
+from studio import config as cfg
 from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, StudioError
@@ -87,12 +87,15 @@ def link_parent(config: cfg.RunConfig) -> RunDir | None:
     parent = find(config.init.from_run)
     state = status(parent).get("state")
     if state != "completed" or not parent.adapter_dir.is_dir():
-        raise StudioError(f"init.from_run = '{config.init.from_run}': that run is {state}; only a completed run "
-                          "can be started from")
+        raise StudioError(
+            f"init.from_run = '{config.init.from_run}': that run is {state}; only a completed run can be started from"
+        )
     parent_config = cfg.load_config(parent.config_path)
     if parent_config.stage not in STARTS_FROM[config.stage]:
-        raise StudioError(f"init.from_run = '{parent.id}': a {config.stage} run cannot start from a "
-                          f"{parent_config.stage} run; it starts from {' or '.join(STARTS_FROM[config.stage])} runs")
+        raise StudioError(
+            f"init.from_run = '{parent.id}': a {config.stage} run cannot start from a "
+            f"{parent_config.stage} run; it starts from {' or '.join(STARTS_FROM[config.stage])} runs"
+        )
     config.init.from_run = parent.id
     config.model.name = parent_config.model.name
     config.model.revision = parent_config.model.revision
@@ -110,11 +113,13 @@ def link_reward_models(config: cfg.RunConfig) -> None:
         stage = cfg.load_config(run.config_path).stage
         state = status(run).get("state")
         if stage != "reward":
-            raise StudioError(f"reward_models.runs: '{run.id}' is a {stage} run, not a reward model; name a "
-                              "completed reward run")
+            raise StudioError(
+                f"reward_models.runs: '{run.id}' is a {stage} run, not a reward model; name a completed reward run"
+            )
         if state != "completed" or not run.adapter_dir.is_dir():
-            raise StudioError(f"reward_models.runs: '{run.id}' is {state}; only a completed reward run can score "
-                              "answers")
+            raise StudioError(
+                f"reward_models.runs: '{run.id}' is {state}; only a completed reward run can score answers"
+            )
         resolved.append(run.id)
     config.reward_models.runs = resolved
 
@@ -141,12 +146,15 @@ def recent_twin(config_text: str, within: float = REPEAT_SECONDS) -> tuple[RunDi
 
 def repeat_refusal(what: str, twin: str, age: float) -> str:
     """The one line that refuses a repeated Start (a run's or a pipeline's)."""
-    return (f"{what} {twin} with this same config was started {age:.1f} s ago (a second click?); to start "
-            f"another one anyway, press Start again after {REPEAT_SECONDS:g} s")
+    return (
+        f"{what} {twin} with this same config was started {age:.1f} s ago (a second click?); to start "
+        f"another one anyway, press Start again after {REPEAT_SECONDS:g} s"
+    )
 
 
-def create(config: cfg.RunConfig, pipeline: str | None = None, request: bool = False,
-           refuse_repeats: bool = False) -> RunDir:
+def create(
+    config: cfg.RunConfig, pipeline: str | None = None, request: bool = False, refuse_repeats: bool = False
+) -> RunDir:
     """Write the run directory with its config and a queued status, and record it in the index.
     With `request` the run also joins the queue (`requested` time set), in the same write, so that a crash right
     after leaves a run that the next `start_next` launches rather than one that nobody starts. With
@@ -163,9 +171,18 @@ def create(config: cfg.RunConfig, pipeline: str | None = None, request: bool = F
         run.path.mkdir()
         run.config_path.write_text(text, encoding="utf-8")
         now = time.time()
-        status = run.write_status(state="queued", pid=None, started=None, step=0, total_steps=0, error=None,
-                                  created=now, parent=parent.id if parent else None, pipeline=pipeline,
-                                  requested=now if request else None)
+        status = run.write_status(
+            state="queued",
+            pid=None,
+            started=None,
+            step=0,
+            total_steps=0,
+            error=None,
+            created=now,
+            parent=parent.id if parent else None,
+            pipeline=pipeline,
+            requested=now if request else None,
+        )
     RunIndex().upsert(summarize(run, status))
     return run
 
@@ -179,8 +196,14 @@ def launch(run: RunDir) -> subprocess.Popen:
     Only `start_next` calls this, holding the queue lock, so the record is in place before anyone looks again."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:
-        proc = subprocess.Popen([*WORKER, str(run.path)], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [*WORKER, str(run.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     started = process.start_time(proc.pid)
     # The supervisor is the run's pid until it records the training child it starts (see studio.runs.worker).
     run.write_status(state="running", pid=proc.pid, started=started, supervisor=proc.pid, supervisor_started=started)
@@ -250,8 +273,9 @@ def _request(run: RunDir) -> subprocess.Popen | None:
     return launched[1] if launched and launched[0].id == run.id else None
 
 
-def start(config: cfg.RunConfig, pipeline: str | None = None,
-          refuse_repeats: bool = False) -> tuple[RunDir, subprocess.Popen | None]:
+def start(
+    config: cfg.RunConfig, pipeline: str | None = None, refuse_repeats: bool = False
+) -> tuple[RunDir, subprocess.Popen | None]:
     """Check the config's inputs, write the run directory and queue it; its worker is returned when it started at
     once, None while it waits behind another run. The UI's Start passes `refuse_repeats` (see `create`)."""
     check_inputs(config)
@@ -272,8 +296,18 @@ def resume(run: RunDir) -> subprocess.Popen | None:
     step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if checkpoints else 0
     truncate_after(run.metrics_path, step)
     run.cancel_path.unlink(missing_ok=True)
-    run.write_status(state="queued", pid=None, started=None, supervisor=None, supervisor_started=None, step=step,
-                     error=None, log_tail=None, resumed_from=step, requested=time.time())
+    run.write_status(
+        state="queued",
+        pid=None,
+        started=None,
+        supervisor=None,
+        supervisor_started=None,
+        step=step,
+        error=None,
+        log_tail=None,
+        resumed_from=step,
+        requested=time.time(),
+    )
     return _request(run)
 
 
@@ -310,8 +344,11 @@ def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[dict, bo
     if current.get("state") in FINAL_STATES:
         return current, False
     how = describe_exit(exit_code)
-    return run.write_status(state="failed", error=f"the worker process {how} before the run finished; "
-                                                  f"see {run.log_path}", log_tail=run.log_tail()), True
+    return run.write_status(
+        state="failed",
+        error=f"the worker process {how} before the run finished; see {run.log_path}",
+        log_tail=run.log_tail(),
+    ), True
 
 
 # The step rate is timed from the first step a start of the run logged, so loading the model and data is left
@@ -351,8 +388,9 @@ def worker_alive(current: dict) -> bool:
     """Whether a run's training process or its supervisor still lives: while the supervisor does, it will record
     how the training ended, so the run is not declared gone under its feet. Start times guard both against reused
     PIDs."""
-    return (process.is_alive(current.get("pid"), current.get("started"))
-            or process.is_alive(current.get("supervisor"), current.get("supervisor_started")))
+    return process.is_alive(current.get("pid"), current.get("started")) or process.is_alive(
+        current.get("supervisor"), current.get("supervisor_started")
+    )
 
 
 def describe_exit(exit_code: int | None) -> str:
@@ -445,8 +483,10 @@ def delete(run: RunDir) -> None:
             raise StudioError(f"run {run.id} is {state}; cancel it before deleting it")
         waiting = [i for i in dependents(run) if RunDir.of(i).read_status().get("state") not in FINAL_STATES]
         if waiting:
-            raise StudioError(f"run {run.id} is needed by {', '.join(waiting)}, not finished yet (it starts from this "
-                              "run or is scored by it); cancel that first")
+            raise StudioError(
+                f"run {run.id} is needed by {', '.join(waiting)}, not finished yet (it starts from this "
+                "run or is scored by it); cancel that first"
+            )
         # One rename takes the run out of every listing at once; the slow removal happens outside the lock.
         trash = runs_root() / ".deleted" / f"{run.id}-{secrets.token_hex(3)}"
         trash.parent.mkdir(exist_ok=True)
@@ -458,5 +498,7 @@ def delete(run: RunDir) -> None:
     # onerror, not onexc: the studio supports Python 3.10 and 3.11, where onexc does not exist yet.
     shutil.rmtree(trash, onerror=lambda _fn, path, info: failures.append(f"{path}: {info[1]}"))
     if failures:
-        raise StudioError(f"run {run.id} is gone from the runs list, but {len(failures)} of its files could not be "
-                          f"removed, first {failures[0]}")
+        raise StudioError(
+            f"run {run.id} is gone from the runs list, but {len(failures)} of its files could not be "
+            f"removed, first {failures[0]}"
+        )

@@ -109,8 +109,12 @@ def first_row_after(path: Path, step: float) -> dict | None:
                     row = json.loads(line)
                 except ValueError:
                     continue  # a torn or half-written line
-                if (isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and row["step"] > step
-                        and isinstance(row.get("time"), (int, float))):
+                if (
+                    isinstance(row, dict)
+                    and isinstance(row.get("step"), (int, float))
+                    and row["step"] > step
+                    and isinstance(row.get("time"), (int, float))
+                ):
                     return row
     except FileNotFoundError:
         pass

@@ -65,7 +65,7 @@ class RunDir:
     path: Path
 
     @classmethod
-    def of(cls, run_id: str) -> "RunDir":
+    def of(cls, run_id: str) -> RunDir:
         return cls(runs_root() / run_id)
 
     @property

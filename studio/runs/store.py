@@ -14,8 +14,7 @@ import yaml
 from studio.runs.metrics import last_value
 from studio.runs.rundir import RunDir, runs_root, studio_home
 
-COLUMNS = ("id", "stage", "name", "model", "created", "state", "step", "total_steps", "last_loss", "parent",
-           "error")
+COLUMNS = ("id", "stage", "name", "model", "created", "state", "step", "total_steps", "last_loss", "parent", "error")
 
 
 def summarize(run: RunDir, status: dict | None = None) -> dict:
@@ -59,8 +58,10 @@ class RunIndex:
         conn = self._connect()
         try:
             with conn:
-                conn.execute(f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({placeholders})",
-                             [_storable(row.get(c)) for c in COLUMNS])
+                conn.execute(
+                    f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+                    [_storable(row.get(c)) for c in COLUMNS],
+                )
         finally:
             conn.close()
 
@@ -91,7 +92,8 @@ class RunIndex:
                 conn.execute("DELETE FROM runs")
                 conn.executemany(
                     f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})",
-                    [[_storable(s.get(c)) for c in COLUMNS] for s in summaries])
+                    [[_storable(s.get(c)) for c in COLUMNS] for s in summaries],
+                )
         finally:
             conn.close()
         return self.rows()

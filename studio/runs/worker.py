@@ -40,10 +40,14 @@ from studio.errors import StudioError
 from studio.runs import manager, process
 from studio.runs.rundir import FINAL_STATES, RunDir
 
-OOM_ADVICE = ("out of memory: lower train.batch_size (raise gradient_accumulation_steps to keep the effective "
-              "batch), turn on train.gradient_checkpointing, or load the model with model.quantization: 4bit (QLoRA)")
-DISK_FULL = ("disk full: no space left on the device while the run was writing; free some space, then resume the "
-             "run (its metrics and complete checkpoints so far are kept)")
+OOM_ADVICE = (
+    "out of memory: lower train.batch_size (raise gradient_accumulation_steps to keep the effective "
+    "batch), turn on train.gradient_checkpointing, or load the model with model.quantization: 4bit (QLoRA)"
+)
+DISK_FULL = (
+    "disk full: no space left on the device while the run was writing; free some space, then resume the "
+    "run (its metrics and complete checkpoints so far are kept)"
+)
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
@@ -118,8 +122,15 @@ def _claim(run: RunDir, pid: int) -> bool:
         if current.get("pid") not in (None, pid) and manager.worker_alive(current):
             return False
         started = process.start_time(pid)
-        run.write_status(state="running", pid=pid, started=started, supervisor=pid, supervisor_started=started,
-                         error=None, log_tail=None)
+        run.write_status(
+            state="running",
+            pid=pid,
+            started=started,
+            supervisor=pid,
+            supervisor_started=started,
+            error=None,
+            log_tail=None,
+        )
         return True
 
 

@@ -17,13 +17,15 @@ from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
 from studio.throughput import ThroughputMeter, counted_model
 
-
 log = logging.getLogger(__name__)
 
 # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing and warns on the old name;
 # earlier 5.x releases only know the old one.
-CHECKPOINTING_ARG = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
-                     else "gradient_checkpointing")
+CHECKPOINTING_ARG = (
+    "activation_checkpointing"
+    if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    else "gradient_checkpointing"
+)
 
 
 def seed_model_init(config: RunConfig) -> None:
@@ -107,13 +109,13 @@ class StudioCallback(TrainerCallback):
         if state.is_world_process_zero and logs:
             training_row = not any(key.startswith("eval_") for key in logs)
             rates = self.meter.since_last() if self.meter is not None and training_row else {}
-            self.metrics.write({**logs, **rates, "step": state.global_step, "epoch": state.epoch,
-                                "time": time.time()})
+            self.metrics.write({**logs, **rates, "step": state.global_step, "epoch": state.epoch, "time": time.time()})
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.monotonic()
-        if state.is_world_process_zero and (now - self._last_status > self.STATUS_INTERVAL
-                                            or state.global_step >= state.max_steps):
+        if state.is_world_process_zero and (
+            now - self._last_status > self.STATUS_INTERVAL or state.global_step >= state.max_steps
+        ):
             self.run.write_status(step=state.global_step, total_steps=state.max_steps)
             self._last_status = now
         if self.run.cancel_requested():
@@ -130,7 +132,7 @@ class StudioCallback(TrainerCallback):
                 f.write(f"{state.global_step}\n")
                 f.flush()
                 os.fsync(f.fileno())
-        for old in self.run.complete_checkpoints()[:-self.keep]:
+        for old in self.run.complete_checkpoints()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
 

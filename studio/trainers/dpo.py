@@ -16,8 +16,14 @@ from studio import data, models
 from studio.config import LABEL_SMOOTHING_LOSSES, RunConfig
 from studio.runs.rundir import RunDir
 from studio.trainers import timeline
-from studio.trainers.common import (StudioCallback, drop_ref_adapter, fit_and_save, policy_and_reference,
-                                    seed_model_init, training_arguments)
+from studio.trainers.common import (
+    StudioCallback,
+    drop_ref_adapter,
+    fit_and_save,
+    policy_and_reference,
+    seed_model_init,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +44,22 @@ def build_trainer(config: RunConfig, run: RunDir):
 
     policy, reference = policy_and_reference(config)
 
-    args = DPOConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
-                     beta=config.dpo.beta,
-                     loss_type=[config.dpo.loss_type],
-                     max_length=config.data.max_length,
-                     **loss_options)
-    trainer = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                         callbacks=[StudioCallback(run, config.train.save_total_limit),
-                                    *timeline.callbacks(config, run, tokenizer)])
+    args = DPOConfig(
+        **training_arguments(config, run, has_eval=bool(eval_rows)),
+        beta=config.dpo.beta,
+        loss_type=[config.dpo.loss_type],
+        max_length=config.data.max_length,
+        **loss_options,
+    )
+    trainer = DPOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+    )
     drop_ref_adapter(trainer)
     return trainer
 

@@ -23,12 +23,17 @@ def build_trainer(config: RunConfig, run: RunDir):
     from trl import GRPOConfig, GRPOTrainer
 
     grpo = config.grpo
-    return online.build_trainer(config, run, GRPOTrainer, GRPOConfig,
-                                loss_type=grpo.loss_type,
-                                epsilon_high=grpo.epsilon_high,
-                                scale_rewards=grpo.scale_rewards,
-                                # The LUSPO paper's loss is defined on per-answer (sequence-level) probability ratios.
-                                importance_sampling_level="sequence" if grpo.loss_type == "luspo" else "token")
+    return online.build_trainer(
+        config,
+        run,
+        GRPOTrainer,
+        GRPOConfig,
+        loss_type=grpo.loss_type,
+        epsilon_high=grpo.epsilon_high,
+        scale_rewards=grpo.scale_rewards,
+        # The LUSPO paper's loss is defined on per-answer (sequence-level) probability ratios.
+        importance_sampling_level="sequence" if grpo.loss_type == "luspo" else "token",
+    )
 
 
 def train(config: RunConfig, run: RunDir) -> None:

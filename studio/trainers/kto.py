@@ -15,8 +15,14 @@ from studio import data, models
 from studio.config import RunConfig
 from studio.runs.rundir import RunDir
 from studio.trainers import timeline
-from studio.trainers.common import (StudioCallback, drop_ref_adapter, fit_and_save, policy_and_reference,
-                                    seed_model_init, training_arguments)
+from studio.trainers.common import (
+    StudioCallback,
+    drop_ref_adapter,
+    fit_and_save,
+    policy_and_reference,
+    seed_model_init,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +50,23 @@ def build_trainer(config: RunConfig, run: RunDir):
     log.info("data: %d train examples, %d eval examples (two per pair)", len(train_rows), len(eval_rows))
 
     policy, reference = policy_and_reference(config)
-    args = KTOConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
-                     beta=config.kto.beta,
-                     loss_type=config.kto.loss_type,
-                     desirable_weight=config.kto.desirable_weight,
-                     undesirable_weight=config.kto.undesirable_weight,
-                     max_length=config.data.max_length)
-    trainer = KTOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                         callbacks=[StudioCallback(run, config.train.save_total_limit),
-                                    *timeline.callbacks(config, run, tokenizer)])
+    args = KTOConfig(
+        **training_arguments(config, run, has_eval=bool(eval_rows)),
+        beta=config.kto.beta,
+        loss_type=config.kto.loss_type,
+        desirable_weight=config.kto.desirable_weight,
+        undesirable_weight=config.kto.undesirable_weight,
+        max_length=config.data.max_length,
+    )
+    trainer = KTOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+    )
     drop_ref_adapter(trainer)
     return trainer
 

@@ -24,8 +24,7 @@ from studio.config import RunConfig
 from studio.rewards import RewardJudge
 from studio.runs.rundir import RunDir
 from studio.trainers import timeline
-from studio.trainers.common import (StudioCallback, drop_ref_adapter, load_policy, seed_model_init,
-                                    training_arguments)
+from studio.trainers.common import StudioCallback, drop_ref_adapter, load_policy, seed_model_init, training_arguments
 from studio.trainers.sampling import load_prompts
 
 log = logging.getLogger(__name__)
@@ -72,18 +71,20 @@ def reference_kind(config: RunConfig) -> str:
 def online_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
     """GRPOConfig / RLOOConfig keywords both stages take, from config.train and the stage's own section."""
     spec = getattr(config, config.stage)
-    return dict(training_arguments(config, run, has_eval),
-                num_generations=spec.num_generations,
-                max_completion_length=spec.max_completion_length,
-                temperature=spec.temperature,
-                beta=spec.beta,
-                epsilon=spec.epsilon,
-                num_iterations=spec.num_iterations,
-                mask_truncated_completions=spec.mask_truncated_completions,
-                # Dropout would make the log-probs that sampled an answer differ from those scored against the
-                # reference for the same tokens; TRL advises it off when training against a reference.
-                disable_dropout=True,
-                trust_remote_code=config.model.trust_remote_code)
+    return dict(
+        training_arguments(config, run, has_eval),
+        num_generations=spec.num_generations,
+        max_completion_length=spec.max_completion_length,
+        temperature=spec.temperature,
+        beta=spec.beta,
+        epsilon=spec.epsilon,
+        num_iterations=spec.num_iterations,
+        mask_truncated_completions=spec.mask_truncated_completions,
+        # Dropout would make the log-probs that sampled an answer differ from those scored against the
+        # reference for the same tokens; TRL advises it off when training against a reference.
+        disable_dropout=True,
+        trust_remote_code=config.model.trust_remote_code,
+    )
 
 
 def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, **stage_options):
@@ -97,10 +98,15 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
     seed_model_init(config)  # after the reward models loaded, so LoRA's init never depends on whether they were cached
     policy = load_policy(config)
     log.info("reference: %s", reference_kind(config))
-    trainer = trainer_class(model=policy, reward_funcs=reward, args=args, processing_class=tokenizer,
-                            train_dataset=train_set, eval_dataset=eval_set,
-                            callbacks=[StudioCallback(run, config.train.save_total_limit),
-                                       *timeline.callbacks(config, run, tokenizer)])
+    trainer = trainer_class(
+        model=policy,
+        reward_funcs=reward,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+    )
     drop_ref_adapter(trainer)
     reset_reference(trainer)
     return trainer

@@ -82,10 +82,15 @@ class PolicyWithValue(nn.Module):
 
     def forward(self, input_ids, attention_mask, prompt_width: int):
         """(logits, values) at the positions that predict each response token: shapes (B, T, V) and (B, T)."""
-        out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
-                          position_ids=_positions(attention_mask), output_hidden_states=True, use_cache=False)
-        hidden = out.hidden_states[-1][:, prompt_width - 1:-1]
-        logits = out.logits[:, prompt_width - 1:-1].float() / self.temperature
+        out = self.policy(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=_positions(attention_mask),
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        hidden = out.hidden_states[-1][:, prompt_width - 1 : -1]
+        logits = out.logits[:, prompt_width - 1 : -1].float() / self.temperature
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
         return logits, values
 
@@ -97,9 +102,13 @@ class PolicyWithValue(nn.Module):
         else:
             model, context = self.policy, self.policy.disable_adapter()
         with context:
-            out = model(input_ids=input_ids, attention_mask=attention_mask,
-                        position_ids=_positions(attention_mask), use_cache=False)
-        return out.logits[:, prompt_width - 1:-1].float() / self.temperature
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=_positions(attention_mask),
+                use_cache=False,
+            )
+        return out.logits[:, prompt_width - 1 : -1].float() / self.temperature
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -131,34 +140,52 @@ def total_steps(config: RunConfig, n_prompts: int, processes: int = 1) -> int:
 @dataclass
 class Rollout:
     """One step's sampled answers and everything the PPO update needs about them (rows = answers)."""
-    sequences: torch.Tensor      # [prompt | response] token ids, prompts left-padded to one width
+
+    sequences: torch.Tensor  # [prompt | response] token ids, prompts left-padded to one width
     attention: torch.Tensor
-    width: int                   # the prompt width: response tokens start here
-    responses: torch.Tensor      # response token ids, padded after the first EOS
-    mask: torch.Tensor           # 1 on response tokens up to and including the first EOS
-    ended: torch.Tensor          # whether each answer ended with EOS
-    scores: torch.Tensor         # the combined reward model score of each answer
+    width: int  # the prompt width: response tokens start here
+    responses: torch.Tensor  # response token ids, padded after the first EOS
+    mask: torch.Tensor  # 1 on response tokens up to and including the first EOS
+    ended: torch.Tensor  # whether each answer ended with EOS
+    scores: torch.Tensor  # the combined reward model score of each answer
     per_model: dict[str, torch.Tensor]
-    penalised: torch.Tensor      # scores minus the missing-EOS penalty
+    penalised: torch.Tensor  # scores minus the missing-EOS penalty
     old_logp: torch.Tensor
     old_values: torch.Tensor
-    kl: torch.Tensor             # per-token KL to the reference (0 off the mask)
+    kl: torch.Tensor  # per-token KL to the reference (0 off the mask)
     entropy: float
     advantages: torch.Tensor
     returns: torch.Tensor
 
 
-def rollout(config: RunConfig, model: PolicyWithValue, tokenizer, judge: RewardJudge, prompts: list[list[dict]],
-            prompt_ids: list[list[int]], kl_coef: float, device) -> Rollout:
+def rollout(
+    config: RunConfig,
+    model: PolicyWithValue,
+    tokenizer,
+    judge: RewardJudge,
+    prompts: list[list[dict]],
+    prompt_ids: list[list[int]],
+    kl_coef: float,
+    device,
+) -> Rollout:
     """Sample one answer per prompt with the KV cache, score them, and compute KL-penalised advantages."""
     ppo = config.ppo
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     query, query_mask = left_pad(prompt_ids, pad_id, device)
     width = query.shape[1]
     with torch.no_grad():
-        output = model.policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True, temperature=ppo.temperature,
-                                       top_k=0, top_p=1.0, max_new_tokens=ppo.response_length,
-                                       eos_token_id=eos_id, pad_token_id=pad_id, use_cache=True)
+        output = model.policy.generate(
+            input_ids=query,
+            attention_mask=query_mask,
+            do_sample=True,
+            temperature=ppo.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=ppo.response_length,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+            use_cache=True,
+        )
     responses = output[:, width:]
     mask, ended = response_mask(responses, eos_id)
     responses = torch.where(mask.bool(), responses, torch.full_like(responses, pad_id))
@@ -180,36 +207,59 @@ def rollout(config: RunConfig, model: PolicyWithValue, tokenizer, judge: RewardJ
         advantages, returns = pm.gae(rewards, old_values, mask, ppo.gamma, ppo.lam)
         if ppo.whiten_advantages:  # per process: each one whitens the answers it sampled
             advantages = pm.whiten(advantages, mask)
-    return Rollout(sequences, attention, width, responses, mask, ended, scores, per_model, penalised, old_logp,
-                   old_values, kl, entropy, advantages, returns)
+    return Rollout(
+        sequences,
+        attention,
+        width,
+        responses,
+        mask,
+        ended,
+        scores,
+        per_model,
+        penalised,
+        old_logp,
+        old_values,
+        kl,
+        entropy,
+        advantages,
+        returns,
+    )
 
 
-def optimize(config: RunConfig, accelerator, model, optimizer, scheduler, params, batch: Rollout,
-             rng: random.Random) -> dict:
+def optimize(
+    config: RunConfig, accelerator, model, optimizer, scheduler, params, batch: Rollout, rng: random.Random
+) -> dict:
     """ppo_epochs passes over shuffled minibatches of the rollout, each split into gradient accumulation
     micro-batches; returns the mean of each loss statistic. `model` is the accelerate-prepared model, so with
     several processes the gradients are averaged across them on the last micro-batch of each minibatch."""
     ppo, t = config.ppo, config.train
-    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": [],
-                                     "value_clip_fraction": []}
+    stats: dict[str, list[float]] = {
+        "policy_loss": [],
+        "value_loss": [],
+        "clip_fraction": [],
+        "approx_kl": [],
+        "value_clip_fraction": [],
+    }
     size = batch.sequences.shape[0]
     micro = ppo.mini_batch_size // t.gradient_accumulation_steps
     for _ in range(ppo.ppo_epochs):
         perm = torch.randperm(size, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
         for start in range(0, size, ppo.mini_batch_size):
-            mini = perm[start:start + ppo.mini_batch_size]
+            mini = perm[start : start + ppo.mini_batch_size]
             for m in range(0, len(mini), micro):
-                idx = mini[m:m + micro].to(batch.sequences.device)
+                idx = mini[m : m + micro].to(batch.sequences.device)
                 last = m + micro >= len(mini)
                 # Gradients are exchanged between processes once per optimizer step, not per micro-batch.
                 with contextlib.nullcontext() if last else accelerator.no_sync(model):
                     mask = batch.mask[idx]
                     new_logits, new_values = model(batch.sequences[idx], batch.attention[idx], batch.width)
                     new_logp = pm.logprobs_from_logits(new_logits, batch.responses[idx])
-                    pg_loss, clip_frac, _ = pm.policy_loss(new_logp, batch.old_logp[idx], batch.advantages[idx],
-                                                           mask, ppo.cliprange)
-                    vf_loss, vf_clip = pm.value_loss(new_values, batch.old_values[idx], batch.returns[idx], mask,
-                                                     ppo.cliprange_value)
+                    pg_loss, clip_frac, _ = pm.policy_loss(
+                        new_logp, batch.old_logp[idx], batch.advantages[idx], mask, ppo.cliprange
+                    )
+                    vf_loss, vf_clip = pm.value_loss(
+                        new_values, batch.old_values[idx], batch.returns[idx], mask, ppo.cliprange_value
+                    )
                     accelerator.backward((pg_loss + ppo.vf_coef * vf_loss) / t.gradient_accumulation_steps)
                 stats["policy_loss"].append(pg_loss.item())
                 stats["value_loss"].append(vf_loss.item())
@@ -227,17 +277,25 @@ def optimize(config: RunConfig, accelerator, model, optimizer, scheduler, params
 def _step_metrics(accelerator, batch: Rollout, losses: dict, kl_coef: float) -> dict[str, float]:
     """One metrics row over the answers of every process: rewards from the gathered scores, the rest averaged."""
     scores = accelerator.gather(batch.scores)
-    per_model = {run_id: accelerator.gather(s.to(batch.scores.device)).mean().item()
-                 for run_id, s in batch.per_model.items()}
-    local = {"reward_with_eos_penalty": batch.penalised.mean().item(),
-             "kl": batch.kl.sum(dim=1).mean().item(),  # KL of a whole answer, the quantity target_kl aims at
-             "entropy": batch.entropy, **losses,
-             "response_length": batch.mask.sum(dim=1).mean().item(),
-             "eos_fraction": batch.ended.float().mean().item()}
+    per_model = {
+        run_id: accelerator.gather(s.to(batch.scores.device)).mean().item() for run_id, s in batch.per_model.items()
+    }
+    local = {
+        "reward_with_eos_penalty": batch.penalised.mean().item(),
+        "kl": batch.kl.sum(dim=1).mean().item(),  # KL of a whole answer, the quantity target_kl aims at
+        "entropy": batch.entropy,
+        **losses,
+        "response_length": batch.mask.sum(dim=1).mean().item(),
+        "eos_fraction": batch.ended.float().mean().item(),
+    }
     averaged = accelerator.reduce(torch.tensor(list(local.values()), device=batch.scores.device), "mean").tolist()
-    return {"reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-            **{f"reward/{run_id}": value for run_id, value in per_model.items()},
-            **dict(zip(local, averaged)), "kl_coef": kl_coef}
+    return {
+        "reward": scores.mean().item(),
+        "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+        **{f"reward/{run_id}": value for run_id, value in per_model.items()},
+        **dict(zip(local, averaged)),
+        "kl_coef": kl_coef,
+    }
 
 
 def _any_cancel(accelerator, run: RunDir, device) -> bool:
@@ -252,8 +310,17 @@ TRAINABLE_FILE = "trainable.safetensors"  # the LoRA weights (or every weight wi
 STATE_FILE = "ppo_state.pt"  # optimizer, learning rate schedule, KL coefficient, the prompt order and random generators
 
 
-def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, scheduler, kl_ctl,
-                    rng: random.Random, order: list[int], keep: int) -> None:
+def save_checkpoint(
+    run: RunDir,
+    step: int,
+    model: PolicyWithValue,
+    optimizer,
+    scheduler,
+    kl_ctl,
+    rng: random.Random,
+    order: list[int],
+    keep: int,
+) -> None:
     """checkpoints/checkpoint-STEP with everything a resumed run needs to continue exactly; counted only once
     its COMPLETE marker is written, and older ones are pruned only after that."""
     from safetensors.torch import save_file
@@ -261,11 +328,22 @@ def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, s
     folder = run.checkpoints_dir / f"checkpoint-{step}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    save_file({name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad},
-              str(folder / TRAINABLE_FILE))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "kl_coef": kl_ctl.value,
-                "rng": rng.getstate(), "order": order, "torch_rng": torch.get_rng_state()}, folder / STATE_FILE)
+    save_file(
+        {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad},
+        str(folder / TRAINABLE_FILE),
+    )
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "kl_coef": kl_ctl.value,
+            "rng": rng.getstate(),
+            "order": order,
+            "torch_rng": torch.get_rng_state(),
+        },
+        folder / STATE_FILE,
+    )
     with open(folder / CHECKPOINT_COMPLETE, "w") as f:
         f.write(f"{step}\n")
         f.flush()
@@ -275,16 +353,19 @@ def save_checkpoint(run: RunDir, step: int, model: PolicyWithValue, optimizer, s
     log.info("saved checkpoint-%d", step)
 
 
-def load_checkpoint(folder: Path, model: PolicyWithValue, optimizer, scheduler, kl_ctl,
-                    rng: random.Random) -> tuple[int, list]:
+def load_checkpoint(
+    folder: Path, model: PolicyWithValue, optimizer, scheduler, kl_ctl, rng: random.Random
+) -> tuple[int, list]:
     """Restore a checkpoint written by save_checkpoint; returns (its step, the remaining prompt order)."""
     from safetensors.torch import load_file
 
     weights = load_file(str(folder / TRAINABLE_FILE))
     missing = set(weights) - {name for name, _ in model.named_parameters()}
     if missing:
-        raise StudioError(f"{folder}: this checkpoint holds weights the model lacks ({sorted(missing)[0]}); was "
-                          "the config changed since it was saved?")
+        raise StudioError(
+            f"{folder}: this checkpoint holds weights the model lacks ({sorted(missing)[0]}); was "
+            "the config changed since it was saved?"
+        )
     model.load_state_dict(weights, strict=False)
     # weights_only: a checkpoint folder is a file on disk like any other; loading it must never run code from it.
     state = torch.load(folder / STATE_FILE, weights_only=True)
@@ -313,8 +394,10 @@ def train(config: RunConfig, run: RunDir) -> None:
 
     tokenizer = models.load_tokenizer(config.model)
     prompts = load_prompts(config, tokenizer, run)
-    prompt_ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)
-                  ["input_ids"] for p in prompts]
+    prompt_ids = [
+        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        for p in prompts
+    ]
     model = build_model(config, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
@@ -322,10 +405,14 @@ def train(config: RunConfig, run: RunDir) -> None:
     optimizer = accelerator.prepare_optimizer(optimizer)
     steps = total_steps(config, len(prompts), processes)
     updates = steps * ppo.ppo_epochs * (t.batch_size // ppo.mini_batch_size)  # optimizer steps in the run
-    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=math.ceil(t.warmup_ratio * updates),
-                              num_training_steps=updates)
-    kl_ctl = (pm.AdaptiveKLController(ppo.kl_coef, ppo.target_kl, ppo.kl_horizon) if ppo.target_kl
-              else pm.FixedKLController(ppo.kl_coef))
+    scheduler = get_scheduler(
+        t.lr_scheduler, optimizer, num_warmup_steps=math.ceil(t.warmup_ratio * updates), num_training_steps=updates
+    )
+    kl_ctl = (
+        pm.AdaptiveKLController(ppo.kl_coef, ppo.target_kl, ppo.kl_horizon)
+        if ppo.target_kl
+        else pm.FixedKLController(ppo.kl_coef)
+    )
     metrics = MetricsWriter(run.metrics_path) if main else None
     done, order = 0, []
     checkpoint = resume_checkpoint(run)
@@ -358,15 +445,16 @@ def train(config: RunConfig, run: RunDir) -> None:
                 order = list(range(len(prompts)))
                 rng.shuffle(order)
             chosen.append(order.pop())
-        mine = chosen[rank * t.batch_size:(rank + 1) * t.batch_size]
+        mine = chosen[rank * t.batch_size : (rank + 1) * t.batch_size]
 
         started = time.monotonic()
         # Seeded per step and process: loading a reward model (its score head init) draws from the global
         # generator, so without this a run's samples would depend on whether the reward model was already cached.
         torch.manual_seed(t.seed * 100003 + step + 7919 * rank)
         kl_coef = kl_ctl.value
-        batch = rollout(config, model, tokenizer, judge, [prompts[i] for i in mine], [prompt_ids[i] for i in mine],
-                        kl_coef, device)
+        batch = rollout(
+            config, model, tokenizer, judge, [prompts[i] for i in mine], [prompt_ids[i] for i in mine], kl_coef, device
+        )
         generation_time = time.monotonic() - started
         started = time.monotonic()
         losses = optimize(config, accelerator, prepared, optimizer, scheduler, params, batch, rng)
@@ -375,13 +463,28 @@ def train(config: RunConfig, run: RunDir) -> None:
         row = _step_metrics(accelerator, batch, losses, kl_coef)
         kl_ctl.update(row["kl"], t.batch_size * processes)
         if main:
-            metrics.write({**row, "learning_rate": scheduler.get_last_lr()[0], "time/generation": generation_time,
-                           "time/optimization": optimization_time, **meter.since_last(),
-                           "step": step, "epoch": 0, "time": time.time()})
+            metrics.write(
+                {
+                    **row,
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    "time/generation": generation_time,
+                    "time/optimization": optimization_time,
+                    **meter.since_last(),
+                    "step": step,
+                    "epoch": 0,
+                    "time": time.time(),
+                }
+            )
             run.write_status(step=step, total_steps=steps)
             if step == 1 or step % t.logging_steps == 0:
-                log.info("step %d/%d: reward %.3f, kl %.3f, response length %.1f", step, steps, row["reward"],
-                         row["kl"], row["response_length"])
+                log.info(
+                    "step %d/%d: reward %.3f, kl %.3f, response length %.1f",
+                    step,
+                    steps,
+                    row["reward"],
+                    row["kl"],
+                    row["response_length"],
+                )
         if t.save_steps > 0 and step % t.save_steps == 0 and step < steps:
             checkpoint_now(step)
 
@@ -400,7 +503,8 @@ def save_policy(model: PolicyWithValue, tokenizer, run: RunDir) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.policy.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.value_head.state_dict().items()},
-              str(tmp / VALUE_HEAD_FILE))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.value_head.state_dict().items()}, str(tmp / VALUE_HEAD_FILE)
+    )
     shutil.rmtree(run.adapter_dir, ignore_errors=True)
     os.replace(tmp, run.adapter_dir)

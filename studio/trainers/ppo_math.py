@@ -98,8 +98,9 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, returns
 
 
-def policy_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                cliprange: float):
+def policy_loss(
+    logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cliprange: float
+):
     """PPO's clipped surrogate, to minimise, with the share of tokens where the clip was active.
 
         ratio_t = exp(logp_new_t - logp_old_t)
@@ -115,8 +116,13 @@ def policy_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torc
     return loss, clip_fraction, ratio
 
 
-def value_loss(values_new: torch.Tensor, values_old: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               cliprange_value: float):
+def value_loss(
+    values_new: torch.Tensor,
+    values_old: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange_value: float,
+):
     """Clipped value loss (as in OpenAI's baselines and TRL), with the share of tokens where the clip bit.
 
         V_clip = V_old + clip(V_new - V_old, -c, c)
@@ -151,6 +157,7 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
 @dataclass
 class FixedKLController:
     """A constant KL coefficient."""
+
     value: float
 
     def update(self, current_kl: float, n_steps: int) -> None:
@@ -165,6 +172,7 @@ class AdaptiveKLController:
         coef  = coef * (1 + error * n_steps / horizon)
 
     KL above target raises the coefficient (a stronger pull back to the reference); below it, lowers it."""
+
     value: float
     target: float
     horizon: float = 10000.0

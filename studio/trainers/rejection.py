@@ -68,6 +68,7 @@ IGNORE_INDEX = -100  # the label transformers leaves out of the loss: prompt tok
 @dataclass
 class Samples:
     """K answers to each of a round's prompts, prompt-major: answer j to prompt i is at index i * K + j."""
+
     tokens: list[list[int]]  # token ids up to and including the first end-of-turn token
     texts: list[str]
     ended: list[bool]  # stopped with the end-of-turn token, not cut off at response_length
@@ -105,12 +106,20 @@ def sample(policy, tokenizer, prompt_ids: list[list[int]], spec: RejectionSpec, 
     tokens: list[list[int]] = []
     ended: list[bool] = []
     for start in range(0, len(repeated), spec.generation_batch_size):
-        query, query_mask = left_pad(repeated[start:start + spec.generation_batch_size], pad_id, device)
-        output = policy.generate(input_ids=query, attention_mask=query_mask, do_sample=True,
-                                 temperature=spec.temperature, top_k=0, top_p=1.0,
-                                 max_new_tokens=spec.response_length, eos_token_id=eos_id, pad_token_id=pad_id,
-                                 use_cache=True)
-        responses = output[:, query.shape[1]:]
+        query, query_mask = left_pad(repeated[start : start + spec.generation_batch_size], pad_id, device)
+        output = policy.generate(
+            input_ids=query,
+            attention_mask=query_mask,
+            do_sample=True,
+            temperature=spec.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=spec.response_length,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+            use_cache=True,
+        )
+        responses = output[:, query.shape[1] :]
         mask, stopped = response_mask(responses, eos_id)
         for row, length in zip(responses.tolist(), mask.sum(dim=1).long().tolist()):
             tokens.append(row[:length])
@@ -131,12 +140,20 @@ def _sft_batch(examples: list[tuple[list[int], list[int]]], pad_id: int, device)
         end = len(prompt) + len(answer)
         ids[row, :end] = torch.tensor(prompt + answer)
         mask[row, :end] = 1
-        labels[row, len(prompt):end] = torch.tensor(answer)
+        labels[row, len(prompt) : end] = torch.tensor(answer)
     return ids.to(device), mask.to(device), labels.to(device)
 
 
-def fine_tune(policy, optimizer, params: list, examples: list[tuple[list[int], list[int]]], config: RunConfig,
-              pad_id: int, rng: random.Random, device) -> float:
+def fine_tune(
+    policy,
+    optimizer,
+    params: list,
+    examples: list[tuple[list[int], list[int]]],
+    config: RunConfig,
+    pad_id: int,
+    rng: random.Random,
+    device,
+) -> float:
     """rejection.sft_epochs shuffled passes over (prompt ids, answer ids); returns the mean loss per optimizer step.
     An optimizer step takes train.batch_size x gradient_accumulation_steps examples, batch_size per forward pass."""
     t = config.train
@@ -148,8 +165,8 @@ def fine_tune(policy, optimizer, params: list, examples: list[tuple[list[int], l
             order = list(range(len(examples)))
             rng.shuffle(order)
             for start in range(0, len(order), per_step):
-                rows = order[start:start + per_step]
-                chunks = [rows[i:i + t.batch_size] for i in range(0, len(rows), t.batch_size)]
+                rows = order[start : start + per_step]
+                chunks = [rows[i : i + t.batch_size] for i in range(0, len(rows), t.batch_size)]
                 step_loss = 0.0
                 for chunk in chunks:
                     ids, mask, labels = _sft_batch([examples[i] for i in chunk], pad_id, device)
@@ -186,17 +203,34 @@ def build_policy(config: RunConfig, device: torch.device):
     return policy.eval()
 
 
-def write_round(path: Path, prompts: list[list[dict]], samples: Samples, scores: torch.Tensor,
-                per_model: dict[str, torch.Tensor], best: torch.Tensor, kept: torch.Tensor) -> None:
+def write_round(
+    path: Path,
+    prompts: list[list[dict]],
+    samples: Samples,
+    scores: torch.Tensor,
+    per_model: dict[str, torch.Tensor],
+    best: torch.Tensor,
+    kept: torch.Tensor,
+) -> None:
     """One JSON line per prompt with its answers, scores, best answer and whether it was kept; written whole."""
     k = scores.shape[1]
     lines = []
     for i, prompt in enumerate(prompts):
         answers = slice(i * k, (i + 1) * k)
-        lines.append(json.dumps({"prompt": prompt, "answers": samples.texts[answers], "scores": scores[i].tolist(),
-                                 "model_scores": {r: s[answers].tolist() for r, s in per_model.items()},
-                                 "ended": samples.ended[answers], "best": int(best[i]), "kept": bool(kept[i])},
-                                ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "prompt": prompt,
+                    "answers": samples.texts[answers],
+                    "scores": scores[i].tolist(),
+                    "model_scores": {r: s[answers].tolist() for r, s in per_model.items()},
+                    "ended": samples.ended[answers],
+                    "best": int(best[i]),
+                    "kept": bool(kept[i]),
+                },
+                ensure_ascii=False,
+            )
+        )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # a reader never sees half a round
@@ -215,12 +249,17 @@ def train(config: RunConfig, run: RunDir) -> None:
 
     tokenizer = models.load_tokenizer(config.model)
     prompts = load_prompts(config, tokenizer, run)
-    prompt_ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)
-                  ["input_ids"] for p in prompts]
+    prompt_ids = [
+        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        for p in prompts
+    ]
     per_round = min(spec.prompts_per_round, len(prompts))
     if per_round < spec.prompts_per_round:
-        log.info("rejection.prompts_per_round = %d but the data has %d prompts: each round uses all of them",
-                 spec.prompts_per_round, len(prompts))
+        log.info(
+            "rejection.prompts_per_round = %d but the data has %d prompts: each round uses all of them",
+            spec.prompts_per_round,
+            len(prompts),
+        )
     policy = build_policy(config, device)
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
@@ -259,29 +298,48 @@ def train(config: RunConfig, run: RunDir) -> None:
         started = time.monotonic()
         chosen = [i * k + int(best[i]) for i in range(len(batch)) if kept[i]]
         examples = [(prompt_ids[batch[c // k]], samples.tokens[c]) for c in chosen]
-        loss = fine_tune(policy, optimizer, params, examples, config, tokenizer.pad_token_id, rng, device) \
-            if examples else None
+        loss = (
+            fine_tune(policy, optimizer, params, examples, config, tokenizer.pad_token_id, rng, device)
+            if examples
+            else None
+        )
         training_time = time.monotonic() - started
         if answers:
             answers.record(policy, round_no)
 
         lengths = torch.tensor([len(x) for x in samples.tokens], dtype=torch.float32)
-        row = {"reward": scores.mean().item(), "reward_std": scores.std().item(),
-               **{f"reward/{r}": s.mean().item() for r, s in per_model.items()},
-               "reward_best": best_scores.mean().item(),
-               "reward_gain": best_scores.mean().item() - scores.mean().item(),
-               "kept": len(examples),
-               **({"loss": loss} if loss is not None else {}),
-               "response_length": lengths.mean().item(),
-               **({"best_response_length": lengths[chosen].mean().item()} if chosen else {}),
-               "eos_fraction": sum(samples.ended) / len(samples.ended),
-               "time/generation": generation_time, "time/training": training_time, **meter.since_last(),
-               "step": round_no, "epoch": round_no * per_round / len(prompts), "time": time.time()}
+        row = {
+            "reward": scores.mean().item(),
+            "reward_std": scores.std().item(),
+            **{f"reward/{r}": s.mean().item() for r, s in per_model.items()},
+            "reward_best": best_scores.mean().item(),
+            "reward_gain": best_scores.mean().item() - scores.mean().item(),
+            "kept": len(examples),
+            **({"loss": loss} if loss is not None else {}),
+            "response_length": lengths.mean().item(),
+            **({"best_response_length": lengths[chosen].mean().item()} if chosen else {}),
+            "eos_fraction": sum(samples.ended) / len(samples.ended),
+            "time/generation": generation_time,
+            "time/training": training_time,
+            **meter.since_last(),
+            "step": round_no,
+            "epoch": round_no * per_round / len(prompts),
+            "time": time.time(),
+        }
         metrics.write(row)
         run.write_status(step=round_no, total_steps=spec.rounds)
-        log.info("round %d/%d: reward %.3f, best of %d %.3f, kept %d, loss %s, %.1f s sampling, %.1f s training",
-                 round_no, spec.rounds, row["reward"], k, row["reward_best"], len(examples),
-                 "-" if loss is None else f"{loss:.3f}", generation_time, training_time)
+        log.info(
+            "round %d/%d: reward %.3f, best of %d %.3f, kept %d, loss %s, %.1f s sampling, %.1f s training",
+            round_no,
+            spec.rounds,
+            row["reward"],
+            k,
+            row["reward_best"],
+            len(examples),
+            "-" if loss is None else f"{loss:.3f}",
+            generation_time,
+            training_time,
+        )
 
     if not run.cancel_requested():
         save_policy(policy, tokenizer, run)

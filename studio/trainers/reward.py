@@ -44,8 +44,10 @@ def margin_rows(rows: list[dict], use_margin: bool) -> list[dict]:
     if not use_margin:
         return [{k: v for k, v in row.items() if k != "margin"} for row in rows]
     if not any(row.get("margin") is not None for row in rows):
-        raise ConfigError("reward.use_margin: true, but this data has no margins (no row has a margin); use SHP "
-                          "or a file with a margin column, or turn reward.use_margin off")
+        raise ConfigError(
+            "reward.use_margin: true, but this data has no margins (no row has a margin); use SHP "
+            "or a file with a margin column, or turn reward.use_margin off"
+        )
     return [{**row, "margin": float(row["margin"]) if row.get("margin") is not None else 0.0} for row in rows]
 
 
@@ -59,8 +61,12 @@ def build_trainer(config: RunConfig, run: RunDir):
     loaded = data.prepare(config.data, "preference", tokenizer, run)
     rows = margin_rows(loaded.rows, config.reward.use_margin)
     train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
-    log.info("data: %d train pairs, %d eval pairs%s", len(train_rows), len(eval_rows),
-             ", margin loss" if config.reward.use_margin else "")
+    log.info(
+        "data: %d train pairs, %d eval pairs%s",
+        len(train_rows),
+        len(eval_rows),
+        ", margin loss" if config.reward.use_margin else "",
+    )
 
     model = models.load_reward_model(config.model, start_weights(config), pad_token_id=tokenizer.pad_token_id)
     # PEFT's SEQ_CLS task adds the score head to modules_to_save, so the fresh head trains (and is saved) in full.
@@ -70,13 +76,19 @@ def build_trainer(config: RunConfig, run: RunDir):
 
     # RewardConfig's disable_dropout (on by default) turns every dropout off, LoRA's too: noise would blur the
     # comparison of the two answers of a pair.
-    args = RewardConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
-                        max_length=config.data.max_length,
-                        center_rewards_coefficient=config.reward.center_rewards_coefficient)
-    return StudioRewardTrainer(model=model, args=args, processing_class=tokenizer,
-                               train_dataset=Dataset.from_list(train_rows),
-                               eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                               callbacks=[StudioCallback(run, config.train.save_total_limit)])
+    args = RewardConfig(
+        **training_arguments(config, run, has_eval=bool(eval_rows)),
+        max_length=config.data.max_length,
+        center_rewards_coefficient=config.reward.center_rewards_coefficient,
+    )
+    return StudioRewardTrainer(
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[StudioCallback(run, config.train.save_total_limit)],
+    )
 
 
 def train(config: RunConfig, run: RunDir) -> None:

@@ -22,8 +22,9 @@ def build_trainer(config: RunConfig, run: RunDir):
     """The RLOOTrainer for a config: prompts, policy with LoRA, our reward function, options from config.rloo."""
     from trl import RLOOConfig, RLOOTrainer
 
-    return online.build_trainer(config, run, RLOOTrainer, RLOOConfig,
-                                normalize_advantages=config.rloo.normalize_advantages)
+    return online.build_trainer(
+        config, run, RLOOTrainer, RLOOConfig, normalize_advantages=config.rloo.normalize_advantages
+    )
 
 
 def train(config: RunConfig, run: RunDir) -> None:

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 def load_prompts(config: RunConfig, tokenizer, run: RunDir) -> list[list[dict]]:
     """The prompt messages of every usable row of the data source (any format: only the prompt is used). A source
     that gives both formats tries them in order, so a file of preference pairs gives its prompts too."""
-    loaded = data.first_that_loads(SOURCE_FORMATS[config.data.source],
-                                   lambda fmt: data.prepare(config.data, fmt, tokenizer, run))
+    loaded = data.first_that_loads(
+        SOURCE_FORMATS[config.data.source], lambda fmt: data.prepare(config.data, fmt, tokenizer, run)
+    )
     prompts = [row["prompt"] for row in loaded.rows]
     log.info("data: %d prompts", len(prompts))
     return prompts
@@ -30,8 +31,8 @@ def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Ten
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, s in enumerate(sequences):
-        ids[row, width - len(s):] = torch.tensor(s)
-        mask[row, width - len(s):] = 1
+        ids[row, width - len(s) :] = torch.tensor(s)
+        mask[row, width - len(s) :] = 1
     return ids.to(device), mask.to(device)
 
 

@@ -31,8 +31,9 @@ class StudioSFTTrainer(SFTTrainer):
             # Swapped in after construction: SFTTrainer refuses a custom collator when it packs.
             collator = self.data_collator
             self.data_collator = packing.RowPackingCollator(collator.pad_token_id, collator.pad_to_multiple_of)
-            log.info("packing: each packed row kept apart (no variable-length attention kernel to flatten the "
-                     "batch for)")
+            log.info(
+                "packing: each packed row kept apart (no variable-length attention kernel to flatten the batch for)"
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         counted = self._total_train_tokens
@@ -58,16 +59,21 @@ def build_trainer(config: RunConfig, run: RunDir):
 
     model = load_policy(config)
 
-    args = SFTConfig(**training_arguments(config, run, has_eval=bool(eval_rows)),
-                     max_length=config.data.max_length,
-                     packing=config.sft.packing,
-                     completion_only_loss=config.sft.completion_only_loss,
-                     use_liger_kernel=accel.use_liger_kernel(config))
-    return StudioSFTTrainer(model=model, args=args, processing_class=tokenizer,
-                            train_dataset=Dataset.from_list(train_rows),
-                            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                            callbacks=[StudioCallback(run, config.train.save_total_limit),
-                                       *timeline.callbacks(config, run, tokenizer)])
+    args = SFTConfig(
+        **training_arguments(config, run, has_eval=bool(eval_rows)),
+        max_length=config.data.max_length,
+        packing=config.sft.packing,
+        completion_only_loss=config.sft.completion_only_loss,
+        use_liger_kernel=accel.use_liger_kernel(config),
+    )
+    return StudioSFTTrainer(
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+    )
 
 
 def train(config: RunConfig, run: RunDir) -> None:

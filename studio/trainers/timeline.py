@@ -39,8 +39,12 @@ def undisturbed(model):
     mode and the random generators (generate_batch seeds them for every batch)."""
     modes = [(module, module.training) for module in model.modules()]
     cuda = torch.cuda.is_available()
-    saved = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-             torch.cuda.get_rng_state_all() if cuda else None)
+    saved = (
+        random.getstate(),
+        np.random.get_state(),
+        torch.get_rng_state(),
+        torch.cuda.get_rng_state_all() if cuda else None,
+    )
     try:
         with torch.no_grad():
             yield
