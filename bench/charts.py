@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from studio import charts, health
+from studio.monitor import charts, health
 from studio.runs.metrics import MetricsWriter
 
 

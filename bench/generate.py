@@ -49,9 +49,9 @@ def main() -> None:
     first = train(env, *common)
     second = train(env, *common, "--set", f"init.from_run={first}")
 
-    from studio import generate
-    from studio.compare import held_out_prompts
     from studio.config import GenerationSpec
+    from studio.serve import generate
+    from studio.serve.compare import held_out_prompts
 
     prompts = (held_out_prompts(first, args.prompts) * args.prompts)[: args.prompts]
     one = [prompts[0]]

@@ -12,7 +12,7 @@ measured is what `rlhf-studio train` does, fast defaults included. Only three th
   tiny model's; the embedding keeps the real vocabulary size, so the output layer costs what it really costs;
 - the data: synthetic rows in Dolly's and HH-RLHF's raw schemas, lengths drawn to look like the real sets';
 - the length of the run: --steps optimizer steps (PPO: --ppo-steps), no checkpoints, no evaluation.
-Figures are the runs' own metrics (studio/throughput.py): tokens/s and MFU averaged over the steps after the
+Figures are the runs' own metrics (studio/trainers/throughput.py): tokens/s and MFU averaged over the steps after the
 first --warmup ones; peak memory is torch.cuda.max_memory_allocated over the whole stage, next to the estimate
 the Model tab shows (studio/presets.peak_memory).
 """
@@ -117,7 +117,7 @@ def build_model(name: str, folder: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from studio.models import tiny_model_path
+    from studio.modeling.models import tiny_model_path
 
     path = folder / name
     if (path / "config.json").is_file():
@@ -143,7 +143,7 @@ def build_model(name: str, folder: Path) -> Path:
 def stage_configs(name: str, model_dir: Path, dolly: Path, hh: Path, steps: int, ppo_steps: int) -> dict:
     """stage label -> (RunConfig, what it starts from) for the presets of `name`'s model."""
     from studio import config as cfg
-    from studio.pipeline import load_pipeline
+    from studio.pipelines.recipe import load_pipeline
 
     preset = PRESET_MODEL.get(name, name)
     common = [
@@ -179,7 +179,7 @@ def run_stage(config, label: str, warmup: int) -> dict:
     """Train one stage in this process; its figures from the run's metrics."""
     import torch
 
-    from studio.presets import peak_memory
+    from studio.pipelines.twins import peak_memory
     from studio.runs import manager, worker
     from studio.runs.metrics import read_all
 

@@ -48,7 +48,8 @@ def overrides(steps: int) -> list[str]:
 def plain_settings(stage: str, steps: int, folder: Path) -> Path:
     """The rows and settings for bench/plain_trl.py, from the studio's own data preparation of the preset."""
     from studio import config as cfg
-    from studio import data, models
+    from studio import data
+    from studio.modeling import models
 
     config = cfg.load_config(REPO / "presets" / f"{PRESETS[stage]}.yaml", overrides(steps))
     tokenizer = models.load_tokenizer(config.model)

@@ -5,8 +5,8 @@
 Writes synthetic Dolly-schema rows with Dolly-like lengths (bench/synthetic.py: instructions about 15 words,
 responses about 70, a long tail), then trains the sft-dolly-tiny preset on them twice through
 `rlhf-studio train`, with sft.packing false and true, --steps steps each, a metrics row per step. Prints each run's
-trained tokens per second (padding not counted: the studio's own metric, studio/throughput.py) averaged after the
-first 5 steps, and their ratio (packed / padded; target at least 1.5). Padding wastes the compute spent on pad
+trained tokens per second (padding not counted: the studio's own metric, studio/trainers/throughput.py) averaged after
+the first 5 steps, and their ratio (packed / padded; target at least 1.5). Padding wastes the compute spent on pad
 tokens, which grows with the spread of lengths in a batch; packing fills every sequence to max_length instead,
 and each packed example still attends only to itself (studio/trainers/packing.py).
 """

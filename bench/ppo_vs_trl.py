@@ -9,7 +9,7 @@ each gained over the same number of episodes.
 What runs, in a throwaway $RLHF_STUDIO_HOME (deleted at the end, so the user's runs are never touched):
 1. the built-in tiny model; a LoRA reward model trained by the studio on generated polite-vs-rude pairs, then
    exported (LoRA merged, trained score head kept) as a plain sequence-classification folder for TRL; the
-   export is checked to give studio.scoring's scores;
+   export is checked to give studio.serve.scoring's scores;
 2. bench/.venv-trl029: torch installed as scripts/setup.sh does, then trl==0.29.1 and the main venv's versions of
    transformers, accelerate, peft and datasets (skipped when its stamp matches, or with --skip-setup);
 3. each trainer in its own process with --threads torch threads: ours through studio.trainers.ppo.train in the
@@ -202,9 +202,11 @@ def prepare(home: Path, seed: int) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    from studio import data, models, scoring
+    from studio import data
     from studio.config import DataSpec, LoraSpec, RunConfig, TrainSpec
+    from studio.modeling import models
     from studio.runs import manager
+    from studio.serve import scoring
     from studio.trainers import reward
 
     pairs = home / "pairs.jsonl"
@@ -271,11 +273,11 @@ def prepare(home: Path, seed: int) -> dict:
 def evaluate(policy_dir: str, s: dict, samples: int) -> float:
     """Mean score, after the missing-EOS penalty, of fresh answers from a saved policy to the distinct prompts,
     sampled as both trainers sample and judged as our PPO judges (decoded, rendered with the chat template, scored
-    by studio.scoring), so the two final policies are compared by one yardstick."""
+    by studio.serve.scoring), so the two final policies are compared by one yardstick."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio import scoring
+    from studio.serve import scoring
 
     if (Path(policy_dir) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
@@ -338,10 +340,10 @@ def worker_ours(s: dict) -> dict:
     from transformers import GenerationMixin
 
     from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec
-    from studio.rewards import RewardJudge
     from studio.runs import manager
     from studio.runs.metrics import MetricsWriter, read_all
     from studio.trainers import ppo
+    from studio.trainers.rewards import RewardJudge
 
     config = RunConfig(
         stage="ppo",
@@ -401,7 +403,7 @@ def worker_ours(s: dict) -> dict:
 
 
 def rendered_reward(get_reward, reward_model, tokenizer, s: dict):
-    """TRL's get_reward, except that the reward model reads each answer as studio.scoring does: the prompt's
+    """TRL's get_reward, except that the reward model reads each answer as studio.serve.scoring does: the prompt's
     messages plus the decoded answer (cut at its first end-of-turn token) rendered with the chat template, padded
     on the right, scored at the last token. TRL's own way feeds the sampled ids and reads the score at the
     end-of-turn token, or at the last token of an unfinished answer, positions the reward model never trained on."""
@@ -619,7 +621,7 @@ episode (less sensitive to other work on the machine); s/step, generate, scoring
 tokens: decode steps per step (generate() stops once every answer has ended); reward q1, q4: mean logged score
 (after the missing-EOS penalty) in the first and last quarter of steps; gained = q4 - q1; kl q4: KL per answer
 in the last quarter; judged: mean score (after the penalty) of {n} fresh answers from the final policy, judged
-by studio.scoring for both; gain: judged minus the starting policy's {start:.3f}."""
+by studio.serve.scoring for both; gain: judged minus the starting policy's {start:.3f}."""
 
 
 def main() -> None:

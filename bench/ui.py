@@ -6,7 +6,7 @@
    HTTP 200 for `/`; then whether the server process has torch loaded (its /proc/PID/maps names libtorch), since
    keeping torch out of the UI process is what keeps start-up short. Targets: under 5 s, no torch.
 2. Charts: an SFT run whose metrics.jsonl holds --rows rows (one per step, with eval rows every 100 steps) is
-   followed the way the Runs tab does (studio.charts.ChartFeed: read, panels, plotly figures), then 10 rows are
+   followed the way the Runs tab does (studio.monitor.charts.ChartFeed: read, panels, plotly figures), then 10 rows are
    appended and the charts refreshed again, --repeats times. Prints the first full read and the median
    incremental refresh. Target for the refresh: under 100 ms.
 Absolute times depend on the machine and its load; run it on an idle machine.
@@ -91,7 +91,7 @@ def write_metrics(path: Path, rows: int) -> None:
 
 def draw(feed) -> int:
     """What one Runs-tab tick does once rows were read: every panel's data and its plotly figure."""
-    from studio import charts
+    from studio.monitor import charts
 
     panels = feed.panels("sft", smoothing=0.6)
     for data in panels:
@@ -101,7 +101,7 @@ def draw(feed) -> int:
 
 def charts_refresh(home: Path, rows: int, repeats: int) -> tuple[float, float, int]:
     """(seconds for the first full read and draw, median seconds for an incremental refresh and draw, panels)."""
-    from studio import charts
+    from studio.monitor import charts
 
     path = home / "metrics.jsonl"
     write_metrics(path, rows)

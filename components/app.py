@@ -6,7 +6,7 @@
 Tabs share one draft run config through their form fields (components/forms.py): Model and Data hold the model.*
 and data.* keys, Train the rest and the Start button; Model's estimate and Data's preview read every field.
 Compare, Chat, Reward models and Share work on finished runs; Compare and Chat share the process's one loaded model
-(studio.generate.shared) and wait for it in one queue (components/generation.py).
+(studio.serve.generate.shared) and wait for it in one queue (components/generation.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Chat tab: talk with a base model or a finished run, the answer streaming in token by token (studio/generate.py).
+"""Chat tab: talk with a base model or a finished run, the answer streaming in token by token
+(studio/serve/generate.py).
 
     model     each base model the completed runs start from ("base (tiny)") and every completed run that answers;
               listed anew each time the tab opens, the base model picked while nothing else is
@@ -26,8 +27,8 @@ import gradio as gr
 
 from components import firstopen, generation
 from components.oneline import error_markdown
-from studio import generate
 from studio.errors import StudioError
+from studio.serve import generate
 
 REPAINT_SECONDS = 0.05  # a streaming reply is sent to the browser at most 20 times a second, whatever the model's speed
 

@@ -1,5 +1,5 @@
 """Compare tab: base and tuned answers to the same prompts side by side, scored by a reward model, and blind A/B
-votes that become preference data (studio/compare.py, studio/votes.py).
+votes that become preference data (studio/serve/compare.py, studio/serve/voting.py).
 
     Side by side  pick completed runs (their base model is the first column), type prompts (one per line) or sample
                   N from the first run's held-out split (picking that source samples them; Generate samples them
@@ -39,8 +39,9 @@ import gradio as gr
 
 from components import generation
 from components.oneline import error_line
-from studio import compare, generate, scoring, votes
+from studio import paths
 from studio.errors import StudioError
+from studio.serve import compare, generate, scoring, voting
 
 TYPED, HELD_OUT = "typed", "held-out"
 PROMPT_SOURCES = [("typed below, one per line", TYPED), ("sampled from the first run's held-out data", HELD_OUT)]
@@ -287,7 +288,7 @@ def next_blind_prompt(model_a: str | None, model_b: str | None, prompt: str, sam
     next held-out prompt, so the next Generate never repeats it. A typed prompt stays, and so does everything while
     the pair still waits (its vote was refused)."""
     if (
-        isinstance(pair, votes.BlindPair)
+        isinstance(pair, voting.BlindPair)
         or not sampled
         or sampled[0] != prompt
         or _sample_run(model_a, model_b) is None
@@ -313,31 +314,31 @@ def blind_generate(model_a: str | None, model_b: str | None, prompt: str, sample
         settings = generation.settings(values)
         # A sampled conversation is used as it was held out, unless the prompt box was edited since.
         messages = sampled[1] if sampled and sampled[0] == prompt else compare.as_messages(prompt)
-        pair = votes.blind_pair(messages, generate.target_for(model_a), generate.target_for(model_b), settings)
+        pair = voting.blind_pair(messages, generate.target_for(model_a), generate.target_for(model_b), settings)
     except Exception as err:
         return None, "", "", error_line(err), *_vote_buttons(False)
     return pair, pair.answers[0], pair.answers[1], "Which answer is better?", *_vote_buttons(True)
 
 
-def _reveal(pair: votes.BlindPair) -> str:
+def _reveal(pair: voting.BlindPair) -> str:
     return f"Answer A was written by **{pair.models[0]}**, Answer B by **{pair.models[1]}**."
 
 
-def vote(pair: votes.BlindPair | None, choice: str):
+def vote(pair: voting.BlindPair | None, choice: str):
     """(pair afterwards, message, three vote buttons): save the vote, then reveal who wrote which."""
-    if not isinstance(pair, votes.BlindPair):
+    if not isinstance(pair, voting.BlindPair):
         return None, "Generate a pair of answers first.", *_vote_buttons(False)
     try:
-        votes.record_vote(pair, choice)
+        voting.record_vote(pair, choice)
     except Exception as err:  # the pair stays, so the user can still skip it
         return pair, error_line(err), *_vote_buttons(True)
-    count = len(votes.read_votes())
+    count = len(voting.read_votes())
     won = "A" if choice == "a" else "B"
     return (
         None,
         (
             f"You preferred Answer {won}. {_reveal(pair)} Saved as a preference pair: {count} vote"
-            f"{'s' if count != 1 else ''} in `{votes.votes_path()}`. {VOTES_LINE}"
+            f"{'s' if count != 1 else ''} in `{paths.votes_file()}`. {VOTES_LINE}"
         ),
         *_vote_buttons(False),
     )
@@ -351,8 +352,8 @@ def vote_b(pair):
     return vote(pair, "b")
 
 
-def vote_skip(pair: votes.BlindPair | None):
-    if not isinstance(pair, votes.BlindPair):
+def vote_skip(pair: voting.BlindPair | None):
+    if not isinstance(pair, voting.BlindPair):
         return None, "Generate a pair of answers first.", *_vote_buttons(False)
     return None, f"Skipped; nothing saved. {_reveal(pair)}", *_vote_buttons(False)
 

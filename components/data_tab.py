@@ -94,7 +94,7 @@ def preview_steps(raw: dict):
     """What Preview shows, in turn: a line saying the tiny model is being built for its tokenizer, when it is not
     yet, then the preview itself (preview_data)."""
     from components.model_tab import BUILDING_TINY
-    from studio import model_files
+    from studio.modeling import model_files
 
     name = (raw.get("model") or {}).get("name") or cfg.ModelSpec().name
     if name == model_files.TINY_NAME and not model_files.tiny_built():

@@ -21,7 +21,7 @@ from components.fieldwidgets import caption
 from studio import config as cfg
 
 PREFIX = "generation."
-# Every event that loads or runs a model waits in this one queue: the process holds one model (studio.generate),
+# Every event that loads or runs a model waits in this one queue: the process holds one model (studio.serve.generate),
 # so running them one at a time is what happens anyway, and waiting in gradio's queue shows the user a place in
 # line instead of a spinner stuck on a lock.
 QUEUE = dict(concurrency_id="generation", concurrency_limit=1)

@@ -1,6 +1,6 @@
 """Model tab: which base model to train (hub id, local folder or the built-in tiny model), its dtype and
 quantisation, and an Inspect button that counts its parameters under the chosen LoRA and estimates the memory
-each stage needs, without loading any weights (studio/estimate.py).
+each stage needs, without loading any weights (studio/modeling/estimate.py).
 
     fields = model_tab.build()        # {"model.name": Textbox, ...}
     model_tab.attach(all_fields)      # Inspect reads model.*, lora.*, stage and the workload keys if present
@@ -17,8 +17,8 @@ from components.fieldwidgets import home_of, widget
 from components.forms import Fields, to_config
 from components.oneline import error_markdown
 from studio import config as cfg
-from studio import model_files
 from studio.errors import StudioError
+from studio.modeling import model_files
 
 KEYS = (
     "model.name",
@@ -33,7 +33,7 @@ TRUST_WARNING = (
     "**Warning:** with trust_remote_code on, loading this model runs Python code from the model's "
     "repository on this machine. Turn it on only for repositories you trust."
 )
-# Term columns of the memory table, in the order studio/estimate.py adds them.
+# Term columns of the memory table, in the order studio/modeling/estimate.py adds them.
 TERMS = ("weights", "training", "reference", "value head", "reward models", "generation KV cache", "activations")
 COLUMNS = ["stage", "total", *TERMS]
 
@@ -108,7 +108,7 @@ def inspect_model(raw: dict) -> tuple[str, list[list]]:
 
 
 def _inspect(raw: dict) -> tuple[str, list[list]]:
-    from studio.estimate import Workload, estimate, gib, workload_of
+    from studio.modeling.estimate import Workload, estimate, gib, workload_of
 
     model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
     lora = cfg.from_dict(raw.get("lora", {}), cfg.LoraSpec, "lora.")
@@ -164,6 +164,6 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
 
 
 def _cell(term) -> str:
-    from studio.estimate import gib
+    from studio.modeling.estimate import gib
 
     return "shared (adapter off)" if term.name == "reference" and term.bytes == 0 else gib(term.bytes)

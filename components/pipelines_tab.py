@@ -3,7 +3,7 @@ and watch each stage's run; every stage is a normal run, listed in the Runs tab 
 
 Start validates the YAML in the code box (with the overrides, one KEY=VALUE per line as `--set` takes them), checks
 every stage's inputs (files, the hub) and records the pipeline and launches its runner in its own process
-(`studio.pipeline_runs.start`); the pipeline goes on if the browser closes. A second Start of the same YAML within a
+(`studio.pipelines.runner.start`); the pipeline goes on if the browser closes. A second Start of the same YAML within a
 few seconds is refused (a double click), and a recipe sized for a GPU says so on a machine without one, naming its
 tiny twin. Recipes that need a GPU or the hub say so in the list, after the offline ones on a machine without a GPU.
 A running stage shows its step and time left (the Runs tab's ETA). The graph is drawn by `graph_html`, a pure
@@ -22,8 +22,8 @@ import gradio as gr
 
 from components.oneline import error_line
 from components.runs_tab import ESTIMATING, duration
-from studio import pipeline_runs
 from studio.errors import StudioError
+from studio.pipelines import runner
 
 REFRESH_SECONDS = 2
 STATE_COLORS = {
@@ -127,7 +127,7 @@ def _step(stage: dict) -> str:
 
 
 def _eta(stage: dict) -> str:
-    """The time left of a running stage (pipeline_runs.status takes it from manager.time_left, as the Runs tab
+    """The time left of a running stage (runner.status takes it from manager.time_left, as the Runs tab
     does): "estimating" until it can be told, empty for a stage that is not running."""
     if stage.get("state") != "running":
         return ""
@@ -157,14 +157,15 @@ NEEDS_WORDS = {"GPU": "a GPU", "hub": "the Hugging Face Hub"}
 
 
 def needs_label(needs: list[str]) -> str:
-    """' · needs a GPU and the Hugging Face Hub' for what a recipe or preset needs (studio.presets.needs), or ''."""
+    """' · needs a GPU and the Hugging Face Hub' for what a recipe or preset needs (studio.pipelines.twins.needs),
+    or ''."""
     return f" · needs {' and '.join(NEEDS_WORDS[n] for n in needs)}" if needs else ""
 
 
 def recipe_choices() -> list[tuple[str, str]]:
     """(label, name) of every recipe in the engine's order: on a machine without a GPU, those needing one last."""
     choices = []
-    for name, recipe in pipeline_runs.recipes().items():
+    for name, recipe in runner.recipes().items():
         title = recipe["description"].split(":", 1)[0] if recipe["description"] else name
         choices.append((f"{title} · {name}{' (yours)' if recipe['yours'] else ''}{needs_label(recipe['needs'])}", name))
     return choices
@@ -179,10 +180,10 @@ def refresh_recipes():
 def show_recipe(name: str | None):
     """(description, graph, YAML) of a recipe; on a problem the description line says it."""
     try:
-        text, pipeline, description = pipeline_runs.recipe(name or "")
+        text, pipeline, description = runner.recipe(name or "")
     except StudioError as err:
         return error_line(err), "", gr.update()
-    warning = pipeline_runs.gpu_warning(pipeline)
+    warning = runner.gpu_warning(pipeline)
     return (
         (description or name) + (f"\n\n**Note:** {warning}" if warning else ""),
         graph_html(_stage_dicts(pipeline)),
@@ -197,7 +198,7 @@ def _overrides(text: str | None) -> list[str]:
 def preview(text: str, overrides: str | None):
     """(one line, graph) of the YAML in the code box as it is now."""
     try:
-        pipeline, _ = pipeline_runs.validate(text, _overrides(overrides))
+        pipeline, _ = runner.validate(text, _overrides(overrides))
     except StudioError as err:
         return f"Not valid: {error_line(err)}", gr.update()
     return f"Valid: {len(pipeline.stages)} stages.", graph_html(_stage_dicts(pipeline))
@@ -206,7 +207,7 @@ def preview(text: str, overrides: str | None):
 def save_pipeline(name: str | None, text: str):
     """Save the code box as the user's own recipe; (one line, recipe dropdown)."""
     try:
-        path = pipeline_runs.save_recipe(name or "", text)
+        path = runner.save_recipe(name or "", text)
     except StudioError as err:
         return f"Not saved: {error_line(err)}", gr.Dropdown()
     return f"Saved pipeline **{path.stem}** ({path}).", gr.Dropdown(choices=recipe_choices(), value=path.stem)
@@ -215,10 +216,10 @@ def save_pipeline(name: str | None, text: str):
 def start_pipeline(text: str, overrides: str | None):
     """Validate the code box and launch the pipeline's runner; (one line, pipeline dropdown)."""
     try:
-        record = pipeline_runs.start_text(text, _overrides(overrides), refuse_repeats=True)
+        record = runner.start_text(text, _overrides(overrides), refuse_repeats=True)
     except StudioError as err:
         return f"Not started: {error_line(err)}", gr.Dropdown()
-    warning = pipeline_runs.gpu_warning(record.load())
+    warning = runner.gpu_warning(record.load())
     return (
         f"Started pipeline **{record.id}**; its stages' runs appear in the Runs tab as they start."
         + (f" **Note:** {warning}" if warning else ""),
@@ -230,7 +231,7 @@ def start_pipeline(text: str, overrides: str | None):
 
 
 def pipeline_choices() -> list[str]:
-    return [p["id"] for p in reversed(pipeline_runs.list_pipelines())]
+    return [p["id"] for p in reversed(runner.list_pipelines())]
 
 
 def _stage_summary(stages: list[dict]) -> str:
@@ -241,7 +242,7 @@ def pipelines_table() -> list[list]:
     """A row per recorded pipeline, newest first: id, recipe, state, its stages' states, error."""
     return [
         [p["id"], p.get("name"), p.get("state"), _stage_summary(p.get("stages", [])), p.get("error") or ""]
-        for p in reversed(pipeline_runs.list_pipelines())
+        for p in reversed(runner.list_pipelines())
     ]
 
 
@@ -250,7 +251,7 @@ def show_pipeline(pipeline_id: str | None):
     if not pipeline_id:
         return "Pick a pipeline to see its stages.", "", []
     try:
-        state = pipeline_runs.status(pipeline_runs.find(pipeline_id))
+        state = runner.status(runner.find(pipeline_id))
     except StudioError as err:
         return error_line(err), "", []
     line = f"Pipeline **{state['id']}** ({state.get('name')}): {state.get('state')}"
@@ -268,7 +269,7 @@ def cancel_pipeline(pipeline_id: str | None) -> str:
     if not pipeline_id:
         return "Pick a pipeline to cancel."
     try:
-        state = pipeline_runs.cancel(pipeline_runs.find(pipeline_id))
+        state = runner.cancel(runner.find(pipeline_id))
     except StudioError as err:
         return error_line(err)
     return f"Pipeline {pipeline_id}: {state['state']}."

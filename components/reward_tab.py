@@ -1,4 +1,4 @@
-"""Reward models tab: what a finished reward model thinks (studio/scoring.py).
+"""Reward models tab: what a finished reward model thinks (studio/serve/scoring.py).
 
     Score two answers   a prompt and two answers -> each answer's score and the one the model prefers, with the
                         chance it gives that preference (the Bradley-Terry sigmoid of the difference, what the
@@ -18,8 +18,9 @@ import math
 import gradio as gr
 
 from components.oneline import error_markdown
-from studio import charts, scoring
 from studio.errors import StudioError
+from studio.monitor import charts
+from studio.serve import scoring
 
 QUEUE = dict(concurrency_id="reward", concurrency_limit=1)  # one reward model computes at a time
 

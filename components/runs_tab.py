@@ -5,11 +5,11 @@
               that run
     actions   Cancel, Resume (failed or cancelled runs), Delete (finished runs, after ticking the confirmation);
               each answers in one line, which stays until another run is selected
-    charts    the stage's panels (studio.charts) in up to PLOT_SLOTS plots, refreshed every CHART_SECONDS from a
+    charts    the stage's panels (studio.monitor.charts) in up to PLOT_SLOTS plots, refreshed every CHART_SECONDS from a
               per-session ChartFeed that reads only the metric rows new since the last tick; smoothing, log scale,
-              other runs of the same stage overlaid; health warnings (studio.health) above them; the log tail below.
-              A run without metric rows shows no charts but why (a failed run: the end of its log)
-    answers   "Answers over training" (studio.timeline): a slider over the steps at which the run answered its
+              other runs of the same stage overlaid; health warnings (studio.monitor.health) above them; the log tail
+              below. A run without metric rows shows no charts but why (a failed run: the end of its log)
+    answers   "Answers over training" (studio.monitor.timeline): a slider over the steps at which the run answered its
               timeline prompts and a table prompt | step 0 | the chosen step; the table's refresh tick redraws it
               only when the run's timeline file changed, and the slider follows new steps while it is on the latest
 
@@ -36,8 +36,8 @@ import threading
 import gradio as gr
 import yaml
 
-from studio import charts, health, timeline
 from studio.errors import StudioError
+from studio.monitor import charts, health, timeline
 from studio.runs import manager
 from studio.runs.metrics import last_value
 from studio.runs.rundir import FINAL_STATES, RunDir

@@ -1,4 +1,4 @@
-"""Share tab: publish a completed run to the Hugging Face Hub, or export it as a Space (studio/share.py).
+"""Share tab: publish a completed run to the Hugging Face Hub, or export it as a Space (studio/publish/share.py).
 
     run            a completed run (Refresh, or opening the tab, lists them again)
     repo id        the Hub repository to push to, "your-name/model-name"
@@ -26,10 +26,11 @@ from pathlib import Path
 import gradio as gr
 
 from components.oneline import error_line
-from studio import access, share, spaces
+from studio import access, spaces
 from studio.errors import StudioError
+from studio.paths import studio_home
+from studio.publish import share
 from studio.runs import manager
-from studio.runs.rundir import studio_home
 
 
 def _choices() -> list[tuple[str, str]]:

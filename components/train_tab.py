@@ -10,8 +10,8 @@ a second Start of the same config within a few seconds (a double click), naming 
 need a GPU or the hub say so in the list, after the offline ones on a machine without a GPU, and one sized for a GPU
 gets a note naming its tiny twin there.
 
-Above Start, a summary says what Start will run (studio/run_summary.py decides, this tab formats): stage, model, data
-source and file, rows, steps, the run it starts from, the reward models and the estimated memory. It is worked out
+Above Start, a summary says what Start will run (studio/pipelines/preview.py decides, this tab formats): stage, model,
+data source and file, rows, steps, the run it starts from, the reward models and the estimated memory. It is worked out
 when the tab opens, when a preset loads, on Check, and when a field that changes it does: dropdowns as they change,
 text and number boxes when they lose focus or Enter is pressed, never on each keystroke.
 
@@ -36,15 +36,15 @@ from components.model_tab import BUILDING_TINY
 from components.oneline import ERROR_CLASS, as_error, error_line, error_markdown, uploads_named
 from components.pipelines_tab import needs_label
 from studio import config as cfg
-from studio import model_files, pipeline_runs, presets
 from studio.errors import StudioError
-from studio.estimate import gib
-from studio.pipeline import is_pipeline
-from studio.run_summary import HUB, SAMPLE, RunRef, RunSummary, run_summary
+from studio.modeling import model_files
+from studio.modeling.estimate import gib
+from studio.paths import BUNDLED_PRESETS, studio_home
+from studio.pipelines import runner, twins
+from studio.pipelines.preview import HUB, SAMPLE, RunRef, RunSummary, run_summary
+from studio.pipelines.recipe import is_pipeline
 from studio.runs import manager
-from studio.runs.rundir import studio_home
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
 PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 BASE_MODEL = ""  # init.from_run's "no earlier run" choice; to_config turns empty text into the default (None)
 
@@ -187,7 +187,7 @@ def preset_paths() -> dict[str, Path]:
     """name -> file of every single-run preset: the bundled ones, then the user's (a bundled name wins).
     Pipelines are left out: the Pipelines tab runs them."""
     found: dict[str, Path] = {}
-    for folder in (PRESETS_DIR, user_presets_dir()):
+    for folder in (BUNDLED_PRESETS, user_presets_dir()):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
             if path.stem in found:
                 continue
@@ -201,9 +201,9 @@ def preset_paths() -> dict[str, Path]:
 
 
 def _needs(path: Path) -> list[str]:
-    """What a preset needs (studio.presets.needs); nothing known for one that does not load."""
+    """What a preset needs (studio.pipelines.twins.needs); nothing known for one that does not load."""
     try:
-        return presets.needs(cfg.load_config(path))
+        return twins.needs(cfg.load_config(path))
     except StudioError:
         return []
 
@@ -215,7 +215,7 @@ def preset_choices() -> list[tuple[str, str]]:
     needs = {name: _needs(path) for name, path in paths.items()}
     return [
         (f"{name}{' (yours)' if paths[name].parent == user else ''}{needs_label(needs[name])}", name)
-        for name in presets.offline_first(needs)
+        for name in twins.offline_first(needs)
     ]
 
 
@@ -229,7 +229,7 @@ def load_preset(fields: Fields, name: str | None) -> list:
     unchanged = [gr.update() for _ in fields]
     path = preset_paths().get((name or "").strip())
     if path is None:
-        if (name or "").strip() in pipeline_runs.recipes():
+        if (name or "").strip() in runner.recipes():
             return [f"{name} is a pipeline (several linked stages); open it in the Pipelines tab.", *unchanged]
         return [f"No preset named '{name or ''}'; pick one from the list.", *unchanged]
     try:
@@ -244,7 +244,7 @@ def load_preset(fields: Fields, name: str | None) -> list:
     message = f"Loaded preset **{name}**."
     if left_out:
         message += f" Not in this form, so left out: {', '.join(left_out)}."
-    warning = presets.gpu_warning([config])
+    warning = twins.gpu_warning([config])
     if warning:
         message += f" **Note:** {warning}"
     return [message, *(display_value(key, component, values.get(key)) for key, component in fields.items())]
@@ -303,7 +303,7 @@ def start_run(fields: Fields, values: typing.Sequence) -> str:
         run, proc = manager.start(config, refuse_repeats=True)
     except StudioError as err:
         return as_error(f"Not started: {error_line(err)}")
-    warning = presets.gpu_warning([config])
+    warning = twins.gpu_warning([config])
     note = f" **Note:** {warning}" if warning else ""
     if proc is not None:
         return f"Started **{run.id}**. Watch it in the Runs tab.{note}"

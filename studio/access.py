@@ -108,7 +108,7 @@ def check_readable(text: str, what: str) -> None:
     with every ../ and symlink followed. Does nothing for a studio only this machine's user can open."""
     if not exposed():
         return
-    from studio.runs.rundir import studio_home
+    from studio.paths import studio_home
 
     real = Path(text.strip()).expanduser().resolve()
     roots = (studio_home(), upload_folder())

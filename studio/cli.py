@@ -202,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from studio import pipeline, presets
+    from studio.pipelines import recipe, twins
 
     raw = cfg.read_yaml(args.config)
-    if pipeline.is_pipeline(raw):
-        recipe = pipeline.from_dict(raw, args.set, default_name=Path(args.config).stem)
-        _warn(presets.gpu_warning([stage.config for stage in recipe.stages]))
-        return _train_pipeline(recipe, str(raw.get("description") or ""))
+    if recipe.is_pipeline(raw):
+        pipeline = recipe.from_dict(raw, args.set, default_name=Path(args.config).stem)
+        _warn(twins.gpu_warning([stage.config for stage in pipeline.stages]))
+        return _train_pipeline(pipeline, str(raw.get("description") or ""))
     code, _ = _start_and_follow(cfg.from_dict(cfg.apply_overrides(raw, args.set)))
     return code
 
@@ -223,19 +223,19 @@ def _start_and_follow(config: cfg.RunConfig, pipeline_id: str | None = None) -> 
     """(exit code, run id) of a run started now and followed to its end; a run sized for a GPU, started on a
     machine without one, gets a warning naming its tiny twin (after the start checks: a refused run gets only its
     refusal)."""
-    from studio import presets
+    from studio.pipelines import twins
     from studio.runs import manager
 
     run, proc = manager.start(config, pipeline_id)
     if pipeline_id is None:  # a pipeline's recipe was warned about before its first stage
-        _warn(presets.gpu_warning([config]))
+        _warn(twins.gpu_warning([config]))
     print(f"run {run.id}")
     print(f"dir {run.path}")
     return _follow(run, proc), run.id
 
 
 def _train_pipeline(pipeline, description: str = "") -> int:
-    """Run the stages in order through the pipeline engine (studio.pipeline_runs), each run followed here with its
+    """Run the stages in order through the pipeline engine (studio.pipelines.runner), each run followed here with its
     progress bar; the first stage that does not complete stops it."""
     code, final = _run_pipeline(pipeline, description)
     if code == 0:
@@ -246,9 +246,9 @@ def _train_pipeline(pipeline, description: str = "") -> int:
 
 def _run_pipeline(pipeline, description: str = "") -> tuple[int, dict]:
     """(exit code, the pipeline's final state) of a pipeline run now with progress bars."""
-    from studio import pipeline_runs
+    from studio.pipelines import runner
 
-    record = pipeline_runs.create(pipeline, description)
+    record = runner.create(pipeline, description)
     print(f"pipeline {record.id}")
 
     def on_stage(number, total, stage, run) -> None:
@@ -256,7 +256,7 @@ def _run_pipeline(pipeline, description: str = "") -> tuple[int, dict]:
         print(f"run {run.id}")
         print(f"dir {run.path}")
 
-    final = pipeline_runs.run(record, follow=_follow, on_stage=on_stage)
+    final = runner.run(record, follow=_follow, on_stage=on_stage)
     if final["state"] != "completed":
         stopped = final.get("current") or "?"
         if not any(s["run_id"] for s in final["stages"] if s["name"] == stopped):  # _follow never said why
@@ -272,14 +272,15 @@ def _run_pipeline(pipeline, description: str = "") -> tuple[int, dict]:
 def cmd_demo(args) -> int:
     import contextlib
 
-    from studio import demo, pipeline
+    from studio import demo
+    from studio.pipelines import recipe
 
     paths = demo.write_data(demo.demo_home() / "data")
     raw = demo.pipeline_raw(paths)
     started = time.monotonic()
     # With --json, stdout holds the JSON alone: the stages' progress goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        code, final = _run_pipeline(pipeline.from_dict(raw), raw["description"])
+        code, final = _run_pipeline(recipe.from_dict(raw), raw["description"])
         if code != 0:
             return code
         print("comparing the base model and the tuned models on held-out questions...")
@@ -514,8 +515,9 @@ def cmd_data(args) -> int:
     loaded = data.load(spec, args.format)
     previews = None
     if args.model:
-        from studio import models
-        from studio.data.preflight import check_lengths, preview
+        from studio.data.lengths import check_lengths
+        from studio.data.preflight import preview
+        from studio.modeling import models
 
         tokenizer = models.load_tokenizer(cfg.ModelSpec(name=args.model))
         check_lengths(loaded, tokenizer, spec.max_length, spec.on_bad_rows)
@@ -580,12 +582,12 @@ def generation_spec_from_args(args) -> cfg.GenerationSpec:
 
 
 def cmd_compare(args) -> int:
-    from studio import compare, generate
+    from studio.serve import compare, generate
 
     settings = generation_spec_from_args(args)
     generate.run_target(args.run_id)  # an unknown, unfinished or reward run fails here, before any prompt loads
     if args.reward_run:
-        from studio import scoring  # only now: it brings in the training stack
+        from studio.serve import scoring  # only now: it brings in the training stack
 
         scoring.check_reward_run(args.reward_run)
     prompts = list(args.prompt)
@@ -635,7 +637,7 @@ def _summary_line(result) -> str:
 
 
 def cmd_chat(args) -> int:
-    from studio import generate
+    from studio.serve import generate
 
     settings = generation_spec_from_args(args)
     target = generate.base_target(args.run_id) if args.base else generate.run_target(args.run_id)
@@ -698,7 +700,7 @@ def _stream_reply(generator, target, conversation: list[dict], settings: cfg.Gen
 
 
 def cmd_push(args) -> int:
-    from studio import share
+    from studio.publish import share
 
     url = share.push(args.run_id, args.repo_id, merged=args.merged, private=args.private)
     print(f"pushed {args.run_id} to {url}")
@@ -706,7 +708,7 @@ def cmd_push(args) -> int:
 
 
 def cmd_export_space(args) -> int:
-    from studio import share
+    from studio.publish import share
 
     if args.push:  # a bad repo id or a missing token fails before anything is written
         share.check_repo_id(args.push)

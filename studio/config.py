@@ -336,7 +336,7 @@ class TrainSpec:
         "ddp",
         "How several processes share the work: ddp keeps a whole model in each; "
         "deepspeed-zero2 shards optimizer state and gradients, deepspeed-zero3 and "
-        "fsdp the weights too (studio/launch/ holds their accelerate configs)",
+        "fsdp the weights too (studio/runs/launch/ holds their accelerate configs)",
         label="Multi-process strategy",
         choices=("ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"),
     )

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.runs.rundir import studio_home
+from studio.paths import studio_home
 
 OPENER, CLOSER = "Of course!", "I hope that helps."
 HELD_OUT = 24  # questions kept out of every stage's data, for the final table
@@ -240,8 +240,8 @@ def evaluate(
     runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...] = ("sft", "ppo", "dpo"), reward: str = "rm"
 ) -> tuple[list[Row], dict[str, list[str]]]:
     """The table (base first, then each policy stage) and every model's answers, on the held-out questions."""
-    from studio import compare
     from studio.config import GenerationSpec
+    from studio.serve import compare
 
     prompts = [json.loads(line)["prompt"] for line in held_out_path.read_text(encoding="utf-8").splitlines()]
     settings = GenerationSpec(temperature=0.0, max_new_tokens=EVAL_TOKENS, batch_size=len(prompts))
@@ -280,11 +280,11 @@ def held_out_questions() -> list[str]:
 def start():
     """Write the demo's data and start its pipeline in the background (what the studio's "Run the offline demo"
     does; `rlhf-studio demo` runs the same pipeline in the foreground). A second start while one is recent is
-    refused in one line naming it (pipeline_runs.create)."""
-    from studio import pipeline, pipeline_runs
+    refused in one line naming it (runner.create)."""
+    from studio.pipelines import recipe, runner
 
     raw = pipeline_raw(write_data(demo_home() / "data"))
-    return pipeline_runs.start(pipeline.from_dict(raw), raw["description"], refuse_repeats=True)
+    return runner.start(recipe.from_dict(raw), raw["description"], refuse_repeats=True)
 
 
 @dataclass
@@ -297,9 +297,9 @@ class Progress:
 
 
 def progress(pipeline_id: str) -> Progress:
-    from studio import pipeline_runs
+    from studio.pipelines import runner
 
-    state = pipeline_runs.status(pipeline_runs.find(pipeline_id))
+    state = runner.status(runner.find(pipeline_id))
     lines, runs = [], {}
     for stage in state.get("stages", []):
         where = stage.get("state") or "waiting"

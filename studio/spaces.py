@@ -5,7 +5,7 @@
     spaces.serve_address()      # ("0.0.0.0", 7860) on Spaces, ("127.0.0.1", 7860) elsewhere; env vars win
     spaces.token_line()         # where the Hub token comes from and whether one is found (never the token)
 
-The run home on Spaces (persistent storage under /data) is decided in studio.runs.rundir.studio_home.
+The run home on Spaces (persistent storage under /data) is decided in studio.paths.studio_home.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def shared_models(tmp_path_factory) -> Path:
     """The built-in tiny model, built once for the whole session."""
     home = tmp_path_factory.mktemp("shared-home")
     subprocess.run(
-        [sys.executable, "-c", "from studio.models import tiny_model_path; tiny_model_path()"],
+        [sys.executable, "-c", "from studio.modeling.models import tiny_model_path; tiny_model_path()"],
         check=True,
         env={**os.environ, "RLHF_STUDIO_HOME": str(home)},
         capture_output=True,

@@ -1,4 +1,4 @@
-"""GPU fast paths (studio/accel.py), decided on this CPU machine with the GPU's answers stood in: the attention
+"""GPU fast paths (studio/modeling/accel.py), decided on this CPU machine with the GPU's answers stood in: the attention
 kernel, Liger, and gradient checkpointing turned on when the memory estimate is over the GPU's free memory."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import logging
 import pytest
 import torch
 
-from studio import accel
 from studio.config import DataSpec, ModelSpec, RunConfig, TrainSpec
 from studio.errors import ModelError
-from studio.estimate import run_estimate
+from studio.modeling import accel, estimate
+from studio.modeling.estimate import run_estimate
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ CONFIG = RunConfig(model=ModelSpec(name="tiny"), data=DataSpec(max_length=512), 
 
 
 def test_checkpointing_turns_on_only_when_the_gpu_asks_for_it(studio_home, gpu, caplog, tmp_path):
-    caplog.set_level(logging.INFO, logger="studio.accel")
+    caplog.set_level(logging.INFO, logger="studio.modeling.estimate")
     # 16 layers (the estimate reads only config.json), where checkpointing keeps far less than every layer's values
     (tmp_path / "config.json").write_text(
         json.dumps(
@@ -56,28 +56,28 @@ def test_checkpointing_turns_on_only_when_the_gpu_asks_for_it(studio_home, gpu, 
     assert with_it < without / 2
 
     gpu.free = without + 1
-    assert accel.fit_memory(config) is config
+    assert estimate.fit_memory(config) is config
 
     gpu.free = (with_it + without) // 2
-    fitted = accel.fit_memory(config)
+    fitted = estimate.fit_memory(config)
     assert fitted.train.gradient_checkpointing and not config.train.gradient_checkpointing
     assert dataclasses.replace(fitted, train=config.train) == config  # nothing else changed
     assert "gradient checkpointing: on, since the estimate without it" in caplog.text
 
     gpu.free = with_it // 2
-    assert accel.fit_memory(config) is config
+    assert estimate.fit_memory(config) is config
     assert "lower train.batch_size or data.max_length" in caplog.text
 
     several = dataclasses.replace(config, train=dataclasses.replace(config.train, processes=2))
-    assert accel.fit_memory(several) is several  # ZeRO-3 or FSDP would shard what the estimate counts whole
+    assert estimate.fit_memory(several) is several  # ZeRO-3 or FSDP would shard what the estimate counts whole
 
 
 def test_no_gpu_or_no_estimate_leaves_the_config_alone(studio_home, gpu, monkeypatch, tmp_path):
     gpu.free = 1
     offline = dataclasses.replace(CONFIG, model=ModelSpec(name=str(tmp_path / "missing")))
-    assert accel.fit_memory(offline) is offline  # the model load reports the missing folder, not the estimate
+    assert estimate.fit_memory(offline) is offline  # the model load reports the missing folder, not the estimate
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert accel.fit_memory(CONFIG) is CONFIG
+    assert estimate.fit_memory(CONFIG) is CONFIG
 
 
 def test_attention_and_liger_follow_what_is_installed(gpu):

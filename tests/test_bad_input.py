@@ -17,11 +17,12 @@ import sys
 import httpx
 import pytest
 
-from studio import access, cli, models
+from studio import access, cli
 from studio import config as cfg
 from studio.errors import ConfigError, StudioError
+from studio.modeling import models
+from studio.paths import runs_root
 from studio.runs import manager
-from studio.runs.rundir import runs_root
 from tests.conftest import REPO, error_shown, free_port, run_cli, served_app, write_jsonl
 
 PRESET = str(REPO / "presets" / "sft-dolly-tiny.yaml")

@@ -186,7 +186,7 @@ def test_a_person_starts_the_instructgpt_recipe_and_sees_its_three_stages_comple
     from playwright.sync_api import expect
 
     from studio import config as cfg
-    from studio import pipeline_runs
+    from studio.pipelines import runner
 
     ARTIFACTS.mkdir(exist_ok=True)
     with studio_page(studio_home) as (page, errors):
@@ -206,7 +206,7 @@ def test_a_person_starts_the_instructgpt_recipe_and_sees_its_three_stages_comple
         expect(page.get_by_text(re.compile(r"\(ppo-tiny\): completed"))).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "pipelines-tab-instructgpt.png"), full_page=True)
 
-    [state] = pipeline_runs.list_pipelines()
+    [state] = runner.list_pipelines()
     assert state["name"] == "ppo-tiny" and state["state"] == "completed"
     ids = {s["name"]: s["run_id"] for s in state["stages"]}
     configs = {name: cfg.load_config(manager.find(run_id).config_path) for name, run_id in ids.items()}

@@ -1,4 +1,4 @@
-"""studio/charts.py: panels per stage, series from metric rows (smoothing, log scale, downsampling, overlays),
+"""studio/monitor/charts.py: panels per stage, series from metric rows (smoothing, log scale, downsampling, overlays),
 the incremental ChartFeed, and plotly figures.
 
     OMP_NUM_THREADS=1 python -m pytest -q tests/test_charts.py
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from studio import charts
 from studio.config import STAGES
+from studio.monitor import charts
 from studio.runs.metrics import MetricsWriter, read_all, truncate_after
 
 FIXTURES = Path(__file__).parent / "data" / "metrics"

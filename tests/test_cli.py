@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
+from studio.paths import runs_root
 from studio.runs import manager
-from studio.runs.rundir import RunDir, runs_root
+from studio.runs.rundir import RunDir
 from tests.conftest import REPO, free_port, run_cli
 
 
@@ -192,11 +193,11 @@ def test_ui_says_it_is_starting_then_ready_when_the_page_answers_and_refuses_a_b
 
 
 def test_train_warns_about_a_gpu_recipe_naming_its_tiny_twin_then_refuses_the_hub_in_one_line(studio_home):
-    from studio import presets
+    from studio.pipelines import twins
 
     done = run_cli("train", "presets/ppo-hh-smollm2-135m.yaml", timeout=120)
     *warning, error = done.stderr.splitlines()
-    if presets.has_gpu():  # nothing to warn about where the recipe fits
+    if twins.has_gpu():  # nothing to warn about where the recipe fits
         assert warning == []
     else:
         [warning] = warning

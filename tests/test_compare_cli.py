@@ -1,5 +1,5 @@
 """`rlhf-studio compare` and `rlhf-studio chat` on the session's tuned tiny runs (same engine as the UI), their
-errors, and studio/compare.py's summaries and exports on a hand-made comparison (no model).
+errors, and studio/serve/compare.py's summaries and exports on a hand-made comparison (no model).
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_compare_cli.py -q
 """
@@ -14,13 +14,15 @@ import sys
 
 import pytest
 
-from studio import compare, data, models
+from studio import data
 from studio.cli import build_parser, generation_spec_from_args
-from studio.compare import Comparison, prompt_text, read_prompts, to_csv, to_jsonl
 from studio.config import GenerationSpec, load_config
 from studio.errors import ConfigError, StudioError
-from studio.generate import Generator, base_target, run_target
+from studio.modeling import models
 from studio.runs.rundir import RunDir
+from studio.serve import compare
+from studio.serve.compare import Comparison, prompt_text, read_prompts, to_csv, to_jsonl
+from studio.serve.generate import Generator, base_target, run_target
 from tests.conftest import QUESTIONS, REPO, run_cli, write_jsonl
 
 PROMPTS = QUESTIONS[:2]

@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from studio import data, models
+from studio import data
 from studio.config import DATA_SOURCES, SOURCE_FORMATS, DataSpec, ModelSpec
-from studio.data.preflight import check_lengths, preview, token_length
+from studio.data.lengths import check_lengths, token_length
+from studio.data.preflight import preview
 from studio.errors import DataError, ModelError
+from studio.modeling import models
 from tests.conftest import dolly_row, run_cli, write_jsonl
 
 

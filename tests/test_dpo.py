@@ -13,14 +13,14 @@ from statistics import mean
 import pytest
 import torch
 
-from studio import models
 from studio.config import DataSpec, DPOSpec, InitSpec, LoraSpec, ModelSpec, RunConfig, TrainSpec, from_dict, load_config
 from studio.errors import ConfigError
+from studio.modeling import models
+from studio.paths import runs_root
 from studio.runs import manager
 from studio.runs.metrics import read_all
-from studio.runs.rundir import RunDir, runs_root
+from studio.runs.rundir import RunDir, start_weights
 from studio.trainers import dpo, sft
-from studio.trainers.common import start_weights
 from tests.conftest import dolly_row, polite_rude_pairs, run_cli, write_jsonl
 
 REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "loss")

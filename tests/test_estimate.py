@@ -1,4 +1,4 @@
-"""studio/estimate.py: parameter counts on the meta device match the loaded model; memory per stage adds up."""
+"""studio/modeling/estimate.py: parameter counts on the meta device match the loaded model; memory per stage adds up."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from studio import models
 from studio.config import STAGES, LoraSpec, ModelSpec
 from studio.errors import ModelError
-from studio.estimate import Workload, estimate
+from studio.modeling import models
+from studio.modeling.estimate import Workload, estimate
 
 # A Llama-2-7B-shaped config with no weights: the estimate needs only config.json.
 LLAMA_7B = {

@@ -1,5 +1,5 @@
-"""studio/generate.py on the session's tuned tiny runs: switching adapters gives what loading each run fresh gives,
-the base stays the base, streaming agrees with batched generation and stops when asked, and runs that cannot
+"""studio/serve/generate.py on the session's tuned tiny runs: switching adapters gives what loading each run fresh
+gives, the base stays the base, streaming agrees with batched generation and stops when asked, and runs that cannot
 answer are refused in one line.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_generate.py -q
@@ -13,12 +13,13 @@ import pytest
 import torch
 from peft import PeftModel
 
-from studio import models
 from studio.config import GenerationSpec, ModelSpec, RunConfig
 from studio.errors import StudioError
-from studio.generate import Generator, base_target, generate_batch, prompt_ids, run_target, stream_one
+from studio.modeling import models
+from studio.modeling.generation import generate_batch, prompt_ids
 from studio.runs import manager
 from studio.runs.rundir import RunDir
+from studio.serve.generate import Generator, base_target, run_target, stream_one
 from tests.conftest import QUESTIONS
 
 PROMPTS = [[{"role": "user", "content": question}] for question in QUESTIONS[:4]]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studio import models, rewards, scoring
 from studio.config import (
     DataSpec,
     GRPOSpec,
@@ -24,12 +23,14 @@ from studio.config import (
     from_dict,
 )
 from studio.errors import ConfigError, StudioError
-from studio.rewards import RewardJudge
+from studio.modeling import models
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
-from studio.trainers import grpo, rloo
+from studio.serve import scoring
+from studio.trainers import grpo, rewards, rloo
 from studio.trainers.online import JudgeReward
+from studio.trainers.rewards import RewardJudge
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 

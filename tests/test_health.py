@@ -1,5 +1,5 @@
-"""studio/health.py: each warning fires on a bad hand-made series with its exact message, which names the step it
-first fired at and the latest value; none fires on healthy hand-made series or on the metrics of real tiny runs,
+"""studio/monitor/health.py: each warning fires on a bad hand-made series with its exact message, which names the step
+it first fired at and the latest value; none fires on healthy hand-made series or on the metrics of real tiny runs,
 except ppo-tiny's answers shrinking from 14 to 3 tokens, which is what the length drop check is for.
 
     OMP_NUM_THREADS=1 python -m pytest -q tests/test_health.py
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from studio import health
+from studio.monitor import health
 from studio.runs.metrics import MetricsWriter, read_all
 from studio.runs.rundir import RunDir
 

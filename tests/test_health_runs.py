@@ -1,5 +1,5 @@
-"""studio/health.py on a real run: the tiny SFT preset trained at learning rate 1.0 diverges (its loss goes from 3.4
-to 8 and above within a few steps), and the loss divergence warning says so, naming the steps.
+"""studio/monitor/health.py on a real run: the tiny SFT preset trained at learning rate 1.0 diverges (its loss goes
+from 3.4 to 8 and above within a few steps), and the loss divergence warning says so, naming the steps.
 
     OMP_NUM_THREADS=1 python -m pytest -q tests/test_health_runs.py
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio import health
+from studio.monitor import health
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
 from tests.conftest import run_cli

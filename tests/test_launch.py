@@ -1,4 +1,4 @@
-"""Several training processes (studio/launcher.py): the accelerate command, the shipped DeepSpeed/FSDP configs, the
+"""Several training processes (studio/runs/launcher.py): the accelerate command, the shipped DeepSpeed/FSDP configs, the
 refusals, and a real 2-process DDP SFT run on CPU (gloo) started the way the UI and CLI start every run."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import time
 import pytest
 
 from studio import config as cfg
-from studio import launcher
 from studio.errors import ConfigError
-from studio.runs import manager
+from studio.runs import launcher, manager
 from studio.runs.metrics import read_all
 
 WORKER = [sys.executable, "-m", "studio.runs.worker", "/runs/r1", "--training"]

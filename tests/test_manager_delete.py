@@ -10,9 +10,9 @@ import pytest
 
 from studio.config import InitSpec, RunConfig
 from studio.errors import StudioError
+from studio.paths import runs_root
 from studio.runs import manager, process
 from studio.runs.metrics import MetricsWriter
-from studio.runs.rundir import runs_root
 from studio.runs.store import RunIndex
 
 

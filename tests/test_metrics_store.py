@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from studio.config import RunConfig, TrainSpec, to_yaml
+from studio.paths import runs_root
 from studio.runs.metrics import MetricsReader, MetricsWriter, last_value, read_all
-from studio.runs.rundir import RunDir, runs_root
+from studio.runs.rundir import RunDir
 from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from studio import models
 from studio.config import LoraSpec, ModelSpec
 from studio.errors import ModelError
+from studio.modeling import models
 
 TEXT = "The opposite of loud is quiet. The opposite of wet is dry. Asterby has 4,300 people."
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from studio import config as cfg
-from studio import pipeline
 from studio.errors import ConfigError
+from studio.pipelines import recipe
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
@@ -25,7 +25,7 @@ PIPELINES = [p for p in PRESETS if "stages" in yaml.safe_load(p.read_text())]
 
 @pytest.mark.parametrize("path", PIPELINES, ids=[p.name for p in PIPELINES])
 def test_every_pipeline_preset_validates(path):
-    loaded = pipeline.load_pipeline(path)
+    loaded = recipe.load_pipeline(path)
     assert len(loaded.stages) >= 2
     assert all(
         stage.parent in [s.name for s in loaded.stages[:i]] or stage.parent is None
@@ -45,7 +45,7 @@ def _raw():
 
 
 def test_defaults_and_overrides_reach_the_right_stages():
-    loaded = pipeline.from_dict(_raw(), ["train.learning_rate=0.01", "stages.dpo.dpo.beta=0.3"])
+    loaded = recipe.from_dict(_raw(), ["train.learning_rate=0.01", "stages.dpo.dpo.beta=0.3"])
     sft, dpo = loaded.stages
     assert (sft.name, sft.parent, dpo.parent) == ("sft", None, "sft")
     assert sft.config.train.max_steps == dpo.config.train.max_steps == 5
@@ -78,7 +78,7 @@ def test_pipeline_mistakes_are_named(change, message):
     raw = _raw()
     change(raw)
     with pytest.raises(ConfigError) as err:
-        pipeline.from_dict(raw)
+        recipe.from_dict(raw)
     assert str(err.value).startswith(message)
 
 
@@ -98,7 +98,7 @@ def _instructgpt_raw():
 
 
 def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
-    loaded = pipeline.from_dict(_instructgpt_raw())
+    loaded = recipe.from_dict(_instructgpt_raw())
     ppo = loaded.stages[2]
     assert (ppo.parent, ppo.reward_stages, ppo.config.reward_models.runs) == ("sft", ["rm"], ["rm"])
     two = _instructgpt_raw()
@@ -112,7 +112,7 @@ def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
         },
     )
     two["stages"][3].update({"rewards_from": ["rm", "safety"], "reward_models": {"combine": "safety_gated"}})
-    gated = pipeline.from_dict(two).stages[3].config.reward_models
+    gated = recipe.from_dict(two).stages[3].config.reward_models
     assert (gated.runs, gated.combine) == (["rm", "safety"], "safety_gated")
 
 
@@ -146,7 +146,7 @@ def test_rewards_from_mistakes_are_named(change, message):
     raw = _instructgpt_raw()
     change(raw)
     with pytest.raises(ConfigError) as err:
-        pipeline.from_dict(raw)
+        recipe.from_dict(raw)
     assert str(err.value).startswith(message)
 
 
@@ -176,7 +176,7 @@ def test_the_ppo_tiny_preset_runs_sft_then_a_reward_model_then_ppo(studio_home):
 
 def test_a_bad_stage_override_is_refused():
     with pytest.raises(ConfigError, match="no stage named 'rm'"):
-        pipeline.from_dict(_raw(), ["stages.rm.train.max_steps=3"])
+        recipe.from_dict(_raw(), ["stages.rm.train.max_steps=3"])
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Recorded pipelines (studio.pipeline_runs) and the Pipelines tab: the state file and lineage, a failed stage or a
+"""Recorded pipelines (studio.pipelines.runner) and the Pipelines tab: the state file and lineage, a failed stage or a
 cancel stops the rest, the detached runner, recipes (bundled and saved), the tab's endpoints, and the Llama 2 recipe
 end to end on the tiny model.
 
@@ -21,8 +21,8 @@ import yaml
 
 from components.pipelines_tab import graph_html
 from studio import config as cfg
-from studio import pipeline, pipeline_runs
 from studio.errors import ConfigError
+from studio.pipelines import recipe, runner
 from studio.runs import manager
 from studio.runs.rundir import RunDir
 from tests.conftest import REPO, run_cli, served_studio
@@ -33,12 +33,12 @@ FAKE_RUNNER = [
     sys.executable,
     "-c",
     "import sys; from studio.runs import manager; from tests.fake_worker import "
-    "COMMAND; manager.WORKER = COMMAND; from studio import pipeline_runs; "
-    "sys.exit(pipeline_runs.main(sys.argv))",
+    "COMMAND; manager.WORKER = COMMAND; from studio.pipelines import runner; "
+    "sys.exit(runner.main(sys.argv))",
 ]
 
 
-def _instructgpt() -> pipeline.Pipeline:
+def _instructgpt() -> recipe.Pipeline:
     raw = {
         "pipeline": "igpt",
         "defaults": {"model": {"name": "tiny"}},
@@ -54,7 +54,7 @@ def _instructgpt() -> pipeline.Pipeline:
             },
         ],
     }
-    return pipeline.from_dict(raw)
+    return recipe.from_dict(raw)
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def _run_in_thread(record) -> tuple[threading.Thread, dict]:
     result: dict = {}
     thread = threading.Thread(
         target=lambda: result.update(
-            pipeline_runs.run(record, follow=lambda run, proc: pipeline_runs.wait_for_run(record, run, proc, poll=0.05))
+            runner.run(record, follow=lambda run, proc: runner.wait_for_run(record, run, proc, poll=0.05))
         ),
         daemon=True,
     )
@@ -98,7 +98,7 @@ def _run_in_thread(record) -> tuple[threading.Thread, dict]:
 
 @pytest.mark.usefixtures("fake_worker")
 def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
-    record = pipeline_runs.create(_instructgpt(), "InstructGPT, faked")
+    record = runner.create(_instructgpt(), "InstructGPT, faked")
     assert record.path == studio_home / "pipelines" / record.id
     state = record.read_state()
     assert state["state"] == "queued" and state["description"] == "InstructGPT, faked"
@@ -108,7 +108,7 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
         ("ppo", "ppo", "sft", ["rm"], None),
     ]
     # The resolved YAML reads back to the same stages, defaults applied.
-    again = pipeline.from_dict(yaml.safe_load(record.yaml_path.read_text()))
+    again = recipe.from_dict(yaml.safe_load(record.yaml_path.read_text()))
     assert [(s.name, s.parent, s.reward_stages, s.config.model.name) for s in again.stages] == [
         ("sft", None, [], "tiny"),
         ("rm", "sft", [], "tiny"),
@@ -125,7 +125,7 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
     ppo_config = cfg.load_config(ppo.config_path)
     assert ppo_config.init.from_run == sft.id and ppo_config.reward_models.runs == [rm.id]
     assert {r.read_status()["pipeline"] for r in (sft, rm, ppo)} == {record.id}
-    listed = pipeline_runs.list_pipelines()
+    listed = runner.list_pipelines()
     assert [p["id"] for p in listed] == [record.id]
     assert [(s["name"], s["state"]) for s in listed[0]["stages"]] == [
         ("sft", "completed"),
@@ -137,14 +137,14 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
 
 @pytest.mark.usefixtures("fake_worker")
 def test_a_failed_stage_stops_the_pipeline_with_one_line_naming_it(studio_home):
-    record = pipeline_runs.create(_instructgpt())
+    record = runner.create(_instructgpt())
     thread, result = _run_in_thread(record)
     _end(_wait_running(record, "sft"))
     _end(_wait_running(record, "rm"), "FAIL")
     thread.join(60)
     assert result["state"] == "failed"
     assert result["error"] == "stage rm failed: told to fail"
-    state = pipeline_runs.status(record)
+    state = runner.status(record)
     # The stage after the failed one never runs: "skipped", not "waiting" for ever.
     assert [(s["name"], s["state"]) for s in state["stages"]] == [
         ("sft", "completed"),
@@ -156,22 +156,22 @@ def test_a_failed_stage_stops_the_pipeline_with_one_line_naming_it(studio_home):
 
 @pytest.mark.usefixtures("fake_worker")
 def test_cancelling_a_pipeline_cancels_its_run_and_starts_no_later_stage(studio_home):
-    record = pipeline_runs.create(_instructgpt())
+    record = runner.create(_instructgpt())
     thread, result = _run_in_thread(record)
     _end(_wait_running(record, "sft"))
     rm = _wait_running(record, "rm")
-    pipeline_runs.cancel(record)
+    runner.cancel(record)
     thread.join(60)
     assert result["state"] == "cancelled" and result["error"] == "cancelled at stage rm"
     assert rm.read_status()["state"] == "cancelled"
     time.sleep(0.5)
     assert _stage_run(record, "ppo") is None and len(manager.list_runs()) == 2
-    assert pipeline_runs.cancel(record)["state"] == "cancelled"  # again: nothing left to do, no error
+    assert runner.cancel(record)["state"] == "cancelled"  # again: nothing left to do, no error
 
 
 @pytest.mark.usefixtures("fake_worker")
 def test_a_stage_that_cannot_start_fails_the_pipeline_in_one_line(studio_home):
-    record = pipeline_runs.create(_instructgpt())
+    record = runner.create(_instructgpt())
     thread, result = _run_in_thread(record)
     (_wait_running(record, "sft").path / "FINISH").touch()  # completed, but no adapter to start from
     thread.join(60)
@@ -179,7 +179,7 @@ def test_a_stage_that_cannot_start_fails_the_pipeline_in_one_line(studio_home):
     assert result["error"].startswith("stage rm could not start: init.from_run = ")
     assert "\n" not in result["error"]
     # The stage that could not start failed (it has no run); the one after it is skipped.
-    assert [(s["name"], s["state"]) for s in pipeline_runs.status(record)["stages"]] == [
+    assert [(s["name"], s["state"]) for s in runner.status(record)["stages"]] == [
         ("sft", "completed"),
         ("rm", "failed"),
         ("ppo", "skipped"),
@@ -187,44 +187,44 @@ def test_a_stage_that_cannot_start_fails_the_pipeline_in_one_line(studio_home):
 
 
 def test_the_detached_runner_runs_a_recorded_pipeline_and_a_dead_one_is_seen(studio_home, monkeypatch):
-    monkeypatch.setattr(pipeline_runs, "RUNNER", FAKE_RUNNER)
-    record = pipeline_runs.create(_instructgpt())
-    proc = pipeline_runs.launch(record)
+    monkeypatch.setattr(runner, "RUNNER", FAKE_RUNNER)
+    record = runner.create(_instructgpt())
+    proc = runner.launch(record)
     assert record.read_state()["pid"] == proc.pid
     for name in ("sft", "rm", "ppo"):
         _end(_wait_running(record, name))
     assert proc.wait(60) == 0
-    assert pipeline_runs.status(record)["state"] == "completed"
+    assert runner.status(record)["state"] == "completed"
     assert "stage 3/3: ppo (ppo)" in record.log_path.read_text()
 
-    dead = pipeline_runs.create(_instructgpt())
-    proc = pipeline_runs.launch(dead)
+    dead = runner.create(_instructgpt())
+    proc = runner.launch(dead)
     sft = _wait_running(dead, "sft")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    state = pipeline_runs.status(dead)
+    state = runner.status(dead)
     assert state["state"] == "failed" and state["error"].startswith("the pipeline runner is gone")
     manager.cancel(sft)
 
 
 def test_recipes_are_the_bundled_pipelines_and_the_users_saved_ones(studio_home):
-    bundled = pipeline_runs.recipes()
+    bundled = runner.recipes()
     assert {"ppo-tiny", "llama2-tiny", "sft-dpo-tiny"} <= set(bundled)
     assert "sft-dolly-tiny" not in bundled  # a single-run preset is no recipe
     assert bundled["ppo-tiny"]["description"].startswith("InstructGPT (tiny)")
     assert all(r["description"] for r in bundled.values()), "every bundled pipeline says what it is"
 
     text = (REPO / "presets" / "sft-dpo-tiny.yaml").read_text().replace("max_steps: 30", "max_steps: 3")
-    path = pipeline_runs.save_recipe("my-dpo", text)
+    path = runner.save_recipe("my-dpo", text)
     assert path == studio_home / "presets" / "my-dpo.yaml"
-    text_back, loaded, description = pipeline_runs.recipe("my-dpo")
-    assert pipeline_runs.recipes()["my-dpo"]["yours"] and loaded.stages[1].config.train.max_steps == 3
+    text_back, loaded, description = runner.recipe("my-dpo")
+    assert runner.recipes()["my-dpo"]["yours"] and loaded.stages[1].config.train.max_steps == 3
     assert description.startswith("DPO (tiny)")
 
     (studio_home / "presets" / "broken.yaml").write_text("stages: [\n")
-    assert pipeline_runs.recipes()["broken"]["yours"]  # listed, so that picking it says what is wrong
+    assert runner.recipes()["broken"]["yours"]  # listed, so that picking it says what is wrong
     with pytest.raises(ConfigError, match=r"broken.yaml line \d+: not valid YAML"):
-        pipeline_runs.recipe("broken")
+        runner.recipe("broken")
 
 
 @pytest.mark.parametrize(
@@ -243,7 +243,7 @@ def test_recipes_are_the_bundled_pipelines_and_the_users_saved_ones(studio_home)
 )
 def test_a_bad_saved_pipeline_gets_one_line(studio_home, name, text, message):
     with pytest.raises(ConfigError) as err:
-        pipeline_runs.save_recipe(name, text)
+        runner.save_recipe(name, text)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert not (studio_home / "presets" / f"{name}.yaml").exists()
 
@@ -252,13 +252,13 @@ def test_a_user_single_run_preset_is_not_overwritten(studio_home):
     (studio_home / "presets").mkdir()
     (studio_home / "presets" / "mine.yaml").write_text("stage: sft\n")
     with pytest.raises(ConfigError, match="your single-run preset has that name"):
-        pipeline_runs.save_recipe("mine", (REPO / "presets" / "sft-dpo-tiny.yaml").read_text())
+        runner.save_recipe("mine", (REPO / "presets" / "sft-dpo-tiny.yaml").read_text())
 
 
 def test_the_graph_draws_a_box_per_stage_and_an_arrow_per_link():
     stages = [
         {"name": s.name, "stage": s.config.stage, "parent": s.parent, "reward_stages": s.reward_stages}
-        for s in pipeline.load_pipeline(REPO / "presets" / "llama2-tiny.yaml").stages
+        for s in recipe.load_pipeline(REPO / "presets" / "llama2-tiny.yaml").stages
     ]
     drawn = graph_html(stages)
     assert drawn.count("<rect") == 5
@@ -285,20 +285,20 @@ def test_the_pipelines_tab_endpoints(studio_home):
 
         line, _ = client.predict("my-instructgpt", text, api_name="/save_pipeline")
         assert line.startswith("Saved pipeline **my-instructgpt**")
-        assert pipeline_runs.recipes()["my-instructgpt"]["yours"]
+        assert runner.recipes()["my-instructgpt"]["yours"]
         line = client.predict("no such id", api_name="/cancel_pipeline")
         assert line == "no pipeline with id 'no such id'"
 
         dpo = (REPO / "presets" / "sft-dpo-tiny.yaml").read_text()
         line, _ = client.predict(dpo, "train.max_steps=2", api_name="/start_pipeline")
         assert line.startswith("Started pipeline **")
-        [pipeline_id] = [p["id"] for p in pipeline_runs.list_pipelines()]
+        [pipeline_id] = [p["id"] for p in runner.list_pipelines()]
         assert f"**{pipeline_id}**" in line
-        record = pipeline_runs.find(pipeline_id)
+        record = runner.find(pipeline_id)
         _wait_running(record, "sft", timeout=120)
         assert client.predict(pipeline_id, api_name="/cancel_pipeline") == f"Pipeline {pipeline_id}: cancelled."
         deadline = time.monotonic() + 60
-        while pipeline_runs.status(record)["state"] != "cancelled":  # the runner writes its end
+        while runner.status(record)["state"] != "cancelled":  # the runner writes its end
             assert time.monotonic() < deadline
             time.sleep(0.2)
         line, graph, table = client.predict(pipeline_id, api_name="/show_pipeline")
@@ -315,7 +315,7 @@ def test_the_llama2_recipe_runs_end_to_end_on_the_tiny_model(studio_home):
     result = run_cli("train", "presets/llama2-tiny.yaml", timeout=900)
     assert result.returncode == 0, result.stderr
     assert "pipeline llama2-tiny completed" in result.stdout
-    [state] = pipeline_runs.list_pipelines()
+    [state] = runner.list_pipelines()
     assert state["state"] == "completed"
     assert [(s["name"], s["state"]) for s in state["stages"]] == [
         ("sft", "completed"),

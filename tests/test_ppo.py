@@ -11,10 +11,10 @@ import torch
 
 from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
 from studio.errors import ConfigError
-from studio.rewards import combine_scores
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.trainers import ppo
+from studio.trainers.rewards import combine_scores
 from studio.trainers.sampling import response_mask
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
@@ -261,8 +261,8 @@ def test_a_cancelled_ppo_run_resumes_exactly_where_it_stopped(studio_home, tmp_p
 
 def test_log_probs_come_from_the_tempered_distribution_answers_are_sampled_from(studio_home):
     """With ppo.temperature T the policy's and the reference's logits are divided by T, as sampling divides them."""
-    from studio import models
     from studio.config import ModelSpec
+    from studio.modeling import models
 
     torch.manual_seed(0)
     policy = models.add_lora(models.load_causal_lm(ModelSpec()), LoraSpec(), ModelSpec(), "CAUSAL_LM")

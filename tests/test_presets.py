@@ -1,5 +1,6 @@
-"""presets/: every file opens with a comment; the GPU presets fit a 24 GB card by studio/estimate.py and say so; each
-GPU preset's offline twin (studio/presets.py) validates, matches its --set form, and trains for real (slow).
+"""presets/: every file opens with a comment; the GPU presets fit a 24 GB card by studio/modeling/estimate.py and say
+so; each
+GPU preset's offline twin (studio/pipelines/twins.py) validates, matches its --set form, and trains for real (slow).
 
 Loading and validating every preset and pipeline is in test_config.py and test_pipeline.py (they glob presets/).
 
@@ -17,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from studio import config as cfg
-from studio import pipeline
-from studio.estimate import GIB
-from studio.presets import TWIN_STEPS, is_offline, offline_twin, peak_memory, twin_sets
+from studio.modeling.estimate import GIB
+from studio.pipelines import recipe
+from studio.pipelines.twins import TWIN_STEPS, is_offline, offline_twin, peak_memory, twin_sets
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.worker import run_stage
@@ -94,11 +95,11 @@ def read_raw(path: Path) -> dict:
     return cfg.read_yaml(path)
 
 
-def stage_configs(raw: dict) -> list[pipeline.Stage]:
+def stage_configs(raw: dict) -> list[recipe.Stage]:
     """A preset's stages: a pipeline's, or one stage named 'run' for a single run config."""
-    if pipeline.is_pipeline(raw):
-        return pipeline.from_dict(raw).stages
-    return [pipeline.Stage("run", None, cfg.from_dict(raw))]
+    if recipe.is_pipeline(raw):
+        return recipe.from_dict(raw).stages
+    return [recipe.Stage("run", None, cfg.from_dict(raw))]
 
 
 GPU_PRESETS = [p for p in ALL_PRESETS if not all(is_offline(s.config) for s in stage_configs(read_raw(p)))]
@@ -199,20 +200,20 @@ def test_twin_validates_offline_and_short(path):
 
 @pytest.mark.parametrize("path", GPU_PRESETS, ids=IDS)
 def test_twin_is_the_preset_with_set_overrides(path):
-    """`rlhf-studio train PRESET $(python -m studio.presets sets PRESET)` trains the same twin."""
+    """`rlhf-studio train PRESET $(python -m studio.pipelines.twins sets PRESET)` trains the same twin."""
     args = twin_sets(path)
     assert args[::2] == ["--set"] * (len(args) // 2) and all(" " not in a for a in args)
     raw = read_raw(path)
     sets = args[1::2]
-    if pipeline.is_pipeline(raw):
-        via_sets = [s.config for s in pipeline.from_dict(raw, sets).stages]
+    if recipe.is_pipeline(raw):
+        via_sets = [s.config for s in recipe.from_dict(raw, sets).stages]
     else:
         via_sets = [cfg.from_dict(cfg.apply_overrides(raw, sets))]
     assert via_sets == [s.config for s in stage_configs(offline_twin(raw))]
 
 
 def test_the_module_prints_sets_and_twins(capsys):
-    from studio.presets import main
+    from studio.pipelines.twins import main
 
     path = str(GPU_PRESETS[0])
     assert main(["sets", path]) == 0 and "--set " in capsys.readouterr().out

@@ -12,12 +12,13 @@ import math
 import pytest
 import torch
 
-from studio import data, scoring
+from studio import data
 from studio.config import DataSpec, InitSpec, LoraSpec, ModelSpec, RewardSpec, RunConfig, TrainSpec, load_config
 from studio.errors import ConfigError, StudioError
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
+from studio.serve import scoring
 from studio.trainers import reward, sft
 from tests.conftest import dolly_row, polite_rude_pairs, run_cli, write_jsonl
 

@@ -1,4 +1,4 @@
-"""studio/run_summary.py: what Start will run, on real presets, data files and run folders (written by hand, no
+"""studio/pipelines/preview.py: what Start will run, on real presets, data files and run folders (written by hand, no
 training): rows and steps as the worker counts them, the memory run_estimate gives, the run it starts from, the
 reward models, and a part that cannot be worked out saying why in its own line, fast, while the rest is still given.
 """
@@ -12,8 +12,8 @@ import pytest
 from studio import config as cfg
 from studio.data import sample_path
 from studio.data.preflight import data_report
-from studio.estimate import run_estimate
-from studio.run_summary import Rows, count_steps, run_summary
+from studio.modeling.estimate import run_estimate
+from studio.pipelines.preview import Rows, count_steps, run_summary
 from studio.runs import manager, process
 from tests.conftest import REPO, dolly_row, write_jsonl
 
@@ -95,7 +95,7 @@ def test_steps_match_what_the_trainers_count(studio_home, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from studio import models
+    from studio.modeling import models
     from studio.runs.rundir import RunDir
     from studio.trainers import kto, sft
 

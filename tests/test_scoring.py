@@ -1,5 +1,5 @@
-"""A finished reward model scored on the pairs it held out of training (studio.scoring.held_out_scores), and the
-histogram of those scores (studio.charts.score_histogram). Uses the session's tuned runs, read only."""
+"""A finished reward model scored on the pairs it held out of training (studio.serve.scoring.held_out_scores), and the
+histogram of those scores (studio.monitor.charts.score_histogram). Uses the session's tuned runs, read only."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import re
 
 import pytest
 
-from studio import charts, scoring
 from studio.config import load_config
 from studio.errors import StudioError
+from studio.monitor import charts
 from studio.runs import manager
+from studio.serve import scoring
 
 pytestmark = pytest.mark.usefixtures("in_tuned_home")
 

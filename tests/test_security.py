@@ -32,9 +32,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import access, models
+from studio import access
 from studio.config import DataSpec, GenerationSpec, LoraSpec, ModelSpec, RunConfig, load_config
 from studio.errors import StudioError
+from studio.modeling import models
 from studio.runs import manager
 from studio.runs.rundir import FINAL_STATES, RunDir
 from tests.conftest import REPO, dolly_row, error_shown, free_port, run_cli, write_jsonl
@@ -112,7 +113,7 @@ def test_a_pickle_only_whole_model_folder_is_refused(studio_home, weight_folders
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_pickle_only_adapter_is_refused_by_every_loader(studio_home, weight_folders, tmp_path, kind):
-    from studio import generate
+    from studio.serve import generate
 
     marker = tmp_path / "MARKER"
     folder = _pickle_only(weight_folders["adapter"], tmp_path / "run-adapter", kind, marker)
@@ -140,7 +141,8 @@ def _completed_run(stage: str, weights: Path) -> RunDir:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_run_whose_adapter_is_a_pickle_cannot_score_share_or_export(studio_home, weight_folders, tmp_path, kind):
-    from studio import scoring, share
+    from studio.publish import share
+    from studio.serve import scoring
 
     marker = tmp_path / "MARKER"
     reward = _completed_run("reward", _pickle_only(weight_folders["reward_adapter"], tmp_path / "rm", kind, marker))
@@ -247,7 +249,7 @@ def _served_with_logs(home: Path, log: Path):
 
 @pytest.mark.slow
 def test_the_hub_token_lands_in_no_output_log_run_file_index_or_card(studio_home, tmp_path, monkeypatch):
-    from studio import share
+    from studio.publish import share
 
     token = "hf_" + "".join(random.choices(string.ascii_letters + string.digits, k=30))
     monkeypatch.setenv("HF_TOKEN", token)
@@ -374,8 +376,8 @@ def test_an_exposed_studio_exports_only_inside_home_spaces(studio_home, tmp_path
 
 @pytest.fixture
 def share_tab(monkeypatch):
-    """components.share_tab whose studio.share records the folder an export was asked to write (the run's checks
-    and copying are studio/share.py's own tests')."""
+    """components.share_tab whose studio.publish.share records the folder an export was asked to write (the run's checks
+    and copying are studio/publish/share.py's own tests')."""
     from components import share_tab
 
     asked = []

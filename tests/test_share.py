@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from studio import share
 from studio.config import GenerationSpec
 from studio.errors import StudioError
+from studio.publish import share
 from tests.conftest import free_port, run_cli, served_app
 
 PROMPTS = [
@@ -52,7 +52,7 @@ def no_stored_login(tmp_path, monkeypatch):
 
 
 def _greedy(target, prompts=PROMPTS, settings=GREEDY) -> list[str]:
-    from studio.generate import Generator
+    from studio.serve.generate import Generator
 
     return Generator().generate(target, [[{"role": "user", "content": p}] for p in prompts], settings).texts
 
@@ -73,7 +73,7 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
 def test_merged_weights_load_with_plain_transformers_and_answer_as_base_plus_adapters(copied_home, tmp_path, which):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio.generate import run_target
+    from studio.serve.generate import run_target
 
     run_id = copied_home[which]
     folder = share.stage(run_id, tmp_path / "staged", merged=True, repo_id="me/tuned")
@@ -377,7 +377,7 @@ def test_there_is_no_token_option():
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["sft", "chained"])
 def test_exported_space_runs_alone_and_answers_like_the_studio(in_tuned_home, tmp_path, which):
-    from studio.generate import base_target, run_target
+    from studio.serve.generate import base_target, run_target
 
     run_id = in_tuned_home[which]
     space = tmp_path / "space"

@@ -1,8 +1,9 @@
 """The Share tab through its endpoints (gradio_client).
 
-The wiring tests serve the tab in this process over a module home of hand-made runs, with studio.share replaced by
+The wiring tests serve the tab in this process over a module home of hand-made runs, with studio.publish.share
+replaced by
 a recording fake, so they check what the tab sends to the engine and what it shows of the answer. The tests at the
-end serve the whole studio on a copy of the session's tuned runs with the real studio.share (skipped while that
+end serve the whole studio on a copy of the session's tuned runs with the real studio.publish.share (skipped while that
 module does not exist): a real card, a real Space export, and a push with no token and no network.
 """
 
@@ -24,7 +25,7 @@ from tests.conftest import free_port, served_studio
 
 pytestmark = pytest.mark.usefixtures("in_module_home")
 
-REAL_SHARE = importlib.util.find_spec("studio.share") is not None
+REAL_SHARE = importlib.util.find_spec("studio.publish.share") is not None
 CARD = "---\nlicense: apache-2.0\nbase_model: tiny\n---\n# tuned-sft\n\nFine-tuned with RLHF Studio.\n"
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `huggingface-cli login` on this machine"
 
@@ -35,13 +36,13 @@ def _one_line(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def share_tab():
-    """components.share_tab, importable even before studio.share exists (a bare stand-in module until then)."""
+    """components.share_tab, importable even before studio.publish.share exists (a bare stand-in module until then)."""
     with pytest.MonkeyPatch.context() as mp:
         if not REAL_SHARE:
             import studio
 
-            stand_in = types.ModuleType("studio.share")
-            mp.setitem(sys.modules, "studio.share", stand_in)
+            stand_in = types.ModuleType("studio.publish.share")
+            mp.setitem(sys.modules, "studio.publish.share", stand_in)
             mp.setattr(studio, "share", stand_in, raising=False)
             mp.delitem(sys.modules, "components.share_tab", raising=False)
         from components import share_tab
@@ -124,7 +125,7 @@ class FakeShare:
 
     @staticmethod
     def outside_home(folder):  # a question, not an action: the real answer
-        from studio.share import outside_home
+        from studio.publish.share import outside_home
 
         return outside_home(folder)
 
@@ -281,14 +282,14 @@ def test_a_failed_export_is_one_line_and_leaves_nothing_to_push(client, share_ta
     assert client.predict("me/tiny-sft-chat", False, api_name="/push_space").startswith("export the Space first")
 
 
-# ---------------------------------------------------------------- the whole studio with the real studio.share
+# ---------------------------------------------------------------- the whole studio with the real studio.publish.share
 
 
 @pytest.fixture(scope="module")
 def real_client(tuned_runs, tmp_path_factory):
     """The whole studio on a copy of the tuned runs, with no Hub token anywhere and the Hub offline."""
     if not REAL_SHARE:
-        pytest.skip("studio/share.py is not written yet")
+        pytest.skip("studio/publish/share.py is not written yet")
     home = tmp_path_factory.mktemp("share-home")
     (home / "models").symlink_to((tuned_runs["home"] / "models").resolve())
     shutil.copytree(tuned_runs["home"] / "runs", home / "runs", ignore=shutil.ignore_patterns("checkpoints"))
@@ -325,7 +326,7 @@ def test_real_export_space_writes_the_folder_it_lists(real_client, tuned_runs, t
 
 def test_real_push_without_a_token_or_network_is_one_line(real_client, tuned_runs):
     client, _home = real_client
-    from studio import share
+    from studio.publish import share
 
     message = client.predict(tuned_runs["sft"], "me/tiny-sft", False, False, api_name="/push")
     assert message == share.NO_TOKEN

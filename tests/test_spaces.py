@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from studio import config as cfg
-from studio import pipeline, pipeline_runs, spaces
+from studio import paths, spaces
 from studio.errors import StudioError
-from studio.runs import manager, rundir
-from studio.runs.rundir import studio_home
+from studio.paths import studio_home
+from studio.pipelines import recipe, runner
+from studio.runs import manager
 from tests.conftest import REPO, run_cli
 
 
@@ -61,7 +62,7 @@ def test_requirements_are_pyprojects_dependencies_less_gradio():
 def test_on_spaces_the_home_is_the_persistent_storage(tmp_path, monkeypatch):
     monkeypatch.delenv("RLHF_STUDIO_HOME")
     monkeypatch.setenv("SPACE_ID", "someone/rlhf-studio")
-    monkeypatch.setattr(rundir, "PERSISTENT_STORAGE", tmp_path)
+    monkeypatch.setattr(paths, "PERSISTENT_STORAGE", tmp_path)
     assert studio_home() == tmp_path / "rlhf-studio"
     assert manager.runs_root() == tmp_path / "rlhf-studio" / "runs"
 
@@ -71,21 +72,21 @@ def test_without_writable_persistent_storage_or_off_spaces_the_home_is_the_usual
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     monkeypatch.delenv("RLHF_STUDIO_HOME")
     monkeypatch.setenv("SPACE_ID", "someone/rlhf-studio")
-    monkeypatch.setattr(rundir, "PERSISTENT_STORAGE", tmp_path / "no-data")  # no storage attached
+    monkeypatch.setattr(paths, "PERSISTENT_STORAGE", tmp_path / "no-data")  # no storage attached
     assert studio_home() == usual
     read_only = tmp_path / "read-only"
     read_only.mkdir(mode=0o555)
-    monkeypatch.setattr(rundir, "PERSISTENT_STORAGE", read_only)
-    monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)  # root may write anywhere; say it may not
+    monkeypatch.setattr(paths, "PERSISTENT_STORAGE", read_only)
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: False)  # root may write anywhere; say it may not
     assert studio_home() == usual
-    monkeypatch.setattr(rundir, "PERSISTENT_STORAGE", tmp_path)
+    monkeypatch.setattr(paths, "PERSISTENT_STORAGE", tmp_path)
     monkeypatch.delenv("SPACE_ID")
     assert studio_home() == usual
 
 
 def test_rlhf_studio_home_still_wins_on_spaces(tmp_path, monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/rlhf-studio")
-    monkeypatch.setattr(rundir, "PERSISTENT_STORAGE", tmp_path)
+    monkeypatch.setattr(paths, "PERSISTENT_STORAGE", tmp_path)
     monkeypatch.setenv("RLHF_STUDIO_HOME", str(tmp_path / "mine"))
     assert studio_home() == tmp_path / "mine"
 
@@ -121,7 +122,7 @@ def test_a_cpu_only_space_refuses_to_create_or_start_a_run_in_one_line(on_cpu_sp
 
 def test_a_cpu_only_space_refuses_a_pipeline_before_it_writes_anything(on_cpu_space):
     with pytest.raises(StudioError, match="CPU-only hardware"):
-        pipeline_runs.create(pipeline.load_pipeline(REPO / "presets" / "sft-dpo-tiny.yaml"))
+        runner.create(recipe.load_pipeline(REPO / "presets" / "sft-dpo-tiny.yaml"))
     assert not (studio_home() / "pipelines").exists()
 
 
@@ -155,8 +156,8 @@ def test_cli_train_on_a_cpu_only_space_prints_the_one_line(monkeypatch):
 
 
 def test_scoring_and_comparing_still_work_on_a_cpu_only_space(on_cpu_space, in_tuned_home):
-    from studio import compare, generate, scoring
     from studio.config import GenerationSpec
+    from studio.serve import compare, generate, scoring
 
     assert [r["id"] for r in scoring.reward_runs()] == [in_tuned_home["reward"]]
     messages = [{"role": "user", "content": "How do I boil an egg?"}]
@@ -182,8 +183,8 @@ def test_the_check_costs_nothing_off_spaces(monkeypatch):
 
 def test_publishing_from_a_space_needs_the_owners_opt_in(monkeypatch):
     """In a Space the Hub token is the owner's and the page is anyone's: no push without RLHF_STUDIO_ALLOW_PUSH=1."""
-    from studio import share
     from studio.errors import StudioError
+    from studio.publish import share
 
     monkeypatch.setenv("HF_TOKEN", "hf_owner_secret")
     monkeypatch.setenv("SPACE_ID", "someone/rlhf-studio")

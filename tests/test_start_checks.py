@@ -20,13 +20,14 @@ import pytest
 
 from components import data_tab, model_tab, pipelines_tab, train_tab
 from studio import config as cfg
-from studio import model_files, pipeline, pipeline_runs, presets
+from studio import hub_reach
 from studio.config import DataSpec, ModelSpec, RunConfig
-from studio.data import hub
 from studio.errors import DataError, ModelError, StudioError
+from studio.modeling import model_files
+from studio.paths import runs_root
+from studio.pipelines import recipe, runner, twins
 from studio.runs import manager, process
 from studio.runs.metrics import MetricsWriter
-from studio.runs.rundir import runs_root
 from tests.conftest import REPO, error_shown, free_port, served_studio
 from tests.fake_worker import COMMAND as FAKE_WORKER
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
@@ -136,10 +137,10 @@ def test_a_hub_that_does_not_answer_is_refused_quickly(online, monkeypatch):
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         monkeypatch.setenv("HF_ENDPOINT", url)
         began = time.monotonic()
-        assert hub.reach_problem("models") == f"no answer from {url} within {hub.REACH_TIMEOUT:g} s"
-        assert time.monotonic() - began < hub.REACH_TIMEOUT + 1.0
+        assert hub_reach.reach_problem("models") == f"no answer from {url} within {hub_reach.REACH_TIMEOUT:g} s"
+        assert time.monotonic() - began < hub_reach.REACH_TIMEOUT + 1.0
         began = time.monotonic()
-        assert hub.reach_problem("datasets") == f"no answer from {url} within {hub.REACH_TIMEOUT:g} s"
+        assert hub_reach.reach_problem("datasets") == f"no answer from {url} within {hub_reach.REACH_TIMEOUT:g} s"
         assert time.monotonic() - began < 0.5  # the answer is reused for the other checks of the same Start
 
 
@@ -159,7 +160,7 @@ def test_a_pipeline_with_a_hub_stage_is_refused_before_it_is_recorded(studio_hom
     text = (REPO / "presets" / "ppo-hh-smollm2-135m.yaml").read_text()
     began = time.monotonic()
     with pytest.raises(StudioError) as err:
-        pipeline_runs.start_text(text)
+        runner.start_text(text)
     assert time.monotonic() - began < 3.0
     assert str(err.value).startswith(
         "stage sft: data.path is empty, so the dolly source loads "
@@ -195,10 +196,10 @@ def test_the_same_config_started_twice_within_seconds_is_refused_naming_the_firs
 
 def test_the_same_pipeline_started_twice_within_seconds_is_refused(studio_home):
     text = (REPO / "presets" / "sft-dpo-tiny.yaml").read_text()
-    first = pipeline_runs.create(pipeline_runs.validate(text)[0], refuse_repeats=True)
+    first = runner.create(runner.validate(text)[0], refuse_repeats=True)
     with pytest.raises(StudioError, match=f"^pipeline {first.id} with this same config was started"):
-        pipeline_runs.create(pipeline_runs.validate(text)[0], refuse_repeats=True)
-    other = pipeline_runs.create(pipeline_runs.validate(text, ["train.max_steps=3"])[0], refuse_repeats=True)
+        runner.create(runner.validate(text)[0], refuse_repeats=True)
+    other = runner.create(runner.validate(text, ["train.max_steps=3"])[0], refuse_repeats=True)
     assert sorted(p.name for p in (studio_home / "pipelines").iterdir() if p.is_dir()) == sorted([first.id, other.id])
 
 
@@ -207,7 +208,7 @@ def test_the_same_pipeline_started_twice_within_seconds_is_refused(studio_home):
 
 @pytest.mark.usefixtures("no_gpu")
 def test_gpu_recipes_say_so_and_come_after_the_offline_ones(studio_home):
-    assert not presets.has_gpu()
+    assert not twins.has_gpu()
     labels = [label for label, _name in pipelines_tab.recipe_choices()]
     gpu = [i for i, label in enumerate(labels) if "needs a GPU" in label]
     assert gpu and gpu == list(range(len(labels) - len(gpu), len(labels)))  # all of them last
@@ -226,16 +227,16 @@ def test_gpu_recipes_say_so_and_come_after_the_offline_ones(studio_home):
 
 @pytest.mark.usefixtures("no_gpu")
 def test_a_gpu_recipe_names_its_tiny_twin(studio_home):
-    recipe = pipeline.load_pipeline(REPO / "presets" / "ppo-hh-smollm2-135m.yaml")
-    assert pipeline_runs.gpu_warning(recipe) == (
+    loaded = recipe.load_pipeline(REPO / "presets" / "ppo-hh-smollm2-135m.yaml")
+    assert runner.gpu_warning(loaded) == (
         f"This recipe is sized for a GPU ({SMOLLM}) and this machine has none, so it would take hours here; its tiny "
         "twin, the recipe ppo-tiny, runs the same stages offline here in a few minutes."
     )
     single = cfg.load_config(REPO / "presets" / "rm-shp-qwen2.5-0.5b.yaml")
-    assert presets.gpu_warning([single]).endswith(
+    assert twins.gpu_warning([single]).endswith(
         "its tiny twin, the preset rm-hh-tiny, trains the same stage offline here in about a minute."
     )
-    assert presets.gpu_warning([cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml")]) is None
+    assert twins.gpu_warning([cfg.load_config(REPO / "presets" / "sft-dolly-tiny.yaml")]) is None
 
 
 # ---------------------------------------------------------------- a running stage's step and time left
@@ -244,11 +245,9 @@ def test_a_gpu_recipe_names_its_tiny_twin(studio_home):
 @pytest.mark.usefixtures("fake_worker")
 def test_a_running_stage_shows_its_step_and_time_left(studio_home):
     text = (REPO / "presets" / "sft-dpo-tiny.yaml").read_text()
-    record = pipeline_runs.create(pipeline_runs.validate(text)[0])
+    record = runner.create(runner.validate(text)[0])
     thread = threading.Thread(
-        target=lambda: pipeline_runs.run(
-            record, follow=lambda run, proc: pipeline_runs.wait_for_run(record, run, proc, poll=0.05)
-        ),
+        target=lambda: runner.run(record, follow=lambda run, proc: runner.wait_for_run(record, run, proc, poll=0.05)),
         daemon=True,
     )
     thread.start()
@@ -272,7 +271,7 @@ def test_a_running_stage_shows_its_step_and_time_left(studio_home):
     first = time.time() - 8.0
     MetricsWriter(run.metrics_path).write({"step": 1, "loss": 2.0, "epoch": 0.1, "time": first})
     run.write_status(step=5)
-    [sft, dpo] = pipeline_runs.status(record)["stages"]
+    [sft, dpo] = runner.status(record)["stages"]
     assert (sft["state"], sft["step"], sft["total_steps"]) == ("running", 5, 20)
     # The Runs tab's rate (manager.time_left): 15 steps left at 4 steps per (now - first).
     assert sft["time_left"] == pytest.approx(15 * (time.time() - first) / 4, abs=1.0) and dpo["time_left"] is None
@@ -281,7 +280,7 @@ def test_a_running_stage_shows_its_step_and_time_left(studio_home):
     assert f", stage sft at step 5/20, about {table[0][6]} left" in line
     assert table[1][4:7] == ["waiting", "", ""]
     assert "running 5/20" in graph
-    pipeline_runs.cancel(record)
+    runner.cancel(record)
     thread.join(30)
 
 

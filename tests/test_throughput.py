@@ -1,5 +1,5 @@
-"""Tokens/s and MFU (studio/throughput.py): exact token and FLOP counts on a hand-sized model, the GPU peak table,
-and a PEFT model's generate() counted as forward-only work."""
+"""Tokens/s and MFU (studio/trainers/throughput.py): exact token and FLOP counts on a hand-sized model, the GPU peak
+table, and a PEFT model's generate() counted as forward-only work."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from studio import throughput
-from studio.throughput import ThroughputMeter, counted_model, peak_flops
+from studio.trainers import throughput
+from studio.trainers.throughput import ThroughputMeter, counted_model, peak_flops
 
 
 class Toy(nn.Module):
@@ -119,7 +119,7 @@ def test_a_peft_models_generate_is_counted_as_forward_only(studio_home):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from studio.models import tiny_model_path
+    from studio.modeling.models import tiny_model_path
 
     model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model_path()), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])

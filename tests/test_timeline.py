@@ -18,8 +18,8 @@ import sys
 import pytest
 
 from studio import config as cfg
-from studio import timeline
 from studio.errors import ConfigError
+from studio.monitor import timeline
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
@@ -85,7 +85,7 @@ def test_a_run_records_step_0_each_save_and_the_last_step(home):
 
 def test_step_0_is_the_base_models_greedy_answer(home):
     from studio.config import GenerationSpec
-    from studio.generate import Generator, base_target
+    from studio.serve.generate import Generator, base_target
 
     run_id = home["with"]
     max_new_tokens = cfg.load_config(RunDir.of(run_id).config_path).timeline.max_new_tokens

@@ -2,7 +2,7 @@
 
 The runs are copied into the module's own home, so the votes this module casts (and the data caches the held-out
 prompts build) land there and the session's tuned home stays as it is. Expected answers and scores are computed
-in this process with the engine (studio.compare, studio.scoring) and must equal what the tabs show.
+in this process with the engine (studio.serve.compare, studio.serve.scoring) and must equal what the tabs show.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 
 from components import reward_tab
 from components.oneline import as_error
-from studio import compare, scoring, votes
 from studio.config import GenerationSpec
+from studio.serve import compare, scoring, voting
 
 pytestmark = pytest.mark.usefixtures("in_module_home")
 
@@ -228,7 +228,7 @@ def test_sampling_without_a_run_gets_one_line(client):
 
 def test_blind_vote_saves_the_clicked_answer_as_chosen_and_reveals_the_models(client, runs):
     sft = runs["sft"]
-    assert votes.read_votes() == []
+    assert voting.read_votes() == []
     answer_a, answer_b, message = client.predict(
         BASE, sft, "How do I boil an egg?", *settings(max_new_tokens=24), api_name="/blind_generate"
     )
@@ -239,7 +239,7 @@ def test_blind_vote_saves_the_clicked_answer_as_chosen_and_reveals_the_models(cl
     written = re.search(r"Answer A was written by \*\*(.+?)\*\*, Answer B by \*\*(.+?)\*\*", reveal)
     assert written and {written[1], written[2]} == {BASE, sft}
     assert "1 vote in" in reveal and "`votes` data source in the Data tab" in reveal
-    saved = votes.read_votes()
+    saved = voting.read_votes()
     assert len(saved) == 1
     assert saved[0]["prompt"] == [{"role": "user", "content": "How do I boil an egg?"}]
     assert saved[0]["chosen"] == [{"role": "assistant", "content": answer_b}]
@@ -248,7 +248,7 @@ def test_blind_vote_saves_the_clicked_answer_as_chosen_and_reveals_the_models(cl
 
     # The pair is gone once voted on: a second click saves nothing.
     assert client.predict(api_name="/vote_a") == "Generate a pair of answers first."
-    assert len(votes.read_votes()) == 1
+    assert len(voting.read_votes()) == 1
 
 
 def test_blind_sampled_prompt_and_skip(client, runs):
@@ -258,7 +258,7 @@ def test_blind_sampled_prompt_and_skip(client, runs):
     all_held_out = [compare.prompt_text(p) for p in compare.held_out_prompts(sft, 10_000)]
     assert prompt in all_held_out
 
-    before = len(votes.read_votes())
+    before = len(voting.read_votes())
     answer_a, answer_b, _ = client.predict(
         chained, BASE, prompt, *settings(max_new_tokens=16), api_name="/blind_generate"
     )
@@ -266,7 +266,7 @@ def test_blind_sampled_prompt_and_skip(client, runs):
     reveal = client.predict(api_name="/vote_skip")
     assert reveal.startswith("Skipped; nothing saved. Answer A was written by **")
     assert {chained, BASE} == set(re.findall(r"\*\*(.+?)\*\*", reveal))
-    assert len(votes.read_votes()) == before
+    assert len(voting.read_votes()) == before
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from dataclasses import asdict
 import pytest
 
 from components import compare_tab
-from studio import compare, votes
-from studio.compare import Comparison
 from studio.config import GenerationSpec
+from studio.serve import compare, voting
+from studio.serve.compare import Comparison
 
 pytestmark = pytest.mark.usefixtures("in_module_home")
 
@@ -155,10 +155,10 @@ def test_a_vote_moves_the_round_to_a_new_prompt_and_a_pair_is_saved_once(runs):
     sampled, shown = (text, prompt), [text]
     pair, answer_a, answer_b, question, *_buttons = compare_tab.blind_generate(BASE, sft, text, sampled, *settings())
     assert question == "Which answer is better?" and answer_a != answer_b
-    before = len(votes.read_votes())
+    before = len(voting.read_votes())
     left, message, *_buttons = compare_tab.vote_a(pair)
     assert left is None and message.startswith("You preferred Answer A.")
-    assert len(votes.read_votes()) == before + 1
+    assert len(voting.read_votes()) == before + 1
 
     # The round is over: the box moves on to a held-out prompt not shown yet.
     next_text, next_sampled, next_shown = compare_tab.next_blind_prompt(BASE, sft, text, sampled, shown, None)
@@ -169,7 +169,7 @@ def test_a_vote_moves_the_round_to_a_new_prompt_and_a_pair_is_saved_once(runs):
     assert set(same.answers) == set(pair.answers)
     kept, message, *_buttons = compare_tab.vote_b(same)
     assert message.startswith("a vote on this prompt and these two answers is already saved") and "\n" not in message
-    assert kept is same and len(votes.read_votes()) == before + 1
+    assert kept is same and len(voting.read_votes()) == before + 1
     assert compare_tab.next_blind_prompt(BASE, sft, text, sampled, shown, kept) == (compare_tab.gr.skip(),) * 3
 
 

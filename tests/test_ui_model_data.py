@@ -8,7 +8,7 @@ import os
 import pytest
 
 from studio.config import STAGES, LoraSpec, ModelSpec, RunConfig
-from studio.estimate import estimate, gib, run_estimate
+from studio.modeling.estimate import estimate, gib, run_estimate
 from tests.conftest import error_shown, served_studio, write_jsonl
 from tests.test_start_checks import labelled
 

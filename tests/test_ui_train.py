@@ -15,7 +15,7 @@ import pytest
 
 from components.forms import to_config
 from studio import config as cfg
-from studio.estimate import gib, run_estimate
+from studio.modeling.estimate import gib, run_estimate
 from studio.runs import manager
 from studio.runs.rundir import RunDir
 from tests.conftest import REPO, error_shown

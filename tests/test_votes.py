@@ -1,4 +1,4 @@
-"""Blind A/B votes (studio/votes.py) and the `votes` data source (studio/data/votes.py): votes load back as the
+"""Blind A/B votes (studio/serve/voting.py) and the `votes` data source (studio/data/votes.py): votes load back as the
 preference pairs voted for, train a reward model, and every way they can go wrong gets one clear line.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_votes.py -q
@@ -14,9 +14,10 @@ import pytest
 from studio import data
 from studio.config import DataSpec
 from studio.errors import ConfigError, DataError, StudioError
+from studio.paths import votes_file
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
-from studio.votes import BlindPair, read_votes, record_vote, votes_path
+from studio.serve.voting import BlindPair, read_votes, record_vote
 from tests.conftest import ANSWERS, QUESTIONS, RUDE, run_cli, write_jsonl
 
 
@@ -57,7 +58,7 @@ def test_votes_load_back_as_the_pairs_voted_for(studio_home):
     expected = cast_votes(48)
     loaded = load_votes()
     assert loaded.rows == expected
-    assert loaded.origin == str(votes_path()) and not loaded.dropped
+    assert loaded.origin == str(votes_file()) and not loaded.dropped
     assert {(v["chosen_model"], v["rejected_model"]) for v in read_votes()} == {("tuned", "base")}
 
     # A new vote is in the next load (the converted rows are cached, keyed by the file's size and time).
@@ -67,16 +68,16 @@ def test_votes_load_back_as_the_pairs_voted_for(studio_home):
 
 def test_a_half_written_last_vote_is_skipped_and_a_broken_earlier_one_is_not(studio_home):
     expected = cast_votes(3)
-    with open(votes_path(), "a", encoding="utf-8") as f:
+    with open(votes_file(), "a", encoding="utf-8") as f:
         f.write('{"prompt": [{"role": "user", "content": "Cut o')  # the studio stopped while saving a vote
     assert load_votes().rows == expected
     assert len(read_votes()) == 3
 
-    lines = votes_path().read_text(encoding="utf-8").splitlines()
-    votes_path().write_text("\n".join([lines[0], lines[3], lines[1]]) + "\n", encoding="utf-8")
+    lines = votes_file().read_text(encoding="utf-8").splitlines()
+    votes_file().write_text("\n".join([lines[0], lines[3], lines[1]]) + "\n", encoding="utf-8")
     with pytest.raises(DataError) as raised:
         load_votes()
-    assert str(raised.value).startswith(f"{votes_path()} line 2: not valid JSON")
+    assert str(raised.value).startswith(f"{votes_file()} line 2: not valid JSON")
 
 
 def test_bad_votes_name_the_row_and_column(studio_home, tmp_path):
@@ -109,7 +110,7 @@ def test_a_vote_between_equal_answers_or_for_neither_is_refused(studio_home):
         record_vote(same, "a")
     with pytest.raises(StudioError, match="vote 'c': vote a or b"):
         record_vote(BlindPair([user("Hi?")], ("Hello!", "Go away."), ("tuned", "base")), "c")
-    assert not votes_path().exists()
+    assert not votes_file().exists()
 
 
 def test_a_pair_already_saved_is_not_saved_again(studio_home):
@@ -135,7 +136,7 @@ def test_no_votes_no_sample_no_hub_each_get_one_line(studio_home):
     result = run_cli("data", "votes")
     assert result.returncode != 0
     assert result.stderr == (
-        f"error: no votes yet ({votes_path()} does not exist): vote in the Compare tab's blind "
+        f"error: no votes yet ({votes_file()} does not exist): vote in the Compare tab's blind "
         "A/B mode first, then train on your votes\n"
     )
     for path, word in (("sample", "has no bundled sample"), ("hub", "is not on the Hugging Face Hub")):
@@ -149,12 +150,12 @@ def test_no_votes_no_sample_no_hub_each_get_one_line(studio_home):
 
 def test_the_data_command_reads_your_votes(studio_home):
     expected = cast_votes(12)
-    for path in ([], ["--path", ""], ["--path", str(votes_path())]):
+    for path in ([], ["--path", ""], ["--path", str(votes_file())]):
         result = run_cli("data", "votes", *path, "--json")
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert (report["source"], report["format"], report["rows"]) == ("votes", "preference", 12)
-        assert report["origin"] == str(votes_path()) and report["examples"] == expected[:3]
+        assert report["origin"] == str(votes_file()) and report["examples"] == expected[:3]
 
 
 @pytest.mark.slow
@@ -164,7 +165,7 @@ def test_votes_train_a_reward_model_that_prefers_what_was_voted_for(studio_home)
     assert result.returncode == 0, result.stderr[-2000:]
     run = RunDir.of(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("run ")))
     report = json.loads((run.path / "data_report.json").read_text(encoding="utf-8"))
-    assert (report["origin"], report["rows"]) == (str(votes_path()), 48)
+    assert (report["origin"], report["rows"]) == (str(votes_file()), 48)
 
     metrics = read_all(run.metrics_path)
     losses = [row["loss"] for row in metrics if "loss" in row]

@@ -45,8 +45,9 @@ from studio.config import PROMPT_ONLY, SOURCE_FORMATS, STAGE_FORMATS, DataSpec
 from studio.data.fields import RowProblem
 from studio.data.files import read_rows
 from studio.data.hub import check_dataset, load_hub_rows
+from studio.data.lengths import check_lengths
 from studio.errors import ConfigError, DataError
-from studio.runs.rundir import studio_home
+from studio.paths import SAMPLES_DIR, studio_home
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ SOURCES = {
     "file": "custom",
     "votes": "votes",
 }  # source name -> module in studio/data/
-SAMPLES_DIR = Path(__file__).parent / "samples"
 SAMPLE, HUB = "sample", "hub"  # data.path values for the bundled sample and the Hugging Face Hub
 
 
@@ -218,8 +218,6 @@ def first_that_loads(formats, load_one):
 def prepare(spec: DataSpec, fmt: str, tokenizer, run=None) -> Loaded:
     """What a stage trains on: the loaded rows, checked against the tokenizer's chat template and max_length,
     with the counts written to the run's data_report.json and log before any model loads."""
-    from studio.data.preflight import check_lengths
-
     loaded = check_lengths(load(spec, fmt), tokenizer, spec.max_length, spec.on_bad_rows)
     report = {
         "source": loaded.source,

@@ -8,57 +8,11 @@ and a preview of what training sees, with the trained part marked.
 
 from __future__ import annotations
 
-from studio.data import Loaded
+from studio.data.lengths import answers, check_lengths, raise_no_template
 
 
 def _render(tokenizer, messages: list[dict], **kwargs) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
-
-
-def _answers(row: dict) -> dict[str, list[dict]]:
-    """The trained continuations of a canonical row: its completion, or its chosen and rejected answers."""
-    if "completion" in row:
-        return {"completion": row["completion"]}
-    return {"chosen": row["chosen"], "rejected": row["rejected"]}
-
-
-def token_length(row: dict, tokenizer) -> int:
-    """Tokens in the longest full conversation the row gives, chat template included."""
-    return max(
-        len(tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True, return_dict=False))
-        for answer in _answers(row).values()
-    )
-
-
-def check_lengths(loaded: Loaded, tokenizer, max_length: int, on_bad_rows: str) -> Loaded:
-    """Drop (and count) or refuse rows longer than max_length tokens; returns the same Loaded, trimmed."""
-    if not tokenizer.chat_template:
-        raise_no_template(tokenizer)
-    kept_rows, kept_numbers = [], []
-    for row, number in zip(loaded.rows, loaded.row_numbers):
-        tokens = token_length(row, tokenizer)
-        if tokens > max_length:
-            loaded.drop(
-                number,
-                "longer than data.max_length",
-                f"{tokens} tokens after the chat template, over data.max_length = {max_length}",
-                on_bad_rows,
-            )
-            continue
-        kept_rows.append(row)
-        kept_numbers.append(number)
-    loaded.rows, loaded.row_numbers = kept_rows, kept_numbers
-    return loaded
-
-
-def raise_no_template(tokenizer) -> None:
-    from studio.errors import ModelError
-
-    name = getattr(tokenizer, "name_or_path", "the model")
-    raise ModelError(
-        f"the tokenizer of '{name}' has no chat template, and this data is chat messages; pick an "
-        "instruct or chat model, or one that ships a chat template"
-    )
 
 
 def preview(rows: list[dict], tokenizer) -> list[dict]:
@@ -69,7 +23,7 @@ def preview(rows: list[dict], tokenizer) -> list[dict]:
     for row in rows:
         prompt = _render(tokenizer, row["prompt"], add_generation_prompt=True)
         example = {"prompt": prompt}
-        for name, answer in _answers(row).items():
+        for name, answer in answers(row).items():
             full = _render(tokenizer, row["prompt"] + answer)
             # With a prefix-consistent template (the usual case) the trained part is the text after the prompt.
             example[name] = full[len(prompt) :] if full.startswith(prompt) else full
@@ -90,7 +44,8 @@ def data_report(spec, fmt: str, model_spec, examples: int = 3, seed: int = 42) -
     """Everything a data preview shows (`rlhf-studio data --model`, the UI's Data tab): counts, rows dropped by
     reason, the first problems naming file, row and column, the train/eval split, and the first examples as
     training sees them, with the model's chat template applied and the trained part separated."""
-    from studio import data, models
+    from studio import data
+    from studio.modeling import models
 
     loaded = data.load(spec, fmt)
     tokenizer = models.load_tokenizer(model_spec)

@@ -4,7 +4,7 @@
     load(DataSpec(source="votes", path="kept-votes.jsonl"), "preference")
     rlhf-studio train presets/rm-hh-tiny.yaml --set data.source=votes --set data.path=
 
-Raw schema, one vote per line, as studio.votes.record_vote writes it: prompt (role/content messages ending with a
+Raw schema, one vote per line, as studio.serve.voting.record_vote writes it: prompt (role/content messages ending with a
 user turn), chosen (the answer voted for) and rejected, each a list holding one assistant message; chosen_model,
 rejected_model and time are kept in the file and not trained on. An empty data.path reads the studio's own votes
 file; votes have no bundled sample and are not on the hub.
@@ -17,14 +17,14 @@ from pathlib import Path
 from studio.data.fields import RowProblem, messages
 from studio.data.files import parse_jsonl, read_rows
 from studio.errors import DataError
-from studio.votes import votes_path
+from studio.paths import votes_file
 
 HUB_ID = None
 
 
 def default_path() -> Path:
     """The votes file the Compare tab writes, when data.path is empty."""
-    path = votes_path()
+    path = votes_file()
     if not path.is_file():
         raise DataError(
             f"no votes yet ({path} does not exist): vote in the Compare tab's blind A/B mode first, "

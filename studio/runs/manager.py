@@ -38,14 +38,16 @@ from pathlib import Path
 
 import yaml
 
-from studio import access, launcher, model_files, spaces
+from studio import access, spaces
 from studio import config as cfg
 from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, StudioError
-from studio.runs import process
+from studio.modeling import model_files
+from studio.paths import runs_root
+from studio.runs import launcher, process
 from studio.runs.metrics import first_row_after, truncate_after
-from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, runs_root
+from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id
 from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 

@@ -6,7 +6,7 @@
                         worker's supervisor and, for a worker killed from outside, log_tail (studio.runs.worker)
         metrics.jsonl   one JSON object per log event (see studio.runs.metrics)
         train.log       the worker's stdout and stderr
-        timeline.jsonl  answers to config.timeline.prompts by step (see studio.timeline), when it has prompts
+        timeline.jsonl  answers to config.timeline.prompts by step (see studio.monitor.timeline), when it has prompts
         checkpoints/    resumable checkpoints; only those holding the COMPLETE marker count
         adapter/        the final LoRA adapter (or full model) as safetensors
 
@@ -22,27 +22,16 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from studio.paths import runs_root
+
+if TYPE_CHECKING:
+    from studio.config import RunConfig
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 FINAL_STATES = ("completed", "failed", "cancelled")
 CHECKPOINT_COMPLETE = "COMPLETE"  # written into a checkpoint folder once everything in it is on disk
-
-
-PERSISTENT_STORAGE = Path("/data")  # where a Space mounts its persistent storage, when it has some
-
-
-def studio_home() -> Path:
-    """$RLHF_STUDIO_HOME; else, inside a Space with writable persistent storage, /data/rlhf-studio (runs survive a
-    restart); else ~/.rlhf-studio."""
-    if os.environ.get("RLHF_STUDIO_HOME"):
-        return Path(os.environ["RLHF_STUDIO_HOME"]).expanduser()
-    if os.environ.get("SPACE_ID") and PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
-        return PERSISTENT_STORAGE / "rlhf-studio"
-    return Path.home() / ".rlhf-studio"
-
-
-def runs_root() -> Path:
-    return studio_home() / "runs"
 
 
 def new_run_id(stage: str) -> str:
@@ -143,3 +132,8 @@ class RunDir:
                 return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def start_weights(config: RunConfig) -> Path | None:
+    """The earlier run's weights a run starts from (init.from_run), or None for the base model."""
+    return RunDir.of(config.init.from_run).adapter_dir if config.init.from_run else None

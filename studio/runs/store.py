@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from studio.paths import runs_root, studio_home
 from studio.runs.metrics import last_value
-from studio.runs.rundir import RunDir, runs_root, studio_home
+from studio.runs.rundir import RunDir
 
 COLUMNS = ("id", "stage", "name", "model", "created", "state", "step", "total_steps", "last_loss", "parent", "error")
 

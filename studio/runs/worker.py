@@ -35,9 +35,8 @@ import warnings
 from pathlib import Path
 
 from studio import config as cfg
-from studio import launcher
 from studio.errors import StudioError
-from studio.runs import manager, process
+from studio.runs import launcher, manager, process
 from studio.runs.rundir import FINAL_STATES, RunDir
 
 OOM_ADVICE = (
@@ -89,9 +88,9 @@ def quiet_libraries() -> None:
 
 def run_stage(run: RunDir) -> None:
     """Train the run's stage; raises on failure."""
-    from studio import accel
+    from studio.modeling import estimate
 
-    config = accel.fit_memory(cfg.load_config(run.config_path))
+    config = estimate.fit_memory(cfg.load_config(run.config_path))
     data = config.data.source + (f" from {config.data.path}" if config.data.path else "")
     log.info("%s: loading the model (%s) and the data (%s)", config.stage, config.model.name, data)
     stage = importlib.import_module(f"studio.trainers.{config.stage}")
@@ -179,7 +178,7 @@ def _supervise(run: RunDir) -> int:
     signal.signal(signal.SIGTERM, lambda *_: run.request_cancel())
     # sys.orig_argv: this very command (python -m studio.runs.worker, or a test's stand-in) with its interpreter
     # options; stdout and stderr are inherited, so the child writes train.log too. With train.processes above 1
-    # the child is `accelerate launch` running that command once per process (studio/launcher.py).
+    # the child is `accelerate launch` running that command once per process (studio/runs/launcher.py).
     command = [sys.executable, *sys.orig_argv[1:], TRAINING]
     try:
         command = launcher.command(cfg.load_config(run.config_path), command)

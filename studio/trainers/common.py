@@ -13,9 +13,10 @@ import torch
 from transformers import TrainerCallback, TrainingArguments
 
 from studio.config import RunConfig
+from studio.runs import rundir
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
-from studio.throughput import ThroughputMeter, counted_model
+from studio.trainers.throughput import ThroughputMeter, counted_model
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def seed_model_init(config: RunConfig) -> None:
 def training_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
     """Keyword arguments common to every TRL config class, taken from config.train."""
     t = config.train
-    from studio.models import resolve_dtype
+    from studio.modeling.models import resolve_dtype
 
     dtype = str(resolve_dtype(config.model)).removeprefix("torch.")
     return dict(
@@ -136,11 +137,6 @@ class StudioCallback(TrainerCallback):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def start_weights(config: RunConfig) -> Path | None:
-    """The earlier run's weights this run starts from (init.from_run), or None for the base model."""
-    return RunDir.of(config.init.from_run).adapter_dir if config.init.from_run else None
-
-
 def resume_checkpoint(run: RunDir) -> str | None:
     """The newest complete checkpoint of this run, or None to start fresh."""
     complete = run.complete_checkpoints()
@@ -167,7 +163,7 @@ def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:
     the final weights on the eval set unless the last step just did, and save them, unless cancelled."""
     checkpoint = resume_checkpoint(run)
     if checkpoint:
-        from studio.models import check_safe_weights
+        from studio.modeling.models import check_safe_weights
 
         check_safe_weights(Path(checkpoint))  # TRL would fall back to a pickle .bin in a folder without safetensors
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -183,9 +179,9 @@ def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:
 def load_policy(config: RunConfig):
     """The starting weights (the base model, or init.from_run merged in) with a fresh LoRA adapter, or every weight
     trainable with LoRA off: the policy every stage but the reward model trains."""
-    from studio import models
+    from studio.modeling import models
 
-    policy = models.load_causal_lm(config.model, start_weights(config))
+    policy = models.load_causal_lm(config.model, rundir.start_weights(config))
     policy = models.add_lora(policy, config.lora, config.model, "CAUSAL_LM", config.train.gradient_checkpointing)
     trainable, total = models.count_parameters(policy)
     log.info("policy: %s, %d parameters, %d trainable", config.model.name, total, trainable)
@@ -200,12 +196,12 @@ def policy_and_reference(config: RunConfig):
     weight, so the reference is a separate frozen copy of the starting weights (twice the memory), loaded here
     rather than by TRL, which would reload the base by name and miss an init.from_run parent's merged adapter.
     """
-    from studio import models
+    from studio.modeling import models
 
     policy = load_policy(config)
     reference = None
     if not config.lora.enabled:
-        reference = models.load_causal_lm(config.model, start_weights(config)).eval().requires_grad_(False)
+        reference = models.load_causal_lm(config.model, rundir.start_weights(config)).eval().requires_grad_(False)
     log.info("reference: %s", "the policy with its adapter disabled" if reference is None else "a frozen copy")
     return policy, reference
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from studio import data, models
+from studio import data
 from studio.config import RunConfig
+from studio.modeling import models
 from studio.runs.rundir import RunDir
-from studio.trainers import timeline
+from studio.trainers import timeline_writer
 from studio.trainers.common import (
     StudioCallback,
     drop_ref_adapter,
@@ -65,7 +66,10 @@ def build_trainer(config: RunConfig, run: RunDir):
         processing_class=tokenizer,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+        callbacks=[
+            StudioCallback(run, config.train.save_total_limit),
+            *timeline_writer.callbacks(config, run, tokenizer),
+        ],
     )
     drop_ref_adapter(trainer)
     return trainer

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 
-from studio import data, models
+from studio import data
 from studio.config import RunConfig
-from studio.rewards import RewardJudge
+from studio.modeling import models
 from studio.runs.rundir import RunDir
-from studio.trainers import timeline
+from studio.trainers import timeline_writer
 from studio.trainers.common import StudioCallback, drop_ref_adapter, load_policy, seed_model_init, training_arguments
+from studio.trainers.rewards import RewardJudge
 from studio.trainers.sampling import load_prompts
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,10 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
         processing_class=tokenizer,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+        callbacks=[
+            StudioCallback(run, config.train.save_total_limit),
+            *timeline_writer.callbacks(config, run, tokenizer),
+        ],
     )
     drop_ref_adapter(trainer)
     reset_reference(trainer)

@@ -44,17 +44,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio import models
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.rewards import RewardJudge
+from studio.modeling import models
+from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
-from studio.throughput import ThroughputMeter, counted_model
 from studio.trainers import ppo_math as pm
-from studio.trainers import timeline
+from studio.trainers import timeline_writer
 from studio.trainers.common import policy_and_reference, resume_checkpoint
-from studio.trainers.sampling import left_pad, load_prompts, response_mask
+from studio.trainers.rewards import RewardJudge
+from studio.trainers.sampling import load_prompts, response_mask
+from studio.trainers.throughput import ThroughputMeter, counted_model
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +421,7 @@ def train(config: RunConfig, run: RunDir) -> None:
         done, order = load_checkpoint(Path(checkpoint), model, optimizer, scheduler, kl_ctl, rng)
     if main:
         run.write_status(step=done, total_steps=steps)
-    answers = timeline.recorder(config, run, tokenizer) if main else None  # the policy's answers as it trains
+    answers = timeline_writer.recorder(config, run, tokenizer) if main else None  # the policy's answers as it trains
     if answers:
         answers.record(model.policy, done)
 

@@ -50,15 +50,16 @@ from pathlib import Path
 
 import torch
 
-from studio import models
 from studio.config import RejectionSpec, RunConfig
-from studio.rewards import RewardJudge
+from studio.modeling import models
+from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
-from studio.throughput import ThroughputMeter, counted_model
-from studio.trainers import timeline
+from studio.trainers import timeline_writer
 from studio.trainers.common import load_policy, seed_model_init
-from studio.trainers.sampling import left_pad, load_prompts, response_mask
+from studio.trainers.rewards import RewardJudge
+from studio.trainers.sampling import load_prompts, response_mask
+from studio.trainers.throughput import ThroughputMeter, counted_model
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,9 @@ def train(config: RunConfig, run: RunDir) -> None:
     rounds_dir.mkdir(exist_ok=True)
     slices = prompt_slices(len(prompts), per_round, rng)
     run.write_status(step=0, total_steps=spec.rounds)
-    answers = timeline.recorder(config, run, tokenizer)  # the policy's answers before round 1 and after each round
+    answers = timeline_writer.recorder(
+        config, run, tokenizer
+    )  # the policy's answers before round 1 and after each round
     if answers:
         answers.record(policy, 0)
 

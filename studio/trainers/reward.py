@@ -3,7 +3,7 @@
 A causal LM body with a scalar score head (read at the last token) learns to score the chosen answer above the
 rejected one: loss -log sigmoid(r_chosen - r_rejected), or with reward.use_margin the Llama 2 margin loss
 -log sigmoid(r_chosen - r_rejected - margin), the margin taken from the data. Score a response with a finished
-run through `studio.scoring.score`. Run it with `rlhf-studio train presets/rm-hh-tiny.yaml`.
+run through `studio.serve.scoring.score`. Run it with `rlhf-studio train presets/rm-hh-tiny.yaml`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import logging
 import torch
 from trl import RewardTrainer
 
-from studio import data, models
+from studio import data
 from studio.config import RunConfig
 from studio.errors import ConfigError
-from studio.runs.rundir import RunDir
-from studio.trainers.common import StudioCallback, fit_and_save, seed_model_init, start_weights, training_arguments
+from studio.modeling import models
+from studio.runs.rundir import RunDir, start_weights
+from studio.trainers.common import StudioCallback, fit_and_save, seed_model_init, training_arguments
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """What the stages that sample their own answers share (PPO, rejection sampling): the prompts of a data
-source, left-padded prompt batches, and the mask of each sampled answer's tokens up to its end-of-turn."""
+source and the mask of each sampled answer's tokens up to its end-of-turn."""
 
 from __future__ import annotations
 
@@ -23,17 +23,6 @@ def load_prompts(config: RunConfig, tokenizer, run: RunDir) -> list[list[dict]]:
     prompts = [row["prompt"] for row in loaded.rows]
     log.info("data: %d prompts", len(prompts))
     return prompts
-
-
-def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) of token sequences padded on the left, as generate() wants its prompts."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, s in enumerate(sequences):
-        ids[row, width - len(s) :] = torch.tensor(s)
-        mask[row, width - len(s) :] = 1
-    return ids.to(device), mask.to(device)
 
 
 def response_mask(responses: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:

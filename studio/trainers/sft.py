@@ -11,10 +11,11 @@ import logging
 import torch
 from trl import SFTTrainer
 
-from studio import accel, data, models
+from studio import data
 from studio.config import RunConfig
+from studio.modeling import accel, models
 from studio.runs.rundir import RunDir
-from studio.trainers import packing, timeline
+from studio.trainers import packing, timeline_writer
 from studio.trainers.common import StudioCallback, fit_and_save, load_policy, seed_model_init, training_arguments
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,10 @@ def build_trainer(config: RunConfig, run: RunDir):
         processing_class=tokenizer,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        callbacks=[StudioCallback(run, config.train.save_total_limit), *timeline.callbacks(config, run, tokenizer)],
+        callbacks=[
+            StudioCallback(run, config.train.save_total_limit),
+            *timeline_writer.callbacks(config, run, tokenizer),
+        ],
     )
 
 

@@ -8,7 +8,7 @@
 Several processes share a run as accelerate arranges them (RANK, WORLD_SIZE in each one's environment): every rank
 trains, rank 0 writes status, metrics and weights (studio/runs/worker.py). `train.distributed` picks how:
 - ddp: a whole model per process; on a machine without a GPU, CPU processes over gloo (what the test suite runs);
-- deepspeed-zero2 / deepspeed-zero3 / fsdp: the accelerate configs in studio/launch/, for GPU machines.
+- deepspeed-zero2 / deepspeed-zero3 / fsdp: the accelerate configs in studio/runs/launch/, for GPU machines.
 PPO and rejection sampling run their own loops and support ddp only (config validation says so).
 This module imports no torch: the UI process and the worker's supervisor use it.
 """

@@ -1,7 +1,7 @@
 """Recorded pipelines: each stage a normal run linked to its parent, run in order by one runner, watched and cancelled.
 
     record = pipeline_runs.create(pipeline.load_pipeline("presets/ppo-tiny.yaml"))   # <home>/pipelines/<id>/
-    pipeline_runs.launch(record)        # the runner in its own OS process: python -m studio.pipeline_runs DIR
+    pipeline_runs.launch(record)        # the runner in its own OS process: python -m studio.pipelines.runner DIR
     pipeline_runs.list_pipelines()      # each with its state and its stages' live states and run ids
     pipeline_runs.cancel(record)        # cancels the current run; later stages never start
 
@@ -38,17 +38,17 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
-from studio import presets
 from studio.errors import ConfigError, StudioError
-from studio.pipeline import Pipeline, from_dict, is_pipeline
+from studio.paths import BUNDLED_PRESETS, studio_home
+from studio.pipelines import twins
+from studio.pipelines.recipe import Pipeline, from_dict, is_pipeline
 from studio.runs import manager, process
-from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, studio_home, write_json_atomic
+from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, write_json_atomic
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
 RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 WAITING = "waiting"  # a stage whose run has not been created yet
 SKIPPED = "skipped"  # a stage of an ended pipeline that never got a run
-RUNNER = [sys.executable, "-m", "studio.pipeline_runs"]  # the command that runs a recorded pipeline (DIR appended)
+RUNNER = [sys.executable, "-m", "studio.pipelines.runner"]  # the command that runs a recorded pipeline (DIR appended)
 RUNNER_GRACE = 15.0  # seconds cancel waits for the runner to record the pipeline's end
 
 
@@ -303,7 +303,7 @@ def launch(record: PipelineRecord) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            cwd=str(PRESETS_DIR.parent),
+            cwd=str(BUNDLED_PRESETS.parent),
         )
     record.write_state(pid=proc.pid, started=process.start_time(proc.pid))
     return proc
@@ -324,7 +324,7 @@ def start_text(text: str, overrides: list[str] | None = None, refuse_repeats: bo
 
 def gpu_warning(pipeline: Pipeline) -> str | None:
     """The one line a pipeline sized for a GPU gets on a machine without one, naming its tiny twin (or None)."""
-    return presets.gpu_warning([stage.config for stage in pipeline.stages])
+    return twins.gpu_warning([stage.config for stage in pipeline.stages])
 
 
 def find(pipeline_id: str) -> PipelineRecord:
@@ -420,10 +420,10 @@ def parse_text(text: str, where: str = "pipeline YAML") -> dict:
 
 def recipes() -> dict[str, dict]:
     """name -> {path, description, yours, needs} of every pipeline preset: the bundled ones, then the user's (a
-    bundled name wins), those that need a GPU or the hub last on a machine without a GPU (presets.offline_first).
+    bundled name wins), those that need a GPU or the hub last on a machine without a GPU (twins.offline_first).
     A user file that does not parse is still listed: picking it says what is wrong."""
     found: dict[str, dict] = {}
-    for folder, yours in ((PRESETS_DIR, False), (user_recipes_dir(), True)):
+    for folder, yours in ((BUNDLED_PRESETS, False), (user_recipes_dir(), True)):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
             if path.stem in found:
                 continue
@@ -438,13 +438,13 @@ def recipes() -> dict[str, dict]:
                     "yours": yours,
                     "needs": _needs(raw),
                 }
-    return {name: found[name] for name in presets.offline_first({n: r["needs"] for n, r in found.items()})}
+    return {name: found[name] for name in twins.offline_first({n: r["needs"] for n, r in found.items()})}
 
 
 def _needs(raw: dict) -> list[str]:
-    """What a recipe's stages need (presets.needs); nothing known for one that does not validate."""
+    """What a recipe's stages need (twins.needs); nothing known for one that does not validate."""
     try:
-        return presets.pipeline_needs(presets.configs_of(raw))
+        return twins.pipeline_needs(twins.configs_of(raw))
     except StudioError:
         return []
 
@@ -475,7 +475,7 @@ def save_recipe(name: str, text: str) -> Path:
         raise ConfigError(
             f"pipeline name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit"
         )
-    if (PRESETS_DIR / f"{name}.yaml").exists():
+    if (BUNDLED_PRESETS / f"{name}.yaml").exists():
         raise ConfigError(f"pipeline name '{name}': that is a bundled preset; pick another name")
     path = user_recipes_dir() / f"{name}.yaml"
     if path.exists() and not recipes().get(name, {}).get("yours"):
@@ -487,9 +487,9 @@ def save_recipe(name: str, text: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m studio.pipeline_runs DIR`: run a recorded pipeline to its end (what `launch` starts)."""
+    """`python -m studio.pipelines.runner DIR`: run a recorded pipeline to its end (what `launch` starts)."""
     if len(argv) != 2:
-        print("usage: python -m studio.pipeline_runs PIPELINE_DIR", file=sys.stderr)
+        print("usage: python -m studio.pipelines.runner PIPELINE_DIR", file=sys.stderr)
         return 2
     record = PipelineRecord(Path(argv[1]))
     final = run(

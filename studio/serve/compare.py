@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import config as cfg
-from studio import generate
 from studio.config import GenerationSpec
 from studio.errors import StudioError
+from studio.serve import generate
 
 MAX_PROMPTS = 256  # one comparison; more is a benchmark, not something to read side by side
 MAX_HELD_OUT = 1_000_000  # "all of them", for a count of held-out prompts
@@ -164,7 +164,7 @@ def compare(
     conversations = [as_messages(p) for p in prompts]
     # Here, not at the top: scoring brings in the training stack (peft, TRL's helpers), which a command that only
     # checks its input and exits should not wait for.
-    from studio import scoring
+    from studio.serve import scoring
 
     if reward_run:
         scoring.check_reward_run(reward_run)  # before minutes of generation, not after
@@ -199,7 +199,8 @@ def _run_name(run_id: str) -> str:
 def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]:
     """`count` prompts drawn (seeded) from the rows a run held out of training (its data.eval_fraction split),
     so the tuned model is judged on prompts it did not train on."""
-    from studio import data, models
+    from studio import data
+    from studio.modeling import models
     from studio.runs import manager
 
     run = manager.find(run_id)

@@ -62,8 +62,8 @@ def _load_model(run: RunDir):
     import torch
     from transformers import AutoTokenizer
 
-    from studio import models
-    from studio.trainers.common import start_weights
+    from studio.modeling import models
+    from studio.runs.rundir import start_weights
 
     config = cfg.load_config(run.config_path)
     tokenizer = AutoTokenizer.from_pretrained(str(run.adapter_dir))  # as trained: its pad token and chat template
@@ -159,7 +159,8 @@ class HeldOutScores:
 def held_out_pairs(run_id: str) -> list[dict]:
     """The preference rows a reward run held out of training, split exactly as its trainer split them (the same
     rows, length check and seed; see trainers/reward.py)."""
-    from studio import data, models
+    from studio import data
+    from studio.modeling import models
 
     run = check_reward_run(run_id)
     config = cfg.load_config(run.config_path)

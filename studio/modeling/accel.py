@@ -4,16 +4,13 @@
   weights are 16-bit, else PyTorch's fused SDPA attention. On a CPU transformers' own default is kept.
 - Liger kernels for SFT (`train.liger_kernel: true`): fused RMSNorm, RoPE, SwiGLU and a cross-entropy that never
   holds the full logits, on a GPU when liger-kernel is installed (through TrainingArguments.use_liger_kernel).
-- Gradient checkpointing when memory asks for it: with train.gradient_checkpointing off, a one-GPU run whose
-  memory estimate (studio/estimate.py) is over the GPU's free memory, and fits with checkpointing, trains with it
-  on; one that fits neither way gets a warning naming what to lower.
+- Gradient checkpointing when memory asks for it: decided from the memory estimate (estimate.fit_memory).
 
 bench/gpu.py measures them on a GPU; nothing here changes what a CPU run does.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 
@@ -57,36 +54,3 @@ def use_liger_kernel(config: RunConfig) -> bool:
         return False
     log.info("Liger kernels: on")
     return True
-
-
-def fit_memory(config: RunConfig) -> RunConfig:
-    """The config to train with: gradient checkpointing turned on where the GPU's free memory asks for it."""
-    if config.train.gradient_checkpointing or not torch.cuda.is_available() or config.train.processes > 1:
-        return config  # several processes may shard the weights (ZeRO-3, FSDP), which the estimate does not count
-    from studio.estimate import gib, run_estimate
-
-    free, _total = torch.cuda.mem_get_info()
-    try:
-        without = run_estimate(config).total
-    except Exception as err:  # noqa: BLE001 - advice only, never a reason to stop (a hub id offline, say)
-        log.info("memory estimate: not made (%s)", str(err).splitlines()[0] if str(err) else type(err).__name__)
-        return config
-    if without <= free:
-        return config
-    checkpointed = dataclasses.replace(config, train=dataclasses.replace(config.train, gradient_checkpointing=True))
-    with_it = run_estimate(checkpointed).total
-    if with_it < without and with_it <= free:
-        log.info(
-            "gradient checkpointing: on, since the estimate without it, %s, is over the GPU's free %s (with it: %s)",
-            gib(without),
-            gib(free),
-            gib(with_it),
-        )
-        return checkpointed
-    log.warning(
-        "memory: the estimate, %s, is over the GPU's free %s; if the run runs out of memory, lower "
-        "train.batch_size or data.max_length, or use model.quantization: 4bit",
-        gib(min(without, with_it)),
-        gib(free),
-    )
-    return config

@@ -21,9 +21,9 @@ import torch
 # bitsandbytes warns on every 8-bit matmul that fp32 inputs are cast to fp16: expected, and it floods train.log.
 warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
 
-from studio import accel, model_files  # noqa: E402 (after the warning filter above)
 from studio.config import LoraSpec, ModelSpec  # noqa: E402
 from studio.errors import ModelError  # noqa: E402
+from studio.modeling import accel, model_files  # noqa: E402 (after the warning filter above)
 
 TINY_NAME = model_files.TINY_NAME
 TINY_PRETRAIN_STEPS = 300

@@ -2,7 +2,7 @@
 
     <run>/timeline.jsonl    one JSON line per prompt and step: {"step": 30, "prompt": "...", "answer": "..."}
 
-The worker appends (studio/trainers/timeline.py generates the answers); the Runs tab and scripts read:
+The worker appends (studio/trainers/timeline_writer.py generates the answers); the Runs tab and scripts read:
 
     timeline = read(RunDir.of(run_id).timeline_path)
     timeline.prompts, timeline.steps, timeline.answers[30]["Name a fruit."]

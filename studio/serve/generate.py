@@ -13,8 +13,7 @@ loads each adapter once and never reloads the base. A run trained without LoRA i
 becomes the held model instead. Every answer in a comparison is generated with the same settings and the same
 seed, batch by batch, so the only difference between two columns is the weights.
 
-`generate_batch(model, tokenizer, prompts, ...)` is the plain batched generation underneath, used by the
-training worker for the timeline with the model it is training.
+The plain batched generation underneath, shared with training, is studio/modeling/generation.py.
 """
 
 from __future__ import annotations
@@ -30,7 +29,14 @@ from pathlib import Path
 
 from studio import config as cfg
 from studio.config import GenerationSpec, ModelSpec
-from studio.errors import ModelError, StudioError
+from studio.errors import StudioError
+from studio.modeling.generation import (
+    Generated,
+    generate_batch,
+    prompt_ids,
+    sampling_kwargs,
+    stop_token_ids,
+)
 from studio.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -177,105 +183,6 @@ def target_for(key: str) -> Target:
     return run_target(key)
 
 
-# ---------------------------------------------------------------- plain batched generation
-
-
-@dataclass
-class Generated:
-    """Answers to a list of prompts, in order, with how long generating them took."""
-
-    texts: list[str]
-    tokens: list[int]  # new tokens per answer, its end-of-turn token included
-    seconds: float
-
-    @property
-    def tokens_per_second(self) -> float:
-        return sum(self.tokens) / self.seconds if self.seconds > 0 else 0.0
-
-
-def sampling_kwargs(settings: GenerationSpec) -> dict:
-    """generate() keyword arguments for the settings. Every sampling knob is set, so a model's own
-    generation_config (a top_k of 20, say) cannot make one side of a comparison sample differently."""
-    if settings.temperature == 0:
-        return dict(
-            do_sample=False, temperature=None, top_p=None, top_k=None, repetition_penalty=settings.repetition_penalty
-        )
-    return dict(
-        do_sample=True,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        top_k=0,
-        repetition_penalty=settings.repetition_penalty,
-    )
-
-
-def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of a conversation rendered with the chat template, ready for the assistant's turn."""
-    if not tokenizer.chat_template:
-        raise ModelError(
-            "the model's tokenizer has no chat template, so a conversation cannot be turned into a "
-            "prompt; use an instruct or chat model (or the tiny model)"
-        )
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)[
-        "input_ids"
-    ]
-
-
-def _stop_ids(tokenizer, model) -> list[int]:
-    """Tokens that end an answer: the tokenizer's end-of-turn token and the model's own eos token(s)."""
-    ids = {tokenizer.eos_token_id}
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    ids.update(eos if isinstance(eos, list) else [eos])
-    return sorted(i for i in ids if i is not None)
-
-
-def _answer_length(new_ids: list[int], stop_ids: list[int]) -> tuple[int, int]:
-    """(tokens of the answer text, tokens generated including the stop token)."""
-    for i, token in enumerate(new_ids):
-        if token in stop_ids:
-            return i, i + 1
-    return len(new_ids), len(new_ids)
-
-
-def generate_batch(model, tokenizer, prompts: list[list[dict]], settings: GenerationSpec) -> Generated:
-    """Answer each prompt (role/content messages) with the model as it is: batches of settings.batch_size,
-    left-padded, the KV cache on, every batch starting from settings.seed."""
-    import torch
-    from transformers import set_seed
-
-    from studio.trainers.sampling import left_pad
-
-    device = next(model.parameters()).device
-    stop_ids = _stop_ids(tokenizer, model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    texts, counts = [], []
-    started = time.perf_counter()
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(prompts), settings.batch_size):
-            chunk = [prompt_ids(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
-            ids, mask = left_pad(chunk, pad_id, device)
-            set_seed(settings.seed)  # the same random state for every model at every batch: a fair comparison
-            with torch.no_grad():
-                out = model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=settings.max_new_tokens,
-                    pad_token_id=pad_id,
-                    eos_token_id=stop_ids,
-                    use_cache=True,
-                    **sampling_kwargs(settings),
-                )
-            for row in out[:, ids.shape[1] :].tolist():
-                text_len, generated = _answer_length(row, stop_ids)
-                texts.append(tokenizer.decode(row[:text_len], skip_special_tokens=True).strip())
-                counts.append(generated)
-    finally:
-        model.train(was_training)
-    return Generated(texts=texts, tokens=counts, seconds=time.perf_counter() - started)
-
-
 # ---------------------------------------------------------------- streaming
 
 
@@ -337,7 +244,7 @@ def stream_one(
     # that keeps one Stop event for every reply would then cut each later reply off at its first token.
     reader_gone = threading.Event()
     device = next(model.parameters()).device
-    stop_ids = _stop_ids(tokenizer, model)
+    stop_ids = stop_token_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     ids = torch.tensor([prompt_ids(tokenizer, messages)], device=device)
     streamer = _TokenQueue()
@@ -449,7 +356,7 @@ class Generator:
                 if tokenizer.pad_token is None:
                     tokenizer.pad_token = tokenizer.eos_token
             else:
-                from studio import models
+                from studio.modeling import models
 
                 tokenizer = models.load_tokenizer(target.model)
             self._tokenizers[key] = tokenizer
@@ -478,7 +385,7 @@ class Generator:
     def _load_base(self, target: Target):
         import torch
 
-        from studio import models
+        from studio.modeling import models
 
         log.info("loading %s for generation", target.weights or target.model.name)
         model = models.load_causal_lm(target.model, target.weights)
@@ -493,7 +400,7 @@ class Generator:
     def _load_adapter(held: _Held, folder: Path):
         from peft import PeftConfig, PeftModel
 
-        from studio import models
+        from studio.modeling import models
 
         models.check_safe_weights(folder)  # peft would fall back to a pickle adapter_model.bin
         name = f"a{len(held.adapter_names)}"  # run ids hold characters PEFT does not take in module names

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from studio import config as cfg
-from studio import scoring
 from studio.errors import ConfigError
+from studio.serve import scoring
 
 
 def reward_kinds(run_ids: list[str]) -> dict[str, str]:

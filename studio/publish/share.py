@@ -28,7 +28,8 @@ from pathlib import Path
 
 from studio import config as cfg
 from studio.errors import StudioError
-from studio.runs.rundir import RunDir, studio_home
+from studio.paths import studio_home
+from studio.runs.rundir import RunDir
 
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `huggingface-cli login`"
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -91,7 +92,7 @@ def check_repo_id(repo_id: str) -> str:
 
 
 def _is_hub_id(name: str) -> bool:
-    from studio import models
+    from studio.modeling import models
 
     return name != models.TINY_NAME and not Path(name).expanduser().is_dir() and not name.startswith((".", "/", "~"))
 
@@ -104,7 +105,8 @@ def merged_model(run_id: str, out_dir: str | Path) -> Path:
     as safetensors, with its tokenizer and chat template; a plain transformers AutoModelForCausalLM loads it."""
     import torch
 
-    from studio import generate, models
+    from studio.modeling import models
+    from studio.serve import generate
 
     run, config = _completed(run_id)
     if config.stage == "reward":
@@ -161,7 +163,7 @@ def lineage(run_id: str) -> list[dict]:
 
 def final_metrics(run_id: str) -> list[dict]:
     """{"key", "value", "step"}: the last logged value of each metric the stage's charts draw."""
-    from studio import charts
+    from studio.monitor import charts
     from studio.runs.metrics import read_all
 
     run = RunDir.of(run_id)
@@ -181,7 +183,7 @@ def write_charts(run_id: str, folder: str | Path) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from studio import charts
+    from studio.monitor import charts
     from studio.runs.metrics import read_all
 
     run = RunDir.of(run_id)
@@ -271,7 +273,7 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None, ch
     README) and how to load it. `merged`: the repository holds merged weights rather than the adapter."""
     import yaml
 
-    from studio import models
+    from studio.modeling import models
 
     run, config = _completed(run_id)
     base = config.model.name
@@ -507,7 +509,7 @@ def _requirement(package: str) -> str:
 
 
 def _suggested_hardware(model: cfg.ModelSpec) -> str | None:
-    from studio import estimate
+    from studio.modeling import estimate
 
     try:
         parameters = estimate.estimate(model, cfg.LoraSpec(enabled=False), stages=("sft",)).parameters
@@ -526,7 +528,8 @@ def export_space(run_id: str, out_dir: str | Path, settings: cfg.GenerationSpec 
     """A Hugging Face Space folder that chats with the run and compares it with its base model: app.py (gradio,
     independent of the studio), space_settings.json, requirements.txt, README.md and the run's weights (the base
     too when it is the tiny model or a local folder)."""
-    from studio import generate, models
+    from studio.modeling import models
+    from studio.serve import generate
 
     run, config = _completed(run_id)
     out = Path(out_dir)

@@ -1,6 +1,6 @@
 """Where a model's files are, from file names alone (no torch, no transformers), so that `manager.check_inputs`
-refuses an unusable model before a run folder exists and the UI can say what is about to take time; studio/models.py
-loads the model.
+refuses an unusable model before a run folder exists and the UI can say what is about to take time;
+studio/modeling/models.py loads the model.
 
     model_files.local_folder("./my-model")   # Path of the folder, None for a hub id, ModelError if unusable
     model_files.check_reachable(spec)        # a hub id: in the local cache, or the Hub answers; else ModelError
@@ -15,13 +15,12 @@ import os
 from pathlib import Path
 
 from studio.config import ModelSpec
-from studio.data.hub import hf_home, reach_problem
 from studio.errors import ModelError
-from studio.runs.rundir import studio_home
+from studio.hub_reach import hf_home, reach_problem
+from studio.paths import SAMPLES_DIR, studio_home
 
 TINY_NAME = "tiny"  # the built-in model: written by the worker on first use, so never checked here
 TINY_RECIPE_VERSION = 1  # bump when the tiny model's architecture, tokenizer or pretraining change
-SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
 # transformers' names for a checkpoint: one file, or shards listed by an index (model-00001-of-00002.safetensors).
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 
@@ -51,7 +50,7 @@ def check_weights(name: str) -> None:
 
 
 def check_reachable(spec: ModelSpec) -> None:
-    """A hub id must be in the local Hugging Face cache or the Hub must answer (quickly: see data.hub.reach_problem);
+    """A hub id must be in the local Hugging Face cache or the Hub must answer (quickly: see hub_reach.reach_problem);
     otherwise the worker would fail at loading, after the run was queued. Whether the id exists and is open to this
     user is left to the loader."""
     name = spec.name

@@ -26,12 +26,14 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from studio import access, data, launcher, model_files, presets
+from studio import access, data
 from studio import config as cfg
 from studio.data.hub import check_dataset, dataset_cached
 from studio.errors import StudioError
-from studio.estimate import StageEstimate, run_estimate, workload_of
-from studio.runs import manager
+from studio.modeling import model_files
+from studio.modeling.estimate import StageEstimate, run_estimate, workload_of
+from studio.pipelines import twins
+from studio.runs import launcher, manager
 
 # Stages that train on every prompt the data gives, with none held out (their own loops, see studio/trainers/).
 NO_HELD_OUT = ("ppo", "rejection")
@@ -110,7 +112,7 @@ def run_summary(config: cfg.RunConfig) -> RunSummary:
         launcher.check(linked)
     except StudioError as err:
         problems["train"] = str(err)
-    warning = presets.gpu_warning([linked])
+    warning = twins.gpu_warning([linked])
     return RunSummary(
         stage=config.stage,
         stage_about=cfg.STAGE_SUMMARIES[config.stage],

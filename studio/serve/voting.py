@@ -18,21 +18,16 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.config import GenerationSpec
 from studio.errors import StudioError
-from studio.runs.rundir import studio_home
+from studio.paths import votes_file
 
-if TYPE_CHECKING:  # generate imports torch; the `votes` data source reads votes_path() without loading it
-    from studio import generate
+if TYPE_CHECKING:  # generate imports torch; the `votes` data source reads votes_file() without loading it
+    from studio.serve import generate
 
 CHOICES = ("a", "b")
-
-
-def votes_path() -> Path:
-    return studio_home() / "votes" / "votes.jsonl"
 
 
 @dataclass
@@ -51,7 +46,7 @@ def blind_pair(
     rng: random.Random | None = None,
 ) -> BlindPair:
     """Both targets answer the prompt with the same settings; the two answers come back in random order."""
-    from studio import generate
+    from studio.serve import generate
 
     if first.label == second.label:
         raise StudioError("pick two different models to vote between")
@@ -87,7 +82,7 @@ def record_vote(pair: BlindPair, choice: str) -> dict:
         "rejected_model": pair.models[1 - won],
         "time": time.time(),
     }
-    path = votes_path()
+    path = votes_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:  # one line per vote, flushed: a crash loses at most this vote
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -116,7 +111,7 @@ def is_saved(pair: BlindPair) -> bool:
 
 def read_votes() -> list[dict]:
     """Every saved vote, oldest first; a half-written last line (a crash mid-write) is skipped."""
-    path = votes_path()
+    path = votes_file()
     if not path.is_file():
         return []
     records = []

@@ -13,11 +13,11 @@ KL control, pipeline links) and swaps only what needs the network or a GPU, or t
 
 The twin is written as `--set` overrides, so it is also a command line (a pipeline's as `stages.NAME.KEY=VALUE`):
 
-    python -m studio.presets sets presets/rm-hh-qwen2.5-0.5b.yaml      # prints --set KEY=VALUE ...
-    P=presets/rm-hh-qwen2.5-0.5b.yaml; rlhf-studio train $P $(python -m studio.presets sets $P)
-    python -m studio.presets twin presets/ppo-hh-smollm2-135m.yaml        # prints the twin's YAML
+    python -m studio.pipelines.twins sets presets/rm-hh-qwen2.5-0.5b.yaml      # prints --set KEY=VALUE ...
+    P=presets/rm-hh-qwen2.5-0.5b.yaml; rlhf-studio train $P $(python -m studio.pipelines.twins sets $P)
+    python -m studio.pipelines.twins twin presets/ppo-hh-smollm2-135m.yaml        # prints the twin's YAML
 
-    from studio.presets import offline_twin
+    from studio.pipelines.twins import offline_twin
     raw = offline_twin(cfg.read_yaml("presets/dpo-hh-qwen2.5-1.5b.yaml"))   # a mapping, as read_yaml gives
 
 tests/test_presets.py trains every GPU preset's twin for real (slow-marked).
@@ -40,8 +40,8 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
+from studio.paths import BUNDLED_PRESETS
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with the studio
 TWIN_STEPS = 2
 TWIN_ROWS = 32
 TWIN_MAX_LENGTH = 256
@@ -59,7 +59,8 @@ def needs(config: cfg.RunConfig) -> list[str]:
     """What a run config needs beyond this machine's CPU and files: "GPU" for a real model (the presets size them
     for one) or bitsandbytes quantisation (CUDA only), "hub" for a hub model or hub data. Empty for the tiny model on
     local data."""
-    from studio import data, model_files
+    from studio import data
+    from studio.modeling import model_files
 
     name = config.model.name
     hub_model = (
@@ -104,10 +105,10 @@ def offline_first(named: dict[str, list[str]]) -> list[str]:
 
 def configs_of(raw: dict) -> list[cfg.RunConfig]:
     """The run configs of a preset mapping (as `config.read_yaml` gives it): one, or a pipeline's stages in order."""
-    from studio import pipeline
+    from studio.pipelines import recipe
 
-    if pipeline.is_pipeline(raw):
-        return [stage.config for stage in pipeline.from_dict(raw).stages]
+    if recipe.is_pipeline(raw):
+        return [stage.config for stage in recipe.from_dict(raw).stages]
     return [cfg.from_dict(raw)]
 
 
@@ -118,7 +119,7 @@ def _offline_bundled() -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ..
     from studio.errors import StudioError
 
     found = []
-    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+    for path in sorted(BUNDLED_PRESETS.glob("*.yaml")):
         try:
             configs = configs_of(cfg.read_yaml(path))
         except StudioError:
@@ -214,20 +215,20 @@ def offline_overrides(config: cfg.RunConfig) -> list[str]:
 
 def pipeline_overrides(raw: dict) -> list[str]:
     """The twin of a pipeline mapping as `stages.NAME.KEY=VALUE` overrides, one set per stage."""
-    from studio import pipeline
+    from studio.pipelines import recipe
 
-    loaded = pipeline.from_dict(raw)
+    loaded = recipe.from_dict(raw)
     return [f"stages.{stage.name}.{text}" for stage in loaded.stages for text in offline_overrides(stage.config)]
 
 
 def offline_twin(raw: dict) -> dict:
     """A run config or pipeline mapping (as `config.read_yaml` gives it) -> its offline twin, a new mapping that
     validates the same way. The input is checked first, so a broken preset fails here with its own message."""
-    from studio import pipeline
+    from studio.pipelines import recipe
 
-    if not pipeline.is_pipeline(raw):
+    if not recipe.is_pipeline(raw):
         return cfg.apply_overrides(raw, offline_overrides(cfg.from_dict(raw)))
-    loaded = pipeline.from_dict(raw)
+    loaded = recipe.from_dict(raw)
     twin = cfg.apply_overrides(raw, [])  # a deep copy
     entries = {entry["name"]: entry for entry in twin["stages"]}
     for stage in loaded.stages:
@@ -239,25 +240,26 @@ def offline_twin(raw: dict) -> dict:
 
 
 def peak_memory(config: cfg.RunConfig, model_name: str | None = None) -> int:
-    """Bytes studio/estimate.py counts for the run config's stage, on a GPU (auto counted as bfloat16); `model_name`
+    """Bytes studio/modeling/estimate.py counts for the run config's stage, on a GPU (auto counted as bfloat16);
+    `model_name`
     (a local folder holding the model's config.json) stands in for model.name, e.g. a hub id with no network."""
-    from studio.estimate import run_estimate
+    from studio.modeling.estimate import run_estimate
 
     return run_estimate(config, model_name).total
 
 
 def twin_sets(path: str | Path) -> list[str]:
     """`--set` arguments that make `rlhf-studio train PATH` run the offline twin of the preset at PATH."""
-    from studio import pipeline
+    from studio.pipelines import recipe
 
     raw = cfg.read_yaml(path)
-    texts = pipeline_overrides(raw) if pipeline.is_pipeline(raw) else offline_overrides(cfg.from_dict(raw))
+    texts = pipeline_overrides(raw) if recipe.is_pipeline(raw) else offline_overrides(cfg.from_dict(raw))
     return [part for text in texts for part in ("--set", text)]
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("sets", "twin"):
-        print("usage: python -m studio.presets sets|twin PRESET.yaml", file=sys.stderr)
+        print("usage: python -m studio.pipelines.twins sets|twin PRESET.yaml", file=sys.stderr)
         return 2
     from studio.errors import StudioError
 

@@ -21,7 +21,7 @@ seemed to peak at 0.0025). A short series is smoothed less (smoothing_for): the 
 its points. With one reward model, `reward/<run id>` repeats `reward`: a prefix-matched series equal to one
 already on the panel is drawn once.
 
-Tokens/s and MFU: every stage logs `tokens_per_second` (and `mfu` on a GPU) itself (studio/throughput.py), and
+Tokens/s and MFU: every stage logs `tokens_per_second` (and `mfu` on a GPU) itself (studio/trainers/throughput.py), and
 they are plotted as logged. Runs written before that carry only TRL's cumulative `num_tokens` (SFT); for them
 tokens/s is derived as its rise between two consecutive train rows divided by the rise of their `time`.
 """

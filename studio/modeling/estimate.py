@@ -45,10 +45,13 @@ model reports its packed storage, about half the linear weights.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from studio.config import ONLINE_STAGES, STAGES, LoraSpec, ModelSpec, RunConfig
 from studio.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 GIB = 1024**3
 DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
@@ -285,7 +288,7 @@ def _frozen(shapes: Shapes, lora: LoraSpec) -> Shapes:
 def _model_config(spec: ModelSpec):
     from transformers import AutoConfig
 
-    from studio import models
+    from studio.modeling import models
 
     path = models.resolve(spec.name)
     try:
@@ -301,7 +304,7 @@ def _shapes(config, spec: ModelSpec, lora: LoraSpec, task_type: str) -> Shapes:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from studio import models
+    from studio.modeling import models
 
     config = copy.deepcopy(config)
     auto_class = AutoModelForCausalLM
@@ -332,3 +335,38 @@ def gib(n_bytes: float) -> str:
     if n_bytes >= 0.1 * 1024**2:
         return f"{n_bytes / 1024**2:.3g} MiB"
     return f"{n_bytes / 1024:.3g} KiB"
+
+
+def fit_memory(config: RunConfig) -> RunConfig:
+    """The config to train with: with train.gradient_checkpointing off, a one-GPU run whose estimate is over the GPU's
+    free memory, and fits with checkpointing, trains with it on; one that fits neither way gets a warning naming what
+    to lower."""
+    import torch
+
+    if config.train.gradient_checkpointing or not torch.cuda.is_available() or config.train.processes > 1:
+        return config  # several processes may shard the weights (ZeRO-3, FSDP), which the estimate does not count
+    free, _total = torch.cuda.mem_get_info()
+    try:
+        without = run_estimate(config).total
+    except Exception as err:  # noqa: BLE001 - advice only, never a reason to stop (a hub id offline, say)
+        log.info("memory estimate: not made (%s)", str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return config
+    if without <= free:
+        return config
+    checkpointed = dataclasses.replace(config, train=dataclasses.replace(config.train, gradient_checkpointing=True))
+    with_it = run_estimate(checkpointed).total
+    if with_it < without and with_it <= free:
+        log.info(
+            "gradient checkpointing: on, since the estimate without it, %s, is over the GPU's free %s (with it: %s)",
+            gib(without),
+            gib(free),
+            gib(with_it),
+        )
+        return checkpointed
+    log.warning(
+        "memory: the estimate, %s, is over the GPU's free %s; if the run runs out of memory, lower "
+        "train.batch_size or data.max_length, or use model.quantization: 4bit",
+        gib(min(without, with_it)),
+        gib(free),
+    )
+    return config

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from studio.charts import columns
+from studio.monitor.charts import columns
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
 

@@ -1,5 +1,5 @@
 """The generation timeline while a run trains: answer config.timeline.prompts with the model being trained and
-append the answers to <run>/timeline.jsonl (the format and the reader are in studio/timeline.py).
+append the answers to <run>/timeline.jsonl (the format and the reader are in studio/monitor/timeline.py).
 
     callbacks=[StudioCallback(run, keep), *timeline.callbacks(config, run, tokenizer)]   # the TRL stages
     recorder = timeline.recorder(config, run, tokenizer)                                # our own loops
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from studio import timeline
 from studio.config import GenerationSpec, RunConfig
 from studio.errors import ConfigError, ModelError
-from studio.generate import generate_batch, prompt_ids
+from studio.modeling.generation import generate_batch, prompt_ids
+from studio.monitor import timeline
 from studio.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,36 @@
+"""Where the studio keeps things: its home (runs, votes, uploads, saved presets) and the files shipped with it.
+
+    from studio.paths import studio_home, runs_root
+    studio_home()        # $RLHF_STUDIO_HOME, /data/rlhf-studio on a Space with storage, else ~/.rlhf-studio
+
+A leaf module (standard library only), so that every part of the engine can ask it without importing another.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+SAMPLES_DIR = PACKAGE / "data" / "samples"  # the small samples of every named source, written by scripts/sample_gen
+BUNDLED_PRESETS = PACKAGE.parent / "presets"  # the YAML presets and recipes shipped with the studio
+PERSISTENT_STORAGE = Path("/data")  # where a Space mounts its persistent storage, when it has some
+
+
+def studio_home() -> Path:
+    """$RLHF_STUDIO_HOME; else, inside a Space with writable persistent storage, /data/rlhf-studio (runs survive a
+    restart); else ~/.rlhf-studio."""
+    if os.environ.get("RLHF_STUDIO_HOME"):
+        return Path(os.environ["RLHF_STUDIO_HOME"]).expanduser()
+    if os.environ.get("SPACE_ID") and PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
+        return PERSISTENT_STORAGE / "rlhf-studio"
+    return Path.home() / ".rlhf-studio"
+
+
+def runs_root() -> Path:
+    return studio_home() / "runs"
+
+
+def votes_file() -> Path:
+    """The blind A/B votes of the Compare tab, one JSON object per line (studio/serve/voting.py writes them)."""
+    return studio_home() / "votes" / "votes.jsonl"
