@@ -193,7 +193,7 @@ def run_stage(config, label: str, warmup: int) -> dict:
     seconds = time.monotonic() - began
     status = run.read_status()
     if code != 0:
-        raise SystemExit(f"{label}: the run failed: {status.get('error')} (see {run.log_path})")
+        raise SystemExit(f"{label}: the run failed: {status.error} (see {run.log_path})")
     rows = [r for r in read_all(run.metrics_path) if "tokens_per_second" in r]
     steady = rows[warmup:] or rows
     times = [r["time"] for r in steady]

@@ -53,7 +53,8 @@ def plain_settings(stage: str, steps: int, folder: Path) -> Path:
 
     config = cfg.load_config(REPO / "presets" / f"{PRESETS[stage]}.yaml", overrides(steps))
     tokenizer = models.load_tokenizer(config.model)
-    rows = data.prepare(config.data, "sft" if stage == "sft" else "preference", tokenizer).rows
+    train, _ = data.prepare(config, "sft" if stage == "sft" else "preference", tokenizer)  # eval_fraction 0: all
+    rows = train.rows
     if stage != "sft":  # as the studio's DPO and reward trainers do without reward.use_margin
         rows = [{k: v for k, v in row.items() if k != "margin"} for row in rows]
     (folder / f"{stage}-rows.json").write_text(json.dumps(rows))

@@ -2,7 +2,7 @@
 votes that become preference data (studio/serve/compare.py, studio/serve/voting.py).
 
     Side by side  pick completed runs (their base model is the first column), type prompts (one per line) or sample
-                  N from the first run's held-out split (picking that source samples them; Generate samples them
+                  N from the rows the first run held out (picking that source samples them; Generate samples them
                   itself when the runs, the count or the seed changed since), optionally a completed reward run;
                   Generate shows one row per prompt with one column per model, headed by the run's name with its
                   id small below (the reward score under each answer, 3 decimals), a summary per model (mean

@@ -136,7 +136,8 @@ def _preview(raw: dict) -> tuple[str, str]:
     model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
     seed = cfg.from_dict(raw.get("train", {}), cfg.TrainSpec, "train.").seed
     fmt, why = preview_format(raw, spec.source)
-    report = data_report(spec, fmt, model, examples=EXAMPLES, seed=seed)
+    stage = raw.get("stage") or cfg.RunConfig().stage
+    report = data_report(spec, fmt, model, examples=EXAMPLES, seed=seed, stage=stage)
 
     dropped = report["dropped"]
     lines = [

@@ -46,6 +46,13 @@ def _base_type(kind):
     return kind
 
 
+def number_kind(key: str) -> type | None:
+    """int or float for a config key that holds a number (optional or not), else None."""
+    meta = _info().get(key)
+    kind = _base_type(meta["type"]) if meta else None
+    return kind if kind in (int, float) else None
+
+
 def list_text(key: str, value: list) -> str:
     """A list value as its textbox shows it: joined by the key's separator ("a, b", or one item per line)."""
     separator = info(key).get("separator") or ","
@@ -66,10 +73,11 @@ def widget(key: str, **overrides):
     if kind in (int, float):
         # No minimum/maximum here: gradio would refuse an out-of-range value in a dialog before the handler runs;
         # the config check answers instead, in one line naming the key, the value and the allowed range.
-        # An empty optional number: gradio's browser side shows value=None as 0 and sends 0 back; a callable that
-        # returns None leaves the box empty, and an empty box sends None (gradio issue #6728).
-        value = default if default is not None else _empty
-        return gr.Number(value=value, precision=0 if kind is int else None, placeholder="empty: default", **common)
+        if default is None:
+            # An optional number is a text box: gr.Number shows and sends None as 0 until a load event empties it
+            # (gradio issue #6728), so a Preview or Start in the first second read 0. forms.to_config reads the text.
+            return gr.Textbox(value="", placeholder="empty: default", **common)
+        return gr.Number(value=default, precision=0 if kind is int else None, **common)
     if typing.get_origin(kind) is list:
         if meta.get("separator") == "\n":  # items that may hold commas (prompts): one per line
             return gr.Textbox(
@@ -77,10 +85,6 @@ def widget(key: str, **overrides):
             )
         return gr.Textbox(value=list_text(key, default), **common)
     return gr.Textbox(value=default or "", **common)
-
-
-def _empty() -> None:
-    return None
 
 
 def home_of(component):

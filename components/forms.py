@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.fieldwidgets import number_kind
+
 Fields = dict[str, Any]  # config key -> gradio component
 
 
@@ -25,5 +27,17 @@ def to_config(keys: list[str], values: tuple | list) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value.strip() if isinstance(value, str) else value
+        node[leaf] = _number(key, value.strip()) if isinstance(value, str) else value
     return config
+
+
+def _number(key: str, text: str):
+    """The text of an optional number's box (fieldwidgets.widget) as the number it spells; other text as it is, so
+    the config check names the key and the value ("data.limit = 'ten': expected an integer")."""
+    kind = number_kind(key)
+    if kind is None:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        return text

@@ -1,6 +1,7 @@
 """Model tab: which base model to train (hub id, local folder or the built-in tiny model), its dtype and
 quantisation, and an Inspect button that counts its parameters under the chosen LoRA and estimates the memory
-each stage needs, without loading any weights (studio/modeling/estimate.py).
+each stage needs, without loading any weights: one call, studio.modeling.estimate.inspect_draft, with the form's
+values; this tab only formats its answer.
 
     fields = model_tab.build()        # {"model.name": Textbox, ...}
     model_tab.attach(all_fields)      # Inspect reads model.*, lora.*, stage and the workload keys if present
@@ -17,8 +18,8 @@ from components.fieldwidgets import home_of, widget
 from components.forms import Fields, to_config
 from components.oneline import error_markdown
 from studio import config as cfg
-from studio.errors import StudioError
 from studio.modeling import model_files
+from studio.modeling.estimate import gib, inspect_draft
 
 KEYS = (
     "model.name",
@@ -108,36 +109,21 @@ def inspect_model(raw: dict) -> tuple[str, list[list]]:
 
 
 def _inspect(raw: dict) -> tuple[str, list[list]]:
-    from studio.modeling.estimate import Workload, estimate, gib, workload_of
-
-    model = cfg.from_dict(raw.get("model", {}), cfg.ModelSpec, "model.")
-    lora = cfg.from_dict(raw.get("lora", {}), cfg.LoraSpec, "lora.")
-    train = cfg.from_dict(raw.get("train", {}), cfg.TrainSpec, "train.")
-    data = cfg.from_dict(raw.get("data", {}), cfg.DataSpec, "data.")
-    stage = raw.get("stage", "sft")
-    if stage not in cfg.STAGES:
-        raise StudioError(f"stage = {stage!r}: allowed values are {', '.join(cfg.STAGES)}")
-    reward_models = cfg.from_dict(raw.get("reward_models", {}), cfg.RewardModelsSpec, "reward_models.")
-    ppo = cfg.from_dict(raw.get("ppo", {}), cfg.PPOSpec, "ppo.")
-    workload = Workload(
-        batch_size=train.batch_size,
-        max_length=data.max_length,
-        gradient_checkpointing=train.gradient_checkpointing,
-        reward_models=max(1, len(reward_models.runs)),
-    )
-    # PPO samples and trains in different batch sizes (ppo.mini_batch_size): counted as its trainer runs
-    ppo_workload = workload_of(
-        cfg.RunConfig(stage="ppo", model=model, lora=lora, train=train, data=data, ppo=ppo, reward_models=reward_models)
-    )
-    result = estimate(model, lora, workload, stage_workloads={"ppo": ppo_workload})
-
+    """The estimate for the form (studio.modeling.estimate.inspect_draft) as Markdown and table rows."""
+    inspection = inspect_draft(raw)
+    result, workload, lora = inspection.estimate, inspection.workload, inspection.lora
     share = result.trainable / result.parameters if result.parameters else 0
     how = (
         f"LoRA r={lora.r} on {', '.join(lora.target_modules)}" + (" (DoRA)" if lora.use_dora else "")
         if lora.enabled
         else "LoRA off: every weight trains"
     )
-    chosen = result.stages[stage]
+    own = [  # the stages whose trainers sample and train in batches of their own (PPO: ppo.mini_batch_size)
+        f"{name.upper()}: {load.sampled_together} answers sampled together, {load.batch_size} per training pass"
+        for name, load in inspection.workloads.items()
+        if load != workload and load.sampled_together
+    ]
+    chosen = result.stages[inspection.stage]
     lines = [
         f"**{result.model}** ({result.architecture}, {result.num_layers} layers, hidden {result.hidden_size}, "
         f"vocabulary {result.vocab_size:,})",
@@ -148,9 +134,8 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
         + (f", base linear layers at {result.quantization}" if result.quantization != "none" else "")
         + f"; batch {workload.batch_size} x {workload.max_length} tokens"
         + (", gradient checkpointing" if workload.gradient_checkpointing else "")
-        + f" (PPO: {ppo_workload.sampled_together} answers sampled together, {ppo_workload.batch_size} per "
-        "training pass)",
-        f"- **{stage}** needs about **{gib(chosen.total)}**: "
+        + (f" ({'; '.join(own)})" if own else ""),
+        f"- **{inspection.stage}** needs about **{gib(chosen.total)}**: "
         + "; ".join(f"{t.name} {gib(t.bytes)} ({t.why})" for t in chosen.terms),
         "",
         "Not counted: the CUDA context (0.5 to 1 GiB per GPU) and allocator slack. Batches are counted at "
@@ -164,6 +149,4 @@ def _inspect(raw: dict) -> tuple[str, list[list]]:
 
 
 def _cell(term) -> str:
-    from studio.modeling.estimate import gib
-
     return "shared (adapter off)" if term.name == "reference" and term.bytes == 0 else gib(term.bytes)

@@ -10,8 +10,8 @@ A running stage shows its step and time left (the Runs tab's ETA). The graph is 
 function of the stages: a box per stage, a solid arrow
 from the stage it starts from, a dashed arrow from each reward stage that scores it, colored by state once running.
 
-Endpoints (every handler is one): /show_recipe, /preview, /save_pipeline, /start_pipeline, /pipelines_table,
-/show_pipeline, /cancel_pipeline.
+Endpoints (every handler is one): /recipes (the recipe list), /show_recipe, /preview, /save_pipeline, /start_pipeline,
+/pipelines_table, /show_pipeline, /cancel_pipeline. Recipes are listed, loaded and saved by studio/pipelines/presets.py.
 """
 
 from __future__ import annotations
@@ -23,17 +23,18 @@ import gradio as gr
 from components.oneline import error_line
 from components.runs_tab import ESTIMATING, duration
 from studio.errors import StudioError
-from studio.pipelines import runner
+from studio.pipelines import presets, runner
+from studio.runs.status import State
 
 REFRESH_SECONDS = 2
 STATE_COLORS = {
-    "waiting": "#f3f4f6",
-    "queued": "#fef3c7",
-    "running": "#dbeafe",
-    "completed": "#dcfce7",
-    "failed": "#fee2e2",
-    "cancelled": "#e5e7eb",
-    "skipped": "#e5e7eb",
+    runner.WAITING: "#f3f4f6",
+    State.QUEUED: "#fef3c7",
+    State.RUNNING: "#dbeafe",
+    State.COMPLETED: "#dcfce7",
+    State.FAILED: "#fee2e2",
+    State.CANCELLED: "#e5e7eb",
+    runner.SKIPPED: "#e5e7eb",
 }
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 62, 70, 26, 12
 ARC_RISE, ARC_STEP = 24, 14  # how far arcs over skipped columns rise
@@ -93,7 +94,7 @@ def graph_html(stages: list[dict]) -> str:
         state = stage.get("state")
         fill = STATE_COLORS.get(state or "", "#ffffff")
         name, kind = html.escape(stage["name"]), html.escape(stage.get("stage") or "")
-        progress = f" {_step(stage)}" if state == "running" and _step(stage) else ""
+        progress = f" {_step(stage)}" if state == State.RUNNING and _step(stage) else ""
         parts.append(
             f'<g class="stage" data-stage="{name}" data-state="{html.escape(state or "")}">'
             f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="#374151"/>'
@@ -129,7 +130,7 @@ def _step(stage: dict) -> str:
 def _eta(stage: dict) -> str:
     """The time left of a running stage (runner.status takes it from manager.time_left, as the Runs tab
     does): "estimating" until it can be told, empty for a stage that is not running."""
-    if stage.get("state") != "running":
+    if stage.get("state") != State.RUNNING:
         return ""
     return ESTIMATING if stage.get("time_left") is None else duration(stage["time_left"])
 
@@ -165,10 +166,15 @@ def needs_label(needs: list[str]) -> str:
 def recipe_choices() -> list[tuple[str, str]]:
     """(label, name) of every recipe in the engine's order: on a machine without a GPU, those needing one last."""
     choices = []
-    for name, recipe in runner.recipes().items():
-        title = recipe["description"].split(":", 1)[0] if recipe["description"] else name
-        choices.append((f"{title} · {name}{' (yours)' if recipe['yours'] else ''}{needs_label(recipe['needs'])}", name))
+    for name, recipe in presets.recipes().items():
+        title = recipe.description.split(":", 1)[0] if recipe.description else name
+        choices.append((f"{title} · {name}{' (yours)' if recipe.yours else ''}{needs_label(list(recipe.needs))}", name))
     return choices
+
+
+def recipe_list() -> list[list[str]]:
+    """[label, name] of every recipe, as the Recipe dropdown lists them (for scripts and tests)."""
+    return [list(choice) for choice in recipe_choices()]
 
 
 def refresh_recipes():
@@ -180,7 +186,7 @@ def refresh_recipes():
 def show_recipe(name: str | None):
     """(description, graph, YAML) of a recipe; on a problem the description line says it."""
     try:
-        text, pipeline, description = runner.recipe(name or "")
+        text, pipeline, description = presets.recipe(name)
     except StudioError as err:
         return error_line(err), "", gr.update()
     warning = runner.gpu_warning(pipeline)
@@ -207,7 +213,7 @@ def preview(text: str, overrides: str | None):
 def save_pipeline(name: str | None, text: str):
     """Save the code box as the user's own recipe; (one line, recipe dropdown)."""
     try:
-        path = runner.save_recipe(name or "", text)
+        path = presets.save_recipe(name, text)
     except StudioError as err:
         return f"Not saved: {error_line(err)}", gr.Dropdown()
     return f"Saved pipeline **{path.stem}** ({path}).", gr.Dropdown(choices=recipe_choices(), value=path.stem)
@@ -255,7 +261,7 @@ def show_pipeline(pipeline_id: str | None):
     except StudioError as err:
         return error_line(err), "", []
     line = f"Pipeline **{state['id']}** ({state.get('name')}): {state.get('state')}"
-    running = [s for s in state["stages"] if s.get("state") == "running"]
+    running = [s for s in state["stages"] if s.get("state") == State.RUNNING]
     if running:
         stage = running[0]
         line += f", stage {stage['name']} at step {_step(stage) or '0/?'}, "
@@ -355,3 +361,4 @@ def build() -> None:
         **private,
     )
     timer.tick(pipelines_table, outputs=table, api_name="pipelines_table", **quiet)
+    gr.api(recipe_list, api_name="recipes")

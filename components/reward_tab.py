@@ -3,9 +3,9 @@
     Score two answers   a prompt and two answers -> each answer's score and the one the model prefers, with the
                         chance it gives that preference (the Bradley-Terry sigmoid of the difference, what the
                         reward trainer fits)
-    Held-out pairs      the run's accuracy on the pairs its data.eval_fraction held out of training, split as its
-                        trainer split them (the share whose chosen answer scores above the rejected one), and a
-                        histogram of the chosen and rejected scores overlaid
+    Held-out pairs      the run's accuracy on the pairs its data.eval_fraction held out of training, the ones its
+                        data_report.json records (the share whose chosen answer scores above the rejected one), and
+                        a histogram of the chosen and rejected scores overlaid
 
 Endpoints for scripts and tests (gradio_client): /reward_runs(current pick),
 /score_pair(run, prompt, answer_a, answer_b), /evaluate_reward(run, limit).

@@ -2,7 +2,8 @@
 
     table     id, name, stage, state ("queued (2nd)"), step/total, ETA ("estimating" until a few steps are timed),
               last loss or reward, a key metric, parent; refreshed every REFRESH_SECONDS; a click on a row selects
-              that run
+              that run. The rows are the engine's run summaries (studio.runs.table), which `rlhf-studio runs`
+              prints too; this tab formats them
     actions   Cancel, Resume (failed or cancelled runs), Delete (finished runs, after ticking the confirmation);
               each answers in one line, which stays until another run is selected
     charts    the stage's panels (studio.monitor.charts) in up to PLOT_SLOTS plots, refreshed every CHART_SECONDS from a
@@ -34,14 +35,14 @@ import re
 import threading
 
 import gradio as gr
-import yaml
 
+from studio import stages
 from studio.errors import StudioError
 from studio.monitor import charts, health, timeline
 from studio.runs import manager
-from studio.runs.metrics import last_value
-from studio.runs.rundir import FINAL_STATES, RunDir
-from studio.runs.store import RunIndex
+from studio.runs import table as summaries
+from studio.runs.rundir import RunDir
+from studio.runs.status import RunStatus, State
 
 LABEL = "Runs"  # the tab's label, which the page's tab events carry
 COLUMNS = ["id", "name", "stage", "state", "step", "ETA", "last loss / reward", "key metric", "parent"]
@@ -52,23 +53,10 @@ ESTIMATING = "estimating"  # a running run's ETA until a few steps were timed (m
 FAILED_LOG_LINES = 12  # of a failed run's log, shown where its charts would be
 REFRESH_SECONDS = 2
 CHART_SECONDS = 1  # a new metric point shows within two seconds: one tick of waiting plus the redraw
-PLOT_SLOTS = max(len(panels) for panels in charts.STAGE_PANELS.values())
+PLOT_SLOTS = max(len(s.panels) for s in stages.all_stages())  # plots laid out once: enough for any stage
 CHART_MIN_WIDTH = 420  # px: two charts side by side on a laptop, one a line on a phone
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default; the logged values stay visible, faint, behind the line
 MAX_SMOOTHING = 0.99
-
-# Stages that learn from a reward signal show the last reward in the table; the others their last loss.
-REWARD_STAGES = ("ppo", "grpo", "rloo", "rejection")
-KEY_METRIC = {  # stage -> (logged key, short name): the number that says whether this stage is learning
-    "sft": ("mean_token_accuracy", "token acc"),
-    "reward": ("accuracy", "accuracy"),
-    "dpo": ("rewards/margins", "margin"),
-    "kto": ("rewards/margins", "margin"),
-    "ppo": ("kl", "kl"),
-    "grpo": ("kl", "kl"),
-    "rloo": ("kl", "kl"),
-    "rejection": ("reward_gain", "gain"),
-}
 
 
 # ---------------------------------------------------------------- the table
@@ -82,30 +70,9 @@ def _number(value) -> str:
     return str(value)  # "nan" and "inf" are logged as text
 
 
-_last_metrics_cache: dict[str, tuple[tuple[int, int], tuple[str, str]]] = {}
-
-
-def last_metrics(run_id: str, stage: str, metrics_path) -> tuple[str, str]:
-    """("loss 0.412" or "reward 1.3", "token acc 0.81"): the newest values, read from the end of metrics.jsonl
-    only when the file changed since the last table refresh."""
-    try:
-        st = os.stat(metrics_path)
-    except OSError:
-        return "", ""
-    stamp = (st.st_size, st.st_mtime_ns)
-    cached = _last_metrics_cache.get(run_id)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    main_key = "reward" if stage in REWARD_STAGES else "loss"
-    main = last_value(metrics_path, main_key)
-    key, name = KEY_METRIC.get(stage, ("", ""))
-    extra = last_value(metrics_path, key) if key else None
-    cells = (
-        f"{main_key} {_number(main)}" if _number(main) else "",
-        f"{name} {_number(extra)}" if _number(extra) else "",
-    )
-    _last_metrics_cache[run_id] = (stamp, cells)
-    return cells
+def _cell(metric: summaries.Metric | None) -> str:
+    """A metric as its cell shows it ("loss 0.412", "token acc 0.81"); empty for a number not logged yet."""
+    return f"{metric.name} {_number(metric.value)}" if metric is not None and _number(metric.value) else ""
 
 
 def duration(seconds: float) -> str:
@@ -117,36 +84,31 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
-def eta(status: dict, run: RunDir, now: float | None = None) -> str:
+def eta(status: RunStatus, run: RunDir, now: float | None = None) -> str:
     """Time left for a running run (manager.time_left, which the Pipelines tab shows too): "estimating" until
     it can be told, empty for a run that is not running."""
-    if status.get("state") != "running":
+    if status.state is not State.RUNNING:
         return ""
     left = manager.time_left(status, now, run=run)
     return ESTIMATING if left is None else duration(left)
 
 
 def runs_table() -> list[list]:
-    """One row per run, newest first (the columns are COLUMNS)."""
-    rows = []
-    for r in reversed(manager.list_runs()):
-        run = RunDir.of(r["id"])
-        remaining = eta(run.read_status(), run) if r["state"] == "running" else ""
-        main, extra = last_metrics(r["id"], r["stage"], run.metrics_path)
-        rows.append(
-            [
-                r["id"],
-                r["name"] or r["model"],
-                r["stage"],
-                manager.state_label(r),
-                f"{r['step'] or 0}/{r['total_steps'] or '?'}",
-                remaining,
-                main,
-                extra,
-                r["parent"] or "",
-            ]
-        )
-    return rows
+    """One row per run, newest first (the columns are COLUMNS), from the engine's run summaries (studio.runs.table)."""
+    return [
+        [
+            row.id,
+            row.name or row.model,
+            row.stage,
+            row.state_label,
+            f"{row.step}/{row.total_steps or '?'}",
+            ESTIMATING if row.estimating else duration(row.time_left) if row.time_left is not None else "",
+            _cell(row.main),
+            _cell(row.learning),
+            row.parent,
+        ]
+        for row in reversed(summaries.run_rows())
+    ]
 
 
 def _initial_table() -> list[list]:
@@ -171,17 +133,18 @@ def run_details(run_id: str) -> tuple[str, str]:
     except StudioError as err:
         return str(err), ""
     status = manager.status(run)
-    status.update(manager.queue_places().get(run.id, {}))
-    line = f"**{run.id}**: {manager.state_label(status)}, step {status.get('step')}/{status.get('total_steps')}"
+    place = manager.queue_places().get(run.id, {})
+    label = manager.state_label({"state": status.state, **place})
+    line = f"**{run.id}**: {label}, step {status.step}/{status.total_steps}"
     left = eta(status, run)
     if left == ESTIMATING:
         line += ", estimating the time left"
     elif left:
         line += f", about {left} left"
-    if status.get("queued_behind"):
-        line += f", waiting behind {status['queued_behind']}"
-    if status.get("error"):
-        line += f"\n\n**Error:** {plain(status['error'])}"
+    if place.get("queued_behind"):
+        line += f", waiting behind {place['queued_behind']}"
+    if status.error:
+        line += f"\n\n**Error:** {plain(status.error)}"
     return line, run.log_tail(40)
 
 
@@ -197,11 +160,11 @@ def _guarded(action, *args) -> str:
 
 def _cancel(run_id: str) -> str:
     run = manager.find(run_id)
-    state = manager.status(run).get("state")
-    if state in FINAL_STATES:
+    state = manager.status(run).state
+    if state.final:
         return f"Run {run.id} is already {state}; nothing to cancel."
     after = manager.cancel(run)
-    return f"Run {run.id} is {after.get('state')}."
+    return f"Run {run.id} is {after.state}."
 
 
 def cancel_run(run_id: str) -> str:
@@ -214,7 +177,7 @@ def cancel_run(run_id: str) -> str:
 def _resume(run_id: str) -> str:
     run = manager.find(run_id)
     worker = manager.resume(run)
-    step = run.read_status().get("resumed_from") or 0
+    step = run.read_status().resumed_from
     start = f"step {step}" if step else "the start (no complete checkpoint)"
     if worker is not None:
         return f"Run {run.id} resumed from {start}."
@@ -260,13 +223,6 @@ def delete_run(run_id: str, confirm: bool) -> tuple[str, str, bool]:
 # ---------------------------------------------------------------- charts and health
 
 
-def _stage(run: RunDir) -> str:
-    try:
-        return (yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}).get("stage", "")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return ""
-
-
 def _smoothing(value) -> float:
     try:
         value = float(value or 0.0)
@@ -303,7 +259,7 @@ class ChartSession:
         for run_id in run_ids:
             if run_id not in self.feed.runs:
                 run = manager.find(run_id)
-                self.feed.add_run(run.id, run.metrics_path, stage=_stage(run), label=run.id)
+                self.feed.add_run(run.id, run.metrics_path, stage=summaries.stage_of(run), label=run.id)
 
     def update(
         self, run_id: str, overlays: list[str], smoothing: float, log_scale: bool
@@ -347,27 +303,30 @@ def _fenced(text: str) -> str:
 
 
 def health_markdown(
-    warnings: list[health.HealthWarning], status: dict | None = None, run: RunDir | None = None, logged: bool = True
+    warnings: list[health.HealthWarning],
+    status: RunStatus | None = None,
+    run: RunDir | None = None,
+    logged: bool = True,
 ) -> str:
     """The box above the charts: the health warnings; "no warnings" only for a run that did not fail (the status
     line above gives a failed run's error); without metric rows (`logged` False) why there are no charts, and
     for a failed run the end of its log."""
-    state = (status or {}).get("state")
+    state = status.state if status is not None else None
     parts = []
     if warnings:
         lines = [f"- ⚠️ **{w.message}**. {w.suggestion}." for w in warnings]  # every message names its step
         parts.append("**Health warnings**\n\n" + "\n".join(lines))
     if not logged:
-        tail = run.log_tail(FAILED_LOG_LINES) if run is not None and state == "failed" else ""
+        tail = run.log_tail(FAILED_LOG_LINES) if run is not None and state is State.FAILED else ""
         if tail:
             parts.append(f"It failed before logging any metrics. The last lines of its log:\n\n{_fenced(tail)}")
         else:
             parts.append(
                 "No metrics were logged."
-                if state in FINAL_STATES
+                if state is not None and state.final
                 else "No metrics yet: the charts appear with the first logged step."
             )
-    elif not parts and state != "failed":
+    elif not parts and state is not State.FAILED:
         parts.append("Health: no warnings.")
     return "\n\n".join(parts)
 
@@ -407,7 +366,7 @@ def charts_live(run_id: str, overlays: list[str] | None) -> bool:
     """Whether the charts of the run and its overlays can still change: one of them is queued or running."""
     for one in [run_id, *(overlays or ())]:
         try:
-            if one and manager.find(one).read_status().get("state") not in FINAL_STATES:
+            if one and not manager.find(one).read_status().final:
                 return True
         except StudioError:
             continue
@@ -423,7 +382,7 @@ def _draw(session: ChartSession, run_id: str, overlays: list[str], smoothing: fl
     try:
         run = manager.find(run_id)
         status = run.read_status()
-        settings = (run.id, tuple(overlays or ()), smoothing, log_scale, status.get("state"), status.get("error"))
+        settings = (run.id, tuple(overlays or ()), smoothing, log_scale, status.state, status.error)
         if settings == session.drawn_for and not session.feed.has_new_rows():
             return [gr.skip()] * (1 + PLOT_SLOTS)  # nothing new: the tick costs a stat per followed run
         run_id, stage, panels, _rows = session.update(run_id, overlays, smoothing, log_scale)
@@ -605,9 +564,7 @@ def overlay_options(run_id: str) -> list[tuple[str, str]]:
         run = manager.find(run_id)
     except StudioError:
         return []
-    stage = _stage(run)
-    rows = [r for r in reversed(RunIndex().rows()) if r["stage"] == stage and r["id"] != run.id]
-    return [(f"{r['id']} {r['name']}".strip(), r["id"]) for r in rows]
+    return [(f"{other} {name}".strip(), other) for other, name in summaries.same_stage(run)]
 
 
 def overlay_choices(run_id: str, current: list[str] | None):

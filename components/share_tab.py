@@ -31,11 +31,12 @@ from studio.errors import StudioError
 from studio.paths import studio_home
 from studio.publish import share
 from studio.runs import manager
+from studio.runs.status import State
 
 
 def _choices() -> list[tuple[str, str]]:
     """Completed runs, newest first, as (label, id)."""
-    rows = [r for r in manager.list_runs() if r["state"] == "completed"]
+    rows = [r for r in manager.list_runs() if r["state"] == State.COMPLETED]
     return [
         (f"{r['id']} ({r['name']}, {r['stage']})" if r["name"] else f"{r['id']} ({r['stage']})", r["id"])
         for r in reversed(rows)

@@ -20,6 +20,7 @@ from components import compare_tab, generation, runs_tab
 from components.oneline import error_markdown
 from studio import demo as offline_demo
 from studio.runs import manager
+from studio.runs.status import State
 
 POLL_SECONDS = 2.0
 RUNS_SHOWN = 4  # runs_tab.restore's answer: the selected run, whether the tab shows, its two timers
@@ -94,9 +95,9 @@ def follow_demo(pipeline_id: str):
     except Exception as err:
         return error_markdown(err), gr.Timer(active=False), *unchanged, False
     line = f"Demo {where.state}: " + "; ".join(where.lines) + "."
-    if where.state == "completed":
+    if where.state == State.COMPLETED:
         fills = compare_tab.filled_with(
-            [where.runs[name] for name in ("sft", "ppo", "dpo")],
+            [where.runs[name] for name in offline_demo.policy_steps()],
             where.runs["rm"],
             offline_demo.held_out_questions()[:SHOWN_QUESTIONS],
         )
@@ -107,7 +108,7 @@ def follow_demo(pipeline_id: str):
             *fills,
             True,
         )
-    if where.state in ("failed", "cancelled"):
+    if where.state in (State.FAILED, State.CANCELLED):
         return line + " See the Pipelines tab for why.", gr.Timer(active=False), *unchanged, False
     return line, gr.skip(), *unchanged, False
 

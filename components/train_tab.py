@@ -15,8 +15,8 @@ data source and file, rows, steps, the run it starts from, the reward models and
 when the tab opens, when a preset loads, on Check, and when a field that changes it does: dropdowns as they change,
 text and number boxes when they lose focus or Enter is pressed, never on each keystroke.
 
-Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /stage_runs, /stage_sections, /form_keys,
-/run_summary.
+Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /presets (the preset list), /stage_runs,
+/stage_sections, /form_keys, /run_summary. Presets are listed, loaded and saved by studio/pipelines/presets.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import typing
 from pathlib import Path
 
 import gradio as gr
-import yaml
 
 from components import fieldwidgets
 from components.forms import Fields, to_config
@@ -36,20 +35,17 @@ from components.model_tab import BUILDING_TINY
 from components.oneline import ERROR_CLASS, as_error, error_line, error_markdown, uploads_named
 from components.pipelines_tab import needs_label
 from studio import config as cfg
-from studio.errors import StudioError
+from studio import stages
+from studio.errors import ConfigError, StudioError
 from studio.modeling import model_files
 from studio.modeling.estimate import gib
-from studio.paths import BUNDLED_PRESETS, studio_home
-from studio.pipelines import runner, twins
+from studio.pipelines import presets, twins
 from studio.pipelines.preview import HUB, SAMPLE, RunRef, RunSummary, run_summary
-from studio.pipelines.recipe import is_pipeline
 from studio.runs import manager
+from studio.runs.status import State
 
-PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 BASE_MODEL = ""  # init.from_run's "no earlier run" choice; to_config turns empty text into the default (None)
 
-# One line per stage for the stage picker: what it trains on and what it needs.
-STAGE_SECTIONS = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
 TRAIN_BASICS = (
     "train.max_steps",
     "train.epochs",
@@ -80,7 +76,8 @@ def field_input(key: str, **overrides) -> gr.components.Component:
     """The input for one config key (fieldwidgets.widget), floats stepping by their default's order of magnitude."""
     overrides = {"elem_id": field_id(key), **overrides}
     meta = fieldwidgets.info(key)
-    if meta["type"] in (float, float | None) and not meta.get("choices"):
+    # an optional number with no default is a text box (fieldwidgets.widget), which takes no step
+    if meta["type"] in (float, float | None) and meta["default"] is not None and not meta.get("choices"):
         overrides = {"step": _float_step(meta["default"]), **overrides}
     return fieldwidgets.widget(key, **overrides)
 
@@ -118,11 +115,15 @@ def read_value(key: str, component: typing.Any, payload: typing.Any) -> typing.A
         raise StudioError(f"{key}: {err.message}") from None
 
 
+def form_raw(fields: Fields, values: typing.Sequence) -> dict:
+    """The whole form as a config mapping, not validated yet."""
+    keys = list(fields)
+    return to_config(keys, [read_value(key, fields[key], value) for key, value in zip(keys, values)])
+
+
 def form_config(fields: Fields, values: typing.Sequence) -> cfg.RunConfig:
     """The whole form as a validated RunConfig (ConfigError names the key at fault)."""
-    keys = list(fields)
-    read = [read_value(key, fields[key], value) for key, value in zip(keys, values)]
-    return cfg.from_dict(to_config(keys, read))
+    return cfg.from_dict(form_raw(fields, values))
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:
@@ -145,12 +146,13 @@ def _run_label(row: dict) -> str:
 def completed_runs(stages: typing.Iterable[str]) -> list[tuple[str, str]]:
     """(label, id) of the completed runs of these stages, newest first."""
     stages = set(stages)
-    rows = [r for r in manager.list_runs() if r["state"] == "completed" and r["stage"] in stages]
+    rows = [r for r in manager.list_runs() if r["state"] == State.COMPLETED and r["stage"] in stages]
     return [(_run_label(r), r["id"]) for r in reversed(rows)]
 
 
 def parent_choices(stage: str) -> list[tuple[str, str]]:
-    return [("(base model)", BASE_MODEL), *completed_runs(manager.STARTS_FROM.get(stage, ()))]
+    parents = stages.starts_from(stage) if stages.find(stage) else ()
+    return [("(base model)", BASE_MODEL), *completed_runs(parents)]
 
 
 def stage_runs(stage: str, from_run: str | None, reward_runs: list[str] | None):
@@ -168,55 +170,40 @@ def stage_run_choices(stage: str):
     return gr.Dropdown(choices=parent_choices(stage)), gr.Dropdown(choices=completed_runs(["reward"]))
 
 
+def stage_choices() -> list[tuple[str, str]]:
+    """The stage picker: one line per registered stage, what it trains on and what it needs."""
+    return [(f"{s.name}: {s.summary}", s.name) for s in stages.all_stages()]
+
+
+def own_sections() -> tuple[str, ...]:
+    """The config sections that belong to a stage (sft, ppo, ...), each laid out once, shown with its stage."""
+    return tuple(dict.fromkeys(s.section for s in stages.all_stages()))
+
+
 def stage_sections(stage: str) -> list:
     """Show the reward models for the online stages and only the selected stage's own section."""
+    record = stages.find(stage)
     return [
-        gr.update(visible=stage in cfg.ONLINE_STAGES),
-        *(gr.update(visible=stage == section) for section in STAGE_SECTIONS),
+        gr.update(visible=bool(record and record.online)),
+        *(gr.update(visible=bool(record and record.section == section)) for section in own_sections()),
     ]
 
 
-# ---------------------------------------------------------------- presets
-
-
-def user_presets_dir() -> Path:
-    return studio_home() / "presets"
-
-
-def preset_paths() -> dict[str, Path]:
-    """name -> file of every single-run preset: the bundled ones, then the user's (a bundled name wins).
-    Pipelines are left out: the Pipelines tab runs them."""
-    found: dict[str, Path] = {}
-    for folder in (BUNDLED_PRESETS, user_presets_dir()):
-        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
-            if path.stem in found:
-                continue
-            try:
-                if is_pipeline(cfg.read_yaml(path)):
-                    continue
-            except StudioError:
-                pass  # listed anyway: loading it says what is wrong with it
-            found[path.stem] = path
-    return found
-
-
-def _needs(path: Path) -> list[str]:
-    """What a preset needs (studio.pipelines.twins.needs); nothing known for one that does not load."""
-    try:
-        return twins.needs(cfg.load_config(path))
-    except StudioError:
-        return []
+# ---------------------------------------------------------------- presets (studio/pipelines/presets.py keeps them)
 
 
 def preset_choices() -> list[tuple[str, str]]:
-    """(label, name) of every preset, in the engine's order: on a machine without a GPU, those needing one last."""
-    user = user_presets_dir()
-    paths = preset_paths()
-    needs = {name: _needs(path) for name, path in paths.items()}
+    """(label, name) of every single-run preset, in the engine's order: on a machine without a GPU, those needing
+    one last."""
     return [
-        (f"{name}{' (yours)' if paths[name].parent == user else ''}{needs_label(needs[name])}", name)
-        for name in twins.offline_first(needs)
+        (f"{name}{' (yours)' if preset.yours else ''}{needs_label(list(preset.needs))}", name)
+        for name, preset in presets.runs().items()
     ]
+
+
+def preset_list() -> list[list[str]]:
+    """[label, name] of every single-run preset, as the Preset dropdown lists them (for scripts and tests)."""
+    return [list(choice) for choice in preset_choices()]
 
 
 def refresh_presets():
@@ -226,19 +213,10 @@ def refresh_presets():
 
 def load_preset(fields: Fields, name: str | None) -> list:
     """[message, value of every field] from a preset; on a problem the message says it and the form stays."""
-    unchanged = [gr.update() for _ in fields]
-    path = preset_paths().get((name or "").strip())
-    if path is None:
-        if (name or "").strip() in runner.recipes():
-            return [f"{name} is a pipeline (several linked stages); open it in the Pipelines tab.", *unchanged]
-        return [f"No preset named '{name or ''}'; pick one from the list.", *unchanged]
     try:
-        raw = cfg.read_yaml(path)
-        if is_pipeline(raw):
-            return [f"{name} is a pipeline (several linked stages); open it in the Pipelines tab.", *unchanged]
-        config = cfg.from_dict(raw)
+        raw, config = presets.load_run(name)
     except StudioError as err:
-        return [f"Preset {name}: {err}", *unchanged]
+        return [str(err), *(gr.update() for _ in fields)]
     values = flatten(cfg.to_dict(config))
     left_out = [key for key in flatten(raw) if key not in fields]
     message = f"Loaded preset **{name}**."
@@ -250,47 +228,22 @@ def load_preset(fields: Fields, name: str | None) -> list:
     return [message, *(display_value(key, component, values.get(key)) for key, component in fields.items())]
 
 
-def _non_defaults(values: dict, defaults: dict) -> dict:
-    """The nested entries of a config that differ from the defaults (a preset reads best short)."""
-    kept = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            inner = _non_defaults(value, defaults.get(key, {}))
-            if inner:
-                kept[key] = inner
-        elif key == "stage" or value != defaults.get(key):
-            kept[key] = value
-    return kept
-
-
 def save_preset(fields: Fields, name: str | None, values: typing.Sequence):
-    """Write the form as <studio home>/presets/NAME.yaml; (message, preset dropdown)."""
-    name = (name or "").strip()
-    if not PRESET_NAME.fullmatch(name):
-        return (
-            f"Preset name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit.",
-            gr.Dropdown(),
-        )
-    existing = preset_paths().get(name)
-    if existing is not None and existing.parent != user_presets_dir():
-        return f"'{name}' is the name of a bundled preset; pick another name.", gr.Dropdown()
+    """Save the form as the user's preset NAME (presets.save_run); (message, preset dropdown)."""
     try:
-        config = form_config(fields, values)
+        raw = form_raw(fields, values)
     except StudioError as err:
         return f"Not saved: {err}", gr.Dropdown()
-    body = _non_defaults(cfg.to_dict(config), cfg.to_dict(cfg.RunConfig()))
-    path = user_presets_dir() / f"{name}.yaml"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            f"# Saved from the studio's Train tab. Run it with `rlhf-studio train {path}`\n"
-            + yaml.safe_dump(body, sort_keys=False),
-            encoding="utf-8",
-        )
-    except OSError as err:
-        return f"Could not write {path}: {err.strerror}", gr.Dropdown()
-    verb = "Replaced" if existing is not None else "Saved"
-    return f"{verb} preset **{name}** ({path}).", gr.Dropdown(choices=preset_choices(), value=name)
+        path, replaced = presets.save_run(name, raw)
+    except presets.NameRefused as err:
+        return str(err), gr.Dropdown()
+    except ConfigError as err:
+        return f"Not saved: {err}", gr.Dropdown()
+    except StudioError as err:  # the file could not be written
+        return str(err), gr.Dropdown()
+    verb = "Replaced" if replaced else "Saved"
+    return f"{verb} preset **{path.stem}** ({path}).", gr.Dropdown(choices=preset_choices(), value=path.stem)
 
 
 # ---------------------------------------------------------------- start
@@ -413,7 +366,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.steps is not None:
         steps = _text(
             f"{summary.steps:,} optimizer steps ({summary.steps_how})"
-            if summary.stage != "rejection"
+            if stages.get(summary.stage).steps != stages.ROUNDS
             else f"{summary.steps:,} rounds ({summary.steps_how})"
         )
     elif "steps" in problems:
@@ -478,7 +431,7 @@ def build(shared_fields: Fields) -> Fields:
     keys = list(info)
     section_keys = {
         s: [k for k in keys if k.startswith(f"{s}.")]
-        for s in ("lora", "train", "reward_models", "timeline", *STAGE_SECTIONS)
+        for s in ("lora", "train", "reward_models", "timeline", *own_sections())
     }
     own: Fields = {}
     initial_stage = info["stage"]["default"]
@@ -499,7 +452,7 @@ def build(shared_fields: Fields) -> Fields:
 
     with gr.Row():
         own["stage"] = gr.Dropdown(
-            choices=[(f"{s}: {cfg.STAGE_SUMMARIES[s]}", s) for s in cfg.STAGES],
+            choices=stage_choices(),
             value=initial_stage,
             **fieldwidgets.caption("stage"),
             scale=2,
@@ -531,8 +484,10 @@ def build(shared_fields: Fields) -> Fields:
             _inputs([k for k in section_keys["reward_models"] if k != "reward_models.runs"], own)
 
     sections = []
-    for section in STAGE_SECTIONS:
-        with gr.Accordion(f"{section} settings", open=True, visible=section == initial_stage) as block:
+    for section in own_sections():
+        with gr.Accordion(
+            f"{section} settings", open=True, visible=section == stages.get(initial_stage).section
+        ) as block:
             doc = _section_doc(section)
             if doc:
                 gr.Markdown(doc)
@@ -613,6 +568,7 @@ def build(shared_fields: Fields) -> Fields:
     )
     start_button.click(start, inputs=form, outputs=start_message, api_name="start_run", preprocess=False)
     gr.api(form_keys, api_name="form_keys")
+    gr.api(preset_list, api_name="presets")
 
     # The summary: one event for every trigger, so a burst of changes (a preset filling the form) runs it once more
     # at most (always_last), one at a time (its own queue); the values go unprocessed, as Start's do.

@@ -1,6 +1,7 @@
 """The `rlhf-studio` command (also `python -m studio`): everything the UI does, from a terminal.
 
     rlhf-studio train presets/sft-dolly-tiny.yaml --set train.max_steps=20
+    rlhf-studio train sft-dolly-tiny                  # a bundled (or saved) preset by name, from any folder
     rlhf-studio train presets/sft-dpo-tiny.yaml       # a pipeline: its stages run in order, linked
     rlhf-studio resume RUN_ID | cancel RUN_ID
     rlhf-studio runs [--json]
@@ -27,9 +28,9 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 
 from studio import config as cfg
+from studio import stages
 from studio.errors import ConfigError, StudioError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 1, 2, 130
@@ -39,8 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlhf-studio", description="RLHF Studio: train, watch and compare.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a run config or a pipeline in the foreground, with progress")
-    train.add_argument("config", help="a run config or pipeline YAML (see presets/)")
+    train = sub.add_parser(
+        "train",
+        help="train a run config or a pipeline in the foreground, with progress",
+        epilog=_stages_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "config", help="a run config or pipeline YAML file, or the name of a bundled or saved preset (see presets/)"
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -60,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.set_defaults(handler=cmd_cancel)
 
     runs = sub.add_parser("runs", help="list runs: id, stage, state, step, last loss")
-    runs.add_argument("--json", action="store_true", help="print a JSON list")
+    runs.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list: each run's row, with its queue place, time left and latest metrics",
+    )
     runs.set_defaults(handler=cmd_runs)
 
     show = sub.add_parser("show", help="a run's status, config and latest metrics")
@@ -184,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stages_help() -> str:
+    """The stages a config's `stage` may name, one line each, as the registry has them when the parser is built."""
+    width = max(len(s.name) for s in stages.all_stages())
+    return "stages (a run config's `stage`):\n" + "\n".join(
+        f"  {s.name:<{width}}  {s.summary}" for s in stages.all_stages()
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -202,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from studio.pipelines import recipe, twins
+    from studio.pipelines import presets, recipe, twins
 
-    raw = cfg.read_yaml(args.config)
+    path = presets.resolve(args.config)  # a file, or a bundled or saved preset by name
+    raw = cfg.read_yaml(path)
     if recipe.is_pipeline(raw):
-        pipeline = recipe.from_dict(raw, args.set, default_name=Path(args.config).stem)
+        pipeline = recipe.from_dict(raw, args.set, default_name=path.stem)
         _warn(twins.gpu_warning([stage.config for stage in pipeline.stages]))
         return _train_pipeline(pipeline, str(raw.get("description") or ""))
     code, _ = _start_and_follow(cfg.from_dict(cfg.apply_overrides(raw, args.set)))
@@ -247,6 +268,7 @@ def _train_pipeline(pipeline, description: str = "") -> int:
 def _run_pipeline(pipeline, description: str = "") -> tuple[int, dict]:
     """(exit code, the pipeline's final state) of a pipeline run now with progress bars."""
     from studio.pipelines import runner
+    from studio.runs.status import State
 
     record = runner.create(pipeline, description)
     print(f"pipeline {record.id}")
@@ -257,12 +279,12 @@ def _run_pipeline(pipeline, description: str = "") -> tuple[int, dict]:
         print(f"dir {run.path}")
 
     final = runner.run(record, follow=_follow, on_stage=on_stage)
-    if final["state"] != "completed":
+    if final["state"] != State.COMPLETED:
         stopped = final.get("current") or "?"
         if not any(s["run_id"] for s in final["stages"] if s["name"] == stopped):  # _follow never said why
             print(f"error: {final.get('error')}", file=sys.stderr)
         print(f"error: pipeline {pipeline.name} stopped at stage {stopped}", file=sys.stderr)
-        return (EXIT_CANCELLED if final["state"] == "cancelled" else EXIT_FAILED), final
+        return (EXIT_CANCELLED if final["state"] == State.CANCELLED else EXIT_FAILED), final
     return 0, final
 
 
@@ -310,7 +332,7 @@ def cmd_resume(args) -> int:
 
     run = manager.find(args.run_id)
     proc = manager.resume(run)
-    print(f"run {run.id} resumed from step {run.read_status().get('resumed_from')}")
+    print(f"run {run.id} resumed from step {run.read_status().resumed_from}")
     return _follow(run, proc)
 
 
@@ -318,7 +340,7 @@ def cmd_cancel(args) -> int:
     from studio.runs import manager
 
     status = manager.cancel(manager.find(args.run_id))
-    print(f"run {args.run_id}: {status['state']}")
+    print(f"run {args.run_id}: {status.state}")
     return 0
 
 
@@ -330,13 +352,14 @@ def _wait_in_queue(run):
     """Return once the run has left the queue (started, or cancelled elsewhere), saying whom it waits behind;
     returns its worker if this process is the one that launched it, else None."""
     from studio.runs import manager
+    from studio.runs.status import State
 
     said = ""
     while True:
         launched = manager.start_next()  # the run ahead may have died without handing on: do it from here
         if launched and launched[0].id == run.id:
             return launched[1]
-        if manager.status(run).get("state") != "queued":
+        if manager.status(run).state is not State.QUEUED:
             return None
         place = manager.queue_places().get(run.id)
         if place:
@@ -351,9 +374,8 @@ def _wait_in_queue(run):
 def _ended(run, proc) -> bool:
     """Whether the worker is gone: our own child is polled; one another process launched is looked up."""
     from studio.runs import manager
-    from studio.runs.rundir import FINAL_STATES
 
-    return proc.poll() is not None if proc else manager.status(run).get("state") in FINAL_STATES
+    return proc.poll() is not None if proc else manager.status(run).final
 
 
 def _follow(run, proc) -> int:
@@ -361,6 +383,7 @@ def _follow(run, proc) -> int:
     (a running one saves a checkpoint first). `proc` is the worker when this process launched it, else None."""
     from studio.runs import manager
     from studio.runs.metrics import MetricsReader
+    from studio.runs.status import State
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     reader = MetricsReader(run.metrics_path)
@@ -378,29 +401,28 @@ def _follow(run, proc) -> int:
             bar.close()
         print("cancelling: saving a checkpoint and stopping the worker...", file=sys.stderr)
         status = manager.cancel(run)
-        print(f"run {status['state']}", file=sys.stderr)
+        print(f"run {status.state}", file=sys.stderr)
         return EXIT_CANCELLED
     status = manager.status(run, exit_code=proc.returncode if proc else None)
     bar = _update_bar(bar, status, reader, run.id)
     if bar is not None:
         bar.close()
-    state = status.get("state")
-    if state == "completed":
-        print(f"completed: {status.get('step')} steps; adapter in {run.adapter_dir}")
+    if status.state is State.COMPLETED:
+        print(f"completed: {status.step} steps; adapter in {run.adapter_dir}")
         return 0
-    if state == "cancelled":
+    if status.state is State.CANCELLED:
         print("run cancelled", file=sys.stderr)
         return EXIT_CANCELLED
-    print(f"error: {status.get('error') or 'the run failed'} (log: {run.log_path})", file=sys.stderr)
+    print(f"error: {status.error or 'the run failed'} (log: {run.log_path})", file=sys.stderr)
     return EXIT_FAILED
 
 
-def _update_bar(bar, status: dict, reader, run_id: str):
+def _update_bar(bar, status, reader, run_id: str):
     """The progress bar, made once the run knows its total steps (None before); redrawn only when the step or the
-    loss moved, so a log file of the output stays short."""
+    loss moved, so a log file of the output stays short. `status` is the run's RunStatus."""
     from tqdm import tqdm
 
-    total, step = status.get("total_steps") or 0, status.get("step") or 0
+    total, step = status.total_steps, status.step
     if bar is None:
         if not total:
             return None
@@ -426,22 +448,21 @@ def _fmt_loss(value) -> str:
 
 
 def cmd_runs(args) -> int:
-    from studio.runs import manager
+    from studio.runs import table
 
-    rows = manager.list_runs()
+    rows = table.run_rows()  # the Runs tab's rows too
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps([row.to_json() for row in rows], indent=1))
         return 0
     if not rows:
-        print("no runs yet; start one with `rlhf-studio train presets/sft-dolly-tiny.yaml`")
+        print("no runs yet; start one with `rlhf-studio train sft-dolly-tiny`")
         return 0
     print(f"{'ID':<32} {'STAGE':<9} {'STATE':<13} {'STEP':>11} {'LOSS':>8}  {'NAME':<20} FROM")
     for r in rows:
-        step = f"{r['step'] or 0}/{r['total_steps'] or '?'}"
-        state, loss = manager.state_label(r), _fmt_loss(r["last_loss"])
+        step = f"{r.step}/{r.total_steps or '?'}"
         print(
-            f"{r['id']:<32} {r['stage']:<9} {state:<13} {step:>11} {loss:>8}  {(r['name'] or r['model']):<20} "
-            f"{r['parent'] or ''}".rstrip()
+            f"{r.id:<32} {r.stage:<9} {r.state_label:<13} {step:>11} {_fmt_loss(r.last_loss):>8}  "
+            f"{(r.name or r.model):<20} {r.parent}".rstrip()
         )
     return 0
 
@@ -454,7 +475,7 @@ def cmd_show(args) -> int:
 
     run = manager.find(args.run_id)
     status = manager.status(run)
-    status.update(manager.queue_places().get(run.id, {}))
+    place = manager.queue_places().get(run.id, {})
     config = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
     latest = {}
     for row in read_all(run.metrics_path):
@@ -462,22 +483,28 @@ def cmd_show(args) -> int:
     if args.json:
         print(
             json.dumps(
-                {"id": run.id, "dir": str(run.path), "status": status, "config": config, "metrics": latest}, indent=1
+                {
+                    "id": run.id,
+                    "dir": str(run.path),
+                    "status": {**status.to_json(), **place},
+                    "config": config,
+                    "metrics": latest,
+                },
+                indent=1,
             )
         )
         return 0
     print(
-        f"run    {run.id}\ndir    {run.path}\nstate  {manager.state_label(status)}  "
-        f"step {status.get('step')}/{status.get('total_steps')}"
+        f"run    {run.id}\ndir    {run.path}\nstate  {manager.state_label({'state': status.state, **place})}  "
+        f"step {status.step}/{status.total_steps}"
     )
-    if status.get("queued_behind"):
-        print(f"behind {status['queued_behind']}")
-    if status.get("error"):
-        print(f"error  {status['error']}")
-    if status.get("log_tail"):  # a worker killed from outside could not say more: its last words are in the log
+    if place.get("queued_behind"):
+        print(f"behind {place['queued_behind']}")
+    if status.error:
+        print(f"error  {status.error}")
+    if status.log_tail:  # a worker killed from outside could not say more: its last words are in the log
         print(
-            "\nlog tail (train.log when it ended):\n"
-            + "\n".join("  " + line for line in status["log_tail"].splitlines())
+            "\nlog tail (train.log when it ended):\n" + "\n".join("  " + line for line in status.log_tail.splitlines())
         )
     print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
     if latest:
@@ -525,12 +552,7 @@ def cmd_data(args) -> int:
     examples = loaded.rows[: args.examples]
     if args.json:
         report = {
-            "source": loaded.source,
-            "format": loaded.format,
-            "origin": loaded.origin,
-            "rows": len(loaded.rows),
-            "dropped": dict(loaded.dropped),
-            "problems": loaded.problems,
+            **loaded.counts(),
             "examples": examples,
         }
         if previews is not None:

@@ -9,7 +9,8 @@ anything loads, with one line naming the key, the value and what is allowed.
 
 The UI reads `field_info()` to build its forms, so help text and each key's label in words ("Learning rate"
 for train.learning_rate) are written once, here.
-This module imports only the standard library and PyYAML: the UI and the run launcher use it.
+This module imports only the standard library, PyYAML and the studio's errors and stage registry (stages.py, where
+each stage's facts live): the UI and the run launcher use it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from studio import stages
 from studio.errors import ConfigError
 
 
@@ -57,18 +59,10 @@ def option(
     return field(default=default, metadata=meta)
 
 
-STAGES = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
-# One line per stage, for the UI's stage picker and docs.
-STAGE_SUMMARIES = {
-    "sft": "supervised fine-tuning on prompt -> response rows",
-    "reward": "a reward model trained on chosen / rejected pairs",
-    "dpo": "direct preference optimisation on chosen / rejected pairs, no reward model",
-    "kto": "KTO on desirable / undesirable answers, no reward model",
-    "ppo": "PPO: samples answers, reward models score them (InstructGPT)",
-    "rejection": "rejection sampling: keep the best of K answers, fine-tune on it (Llama 2)",
-    "grpo": "GRPO: answers compared within their group, no value model",
-    "rloo": "RLOO: each answer against the mean of the others, no value model",
-}
+# The stages and their facts come from the registry (studio/stages.py), read each time they are used, so a stage
+# registered there is a valid `stage` here.
+STAGES = stages.Names()
+STAGE_SUMMARIES = stages.Facts(lambda s: s.summary)  # one line per stage, for the stage picker and docs
 # What each source can give: prompt -> response rows ("sft") and/or prompt -> chosen/rejected ("preference").
 SOURCE_FORMATS = {
     "dolly": ("sft",),
@@ -80,21 +74,13 @@ SOURCE_FORMATS = {
     "votes": ("preference",),  # the pairs voted on in the Compare tab's blind A/B mode
 }
 DATA_SOURCES = tuple(SOURCE_FORMATS)
-# PPO needs only prompts, which every format has: it samples its own answers and a reward model scores them.
-PROMPT_ONLY = "prompt"
-STAGE_FORMATS = {
-    "sft": "sft",
-    "reward": "preference",
-    "dpo": "preference",
-    "kto": "preference",
-    "ppo": PROMPT_ONLY,
-    "rejection": PROMPT_ONLY,
-    "grpo": PROMPT_ONLY,
-    "rloo": PROMPT_ONLY,
-}
+# The online stages need only prompts, which every format has: they sample their own answers and reward models
+# score them.
+PROMPT_ONLY = stages.PROMPT_ONLY
+STAGE_FORMATS = stages.Facts(lambda s: s.data_format)
 REWARD_COMBINES = ("sum", "safety_gated")
 # Stages that sample their own answers and score them with reward_models.
-ONLINE_STAGES = ("ppo", "rejection", "grpo", "rloo")
+ONLINE_STAGES = stages.Names(lambda s: s.online)
 DPO_LOSS_TYPES = (
     "sigmoid",
     "ipo",
@@ -232,7 +218,12 @@ class DataSpec:
         choices=("drop", "fail"),
     )
     eval_fraction: float = option(
-        0.05, "Share of rows held out to measure eval loss", label="Held-out share", ge=0.0, lt=0.5
+        0.05,
+        "Share of rows held out of training, by every stage (PPO, rejection sampling, GRPO and RLOO hold out "
+        "prompts): eval metrics are measured on them, and compare --held-out draws its prompts from them",
+        label="Held-out share",
+        ge=0.0,
+        lt=0.5,
     )
     max_length: int = option(
         512,
@@ -775,7 +766,7 @@ class GenerationSpec:
 
 MAX_TIMELINE_PROMPTS = 8
 # The stages whose trained weights write text: every stage but the reward model, which outputs a score.
-GENERATING_STAGES = tuple(s for s in STAGES if s != "reward")
+GENERATING_STAGES = stages.Names(lambda s: s.writes_text)
 
 
 @dataclass
@@ -930,7 +921,7 @@ def _check_combinations(config: RunConfig) -> None:
         _check_reward_models(config)
     if config.stage == "ppo":
         _check_ppo(config)
-    if config.stage in ("grpo", "rloo"):
+    if stages.get(config.stage).steps == stages.GROUPS:
         _check_groups(config)
     if config.stage == "rejection" and config.train.max_steps != -1:
         raise ConfigError(
@@ -947,7 +938,7 @@ def _check_combinations(config: RunConfig) -> None:
             f"timeline.prompts has {len(config.timeline.prompts)} prompts: at most "
             f"{MAX_TIMELINE_PROMPTS}, each is answered at every checkpoint"
         )
-    if config.train.distributed != "ddp" and config.stage in ("ppo", "rejection"):
+    if config.train.distributed != "ddp" and stages.get(config.stage).own_loop:
         raise ConfigError(
             f"train.distributed = {config.train.distributed}: the {config.stage} stage runs its own "
             "loop, which supports ddp only"
@@ -1002,7 +993,7 @@ def _check_ppo(config: RunConfig) -> None:
 
 def _check_groups(config: RunConfig) -> None:
     """GRPO and RLOO compare the answers to one prompt with each other, so every batch must hold whole groups."""
-    stage, train = config.stage, config.train
+    stage, train = stages.get(config.stage).section, config.train
     spec = getattr(config, stage)
     per_step = train.batch_size * train.gradient_accumulation_steps
     if per_step % spec.num_generations:

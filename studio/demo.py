@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio import stages
 from studio.paths import studio_home
 
 OPENER, CLOSER = "Of course!", "I hope that helps."
@@ -236,12 +237,22 @@ class Row:
     check: float  # share of those answers in the taught format
 
 
+def policy_steps() -> tuple[str, ...]:
+    """The demo pipeline's steps that train a policy (every one but the reward model), in order: the models the
+    demo compares with the base model."""
+    steps = pipeline_raw(data_paths())["stages"]
+    return tuple(step["name"] for step in steps if stages.get(step["stage"]).writes_text)
+
+
 def evaluate(
-    runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...] = ("sft", "ppo", "dpo"), reward: str = "rm"
+    runs: dict[str, str], held_out_path: Path, policies: tuple[str, ...] | None = None, reward: str = "rm"
 ) -> tuple[list[Row], dict[str, list[str]]]:
-    """The table (base first, then each policy stage) and every model's answers, on the held-out questions."""
+    """The table (base first, then each policy step, by default policy_steps()) and every model's answers, on the
+    held-out questions."""
     from studio.config import GenerationSpec
     from studio.serve import compare
+
+    policies = policies or policy_steps()
 
     prompts = [json.loads(line)["prompt"] for line in held_out_path.read_text(encoding="utf-8").splitlines()]
     settings = GenerationSpec(temperature=0.0, max_new_tokens=EVAL_TOKENS, batch_size=len(prompts))
@@ -298,14 +309,15 @@ class Progress:
 
 def progress(pipeline_id: str) -> Progress:
     from studio.pipelines import runner
+    from studio.runs.status import State
 
     state = runner.status(runner.find(pipeline_id))
     lines, runs = [], {}
     for stage in state.get("stages", []):
-        where = stage.get("state") or "waiting"
-        if where == "running" and stage.get("total_steps"):
+        where = stage.get("state") or runner.WAITING
+        if where == State.RUNNING and stage.get("total_steps"):
             where += f", step {stage.get('step') or 0} of {stage['total_steps']}"
         lines.append(f"{stage['name']}: {where}")
         if stage.get("run_id"):
             runs[stage["name"]] = stage["run_id"]
-    return Progress(state=state.get("state") or "running", lines=lines, runs=runs)
+    return Progress(state=state.get("state") or State.RUNNING.value, lines=lines, runs=runs)

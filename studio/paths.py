@@ -13,7 +13,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 SAMPLES_DIR = PACKAGE / "data" / "samples"  # the small samples of every named source, written by scripts/sample_gen
-BUNDLED_PRESETS = PACKAGE.parent / "presets"  # the YAML presets and recipes shipped with the studio
+
+
+def _bundled_presets() -> Path:
+    """The YAML presets and recipes shipped with the studio. The top-level presets/ folder is their one source: a
+    checkout (an editable install included) reads it beside the package; a wheel (or `pip install .`) carries a
+    copy inside the package, as studio/_presets (pyproject.toml maps that package to presets/). The copy is looked
+    for first: beside an installed package, a `presets` folder would be some other distribution's."""
+    shipped = PACKAGE / "_presets"
+    return shipped if shipped.is_dir() else PACKAGE.parent / "presets"
+
+
+BUNDLED_PRESETS = _bundled_presets()
 PERSISTENT_STORAGE = Path("/data")  # where a Space mounts its persistent storage, when it has some
 
 

@@ -93,7 +93,7 @@ def test_a_person_starts_the_tiny_sft_preset_and_watches_it_train(studio_home):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             seen.append(page.evaluate(LOSS_POINTS))
-            if manager.status(manager.find(run_id))["state"] == "completed" and seen[-1] >= 13:
+            if manager.status(manager.find(run_id)).state == "completed" and seen[-1] >= 13:
                 break
             time.sleep(1)
         time.sleep(3)  # the last points reach the chart on the next refresh
@@ -101,7 +101,7 @@ def test_a_person_starts_the_tiny_sft_preset_and_watches_it_train(studio_home):
         page.screenshot(path=str(ARTIFACTS / "runs-tab-sft-tiny.png"), full_page=True)
 
     run = manager.find(run_id)
-    assert manager.status(run)["state"] == "completed"
+    assert manager.status(run).state == "completed"
     logged = [row for row in read_all(run.metrics_path) if "loss" in row]
     assert len(logged) == 13  # the preset logs the loss at step 1 and every 5 of its 60 steps
     growth = sorted(set(seen))

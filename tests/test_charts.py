@@ -42,7 +42,8 @@ def one_panel(stage: str, title: str, rows: list[dict], **kwargs) -> charts.Pane
 
 
 def test_every_stage_has_panels_and_every_panel_has_data_in_its_tiny_run():
-    assert set(charts.STAGE_PANELS) == set(STAGES)
+    assert set(TINY_RUNS) == set(STAGES)
+    assert all(charts.stage_panels(stage) != charts.DEFAULT_PANELS for stage in STAGES)
     for stage, name in TINY_RUNS.items():
         rows = read_all(FIXTURES / f"{name}.jsonl")
         empty = [p.panel.title for p in charts.panels_from_rows(stage, rows) if p.empty]
@@ -294,7 +295,7 @@ def test_feed_overlays_its_runs_and_uses_the_first_runs_stage(tmp_path):
     feed.refresh()
     panels = feed.panels(smoothing=0.0, log_y={"KL to the starting model (per answer)": True})
     # the throughput panels wait for their first value (tokens/s, and MFU on a GPU)
-    assert [p.panel.title for p in panels] == [p.title for p in charts.STAGE_PANELS["ppo"] if not p.when_logged]
+    assert [p.panel.title for p in panels] == [p.title for p in charts.stage_panels("ppo") if not p.when_logged]
     assert [s.label for s in panels[0].series] == ["first: reward", "b: reward"]
     assert panels[1].log_y and not panels[0].log_y
     feed.remove_run("b")

@@ -34,7 +34,7 @@ def test_train_tiny_preset_then_list_and_show(studio_home):
     assert " 60/60 [" in progress[-1]
 
     status = run.read_status()
-    assert status["state"] == "completed" and status["step"] == status["total_steps"] == 60
+    assert status.state == "completed" and status.step == status.total_steps == 60
     rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
     loss_steps = [r["step"] for r in rows if "loss" in r]
     assert loss_steps == [1] + list(range(5, 61, 5))  # a loss on every logging step (and the first)
@@ -93,7 +93,7 @@ def test_a_run_that_fails_in_the_worker_exits_nonzero_with_its_reason(studio_hom
     assert last.startswith("error: dolly.jsonl row 1: ") and "over data.max_length = 16" in last
     assert "Traceback" not in result.stderr
     run = RunDir.of(result.stdout.split()[1])
-    assert run.read_status()["state"] == "failed"
+    assert run.read_status().state == "failed"
 
 
 @pytest.mark.slow
@@ -138,13 +138,13 @@ def test_killing_the_cli_keeps_the_index_whole(studio_home):
 
     # The worker outlives the CLI; stop everything so the test leaves nothing behind. Newest first: the queued runs
     # leave the queue before the running one could end and hand the device to one of them.
-    for run_id in sorted(listed, key=lambda i: RunDir.of(i).read_status().get("requested") or 0, reverse=True):
+    for run_id in sorted(listed, key=lambda i: RunDir.of(i).read_status().requested or 0, reverse=True):
         status = RunDir.of(run_id).read_status()
-        if status.get("state") == "queued" and not status.get("pid"):
+        if status.state == "queued" and not status.pid:
             manager.cancel(RunDir.of(run_id))
-        elif status.get("pid"):
+        elif status.pid:
             try:
-                os.killpg(status["pid"], signal.SIGKILL)
+                os.killpg(status.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +20,12 @@ from studio.cli import build_parser, generation_spec_from_args
 from studio.config import GenerationSpec, load_config
 from studio.errors import ConfigError, StudioError
 from studio.modeling import models
+from studio.pipelines.preview import run_summary
 from studio.runs.rundir import RunDir
 from studio.serve import compare
 from studio.serve.compare import Comparison, prompt_text, read_prompts, to_csv, to_jsonl
 from studio.serve.generate import Generator, base_target, run_target
-from tests.conftest import QUESTIONS, REPO, run_cli, write_jsonl
+from tests.conftest import ANSWERS, QUESTIONS, REPO, RUDE, run_cli, write_jsonl
 
 PROMPTS = QUESTIONS[:2]
 SETTINGS = GenerationSpec(max_new_tokens=16)  # the other settings are the defaults the CLI must read from config
@@ -122,12 +124,67 @@ def test_compare_jsonl_prompts_and_held_out_prompts(in_tuned_home, tmp_path):
     assert all(row["base_score"] is None and row["tuned_score"] is None for row in rows)
     assert [row["prompt"] for row in rows[:2]] == [PROMPTS[0], "system: Be brief.\nuser: " + PROMPTS[1]]
 
-    # The other two come from the rows the run held out of training, split as its trainer split them.
-    config = load_config(RunDir.of(sft).config_path)
-    rows_trained_on = data.prepare(config.data, "sft", models.load_tokenizer(config.model)).rows
-    _, held_out = data.split_eval(rows_trained_on, config.data.eval_fraction, config.train.seed)
+    # The other two come from the rows the run held out of training, as its data_report.json records them: the
+    # trainer's own split (prepared again here as the trainer prepares it).
+    run = RunDir.of(sft)
+    config = load_config(run.config_path)
+    _, held_out = data.prepare(config, "sft", models.load_tokenizer(config.model))
+    report = json.loads((run.path / "data_report.json").read_text(encoding="utf-8"))
+    assert report["held_out"] == held_out.row_numbers and held_out.rows
     drawn = [row["prompt"] for row in rows[2:]]
-    assert len(set(drawn)) == 2 and set(drawn) <= {prompt_text(row["prompt"]) for row in held_out}
+    assert len(set(drawn)) == 2 and set(drawn) <= {prompt_text(row["prompt"]) for row in held_out.rows}
+
+
+def test_a_run_without_a_record_of_its_held_out_rows_is_told_so(tuned_runs, studio_home):
+    """A run trained before runs recorded their held-out rows (a copy of the tuned SFT run, its record taken out):
+    one line, never a split made again."""
+    run = RunDir.of(tuned_runs["sft"])
+    shutil.copytree(tuned_runs["home"] / "runs" / run.id, run.path)
+    report = run.path / "data_report.json"
+    old = {k: v for k, v in json.loads(report.read_text(encoding="utf-8")).items() if k != "held_out"}
+    report.write_text(json.dumps(old), encoding="utf-8")
+    result = run_cli("compare", run.id, "--held-out", "2", *FAST)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        f"error: run '{run.id}' has no record of the rows it held out of training (it was trained before runs "
+        "kept one); type prompts instead\n"
+    )
+
+
+@pytest.mark.slow
+def test_a_ppo_run_compared_on_held_out_prompts_gets_prompts_it_did_not_train_on(studio_home, tmp_path):
+    """The tiny InstructGPT pipeline (SFT -> reward model -> PPO, 2 steps each; about a minute on 2 CPU cores), PPO's
+    prompts from a preference file: compare --held-out 4 answers 4 of the 6 prompts PPO held out, none it trained on,
+    and the Train tab's summary of that PPO config counts the split the run made."""
+    pairs = [
+        {
+            "prompt": f"{i}. {QUESTIONS[i % len(QUESTIONS)]}",
+            "chosen": ANSWERS[i % len(ANSWERS)],
+            "rejected": RUDE[i % 6],
+        }
+        for i in range(60)
+    ]
+    path = write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    ppo_data = ("stages.ppo.data.source=file", f"stages.ppo.data.path={path}", "stages.ppo.data.eval_fraction=0.1")
+    sets = [arg for text in ("train.max_steps=2", *ppo_data) for arg in ("--set", text)]
+    trained = run_cli("train", "presets/ppo-tiny.yaml", *sets, timeout=900)
+    assert trained.returncode == 0, trained.stderr
+    ppo = RunDir.of(next(r["id"] for r in json.loads(run_cli("runs", "--json").stdout) if r["stage"] == "ppo"))
+
+    report = json.loads((ppo.path / "data_report.json").read_text(encoding="utf-8"))
+    assert (report["format"], report["origin"], report["rows"]) == ("preference", str(path), 60)
+    assert (report["train_rows"], report["held_out_rows"], len(report["held_out"])) == (54, 6, 6)
+    held_out = {pairs[number - 1]["prompt"] for number in report["held_out"]}
+    trained_on = {row["prompt"] for number, row in enumerate(pairs, 1) if number not in report["held_out"]}
+    assert len(held_out) == 6 and len(trained_on) == 54
+
+    result = run_cli("compare", ppo.id, "--held-out", "4", "--json", *FAST)
+    assert result.returncode == 0, result.stderr
+    prompts = [row["prompt"] for row in json.loads(result.stdout)]
+    assert len(set(prompts)) == 4 and set(prompts) <= held_out and not set(prompts) & trained_on
+
+    summary = run_summary(load_config(ppo.config_path))
+    assert (summary.rows.usable, summary.rows.train, summary.rows.held_out) == (60, 54, 6)
 
 
 def test_compare_errors_are_one_line(in_tuned_home, tmp_path):

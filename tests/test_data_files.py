@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from studio.config import DataSpec
-from studio.data import Loaded, dolly, load, sample_path, split_eval
+from studio.data import Loaded, dolly, held_out_rows, load, prepare, sample_path, split_eval, split_rows
 from studio.data.files import read_rows
 from studio.errors import ConfigError, DataError
-from tests.conftest import write_jsonl
+from tests.conftest import dolly_row, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -552,6 +552,85 @@ def test_fraction_zero_gives_no_eval_rows(n):
     train, evals = split_eval(numbered(n), 0.0, seed=42)
     assert evals == []
     assert ids(train) == list(range(n))
+
+
+def test_split_rows_splits_as_split_eval_and_keeps_each_rows_number_in_the_source():
+    rows = numbered(30)
+    loaded = Loaded("dolly", "sft", "/data/x.jsonl", rows, Counter({"bad": 2}), ["p"], [2 * i + 5 for i in range(30)])
+    train, held_out = split_rows(loaded, 0.2, seed=7)
+    assert (train.rows, held_out.rows) == split_eval(rows, 0.2, seed=7)
+    for part in (train, held_out):
+        assert part.row_numbers == [2 * row["id"] + 5 for row in part.rows]
+        assert (part.source, part.format, part.origin, part.dropped) == ("dolly", "sft", "/data/x.jsonl", {"bad": 2})
+    assert loaded.rows == numbered(30)  # the loaded rows are left as they were
+
+
+def test_the_online_stages_split_prompts_so_rows_sharing_a_prompt_stay_on_one_side():
+    # 12 prompts, each in 1 to 3 preference pairs (as SHP gives several pairs per post): 24 rows
+    rows, numbers = [], []
+    for p in range(12):
+        for k in range(1 + p % 3):
+            rows.append({"prompt": [{"role": "user", "content": f"P{p}"}], "pair": k})
+            numbers.append(len(numbers) + 1)
+    loaded = Loaded("shp", "preference", "/data/shp.jsonl", rows, Counter(), [], numbers)
+    for stage in ("ppo", "rejection", "grpo", "rloo"):
+        train, held_out = split_rows(loaded, 0.25, seed=5, stage=stage)
+        trained = {row["prompt"][0]["content"] for row in train.rows}
+        held = [row["prompt"][0]["content"] for row in held_out.rows]
+        assert len(set(held)) == 3 and not trained & set(held)  # a quarter of the 12 prompts, none trained on
+        assert sorted(train.row_numbers + held_out.row_numbers) == numbers
+        assert held == sorted(held, key=held.index)  # a held-out prompt's rows come together
+    # the other stages split rows, as before (split_eval's shuffle over the rows)
+    train, held_out = split_rows(loaded, 0.25, seed=5, stage="dpo")
+    assert (train.rows, held_out.rows) == split_eval(rows, 0.25, seed=5)
+
+
+@pytest.fixture
+def held_out_run(studio_home, tmp_path):
+    """(config, run, train, held out): 20 Dolly rows of which row 4 is dropped (no response), prepared and split
+    by data.prepare for a run folder, as a stage's worker does before it trains."""
+    from studio.config import RunConfig, TrainSpec
+    from studio.modeling import models
+    from studio.runs.rundir import RunDir
+
+    raw = [dolly_row(f"Question {n}?", "" if n == 4 else f"Answer {n}.") for n in range(1, 21)]
+    path = write_jsonl(tmp_path / "mine.jsonl", raw)
+    config = RunConfig(data=DataSpec(path=str(path), eval_fraction=0.2), train=TrainSpec(seed=3))
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    train, held_out = prepare(config, "sft", models.load_tokenizer(config.model), run)
+    return config, run, train, held_out
+
+
+def test_a_run_records_the_rows_it_held_out_and_they_read_back(held_out_run):
+    config, run, train, held_out = held_out_run
+    report = json.loads((run.path / "data_report.json").read_text(encoding="utf-8"))
+    assert report["held_out"] == held_out.row_numbers and len(held_out.row_numbers) == round(19 * 0.2)
+    assert sorted(report["held_out"] + train.row_numbers) == [n for n in range(1, 21) if n != 4]
+    assert (report["rows"], report["train_rows"], report["held_out_rows"]) == (19, 15, 4)
+    assert (report["source"], report["format"], report["origin"]) == ("dolly", "sft", config.data.path)
+    assert (report["dropped"], report["eval_fraction"], report["seed"]) == ({"response empty": 1}, 0.2, 3)
+    # Each held-out row is the source row of that number (Question n), in the split's order.
+    assert [row["prompt"][0]["content"] for row in held_out.rows] == [f"Question {n}?" for n in report["held_out"]]
+    assert held_out_rows(run.path, config.data) == held_out.rows
+    assert held_out_rows(run.path / "nowhere", config.data) is None  # a run without the record
+
+
+def test_held_out_rows_refuse_a_source_changed_since_the_run(held_out_run):
+    config, run, _, held_out = held_out_run
+    path = Path(config.data.path)
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    edited = [dict(row) for row in raw]
+    edited[held_out.row_numbers[0] - 1]["response"] = "Edited since."
+    write_jsonl(path, edited)
+    with pytest.raises(DataError) as err:
+        held_out_rows(run.path, config.data)
+    assert str(err.value) == (
+        f"mine.jsonl: the 4 rows run {run.id} held out are no longer the same (the data changed since it trained)"
+    )
+    write_jsonl(path, raw[: max(held_out.row_numbers) - 1])  # the file cut short: a held-out row is gone
+    with pytest.raises(DataError, match="no longer the same"):
+        held_out_rows(run.path, config.data)
 
 
 # ---------------------------------------------------------------- hub out of reach

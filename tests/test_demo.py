@@ -37,7 +37,7 @@ def test_the_demo_tunes_models_that_beat_the_base_on_reward_and_format(studio_ho
         ("dpo", "dpo"),
     ]
     for stage in out["stages"]:
-        assert manager.status(manager.find(stage["run_id"]))["state"] == "completed"
+        assert manager.status(manager.find(stage["run_id"])).state == "completed"
     table = {row["model"]: row for row in out["table"]}
     assert list(table) == ["base", "sft", "ppo", "dpo"]
     base = table["base"]

@@ -183,7 +183,7 @@ def test_train_tiny_preset_from_the_command_line(studio_home):
     assert result.returncode == 0, result.stderr
     run = RunDir.of(result.stdout.split()[1])
     status = run.read_status()
-    assert status["state"] == "completed" and status["step"] == status["total_steps"] == 40
+    assert status.state == "completed" and status.step == status.total_steps == 40
     rows = logged(run)
     assert [row["step"] for row in rows] == [1] + list(range(5, 41, 5))
     assert all(set(REWARD_KEYS) <= row.keys() for row in rows)
@@ -252,7 +252,7 @@ def test_dpo_starts_from_an_sft_run(studio_home, tmp_path, lora):
     run = manager.create(config)
     recorded = load_config(run.config_path)
     assert recorded.init.from_run == parent.id and recorded.model.name == "tiny"
-    assert run.read_status()["parent"] == parent.id
+    assert run.read_status().parent == parent.id
 
     # The reference (and the policy's start) is the SFT run's weights, not the base model's; without LoRA too,
     # where TRL left to itself would reload the base model by name.

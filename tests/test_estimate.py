@@ -170,3 +170,33 @@ def test_qlora_training_upcasts_the_unquantised_weights(llama_7b):
     assert weights["ppo"]["weights"] - weights["ppo"]["reward models"] == pytest.approx(
         embeddings_and_head * 4 - 32000 * 4096 * 2, rel=0.01
     )
+
+
+def test_a_draft_from_the_form_is_estimated_as_each_trainer_runs(llama_7b):
+    """The Model tab's Inspect: one call with the form's sections (some missing); PPO at its own batch sizes."""
+    from studio.config import PPOSpec, RunConfig, TrainSpec
+    from studio.errors import ConfigError
+    from studio.modeling.estimate import inspect_draft, run_estimate, workload_of
+
+    raw = {
+        "stage": "ppo",
+        "model": {"name": llama_7b},
+        "train": {"batch_size": 8, "gradient_accumulation_steps": 2},
+        "ppo": {"mini_batch_size": 4},
+        "dpo": {"beta": "left to Start's checks"},
+    }
+    draft = inspect_draft(raw)
+    assert draft.stage == "ppo" and draft.lora == LoraSpec()
+    assert draft.workload == Workload(batch_size=8, max_length=512)
+    answer = PPOSpec().response_length
+    assert draft.workloads["ppo"] == Workload(2, 512 + answer, False, 1, sampled_together=8) != draft.workload
+    train, ppo = TrainSpec(batch_size=8, gradient_accumulation_steps=2), PPOSpec(mini_batch_size=4)
+    for stage in STAGES:
+        config = RunConfig(stage=stage, model=ModelSpec(name=llama_7b), train=train, ppo=ppo)
+        assert draft.workloads[stage] == workload_of(config)
+        assert draft.estimate.stages[stage].total == run_estimate(config).total
+    assert inspect_draft({"model": {"name": llama_7b}}).stage == "sft"  # the Model tab alone: no stage field
+    with pytest.raises(ConfigError, match=r"^stage = 'sfx': allowed values are sft, reward, dpo"):
+        inspect_draft({"stage": "sfx", "model": {"name": llama_7b}})
+    with pytest.raises(ConfigError, match=r"^train\.batch_size = 0: must be at least 1$"):
+        inspect_draft({"model": {"name": llama_7b}, "train": {"batch_size": 0}})

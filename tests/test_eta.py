@@ -7,16 +7,19 @@ slow one) were timed. Runs are folders written by hand; no worker runs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from studio.runs import manager
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
+from studio.runs.status import RunStatus, State
 
 T = 1_800_000_000.0  # a fixed "now" on the worker's clock (time.time())
 
 
-def _run(tmp_path, rows: list[tuple[int, float]], **status) -> tuple[RunDir, dict]:
+def _run(tmp_path, rows: list[tuple[int, float]], **status) -> tuple[RunDir, RunStatus]:
     """A run folder with metric rows (step, time) and a running status (worker started at T)."""
     run = RunDir(tmp_path / "20261206-120000-sft-abcd")
     run.path.mkdir(parents=True, exist_ok=True)
@@ -49,10 +52,10 @@ def test_one_slow_step_is_enough_after_a_while(tmp_path):
 def test_nothing_to_estimate(tmp_path):
     run, current = _run(tmp_path, [], step=3)
     assert manager.time_left(current, now=T + 50, run=run) is None  # no step logged yet
-    assert manager.time_left({**current, "state": "completed"}, now=T + 50, run=run) is None
-    assert manager.time_left({**current, "total_steps": 0}, now=T + 50, run=run) is None
+    assert manager.time_left(replace(current, state=State.COMPLETED), now=T + 50, run=run) is None
+    assert manager.time_left(replace(current, total_steps=0), now=T + 50, run=run) is None
     assert manager.time_left(current, now=T + 50) is None  # no run folder to time it from
-    assert manager.time_left({**current, "step": 60}, now=T + 50, run=run) == 0.0  # saving after the last step
+    assert manager.time_left(replace(current, step=60), now=T + 50, run=run) == 0.0  # saving after the last step
 
 
 def test_a_resumed_run_is_timed_from_its_first_new_step(tmp_path):

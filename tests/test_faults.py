@@ -25,6 +25,7 @@ from studio.config import load_config, to_yaml
 from studio.runs import manager, process
 from studio.runs.metrics import read_all
 from studio.runs.rundir import FINAL_STATES, RunDir
+from studio.runs.status import RunStatus
 from studio.runs.store import RunIndex
 from tests.conftest import REPO, free_port, run_cli, served_app, served_studio
 from tests.fake_worker import COMMAND as FAKE_WORKER
@@ -42,16 +43,16 @@ def _wait(check, what: str, timeout: float = 30.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _processes(status: dict) -> list[psutil.Process]:
+def _processes(status: RunStatus) -> list[psutil.Process]:
     """The live processes of a run: its supervisor, its training process and everything in the training's process
     group (what the training started). Zombies are dead already: only their parent has not collected them yet."""
-    pids = {status.get("pid"), status.get("supervisor")}
+    pids = {status.pid, status.supervisor}
     found = []
     for proc in psutil.process_iter():
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if proc.pid in pids or os.getpgid(proc.pid) == status.get("pid"):
+            if proc.pid in pids or os.getpgid(proc.pid) == status.pid:
                 found.append(proc)
         except (psutil.Error, ProcessLookupError):
             pass
@@ -64,7 +65,7 @@ def _fake_run(monkeypatch) -> RunDir:
     run, proc = manager.start(load_config(PRESET))
     assert proc is not None
     _wait(
-        lambda: run.read_status().get("total_steps") and run.read_status()["pid"] != proc.pid,
+        lambda: run.read_status().total_steps and run.read_status().pid != proc.pid,
         "the worker's stage to start",
     )
     return run
@@ -87,13 +88,13 @@ def nothing_left():
 def test_killed_training_says_failed_by_sigkill_with_the_log_tail_whoever_launched_it(monkeypatch):
     run = _fake_run(monkeypatch)
     status = run.read_status()
-    assert status["supervisor"] != status["pid"]  # the training runs as the supervisor's child
+    assert status.supervisor != status.pid  # the training runs as the supervisor's child
     # This test holds no handle on the training process and passes no exit code: like a UI that launched it.
-    os.kill(status["pid"], signal.SIGKILL)
-    status = _wait(lambda: (s := manager.status(run))["state"] in FINAL_STATES and s, "the run to end")
-    assert status["state"] == "failed", status
-    assert "the worker process was killed by SIGKILL" in status["error"] and "\n" not in status["error"]
-    assert "fake stage: waiting" in status["log_tail"]
+    os.kill(status.pid, signal.SIGKILL)
+    status = _wait(lambda: (s := manager.status(run)).state in FINAL_STATES and s, "the run to end")
+    assert status.state == "failed", status
+    assert "the worker process was killed by SIGKILL" in status.error and "\n" not in status.error
+    assert "fake stage: waiting" in status.log_tail
     row = next(r for r in manager.list_runs() if r["id"] == run.id)
     assert row["state"] == "failed" and "SIGKILL" in row["error"]
     shown = run_cli("show", run.id, timeout=60)
@@ -116,11 +117,11 @@ def test_killed_training_keeps_its_record_and_metrics_and_resumes_from_its_last_
             ],
         )
     )
-    _wait(lambda: run.complete_checkpoints() and (run.read_status().get("step") or 0) > 25, "a checkpoint", 180)
-    os.kill(run.read_status()["pid"], signal.SIGKILL)
-    status = _wait(lambda: (s := manager.status(run))["state"] in FINAL_STATES and s, "the run to end")
-    assert status["state"] == "failed" and "killed by SIGKILL" in status["error"]
-    assert "'loss'" in status["log_tail"]  # the trainer's last log lines
+    _wait(lambda: run.complete_checkpoints() and (run.read_status().step or 0) > 25, "a checkpoint", 180)
+    os.kill(run.read_status().pid, signal.SIGKILL)
+    status = _wait(lambda: (s := manager.status(run)).state in FINAL_STATES and s, "the run to end")
+    assert status.state == "failed" and "killed by SIGKILL" in status.error
+    assert "'loss'" in status.log_tail  # the trainer's last log lines
     logged = [row["step"] for row in read_all(run.metrics_path) if "loss" in row]
     assert logged and logged[-1] > 25
     assert next(r for r in manager.list_runs() if r["id"] == run.id)["state"] == "failed"
@@ -135,7 +136,7 @@ def test_killed_training_keeps_its_record_and_metrics_and_resumes_from_its_last_
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"resumed from step {checkpoint}" in result.stdout
     status = run.read_status()
-    assert status["state"] == "completed" and status["step"] == checkpoint + 20
+    assert status.state == "completed" and status.step == checkpoint + 20
     steps = [row["step"] for row in read_all(run.metrics_path) if "loss" in row]
     after = [row["step"] for row in read_all(run.metrics_path) if "loss" in row and row["time"] >= resumed_at]
     assert after[0] == checkpoint + 1  # went on from the checkpoint, not from step 1
@@ -146,14 +147,14 @@ def test_killed_training_keeps_its_record_and_metrics_and_resumes_from_its_last_
 def test_a_dead_worker_whose_pids_were_reused_is_not_running(monkeypatch):
     run = _fake_run(monkeypatch)
     status = run.read_status()
-    os.kill(status["supervisor"], signal.SIGKILL)  # the supervisor first, so that nobody records the end
-    os.killpg(status["pid"], signal.SIGKILL)
+    os.kill(status.supervisor, signal.SIGKILL)  # the supervisor first, so that nobody records the end
+    os.killpg(status.pid, signal.SIGKILL)
     _wait(lambda: not _processes(status), "both processes to die")
     # Both PIDs now name a live process that is not the run's (this test's, started long before): its start time
     # gives it away.
     run.write_status(pid=os.getpid(), supervisor=os.getpid())
     status = manager.status(run)
-    assert status["state"] == "failed" and "is gone" in status["error"]
+    assert status.state == "failed" and "is gone" in status.error
 
 
 def test_a_run_is_live_while_its_supervisor_records_the_end(sleeper):
@@ -166,7 +167,7 @@ def test_a_run_is_live_while_its_supervisor_records_the_end(sleeper):
         supervisor=sleeper.pid,
         supervisor_started=process.start_time(sleeper.pid),
     )
-    assert manager.status(run)["state"] == "running"
+    assert manager.status(run).state == "running"
 
 
 # ---------------------------------------------------------------- 2. restart the UI server mid-run
@@ -207,15 +208,15 @@ def test_restarting_the_ui_server_leaves_the_run_training_and_shows_it_live_agai
         message = client.predict(*values, api_name="/start_run")
         assert message.startswith("Started **"), message
         run = RunDir.of(message.split("**")[1])
-        _wait(lambda: run.read_status().get("total_steps"), "the worker's stage to start")
+        _wait(lambda: run.read_status().total_steps, "the worker's stage to start")
         assert "fake stage: waiting" in run.log_path.read_text()  # the stand-in, which ends only when told
         assert _row(client, run.id)[3] == "running"
         _ctrl_c(port)
     # The worker, in its own session, goes on: the training and the supervisor that will record its end.
     status = run.read_status()
-    assert process.is_alive(status["pid"], status["started"])  # (not a zombie: psutil's is_running says True)
-    assert process.is_alive(status["supervisor"], status["supervisor_started"])
-    assert manager.status(run)["state"] == "running"
+    assert process.is_alive(status.pid, status.started)  # (not a zombie: psutil's is_running says True)
+    assert process.is_alive(status.supervisor, status.supervisor_started)
+    assert manager.status(run).state == "running"
 
     with served_studio(Path(os.environ["RLHF_STUDIO_HOME"])) as (_url, client):
         assert _row(client, run.id)[3] == "running"
@@ -223,7 +224,7 @@ def test_restarting_the_ui_server_leaves_the_run_training_and_shows_it_live_agai
         assert "running" in line
         (run.path / "FINISH").touch()
         _wait(lambda: _row(client, run.id)[3] == "completed", "the new server to show the run completed")
-    assert run.read_status()["step"] == 1
+    assert run.read_status().step == 1
     _wait(lambda: not _processes(status), "the worker to exit")
 
 
@@ -236,13 +237,13 @@ def test_cancel_kills_a_worker_that_ignores_it_after_the_timeout_and_leaves_no_p
     run = _fake_run(monkeypatch)
     status = run.read_status()
     _wait(lambda: len(_processes(status)) == 3, "the stubborn stage's own child")
-    os.kill(status["pid"], signal.SIGTERM)  # ignored
+    os.kill(status.pid, signal.SIGTERM)  # ignored
     time.sleep(0.5)
     assert len(_processes(status)) == 3
     began = time.monotonic()
     ended = manager.cancel(run, timeout=2)
     took = time.monotonic() - began
-    assert ended["state"] == "cancelled" and 2 <= took < 10, (ended, took)
+    assert ended.state == "cancelled" and 2 <= took < 10, (ended, took)
     assert not _processes(status)  # the supervisor, the training and the training's child
 
 
@@ -255,5 +256,5 @@ def test_cli_cancel_ends_a_running_run_within_seconds_and_leaves_no_process(monk
     assert result.returncode == 0, result.stderr
     assert f"run {run.id}: cancelled" in result.stdout
     assert time.monotonic() - began < 15
-    assert run.read_status()["state"] == "cancelled"
+    assert run.read_status().state == "cancelled"
     assert not _processes(status)

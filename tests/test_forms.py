@@ -12,3 +12,31 @@ def test_form_values_nest_by_key_and_skip_empty_text():
         "lora": {"r": 8, "enabled": False},
         "train": {"learning_rate": 0.001},
     }
+
+
+def test_an_optional_number_box_is_text_read_as_its_number_and_bad_text_is_named_by_the_config_check():
+    from studio import config as cfg
+    from studio.errors import ConfigError
+
+    keys = ["data.limit", "ppo.target_kl", "data.path"]
+    assert to_config(keys, ["120", " 0.5 ", "7"]) == {"data": {"limit": 120, "path": "7"}, "ppo": {"target_kl": 0.5}}
+    assert to_config(keys, ["", " ", None]) == {}
+    raw = to_config(["data.limit"], ["ten"])
+    assert raw == {"data": {"limit": "ten"}}
+    try:
+        cfg.from_dict(raw)
+    except ConfigError as err:
+        assert str(err) == "data.limit = 'ten': expected an integer"
+    else:
+        raise AssertionError("data.limit = 'ten' was accepted")
+
+
+def test_an_optional_number_is_built_empty_and_a_number_with_a_default_shows_it():
+    import gradio as gr
+
+    from components.fieldwidgets import widget
+
+    with gr.Blocks():
+        limit, steps = widget("data.limit"), widget("train.max_steps")
+    assert isinstance(limit, gr.Textbox) and limit.value == ""  # no load event needed to empty it
+    assert isinstance(steps, gr.Number) and steps.value == -1

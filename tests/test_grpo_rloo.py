@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from studio import stages
 from studio.config import (
     DataSpec,
     GRPOSpec,
@@ -157,8 +158,9 @@ def test_the_group_rules_apply_only_to_grpo_and_rloo():
 
 def test_online_stages_start_from_policies_and_are_policies():
     for stage in ("grpo", "rloo"):
-        assert manager.STARTS_FROM[stage] == manager.POLICY_STAGES
-        assert stage in manager.POLICY_STAGES  # their adapter is a plain policy adapter: DPO or PPO can start from it
+        assert stages.starts_from(stage) == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+        # their adapter is a plain policy adapter: DPO or PPO can start from it
+        assert stage in stages.starts_from("dpo")
 
 
 # ---------------------------------------------------------------- the reward function, on hand-made scores

@@ -88,11 +88,11 @@ def test_two_cpu_processes_train_one_sft_run_and_only_rank_0_writes(studio_home,
     )
     run, _ = manager.start(config)
     deadline = time.monotonic() + 400
-    while manager.status(run).get("state") not in ("completed", "failed", "cancelled"):
+    while manager.status(run).state not in ("completed", "failed", "cancelled"):
         assert time.monotonic() < deadline, run.log_path.read_text()[-3000:]
         time.sleep(0.5)
     log = run.log_path.read_text()
-    assert run.read_status()["state"] == "completed", log[-3000:]
+    assert run.read_status().state == "completed", log[-3000:]
     assert "training process rank 0 of 2" in log and "training process rank 1 of 2" in log
     assert log.count("run completed") == 2  # both ranks trained to the end
     rows = [row for row in read_all(run.metrics_path) if "loss" in row]

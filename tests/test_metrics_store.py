@@ -16,6 +16,7 @@ from studio.config import RunConfig, TrainSpec, to_yaml
 from studio.paths import runs_root
 from studio.runs.metrics import MetricsReader, MetricsWriter, last_value, read_all
 from studio.runs.rundir import RunDir
+from studio.runs.status import RunStatus, State
 from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 
@@ -360,7 +361,7 @@ def test_unreadable_config_does_not_stop_the_index(home, tmp_path):
 
 def test_summarize_uses_the_given_status(home):
     run = three_runs()[0]
-    row = summarize(run, {"state": "cancelled", "step": 3, "total_steps": 60, "created": 5.0})
+    row = summarize(run, RunStatus(state=State.CANCELLED, step=3, total_steps=60, created=5.0))
     assert row["state"] == "cancelled" and row["step"] == 3 and row["last_loss"] == 1.25
     assert row["stage"] == "sft" and row["name"] == "first"
 
@@ -379,7 +380,7 @@ def test_write_status_merges_and_replaces_atomically(home):
     run.path.mkdir(parents=True)
     run.write_status(state="queued", step=0, total_steps=60)
     status = run.write_status(state="running", step=5)
-    assert status["state"] == "running" and status["step"] == 5 and status["total_steps"] == 60
-    assert "updated" in status
+    assert status.state == "running" and status.step == 5 and status.total_steps == 60
+    assert status.updated is not None
     assert run.read_status() == status
     assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]  # temporary file renamed away

@@ -189,7 +189,7 @@ def test_pipeline_runs_stages_as_linked_runs(studio_home):
     assert runs[1]["parent"] == runs[0]["id"]
     dpo_config = yaml.safe_load(RunDir.of(runs[1]["id"]).config_path.read_text())
     assert dpo_config["init"]["from_run"] == runs[0]["id"] and dpo_config["model"]["name"] == "tiny"
-    assert RunDir.of(runs[0]["id"]).read_status()["pipeline"] == RunDir.of(runs[1]["id"]).read_status()["pipeline"]
+    assert RunDir.of(runs[0]["id"]).read_status().pipeline == RunDir.of(runs[1]["id"]).read_status().pipeline
     listing = run_cli("runs").stdout.splitlines()
     assert listing[2].rstrip().endswith(runs[0]["id"])  # the DPO row names its parent
 
@@ -222,13 +222,13 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(studio_home):
     )
     run, proc = manager.start(config)
     deadline = time.monotonic() + 120
-    while (run.read_status().get("step") or 0) < 47:
+    while (run.read_status().step or 0) < 47:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
-    os.kill(run.read_status()["pid"], signal.SIGKILL)  # the training process; its supervisor records the end
+    os.kill(run.read_status().pid, signal.SIGKILL)  # the training process; its supervisor records the end
     proc.wait(timeout=60)
     status = manager.status(run)
-    assert status["state"] == "failed" and "SIGKILL" in status["error"]
+    assert status.state == "failed" and "SIGKILL" in status.error
     last_complete = run.complete_checkpoints()[-1].name
     assert last_complete in ("checkpoint-40", "checkpoint-60")
     logged_before = max(row["step"] for row in read_all(run.metrics_path))
@@ -238,7 +238,7 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(studio_home):
     assert result.returncode == 0, result.stderr
     assert f"resumed from step {last_complete.split('-')[1]}" in result.stdout
     status = run.read_status()
-    assert status["state"] == "completed" and status["step"] == 150
+    assert status.state == "completed" and status.step == 150
     steps = [row["step"] for row in read_all(run.metrics_path) if "loss" in row]
     assert steps == list(range(1, 151)), "the step sequence has a gap or a restart"
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()

@@ -22,7 +22,7 @@ import yaml
 from components.pipelines_tab import graph_html
 from studio import config as cfg
 from studio.errors import ConfigError
-from studio.pipelines import recipe, runner
+from studio.pipelines import presets, recipe, runner
 from studio.runs import manager
 from studio.runs.rundir import RunDir
 from tests.conftest import REPO, run_cli, served_studio
@@ -71,7 +71,7 @@ def _wait_running(record, name: str, timeout: float = 60) -> RunDir:
     deadline = time.monotonic() + timeout
     while True:
         run = _stage_run(record, name)
-        if run is not None and run.read_status().get("state") == "running":
+        if run is not None and run.read_status().state == "running":
             return run
         assert time.monotonic() < deadline, f"stage {name} never ran: {record.read_state()}"
         time.sleep(0.05)
@@ -124,7 +124,7 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
     assert cfg.load_config(rm.config_path).init.from_run == sft.id
     ppo_config = cfg.load_config(ppo.config_path)
     assert ppo_config.init.from_run == sft.id and ppo_config.reward_models.runs == [rm.id]
-    assert {r.read_status()["pipeline"] for r in (sft, rm, ppo)} == {record.id}
+    assert {r.read_status().pipeline for r in (sft, rm, ppo)} == {record.id}
     listed = runner.list_pipelines()
     assert [p["id"] for p in listed] == [record.id]
     assert [(s["name"], s["state"]) for s in listed[0]["stages"]] == [
@@ -163,7 +163,7 @@ def test_cancelling_a_pipeline_cancels_its_run_and_starts_no_later_stage(studio_
     runner.cancel(record)
     thread.join(60)
     assert result["state"] == "cancelled" and result["error"] == "cancelled at stage rm"
-    assert rm.read_status()["state"] == "cancelled"
+    assert rm.read_status().state == "cancelled"
     time.sleep(0.5)
     assert _stage_run(record, "ppo") is None and len(manager.list_runs()) == 2
     assert runner.cancel(record)["state"] == "cancelled"  # again: nothing left to do, no error
@@ -208,23 +208,23 @@ def test_the_detached_runner_runs_a_recorded_pipeline_and_a_dead_one_is_seen(stu
 
 
 def test_recipes_are_the_bundled_pipelines_and_the_users_saved_ones(studio_home):
-    bundled = runner.recipes()
+    bundled = presets.recipes()
     assert {"ppo-tiny", "llama2-tiny", "sft-dpo-tiny"} <= set(bundled)
     assert "sft-dolly-tiny" not in bundled  # a single-run preset is no recipe
-    assert bundled["ppo-tiny"]["description"].startswith("InstructGPT (tiny)")
-    assert all(r["description"] for r in bundled.values()), "every bundled pipeline says what it is"
+    assert bundled["ppo-tiny"].description.startswith("InstructGPT (tiny)")
+    assert all(r.description for r in bundled.values()), "every bundled pipeline says what it is"
 
     text = (REPO / "presets" / "sft-dpo-tiny.yaml").read_text().replace("max_steps: 30", "max_steps: 3")
-    path = runner.save_recipe("my-dpo", text)
+    path = presets.save_recipe("my-dpo", text)
     assert path == studio_home / "presets" / "my-dpo.yaml"
-    text_back, loaded, description = runner.recipe("my-dpo")
-    assert runner.recipes()["my-dpo"]["yours"] and loaded.stages[1].config.train.max_steps == 3
+    text_back, loaded, description = presets.recipe("my-dpo")
+    assert presets.recipes()["my-dpo"].yours and loaded.stages[1].config.train.max_steps == 3
     assert description.startswith("DPO (tiny)")
 
     (studio_home / "presets" / "broken.yaml").write_text("stages: [\n")
-    assert runner.recipes()["broken"]["yours"]  # listed, so that picking it says what is wrong
+    assert presets.recipes()["broken"].yours  # listed, so that picking it says what is wrong
     with pytest.raises(ConfigError, match=r"broken.yaml line \d+: not valid YAML"):
-        runner.recipe("broken")
+        presets.recipe("broken")
 
 
 @pytest.mark.parametrize(
@@ -243,7 +243,7 @@ def test_recipes_are_the_bundled_pipelines_and_the_users_saved_ones(studio_home)
 )
 def test_a_bad_saved_pipeline_gets_one_line(studio_home, name, text, message):
     with pytest.raises(ConfigError) as err:
-        runner.save_recipe(name, text)
+        presets.save_recipe(name, text)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert not (studio_home / "presets" / f"{name}.yaml").exists()
 
@@ -252,7 +252,7 @@ def test_a_user_single_run_preset_is_not_overwritten(studio_home):
     (studio_home / "presets").mkdir()
     (studio_home / "presets" / "mine.yaml").write_text("stage: sft\n")
     with pytest.raises(ConfigError, match="your single-run preset has that name"):
-        runner.save_recipe("mine", (REPO / "presets" / "sft-dpo-tiny.yaml").read_text())
+        presets.save_recipe("mine", (REPO / "presets" / "sft-dpo-tiny.yaml").read_text())
 
 
 def test_the_graph_draws_a_box_per_stage_and_an_arrow_per_link():
@@ -285,7 +285,7 @@ def test_the_pipelines_tab_endpoints(studio_home):
 
         line, _ = client.predict("my-instructgpt", text, api_name="/save_pipeline")
         assert line.startswith("Saved pipeline **my-instructgpt**")
-        assert runner.recipes()["my-instructgpt"]["yours"]
+        assert presets.recipes()["my-instructgpt"].yours
         line = client.predict("no such id", api_name="/cancel_pipeline")
         assert line == "no pipeline with id 'no such id'"
 

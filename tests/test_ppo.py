@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from studio import stages
 from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
 from studio.errors import ConfigError
 from studio.runs import manager
@@ -160,8 +161,8 @@ def test_a_missing_reward_run_fails_before_any_model_loads(tmp_path):
 
 
 def test_ppo_starts_from_policy_runs_only():
-    assert manager.STARTS_FROM["ppo"] == manager.POLICY_STAGES
-    assert "reward" not in manager.STARTS_FROM["ppo"]
+    assert stages.starts_from("ppo") == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+    assert stages.starts_from("reward")[-1] == "reward"  # a reward model may also start from one
 
 
 @pytest.mark.slow
@@ -209,7 +210,7 @@ def test_two_processes_share_the_prompts_and_only_rank_0_writes(studio_home, tmp
     assert "2 process(es), DistributedType.MULTI_CPU, this one rank 1" in result.stdout
     rows = read_all(run.metrics_path)
     assert [r["step"] for r in rows] == [1, 2, 3]
-    assert RunDir(run.path).read_status()["state"] == "completed"
+    assert RunDir(run.path).read_status().state == "completed"
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()
     logged = [line for line in result.stdout.splitlines() if "step 3/3" in line]
     assert len(logged) == 1  # rank 1 does not log steps either

@@ -40,7 +40,7 @@ def wait_for(check, what: str, timeout: float = 20.0):
     """Poll `check` until it returns something true; fail if a run other than one is running meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = [r for r in all_run_dirs() if r.read_status().get("state") == "running"]
+        running = [r for r in all_run_dirs() if r.read_status().state == "running"]
         assert len(running) <= 1, f"two runs at once: {[r.id for r in running]}"
         result = check()
         if result:
@@ -55,7 +55,7 @@ def offline(**fields) -> RunConfig:
 
 
 def state(run: RunDir) -> str:
-    return run.read_status().get("state")
+    return run.read_status().state
 
 
 def places() -> dict[str, tuple]:
@@ -76,12 +76,12 @@ def test_runs_started_back_to_back_wait_and_start_in_order():
     (first.path / "FINISH").touch()  # its worker, as it ends, starts the next one
     wait_for(lambda: state(second) == "running", "the second run to start")
     assert state(first) == "completed" and state(third) == "queued"
-    assert second.read_status()["started"] >= first.read_status()["updated"] - 1.0
+    assert second.read_status().started >= first.read_status().updated - 1.0
     assert places()[third.id] == ("queued (1st)", second.id)
 
     (second.path / "FAIL").touch()  # a failed run hands on too
     wait_for(lambda: state(third) == "running", "the third run to start")
-    assert second.read_status()["error"] == "told to fail"
+    assert second.read_status().error == "told to fail"
     (third.path / "FINISH").touch()
     wait_for(lambda: state(third) == "completed", "the third run to end")
     assert [state(r) for r in (first, second, third)] == ["completed", "failed", "completed"]
@@ -92,29 +92,29 @@ def test_cancelling_a_queued_run_takes_it_out_of_the_queue():
     second, _ = manager.start(offline())
     third, _ = manager.start(offline())
     status = manager.cancel(second)
-    assert status["state"] == "cancelled" and not status.get("pid")
+    assert status.state == "cancelled" and not status.pid
     assert places()[third.id] == ("queued (1st)", first.id)
 
     (first.path / "FINISH").touch()
     wait_for(lambda: state(third) == "running", "the third run to start")
     assert state(second) == "cancelled" and not second.log_path.exists()  # never launched
-    assert manager.cancel(third, timeout=10)["state"] == "cancelled"
+    assert manager.cancel(third, timeout=10).state == "cancelled"
 
 
 def test_killed_worker_hands_on_at_the_next_status_refresh():
     first, proc = manager.start(offline())
     second, _ = manager.start(offline())
-    wait_for(lambda: first.read_status().get("total_steps"), "the first worker to start its stage")
+    wait_for(lambda: first.read_status().total_steps, "the first worker to start its stage")
     # Both of its processes die at once (a power cut, the OOM killer): nobody records the end or starts the next run.
     os.kill(proc.pid, signal.SIGKILL)  # the supervisor first, so that it cannot see the training die
     proc.wait()
-    os.killpg(first.read_status()["pid"], signal.SIGKILL)
+    os.killpg(first.read_status().pid, signal.SIGKILL)
     time.sleep(0.3)
     assert state(second) == "queued"
     rows = {r["id"]: r for r in manager.list_runs()}
     assert rows[first.id]["state"] == "failed" and "is gone" in rows[first.id]["error"]
     assert rows[second.id]["state"] == "running"
-    assert manager.cancel(second, timeout=10)["state"] == "cancelled"
+    assert manager.cancel(second, timeout=10).state == "cancelled"
 
 
 def test_two_processes_calling_start_next_at_once_launch_exactly_one_run(tmp_path):
@@ -139,11 +139,11 @@ def test_two_processes_calling_start_next_at_once_launch_exactly_one_run(tmp_pat
 
 def test_a_second_worker_for_a_run_stops_without_touching_it():
     run, proc = manager.start(offline())
-    wait_for(lambda: run.read_status().get("total_steps"), "the worker to start its stage")
+    wait_for(lambda: run.read_status().total_steps, "the worker to start its stage")
     result = subprocess.run([*FAKE_WORKER, str(run.path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "stopping" in result.stdout
     status = run.read_status()
-    assert status["supervisor"] == proc.pid and status["pid"] != proc.pid and state(run) == "running"
+    assert status.supervisor == proc.pid and status.pid != proc.pid and state(run) == "running"
 
 
 def _cli(*args: str) -> subprocess.Popen:
@@ -180,7 +180,7 @@ def test_ctrl_c_while_queued_cancels_the_run():
     cli.send_signal(signal.SIGINT)
     _, err = cli.communicate(timeout=30)
     assert cli.returncode == 130 and "run cancelled" in err
-    assert state(queued) == "cancelled" and not queued.read_status().get("pid")
+    assert state(queued) == "cancelled" and not queued.read_status().pid
     assert state(first) == "running"
 
 
@@ -193,4 +193,4 @@ def test_two_real_trainings_run_one_after_the_other(studio_home, monkeypatch):
     assert proc is not None and second_proc is None
     wait_for(lambda: state(second) in FINAL_STATES, "both runs to end", timeout=120)
     assert state(first) == state(second) == "completed"
-    assert second.read_status()["started"] >= first.read_status()["updated"] - 1.0
+    assert second.read_status().started >= first.read_status().updated - 1.0

@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from studio import stages
 from studio.config import DataSpec, InitSpec, LoraSpec, RejectionSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
 from studio.errors import ConfigError, StudioError
 from studio.runs import manager
@@ -111,7 +112,7 @@ def test_rejection_sampling_raises_the_reward_round_by_round(studio_home, tmp_pa
     first_prompts = {json.dumps(r["prompt"]) for r in round_rows(run, 1)}
     assert len(first_prompts) > 1  # a slice of the data, not one prompt repeated
 
-    assert run.read_status()["step"] == 6 and run.read_status()["total_steps"] == 6
+    assert run.read_status().step == 6 and run.read_status().total_steps == 6
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()
 
     run.write_status(state="completed")  # as the worker would: later policy stages can start from it
@@ -212,9 +213,8 @@ def test_gradient_checkpointing_saves_memory_not_results(studio_home):
 
 
 def test_rejection_starts_from_policy_runs_and_policies_start_from_it():
-    assert manager.STARTS_FROM["rejection"] == manager.POLICY_STAGES
-    assert "rejection" in manager.POLICY_STAGES
-    assert all("rejection" in manager.STARTS_FROM[stage] for stage in ("sft", "dpo", "ppo"))
+    assert stages.starts_from("rejection") == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+    assert all("rejection" in stages.starts_from(stage) for stage in ("sft", "dpo", "ppo", "reward"))
 
 
 # ---------------------------------------------------------------- refused configs

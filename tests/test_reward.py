@@ -189,7 +189,7 @@ def test_use_margin_on_data_without_margins_is_refused_before_the_model_loads(st
 
 def assert_reward_metrics(stdout: str, min_accuracy: float) -> RunDir:
     run = RunDir.of(stdout.split()[1])
-    assert run.read_status()["state"] == "completed"
+    assert run.read_status().state == "completed"
     rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
     assert train_rows and all(key in r for r in train_rows for key in METRIC_KEYS)
@@ -242,7 +242,7 @@ def test_reward_model_starts_from_an_sft_run_and_scores(studio_home, tmp_path):
 
     recorded = load_config(run.config_path)
     assert recorded.init.from_run == parent.id and recorded.model.name == "tiny"
-    assert run.read_status()["parent"] == parent.id
+    assert run.read_status().parent == parent.id
     prompt = [{"role": "user", "content": "How do I boil an egg?"}]
     assert isinstance(scoring.score(run.id, prompt, "Nine minutes in boiling water."), float)
     # Scores agree with training only if scoring rebuilt the body with the SFT adapter merged in.

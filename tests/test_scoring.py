@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -71,6 +72,22 @@ def test_a_limit_scores_the_first_pairs(tuned_runs, held_out):
 def test_held_out_scores_refuse_with_one_line(tuned_runs, run, limit, message):
     with pytest.raises(StudioError, match=re.escape(message)):
         scoring.held_out_scores(tuned_runs[run], limit)
+
+
+def test_a_reward_run_without_a_record_of_its_held_out_pairs_is_told_so(tuned_runs, tmp_path, monkeypatch):
+    """A reward run trained before runs recorded their held-out rows (a copy of the tuned one, its record taken out):
+    one line, never a split made again."""
+    run_id, home = tuned_runs["reward"], tmp_path / "older-home"
+    shutil.copytree(tuned_runs["home"] / "runs" / run_id, home / "runs" / run_id)
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(home))
+    report = home / "runs" / run_id / "data_report.json"
+    report.write_text(json.dumps({"source": "hh-rlhf", "format": "preference", "rows": 150}), encoding="utf-8")
+    with pytest.raises(StudioError) as err:
+        scoring.held_out_scores(run_id)
+    assert str(err.value) == (
+        f"run '{run_id}' has no record of the pairs it held out of training (it was trained before runs kept one); "
+        "score pairs by hand instead"
+    )
 
 
 def test_reward_runs_lists_completed_reward_runs_only(tuned_runs):

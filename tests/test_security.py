@@ -316,7 +316,7 @@ def test_chat_answers_while_one_run_trains_and_another_waits(studio_home, monkey
     done, _ = manager.start(RunConfig(name="done", data=DataSpec(path="sample")))
     (done.path / "FINISH").touch()
     deadline = time.monotonic() + 30
-    while done.read_status().get("state") != "completed":
+    while done.read_status().state != "completed":
         assert time.monotonic() < deadline, done.read_status()
         time.sleep(0.05)
     done.adapter_dir.mkdir()
@@ -324,8 +324,8 @@ def test_chat_answers_while_one_run_trains_and_another_waits(studio_home, monkey
     queued, _ = manager.start(RunConfig(name="queued", data=DataSpec(path="sample")))
     try:
         with served_studio(studio_home) as (_url, client):
-            assert queued.read_status()["state"] == "queued"
-            assert running.read_status()["state"] == "running"
+            assert queued.read_status().state == "queued"
+            assert running.read_status().state == "running"
             settings = tuple(asdict(GenerationSpec(max_new_tokens=16, temperature=0.0)).values())
             started = time.monotonic()
             job = client.submit("Name a fruit.", [], "base (tiny)", "", *settings, api_name="/chat")
@@ -336,10 +336,10 @@ def test_chat_answers_while_one_run_trains_and_another_waits(studio_home, monkey
             assert history[-1]["role"] == "assistant"
             assert seconds < 15, seconds  # loading the tiny model and answering: a second or two when free
             # ...and it answered while the queue stood still: one run running, the other still waiting.
-            assert running.read_status()["state"] == "running" and queued.read_status()["state"] == "queued"
+            assert running.read_status().state == "running" and queued.read_status().state == "queued"
     finally:
         for run in (queued, running):
-            if run.read_status().get("state") not in FINAL_STATES:
+            if run.read_status().state not in FINAL_STATES:
                 manager.cancel(run, timeout=10)
 
 

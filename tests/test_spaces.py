@@ -132,7 +132,7 @@ def test_off_spaces_a_cpu_machine_still_creates_runs(monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     run = manager.create(cfg.RunConfig(name="allowed"))
-    assert manager.status(run)["state"] == "queued"
+    assert manager.status(run).state == "queued"
 
 
 def test_a_space_with_a_gpu_creates_runs(monkeypatch):

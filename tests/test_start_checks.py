@@ -254,13 +254,13 @@ def test_a_running_stage_shows_its_step_and_time_left(studio_home):
     deadline = time.monotonic() + 60
     while (
         not (run_id := record.read_state()["stages"][0]["run_id"])
-        or manager.find(run_id).read_status().get("state") != "running"
+        or manager.find(run_id).read_status().state != "running"
     ):
         assert time.monotonic() < deadline, record.read_state()
         time.sleep(0.05)
     run = manager.find(run_id)
     # Both the supervisor (the training child's pid) and the fake stage (its total) have written their start.
-    while (current := run.read_status()).get("total_steps") != 1 or current.get("pid") == current.get("supervisor"):
+    while (current := run.read_status()).total_steps != 1 or current.pid == current.supervisor:
         assert time.monotonic() < deadline, current
         time.sleep(0.05)
     # As a trainer logs: step 1 eight seconds ago, step 5 now, of 20.

@@ -212,7 +212,7 @@ def test_starting_a_preset_trains_a_run_with_charts(client, keys):
     assert message.startswith("Started **") and "Runs tab" in message
     run_id = message.split("**")[1]
     deadline = time.monotonic() + 300
-    while (state := manager.status(manager.find(run_id))["state"]) not in ("completed", "failed", "cancelled"):
+    while (state := manager.status(manager.find(run_id)).state) not in ("completed", "failed", "cancelled"):
         assert time.monotonic() < deadline, f"run still {state} after 300 s"
         time.sleep(2)
     run = RunDir.of(run_id)

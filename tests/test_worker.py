@@ -17,9 +17,9 @@ def _wait_for_step(run, step: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = run.read_status()
-        if (status.get("step") or 0) >= step:
+        if (status.step or 0) >= step:
             return
-        assert status["state"] in ("queued", "running"), status
+        assert status.state in ("queued", "running"), status
         time.sleep(0.2)
     raise AssertionError(f"run did not reach step {step}: {run.read_status()}")
 
@@ -39,9 +39,9 @@ def test_cli_cancel_saves_a_checkpoint_and_leaves_no_process(studio_home):
     result = run_cli("cancel", run.id, timeout=60)
     assert time.monotonic() - began < 20, result.stdout  # the CLI's own start-up included
     assert result.returncode == 0 and f"run {run.id}: cancelled" in result.stdout, result.stderr
-    assert run.read_status()["state"] == "cancelled"
+    assert run.read_status().state == "cancelled"
     proc.wait(timeout=10)
-    for pid in (status["pid"], status["supervisor"]):
+    for pid in (status.pid, status.supervisor):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     checkpoints = run.complete_checkpoints()
     assert checkpoints and int(checkpoints[-1].name.split("-")[1]) >= 5
@@ -69,8 +69,8 @@ def test_out_of_memory_ends_failed_with_the_advice(studio_home, monkeypatch):
 
     run = _failing_run(studio_home, monkeypatch, stage)
     status = run.read_status()
-    assert status["state"] == "failed" and status["error"] == worker.OOM_ADVICE
-    assert all(word in status["error"] for word in ("batch_size", "gradient_checkpointing", "QLoRA"))
+    assert status.state == "failed" and status.error == worker.OOM_ADVICE
+    assert all(word in status.error for word in ("batch_size", "gradient_checkpointing", "QLoRA"))
 
 
 def test_a_full_disk_ends_failed_saying_so_and_keeps_the_metrics_written(studio_home, monkeypatch):
@@ -87,7 +87,7 @@ def test_a_full_disk_ends_failed_saying_so_and_keeps_the_metrics_written(studio_
 
     run = _failing_run(studio_home, monkeypatch, stage)
     status = run.read_status()
-    assert status["state"] == "failed" and status["error"] == worker.DISK_FULL
+    assert status.state == "failed" and status.error == worker.DISK_FULL
     assert [row["step"] for row in read_all(run.metrics_path)] == [1, 2, 3]
 
 

@@ -7,7 +7,13 @@ Canonical forms (role/content messages, as TRL takes them):
 
     loaded = load(config.data, "sft")   # rows from the hub, a local file, or the bundled sample
     check_file(config.data, "dpo")      # a local file loaded as that stage will (a hub one: reachable or cached)
-    train_rows, eval_rows = split_eval(loaded.rows, 0.05, seed=42)
+    train, held_out = prepare(config, "sft", tokenizer, run)   # what a stage trains on, its split recorded
+    held_out_rows(run.path, config.data)  # the rows that run held out, read back from its record (None: no record)
+
+The train/held-out split is made once, by split_rows, for every stage (the online ones hold out prompts) and for
+every count of it (the Data tab, the Train tab's summary); the run records the held-out rows' numbers in its
+data_report.json, and whatever needs them later (compare --held-out, the Compare tab, the reward workbench) reads
+them back with held_out_rows, never splitting again.
 
 A source module (one per source, see SOURCES) has:
     HUB_ID                         the dataset id on the Hugging Face Hub (None for your own file)
@@ -38,10 +44,11 @@ import logging
 import os
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from studio.config import PROMPT_ONLY, SOURCE_FORMATS, STAGE_FORMATS, DataSpec
+from studio import stages
+from studio.config import PROMPT_ONLY, SOURCE_FORMATS, STAGE_FORMATS, DataSpec, RunConfig
 from studio.data.fields import RowProblem
 from studio.data.files import read_rows
 from studio.data.hub import check_dataset, load_hub_rows
@@ -73,6 +80,17 @@ class Loaded:
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     problems: list[str] = field(default_factory=list)  # the first few, each naming row and column
     row_numbers: list[int] = field(default_factory=list)  # each kept row's number in the raw data
+
+    def counts(self) -> dict:
+        """What every report of a load says first: where the rows came from, how many, and what was dropped."""
+        return {
+            "source": self.source,
+            "format": self.format,
+            "origin": self.origin,
+            "rows": len(self.rows),
+            "dropped": dict(self.dropped),
+            "problems": self.problems,
+        }
 
     @property
     def label(self) -> str:
@@ -215,31 +233,30 @@ def first_that_loads(formats, load_one):
     return load_one(formats[-1])
 
 
-def prepare(spec: DataSpec, fmt: str, tokenizer, run=None) -> Loaded:
-    """What a stage trains on: the loaded rows, checked against the tokenizer's chat template and max_length,
-    with the counts written to the run's data_report.json and log before any model loads."""
+REPORT = "data_report.json"  # in the run folder: what the stage trained on and the rows it held out
+
+
+def prepare(config: RunConfig, fmt: str, tokenizer, run=None) -> tuple[Loaded, Loaded]:
+    """(train, held out): what a stage trains on, the loaded rows checked against the tokenizer's chat template and
+    max_length, then split by split_rows. The counts and the held-out rows' numbers are written to the run's
+    data_report.json (read back by held_out_rows) and the log before any model loads."""
+    spec = config.data
     loaded = check_lengths(load(spec, fmt), tokenizer, spec.max_length, spec.on_bad_rows)
-    report = {
-        "source": loaded.source,
-        "format": loaded.format,
-        "origin": loaded.origin,
-        "rows": len(loaded.rows),
-        "dropped": dict(loaded.dropped),
-        "problems": loaded.problems,
-    }
     log.info(
         "data: %d %s rows from %s; dropped %s", len(loaded.rows), fmt, loaded.origin, dict(loaded.dropped) or "none"
     )
+    train, held_out = split_rows(loaded, spec.eval_fraction, config.train.seed, config.stage)
     if run is not None:
-        (run.path / "data_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        _write_report(run.path, loaded, train, held_out, spec.eval_fraction, config.train.seed)
     if not loaded.rows:
         raise DataError(
             f"{loaded.origin}: no rows left after the length check; raise data.max_length (now {spec.max_length})"
         )
-    return loaded
+    log.info("data: %d rows to train on, %d held out", len(train.rows), len(held_out.rows))
+    return train, held_out
 
 
-def split_eval(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+def split_eval(rows: list, fraction: float, seed: int) -> tuple[list, list]:
     """A seeded shuffle, then the last `fraction` of rows held out (at least one when asked for any)."""
     if fraction <= 0 or len(rows) < 2:
         return list(rows), []
@@ -247,6 +264,81 @@ def split_eval(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
     random.Random(seed).shuffle(order)
     n_eval = min(len(rows) - 1, max(1, round(len(rows) * fraction)))
     return [rows[i] for i in order[:-n_eval]], [rows[i] for i in order[-n_eval:]]
+
+
+def split_rows(loaded: Loaded, fraction: float, seed: int, stage: str | None = None) -> tuple[Loaded, Loaded]:
+    """(train, held out): the one train/held-out split of every stage's rows (split_eval's seeded shuffle), each part
+    a Loaded keeping its rows' numbers in the source, so that a run can record which rows it held out.
+
+    The stages that sample their own answers train on prompts alone, so for them the prompts are split, not the
+    rows: rows sharing a prompt (several preference pairs of one SHP post, say) stay on one side, and a held-out
+    prompt is never trained on under another row."""
+    pairs = list(zip(loaded.rows, loaded.row_numbers))
+    if stage is not None and stages.get(stage).online:
+        prompts = list(dict.fromkeys(_prompt_key(row) for row in loaded.rows))
+        _, held_prompts = split_eval(prompts, fraction, seed)
+        rank = {prompt: i for i, prompt in enumerate(held_prompts)}
+        held_out = sorted((p for p in pairs if _prompt_key(p[0]) in rank), key=lambda p: rank[_prompt_key(p[0])])
+        train = [p for p in pairs if _prompt_key(p[0]) not in rank]
+    else:
+        train, held_out = split_eval(pairs, fraction, seed)
+
+    def part(chosen: list) -> Loaded:
+        return replace(loaded, rows=[row for row, _ in chosen], row_numbers=[number for _, number in chosen])
+
+    return part(train), part(held_out)
+
+
+def _prompt_key(row: dict) -> str:
+    return json.dumps(row["prompt"], sort_keys=True, ensure_ascii=False)
+
+
+def _rows_digest(rows: list[dict]) -> str:
+    """Changes when any of the rows does: a source edited since a run trained is noticed, not silently misread."""
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _write_report(folder: Path, loaded: Loaded, train: Loaded, held_out: Loaded, fraction: float, seed: int) -> None:
+    report = {
+        **loaded.counts(),
+        "train_rows": len(train.rows),
+        "held_out_rows": len(held_out.rows),
+        "eval_fraction": fraction,
+        "seed": seed,
+        # The held-out rows by their number in the source (`format` rows of `origin`), in the split's order: the
+        # order the trainer evaluates them in.
+        "held_out": held_out.row_numbers,
+        "held_out_digest": _rows_digest(held_out.rows),
+    }
+    (folder / REPORT).write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
+def held_out_rows(run_folder: Path, spec: DataSpec) -> list[dict] | None:
+    """The rows a run held out of training, in its split's order, read back from the source by the numbers its
+    data_report.json records (loaded again with the run's data spec, from the recorded file and in the recorded
+    format; the length check is not needed: the numbers name the rows). None for a run with no such record
+    (trained before runs recorded one). A source that changed since the run trained (a row gone or edited) is a
+    DataError naming it."""
+    try:
+        report = json.loads((Path(run_folder) / REPORT).read_text(encoding="utf-8"))
+        numbers, fmt, origin = report["held_out"], report["format"], report["origin"]
+        digest = report["held_out_digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not numbers:
+        return []
+    if Path(origin).is_absolute():  # a file (a relative data.path read from another folder would miss it)
+        spec = replace(spec, path=origin)
+    loaded = load(spec, fmt)
+    by_number = dict(zip(loaded.row_numbers, loaded.rows))
+    missing = [n for n in numbers if n not in by_number]
+    rows = [by_number[n] for n in numbers if n in by_number]
+    if missing or _rows_digest(rows) != digest:
+        raise DataError(
+            f"{loaded.label}: the {len(numbers)} rows run {Path(run_folder).name} held out are no longer the same "
+            "(the data changed since it trained)"
+        )
+    return rows
 
 
 # ---------------------------------------------------------------- cache

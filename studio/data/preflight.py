@@ -40,25 +40,21 @@ def marked(example: dict) -> str:
     return "\n".join(parts)
 
 
-def data_report(spec, fmt: str, model_spec, examples: int = 3, seed: int = 42) -> dict:
+def data_report(spec, fmt: str, model_spec, examples: int = 3, seed: int = 42, stage: str | None = None) -> dict:
     """Everything a data preview shows (`rlhf-studio data --model`, the UI's Data tab): counts, rows dropped by
     reason, the first problems naming file, row and column, the train/eval split, and the first examples as
-    training sees them, with the model's chat template applied and the trained part separated."""
+    training sees them, with the model's chat template applied and the trained part separated. `stage` splits as that
+    stage's training does (data.split_rows)."""
     from studio import data
     from studio.modeling import models
 
     loaded = data.load(spec, fmt)
     tokenizer = models.load_tokenizer(model_spec)
     check_lengths(loaded, tokenizer, spec.max_length, spec.on_bad_rows)
-    train_rows, eval_rows = data.split_eval(loaded.rows, spec.eval_fraction, seed)
+    train, held_out = data.split_rows(loaded, spec.eval_fraction, seed, stage)  # as the stage's training splits them
     return {
-        "source": loaded.source,
-        "format": loaded.format,
-        "origin": loaded.origin,
-        "rows": len(loaded.rows),
-        "train_rows": len(train_rows),
-        "eval_rows": len(eval_rows),
-        "dropped": dict(loaded.dropped),
-        "problems": loaded.problems,
+        **loaded.counts(),
+        "train_rows": len(train.rows),
+        "eval_rows": len(held_out.rows),
         "previews": preview(loaded.rows[:examples], tokenizer),
     }

@@ -48,19 +48,17 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from studio.config import ONLINE_STAGES, STAGES, LoraSpec, ModelSpec, RunConfig
+from studio import config as cfg
+from studio import stages as registry
+from studio.config import STAGES, LoraSpec, ModelSpec, RunConfig
 from studio.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
 DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
-# Sequences each stage runs per example in one training forward pass.
-SEQUENCES = {"sft": 1, "reward": 2, "dpo": 2, "kto": 2, "ppo": 1, "rejection": 1, "grpo": 1, "rloo": 1}
-REFERENCE_STAGES = ("dpo", "kto", "ppo", "grpo", "rloo")
 # 16-bit values a layer keeps per token: (per hidden unit, per key/value unit, per MLP intermediate unit)
 LAYER_VALUES = {"gated": (10, 2, 4), "plain": (10, 2, 2)}
-FULL_LOGITS_STAGES = ("ppo",)  # the rest use TRL's fused LM head, or a score head
 NF4_BLOCK = 64
 GATE_NAMES = ("gate_proj", "gate_up_proj", "w3")  # a gated MLP's gate (or its up half), as architectures name it
 
@@ -180,8 +178,9 @@ def estimate(
             f"gradients and 2 AdamW moments for all {shapes.trainable:,} weights at {dtype}",
         )
 
-    def activations(stage: str, workload: Workload) -> Term:
-        tokens = workload.batch_size * workload.max_length * SEQUENCES[stage]
+    def activations(stage: registry.Stage, workload: Workload) -> Term:
+        sequences = stage.memory.sequences  # per example: a chosen / rejected pair runs 2
+        tokens = workload.batch_size * workload.max_length * sequences
         scale = dtype_bytes / 2
         if workload.gradient_checkpointing:
             # while one layer is recomputed for its backward pass, its values and their gradients are held at once
@@ -190,28 +189,30 @@ def estimate(
         else:
             per_token = layers * layer_bytes * scale
             how = f"{layer_bytes:,} bytes per layer per token"
-        logits = (dtype_bytes + 4) * vocab if stage in FULL_LOGITS_STAGES else 0
+        # the rest use TRL's fused LM head, or a score head
+        logits = (dtype_bytes + 4) * vocab if stage.memory.full_logits else 0
         return Term(
             "activations",
             round(tokens * (per_token + logits)),
-            f"{tokens:,} tokens ({workload.batch_size} x {workload.max_length} x {SEQUENCES[stage]}); {how}"
+            f"{tokens:,} tokens ({workload.batch_size} x {workload.max_length} x {sequences}); {how}"
             + ("; logits and float32 log-probabilities" if logits else ""),
         )
 
     results = {}
-    for stage in stages:
-        load = stage_workloads.get(stage, workload)
-        shapes = reward if stage == "reward" else policy
+    for name in stages:
+        stage = registry.get(name)
+        load = stage_workloads.get(name, workload)
+        shapes = policy if stage.writes_text else reward  # a reward model: a score head instead of the LM head
         terms = [Term("weights", weights(shapes), _weights_why(model, dtype, shapes)), training(shapes)]
-        if stage in REFERENCE_STAGES:
+        if stage.reference:
             terms.append(
                 Term("reference", 0, "the policy with its adapter disabled")
                 if lora.enabled
                 else Term("reference", weights(policy, trained=False), "a frozen copy of the weights")
             )
-        if stage == "ppo":
+        if stage.memory.value_head:
             terms.append(Term("value head", (hidden + 1) * 16, "Linear(hidden, 1) trained in float32"))
-        if stage in ONLINE_STAGES:
+        if stage.online:
             n = load.reward_models
             terms.append(
                 Term(
@@ -229,7 +230,7 @@ def estimate(
                 )
             )
         terms.append(activations(stage, load))
-        results[stage] = StageEstimate(stage, tuple(terms))
+        results[name] = StageEstimate(name, tuple(terms))
     return Estimate(
         model=model.name,
         architecture=(config.architectures or [type(config).__name__])[0],
@@ -370,3 +371,40 @@ def fit_memory(config: RunConfig) -> RunConfig:
         gib(free),
     )
     return config
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the Model tab's Inspect shows for a draft config: every stage's estimate, each at the workload its trainer
+    runs (`workloads`; PPO's differs, see workload_of), `workload` the form's own (train.batch_size x
+    data.max_length), the stage the form has picked and the LoRA spec counted."""
+
+    estimate: Estimate
+    stage: str
+    workload: Workload
+    workloads: dict[str, Workload]
+    lora: LoraSpec
+
+
+def inspect_draft(raw: dict) -> Inspection:
+    """The estimate of a draft config mapping as a form gives it (sections may be missing, and the sections the
+    estimate does not read are left to Start's checks); ConfigError names the field at fault, ModelError says when
+    the model is out of reach."""
+    sections = {
+        name: cfg.from_dict(raw.get(name) or {}, spec, f"{name}.")
+        for name, spec in (
+            ("model", ModelSpec),
+            ("lora", LoraSpec),
+            ("train", cfg.TrainSpec),
+            ("data", cfg.DataSpec),
+            ("reward_models", cfg.RewardModelsSpec),
+            ("ppo", cfg.PPOSpec),
+        )
+    }
+    stage = raw.get("stage") or RunConfig().stage
+    if stage not in STAGES:
+        raise ConfigError(f"stage = {stage!r}: allowed values are {', '.join(STAGES)}")
+    config = RunConfig(**sections)
+    workloads = {name: workload_of(dataclasses.replace(config, stage=name)) for name in STAGES}
+    result = estimate(config.model, config.lora, stage_workloads=workloads)
+    return Inspection(result, stage, workload_of(config), workloads, config.lora)

@@ -1,9 +1,10 @@
-"""Live charts: which panels each stage shows, metric rows -> plot-ready series, and plotly figures of them.
+"""Live charts: which panels each stage shows (its record in studio/stages.py), metric rows -> plot-ready series,
+and plotly figures of them.
 
     feed = ChartFeed(max_points=1000)
     feed.add_run(run.id, run.metrics_path, stage="ppo", label="my run")  # several runs overlay on one chart
     feed.refresh()                                  # reads only the lines appended since the last refresh
-    for data in feed.panels("ppo", smoothing=0.6):  # one PanelData per panel of STAGE_PANELS["ppo"]
+    for data in feed.panels("ppo", smoothing=0.6):  # one PanelData per panel of stage_panels("ppo")
         fig = figure(data)                          # a plotly Figure (the UI puts it in a gr.Plot)
 
 Everything here is plain data (dataclasses, lists, dicts), so the CLI, tests and the UI share it; only `figure`
@@ -34,7 +35,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio import stages
 from studio.runs.metrics import MetricsReader
+from studio.stages import Panel
 
 DEFAULT_MAX_POINTS = 1000  # per series: more than a chart's width in pixels, so nothing visible is lost
 TOKENS_PER_SECOND = "tokens_per_second"
@@ -45,126 +48,18 @@ POINTS_PER_SPAN = 5  # the EMA averages over about 1 / (1 - weight) points: at m
 
 # ---------------------------------------------------------------- which panels each stage shows
 
-
-@dataclass(frozen=True)
-class Panel:
-    """One chart: a title and the metric keys drawn on it ("reward/*" matches keys by prefix)."""
-
-    title: str
-    keys: tuple[str, ...]
-    log_y: bool = False  # the scale the panel opens with; the user may switch it
-    when_logged: bool = False  # drawn only once one of its keys was logged (e.g. MFU, which only a GPU logs)
-
-    def keys_in(self, logged: Iterable[str]) -> list[str]:
-        """The logged keys this panel draws, in the panel's order (prefix matches sorted among themselves)."""
-        logged = set(logged)
-        out: list[str] = []
-        for pattern in self.keys:
-            if pattern.endswith("*"):
-                found = sorted(k for k in logged if k.startswith(pattern[:-1]))
-            else:
-                found = [pattern] if pattern in logged else []
-            out.extend(k for k in found if k not in out)
-        return out
-
-
-# Every stage ends with these (see the module docstring).
-_THROUGHPUT = (
-    Panel("Tokens/s (trained)", (TOKENS_PER_SECOND,), when_logged=True),
-    Panel("MFU (fraction of the GPU's peak)", ("mfu",), when_logged=True),
-    Panel("GPU memory, peak allocated (GiB)", ("gpu_memory_gib",), when_logged=True),
-)
-
-
-def _losses(*extra: Panel) -> tuple[Panel, ...]:
-    return (
-        Panel("Loss", ("loss", "eval_loss")),
-        *extra,
-        Panel("Learning rate", ("learning_rate",)),
-        Panel("Gradient norm", ("grad_norm",)),
-        *_THROUGHPUT,
-    )
-
-
-_ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
-    Panel("Reward", ("reward", "reward/*")),
-    Panel("Reward spread (std)", ("reward_std",)),
-    Panel("KL to the starting model (per token)", ("kl",)),
-    Panel("Entropy (per token)", ("entropy",)),
-    Panel("Loss", ("loss",)),
-    Panel("Answer length (tokens)", ("completions/mean_length", "completions/mean_terminated_length")),
-    Panel("Answers cut off at the length limit", ("completions/clipped_ratio",)),
-    Panel("Clipped probability ratios", ("clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean")),
-    Panel("Learning rate", ("learning_rate",)),
-    *_THROUGHPUT,
-)
-
-STAGE_PANELS: dict[str, tuple[Panel, ...]] = {
-    "sft": _losses(Panel("Token accuracy", ("mean_token_accuracy", "eval_mean_token_accuracy"))),
-    "reward": _losses(
-        Panel("Accuracy (chosen scored higher)", ("accuracy", "eval_accuracy")),
-        Panel("Margin (chosen - rejected)", ("margin", "eval_margin")),
-        Panel(
-            "Chosen / rejected reward",
-            ("chosen_reward", "rejected_reward", "eval_chosen_reward", "eval_rejected_reward"),
-        ),
-    ),
-    "dpo": _losses(
-        Panel(
-            "Reward chosen / rejected",
-            ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen", "eval_rewards/rejected"),
-        ),
-        Panel("Reward margin", ("rewards/margins", "eval_rewards/margins")),
-        Panel("Reward accuracy", ("rewards/accuracies", "eval_rewards/accuracies")),
-    ),
-    "kto": _losses(
-        Panel(
-            "Reward chosen / rejected",
-            ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen", "eval_rewards/rejected"),
-        ),
-        Panel("Reward margin", ("rewards/margins", "eval_rewards/margins")),
-        Panel("KL to the reference (batch estimate)", ("kl", "eval_kl")),
-    ),
-    "ppo": (
-        Panel("Reward", ("reward", "reward/*", "reward_with_eos_penalty")),
-        Panel("KL to the starting model (per answer)", ("kl",)),
-        Panel("KL coefficient", ("kl_coef",)),
-        Panel("Entropy (per token)", ("entropy",)),
-        Panel("Policy loss", ("policy_loss",)),
-        Panel("Value loss", ("value_loss",)),
-        Panel("Clip fraction", ("clip_fraction", "value_clip_fraction")),
-        Panel("Approximate KL per update", ("approx_kl",)),
-        Panel("Answer length (tokens)", ("response_length",)),
-        Panel("Answers ending with end-of-turn", ("eos_fraction",)),
-        Panel("Seconds per step: generation / optimization", ("time/generation", "time/optimization")),
-        Panel("Learning rate", ("learning_rate",)),
-        *_THROUGHPUT,
-    ),
-    "rejection": (
-        Panel("Reward (all answers, best of K)", ("reward", "reward_best", "reward/*")),
-        Panel("Reward gain from best of K", ("reward_gain",)),
-        Panel("Fine-tuning loss", ("loss",)),
-        Panel("Prompts kept", ("kept",)),
-        Panel("Answer length (tokens)", ("response_length", "best_response_length")),
-        Panel("Answers ending with end-of-turn", ("eos_fraction",)),
-        Panel("Seconds per round: generation / training", ("time/generation", "time/training")),
-        *_THROUGHPUT,
-    ),
-    "grpo": _ONLINE_TRL,
-    "rloo": _ONLINE_TRL,
-}
-
-# Rejection sampling writes one row per round, with step = the round number.
-X_LABEL: dict[str, str] = {"rejection": "round"}
+DEFAULT_PANELS = (Panel("Loss", ("loss", "eval_loss")),)  # for a stage the registry does not know
 
 
 def stage_panels(stage: str) -> tuple[Panel, ...]:
-    """The panels of a stage; an unknown stage gets a single loss panel."""
-    return STAGE_PANELS.get(stage, (Panel("Loss", ("loss", "eval_loss")),))
+    """The panels of a stage (its record in studio/stages.py); an unknown stage gets a single loss panel."""
+    record = stages.find(stage)
+    return record.panels if record and record.panels else DEFAULT_PANELS
 
 
 def x_label(stage: str) -> str:
-    return X_LABEL.get(stage, "step")
+    record = stages.find(stage)
+    return record.x_label if record else "step"
 
 
 # ---------------------------------------------------------------- rows -> columns

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from studio import stages
 from studio.monitor.charts import columns
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
@@ -117,8 +118,9 @@ class HealthWarning:
 def check(stage: str, series: Series) -> list[HealthWarning]:
     """Every warning for a run of `stage` over its metrics (key -> (steps, values)), ordered by first step."""
     found: list[HealthWarning | None] = [_not_finite(series)]
-    for check_fn in STAGE_CHECKS.get(stage, ()):
-        found.append(check_fn(stage, series))
+    record = stages.find(stage)  # an unknown stage (a config that does not read) gets the finite-values check only
+    for name in record.health.checks if record else ():
+        found.append(CHECKS[name](record, series))
     return sorted((w for w in found if w), key=lambda w: (w.step, w.check))
 
 
@@ -260,7 +262,7 @@ def _not_finite(series: Series) -> HealthWarning | None:
     )
 
 
-def _loss_diverging(stage: str, series: Series) -> HealthWarning | None:
+def _loss_diverging(stage: stages.Stage, series: Series) -> HealthWarning | None:
     steps, values = _finite(series, "loss")
     medians = _trailing_medians(values)
     lowest = _running_min(medians)
@@ -289,16 +291,12 @@ def _loss_diverging(stage: str, series: Series) -> HealthWarning | None:
     )
 
 
-_KL_WEIGHT = {"ppo": "ppo.kl_coef (or set ppo.target_kl)", "grpo": "grpo.beta", "rloo": "rloo.beta"}
-
-
-def _kl_negative(stage: str, series: Series) -> HealthWarning | None:
+def _kl_negative(stage: stages.Stage, series: Series) -> HealthWarning | None:
     steps, values = _finite(series, "kl")
     means = _trailing_means(values)
     i = _first(steps, means, lambda i, m: m < KL_NEGATIVE)
     if i is None:
         return None
-    extra = "; ppo.kl_estimator=k3 is never negative" if stage == "ppo" else ""
     return _warning(
         "kl_negative",
         "kl",
@@ -307,13 +305,14 @@ def _kl_negative(stage: str, series: Series) -> HealthWarning | None:
         i,
         "kl went negative",
         "The answers were not sampled from the policy being scored: sample at temperature 1 without "
-        f"top-k, top-p or repetition penalty, and start from the reference's weights{extra}",
+        f"top-k, top-p or repetition penalty, and start from the reference's weights{stage.health.kl_note}",
         rows=_rows(len(means) - 1),
     )
 
 
-def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
-    limit, unit = (KL_EXPLODE_PER_ANSWER, "per answer") if stage == "ppo" else (KL_EXPLODE_PER_TOKEN, "per token")
+def _kl_exploding(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    per_answer = stage.health.kl_per_answer
+    limit, unit = (KL_EXPLODE_PER_ANSWER, "per answer") if per_answer else (KL_EXPLODE_PER_TOKEN, "per token")
     steps, values = _finite(series, "kl")
     means = _trailing_means(values)
     i = _first(steps, means, lambda i, m: m > limit)
@@ -326,7 +325,7 @@ def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
         means,
         i,
         "kl is exploding",
-        f"The policy is far from its starting model: raise {_KL_WEIGHT[stage]} or lower "
+        f"The policy is far from its starting model: raise {stage.health.kl_weight} or lower "
         "train.learning_rate, and read some answers for reward hacking",
         show=lambda v: f"{_fmt(v)} nats {unit}",
         notes=[f"limit {_fmt(limit)}"],
@@ -334,16 +333,8 @@ def _kl_exploding(stage: str, series: Series) -> HealthWarning | None:
     )
 
 
-_TRUNCATED_SUGGESTION = {
-    "ppo": "raise ppo.missing_eos_penalty or ppo.kl_coef",
-    "rejection": "set rejection.min_score or lower rejection.temperature",
-    "grpo": "set grpo.mask_truncated_completions or raise grpo.beta",
-    "rloo": "set rloo.mask_truncated_completions or raise rloo.beta",
-}
-
-
-def _length_runaway(stage: str, series: Series) -> HealthWarning | None:
-    if stage in ("ppo", "rejection"):
+def _length_runaway(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    if stage.own_loop:  # the studio's loops log the share that ended; TRL's the share cut off
         key = "eos_fraction"
         steps, ended = _finite(series, key)
         values = [1.0 - v for v in ended]
@@ -364,15 +355,15 @@ def _length_runaway(stage: str, series: Series) -> HealthWarning | None:
         means,
         i,
         "answers run to the length limit",
-        f"The reward model may pay for length: {_TRUNCATED_SUGGESTION[stage]}, and score a few long answers by hand",
+        f"The reward model may pay for length: {stage.health.cutoff_fix}, and score a few long answers by hand",
         show=lambda v: f"{v:.0%} cut off",
         notes=[f"{start:.0%} at the start"],
         rows=_rows(len(means) - 1),
     )
 
 
-def _length_drop(stage: str, series: Series) -> HealthWarning | None:
-    key = "response_length" if stage in ("ppo", "rejection") else "completions/mean_length"
+def _length_drop(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    key = "response_length" if stage.own_loop else "completions/mean_length"
     steps, values = _finite(series, key)
     if not values:
         return None
@@ -405,7 +396,7 @@ def _length_drop(stage: str, series: Series) -> HealthWarning | None:
     )
 
 
-def _chosen_falling(stage: str, series: Series) -> HealthWarning | None:
+def _chosen_falling(stage: stages.Stage, series: Series) -> HealthWarning | None:
     steps, values = _finite(series, "rewards/chosen")
     means = _trailing_means(values)
     peak = _running_max(means)
@@ -421,7 +412,7 @@ def _chosen_falling(stage: str, series: Series) -> HealthWarning | None:
         "rewards/chosen is falling",
         "The chosen answers are now less likely than under the reference. That is common while both "
         "answers lose likelihood and the margin grows; if answers get worse, lower train.learning_rate "
-        f"or raise {stage}.beta",
+        f"or raise {stage.section}.beta",
         rows=_rows(len(means) - 1),
     )
 
@@ -438,7 +429,7 @@ def _running_min(values: Sequence[float]) -> list[float]:
     return [-v for v in _running_max([-v for v in values])]
 
 
-def _rm_at_chance(stage: str, series: Series) -> HealthWarning | None:
+def _rm_at_chance(stage: stages.Stage, series: Series) -> HealthWarning | None:
     for key in ("accuracy", "eval_accuracy"):
         steps, values = _finite(series, key)
         means = _trailing_means(values)
@@ -464,12 +455,8 @@ def _rm_at_chance(stage: str, series: Series) -> HealthWarning | None:
     return None
 
 
-_CLIP_KEY = {"ppo": "clip_fraction", "grpo": "clip_ratio/region_mean", "rloo": "clip_ratio/region_mean"}
-_PASSES = {"ppo": "ppo.ppo_epochs", "grpo": "grpo.num_iterations", "rloo": "rloo.num_iterations"}
-
-
-def _clip_high(stage: str, series: Series) -> HealthWarning | None:
-    key = _CLIP_KEY[stage]
+def _clip_high(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    key = stage.health.clip_key
     steps, values = _finite(series, key)
     means = _trailing_means(values)
     i = _first(steps, means, lambda i, m: m > CLIP_FRACTION_HIGH)
@@ -482,13 +469,13 @@ def _clip_high(stage: str, series: Series) -> HealthWarning | None:
         means,
         i,
         f"{key} is high",
-        f"Each update moves the policy too far: lower train.learning_rate or {_PASSES[stage]}",
+        f"Each update moves the policy too far: lower train.learning_rate or {stage.health.passes}",
         notes=[f"limit {_fmt(CLIP_FRACTION_HIGH)}"],
         rows=_rows(len(means) - 1),
     )
 
 
-def _entropy_collapse(stage: str, series: Series) -> HealthWarning | None:
+def _entropy_collapse(stage: stages.Stage, series: Series) -> HealthWarning | None:
     steps, values = _finite(series, "entropy")
     if not values:
         return None
@@ -505,13 +492,13 @@ def _entropy_collapse(stage: str, series: Series) -> HealthWarning | None:
         i,
         "entropy is collapsing",
         f"The policy is turning deterministic: lower train.learning_rate, raise "
-        f"{_KL_WEIGHT.get(stage, 'the KL weight')}, and look for one answer repeated",
+        f"{stage.health.kl_weight or 'the KL weight'}, and look for one answer repeated",
         notes=[f"{_fmt(start)} at the start"],
         rows=_rows(len(means) - 1),
     )
 
 
-def _reward_falling(stage: str, series: Series) -> HealthWarning | None:
+def _reward_falling(stage: stages.Stage, series: Series) -> HealthWarning | None:
     steps, values = _finite(series, "reward")
     if len(values) < 2 * WINDOW:
         return None
@@ -541,7 +528,7 @@ def _reward_falling(stage: str, series: Series) -> HealthWarning | None:
     return None
 
 
-def _eval_loss_rising(stage: str, series: Series) -> HealthWarning | None:
+def _eval_loss_rising(stage: stages.Stage, series: Series) -> HealthWarning | None:
     steps, values = _finite(series, "eval_loss")
     for i in range(1, len(values)):
         best = min(values[:i])
@@ -562,19 +549,18 @@ def _eval_loss_rising(stage: str, series: Series) -> HealthWarning | None:
     return None
 
 
-_RL = (_kl_negative, _kl_exploding, _length_runaway, _length_drop, _entropy_collapse, _reward_falling)
-
-# The training loss of these stages falls from the first row in a healthy run. Online stages are left out: their
-# loss is a policy-gradient objective whose level says little, and rejection's rows are rounds on new answers.
-_LOSS = (_loss_diverging, _eval_loss_rising)
-
-STAGE_CHECKS = {
-    "sft": _LOSS,
-    "reward": (*_LOSS, _rm_at_chance),
-    "dpo": (*_LOSS, _chosen_falling),
-    "kto": (*_LOSS, _chosen_falling),
-    "ppo": (*_RL, _clip_high),
-    "grpo": (*_RL, _clip_high),
-    "rloo": (*_RL, _clip_high),
-    "rejection": (_length_runaway, _length_drop, _reward_falling),
+# Each check by the name a stage's record lists it under (studio/stages.py, Health.checks), which is also the name
+# its warnings carry.
+CHECKS = {
+    "loss_diverging": _loss_diverging,
+    "eval_loss_rising": _eval_loss_rising,
+    "rm_at_chance": _rm_at_chance,
+    "chosen_reward_falling": _chosen_falling,
+    "kl_negative": _kl_negative,
+    "kl_exploding": _kl_exploding,
+    "length_runaway": _length_runaway,
+    "length_drop": _length_drop,
+    "entropy_collapse": _entropy_collapse,
+    "reward_falling": _reward_falling,
+    "clip_fraction_high": _clip_high,
 }

@@ -26,7 +26,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from studio import access, data
+from studio import access, data, stages
 from studio import config as cfg
 from studio.data.hub import check_dataset, dataset_cached
 from studio.errors import StudioError
@@ -35,8 +35,6 @@ from studio.modeling.estimate import StageEstimate, run_estimate, workload_of
 from studio.pipelines import twins
 from studio.runs import launcher, manager
 
-# Stages that train on every prompt the data gives, with none held out (their own loops, see studio/trainers/).
-NO_HELD_OUT = ("ppo", "rejection")
 SAMPLE, FILE, HUB, OWN_FILE = "sample", "file", "hub", "own file"  # where a run's rows come from (data_kind)
 AUTO_COUNTED_AS = "bfloat16 (auto, as on a GPU)"  # what estimate.py counts model.dtype auto as
 MEMO_SIZE = 32  # summaries the memos keep; a form changes a few fields at a time
@@ -50,7 +48,7 @@ class Rows:
     usable: int  # after rows were dropped
     dropped: int
     train: int  # what the stage trains on
-    held_out: int  # measured for eval loss (or eval rewards); 0 for the stages that take every prompt
+    held_out: int  # measured for eval loss (or eval rewards), or prompts the online stages leave for comparing
     length_checked: bool = True  # False when the model's tokenizer was out of reach: counted before the length check
 
 
@@ -144,7 +142,7 @@ def _parent(config: cfg.RunConfig, problems: dict) -> RunRef | None:
         return None
     try:
         run = manager.link_parent(config)
-        parent = cfg.load_config(run.config_path)
+        parent = run.config
     except StudioError as err:
         problems["parent"] = str(err)
         return None
@@ -228,7 +226,6 @@ def _rows(config: cfg.RunConfig, origin: str, tokenizer_ok: bool, problems: dict
         [
             dataclasses.asdict(spec),
             cfg.STAGE_FORMATS[config.stage],
-            config.stage in NO_HELD_OUT,
             dataclasses.asdict(config.model) if tokenizer_ok else None,
             config.train.seed,
             origin,
@@ -247,15 +244,12 @@ def _rows(config: cfg.RunConfig, origin: str, tokenizer_ok: bool, problems: dict
     except StudioError as err:
         problems["data"] = str(err)
         return None
-    usable, train, held_out = counts["rows"], counts["train_rows"], counts["eval_rows"]
-    if config.stage in NO_HELD_OUT:
-        train, held_out = usable, 0
     rows = Rows(
         format=counts["format"],
-        usable=usable,
+        usable=counts["rows"],
         dropped=sum(counts["dropped"].values()),
-        train=train,
-        held_out=held_out,
+        train=counts["train_rows"],
+        held_out=counts["eval_rows"],
         length_checked=tokenizer_ok,
     )
     _remember(_rows_memo, key, rows)
@@ -268,14 +262,14 @@ def _count(spec: cfg.DataSpec, fmt: str, config: cfg.RunConfig, tokenizer_ok: bo
     from studio.data.preflight import data_report
 
     if tokenizer_ok:
-        return data_report(spec, fmt, config.model, examples=0, seed=config.train.seed)
+        return data_report(spec, fmt, config.model, examples=0, seed=config.train.seed, stage=config.stage)
     loaded = data.load(spec, fmt)
-    train, held_out = data.split_eval(loaded.rows, spec.eval_fraction, config.train.seed)
+    train, held_out = data.split_rows(loaded, spec.eval_fraction, config.train.seed, config.stage)
     return {
         "format": loaded.format,
         "rows": len(loaded.rows),
-        "train_rows": len(train),
-        "eval_rows": len(held_out),
+        "train_rows": len(train.rows),
+        "eval_rows": len(held_out.rows),
         "dropped": dict(loaded.dropped),
     }
 
@@ -290,9 +284,9 @@ def count_steps(config: cfg.RunConfig, rows: Rows | None) -> tuple[int | None, s
     PPO one step per batch_size prompts; GRPO and RLOO sample num_generations answers to each prompt, batch_size
     x gradient_accumulation_steps x processes answers a step, whole steps only, each taken num_iterations times;
     rejection sampling counts its rounds."""
-    t = config.train
-    if config.stage == "rejection":
-        spec = config.rejection
+    t, stage = config.train, stages.get(config.stage)
+    if stage.steps == stages.ROUNDS:
+        spec = getattr(config, stage.section)
         passes = f"{spec.sft_epochs} pass{'es' if spec.sft_epochs != 1 else ''}"
         return spec.rounds, (
             f"rejection.rounds; each samples {spec.samples_per_prompt} answers to each of "
@@ -304,22 +298,20 @@ def count_steps(config: cfg.RunConfig, rows: Rows | None) -> tuple[int | None, s
     if rows is None:
         return None, f"{epochs} over the rows, which are not counted yet"
     processes = f" x {t.processes} processes" if t.processes > 1 else ""
-    if config.stage == "ppo":
-        from studio.trainers.ppo import total_steps
-
+    if stage.steps == stages.PROMPTS:
         return (
-            total_steps(config, rows.train, t.processes),
+            stages.prompt_steps(t, rows.train, t.processes),
             f"{epochs} x {rows.train:,} prompts / ({t.batch_size} prompts a step{processes})",
         )
-    if config.stage in ("grpo", "rloo"):
-        spec = getattr(config, config.stage)
+    if stage.steps == stages.GROUPS:
+        spec = getattr(config, stage.section)
         prompts_a_step = t.batch_size * t.gradient_accumulation_steps * t.processes // spec.num_generations
         whole = rows.train // prompts_a_step
         if not whole:
             return None, (
                 f"{rows.train:,} training prompts, fewer than a step takes ({prompts_a_step}: "
                 f"train.batch_size x gradient_accumulation_steps{processes} / "
-                f"{config.stage}.num_generations)"
+                f"{stage.section}.num_generations)"
             )
         return (
             math.ceil(t.epochs * whole * spec.num_iterations),
@@ -327,8 +319,9 @@ def count_steps(config: cfg.RunConfig, rows: Rows | None) -> tuple[int | None, s
             + (f" x {spec.num_iterations} iterations" if spec.num_iterations > 1 else ""),
         )
     examples, what = rows.train, "rows"
-    if config.stage == "kto":
-        examples, what = 2 * rows.train, "examples (two per pair)"
+    if stage.examples_per_row > 1:
+        row = "pair" if stage.data_format == stages.PREFERENCE else "row"
+        examples, what = stage.examples_per_row * rows.train, f"examples ({stage.examples_per_row} per {row})"
     batches = math.ceil(examples / (t.batch_size * t.processes))
     steps = math.ceil(t.epochs * math.ceil(batches / t.gradient_accumulation_steps))
     how = f"{epochs} x {examples:,} {what} / ({t.batch_size} x {t.gradient_accumulation_steps} accumulated{processes})"

@@ -13,9 +13,8 @@
         runner.log      the detached runner's output
         CANCEL          written by `cancel`; the runner starts no stage after it
 
-Recipes are the bundled pipeline presets (presets/*.yaml with `stages:`) and the user's own pipelines, saved
-under <home>/presets/ (the Train tab skips pipelines there, and `rlhf-studio train` runs them as they are). Each says
-what it needs (a GPU, the hub); on a machine without a GPU those that need something come after the others.
+Recipes (the bundled pipeline presets and the user's own) are listed, loaded and saved by studio/pipelines/presets.py;
+`validate` here turns pipeline YAML text into a checked pipeline.
 
 A stage reads "waiting" until its run exists, then its run's state (with step, total and time left while running);
 once the pipeline has ended, a stage that never got a run reads "skipped" ("failed" if it was the one that could
@@ -24,9 +23,7 @@ not start).
 
 from __future__ import annotations
 
-import fcntl
 import os
-import re
 import subprocess
 import sys
 import time
@@ -39,13 +36,13 @@ import yaml
 
 from studio import config as cfg
 from studio.errors import ConfigError, StudioError
-from studio.paths import BUNDLED_PRESETS, studio_home
+from studio.paths import PACKAGE, studio_home
 from studio.pipelines import twins
 from studio.pipelines.recipe import Pipeline, from_dict, is_pipeline
-from studio.runs import manager, process
-from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id, write_json_atomic
+from studio.runs import folder, manager, process
+from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id
+from studio.runs.status import State
 
-RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 WAITING = "waiting"  # a stage whose run has not been created yet
 SKIPPED = "skipped"  # a stage of an ended pipeline that never got a run
 RUNNER = [sys.executable, "-m", "studio.pipelines.runner"]  # the command that runs a recorded pipeline (DIR appended)
@@ -54,10 +51,6 @@ RUNNER_GRACE = 15.0  # seconds cancel waits for the runner to record the pipelin
 
 def pipelines_root() -> Path:
     return studio_home() / "pipelines"
-
-
-def user_recipes_dir() -> Path:
-    return studio_home() / "presets"
 
 
 # ---------------------------------------------------------------- the record on disk
@@ -89,30 +82,30 @@ class PipelineRecord:
 
     @property
     def cancel_path(self) -> Path:
-        return self.path / "CANCEL"
+        return self.path / folder.CANCEL
+
+    def request_cancel(self) -> None:
+        folder.request_cancel(self.path)
+
+    def cancel_requested(self) -> bool:
+        return folder.cancel_requested(self.path)
+
+    def _unreadable(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.id,
+            "state": State.FAILED.value,
+            "error": "state.json is missing or unreadable",
+            "stages": [],
+        }
 
     def read_state(self) -> dict:
-        import json
-
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            state = None
-        if not isinstance(state, dict):
-            return {
-                "id": self.id,
-                "name": self.id,
-                "state": "failed",
-                "error": "state.json is missing or unreadable",
-                "stages": [],
-            }
-        return state
+        state = folder.read_json(self.state_path)
+        return self._unreadable() if state is None else state
 
     def write_state(self, **changes) -> dict:
-        state = self.read_state() if self.state_path.exists() else {}
-        state.update(changes, updated=time.time())
-        write_json_atomic(self.state_path, state)
-        return state
+        """Merge the changes into state.json and replace it atomically (studio.runs.folder.update_json)."""
+        return folder.update_json(self.state_path, changes, self._unreadable())
 
     def set_run(self, stage_name: str, run_id: str) -> dict:
         state = self.read_state()
@@ -128,8 +121,7 @@ class PipelineRecord:
     def lock(self) -> Iterator[None]:
         """Held while the runner decides to start a stage and while `cancel` asks it not to, so neither misses
         the other."""
-        with open(self.path / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with folder.locked(self.path / ".lock"):
             yield
 
 
@@ -183,7 +175,7 @@ def create(pipeline: Pipeline, description: str = "", refuse_repeats: bool = Fal
             id=record.id,
             name=pipeline.name,
             description=description,
-            state="queued",
+            state=State.QUEUED.value,
             error=None,
             created=time.time(),
             pid=None,
@@ -196,8 +188,7 @@ def create(pipeline: Pipeline, description: str = "", refuse_repeats: bool = Fal
 
 @contextmanager
 def _pipelines_lock() -> Iterator[None]:
-    with open(pipelines_root() / ".create.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with folder.locked(pipelines_root() / ".create.lock"):
         yield
 
 
@@ -211,7 +202,7 @@ def _recent_twin(text: str) -> tuple[str, float] | None:
             continue
         state = record.read_state()
         age = now - (state.get("created") or 0.0)
-        if state.get("state") in ("queued", "running") and 0 <= age < manager.REPEAT_SECONDS:
+        if state.get("state") in (State.QUEUED, State.RUNNING) and 0 <= age < manager.REPEAT_SECONDS:
             try:
                 if record.yaml_path.read_text(encoding="utf-8") == text:
                     return record.id, age
@@ -234,14 +225,14 @@ def run(
     """Run the recorded stages in order, each a normal run started from its parent stage's run and scored by its
     reward stages' runs; the first stage that does not complete stops the pipeline. Returns the final state."""
     pipeline = record.load()
-    record.write_state(state="running", pid=os.getpid(), started=process.start_time(os.getpid()))
+    record.write_state(state=State.RUNNING.value, pid=os.getpid(), started=process.start_time(os.getpid()))
     follow = follow or (lambda run_dir, proc: wait_for_run(record, run_dir, proc))
     run_ids: dict[str, str] = {}
     try:
         for number, stage in enumerate(pipeline.stages, start=1):
             with record.lock():
-                if record.cancel_path.exists():
-                    return record.write_state(state="cancelled", error=f"cancelled before stage {stage.name}")
+                if record.cancel_requested():
+                    return record.write_state(state=State.CANCELLED.value, error=f"cancelled before stage {stage.name}")
                 record.write_state(current=stage.name)
                 if stage.parent:
                     stage.config.init.from_run = run_ids[stage.parent]
@@ -254,24 +245,24 @@ def run(
                 on_stage(number, len(pipeline.stages), stage, run_dir)
             follow(run_dir, proc)
             ended = manager.status(run_dir)
-            if ended.get("state") == "cancelled" or record.cancel_path.exists():
-                if ended.get("state") not in FINAL_STATES:
+            if ended.state is State.CANCELLED or record.cancel_requested():
+                if not ended.final:
                     manager.cancel(run_dir)
-                return record.write_state(state="cancelled", error=f"cancelled at stage {stage.name}")
-            if ended.get("state") != "completed":
-                reason = ended.get("error") or f"its run ended {ended.get('state')}"
-                return record.write_state(state="failed", error=f"stage {stage.name} failed: {reason}")
+                return record.write_state(state=State.CANCELLED.value, error=f"cancelled at stage {stage.name}")
+            if ended.state is not State.COMPLETED:
+                reason = ended.error or f"its run ended {ended.state}"
+                return record.write_state(state=State.FAILED.value, error=f"stage {stage.name} failed: {reason}")
     except StudioError as err:
         state = record.read_state()
         for entry in state["stages"]:
             if entry["name"] == stage.name and not entry.get("run_id"):
                 entry["error"] = str(err)  # it failed without a run: "failed", not "skipped"
         return record.write_state(
-            state="failed", error=f"stage {stage.name} could not start: {err}", stages=state["stages"]
+            state=State.FAILED.value, error=f"stage {stage.name} could not start: {err}", stages=state["stages"]
         )
     except KeyboardInterrupt:
-        return record.write_state(state="cancelled", error=f"cancelled at stage {stage.name}")
-    return record.write_state(state="completed", error=None, current=None)
+        return record.write_state(state=State.CANCELLED.value, error=f"cancelled at stage {stage.name}")
+    return record.write_state(state=State.COMPLETED.value, error=None, current=None)
 
 
 def wait_for_run(record: PipelineRecord, run_dir: RunDir, proc: subprocess.Popen | None, poll: float = 1.0) -> None:
@@ -283,10 +274,9 @@ def wait_for_run(record: PipelineRecord, run_dir: RunDir, proc: subprocess.Popen
             if launched and launched[0].id == run_dir.id:
                 proc = launched[1]
         exit_code = proc.poll() if proc is not None else None
-        state = manager.status(run_dir, exit_code=exit_code).get("state")
-        if state in FINAL_STATES:
+        if manager.status(run_dir, exit_code=exit_code).final:
             return
-        if record.cancel_path.exists():
+        if record.cancel_requested():
             manager.cancel(run_dir)
             return
         time.sleep(poll)
@@ -294,17 +284,8 @@ def wait_for_run(record: PipelineRecord, run_dir: RunDir, proc: subprocess.Popen
 
 def launch(record: PipelineRecord) -> subprocess.Popen:
     """Start the runner for a recorded pipeline as its own OS process (its own session, like the run workers)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(record.log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [*RUNNER, str(record.path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            cwd=str(BUNDLED_PRESETS.parent),
-        )
+    # cwd: the folder holding the studio package, so that `-m` finds it from a checkout too
+    proc = folder.start_detached([*RUNNER, str(record.path)], record.log_path, cwd=str(PACKAGE.parent))
     record.write_state(pid=proc.pid, started=process.start_time(proc.pid))
     return proc
 
@@ -340,7 +321,7 @@ def cancel(record: PipelineRecord) -> dict:
     if current["state"] in FINAL_STATES:
         return current
     with record.lock():
-        record.cancel_path.touch()
+        record.request_cancel()
         run_ids = [s["run_id"] for s in record.read_state()["stages"] if s.get("run_id")]
     if run_ids:
         manager.cancel(RunDir.of(run_ids[-1]))
@@ -353,7 +334,7 @@ def cancel(record: PipelineRecord) -> dict:
         time.sleep(0.1)
     state = record.read_state()
     if state.get("state") not in FINAL_STATES and not _runner_alive(state):
-        record.write_state(state="cancelled", error="cancelled")  # nobody left to write the end
+        record.write_state(state=State.CANCELLED.value, error="cancelled")  # nobody left to write the end
     return status(record)
 
 
@@ -368,11 +349,14 @@ def status(record: PipelineRecord) -> dict:
     """state.json with each stage's live run state, step, total_steps and time_left (manager.time_left, seconds or
     None), corrected when the runner died unseen. A stage without a run is "waiting" while the pipeline goes on,
     then "skipped" (or "failed", for the stage that could not start)."""
-    state = record.read_state()
-    if state.get("state") not in FINAL_STATES and state.get("pid") and not _runner_alive(state):
-        state = record.read_state()  # it may have ended between the two reads
-        if state.get("state") not in FINAL_STATES:
-            state = record.write_state(state="failed", error=f"the pipeline runner is gone; see {record.log_path}")
+    state, _ = folder.settle(
+        record.read_state,
+        final=lambda current: current.get("state") in FINAL_STATES,
+        accounted=lambda current: not current.get("pid") or _runner_alive(current),  # no pid: not launched yet
+        record_gone=lambda: record.write_state(
+            state=State.FAILED.value, error=f"the pipeline runner is gone; see {record.log_path}"
+        ),
+    )
     ended = state.get("state") in FINAL_STATES
     for stage in state.get("stages", []):
         run_id = stage.get("run_id")
@@ -380,14 +364,14 @@ def status(record: PipelineRecord) -> dict:
             run = RunDir.of(run_id)
             current = manager.status(run)
             stage.update(
-                state=current.get("state"),
-                step=current.get("step"),
-                total_steps=current.get("total_steps"),
+                state=current.state.value,
+                step=current.step,
+                total_steps=current.total_steps,
                 time_left=manager.time_left(current, run=run),
             )
         else:
             stage.update(
-                state="failed" if stage.get("error") else SKIPPED if ended else WAITING,
+                state=State.FAILED.value if stage.get("error") else SKIPPED if ended else WAITING,
                 step=None,
                 total_steps=None,
                 time_left=None,
@@ -402,7 +386,7 @@ def list_pipelines() -> list[dict]:
     return [status(PipelineRecord(path)) for path in records]
 
 
-# ---------------------------------------------------------------- recipes
+# ---------------------------------------------------------------- pipeline YAML text
 
 
 def parse_text(text: str, where: str = "pipeline YAML") -> dict:
@@ -418,72 +402,10 @@ def parse_text(text: str, where: str = "pipeline YAML") -> dict:
     return raw
 
 
-def recipes() -> dict[str, dict]:
-    """name -> {path, description, yours, needs} of every pipeline preset: the bundled ones, then the user's (a
-    bundled name wins), those that need a GPU or the hub last on a machine without a GPU (twins.offline_first).
-    A user file that does not parse is still listed: picking it says what is wrong."""
-    found: dict[str, dict] = {}
-    for folder, yours in ((BUNDLED_PRESETS, False), (user_recipes_dir(), True)):
-        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else ():
-            if path.stem in found:
-                continue
-            try:
-                raw = cfg.read_yaml(path)
-            except ConfigError:
-                raw = {"stages": None} if yours else {}
-            if is_pipeline(raw):
-                found[path.stem] = {
-                    "path": path,
-                    "description": str(raw.get("description") or ""),
-                    "yours": yours,
-                    "needs": _needs(raw),
-                }
-    return {name: found[name] for name in twins.offline_first({n: r["needs"] for n, r in found.items()})}
-
-
-def _needs(raw: dict) -> list[str]:
-    """What a recipe's stages need (twins.needs); nothing known for one that does not validate."""
-    try:
-        return twins.pipeline_needs(twins.configs_of(raw))
-    except StudioError:
-        return []
-
-
-def recipe_text(name: str) -> str:
-    recipe = recipes().get((name or "").strip())
-    if recipe is None:
-        raise ConfigError(f"recipe: no pipeline named '{name or ''}'; pick one from the list")
-    return recipe["path"].read_text(encoding="utf-8")
-
-
-def recipe(name: str) -> tuple[str, Pipeline, str]:
-    """(YAML text, validated pipeline, description) of a recipe by name."""
-    text = recipe_text(name)
-    return (text, *validate(text, where=f"{name}.yaml"))
-
-
 def validate(text: str, overrides: list[str] | None = None, where: str = "pipeline YAML") -> tuple[Pipeline, str]:
     """(pipeline, description) of pipeline YAML text with --set style overrides; ConfigError names the field."""
     raw = parse_text(text, where)
     return from_dict(raw, overrides), str(raw.get("description") or "")
-
-
-def save_recipe(name: str, text: str) -> Path:
-    """Save pipeline YAML text as the user's recipe <home>/presets/NAME.yaml, once it validates."""
-    name = (name or "").strip()
-    if not RECIPE_NAME.fullmatch(name):
-        raise ConfigError(
-            f"pipeline name '{name}': use 1 to 64 letters, digits, - or _, starting with a letter or digit"
-        )
-    if (BUNDLED_PRESETS / f"{name}.yaml").exists():
-        raise ConfigError(f"pipeline name '{name}': that is a bundled preset; pick another name")
-    path = user_recipes_dir() / f"{name}.yaml"
-    if path.exists() and not recipes().get(name, {}).get("yours"):
-        raise ConfigError(f"pipeline name '{name}': your single-run preset has that name; pick another name")
-    validate(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    return path
 
 
 def main(argv: list[str]) -> int:
@@ -499,7 +421,7 @@ def main(argv: list[str]) -> int:
         ),
     )
     print(f"pipeline {final['state']}" + (f": {final['error']}" if final.get("error") else ""), flush=True)
-    return 0 if final["state"] == "completed" else 1
+    return 0 if final["state"] == State.COMPLETED else 1
 
 
 if __name__ == "__main__":

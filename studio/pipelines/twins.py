@@ -40,6 +40,7 @@ from pathlib import Path
 import yaml
 
 from studio import config as cfg
+from studio import stages as registry
 from studio.paths import BUNDLED_PRESETS
 
 TWIN_STEPS = 2
@@ -201,12 +202,13 @@ def offline_overrides(config: cfg.RunConfig) -> list[str]:
             "ppo.ppo_epochs=1",
             f"ppo.response_length={min(config.ppo.response_length, TWIN_ANSWER_TOKENS)}",
         ]
-    if config.stage in ("grpo", "rloo"):
+    if registry.get(config.stage).steps == registry.GROUPS:
+        section = registry.get(config.stage).section
         sets += [
             "train.batch_size=4",
-            f"{config.stage}.num_generations=2",
-            f"{config.stage}.max_completion_length="
-            f"{min(getattr(config, config.stage).max_completion_length, TWIN_ANSWER_TOKENS)}",
+            f"{section}.num_generations=2",
+            f"{section}.max_completion_length="
+            f"{min(getattr(config, section).max_completion_length, TWIN_ANSWER_TOKENS)}",
         ]
     if config.stage == "kto":
         sets.append("train.batch_size=4")  # the kto loss needs at least 2 per batch

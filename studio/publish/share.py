@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 
 from studio import config as cfg
+from studio import stages
 from studio.errors import StudioError
 from studio.paths import studio_home
 from studio.runs.rundir import RunDir
@@ -35,16 +36,6 @@ NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `huggingface-cli login`"
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SPACE_TEMPLATE = Path(__file__).parent / "space_template" / "app.py.tmpl"
 SPACE_SETTINGS = "space_settings.json"
-STAGE_SECTIONS = {  # the config sections that shape each stage's training, beside model, lora and train
-    "sft": ("sft",),
-    "reward": ("reward",),
-    "dpo": ("dpo",),
-    "kto": ("kto",),
-    "ppo": ("ppo", "reward_models"),
-    "rejection": ("rejection", "reward_models"),
-    "grpo": ("grpo", "reward_models"),
-    "rloo": ("rloo", "reward_models"),
-}
 # The data options only some sources read (the rest apply to every source): a card lists a run's data options
 # without the ones its source never looked at, such as SHP's min_score_ratio under HH-RLHF data.
 SOURCE_OPTIONS = {
@@ -63,11 +54,8 @@ CPU_BASIC_MAX_PARAMETERS = 1_000_000_000  # above this a free 2-vCPU Space answe
 def _completed(run_id: str) -> tuple[RunDir, cfg.RunConfig]:
     from studio.runs import manager
 
-    run = manager.find(run_id)
-    state = manager.status(run).get("state")
-    if state != "completed" or not run.adapter_dir.is_dir():
-        raise StudioError(f"run '{run.id}' is {state}; only a completed run can be shared")
-    return run, cfg.load_config(run.config_path)
+    run = manager.open_run(run_id).require_completed("run can be shared")
+    return run.folder, run.config
 
 
 def _chain(run: RunDir, config: cfg.RunConfig) -> list[tuple[str, cfg.RunConfig | None]]:
@@ -109,7 +97,7 @@ def merged_model(run_id: str, out_dir: str | Path) -> Path:
     from studio.serve import generate
 
     run, config = _completed(run_id)
-    if config.stage == "reward":
+    if not stages.get(config.stage).writes_text:
         raise StudioError(
             f"run '{run.id}' is a reward run: merged, it would be a sequence-classification model, "
             "which the studio does not export; push its adapter without --merged"
@@ -292,7 +280,7 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None, ch
     if hub_base:
         front["base_model"] = base
     front["library_name"] = "peft" if adapter else "transformers"
-    front["pipeline_tag"] = "text-classification" if config.stage == "reward" else "text-generation"
+    front["pipeline_tag"] = "text-generation" if stages.get(config.stage).writes_text else "text-classification"
     front["tags"] = ["rlhf-studio", config.stage, *(["lora"] if adapter else [])]
     if datasets_:
         front["datasets"] = datasets_
@@ -341,7 +329,7 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None, ch
 
     parts.append("## Hyperparameters\n")
     raw = cfg.to_dict(config)
-    for section in ("model", "lora", "train", "init", *STAGE_SECTIONS.get(config.stage, ())):
+    for section in ("model", "lora", "train", "init", *stages.get(config.stage).sections):
         rows = [(k, v) for k, v in _flat(raw[section], f"{section}.")]
         parts.append(f"**{section}**\n\n" + _table(("option", "value"), rows) + "\n")
 

@@ -1,7 +1,8 @@
 """Start, watch, cancel and list runs. Used by the CLI and the UI; never imports torch.
 
     run = manager.start(load_config("presets/sft-dolly-tiny.yaml"))
-    manager.status(run)        # {'state': 'running', 'step': 12, 'total_steps': 60, ...}
+    manager.status(run)        # RunStatus(state=State.RUNNING, step=12, total_steps=60, ...)
+    manager.open_run(run_id)   # Run: folder, live status, config; .require_completed("run can be shared")
     manager.cancel(run)
 
 `start` first checks what it can in about a second (`check_inputs`: the data file reads, a hub dataset or hub model is
@@ -24,7 +25,6 @@ together; the worker re-checks its claim under the same lock as it starts.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import shutil
@@ -38,16 +38,17 @@ from pathlib import Path
 
 import yaml
 
-from studio import access, spaces
+from studio import access, spaces, stages
 from studio import config as cfg
 from studio.data import HUB, SAMPLE, check_file
 from studio.data.files import file_kind
 from studio.errors import DataError, StudioError
 from studio.modeling import model_files
 from studio.paths import runs_root
-from studio.runs import launcher, process
+from studio.runs import folder, launcher, process
 from studio.runs.metrics import first_row_after, truncate_after
-from studio.runs.rundir import FINAL_STATES, RunDir, new_run_id
+from studio.runs.rundir import Run, RunDir, new_run_id
+from studio.runs.status import RunStatus, State
 from studio.runs.store import RunIndex, all_run_dirs, summarize
 
 
@@ -77,26 +78,19 @@ def check_inputs(config: cfg.RunConfig) -> None:
         model_files.check_reachable(config.model)
 
 
-# Which earlier stages can give a stage its starting weights: policies start from policies.
-POLICY_STAGES = ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
-STARTS_FROM = {stage: POLICY_STAGES for stage in cfg.STAGES} | {"reward": (*POLICY_STAGES, "reward")}
-
-
-def link_parent(config: cfg.RunConfig) -> RunDir | None:
+def link_parent(config: cfg.RunConfig) -> Run | None:
     """Resolve init.from_run to a completed run with weights; the new run takes that run's base model."""
     if not config.init.from_run:
         return None
-    parent = find(config.init.from_run)
-    state = status(parent).get("state")
-    if state != "completed" or not parent.adapter_dir.is_dir():
-        raise StudioError(
-            f"init.from_run = '{config.init.from_run}': that run is {state}; only a completed run can be started from"
-        )
-    parent_config = cfg.load_config(parent.config_path)
-    if parent_config.stage not in STARTS_FROM[config.stage]:
+    parent = open_run(config.init.from_run).require_completed(
+        "run can be started from", subject=f"init.from_run = '{config.init.from_run}': that run"
+    )
+    parent_config = parent.config
+    parents = stages.starts_from(config.stage)  # policies start from policies
+    if parent_config.stage not in parents:
         raise StudioError(
             f"init.from_run = '{parent.id}': a {config.stage} run cannot start from a "
-            f"{parent_config.stage} run; it starts from {' or '.join(STARTS_FROM[config.stage])} runs"
+            f"{parent_config.stage} run; it starts from {' or '.join(parents)} runs"
         )
     config.init.from_run = parent.id
     config.model.name = parent_config.model.name
@@ -111,17 +105,13 @@ def link_reward_models(config: cfg.RunConfig) -> None:
         return
     resolved = []
     for run_id in config.reward_models.runs:
-        run = find(run_id)
-        stage = cfg.load_config(run.config_path).stage
-        state = status(run).get("state")
+        run = open_run(run_id)
+        stage = run.config.stage
         if stage != "reward":
             raise StudioError(
                 f"reward_models.runs: '{run.id}' is a {stage} run, not a reward model; name a completed reward run"
             )
-        if state != "completed" or not run.adapter_dir.is_dir():
-            raise StudioError(
-                f"reward_models.runs: '{run.id}' is {state}; only a completed reward run can score answers"
-            )
+        run.require_completed("reward run can score answers", subject=f"reward_models.runs: '{run.id}'")
         resolved.append(run.id)
     config.reward_models.runs = resolved
 
@@ -136,8 +126,8 @@ def recent_twin(config_text: str, within: float = REPEAT_SECONDS) -> tuple[RunDi
     now = time.time()
     for run in reversed(all_run_dirs()):
         current = run.read_status()
-        age = now - (current.get("created") or 0.0)
-        if current.get("state") in ("queued", "running") and 0 <= age < within:
+        age = now - current.created
+        if not current.final and 0 <= age < within:
             try:
                 if run.config_path.read_text(encoding="utf-8") == config_text:
                     return run, age
@@ -174,7 +164,7 @@ def create(
         run.config_path.write_text(text, encoding="utf-8")
         now = time.time()
         status = run.write_status(
-            state="queued",
+            state=State.QUEUED,
             pid=None,
             started=None,
             step=0,
@@ -196,19 +186,12 @@ WORKER = [sys.executable, "-m", "studio.runs.worker"]
 def launch(run: RunDir) -> subprocess.Popen:
     """Start the worker process for a run and record it as running; its output goes to train.log.
     Only `start_next` calls this, holding the queue lock, so the record is in place before anyone looks again."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(run.log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [*WORKER, str(run.path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    proc = folder.start_detached([*WORKER, str(run.path)], run.log_path)
     started = process.start_time(proc.pid)
     # The supervisor is the run's pid until it records the training child it starts (see studio.runs.worker).
-    run.write_status(state="running", pid=proc.pid, started=started, supervisor=proc.pid, supervisor_started=started)
+    run.write_status(
+        state=State.RUNNING, pid=proc.pid, started=started, supervisor=proc.pid, supervisor_started=started
+    )
     return proc
 
 
@@ -218,17 +201,16 @@ def queue_lock() -> Iterator[None]:
     process killed mid-decision never leaves the queue locked; the fd is not inherited by the workers."""
     root = runs_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".queue.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with folder.locked(root / ".queue.lock"):
         yield
 
 
-def _line(statuses: dict[RunDir, dict]) -> tuple[RunDir | None, list[RunDir]]:
+def _line(statuses: dict[RunDir, RunStatus]) -> tuple[RunDir | None, list[RunDir]]:
     """(the run holding the device, the runs waiting for it in the order they start). A run created but never
     started (`create` alone, as the tests do) is neither: it has no `requested` time."""
-    running = [r for r, s in statuses.items() if s.get("state") == "running" and s.get("pid")]
-    waiting = [r for r, s in statuses.items() if s.get("state") == "queued" and s.get("requested") and not s.get("pid")]
-    waiting.sort(key=lambda r: (statuses[r]["requested"], statuses[r].get("created") or 0.0, r.id))
+    running = [r for r, s in statuses.items() if s.state is State.RUNNING and s.pid]
+    waiting = [r for r, s in statuses.items() if s.state is State.QUEUED and s.requested and not s.pid]
+    waiting.sort(key=lambda r: (statuses[r].requested, statuses[r].created, r.id))
     return (running[0] if running else None), waiting
 
 
@@ -289,9 +271,8 @@ def resume(run: RunDir) -> subprocess.Popen | None:
     """Queue a failed or cancelled run again, to continue from its last complete checkpoint (or from the start if
     it has none); its worker is returned when it started at once. Metrics logged after that checkpoint are dropped,
     since the run logs those steps again."""
-    current = status(run)
-    state = current.get("state")
-    if state not in ("failed", "cancelled"):
+    state = status(run).state
+    if state not in (State.FAILED, State.CANCELLED):
         raise StudioError(f"run {run.id} is {state}; only failed or cancelled runs can be resumed")
     spaces.refuse_cpu_space()
     checkpoints = run.complete_checkpoints()
@@ -299,7 +280,7 @@ def resume(run: RunDir) -> subprocess.Popen | None:
     truncate_after(run.metrics_path, step)
     run.cancel_path.unlink(missing_ok=True)
     run.write_status(
-        state="queued",
+        state=State.QUEUED,
         pid=None,
         started=None,
         supervisor=None,
@@ -326,7 +307,13 @@ def find(run_id: str) -> RunDir:
     raise StudioError(f"'{run_id}' matches {len(matches)} runs; give more of the id")
 
 
-def status(run: RunDir, exit_code: int | None = None) -> dict:
+def open_run(run_id: str) -> Run:
+    """A run by its id (or a unique prefix of it) with its live status (see `status`)."""
+    run = find(run_id)
+    return Run(run, status(run))
+
+
+def status(run: RunDir, exit_code: int | None = None) -> RunStatus:
     """status.json, corrected when the worker died without saying so (killed, out of memory, power cut); a dead
     worker could not start the next queued run, so that happens here."""
     current, corrected = _checked_status(run, exit_code)
@@ -335,22 +322,18 @@ def status(run: RunDir, exit_code: int | None = None) -> dict:
     return current
 
 
-def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[dict, bool]:
+def _checked_status(run: RunDir, exit_code: int | None = None) -> tuple[RunStatus, bool]:
     """(status, whether it was just corrected to failed because its worker is gone)."""
-    current = run.read_status()
-    if current.get("state") in FINAL_STATES or not current.get("pid"):
-        return current, False
-    if worker_alive(current):
-        return current, False
-    current = run.read_status()  # it may have finished between the two reads
-    if current.get("state") in FINAL_STATES:
-        return current, False
-    how = describe_exit(exit_code)
-    return run.write_status(
-        state="failed",
-        error=f"the worker process {how} before the run finished; see {run.log_path}",
-        log_tail=run.log_tail(),
-    ), True
+    return folder.settle(
+        run.read_status,
+        final=lambda current: current.final,
+        accounted=lambda current: not current.pid or worker_alive(current),  # no pid: waiting, no process yet
+        record_gone=lambda: run.write_status(
+            state=State.FAILED,
+            error=f"the worker process {describe_exit(exit_code)} before the run finished; see {run.log_path}",
+            log_tail=run.log_tail(),
+        ),
+    )
 
 
 # The step rate is timed from the first step a start of the run logged, so loading the model and data is left
@@ -361,19 +344,19 @@ ESTIMATE_AFTER_SECONDS = 20.0
 _first_steps: dict[tuple, tuple[float, float]] = {}  # (run id, worker start, resumed from) -> (step, time)
 
 
-def time_left(current: dict, now: float | None = None, run: RunDir | None = None) -> float | None:
+def time_left(current: RunStatus, now: float | None = None, run: RunDir | None = None) -> float | None:
     """Seconds left for a running run at its step rate since the first step it logged in this start (since the
     resume, for a resumed run), 0 once every step is done; None when the run is not running, and while it cannot
     be estimated yet (no `run` folder given, the total unknown, fewer than ESTIMATE_AFTER_STEPS steps timed and
     less than ESTIMATE_AFTER_SECONDS passed). The Runs and Pipelines tabs both show it."""
-    if current.get("state") != "running" or run is None:
+    if current.state is not State.RUNNING or run is None:
         return None
-    step, total = current.get("step") or 0, current.get("total_steps") or 0
+    step, total = current.step, current.total_steps
     if not total:
         return None
     if step >= total:
         return 0.0
-    key = (run.id, current.get("started"), current.get("resumed_from") or 0)
+    key = (run.id, current.started, current.resumed_from)
     if key not in _first_steps:
         row = first_row_after(run.metrics_path, key[2])
         if row is None:
@@ -386,12 +369,12 @@ def time_left(current: dict, now: float | None = None, run: RunDir | None = None
     return (total - step) * elapsed / done
 
 
-def worker_alive(current: dict) -> bool:
+def worker_alive(current: RunStatus) -> bool:
     """Whether a run's training process or its supervisor still lives: while the supervisor does, it will record
     how the training ended, so the run is not declared gone under its feet. Start times guard both against reused
     PIDs."""
-    return process.is_alive(current.get("pid"), current.get("started")) or process.is_alive(
-        current.get("supervisor"), current.get("supervisor_started")
+    return process.is_alive(current.pid, current.started) or process.is_alive(
+        current.supervisor, current.supervisor_started
     )
 
 
@@ -406,23 +389,23 @@ def describe_exit(exit_code: int | None) -> str:
     return f"exited with code {exit_code}"
 
 
-def cancel(run: RunDir, timeout: float = 30.0) -> dict:
+def cancel(run: RunDir, timeout: float = 30.0) -> RunStatus:
     """Take a waiting run out of the queue; ask a running worker to save and stop, and kill it (its training's
     process group and its supervisor) if it has not ended within `timeout`. Returns once no process of it is left."""
-    if status(run).get("state") in FINAL_STATES:
+    if status(run).final:
         return run.read_status()
     with queue_lock():  # so start_next cannot launch the run between this look and the write
         current = run.read_status()
-        if current.get("state") == "queued" and not current.get("pid"):
-            return run.write_status(state="cancelled", error=None)
-    if current.get("state") in FINAL_STATES:
+        if current.state is State.QUEUED and not current.pid:
+            return run.write_status(state=State.CANCELLED, error=None)
+    if current.final:
         return current
     run.request_cancel()
     if not _wait_for_end(run, timeout):
         _kill(run.read_status())  # re-read: the supervisor may have recorded its training child meanwhile
         _wait_for_end(run, 10.0)  # SIGKILL cannot be ignored; wait so that no process outlives the cancel
-    if run.read_status().get("state") not in FINAL_STATES:
-        run.write_status(state="cancelled", error=None)
+    if not run.read_status().final:
+        run.write_status(state=State.CANCELLED, error=None)
     start_next()  # a worker killed above could not hand the device on
     return run.read_status()
 
@@ -437,13 +420,16 @@ def _wait_for_end(run: RunDir, timeout: float) -> bool:
     return True
 
 
-def _kill(current: dict) -> None:
+def _kill(current: RunStatus) -> None:
     """SIGKILL the training's process group (the training and anything it started) and the supervisor, each only if
     it is still the process recorded (start time), so a reused PID is never hit."""
-    for pid_key, started_key, kill in (("pid", "started", os.killpg), ("supervisor", "supervisor_started", os.kill)):
-        if process.is_alive(current.get(pid_key), current.get(started_key)):
+    for pid, started, kill in (
+        (current.pid, current.started, os.killpg),
+        (current.supervisor, current.supervisor_started, os.kill),
+    ):
+        if process.is_alive(pid, started):
             try:
-                kill(current[pid_key], signal.SIGKILL)
+                kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 
@@ -480,10 +466,9 @@ def delete(run: RunDir) -> None:
         if not run.exists():
             raise StudioError(f"no run with id '{run.id}' (see `rlhf-studio runs`)")
         current, corrected = _checked_status(run)
-        state = current.get("state")
-        if state not in FINAL_STATES:
-            raise StudioError(f"run {run.id} is {state}; cancel it before deleting it")
-        waiting = [i for i in dependents(run) if RunDir.of(i).read_status().get("state") not in FINAL_STATES]
+        if not current.final:
+            raise StudioError(f"run {run.id} is {current.state}; cancel it before deleting it")
+        waiting = [i for i in dependents(run) if not RunDir.of(i).read_status().final]
         if waiting:
             raise StudioError(
                 f"run {run.id} is needed by {', '.join(waiting)}, not finished yet (it starts from this "

@@ -14,12 +14,13 @@ import yaml
 from studio.paths import runs_root, studio_home
 from studio.runs.metrics import last_value
 from studio.runs.rundir import RunDir
+from studio.runs.status import RunStatus
 
 COLUMNS = ("id", "stage", "name", "model", "created", "state", "step", "total_steps", "last_loss", "parent", "error")
 
 
-def summarize(run: RunDir, status: dict | None = None) -> dict:
-    """One index row from a run directory."""
+def summarize(run: RunDir, status: RunStatus | None = None) -> dict:
+    """One index row from a run directory (its state as the word, a plain string as SQLite gives it back)."""
     status = status if status is not None else run.read_status()
     try:
         config = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
@@ -30,13 +31,13 @@ def summarize(run: RunDir, status: dict | None = None) -> dict:
         "stage": config.get("stage", ""),
         "name": config.get("name") or "",
         "model": (config.get("model") or {}).get("name", ""),
-        "created": status.get("created", 0.0),
-        "state": status.get("state", "failed"),
-        "step": status.get("step", 0),
-        "total_steps": status.get("total_steps", 0),
+        "created": status.created,
+        "state": status.state.value,
+        "step": status.step,
+        "total_steps": status.total_steps,
         "last_loss": last_value(run.metrics_path, "loss"),
-        "parent": status.get("parent") or "",
-        "error": status.get("error") or "",
+        "parent": status.parent or "",
+        "error": status.error or "",
     }
 
 

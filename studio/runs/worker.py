@@ -35,9 +35,11 @@ import warnings
 from pathlib import Path
 
 from studio import config as cfg
+from studio import stages
 from studio.errors import StudioError
 from studio.runs import launcher, manager, process
-from studio.runs.rundir import FINAL_STATES, RunDir
+from studio.runs.rundir import RunDir
+from studio.runs.status import State
 
 OOM_ADVICE = (
     "out of memory: lower train.batch_size (raise gradient_accumulation_steps to keep the effective "
@@ -93,8 +95,8 @@ def run_stage(run: RunDir) -> None:
     config = estimate.fit_memory(cfg.load_config(run.config_path))
     data = config.data.source + (f" from {config.data.path}" if config.data.path else "")
     log.info("%s: loading the model (%s) and the data (%s)", config.stage, config.model.name, data)
-    stage = importlib.import_module(f"studio.trainers.{config.stage}")
-    stage.train(config, run)
+    trainer = importlib.import_module(stages.get(config.stage).trainer)  # by name: trainers sit above runs
+    trainer.train(config, run)
 
 
 class _Quiet:
@@ -116,13 +118,13 @@ def _claim(run: RunDir, pid: int) -> bool:
     second time, or a cancel take it out of the queue."""
     with manager.queue_lock():
         current = run.read_status()
-        if current.get("state") in FINAL_STATES:
+        if current.final:
             return False
-        if current.get("pid") not in (None, pid) and manager.worker_alive(current):
+        if current.pid not in (None, pid) and manager.worker_alive(current):
             return False
         started = process.start_time(pid)
         run.write_status(
-            state="running",
+            state=State.RUNNING,
             pid=pid,
             started=started,
             supervisor=pid,
@@ -187,15 +189,15 @@ def _supervise(run: RunDir) -> int:
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
     run.write_status(pid=child.pid, started=process.start_time(child.pid))
     code = child.wait()
-    if run.read_status().get("state") in FINAL_STATES:
+    if run.read_status().final:
         return code  # the child recorded its end and started the next run
-    state = "cancelled" if run.cancel_requested() else "failed"
+    state = State.CANCELLED if run.cancel_requested() else State.FAILED
     how = manager.describe_exit(code)
-    error = f"the worker process {how} before the run finished; see {run.log_path}" if state == "failed" else None
+    error = f"the worker process {how} before the run finished; see {run.log_path}" if state is State.FAILED else None
     print(f"run {state}: the training process {how}", flush=True)
     run.write_status(state=state, error=error, log_tail=run.log_tail())
     _start_next()
-    return 1 if state == "failed" else 0
+    return 1 if state is State.FAILED else 0
 
 
 def _train(run: RunDir) -> int:
@@ -204,14 +206,14 @@ def _train(run: RunDir) -> int:
     try:
         run_stage(run)
     except StudioError as err:
-        run.write_status(state="failed", error=_one_line(err))
+        run.write_status(state=State.FAILED, error=_one_line(err))
         print(f"failed: {err}", flush=True)
         return 1
     except BaseException as err:  # noqa: BLE001 - the run must end with a recorded state whatever happened
         traceback.print_exc()
-        run.write_status(state="failed", error=_failure(err))
+        run.write_status(state=State.FAILED, error=_failure(err))
         return 1
-    state = "cancelled" if run.cancel_requested() else "completed"
+    state = State.CANCELLED if run.cancel_requested() else State.COMPLETED
     run.write_status(state=state, error=None)
     print(f"run {state}", flush=True)
     return 0

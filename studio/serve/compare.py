@@ -197,20 +197,20 @@ def _run_name(run_id: str) -> str:
 
 
 def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]:
-    """`count` prompts drawn (seeded) from the rows a run held out of training (its data.eval_fraction split),
-    so the tuned model is judged on prompts it did not train on."""
+    """`count` prompts drawn (seeded) from the rows a run held out of training (its data.eval_fraction split, as
+    its data_report.json records it, every stage alike), so the tuned model is judged on prompts it did not train
+    on."""
     from studio import data
-    from studio.modeling import models
     from studio.runs import manager
 
     run = manager.find(run_id)
     config = cfg.load_config(run.config_path)
-    fmt = cfg.STAGE_FORMATS[config.stage]
-    if fmt == cfg.PROMPT_ONLY:
-        fmt = cfg.SOURCE_FORMATS[config.data.source][0]
-    # The rows the trainer split, length check included, split as it split them.
-    rows = data.prepare(config.data, fmt, models.load_tokenizer(config.model)).rows
-    _, held_out = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    held_out = data.held_out_rows(run.path, config.data)
+    if held_out is None:
+        raise StudioError(
+            f"run '{run.id}' has no record of the rows it held out of training (it was trained before runs kept "
+            "one); type prompts instead"
+        )
     if not held_out:
         raise StudioError(
             f"run '{run.id}' held no rows out of training (data.eval_fraction is "

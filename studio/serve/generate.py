@@ -38,6 +38,7 @@ from studio.modeling.generation import (
     stop_token_ids,
 )
 from studio.runs.rundir import RunDir
+from studio.runs.status import State
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,14 @@ class Target:
 def _completed_run(run_id: str) -> tuple[RunDir, cfg.RunConfig]:
     from studio.runs import manager
 
-    run = manager.find(run_id)
-    config = cfg.load_config(run.config_path)
-    state = manager.status(run).get("state")
-    if config.stage not in cfg.GENERATING_STAGES:
+    run = manager.open_run(run_id)
+    if run.config.stage not in cfg.GENERATING_STAGES:
         raise StudioError(
-            f"run '{run.id}' is a {config.stage} run: it scores answers and writes none; pick a run of "
+            f"run '{run.id}' is a {run.config.stage} run: it scores answers and writes none; pick a run of "
             f"a stage that trains a policy ({', '.join(cfg.GENERATING_STAGES)})"
         )
-    if state != "completed" or not run.adapter_dir.is_dir():
-        raise StudioError(f"run '{run.id}' is {state}; only a completed run has weights to answer with")
-    return run, config
+    run.require_completed("run has weights to answer with")
+    return run.folder, run.config
 
 
 def _is_adapter(folder: Path) -> bool:
@@ -152,7 +150,7 @@ def generating_runs() -> list[dict]:
     """Completed runs that can answer, newest first: {"id", "name", "stage", "model"}."""
     from studio.runs import manager
 
-    rows = [r for r in manager.list_runs() if r["state"] == "completed" and r["stage"] in cfg.GENERATING_STAGES]
+    rows = [r for r in manager.list_runs() if r["state"] == State.COMPLETED and r["stage"] in cfg.GENERATING_STAGES]
     return [{"id": r["id"], "name": r["name"], "stage": r["stage"], "model": r["model"]} for r in reversed(rows)]
 
 

@@ -20,6 +20,7 @@ from studio import config as cfg
 from studio.errors import StudioError
 from studio.runs import manager
 from studio.runs.rundir import RunDir
+from studio.runs.status import State
 
 # torch, transformers and the model code load on the first score, not at import: the UI imports this module, and
 # its start must stay quick.
@@ -29,17 +30,13 @@ BATCH_SIZE = 16  # responses per forward pass; small enough for long answers on 
 
 def check_reward_run(run_id: str) -> RunDir:
     """The completed reward run with this id (or unique prefix), or one line saying why it cannot score."""
-    run = manager.find(run_id)
-    config = cfg.load_config(run.config_path)
-    if config.stage != "reward":
+    run = manager.open_run(run_id)
+    if run.config.stage != "reward":
         raise StudioError(
-            f"run '{run.id}' is not a reward model (its stage is {config.stage}); pick a completed "
+            f"run '{run.id}' is not a reward model (its stage is {run.config.stage}); pick a completed "
             "reward run to score answers"
         )
-    state = manager.status(run).get("state")
-    if state != "completed" or not run.adapter_dir.is_dir():
-        raise StudioError(f"run '{run.id}' is {state}; only a completed reward run can score answers")
-    return run
+    return run.require_completed("reward run can score answers").folder
 
 
 @lru_cache(maxsize=2)
@@ -133,7 +130,7 @@ def score(run_id: str, prompt_messages: list[dict], response: str) -> float:
 
 def reward_runs() -> list[dict]:
     """Completed reward runs, newest first: {"id", "name", "model"}."""
-    rows = [r for r in manager.list_runs() if r["state"] == "completed" and r["stage"] == "reward"]
+    rows = [r for r in manager.list_runs() if r["state"] == State.COMPLETED and r["stage"] == "reward"]
     return [{"id": r["id"], "name": r["name"], "model": r["model"]} for r in reversed(rows)]
 
 
@@ -157,15 +154,18 @@ class HeldOutScores:
 
 
 def held_out_pairs(run_id: str) -> list[dict]:
-    """The preference rows a reward run held out of training, split exactly as its trainer split them (the same
-    rows, length check and seed; see trainers/reward.py)."""
+    """The preference rows a reward run held out of training, in the order its trainer evaluated them, as its
+    data_report.json records them (see data.held_out_rows)."""
     from studio import data
-    from studio.modeling import models
 
     run = check_reward_run(run_id)
     config = cfg.load_config(run.config_path)
-    rows = data.prepare(config.data, "preference", models.load_tokenizer(config.model)).rows
-    _, held_out = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    held_out = data.held_out_rows(run.path, config.data)
+    if held_out is None:
+        raise StudioError(
+            f"run '{run.id}' has no record of the pairs it held out of training (it was trained before runs kept "
+            "one); score pairs by hand instead"
+        )
     if not held_out:
         raise StudioError(
             f"run '{run.id}' held no pairs out of training (data.eval_fraction is "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from transformers import TrainerCallback, TrainingArguments
 from studio.config import RunConfig
 from studio.runs import rundir
 from studio.runs.metrics import MetricsWriter
-from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
+from studio.runs.rundir import RunDir
 from studio.trainers.throughput import ThroughputMeter, counted_model
 
 log = logging.getLogger(__name__)
@@ -124,17 +123,8 @@ class StudioCallback(TrainerCallback):
             control.should_training_stop = True
 
     def on_save(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
-            marker = folder / CHECKPOINT_COMPLETE
-            with open(marker, "w") as f:
-                f.write(f"{state.global_step}\n")
-                f.flush()
-                os.fsync(f.fileno())
-        for old in self.run.complete_checkpoints()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        if state.is_world_process_zero:  # the Trainer saves into run.checkpoint_dir(step): output_dir is ours
+            self.run.checkpoint_saved(state.global_step, self.keep)
 
 
 def resume_checkpoint(run: RunDir) -> str | None:
@@ -150,12 +140,9 @@ def save_final(trainer, tokenizer, run: RunDir) -> None:
     """Save the adapter (or full model) and tokenizer as safetensors; a reader never sees half a folder."""
     if not trainer.is_world_process_zero():
         return
-    tmp = run.path / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(run.adapter_dir, ignore_errors=True)
-    os.replace(tmp, run.adapter_dir)
+    with run.publishing_adapter() as folder:
+        trainer.model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
 
 
 def fit_and_save(trainer, config: RunConfig, run: RunDir) -> None:

@@ -37,11 +37,11 @@ def build_trainer(config: RunConfig, run: RunDir):
     loss_options = dpo_loss_options(config)
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
-    loaded = data.prepare(config.data, "preference", tokenizer, run)
+    train, held_out = data.prepare(config, "preference", tokenizer, run)
     # The margin column is for reward-model margin losses; DPO's implicit reward has no use for it.
-    rows = [{k: v for k, v in row.items() if k != "margin"} for row in loaded.rows]
-    train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
-    log.info("data: %d train rows, %d eval rows", len(train_rows), len(eval_rows))
+    train_rows, eval_rows = (
+        [{k: v for k, v in row.items() if k != "margin"} for row in part.rows] for part in (train, held_out)
+    )
 
     policy, reference = policy_and_reference(config)
 

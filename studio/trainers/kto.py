@@ -44,10 +44,9 @@ def build_trainer(config: RunConfig, run: RunDir):
 
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
-    loaded = data.prepare(config.data, "preference", tokenizer, run)
     # Split pairs before unpairing, so no prompt has one answer in training and the other held out.
-    train_pairs, eval_pairs = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
-    train_rows, eval_rows = unpaired(train_pairs), unpaired(eval_pairs)
+    train_pairs, eval_pairs = data.prepare(config, "preference", tokenizer, run)
+    train_rows, eval_rows = unpaired(train_pairs.rows), unpaired(eval_pairs.rows)
     log.info("data: %d train examples, %d eval examples (two per pair)", len(train_rows), len(eval_rows))
 
     policy, reference = policy_and_reference(config)

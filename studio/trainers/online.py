@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 
-from studio import data
 from studio.config import RunConfig
 from studio.modeling import models
 from studio.runs.rundir import RunDir
@@ -57,9 +56,8 @@ def prompt_datasets(config: RunConfig, tokenizer, run: RunDir):
     """(train, eval or None) datasets of {"prompt": messages} rows from any source: only the prompt is used."""
     from datasets import Dataset
 
-    rows = [{"prompt": prompt} for prompt in load_prompts(config, tokenizer, run)]
-    train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
-    log.info("data: %d train prompts, %d eval prompts", len(train_rows), len(eval_rows))
+    train, held_out = load_prompts(config, tokenizer, run)
+    train_rows, eval_rows = [{"prompt": p} for p in train], [{"prompt": p} for p in held_out]
     return Dataset.from_list(train_rows), (Dataset.from_list(eval_rows) if eval_rows else None)
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import random
 import shutil
 import time
@@ -44,12 +43,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from studio import stages
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.modeling import models
 from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
-from studio.runs.rundir import CHECKPOINT_COMPLETE, RunDir
+from studio.runs.rundir import RunDir
 from studio.trainers import ppo_math as pm
 from studio.trainers import timeline_writer
 from studio.trainers.common import policy_and_reference, resume_checkpoint
@@ -130,12 +130,6 @@ def build_model(config: RunConfig, device: torch.device) -> PolicyWithValue:
 
 
 # ---------------------------------------------------------------- the loop
-
-
-def total_steps(config: RunConfig, n_prompts: int, processes: int = 1) -> int:
-    if config.train.max_steps > 0:
-        return config.train.max_steps
-    return max(1, math.ceil(config.train.epochs * n_prompts / (config.train.batch_size * processes)))
 
 
 @dataclass
@@ -326,7 +320,7 @@ def save_checkpoint(
     its COMPLETE marker is written, and older ones are pruned only after that."""
     from safetensors.torch import save_file
 
-    folder = run.checkpoints_dir / f"checkpoint-{step}"
+    folder = run.checkpoint_dir(step)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     save_file(
@@ -345,12 +339,7 @@ def save_checkpoint(
         },
         folder / STATE_FILE,
     )
-    with open(folder / CHECKPOINT_COMPLETE, "w") as f:
-        f.write(f"{step}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    for old in run.complete_checkpoints()[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    run.checkpoint_saved(step, keep)
     log.info("saved checkpoint-%d", step)
 
 
@@ -394,7 +383,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     judge = RewardJudge(config.reward_models)  # a reward run that cannot score fails now, before the policy loads
 
     tokenizer = models.load_tokenizer(config.model)
-    prompts = load_prompts(config, tokenizer, run)
+    prompts, _ = load_prompts(config, tokenizer, run)  # the held-out ones are for comparing after training
     prompt_ids = [
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         for p in prompts
@@ -404,7 +393,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     prepared = accelerator.prepare_model(model, device_placement=config.model.quantization == "none")
     optimizer = accelerator.prepare_optimizer(optimizer)
-    steps = total_steps(config, len(prompts), processes)
+    steps = stages.prompt_steps(config.train, len(prompts), processes)  # as the Train tab's summary counts them
     updates = steps * ppo.ppo_epochs * (t.batch_size // ppo.mini_batch_size)  # optimizer steps in the run
     scheduler = get_scheduler(
         t.lr_scheduler, optimizer, num_warmup_steps=math.ceil(t.warmup_ratio * updates), num_training_steps=updates
@@ -500,12 +489,8 @@ def save_policy(model: PolicyWithValue, tokenizer, run: RunDir) -> None:
     """The adapter (or full model), tokenizer and value head, renamed into place in one step."""
     from safetensors.torch import save_file
 
-    tmp = run.path / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.policy.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in model.value_head.state_dict().items()}, str(tmp / VALUE_HEAD_FILE)
-    )
-    shutil.rmtree(run.adapter_dir, ignore_errors=True)
-    os.replace(tmp, run.adapter_dir)
+    with run.publishing_adapter() as folder:
+        model.policy.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        value_head = model.value_head.state_dict()
+        save_file({k: v.detach().cpu().contiguous() for k, v in value_head.items()}, str(folder / VALUE_HEAD_FILE))

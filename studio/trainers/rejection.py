@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,7 +248,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     tokenizer = models.load_tokenizer(config.model)
-    prompts = load_prompts(config, tokenizer, run)
+    prompts, _ = load_prompts(config, tokenizer, run)  # the held-out ones are for comparing after training
     prompt_ids = [
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         for p in prompts
@@ -350,9 +349,6 @@ def train(config: RunConfig, run: RunDir) -> None:
 
 def save_policy(policy, tokenizer, run: RunDir) -> None:
     """The adapter (or full model) and tokenizer, renamed into place in one step, where later stages look."""
-    tmp = run.path / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(run.adapter_dir, ignore_errors=True)
-    os.replace(tmp, run.adapter_dir)
+    with run.publishing_adapter() as folder:
+        policy.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)

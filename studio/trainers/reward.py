@@ -59,9 +59,9 @@ def build_trainer(config: RunConfig, run: RunDir):
 
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
-    loaded = data.prepare(config.data, "preference", tokenizer, run)
-    rows = margin_rows(loaded.rows, config.reward.use_margin)
-    train_rows, eval_rows = data.split_eval(rows, config.data.eval_fraction, config.train.seed)
+    train, held_out = data.prepare(config, "preference", tokenizer, run)
+    rows = margin_rows(train.rows + held_out.rows, config.reward.use_margin)  # "has no margins" asks of all rows
+    train_rows, eval_rows = rows[: len(train.rows)], rows[len(train.rows) :]
     log.info(
         "data: %d train pairs, %d eval pairs%s",
         len(train_rows),

@@ -1,5 +1,6 @@
-"""What the stages that sample their own answers share (PPO, rejection sampling): the prompts of a data
-source and the mask of each sampled answer's tokens up to its end-of-turn."""
+"""What the stages that sample their own answers share (PPO, rejection sampling, GRPO, RLOO): the train and
+held-out prompts of a data source, and (PPO, rejection sampling) the mask of each sampled answer's tokens up to its
+end-of-turn."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from studio.runs.rundir import RunDir
 log = logging.getLogger(__name__)
 
 
-def load_prompts(config: RunConfig, tokenizer, run: RunDir) -> list[list[dict]]:
-    """The prompt messages of every usable row of the data source (any format: only the prompt is used). A source
-    that gives both formats tries them in order, so a file of preference pairs gives its prompts too."""
-    loaded = data.first_that_loads(
-        SOURCE_FORMATS[config.data.source], lambda fmt: data.prepare(config.data, fmt, tokenizer, run)
+def load_prompts(config: RunConfig, tokenizer, run: RunDir) -> tuple[list[list[dict]], list[list[dict]]]:
+    """(train, held out): the prompt messages of the usable rows of the data source (any format: only the prompt is
+    used), split as every stage splits its rows (data.eval_fraction; the run's data_report.json records the held-out
+    ones). A source that gives both formats tries them in order, so a file of preference pairs gives its prompts
+    too."""
+    train, held_out = data.first_that_loads(
+        SOURCE_FORMATS[config.data.source], lambda fmt: data.prepare(config, fmt, tokenizer, run)
     )
-    prompts = [row["prompt"] for row in loaded.rows]
-    log.info("data: %d prompts", len(prompts))
-    return prompts
+    log.info("data: %d prompts to train on, %d held out", len(train.rows), len(held_out.rows))
+    return [row["prompt"] for row in train.rows], [row["prompt"] for row in held_out.rows]
 
 
 def response_mask(responses: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,9 +54,8 @@ def build_trainer(config: RunConfig, run: RunDir):
 
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
-    loaded = data.prepare(config.data, "sft", tokenizer, run)
-    train_rows, eval_rows = data.split_eval(loaded.rows, config.data.eval_fraction, config.train.seed)
-    log.info("data: %d train rows, %d eval rows", len(train_rows), len(eval_rows))
+    train, held_out = data.prepare(config, "sft", tokenizer, run)
+    train_rows, eval_rows = train.rows, held_out.rows
 
     model = load_policy(config)
 
