@@ -127,7 +127,8 @@ def test_an_error_naming_a_column_placeholder_shows_whole(page, studio, module_h
     page.get_by_role("tab", name="Data").click(timeout=30_000)
     # An empty optional number box is empty from the first draw: as a gr.Number it read 0 until the page's load
     # event emptied it (gradio draws None as 0), and a Preview in that second was refused for data.limit = 0.
-    assert _box(page, "Max rows").input_value(timeout=30_000) == ""
+    limit = page.get_by_label(re.compile(r"^\s*Max rows\s+data\.limit · ")).locator("visible=true")
+    assert limit.input_value(timeout=30_000) == ""
     source = _box(page, "Data source")
     source.click()
     page.get_by_role("option", name="file", exact=True).click()

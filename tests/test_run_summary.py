@@ -232,9 +232,9 @@ def test_an_online_stage_names_its_reward_models(studio_home):
     }
     summary = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}}))
     assert [(r.id, r.name, r.kind) for r in summary.reward_models] == [(reward.id, "my-rm", "safety")]
-    # PPO holds out prompts as every stage holds out rows (15 of 150), and samples answers to the other 135:
-    # ceil(135 / 8) steps an epoch
-    assert (summary.rows.train, summary.rows.held_out, summary.steps) == (135, 15, 17)
+    # PPO holds out prompts, not rows: the sample's 150 pairs have 116 distinct prompts, 12 of them (a tenth) held out
+    # with their 12 rows; it samples answers to the other 138 rows' prompts: ceil(138 / 8) steps an epoch
+    assert (summary.rows.train, summary.rows.held_out, summary.steps) == (138, 12, 18)
     assert summary.memory.total == run_estimate(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}})).total
 
     summary = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [policy.id]}}))
