@@ -9,6 +9,7 @@
     rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]     # `data votes`: your blind A/B votes
     rlhf-studio compare RUN_ID --prompt TEXT [--prompts FILE] [--held-out N] [--reward-run RM_ID] [--json]
     rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
+    rlhf-studio rewards try CONFIG_OR_RUN --answer TEXT [--answer TEXT ...] [--prompt TEXT] [--column K=V] [--json]
         # compare and chat also take --max-new-tokens, --temperature, --top-p, --seed, ... (config.GenerationSpec)
     rlhf-studio demo [--json]                          # offline: SFT, RM, PPO, DPO on the tiny model, compared
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
@@ -142,6 +143,26 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", metavar="TEXT", help="a system message that opens the conversation")
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
+
+    rewards = sub.add_parser("rewards", help="try reward sources on answers before training with them")
+    rewards_sub = rewards.add_subparsers(dest="rewards_command", required=True, metavar="ACTION")
+    try_ = rewards_sub.add_parser(
+        "try",
+        help="score answers with the reward sources of a config, a preset or a run, each source's score shown",
+    )
+    try_.add_argument("source", metavar="CONFIG_OR_RUN", help="a run config or preset (file or name), or a run id")
+    try_.add_argument("--answer", action="append", required=True, help="an answer to score (repeat for several)")
+    try_.add_argument("--prompt", default="", help="the prompt the answers reply to (default: empty)")
+    try_.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a data column the sources read, e.g. answer=42 for reference_match (repeat for several)",
+    )
+    try_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    try_.add_argument("--json", action="store_true", help="print the scores as JSON")
+    try_.set_defaults(handler=cmd_rewards_try)
 
     demo = sub.add_parser(
         "demo",
@@ -645,6 +666,83 @@ def cmd_compare(args) -> int:
         print()
     print(_summary_line(result))
     return 0
+
+
+def cmd_rewards_try(args) -> int:
+    from studio.serve.rewards import RewardSet
+
+    spec, left_out = _rewards_of(args.source, args.set)
+    columns = {}
+    for text in args.column:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--column {text!r}: expected NAME=VALUE, e.g. answer=42")
+        columns[name.strip()] = [value] * len(args.answer)
+    prompt = [{"role": "user", "content": args.prompt}]
+    scored = RewardSet(spec).score([prompt] * len(args.answer), list(args.answer), columns)
+    if args.json:
+        rows = [
+            {
+                "answer": answer,
+                "combined": scored.combined[i],
+                "sources": {name: scores[i] for name, scores in scored.per_source.items()},
+            }
+            for i, answer in enumerate(args.answer)
+        ]
+        print(json.dumps({"combine": spec.combine, "left_out": left_out, "answers": rows}, indent=1))
+        return 0
+    for line in left_out:
+        print(f"note: {line}", file=sys.stderr)
+    names = list(scored.per_source)
+    weights = {source.label: source.weight for source in spec.sources}
+    print("sources: " + ", ".join(f"{name} (weight {weights[name]:g})" for name in names) + f"; combine {spec.combine}")
+    for i, answer in enumerate(args.answer):
+        shown = " ".join(answer.split())
+        print(f"=== answer {i + 1}: {shown if len(shown) <= 70 else shown[:70] + '...'}")
+        for name in names:
+            value = scored.per_source[name][i]
+            print(f"  {name:<20} {'no score' if value is None else f'{value:.4g}'}")
+        print(f"  {'combined':<20} {scored.combined[i]:.4g}")
+    return 0
+
+
+def _rewards_of(source: str, overrides: list[str]) -> tuple[cfg.RewardsSpec, list[str]]:
+    """(the rewards section to try, notes on sources left out) of a run config or preset, a pipeline (its online
+    stage; sources naming its own reward stages cannot score before those ran, so they are left out), or a run id."""
+    from pathlib import Path
+
+    from studio.pipelines import presets, recipe
+
+    given = Path(source).expanduser()
+    looks_like_a_file = given.exists() or len(given.parts) != 1 or given.suffix in (".yaml", ".yml")
+    if not looks_like_a_file and source not in presets.listing():  # a run id (or a unique start of one)
+        from studio.serve.rewards import run_rewards
+
+        return run_rewards(source), []
+    path = presets.resolve(source)
+    raw = cfg.read_yaml(path)
+    if not recipe.is_pipeline(raw):
+        config = cfg.from_dict(cfg.apply_overrides(raw, overrides))
+        if config.stage not in cfg.ONLINE_STAGES:
+            raise ConfigError(
+                f"{source}: a {config.stage} config has no reward sources; give a ppo, grpo, rloo or rejection config"
+            )
+        return config.rewards, []
+    online = [stage for stage in recipe.from_dict(raw, overrides).stages if stage.config.stage in cfg.ONLINE_STAGES]
+    if len(online) != 1:
+        names = ", ".join(stage.name for stage in online) or "none"
+        raise ConfigError(
+            f"{source}: a pipeline with {len(online)} stages that score answers ({names}); give one stage's config"
+        )
+    stage = online[0]
+    spec = stage.config.rewards
+    pending = set(stage.reward_stages)
+    left_out = [f"{name}: the pipeline's reward stage, which has not run yet" for name in stage.reward_stages]
+    kept = [s for s in spec.sources if s.run not in pending]
+    if not kept:
+        raise ConfigError(f"{source}: stage {stage.name} is scored only by reward stages that have not run yet")
+    spec.sources = kept
+    return spec, left_out
 
 
 def _summary_line(result) -> str:

@@ -9,14 +9,16 @@ anything loads, with one line naming the key, the value and what is allowed.
 
 The UI reads `field_info()` to build its forms, so help text and each key's label in words ("Learning rate"
 for train.learning_rate) are written once, here.
-This module imports only the standard library, PyYAML and the studio's errors and stage registry (stages.py, where
-each stage's facts live): the UI and the run launcher use it.
+This module imports only the standard library, PyYAML, the studio's errors and stage registry (stages.py, where
+each stage's facts live) and the reward rules that check a source's parameters (studio/rewards, standard library
+only): the UI and the run launcher use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -54,8 +56,8 @@ def option(
         "lt": lt,
         "separator": separator,
     }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -72,6 +74,7 @@ SOURCE_FORMATS = {
     "oasst": ("sft", "preference"),
     "file": ("sft", "preference"),
     "votes": ("preference",),  # the pairs voted on in the Compare tab's blind A/B mode
+    "arithmetic": ("sft",),  # questions with a checkable answer column, for the reward rules
 }
 DATA_SOURCES = tuple(SOURCE_FORMATS)
 # The online stages need only prompts, which every format has: they sample their own answers and reward models
@@ -79,7 +82,7 @@ DATA_SOURCES = tuple(SOURCE_FORMATS)
 PROMPT_ONLY = stages.PROMPT_ONLY
 STAGE_FORMATS = stages.Facts(lambda s: s.data_format)
 REWARD_COMBINES = ("sum", "safety_gated")
-# Stages that sample their own answers and score them with reward_models.
+# Stages that sample their own answers and score them with the sources of the rewards section.
 ONLINE_STAGES = stages.Names(lambda s: s.online)
 DPO_LOSS_TYPES = (
     "sigmoid",
@@ -173,7 +176,7 @@ class DataSpec:
         "dolly",
         "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
         "oasst (both); file (your own file); votes (your blind A/B votes from the "
-        "Compare tab)",
+        "Compare tab); arithmetic (SFT, with an answer column for reward rules)",
         label="Data source",
         choices=DATA_SOURCES,
     )
@@ -422,25 +425,71 @@ class KTOSpec:
 
 
 @dataclass
-class RewardModelsSpec:
-    """The completed reward runs that score sampled answers in the online stages (ppo and later ones)."""
+class RewardSource:
+    """One scorer of sampled answers: exactly one of a reward run, a built-in rule or a Python function."""
 
-    runs: list[str] = option(
+    run: str | None = option(
+        None, "A completed reward run's id: its reward model scores each answer", label="Reward run"
+    )
+    builtin: str | None = option(
+        None,
+        "A built-in rule: format, length, contains, excludes, reference_match, json_valid or no_repetition; "
+        "its parameters go under args",
+        label="Built-in reward",
+    )
+    function: str | None = option(
+        None,
+        "A Python reward function as FILE.py:NAME, with TRL's signature f(prompts, completions, **columns) -> "
+        "list of floats (None: no score for that answer)",
+        label="Python function",
+    )
+    args: dict = option({}, "The built-in's parameters, e.g. {pattern: 'The answer is \\d+'}", label="Parameters")
+    weight: float = option(
+        1.0, "How much this source counts in the combined score", label="Weight", ge=-100.0, le=100.0
+    )
+    name: str | None = option(
+        None,
+        "Its name in charts and metrics (reward/<name>); empty uses the run id, the built-in's or the function's name",
+        label="Name",
+    )
+
+    @property
+    def kind(self) -> str:
+        """Which of run, builtin, function this source is (the one that is set)."""
+        return next(kind for kind in REWARD_SOURCE_KINDS if getattr(self, kind))
+
+    @property
+    def label(self) -> str:
+        """The name it is logged under: `name`, else the run id, the built-in's name or the function's name."""
+        if self.name:
+            return self.name
+        if self.function:
+            return self.function.rpartition(":")[2]
+        return self.run or self.builtin or ""
+
+
+REWARD_SOURCE_KINDS = ("run", "builtin", "function")
+# Seconds a Python reward function may take for one call (a batch of answers) before the run stops with an error.
+REWARD_TIME_LIMIT = 60.0
+
+
+@dataclass
+class RewardsSpec:
+    """What scores the answers the online stages sample (ppo, grpo, rloo, rejection): reward runs, built-in rules
+    and Python functions, combined into one score per answer."""
+
+    sources: list[RewardSource] = option(
         [],
-        "Completed reward run ids that score the policy's answers: one, or two combined "
-        "by combine (e.g. a helpfulness and a safety model)",
-        label="Reward runs",
+        "The reward sources: each is run: RUN_ID, builtin: NAME (with args) or function: FILE.py:NAME, "
+        "with a weight and an optional name",
+        label="Reward sources",
     )
     combine: str = option(
         "sum",
-        "With two reward models: sum (weighted by weights) or safety_gated (Llama 2: the "
-        "safety score where it is below safety_threshold, else the helpfulness score; the "
-        "runs' reward.kind says which is which)",
+        "sum: the weighted sum of every source; safety_gated (Llama 2): of the two reward runs, the safety "
+        "model's score where it is below safety_threshold, else the helpfulness model's, plus the other sources",
         label="Combine rewards",
         choices=REWARD_COMBINES,
-    )
-    weights: list[float] = option(
-        [], "With combine sum: one weight per reward run, in order; empty weighs each 1", label="Reward weights"
     )
     safety_threshold: float = option(
         0.15,
@@ -449,6 +498,23 @@ class RewardModelsSpec:
         ge=-100.0,
         le=100.0,
     )
+    time_limit: float = option(
+        REWARD_TIME_LIMIT,
+        "Seconds a Python reward function may take for one batch of answers; a slower call stops the run",
+        label="Reward function time limit",
+        gt=0.0,
+        le=3600.0,
+    )
+
+    @property
+    def runs(self) -> list[str]:
+        """The reward run ids among the sources, in order."""
+        return [source.run for source in self.sources if source.run]
+
+    @property
+    def functions(self) -> list[str]:
+        """The FILE.py:NAME of every Python function source, in order."""
+        return [source.function for source in self.sources if source.function]
 
 
 @dataclass
@@ -782,7 +848,7 @@ class RunConfig:
     reward: RewardSpec = field(default_factory=RewardSpec)
     dpo: DPOSpec = field(default_factory=DPOSpec)
     kto: KTOSpec = field(default_factory=KTOSpec)
-    reward_models: RewardModelsSpec = field(default_factory=RewardModelsSpec)
+    rewards: RewardsSpec = field(default_factory=RewardsSpec)
     ppo: PPOSpec = field(default_factory=PPOSpec)
     rejection: RejectionSpec = field(default_factory=RejectionSpec)
     grpo: GRPOSpec = field(default_factory=GRPOSpec)
@@ -800,6 +866,8 @@ def from_dict(raw: Any, cls: type = RunConfig, prefix: str = "") -> Any:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {_show(raw)}")
+    if cls is RunConfig:
+        raw = upgrade_reward_models(raw)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
@@ -811,6 +879,11 @@ def from_dict(raw: Any, cls: type = RunConfig, prefix: str = "") -> Any:
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
             values[name] = from_dict(value, kind, f"{prefix}{name}.")
+        elif typing.get_origin(kind) is list and dataclasses.is_dataclass(typing.get_args(kind)[0]):
+            if not isinstance(value, list):
+                raise ConfigError(f"{prefix}{name} = {_show(value)}: expected a list of mappings")
+            item = typing.get_args(kind)[0]
+            values[name] = [from_dict(v, item, f"{prefix}{name}[{i}].") for i, v in enumerate(value)]
         else:
             values[name] = _check_value(f"{prefix}{name}", value, kind, f.metadata)
     config = cls(**values)
@@ -834,6 +907,12 @@ def _type_name(kind: Any) -> str:
 
 
 def _check_value(key: str, value: Any, kind: Any, meta: typing.Mapping) -> Any:
+    if kind is dict:  # a built-in reward's parameters: checked by the built-in (studio/rewards/builtins.py)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {_show(value)}: expected a mapping of parameters, e.g. {{target: 50}}")
+        return dict(value)
     optional = False
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         args = [a for a in typing.get_args(kind) if a is not type(None)]
@@ -918,7 +997,7 @@ def _check_combinations(config: RunConfig) -> None:
             "batch, so it needs at least 2"
         )
     if config.stage in ONLINE_STAGES:
-        _check_reward_models(config)
+        _check_rewards(config)
     if config.stage == "ppo":
         _check_ppo(config)
     if stages.get(config.stage).steps == stages.GROUPS:
@@ -950,31 +1029,98 @@ def _check_combinations(config: RunConfig) -> None:
         )
 
 
-def _check_reward_models(config: RunConfig) -> None:
-    spec = config.reward_models
+def _check_rewards(config: RunConfig) -> None:
+    """Every source is exactly one kind with a usable name; a built-in's args are checked (and its defaults filled
+    in, so the saved config says everything); safety_gated has its two reward runs."""
+    from studio.rewards import builtins, functions
+
+    spec = config.rewards
+    if not spec.sources:
+        raise ConfigError(
+            f"rewards.sources is empty: the {config.stage} stage scores its answers with at least one source: "
+            "a completed reward run (run: ID), a built-in rule (builtin: format) or a Python function "
+            "(function: FILE.py:NAME)"
+        )
+    taken: dict[str, int] = {}
+    for i, source in enumerate(spec.sources):
+        where = f"rewards.sources[{i}]"
+        given = [kind for kind in REWARD_SOURCE_KINDS if getattr(source, kind)]
+        if len(given) != 1:
+            has = f"it has {' and '.join(given)}" if given else "it has none"
+            raise ConfigError(f"{where}: give exactly one of run, builtin or function ({has})")
+        if source.args and not source.builtin:
+            raise ConfigError(f"{where}.args: only a built-in takes args; this source is a {given[0]}")
+        if source.builtin:
+            source.args = builtins.get(source.builtin, f"{where}.builtin").check(source.args, where)
+        if source.function:
+            functions.parse_reference(source.function, f"{where}.function")
+        name = source.label
+        if not REWARD_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}.name = {name!r}: use letters, digits, _, - and . only (it names the metric reward/{name})"
+            )
+        if name in taken:
+            raise ConfigError(
+                f"{where}: the name '{name}' is taken by rewards.sources[{taken[name]}]; give one of them a "
+                "name of its own"
+            )
+        taken[name] = i
     runs = spec.runs
-    if not runs:
+    if spec.combine == "safety_gated":
+        if len(runs) != 2:
+            raise ConfigError(
+                f"rewards.combine = 'safety_gated': needs two reward runs (helpfulness and safety), got {len(runs)}"
+            )
+        for i, source in enumerate(spec.sources):
+            if source.run and source.weight != 1.0:
+                raise ConfigError(
+                    f"rewards.sources[{i}].weight = {source.weight:g}: with combine safety_gated the two reward "
+                    "runs are gated, not weighted; leave their weights at 1"
+                )
+
+
+REWARD_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+LEGACY_REWARD_KEYS = ("runs", "combine", "weights", "safety_threshold")
+
+
+def upgrade_reward_models(raw: dict) -> dict:
+    """The section before `rewards`, reward_models: {runs, combine, weights, safety_threshold}, read as reward run
+    sources of `rewards`, so configs, presets and run folders written before it still load."""
+    if "reward_models" not in raw:
+        return raw
+    raw = dict(raw)
+    old = raw.pop("reward_models") or {}
+    if not isinstance(old, dict):
+        raise ConfigError(f"reward_models: expected a mapping of keys, got {_show(old)}")
+    for key in old:
+        if key not in LEGACY_REWARD_KEYS:
+            raise ConfigError(
+                _unknown_key_message("reward_models.", str(key), list(LEGACY_REWARD_KEYS), "reward_models")
+            )
+    runs = _check_value("reward_models.runs", old.get("runs") or [], list[str], {})
+    weights = _check_value("reward_models.weights", old.get("weights") or [], list[float], {})
+    if weights and len(weights) != len(runs):
         raise ConfigError(
-            f"reward_models.runs is empty: the {config.stage} stage needs the id of a completed reward "
-            "run to score its answers (train one with stage: reward first)"
+            f"reward_models.weights = {weights}: give one weight per reward run ({len(runs)}), or none to weigh each 1"
         )
-    if len(runs) > 2:
+    new = raw.get("rewards") or {}
+    if not isinstance(new, dict):
+        raise ConfigError(f"rewards: expected a mapping of keys, got {_show(new)}")
+    new = dict(new)
+    if runs and new.get("sources"):
         raise ConfigError(
-            f"reward_models.runs has {len(runs)} runs: at most two are combined (e.g. helpfulness and safety)"
+            "reward_models.runs and rewards.sources: name the reward runs in rewards.sources (run: ID) with the "
+            "other sources"
         )
-    if len(set(runs)) != len(runs):
-        raise ConfigError(f"reward_models.runs = {runs}: the same run is named twice")
-    if spec.weights and len(spec.weights) != len(runs):
-        raise ConfigError(
-            f"reward_models.weights = {spec.weights}: give one weight per reward run "
-            f"({len(runs)}), or none to weigh each 1"
-        )
-    if spec.weights and spec.combine != "sum":
-        raise ConfigError(f"reward_models.weights = {spec.weights}: only combine sum uses weights")
-    if spec.combine == "safety_gated" and len(runs) != 2:
-        raise ConfigError(
-            f"reward_models.combine = 'safety_gated': needs two reward runs (helpfulness and safety), got {len(runs)}"
-        )
+    if runs:
+        new["sources"] = [{"run": run, "weight": w} for run, w in zip(runs, weights or [1.0] * len(runs))]
+    for key in ("combine", "safety_threshold"):
+        if key in old:
+            if key in new and new[key] != old[key]:
+                raise ConfigError(f"reward_models.{key} and rewards.{key} differ: give it once, in rewards.{key}")
+            new[key] = old[key]
+    raw["rewards"] = new
+    return raw
 
 
 def _check_ppo(config: RunConfig) -> None:
@@ -1082,7 +1228,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def to_dict(config: Any) -> dict:
-    return dataclasses.asdict(config)
+    out = dataclasses.asdict(config)
+    if isinstance(config, RunConfig):  # a reward source says only what it is: {builtin: format, args: ..., weight: 1}
+        out["rewards"]["sources"] = [
+            {k: v for k, v in source.items() if v is not None and v != {}} for source in out["rewards"]["sources"]
+        ]
+    return out
 
 
 def to_yaml(config: Any) -> str:

@@ -19,3 +19,7 @@ class DataError(StudioError):
 
 class ModelError(StudioError):
     """A model that cannot be found or loaded as asked."""
+
+
+class RewardError(StudioError):
+    """A reward source (a built-in, a Python reward function, a reward run) that cannot score as configured."""

@@ -4,7 +4,7 @@
     ppo = stages.get("ppo")
     ppo.online, ppo.trainer, ppo.key_metric, [p.title for p in ppo.panels]   # True, 'studio.trainers.ppo', ...
     stages.names()                        # ('sft', 'reward', 'dpo', 'kto', 'ppo', 'rejection', 'grpo', 'rloo')
-    stages.names(lambda s: s.online)      # the stages whose answers reward models score
+    stages.names(lambda s: s.online)      # the stages whose answers the reward sources score
 
 Every stage-keyed table of the engine and the UI (config validation, the memory estimate, the charts, the health
 checks, which runs a stage may start from, the model card, the Train and Runs tabs, the CLI's help) is read from
@@ -93,7 +93,7 @@ class Stage:
     data_format: str  # SFT, PREFERENCE or PROMPT_ONLY
     trainer: str  # the module whose train(config, run) trains it, imported by the worker when a run starts
     section: str  # its own config section (RunConfig.<section>), beside model, data, lora and train
-    online: bool = False  # samples answers that reward models (reward_models.runs) score
+    online: bool = False  # samples answers that the reward sources (rewards.sources) score
     writes_text: bool = True  # its weights write answers (a policy); False: they score answers (a reward model)
     reference: bool = False  # compares the policy with a frozen reference (the starting weights)
     own_loop: bool = False  # the studio's own training loop, not a TRL trainer: ddp only, logs response_length
@@ -120,7 +120,7 @@ class Stage:
     @property
     def sections(self) -> tuple[str, ...]:
         """The config sections that shape its training, beside model, lora and train."""
-        return (self.section, "reward_models") if self.online else (self.section,)
+        return (self.section, "rewards") if self.online else (self.section,)
 
     @property
     def x_label(self) -> str:
@@ -275,7 +275,17 @@ _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
 # The training loss of these stages falls from the first row in a healthy run. Online stages are left out: their
 # loss is a policy-gradient objective whose level says little, and rejection's rows are rounds on new answers.
 _LOSS_CHECKS = ("loss_diverging", "eval_loss_rising")
-_RL_CHECKS = ("kl_negative", "kl_exploding", "length_runaway", "length_drop", "entropy_collapse", "reward_falling")
+# Every stage that samples answers also watches each reward source (reward/<name>): no signal, saturated, no scores.
+_SOURCE_CHECKS = ("source_no_signal", "source_saturated", "source_unscored")
+_RL_CHECKS = (
+    "kl_negative",
+    "kl_exploding",
+    "length_runaway",
+    "length_drop",
+    "entropy_collapse",
+    "reward_falling",
+    *_SOURCE_CHECKS,
+)
 
 
 def _group_sampler(name: str, summary: str) -> Stage:
@@ -361,7 +371,7 @@ for _stage in (
     ),
     Stage(
         "ppo",
-        "PPO: samples answers, reward models score them (InstructGPT)",
+        "PPO: samples answers, reward sources score them (InstructGPT)",
         PROMPT_ONLY,
         "studio.trainers.ppo",
         "ppo",
@@ -417,7 +427,7 @@ for _stage in (
             *_THROUGHPUT,
         ),
         health=Health(
-            ("length_runaway", "length_drop", "reward_falling"),
+            ("length_runaway", "length_drop", "reward_falling", *_SOURCE_CHECKS),
             cutoff_fix="set rejection.min_score or lower rejection.temperature",
         ),
     ),

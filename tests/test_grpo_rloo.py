@@ -1,5 +1,5 @@
-"""GRPO and RLOO (TRL's trainers) with our reward models: bad configs are refused in one line, the reward function
-hands TRL the score reward_models combines (one or two runs, sum or safety-gated) and logs each run's mean, the
+"""GRPO and RLOO (TRL's trainers) with our reward sources: bad configs are refused in one line, the reward function
+hands TRL the score the rewards section combines (one or two runs, sum or safety-gated) and logs each source's mean, the
 reference is the starting weights, and on the tiny model a polite-vs-rude reward model's score rises.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_grpo_rloo.py -q
@@ -17,7 +17,8 @@ from studio.config import (
     InitSpec,
     LoraSpec,
     ModelSpec,
-    RewardModelsSpec,
+    RewardSource,
+    RewardsSpec,
     RLOOSpec,
     RunConfig,
     TrainSpec,
@@ -28,10 +29,11 @@ from studio.modeling import models
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
-from studio.serve import scoring
-from studio.trainers import grpo, rewards, rloo
-from studio.trainers.online import JudgeReward
-from studio.trainers.rewards import RewardJudge
+from studio.serve import rewards, scoring
+from studio.serve.rewards import RewardSet
+from studio.trainers import grpo, rloo
+from studio.trainers.online import CombinedReward
+from studio.trainers.rewards import StageRewards
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
 
@@ -45,7 +47,7 @@ STEP_KEYS = (
     "completions/mean_length",
     "completions/clipped_ratio",
     "clip_ratio/region_mean",
-    "rewards/reward_models/mean",
+    "rewards/combined/mean",
     "step_time",
     "step",
     "epoch",
@@ -64,7 +66,7 @@ def online_config(stage: str, pairs, reward_runs: list[str], lora: bool = True, 
         data=DataSpec(source="hh-rlhf", path=str(pairs), eval_fraction=0.0, max_length=128),
         lora=LoraSpec(enabled=lora, r=8, alpha=16, dropout=0.0),
         train=TrainSpec(**{**settings, **train}),
-        reward_models=RewardModelsSpec(runs=reward_runs),
+        rewards=RewardsSpec(sources=[RewardSource(run=run_id) for run_id in reward_runs]),
         **{stage: spec},
     )
 
@@ -113,8 +115,8 @@ def refused(raw: dict) -> str:
         ({"{s}": {"beta": -0.1}}, "{s}.beta = -0.1: must be at least 0.0"),
         (
             {"reward_models": {"runs": []}},
-            "reward_models.runs is empty: the {s} stage needs the id of a completed reward run to score its answers "
-            "(train one with stage: reward first)",
+            "rewards.sources is empty: the {s} stage scores its answers with at least one source: a completed reward "
+            "run (run: ID), a built-in rule (builtin: format) or a Python function (function: FILE.py:NAME)",
         ),
     ],
 )
@@ -194,7 +196,11 @@ def hand_scored(monkeypatch):
     return calls
 
 
-def call_as_trl(reward: JudgeReward, completions: list) -> tuple[list[float], dict]:
+def combined(*sources: RewardSource, **options) -> CombinedReward:
+    return CombinedReward(StageRewards(RewardSet(RewardsSpec(sources=list(sources), **options))))
+
+
+def call_as_trl(reward: CombinedReward, completions: list) -> tuple[list[float], dict]:
     """Call the reward function with the keywords TRL 1.16 passes; returns the scores and the metrics it logged."""
     logged = {}
     n = len(completions)
@@ -214,34 +220,41 @@ def assistant(text: str) -> list[dict]:
 
 
 def test_one_reward_model_scores_every_completion_in_order(hand_scored):
-    reward = JudgeReward(RewardJudge(RewardModelsSpec(runs=["help"])))
+    reward = combined(RewardSource(run="help"))
     assert hand_scored == [("help", 0)]  # the model loaded when the function was made, before any sampling
-    assert reward.__name__ == "reward_models"  # TRL logs rewards/reward_models/mean after this name
+    assert reward.__name__ == "combined"  # TRL logs rewards/combined/mean after this name
     scores, logged = call_as_trl(reward, [assistant(POLITE), assistant(RUDE), "plain text answer"])
     assert scores == [6.0, 5.0, 3.0] and all(type(s) is float for s in scores)
-    assert logged == {"reward/help": pytest.approx(14 / 3)}
+    assert logged == {"reward/help": pytest.approx(14 / 3), "scored/help": 1.0}
 
 
 def test_two_reward_models_sum_with_weights(hand_scored):
-    reward = JudgeReward(RewardJudge(RewardModelsSpec(runs=["help", "safe"], weights=[1.0, 2.0])))
+    reward = combined(RewardSource(run="help"), RewardSource(run="safe", weight=2.0))
     scores, logged = call_as_trl(reward, [assistant(POLITE), assistant(RUDE)])
     assert scores == [6.0 + 2.0, 5.0 - 2.0]
-    assert logged == {"reward/help": pytest.approx(5.5), "reward/safe": pytest.approx(0.0)}
+    assert logged == {
+        "reward/help": pytest.approx(5.5),
+        "reward/safe": pytest.approx(0.0),
+        "scored/help": 1.0,
+        "scored/safe": 1.0,
+    }
 
 
 def test_two_reward_models_safety_gated(hand_scored):
     """Llama 2: the safety score where it is below the threshold, else the helpfulness score."""
-    spec = RewardModelsSpec(runs=["help", "safe"], combine="safety_gated", safety_threshold=0.15)
-    scores, logged = call_as_trl(JudgeReward(RewardJudge(spec)), [assistant(POLITE), assistant(RUDE)])
+    reward = combined(RewardSource(run="help"), RewardSource(run="safe"), combine="safety_gated", safety_threshold=0.15)
+    scores, logged = call_as_trl(reward, [assistant(POLITE), assistant(RUDE)])
     assert scores == [6.0, -1.0]
-    assert logged == {"reward/help": pytest.approx(5.5), "reward/safe": pytest.approx(0.0)}
+    assert {k: v for k, v in logged.items() if k.startswith("reward/")} == {
+        "reward/help": pytest.approx(5.5),
+        "reward/safe": pytest.approx(0.0),
+    }
 
 
 def test_safety_gated_without_a_safety_run_fails_when_the_function_is_made(hand_scored, monkeypatch):
     monkeypatch.setattr(rewards, "reward_kinds", lambda runs: {r: "helpfulness" for r in runs})
-    spec = RewardModelsSpec(runs=["help", "safe"], combine="safety_gated")
     with pytest.raises(ConfigError, match="needs one reward run trained with reward.kind safety"):
-        JudgeReward(RewardJudge(spec))
+        combined(RewardSource(run="help"), RewardSource(run="safe"), combine="safety_gated")
 
 
 # ---------------------------------------------------------------- the reference
@@ -315,7 +328,7 @@ def test_the_reward_rises_and_every_step_logs_reward_and_kl(stage, studio_home, 
     for row in rows:
         assert all(key in row for key in STEP_KEYS), sorted(set(STEP_KEYS) - set(row))
         # one reward model: the mean our function logs for it is the mean TRL logs for the function
-        assert row[f"reward/{reward_run.id}"] == pytest.approx(row["rewards/reward_models/mean"], abs=1e-4)
+        assert row[f"reward/{reward_run.id}"] == pytest.approx(row["rewards/combined/mean"], abs=1e-4)
     quarter = len(rows) // 4
     first = sum(row["reward"] for row in rows[:quarter]) / quarter
     last = sum(row["reward"] for row in rows[-quarter:]) / quarter

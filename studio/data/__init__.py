@@ -24,11 +24,15 @@ A source module (one per source, see SOURCES) has:
     convert_rows(rows, spec, fmt)  for sources whose rows depend on each other (message trees, detected
                                    layouts): yields (row number, canonical row or RowProblem); replaces
                                    keep and convert
+    KEEPS_COLUMNS = False          for a source whose row numbers are not one raw row each (message trees)
     hub_rows(spec)                 when the hub needs more than load_hub_rows(HUB_ID, spec.subset)
     default_path() -> Path         the file an empty data.path reads, for a source with a file of its own
                                    (votes); raises a DataError saying how to make it when there is none yet
     file_rows(path)                when a local file needs more than read_rows (votes: a half-written last
                                    line is skipped)
+
+Each kept row also keeps its raw columns (`Loaded.columns`, beside `rows`): the online stages hand them to reward
+functions as keyword lists, as TRL does with a dataset's extra columns (a reference `answer`, a `category`).
 
 Rows that cannot be converted are dropped and counted by reason (data.on_bad_rows: drop), or stop the load
 with the first one's row and column (data.on_bad_rows: fail). Converted datasets are cached under
@@ -67,6 +71,7 @@ SOURCES = {
     "oasst": "oasst",
     "file": "custom",
     "votes": "votes",
+    "arithmetic": "arithmetic",
 }  # source name -> module in studio/data/
 SAMPLE, HUB = "sample", "hub"  # data.path values for the bundled sample and the Hugging Face Hub
 
@@ -80,6 +85,7 @@ class Loaded:
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     problems: list[str] = field(default_factory=list)  # the first few, each naming row and column
     row_numbers: list[int] = field(default_factory=list)  # each kept row's number in the raw data
+    columns: list[dict] = field(default_factory=list)  # each kept row's raw columns (see raw_columns)
 
     def counts(self) -> dict:
         """What every report of a load says first: where the rows came from, how many, and what was dropped."""
@@ -158,19 +164,47 @@ def raw_rows(spec: DataSpec):
     return load_hub_rows(module.HUB_ID, spec.subset)
 
 
+# Names a reward function is called with by TRL itself: a raw column of one of these names is not passed on.
+RESERVED_COLUMNS = frozenset(
+    ("prompt", "prompts", "completion", "completions", "completion_ids", "trainer_state", "log_metric")
+)
+
+
+def raw_columns(raw) -> dict:
+    """A raw row's columns as reward functions get them: every column but the RESERVED_COLUMNS names."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in raw.items() if str(k) not in RESERVED_COLUMNS and _plain(v)}
+
+
+def _plain(value) -> bool:
+    """Whether a value is plain JSON data (text, numbers, lists and mappings of them): what the data cache can keep.
+    A Parquet timestamp or bytes column is left out."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
 def _converted(module, rows, spec: DataSpec, fmt: str):
-    """(row number, canonical row or RowProblem) for every raw row that passes the filters."""
+    """(row number, canonical row or RowProblem, raw columns) for every raw row that passes the filters."""
+    keeps_columns = getattr(module, "KEEPS_COLUMNS", True)
     if hasattr(module, "convert_rows"):
-        yield from module.convert_rows(rows, spec, fmt)
+        rows = list(rows)  # convert_rows numbers rows from 1 in input order: number n is rows[n - 1]
+        for number, result in module.convert_rows(rows, spec, fmt):
+            yield number, result, raw_columns(rows[number - 1]) if keeps_columns else {}
         return
     keep = getattr(module, "keep", None)
     for number, raw in enumerate(rows, start=1):
         if keep is not None and not keep(raw, spec):
             continue
         try:
-            yield number, module.convert(raw, spec, fmt)
+            yield number, module.convert(raw, spec, fmt), raw_columns(raw) if keeps_columns else {}
         except RowProblem as problem:
-            yield number, problem
+            yield number, problem, {}
 
 
 def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cache: bool = True) -> Loaded:
@@ -188,12 +222,13 @@ def load(spec: DataSpec, fmt: str | None = None, keep_problems: int = 5, use_cac
         return cached
 
     loaded = Loaded(spec.source, fmt, origin, [])
-    for number, result in _converted(module, raw_rows(spec), spec, fmt):
+    for number, result, columns in _converted(module, raw_rows(spec), spec, fmt):
         if isinstance(result, RowProblem):
             loaded.drop(number, f"{result.column} {result.reason}", str(result), spec.on_bad_rows, keep_problems)
             continue
         loaded.rows.append(result)
         loaded.row_numbers.append(number)
+        loaded.columns.append(columns)
         if spec.limit and len(loaded.rows) >= spec.limit:
             break
     if not loaded.rows:
@@ -273,7 +308,8 @@ def split_rows(loaded: Loaded, fraction: float, seed: int, stage: str | None = N
     The stages that sample their own answers train on prompts alone, so for them the prompts are split, not the
     rows: rows sharing a prompt (several preference pairs of one SHP post, say) stay on one side, and a held-out
     prompt is never trained on under another row."""
-    pairs = list(zip(loaded.rows, loaded.row_numbers))
+    columns = loaded.columns if len(loaded.columns) == len(loaded.rows) else [{}] * len(loaded.rows)
+    pairs = list(zip(loaded.rows, loaded.row_numbers, columns))
     if stage is not None and stages.get(stage).online:
         prompts = list(dict.fromkeys(_prompt_key(row) for row in loaded.rows))
         _, held_prompts = split_eval(prompts, fraction, seed)
@@ -284,7 +320,12 @@ def split_rows(loaded: Loaded, fraction: float, seed: int, stage: str | None = N
         train, held_out = split_eval(pairs, fraction, seed)
 
     def part(chosen: list) -> Loaded:
-        return replace(loaded, rows=[row for row, _ in chosen], row_numbers=[number for _, number in chosen])
+        return replace(
+            loaded,
+            rows=[row for row, _, _ in chosen],
+            row_numbers=[number for _, number, _ in chosen],
+            columns=[cols for _, _, cols in chosen],
+        )
 
     return part(train), part(held_out)
 
@@ -378,6 +419,7 @@ def _read_cache(key: str) -> Loaded | None:
             Counter(data["dropped"]),
             data["problems"],
             data["row_numbers"],
+            data["columns"],
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None  # missing or damaged: convert again
@@ -395,6 +437,7 @@ def _write_cache(key: str, loaded: Loaded) -> None:
         "dropped": dict(loaded.dropped),
         "problems": loaded.problems,
         "row_numbers": loaded.row_numbers,
+        "columns": loaded.columns,
     }
     tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from studio.data.fields import RowProblem, text
 
 HUB_ID = "OpenAssistant/oasst1"
+KEEPS_COLUMNS = False  # a row is a path through a message tree, not one raw row
 ROLES = {"prompter": "user", "assistant": "assistant"}  # oasst role -> chat role
 SFT, PREFERENCE = "sft", "preference"
 

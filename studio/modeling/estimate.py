@@ -66,7 +66,7 @@ GATE_NAMES = ("gate_proj", "gate_up_proj", "w3")  # a gated MLP's gate (or its u
 @dataclass(frozen=True)
 class Workload:
     """What sets the activation allowance: train.batch_size, data.max_length, train.gradient_checkpointing,
-    how many reward runs the online stages score with (reward_models.runs), and how many prompts they answer
+    how many reward runs the online stages score with (rewards.sources that are runs), and how many prompts they answer
     together (the KV cache; None: batch_size, PPO's differs)."""
 
     batch_size: int = 4
@@ -260,7 +260,8 @@ def workload_of(config: RunConfig) -> Workload:
     cache), while each forward and backward pass takes ppo.mini_batch_size / gradient_accumulation_steps sequences
     of prompt plus answer, and gradient checkpointing reaches its policy only through QLoRA's preparation."""
     train = config.train
-    reward_models = max(1, len(config.reward_models.runs))
+    # A draft without reward sources yet (the Model tab) is counted with one reward model, the usual case.
+    reward_models = len(config.rewards.runs) if config.rewards.sources else 1
     if config.stage != "ppo":
         return Workload(train.batch_size, config.data.max_length, train.gradient_checkpointing, reward_models)
     length = config.data.max_length + config.ppo.response_length
@@ -397,7 +398,7 @@ def inspect_draft(raw: dict) -> Inspection:
             ("lora", LoraSpec),
             ("train", cfg.TrainSpec),
             ("data", cfg.DataSpec),
-            ("reward_models", cfg.RewardModelsSpec),
+            ("rewards", cfg.RewardsSpec),
             ("ppo", cfg.PPOSpec),
         )
     }

@@ -103,6 +103,17 @@ EVAL_RISE = 0.10
 EVAL_RISE_MIN = 0.01
 
 
+# A reward source whose scores do not vary (every answer of a step scored alike, reward_std/<name> under this) for
+# this many logged rows in a row gives the policy nothing to learn from: GRPO and RLOO compare answers within a
+# group, and PPO's advantage of a constant is zero after whitening. 10 rows, so a few steps of a hard task where
+# no answer is right yet do not count; a built-in scores 0 or 1, so "alike" is exact there.
+SOURCE_FLAT_ROWS = 10
+SOURCE_FLAT_STD = 1e-6
+# A source that scores none of the answers (a function returning None, reference_match without references) for
+# this many rows in a row adds nothing to the combined reward.
+SOURCE_UNSCORED_ROWS = WINDOW
+
+
 @dataclass(frozen=True)
 class HealthWarning:
     check: str  # which check fired, e.g. "kl_negative"
@@ -120,7 +131,8 @@ def check(stage: str, series: Series) -> list[HealthWarning]:
     found: list[HealthWarning | None] = [_not_finite(series)]
     record = stages.find(stage)  # an unknown stage (a config that does not read) gets the finite-values check only
     for name in record.health.checks if record else ():
-        found.append(CHECKS[name](record, series))
+        result = CHECKS[name](record, series)
+        found.extend(result if isinstance(result, list) else [result])  # the source checks warn once per source
     return sorted((w for w in found if w), key=lambda w: (w.step, w.check))
 
 
@@ -549,6 +561,101 @@ def _eval_loss_rising(stage: stages.Stage, series: Series) -> HealthWarning | No
     return None
 
 
+def _sources(series: Series) -> list[str]:
+    """The reward sources a run logs (reward/<name>, scored/<name>), in name order."""
+    return sorted({key.split("/", 1)[1] for key in series if key.startswith(("reward/", "scored/"))})
+
+
+def _flat_run(steps: Sequence[float], stds: Sequence[float]) -> int | None:
+    """The position where the first run of SOURCE_FLAT_ROWS rows in a row of zero spread ends, or None."""
+    streak = 0
+    for i, std in enumerate(stds):
+        streak = streak + 1 if std <= SOURCE_FLAT_STD else 0
+        if streak >= SOURCE_FLAT_ROWS:
+            return i
+    return None
+
+
+def _flat_sources(series: Series, saturated: bool) -> list[HealthWarning]:
+    """Sources whose scores stopped varying: at the top of everything they scored in the run after being lower
+    (saturated), or anywhere else (no signal). Worded at the latest row."""
+    found = []
+    for name in _sources(series):
+        std_steps, stds = _finite(series, f"reward_std/{name}")
+        steps, means = _finite(series, f"reward/{name}")
+        end = _flat_run(std_steps, stds)
+        if end is None or len(means) != len(stds):
+            continue
+        value = means[end]
+        at_top = value >= max(means) - SOURCE_FLAT_STD and min(means[: end + 1]) < value - SOURCE_FLAT_STD
+        if at_top != saturated:
+            continue
+        rows = SOURCE_FLAT_ROWS
+        if saturated:
+            found.append(
+                _warning(
+                    "source_saturated",
+                    f"reward/{name}",
+                    steps,
+                    means,
+                    end,
+                    f"reward source '{name}' is saturated",
+                    f"Every answer now gets its best score, so '{name}' has nothing left to teach: lower its "
+                    "weight, make it stricter, or stop here",
+                    notes=[f"every answer alike for {rows} rows in a row"],
+                )
+            )
+        else:
+            found.append(
+                _warning(
+                    "source_no_signal",
+                    f"reward/{name}",
+                    steps,
+                    means,
+                    end,
+                    f"reward source '{name}' gives every answer the same score",
+                    f"'{name}' cannot tell the answers apart, so it teaches nothing: try it in the Rewards tab "
+                    "(or `rlhf-studio rewards try`) on real answers and loosen its parameters",
+                    notes=[f"no spread for {rows} rows in a row"],
+                )
+            )
+    return found
+
+
+def _source_no_signal(stage: stages.Stage, series: Series) -> list[HealthWarning]:
+    return _flat_sources(series, saturated=False)
+
+
+def _source_saturated(stage: stages.Stage, series: Series) -> list[HealthWarning]:
+    return _flat_sources(series, saturated=True)
+
+
+def _source_unscored(stage: stages.Stage, series: Series) -> list[HealthWarning]:
+    """Sources that gave no answer a score (scored/<name> = 0) for SOURCE_UNSCORED_ROWS rows in a row."""
+    found = []
+    for name in _sources(series):
+        steps, shares = _finite(series, f"scored/{name}")
+        streak = 0
+        for i, share in enumerate(shares):
+            streak = streak + 1 if share == 0 else 0
+            if streak >= SOURCE_UNSCORED_ROWS:
+                found.append(
+                    _warning(
+                        "source_unscored",
+                        f"scored/{name}",
+                        steps,
+                        shares,
+                        i,
+                        f"reward source '{name}' scores no answer",
+                        f"'{name}' returns None for every answer, so it adds nothing: check the data column it "
+                        "reads (reference_match) or what the function returns",
+                        notes=[f"for {streak} rows in a row"],
+                    )
+                )
+                break
+    return found
+
+
 # Each check by the name a stage's record lists it under (studio/stages.py, Health.checks), which is also the name
 # its warnings carry.
 CHECKS = {
@@ -563,4 +670,7 @@ CHECKS = {
     "entropy_collapse": _entropy_collapse,
     "reward_falling": _reward_falling,
     "clip_fraction_high": _clip_high,
+    "source_no_signal": _source_no_signal,
+    "source_saturated": _source_saturated,
+    "source_unscored": _source_unscored,
 }

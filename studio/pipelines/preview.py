@@ -25,6 +25,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from studio import access, data, stages
 from studio import config as cfg
@@ -77,10 +78,11 @@ class RunSummary:
     steps: int | None
     steps_how: str  # where the number comes from: "train.max_steps", "1 epoch x 180 rows / (8 x 1 ...)"
     parent: RunRef | None  # init.from_run
-    reward_models: tuple[RunRef, ...]
+    reward_models: tuple[RunRef, ...]  # the reward runs among the reward sources
+    reward_rules: tuple[str, ...]  # the other reward sources in words: "format (built-in, weight 0.5)"
     memory: StageEstimate | None  # the stage's memory estimate; .total is the peak in bytes, .terms its parts
     memory_dtype: str  # the dtype it is counted at (auto counts as bfloat16, what it picks on a GPU)
-    # part -> the one line saying why it could not be worked out (model, data, parent, reward_models, steps, memory,
+    # part -> the one line saying why it could not be worked out (model, data, parent, rewards, steps, memory,
     # train); notes: what Start would take but a person should know (the GPU warning)
     problems: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -89,7 +91,7 @@ class RunSummary:
 def run_summary(config: cfg.RunConfig) -> RunSummary:
     """The summary of a validated run config; each part that cannot be worked out says why in `problems`."""
     problems: dict[str, str] = {}
-    linked = copy.deepcopy(config)  # link_parent and link_reward_models resolve ids in place
+    linked = copy.deepcopy(config)  # link_parent and link_rewards resolve ids in place
     parent = _parent(linked, problems)
     rewards = _reward_models(linked, problems)
     model_where = _model_where(linked.model, problems)
@@ -126,6 +128,7 @@ def run_summary(config: cfg.RunConfig) -> RunSummary:
         steps_how=steps_how,
         parent=parent,
         reward_models=rewards,
+        reward_rules=_reward_rules(config),
         memory=memory,
         memory_dtype=AUTO_COUNTED_AS if linked.model.dtype == "auto" else linked.model.dtype,
         problems=problems,
@@ -153,12 +156,26 @@ def _reward_models(config: cfg.RunConfig, problems: dict) -> tuple[RunRef, ...]:
     if config.stage not in cfg.ONLINE_STAGES:
         return ()
     try:
-        manager.link_reward_models(config)
-        found = [(run_id, cfg.load_config(manager.find(run_id).config_path)) for run_id in config.reward_models.runs]
+        manager.link_rewards(config)
+        found = [(run_id, cfg.load_config(manager.find(run_id).config_path)) for run_id in config.rewards.runs]
     except StudioError as err:
-        problems["reward_models"] = str(err)
-        return tuple(RunRef(run_id, None, "reward") for run_id in config.reward_models.runs)
+        problems["rewards"] = str(err)
+        return tuple(RunRef(run_id, None, "reward") for run_id in config.rewards.runs)
     return tuple(RunRef(run_id, reward.name, reward.stage, reward.reward.kind) for run_id, reward in found)
+
+
+def _reward_rules(config: cfg.RunConfig) -> tuple[str, ...]:
+    """The built-in and Python function sources in words, with their weight where it is not 1."""
+    if config.stage not in cfg.ONLINE_STAGES:
+        return ()
+    described = []
+    for source in config.rewards.sources:
+        if source.run:
+            continue
+        what = "built-in" if source.builtin else Path(source.function.rpartition(":")[0]).name
+        weight = f", weight {source.weight:g}" if source.weight != 1 else ""
+        described.append(f"{source.label} ({what}{weight})")
+    return tuple(described)
 
 
 # ---------------------------------------------------------------- model and data

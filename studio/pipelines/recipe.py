@@ -2,7 +2,8 @@
 
 A pipeline YAML has `stages:`, each a run config with a `name` and optionally `from: <earlier stage name>`
 (that stage's run becomes this one's init.from_run) and, for stages that score their own samples (PPO),
-`rewards_from: <earlier reward stage>` or a list of two (their runs become reward_models.runs). `defaults:` is
+`rewards_from: <earlier reward stage>` or a list of two (their runs become the first reward sources, run: <id>,
+before any built-in or function sources the stage names under rewards.sources). `defaults:` is
 merged into every stage.
 
     pipeline: dpo-tiny
@@ -103,12 +104,7 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
         stage_raw = cfg.apply_overrides(_merge(defaults, entry), shared + per_stage.get(name, []))
         stage_raw.setdefault("name", name)
         if reward_stages:
-            if (stage_raw.get("reward_models") or {}).get("runs"):
-                raise ConfigError(
-                    f"stages.{name}: give either rewards_from (earlier reward stages) or reward_models.runs, not both"
-                )
-            # The stage names stand in for run ids while validating; the runs' ids replace them when they exist.
-            stage_raw["reward_models"] = {**(stage_raw.get("reward_models") or {}), "runs": reward_stages}
+            stage_raw = _with_reward_stages(name, stage_raw, reward_stages)
         try:
             config = cfg.from_dict(stage_raw)
         except ConfigError as err:
@@ -122,6 +118,27 @@ def from_dict(raw: dict, overrides: list[str] | None = None, default_name: str =
             )
         stages.append(Stage(name, parent, config, reward_stages))
     return Pipeline(str(raw.get("pipeline") or default_name), stages)
+
+
+def _with_reward_stages(name: str, stage_raw: dict, reward_stages: list[str]) -> dict:
+    """The stage's raw config with its rewards_from stages as the first reward sources (run: <stage name>), before
+    any built-in or function sources it names. The stage names stand in for run ids while validating; the runs' ids
+    replace them when the runs exist (runner.run_pipeline)."""
+    try:
+        stage_raw = cfg.upgrade_reward_models(stage_raw)
+    except ConfigError as err:
+        raise ConfigError(f"stages.{name}: {err}") from None
+    rewards = dict(stage_raw.get("rewards") or {})
+    others = rewards.get("sources") or []
+    if not isinstance(others, list):
+        raise ConfigError(f"stages.{name}.rewards.sources: expected a list of sources")
+    if any(isinstance(source, dict) and source.get("run") for source in others):
+        raise ConfigError(
+            f"stages.{name}: give the reward runs either as rewards_from (earlier reward stages) or as "
+            "rewards.sources run entries, not both"
+        )
+    rewards["sources"] = [{"run": reward_name} for reward_name in reward_stages] + others
+    return {**stage_raw, "rewards": rewards}
 
 
 def _reward_stages(name: str, value, earlier: list[Stage]) -> list[str]:

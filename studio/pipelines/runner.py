@@ -135,7 +135,8 @@ def resolved(pipeline: Pipeline, description: str = "") -> dict:
             entry["from"] = stage.parent
         if stage.reward_stages:
             entry["rewards_from"] = list(stage.reward_stages)
-            body["reward_models"] = {k: v for k, v in body["reward_models"].items() if k != "runs"}
+            # rewards_from gives the first sources back; after a run they hold run ids, before it stage names
+            body["rewards"]["sources"] = body["rewards"]["sources"][len(stage.reward_stages) :]
         stages.append({**entry, **body})
     out = {"pipeline": pipeline.name}
     if description:
@@ -236,8 +237,8 @@ def run(
                 record.write_state(current=stage.name)
                 if stage.parent:
                     stage.config.init.from_run = run_ids[stage.parent]
-                if stage.reward_stages:
-                    stage.config.reward_models.runs = [run_ids[name] for name in stage.reward_stages]
+                for source, name in zip(stage.config.rewards.sources, stage.reward_stages):
+                    source.run = run_ids[name]  # rewards_from's stages are the first sources
                 run_dir, proc = manager.start(stage.config, record.id)
                 run_ids[stage.name] = run_dir.id
                 record.set_run(stage.name, run_dir.id)

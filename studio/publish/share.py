@@ -135,7 +135,7 @@ def lineage(run_id: str) -> list[dict]:
                 "role": "this run" if i == 0 else f"started from (by {rows[-1]['id']})",
             }
         )
-        for rm in conf.reward_models.runs if conf and conf.stage in cfg.ONLINE_STAGES else []:
+        for rm in conf.rewards.runs if conf and conf.stage in cfg.ONLINE_STAGES else []:
             rm_dir = RunDir.of(rm)
             rm_conf = cfg.load_config(rm_dir.config_path) if rm_dir.config_path.is_file() else None
             rows.append(

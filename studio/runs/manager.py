@@ -99,21 +99,28 @@ def link_parent(config: cfg.RunConfig) -> Run | None:
     return parent
 
 
-def link_reward_models(config: cfg.RunConfig) -> None:
-    """Resolve reward_models.runs of an online stage to completed reward runs (full ids), or say which is not."""
+def link_rewards(config: cfg.RunConfig) -> None:
+    """Resolve the reward sources of an online stage: each run source to a completed reward run (its full id), each
+    Python function's file to an absolute path this studio may run (functions.check_allowed); or say which is not.
+    Built-ins were checked with the config."""
     if config.stage not in cfg.ONLINE_STAGES:
         return
-    resolved = []
-    for run_id in config.reward_models.runs:
-        run = open_run(run_id)
-        stage = run.config.stage
-        if stage != "reward":
-            raise StudioError(
-                f"reward_models.runs: '{run.id}' is a {stage} run, not a reward model; name a completed reward run"
-            )
-        run.require_completed("reward run can score answers", subject=f"reward_models.runs: '{run.id}'")
-        resolved.append(run.id)
-    config.reward_models.runs = resolved
+    from studio.rewards import functions
+
+    for i, source in enumerate(config.rewards.sources):
+        where = f"rewards.sources[{i}]"
+        if source.run:
+            run = open_run(source.run)
+            stage = run.config.stage
+            if stage != "reward":
+                raise StudioError(
+                    f"{where}.run: '{run.id}' is a {stage} run, not a reward model; name a completed reward run"
+                )
+            run.require_completed("reward run can score answers", subject=f"{where}.run: '{run.id}'")
+            source.run = run.id
+        elif source.function:
+            _, name = functions.parse_reference(source.function, f"{where}.function")
+            source.function = f"{functions.check_allowed(source.function, f'{where}.function')}:{name}"
 
 
 # A config identical to a run started this recently is refused where asked (the Start buttons): a second click.
@@ -153,7 +160,7 @@ def create(
     `refuse_repeats` a config identical to a queued or running run created in the last REPEAT_SECONDS is refused."""
     spaces.refuse_cpu_space()  # every run is created here: the UI, the CLI and the pipelines all meet this check
     parent = link_parent(config)
-    link_reward_models(config)
+    link_rewards(config)
     text = cfg.to_yaml(config)
     with queue_lock():  # two Starts at once: the second sees the first's folder
         twin = recent_twin(text) if refuse_repeats else None
@@ -450,7 +457,11 @@ def _runs_named(run: RunDir) -> set[str]:
         config = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return set()
-    named = {(config.get("init") or {}).get("from_run")} | set((config.get("reward_models") or {}).get("runs") or ())
+    rewards = config.get("rewards") or {}
+    sources = rewards.get("sources") if isinstance(rewards, dict) else None
+    reward_runs = {source.get("run") for source in sources or () if isinstance(source, dict)}
+    legacy = set((config.get("reward_models") or {}).get("runs") or ())  # a run folder written before `rewards`
+    named = {(config.get("init") or {}).get("from_run")} | reward_runs | legacy
     return {n for n in named if isinstance(n, str) and n}
 
 

@@ -1,13 +1,13 @@
-"""GRPO (group relative policy optimisation) with TRL's GRPOTrainer, scored by our reward models.
+"""GRPO (group relative policy optimisation) with TRL's GRPOTrainer, scored by the config's reward sources.
 
 Each step samples grpo.num_generations answers to each of its prompts; an answer's advantage is its reward minus the
 mean reward of its group (divided by the group's spread, see grpo.scale_rewards), so no value model is needed. A
 per-token KL penalty (grpo.beta) keeps the policy near its starting weights. Rewards come from the completed reward
-runs in reward_models (see studio/trainers/online.py for how they reach TRL). TRL logs reward, reward_std,
-rewards/reward_models/mean, kl, entropy, completions/mean_length, completions/clipped_ratio, clip_ratio/*, loss and
-more; we add reward/<run id>. All of them reach metrics.jsonl unchanged.
+runs, built-in rules and Python functions of `rewards` (see studio/trainers/online.py for how they reach TRL). TRL
+logs reward, reward_std, rewards/combined/mean, kl, entropy, completions/mean_length, completions/clipped_ratio,
+clip_ratio/*, loss and more; we add reward/<name> and scored/<name> per source. All reach metrics.jsonl unchanged.
 
-    rlhf-studio train my-grpo.yaml     # stage: grpo, init.from_run: <sft run>, reward_models.runs: [<reward run>]
+    rlhf-studio train my-grpo.yaml     # stage: grpo, init.from_run: <sft run>, rewards.sources: [{run: <reward run>}]
 """
 
 from __future__ import annotations

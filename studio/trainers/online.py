@@ -1,14 +1,16 @@
 """What the TRL online stages (grpo, rloo) share: the prompt datasets, the policy, the reward function that scores
-sampled answers with our reward models, and building the trainer around them.
+sampled answers with the config's reward sources, and building the trainer around them.
 
-    reward = JudgeReward(RewardJudge(config.reward_models))
+    reward = CombinedReward(stage_rewards(config, tokenizer, rows))
     reward(prompts=[[{"role": "user", "content": "Hi"}]], completions=[[{"role": "assistant", "content": "Hello!"}]])
 
 Rewards: TRL takes a list of reward functions and adds their (weighted) scores. We hand it one function that returns
-the score of config.reward_models as RewardJudge combines it, because safety_gated (Llama 2: the safety score where it
-is low, else the helpfulness score) is not a weighted sum. TRL logs that score as reward, reward_std and
-rewards/reward_models/mean and /std; the function adds each reward run's mean as reward/<run id> through TRL's
-log_metric hook, the key the ppo stage writes too, so the charts of every online stage read alike.
+the combined score of config.rewards (studio/serve/rewards.py), because safety_gated (Llama 2: the safety score where
+it is low, else the helpfulness score) is not a weighted sum. TRL logs that score as reward, reward_std and
+rewards/combined/mean and /std; the function adds each source's mean as reward/<name> (and the share of answers it
+scored as scored/<name>) through TRL's log_metric hook, the keys the ppo and rejection stages write too, so the
+charts of every online stage read alike. The data's other columns reach the function as TRL passes them, keyword
+lists, and from there the Python reward functions and the built-ins that read a column (reference_match).
 
 Reference: the policy is the starting weights (init.from_run) plus a fresh LoRA adapter, so the adapter-disabled model
 is the reference and no second copy is loaded (see drop_ref_adapter). With LoRA off, TRL loads a reference copy itself;
@@ -17,48 +19,67 @@ reset_reference makes sure that copy holds the starting weights.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from studio.config import RunConfig
 from studio.modeling import models
 from studio.runs.rundir import RunDir
+from studio.serve.rewards import TRL_KEYWORDS
 from studio.trainers import timeline_writer
 from studio.trainers.common import StudioCallback, drop_ref_adapter, load_policy, seed_model_init, training_arguments
-from studio.trainers.rewards import RewardJudge
+from studio.trainers.rewards import StageRewards, source_means, stage_rewards
 from studio.trainers.sampling import load_prompts
 
 log = logging.getLogger(__name__)
 
 
-class JudgeReward:
-    """A TRL reward function backed by a RewardJudge: one combined score per (prompt, completion)."""
+class CombinedReward:
+    """A TRL reward function backed by StageRewards: one combined score per (prompt, completion), each source's mean
+    logged as reward/<name>."""
 
-    __name__ = "reward_models"  # TRL names the function's metrics after it: rewards/reward_models/mean
+    __name__ = "combined"  # TRL names the function's metrics after it: rewards/combined/mean
 
-    def __init__(self, judge: RewardJudge):
-        self.judge = judge
-        # Scoring nothing loads and caches every reward model now (and checks a safety_gated pair's kinds): loading
-        # draws random numbers for a fresh score head before the trained one replaces it, which must happen before
-        # TRL seeds the run, not in the middle of its sampling.
-        judge.score([], [])
+    def __init__(self, rewards: StageRewards):
+        self.rewards = rewards
 
-    def __call__(self, prompts: list, completions: list, log_metric=None, **_) -> list[float]:
-        """Scores for TRL: prompts are message lists, completions are [assistant message] lists (or plain text)."""
+    def __call__(self, prompts: list, completions: list, log_metric=None, **keywords) -> list[float]:
+        """Scores for TRL: prompts are message lists, completions are [assistant message] lists (or plain text); the
+        other keywords are the data columns of each answer's row, and TRL's own (completion_ids, trainer_state)."""
         answers = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        combined, per_run = self.judge.score(prompts, answers)
+        extra = {key: keywords.pop(key) for key in TRL_KEYWORDS if key in keywords}
+        combined, per_source = self.rewards.score(prompts, answers, keywords, completions=completions, extra=extra)
         if log_metric is not None:
-            for run_id, scores in per_run.items():
-                log_metric(f"reward/{run_id}", scores.mean().item())
+            for key, value in source_means(per_source).items():
+                log_metric(key, value)
         return combined.tolist()
 
 
 def prompt_datasets(config: RunConfig, tokenizer, run: RunDir):
-    """(train, eval or None) datasets of {"prompt": messages} rows from any source: only the prompt is used."""
+    """(train rows, train dataset, eval dataset or None): rows of {"prompt": messages, column: value, ...} from any
+    source. TRL hands a reward function every column but the prompt as a keyword list."""
     from datasets import Dataset
 
     train, held_out = load_prompts(config, tokenizer, run)
-    train_rows, eval_rows = [{"prompt": p} for p in train], [{"prompt": p} for p in held_out]
-    return Dataset.from_list(train_rows), (Dataset.from_list(eval_rows) if eval_rows else None)
+    train_rows, eval_rows = uniform_columns(train), uniform_columns(held_out)
+    return train, Dataset.from_list(train_rows), (Dataset.from_list(eval_rows) if eval_rows else None)
+
+
+def uniform_columns(rows: list[dict]) -> list[dict]:
+    """Rows that Arrow can hold as one table: every row has every column (None where missing), and a column whose
+    values are of more than one kind (a number here, text there) holds them all as text."""
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    mixed = set()
+    for name in names:
+        if name != "prompt" and len({type(row.get(name)) for row in rows if row.get(name) is not None}) > 1:
+            mixed.add(name)
+    return [{name: _as_text(row.get(name)) if name in mixed else row.get(name) for name in names} for row in rows]
+
+
+def _as_text(value):
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def reference_kind(config: RunConfig) -> str:
@@ -88,13 +109,15 @@ def online_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
 
 def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, **stage_options):
     """The TRL online trainer (trainer_class, with its config_class taking online_arguments plus stage_options) for a
-    config: the judge first (a reward run that cannot score fails before the policy loads), then prompts, policy and
+    config: prompts, then the reward sources (a source that cannot score fails before the policy loads), policy and
     trainer, with the reference set up as the module docstring says."""
-    reward = JudgeReward(RewardJudge(config.reward_models))
     tokenizer = models.load_tokenizer(config.model)
-    train_set, eval_set = prompt_datasets(config, tokenizer, run)
+    rewards = stage_rewards(config, tokenizer)  # a reward run that cannot score fails now, before the data loads
+    rows, train_set, eval_set = prompt_datasets(config, tokenizer, run)
+    rewards.dry_run(rows)  # and every source is tried on a few answers before the policy loads
+    reward = CombinedReward(rewards)
     args = config_class(**online_arguments(config, run, has_eval=eval_set is not None), **stage_options)
-    seed_model_init(config)  # after the reward models loaded, so LoRA's init never depends on whether they were cached
+    seed_model_init(config)  # after the reward sources loaded, so LoRA's init never depends on whether they were cached
     policy = load_policy(config)
     log.info("reference: %s", reference_kind(config))
     trainer = trainer_class(

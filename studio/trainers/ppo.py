@@ -1,9 +1,9 @@
-"""PPO (RLHF's reinforcement learning stage): the policy samples answers to prompts, completed reward runs score
-them, and the policy is pushed towards higher scores while a per-token KL penalty keeps it near its starting
-weights. Our own loop on torch + transformers + peft (TRL 1.x ships no PPO trainer); the arithmetic lives in
-studio/trainers/ppo_math.py.
+"""PPO (RLHF's reinforcement learning stage): the policy samples answers to prompts, the config's reward sources (reward
+runs, built-in rules, Python functions; studio/serve/rewards.py) score them, and the policy is pushed towards higher
+scores while a per-token KL penalty keeps it near its starting weights. Our own loop on torch + transformers + peft (TRL
+1.x ships no PPO trainer); the arithmetic lives in studio/trainers/ppo_math.py.
 
-    rlhf-studio train my-ppo.yaml      # stage: ppo, init.from_run: <sft run>, reward_models.runs: [<reward run>]
+    rlhf-studio train my-ppo.yaml      # stage: ppo, init.from_run: <sft run>, rewards.sources: [{run: <reward run>}]
 
 Design choices:
 - policy = the starting weights (init.from_run, usually an SFT run) + a fresh LoRA adapter; the reference is the
@@ -24,9 +24,10 @@ Design choices:
 - not yet: a separate value model.
 
 Each step writes one metrics.jsonl row: reward (the combined score before the missing-EOS penalty), reward_std,
-reward/<run id>, reward_with_eos_penalty, kl (per answer, summed over its tokens), kl_coef, entropy (per token),
-policy_loss, value_loss, clip_fraction, value_clip_fraction, approx_kl, response_length, eos_fraction,
-time/generation (sampling and scoring), time/optimization (seconds) and learning_rate, plus step, epoch (0) and time.
+reward/<name> and scored/<name> per reward source, reward_with_eos_penalty, kl (per answer, summed over its tokens),
+kl_coef, entropy (per token), policy_loss, value_loss, clip_fraction, value_clip_fraction, approx_kl, response_length,
+eos_fraction, time/generation (sampling and scoring), time/optimization (seconds) and learning_rate, plus step, epoch
+(0) and time.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ from studio.modeling import models
 from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
+from studio.serve.rewards import columns_of
 from studio.trainers import ppo_math as pm
 from studio.trainers import timeline_writer
 from studio.trainers.common import policy_and_reference, resume_checkpoint
-from studio.trainers.rewards import RewardJudge
+from studio.trainers.rewards import StageRewards, source_means, stage_rewards
 from studio.trainers.sampling import load_prompts, response_mask
 from studio.trainers.throughput import ThroughputMeter, counted_model
 
@@ -142,8 +144,8 @@ class Rollout:
     responses: torch.Tensor  # response token ids, padded after the first EOS
     mask: torch.Tensor  # 1 on response tokens up to and including the first EOS
     ended: torch.Tensor  # whether each answer ended with EOS
-    scores: torch.Tensor  # the combined reward model score of each answer
-    per_model: dict[str, torch.Tensor]
+    scores: torch.Tensor  # the combined reward of each answer (config.rewards)
+    per_source: dict[str, torch.Tensor]  # each reward source's scores, NaN where it gave none
     penalised: torch.Tensor  # scores minus the missing-EOS penalty
     old_logp: torch.Tensor
     old_values: torch.Tensor
@@ -157,8 +159,8 @@ def rollout(
     config: RunConfig,
     model: PolicyWithValue,
     tokenizer,
-    judge: RewardJudge,
-    prompts: list[list[dict]],
+    rewards: StageRewards,
+    rows: list[dict],
     prompt_ids: list[list[int]],
     kl_coef: float,
     device,
@@ -184,7 +186,8 @@ def rollout(
     responses = output[:, width:]
     mask, ended = response_mask(responses, eos_id)
     responses = torch.where(mask.bool(), responses, torch.full_like(responses, pad_id))
-    scores, per_model = judge.score(prompts, tokenizer.batch_decode(responses, skip_special_tokens=True))
+    answers = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    scores, per_source = rewards.score([row["prompt"] for row in rows], answers, columns_of(rows))
     scores = scores.to(device)
     penalised = scores - ppo.missing_eos_penalty * (~ended).float()
 
@@ -210,7 +213,7 @@ def rollout(
         mask,
         ended,
         scores,
-        per_model,
+        per_source,
         penalised,
         old_logp,
         old_values,
@@ -272,9 +275,7 @@ def optimize(
 def _step_metrics(accelerator, batch: Rollout, losses: dict, kl_coef: float) -> dict[str, float]:
     """One metrics row over the answers of every process: rewards from the gathered scores, the rest averaged."""
     scores = accelerator.gather(batch.scores)
-    per_model = {
-        run_id: accelerator.gather(s.to(batch.scores.device)).mean().item() for run_id, s in batch.per_model.items()
-    }
+    per_source = {name: accelerator.gather(s.to(batch.scores.device)).cpu() for name, s in batch.per_source.items()}
     local = {
         "reward_with_eos_penalty": batch.penalised.mean().item(),
         "kl": batch.kl.sum(dim=1).mean().item(),  # KL of a whole answer, the quantity target_kl aims at
@@ -287,7 +288,7 @@ def _step_metrics(accelerator, batch: Rollout, losses: dict, kl_coef: float) -> 
     return {
         "reward": scores.mean().item(),
         "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-        **{f"reward/{run_id}": value for run_id, value in per_model.items()},
+        **source_means(per_source),
         **dict(zip(local, averaged)),
         "kl_coef": kl_coef,
     }
@@ -380,10 +381,11 @@ def train(config: RunConfig, run: RunDir) -> None:
     log.info("%d process(es), %s, this one rank %d on %s", processes, accelerator.distributed_type, rank, device)
     torch.manual_seed(t.seed)
     rng = random.Random(t.seed)  # the same on every process: they agree on the order of prompts
-    judge = RewardJudge(config.reward_models)  # a reward run that cannot score fails now, before the policy loads
-
     tokenizer = models.load_tokenizer(config.model)
-    prompts, _ = load_prompts(config, tokenizer, run)  # the held-out ones are for comparing after training
+    rewards = stage_rewards(config, tokenizer)  # a reward run that cannot score fails now, before the data loads
+    rows, _ = load_prompts(config, tokenizer, run)  # the held-out ones are for comparing after training
+    prompts = [row["prompt"] for row in rows]
+    rewards.dry_run(rows)  # every source tried on a few answers, before the policy loads
     prompt_ids = [
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         for p in prompts
@@ -443,7 +445,7 @@ def train(config: RunConfig, run: RunDir) -> None:
         torch.manual_seed(t.seed * 100003 + step + 7919 * rank)
         kl_coef = kl_ctl.value
         batch = rollout(
-            config, model, tokenizer, judge, [prompts[i] for i in mine], [prompt_ids[i] for i in mine], kl_coef, device
+            config, model, tokenizer, rewards, [rows[i] for i in mine], [prompt_ids[i] for i in mine], kl_coef, device
         )
         generation_time = time.monotonic() - started
         started = time.monotonic()

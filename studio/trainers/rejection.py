@@ -1,12 +1,13 @@
-"""Rejection sampling fine-tuning (Llama 2, section 3.2.3): each round the policy samples K answers to each prompt,
-the completed reward runs of `reward_models:` score them, and the policy is fine-tuned on the best answer to each
-prompt. The next round samples from the fine-tuned policy, so the answers it learns from improve as it does.
+"""Rejection sampling fine-tuning (Llama 2, section 3.2.3): each round the policy samples K answers to each prompt, the
+sources of `rewards:` (reward runs, built-in rules, Python functions) score them, and the policy is fine-tuned on the
+best answer to each prompt. The next round samples from the fine-tuned policy, so the answers it learns from improve as
+it does.
 
-    rlhf-studio train my-rejection.yaml   # stage: rejection, init.from_run: <sft run>, reward_models.runs: [<rm run>]
+    rlhf-studio train my-rejection.yaml   # stage: rejection, init.from_run: <sft run>, rewards.sources: [{run: <rm>}]
 
-Each round also writes rounds/round-<n>.jsonl in the run folder, one line per prompt: the prompt, its K answers,
-their combined scores and each reward model's, whether each answer ended with its end-of-turn token, the index of
-the best answer, and whether that answer was kept for fine-tuning.
+Each round also writes rounds/round-<n>.jsonl in the run folder, one line per prompt: the prompt, its K answers, their
+combined scores and each reward source's (None where it gave none), whether each answer ended with its end-of-turn
+token, the index of the best answer, and whether that answer was kept for fine-tuning.
 
 Design choices:
 - policy = the starting weights (init.from_run, usually an SFT run) + one fresh LoRA adapter that keeps training from
@@ -18,7 +19,7 @@ Design choices:
   answer tokens only (as sft.completion_only_loss does), averaged over the tokens of each batch.
 - one metrics.jsonl row per round, with step = the round number: the round is what changes the policy's answers,
   so every chart reads "per round", and status.json counts rounds (step / total_steps) for the progress bar.
-- best of K is taken on the combined score (reward_models.combine); ties go to the earlier answer. With
+- best of K is taken on the combined score (rewards.combine); ties go to the earlier answer. With
   rejection.min_score, a prompt whose best answer still scores below it is left out rather than taught. An answer
   cut off at response_length competes like any other (the reward model judged what is there); if it wins, the
   policy learns its tokens but no end-of-turn token, and eos_fraction in the metrics shows where that leads.
@@ -27,13 +28,13 @@ Design choices:
   its fine-tuning; a cancelled run stops there and keeps no adapter), several processes (one device, GPU if there
   is one), a learning rate schedule.
 
-Each round's metrics row: reward (the mean combined score of all K answers to every prompt), reward_std,
-reward/<run id> (each reward model's mean over all answers), reward_best (the mean of each prompt's best score),
-reward_gain (reward_best - reward: what picking the best of K adds), kept (prompts fine-tuned on), loss (the mean
-fine-tuning loss of the round's optimizer steps, named loss so the progress bar and `rlhf-studio runs` show it; absent
-when nothing was kept), response_length (tokens per answer, all answers), best_response_length (kept answers),
-eos_fraction, time/generation (sampling and scoring, seconds), time/training, plus step (the round), epoch (passes
-over the prompts so far) and time.
+Each round's metrics row: reward (the mean combined score of all K answers to every prompt), reward_std, reward/<name>
+(each reward source's mean over the answers it scored), reward_best (the mean of each prompt's best score), reward_gain
+(reward_best - reward: what picking the best of K adds), kept (prompts fine-tuned on), loss (the mean fine-tuning loss
+of the round's optimizer steps, named loss so the progress bar and `rlhf-studio runs` show it; absent when nothing was
+kept), response_length (tokens per answer, all answers), best_response_length (kept answers), eos_fraction,
+time/generation (sampling and scoring, seconds), time/training, plus step (the round), epoch (passes over the prompts so
+far) and time.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ from studio.modeling import models
 from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
 from studio.runs.rundir import RunDir
+from studio.serve.rewards import columns_of
 from studio.trainers import timeline_writer
 from studio.trainers.common import load_policy, seed_model_init
-from studio.trainers.rewards import RewardJudge
+from studio.trainers.rewards import source_means, stage_rewards
 from studio.trainers.sampling import load_prompts, response_mask
 from studio.trainers.throughput import ThroughputMeter, counted_model
 
@@ -208,7 +210,7 @@ def write_round(
     prompts: list[list[dict]],
     samples: Samples,
     scores: torch.Tensor,
-    per_model: dict[str, torch.Tensor],
+    per_source: dict[str, torch.Tensor],
     best: torch.Tensor,
     kept: torch.Tensor,
 ) -> None:
@@ -223,7 +225,7 @@ def write_round(
                     "prompt": prompt,
                     "answers": samples.texts[answers],
                     "scores": scores[i].tolist(),
-                    "model_scores": {r: s[answers].tolist() for r, s in per_model.items()},
+                    "source_scores": {name: _or_none(s[answers].tolist()) for name, s in per_source.items()},
                     "ended": samples.ended[answers],
                     "best": int(best[i]),
                     "kept": bool(kept[i]),
@@ -236,19 +238,24 @@ def write_round(
     os.replace(tmp, path)  # a reader never sees half a round
 
 
+def _or_none(scores: list[float]) -> list[float | None]:
+    return [None if s != s else s for s in scores]  # NaN (no score) is not JSON
+
+
 def train(config: RunConfig, run: RunDir) -> None:
     spec, t = config.rejection, config.train
     k = spec.samples_per_prompt
-    judge = RewardJudge(config.reward_models)  # a reward run that cannot score fails now, before the policy loads
-    # Scoring nothing loads and caches the reward models now: loading draws random numbers (a fresh score head
-    # before the trained one replaces it), which must happen before the seed, not in the middle of round 1.
-    judge.score([], [])
+    tokenizer = models.load_tokenizer(config.model)
+    # Every source is loaded now, before the data and the policy; loading a reward model draws random numbers (a
+    # fresh score head before the trained one replaces it), which must happen before the seed, not in round 1.
+    rewards = stage_rewards(config, tokenizer)
+    rows, _ = load_prompts(config, tokenizer, run)  # the held-out ones are for comparing after training
+    prompts = [row["prompt"] for row in rows]
+    rewards.dry_run(rows)  # every source tried on a few answers, before the policy loads
     seed_model_init(config)
     rng = random.Random(t.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    tokenizer = models.load_tokenizer(config.model)
-    prompts, _ = load_prompts(config, tokenizer, run)  # the held-out ones are for comparing after training
     prompt_ids = [
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         for p in prompts
@@ -287,11 +294,12 @@ def train(config: RunConfig, run: RunDir) -> None:
         # Seeded per round, so a round's samples depend on the seed, the round and the policy only.
         torch.manual_seed(t.seed * 100003 + round_no)
         samples = sample(policy, tokenizer, [prompt_ids[i] for i in batch], spec, device)
-        scores, per_model = judge.score([p for p in batch_prompts for _ in range(k)], samples.texts)
+        repeated = [rows[i] for i in batch for _ in range(k)]
+        scores, per_source = rewards.score([row["prompt"] for row in repeated], samples.texts, columns_of(repeated))
         generation_time = time.monotonic() - started
         grid = scores.view(len(batch), k)
         best, best_scores, kept = best_of_k(grid, spec.min_score)
-        write_round(rounds_dir / f"round-{round_no}.jsonl", batch_prompts, samples, grid, per_model, best, kept)
+        write_round(rounds_dir / f"round-{round_no}.jsonl", batch_prompts, samples, grid, per_source, best, kept)
         if run.cancel_requested():
             log.info("cancelled in round %d, before fine-tuning", round_no)
             return
@@ -313,7 +321,7 @@ def train(config: RunConfig, run: RunDir) -> None:
         row = {
             "reward": scores.mean().item(),
             "reward_std": scores.std().item(),
-            **{f"reward/{r}": s.mean().item() for r, s in per_model.items()},
+            **source_means(per_source),
             "reward_best": best_scores.mean().item(),
             "reward_gain": best_scores.mean().item() - scores.mean().item(),
             "kept": len(examples),

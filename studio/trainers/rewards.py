@@ -1,64 +1,77 @@
-"""Score sampled answers with the reward models of a config's `reward_models:` section (one or two completed
-reward runs), as the online stages (PPO and the others that sample their own answers) need.
+"""The reward sources of a config as the stages that sample answers use them (ppo, grpo, rloo, rejection): built and
+tried before the policy loads, then scores as tensors.
 
-    judge = RewardJudge(config.reward_models)      # checks every run can score, before any policy loads
-    combined, per_run = judge.score(prompts, answers)
+    rewards = stage_rewards(config, tokenizer)     # every source loaded: a run that cannot score fails now
+    rewards.dry_run(train_rows)                    # and tried on a few answers to the first data rows
+    combined, per_source = rewards.score(prompts, answers, columns)   # tensors; NaN where a source gave None
 
-Two reward models combine as Llama 2 does: a weighted sum, or safety-gated (the safety model's score where it
-is below a threshold, else the helpfulness model's).
+Sources and how they combine: studio/serve/rewards.py.
 """
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-from studio import config as cfg
-from studio.errors import ConfigError
-from studio.serve import scoring
+from studio.config import RunConfig
+from studio.serve.rewards import RewardSet, columns_of
+
+log = logging.getLogger(__name__)
+
+DRY_RUN_ROWS = 3  # data rows whose prompts and columns the dry run uses
 
 
-def reward_kinds(run_ids: list[str]) -> dict[str, str]:
-    """Each reward run's reward.kind (helpfulness, safety, general), from its saved config."""
-    from studio.runs import manager
+def stage_rewards(config: RunConfig, tokenizer) -> StageRewards:
+    """The run's reward sources, loaded (reward models cached, functions imported): a source that cannot be loaded
+    fails now, before the data and the policy load, in one line."""
 
-    return {run_id: cfg.load_config(manager.find(run_id).config_path).reward.kind for run_id in run_ids}
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-
-def combine_scores(spec: cfg.RewardModelsSpec, scores: dict[str, torch.Tensor], kinds: dict[str, str]) -> torch.Tensor:
-    """One score per answer from one or two reward models.
-
-    sum:          sum_i w_i * s_i   (weights from reward_models.weights, default 1 each)
-    safety_gated: s_safety where s_safety < safety_threshold, else s_helpfulness (Llama 2, section 3.2.2)"""
-    runs = spec.runs
-    if len(runs) == 1:
-        return scores[runs[0]]
-    if spec.combine == "sum":
-        weights = spec.weights or [1.0] * len(runs)
-        return sum(w * scores[r] for w, r in zip(weights, runs))
-    safety = [r for r in runs if kinds[r] == "safety"]
-    helpful = [r for r in runs if kinds[r] != "safety"]
-    if len(safety) != 1 or len(helpful) != 1:
-        raise ConfigError(
-            f"reward_models.combine = 'safety_gated': needs one reward run trained with reward.kind "
-            f"safety and one other; these are {', '.join(f'{r}: {kinds[r]}' for r in runs)}"
-        )
-    s, h = scores[safety[0]], scores[helpful[0]]
-    return torch.where(s < spec.safety_threshold, s, h)
+    reward_set = RewardSet(config.rewards, count_tokens)
+    log.info("rewards: %s, combined by %s", ", ".join(reward_set.names), config.rewards.combine)
+    return StageRewards(reward_set)
 
 
-class RewardJudge:
-    """The reward models of one run, loaded once (scoring caches them) and combined per reward_models."""
+class StageRewards:
+    """A RewardSet scoring as float tensors on the CPU."""
 
-    def __init__(self, spec: cfg.RewardModelsSpec):
-        # A run that cannot score fails now, in one line; checked once, not on every step.
-        self.runs = {run_id: scoring.check_reward_run(run_id) for run_id in spec.runs}
-        self.spec = spec
-        self.kinds = reward_kinds(spec.runs)
+    def __init__(self, reward_set: RewardSet):
+        self.set = reward_set
 
-    def score(self, prompts: list[list[dict]], answers: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(combined score per answer, {run id: that model's scores}), as float tensors on the CPU."""
-        per_run = {
-            run_id: torch.tensor(scoring.score_checked(run, prompts, answers), dtype=torch.float32)
-            for run_id, run in self.runs.items()
+    @property
+    def names(self) -> list[str]:
+        return self.set.names
+
+    def dry_run(self, rows: list[dict]) -> None:
+        """Every source tried on a few answers to the first rows ({"prompt": messages, **columns}), before the
+        policy loads: a source that fails on them fails the run now, with the line it would give mid-run."""
+        head = rows[:DRY_RUN_ROWS]
+        self.set.dry_run([row["prompt"] for row in head], columns_of(head))
+
+    def score(
+        self, prompts: list[list[dict]], answers: list[str], columns: dict[str, list] | None = None, **kwargs
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(combined score per answer, {source name: its scores, NaN for None}), float tensors on the CPU."""
+        scored = self.set.score(prompts, answers, columns, **kwargs)
+        per_source = {
+            name: torch.tensor([float("nan") if s is None else s for s in scores], dtype=torch.float32)
+            for name, scores in scored.per_source.items()
         }
-        return combine_scores(self.spec, per_run, self.kinds), per_run
+        return torch.tensor(scored.combined, dtype=torch.float32), per_source
+
+
+def source_means(per_source: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The metrics of each source for a metrics row: reward/<name> (its mean over the answers it scored),
+    reward_std/<name> (their spread: 0 when every answer got the same score) and scored/<name> (the share of answers
+    it scored). A source that scored none logs scored/<name> = 0 only."""
+    row = {}
+    for name, scores in per_source.items():
+        scored = ~torch.isnan(scores)
+        row[f"scored/{name}"] = scored.float().mean().item() if scores.numel() else 0.0
+        if scored.any():
+            given = scores[scored]
+            row[f"reward/{name}"] = given.mean().item()
+            row[f"reward_std/{name}"] = given.std(unbiased=False).item()
+    return row

@@ -1,13 +1,14 @@
-"""RLOO (REINFORCE leave-one-out) with TRL's RLOOTrainer, scored by our reward models.
+"""RLOO (REINFORCE leave-one-out) with TRL's RLOOTrainer, scored by the config's reward sources.
 
 Each step samples rloo.num_generations answers to each of its prompts; an answer's advantage is its reward minus the
 mean reward of the other answers to the same prompt, and the whole answer is one action (Ahmadian et al., 2024), so
 no value model is needed. The KL penalty (rloo.beta times the answer's summed log ratio to the starting weights) is
-subtracted from the reward before the baseline. Rewards come from the completed reward runs in reward_models (see
-studio/trainers/online.py). TRL logs reward (before the KL penalty), reward_std, rewards/reward_models/mean, kl (per
-token), entropy, completions/*, clip_ratio/* and loss; we add reward/<run id>. All reach metrics.jsonl unchanged.
+subtracted from the reward before the baseline. Rewards come from the sources of `rewards` (see
+studio/trainers/online.py). TRL logs reward (before the KL penalty), reward_std, rewards/combined/mean, kl (per
+token), entropy, completions/*, clip_ratio/* and loss; we add reward/<name> and scored/<name> per source. All reach
+metrics.jsonl unchanged.
 
-    rlhf-studio train my-rloo.yaml     # stage: rloo, init.from_run: <sft run>, reward_models.runs: [<reward run>]
+    rlhf-studio train my-rloo.yaml     # stage: rloo, init.from_run: <sft run>, rewards.sources: [{run: <reward run>}]
 """
 
 from __future__ import annotations
