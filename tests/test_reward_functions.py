@@ -20,6 +20,7 @@ from studio import access
 from studio import config as cfg
 from studio.errors import ConfigError, RewardError
 from studio.modeling import models
+from studio.publish import share
 from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.status import State
@@ -107,6 +108,10 @@ def test_a_trl_shaped_function_trains_unchanged_with_an_extra_column(stage, stud
         assert row["scored/keyword_reward"] == 1.0 and row["scored/length"] == 1.0
     saved = cfg.load_config(run.config_path).rewards.sources[0]
     assert saved.function == f"{fn}:keyword_reward" and saved.label == "keyword_reward"
+    card = share.model_card(run.id)  # the Hub's README names the sources, the function by its file's name only
+    assert "| keyword_reward | function | `rewards.py:keyword_reward` | 1 |" in card
+    assert "| length | builtin | target=6, unit='words', tolerance=2, falloff=6 | 1 |" in card
+    assert str(tmp_path) not in card
 
 
 def test_the_function_gets_every_column_and_trl_keywords(studio_home, tmp_path):
@@ -255,7 +260,8 @@ def test_a_function_that_fails_mid_run_keeps_metrics_and_checkpoints_and_resumes
     checkpoints = run.complete_checkpoints()
     assert checkpoints, "a complete checkpoint was saved before the failure"
 
-    write_function(tmp_path, "def flaky(prompts, completions, **kw):\n    return [0.5] * len(completions)\n", "flaky.py")
+    fixed = "def flaky(prompts, completions, **kw):\n    return [0.5] * len(completions)\n"
+    write_function(tmp_path, fixed, "flaky.py")
     result = run_cli("resume", run.id, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert manager.status(run).state is State.COMPLETED

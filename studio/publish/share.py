@@ -248,6 +248,19 @@ def _flat(section: dict, prefix: str) -> list[tuple[str, object]]:
     return out
 
 
+def _reward_row(source: cfg.RewardSource) -> tuple[str, str, str, str]:
+    """A reward source for the model card: a run by its id, a built-in with its parameters, a Python function by its
+    file's name only (the full path is this machine's business)."""
+    if source.run:
+        what = f"`{source.run}`"
+    elif source.builtin:
+        what = ", ".join(f"{k}={v!r}" for k, v in source.args.items()) or "defaults"
+    else:
+        file, _, name = source.function.rpartition(":")
+        what = f"`{Path(file).name}:{name}`"
+    return (source.label, source.kind, what, f"{source.weight:g}")
+
+
 def data_options(data: cfg.DataSpec) -> dict:
     """The run's data section without the options its source does not read."""
     return {
@@ -327,8 +340,17 @@ def model_card(run_id: str, merged: bool = False, repo_id: str | None = None, ch
             + "\n"
         )
 
+    if config.stage in cfg.ONLINE_STAGES:
+        parts.append("## Rewards\n")
+        parts.append(
+            f"Answers were scored by these sources, combined by {config.rewards.combine}:\n\n"
+            + _table(("source", "kind", "what", "weight"), [_reward_row(source) for source in config.rewards.sources])
+            + "\n"
+        )
+
     parts.append("## Hyperparameters\n")
     raw = cfg.to_dict(config)
+    raw["rewards"].pop("sources")  # in the Rewards table, without the reward file's local path
     for section in ("model", "lora", "train", "init", *stages.get(config.stage).sections):
         rows = [(k, v) for k, v in _flat(raw[section], f"{section}.")]
         parts.append(f"**{section}**\n\n" + _table(("option", "value"), rows) + "\n")
