@@ -62,7 +62,7 @@ def test_the_own_loop_stages_take_ddp_only(stage):
     raw = {
         "stage": stage,
         "train": {"processes": 2, "distributed": "fsdp"},
-        "reward_models": {"runs": ["some-reward-run"]},
+        "rewards": {"sources": [{"run": "some-reward-run"}]},
         "data": {"source": "hh-rlhf"},
     }
     if stage == "rejection":

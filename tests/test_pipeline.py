@@ -97,12 +97,8 @@ def _instructgpt_raw():
     return raw
 
 
-def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
-    loaded = recipe.from_dict(_instructgpt_raw())
-    ppo = loaded.stages[2]
-    assert (ppo.parent, ppo.reward_stages, ppo.config.reward_models.runs) == ("sft", ["rm"], ["rm"])
-    two = _instructgpt_raw()
-    two["stages"].insert(
+def _with_safety_stage(raw: dict) -> dict:
+    raw["stages"].insert(
         2,
         {
             "name": "safety",
@@ -111,9 +107,43 @@ def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
             "data": {"source": "hh-rlhf", "path": "sample"},
         },
     )
-    two["stages"][3].update({"rewards_from": ["rm", "safety"], "reward_models": {"combine": "safety_gated"}})
-    gated = recipe.from_dict(two).stages[3].config.reward_models
+    return raw
+
+
+def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
+    loaded = recipe.from_dict(_instructgpt_raw())
+    ppo = loaded.stages[2]
+    assert (ppo.parent, ppo.reward_stages, ppo.config.rewards.runs) == ("sft", ["rm"], ["rm"])
+    two = _with_safety_stage(_instructgpt_raw())
+    two["stages"][3].update({"rewards_from": ["rm", "safety"], "rewards": {"combine": "safety_gated"}})
+    gated = recipe.from_dict(two).stages[3].config.rewards
     assert (gated.runs, gated.combine) == (["rm", "safety"], "safety_gated")
+
+
+def test_rewards_from_stages_come_first_before_rule_and_function_sources():
+    raw = _instructgpt_raw()
+    rule = {"builtin": "length", "args": {"target": 20}, "weight": 0.5}
+    raw["stages"][2]["rewards"] = {"sources": [rule]}
+    sources = recipe.from_dict(raw).stages[2].config.rewards.sources
+    assert [(s.kind, s.label, s.weight) for s in sources] == [("run", "rm", 1.0), ("builtin", "length", 0.5)]
+    assert sources[1].args == {"target": 20, "unit": "words", "tolerance": 0, "falloff": 20}
+
+
+def test_a_legacy_reward_models_section_beside_rewards_from():
+    """A pipeline written before `rewards`: its reward_models.combine still gates the rewards_from runs, and its
+    reward_models.runs beside rewards_from is refused as two ways of naming the reward runs."""
+    gated = _with_safety_stage(_instructgpt_raw())
+    gated["stages"][3].update({"rewards_from": ["rm", "safety"], "reward_models": {"combine": "safety_gated"}})
+    spec = recipe.from_dict(gated).stages[3].config.rewards
+    assert (spec.runs, spec.combine) == (["rm", "safety"], "safety_gated")
+    both = _instructgpt_raw()
+    both["stages"][2]["reward_models"] = {"runs": ["x"]}
+    with pytest.raises(ConfigError) as err:
+        recipe.from_dict(both)
+    assert str(err.value) == (
+        "stages.ppo: give the reward runs either as rewards_from (earlier reward stages) or as rewards.sources run "
+        "entries, not both"
+    )
 
 
 @pytest.mark.parametrize(
@@ -132,14 +162,15 @@ def test_rewards_from_names_the_reward_stages_whose_runs_score_ppo():
             "stages.ppo.rewards_from: expected the name of an earlier reward stage, or a list",
         ),
         (
-            lambda r: r["stages"][2].update({"reward_models": {"runs": ["x"]}}),
-            "stages.ppo: give either rewards_from (earlier reward stages) or reward_models.runs, not both",
+            lambda r: r["stages"][2].update({"rewards": {"sources": [{"builtin": "format"}, {"run": "x"}]}}),
+            "stages.ppo: give the reward runs either as rewards_from (earlier reward stages) or as rewards.sources "
+            "run entries, not both",
         ),
         (
             lambda r: r["stages"][1].update({"rewards_from": "sft"}),
             "stages.rm.rewards_from = 'sft': that stage trains sft, not a reward model",
         ),
-        (lambda r: r["stages"][2].pop("rewards_from"), "stages.ppo: reward_models.runs is empty"),
+        (lambda r: r["stages"][2].pop("rewards_from"), "stages.ppo: rewards.sources is empty"),
     ],
 )
 def test_rewards_from_mistakes_are_named(change, message):
@@ -163,7 +194,7 @@ def test_the_ppo_tiny_preset_runs_sft_then_a_reward_model_then_ppo(studio_home):
     ]
     sft, rm, ppo = (RunDir.of(r["id"]) for r in runs)
     ppo_config = cfg.load_config(ppo.config_path)
-    assert ppo_config.init.from_run == sft.id and ppo_config.reward_models.runs == [rm.id]
+    assert ppo_config.init.from_run == sft.id and ppo_config.rewards.runs == [rm.id]
     rows = read_all(ppo.metrics_path)
     assert [r["step"] for r in rows] == list(range(1, ppo_config.train.max_steps + 1))
     for row in rows:

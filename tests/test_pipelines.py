@@ -50,6 +50,7 @@ def _instructgpt() -> recipe.Pipeline:
                 "stage": "ppo",
                 "from": "sft",
                 "rewards_from": "rm",
+                "rewards": {"sources": [{"builtin": "format", "args": {"pattern": "[.!?]$"}, "name": "ends"}]},
                 "data": {"source": "hh-rlhf", "path": "sample"},
             },
         ],
@@ -114,6 +115,8 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
         ("rm", "sft", [], "tiny"),
         ("ppo", "sft", ["rm"], "tiny"),
     ]
+    # rewards_from's stage comes first, the stage's own built-in after it, once each
+    assert [(s.kind, s.label) for s in again.stages[2].config.rewards.sources] == [("run", "rm"), ("builtin", "ends")]
 
     thread, result = _run_in_thread(record)
     for name in ("sft", "rm", "ppo"):
@@ -123,7 +126,8 @@ def test_a_pipeline_records_its_stages_runs_and_lineage(studio_home):
     sft, rm, ppo = (_stage_run(record, n) for n in ("sft", "rm", "ppo"))
     assert cfg.load_config(rm.config_path).init.from_run == sft.id
     ppo_config = cfg.load_config(ppo.config_path)
-    assert ppo_config.init.from_run == sft.id and ppo_config.reward_models.runs == [rm.id]
+    assert ppo_config.init.from_run == sft.id and ppo_config.rewards.runs == [rm.id]
+    assert [s.label for s in ppo_config.rewards.sources] == [rm.id, "ends"]  # the stage name became the run's id
     assert {r.read_status().pipeline for r in (sft, rm, ppo)} == {record.id}
     listed = runner.list_pipelines()
     assert [p["id"] for p in listed] == [record.id]
@@ -330,8 +334,8 @@ def test_the_llama2_recipe_runs_end_to_end_on_the_tiny_model(studio_home):
     assert configs["helpful-rm"].init.from_run == configs["safety-rm"].init.from_run == ids["sft"]
     assert configs["rejection"].init.from_run == ids["sft"] and configs["ppo"].init.from_run == ids["rejection"]
     for name in ("rejection", "ppo"):
-        assert configs[name].reward_models.runs == [ids["helpful-rm"], ids["safety-rm"]]
-        assert configs[name].reward_models.combine == "safety_gated"
+        assert configs[name].rewards.runs == [ids["helpful-rm"], ids["safety-rm"]]
+        assert configs[name].rewards.combine == "safety_gated"
         rows = [json.loads(line) for line in RunDir.of(ids[name]).metrics_path.read_text().splitlines()]
         # Each reward model's own score is logged next to the gated one.
         assert {f"reward/{ids['helpful-rm']}", f"reward/{ids['safety-rm']}", "reward"} <= set(rows[-1])

@@ -10,12 +10,22 @@ import pytest
 import torch
 
 from studio import stages
-from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
+from studio.config import (
+    DataSpec,
+    LoraSpec,
+    PPOSpec,
+    RewardSource,
+    RewardsSpec,
+    RunConfig,
+    TrainSpec,
+    from_dict,
+)
 from studio.errors import ConfigError
 from studio.runs import manager
 from studio.runs.metrics import read_all
+from studio.serve.rewards import RewardSet, Scored
 from studio.trainers import ppo
-from studio.trainers.rewards import combine_scores
+from studio.trainers.rewards import source_means
 from studio.trainers.sampling import response_mask
 from tests.conftest import polite_rude_pairs, write_jsonl
 from tests.test_reward import reward_config, train_to_completion
@@ -47,7 +57,7 @@ def ppo_config(path, reward_run: str, **ppo_options) -> RunConfig:
         data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0, max_length=128),
         lora=LoraSpec(r=8, alpha=16, dropout=0.0),
         train=TrainSpec(max_steps=40, learning_rate=3e-3, batch_size=32, logging_steps=4, warmup_ratio=0.0),
-        reward_models=RewardModelsSpec(runs=[reward_run]),
+        rewards=RewardsSpec(sources=[RewardSource(run=reward_run)]),
         ppo=PPOSpec(**{**options, **ppo_options}),
     )
 
@@ -102,17 +112,32 @@ def test_ppo_raises_the_reward_while_kl_stays_bounded(studio_home, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({}, "reward_models.runs is empty"),
-        ({"reward_models": {"runs": ["a", "b", "c"]}}, "at most two"),
-        ({"reward_models": {"runs": ["a", "a"]}}, "named twice"),
-        ({"reward_models": {"runs": ["a", "b"], "weights": [1.0]}}, "one weight per reward run"),
-        ({"reward_models": {"runs": ["a"], "combine": "safety_gated"}}, "needs two reward runs"),
         (
-            {"reward_models": {"runs": ["a", "b"], "combine": "safety_gated", "weights": [1, 2]}},
-            "only combine sum uses weights",
+            {},
+            "rewards.sources is empty: the ppo stage scores its answers with at least one source: a completed reward "
+            "run (run: ID), a built-in rule (builtin: format) or a Python function (function: FILE.py:NAME)",
         ),
-        ({"reward_models": {"runs": ["a"]}, "ppo": {"mini_batch_size": 3}}, "must divide train.batch_size"),
-        ({"reward_models": {"runs": ["a"], "weights": ["x"]}}, "reward_models.weights[0] = 'x': expected a number"),
+        (
+            {"rewards": {"sources": [{"run": "a"}, {"run": "a"}]}},
+            "rewards.sources[1]: the name 'a' is taken by rewards.sources[0]; give one of them a name of its own",
+        ),
+        (
+            {"rewards": {"sources": [{"run": "a"}], "combine": "safety_gated"}},
+            "rewards.combine = 'safety_gated': needs two reward runs (helpfulness and safety), got 1",
+        ),
+        (
+            {"rewards": {"sources": [{"run": "a"}, {"run": "b", "weight": 2}], "combine": "safety_gated"}},
+            "rewards.sources[1].weight = 2: with combine safety_gated the two reward runs are gated, not weighted; "
+            "leave their weights at 1",
+        ),
+        (
+            {"rewards": {"sources": [{"run": "a"}]}, "ppo": {"mini_batch_size": 3}},
+            "ppo.mini_batch_size = 3: must divide train.batch_size",
+        ),
+        (
+            {"rewards": {"sources": [{"run": "a"}, {"run": "b", "weight": "x"}]}},
+            "rewards.sources[1].weight = 'x': expected a number",
+        ),
     ],
 )
 def test_bad_ppo_configs_are_refused(options, message):
@@ -123,25 +148,69 @@ def test_bad_ppo_configs_are_refused(options, message):
 
 def test_ppo_takes_prompts_from_any_source():
     for source in ("dolly", "hh-rlhf", "oasst", "file"):
-        config = from_dict({"stage": "ppo", "data": {"source": source}, "reward_models": {"runs": ["a"]}})
+        config = from_dict({"stage": "ppo", "data": {"source": source}, "rewards": {"sources": [{"run": "a"}]}})
         assert config.stage == "ppo"
 
 
-def test_reward_weights_come_from_yaml_numbers_and_text():
-    config = from_dict({"stage": "ppo", "reward_models": {"runs": ["a", "b"], "weights": [1, "0.5"]}})
-    assert config.reward_models.weights == [1.0, 0.5]
+def test_any_number_of_reward_runs_and_rules_score_together():
+    """No limit of two: three reward runs and a built-in, each weight read from a YAML number or text."""
+    sources = [{"run": "a"}, {"run": "b", "weight": "0.5"}, {"run": "c", "weight": -1}, {"builtin": "format"}]
+    sources[3]["args"] = {"pattern": "[.!?]$"}
+    config = from_dict({"stage": "ppo", "rewards": {"sources": sources}})
+    assert config.rewards.runs == ["a", "b", "c"]
+    assert [(s.kind, s.label, s.weight) for s in config.rewards.sources] == [
+        ("run", "a", 1.0),
+        ("run", "b", 0.5),
+        ("run", "c", -1.0),
+        ("builtin", "format", 1.0),
+    ]
 
 
-def test_combine_scores():
-    s = {"help": torch.tensor([1.0, 2.0, 3.0]), "safe": torch.tensor([0.0, 0.5, -1.0])}
-    kinds = {"help": "helpfulness", "safe": "safety"}
-    summed = RewardModelsSpec(runs=["help", "safe"], weights=[1.0, 2.0])
-    assert combine_scores(summed, s, kinds).tolist() == [1.0, 3.0, 1.0]
-    gated = RewardModelsSpec(runs=["help", "safe"], combine="safety_gated", safety_threshold=0.15)
-    # safety below 0.15 wins (rows 0 and 2), else helpfulness (row 1)
-    assert combine_scores(gated, s, kinds).tolist() == [0.0, 2.0, -1.0]
-    with pytest.raises(ConfigError, match="reward.kind safety"):
-        combine_scores(gated, s, {"help": "helpfulness", "safe": "general"})
+def test_the_legacy_reward_models_section_is_read_as_run_sources():
+    """Configs written before `rewards` still load: runs become run sources, weights their weights, combine and
+    safety_threshold carry over; a weight list of the wrong length is refused in the old section's words."""
+    config = from_dict(
+        {"stage": "ppo", "reward_models": {"runs": ["a", "b"], "weights": [1, "0.5"], "safety_threshold": 0.3}}
+    )
+    assert [(s.kind, s.run, s.weight) for s in config.rewards.sources] == [("run", "a", 1.0), ("run", "b", 0.5)]
+    assert (config.rewards.combine, config.rewards.safety_threshold) == ("sum", 0.3)
+    gated = from_dict({"stage": "ppo", "reward_models": {"runs": ["a", "b"], "combine": "safety_gated"}})
+    assert (gated.rewards.runs, gated.rewards.combine) == (["a", "b"], "safety_gated")
+    for legacy, message in (
+        (
+            {"runs": ["a", "b"], "weights": [1.0]},
+            "reward_models.weights = [1.0]: give one weight per reward run (2), or none to weigh each 1",
+        ),
+        ({"runs": ["a"], "weights": ["x"]}, "reward_models.weights[0] = 'x': expected a number"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            from_dict({"stage": "ppo", "reward_models": legacy})
+        assert str(err.value) == message
+
+
+def keyword(word: str, weight: float) -> RewardSource:
+    return RewardSource(builtin="contains", args={"keywords": [word]}, weight=weight, name=word)
+
+
+def test_reward_sources_combine_by_weight_and_none_counts_zero():
+    """sum: each answer's weighted sum over the sources. A source's None (no score for that answer) counts 0 in the
+    combined score and is left out of that source's mean, and of the reward/<name> and reward_std/<name> the stage
+    logs."""
+    rewards = RewardSet(RewardsSpec(sources=[keyword("please", 1.0), keyword("idiot", -2.0)]))
+    assert rewards.names == ["please", "idiot"]
+    prompt = [{"role": "user", "content": "Pass the salt."}]
+    scored = rewards.score([prompt] * 3, ["Here, please.", "Get it, idiot.", "Please, idiot."])
+    assert scored.per_source == {"please": [1.0, 0.0, 1.0], "idiot": [0.0, 1.0, 1.0]}
+    assert scored.combined == [1.0, -2.0, -1.0]
+
+    per_source = {"please": [1.0, None, 0.5], "idiot": [None, None, 1.0]}
+    assert rewards.combine(per_source) == [1.0, 0.0, -1.5]
+    assert Scored(rewards.combine(per_source), per_source).means() == {"please": 0.75, "idiot": 1.0}
+    assert Scored([0.0], {"please": [None]}).means() == {"please": None}
+
+    nan = float("nan")
+    logged = source_means({"please": torch.tensor([1.0, nan, 0.5, nan]), "idiot": torch.tensor([nan, nan])})
+    assert logged == {"reward/please": 0.75, "reward_std/please": 0.25, "scored/please": 0.5, "scored/idiot": 0.0}
 
 
 def test_response_mask_stops_after_the_first_eos():

@@ -231,8 +231,8 @@ def train_in_process(raw: dict) -> list:
         config = stage.config
         if stage.parent:
             config.init.from_run = run_ids[stage.parent]
-        if stage.reward_stages:
-            config.reward_models.runs = [run_ids[name] for name in stage.reward_stages]
+        for source, name in zip(config.rewards.sources, stage.reward_stages):  # rewards_from: the first sources
+            source.run = run_ids[name]
         run = manager.create(config)
         run_stage(run)
         run.write_status(state="completed", error=None)  # what the worker records after run_stage returns

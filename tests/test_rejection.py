@@ -16,7 +16,17 @@ import torch
 from safetensors.torch import load_file
 
 from studio import stages
-from studio.config import DataSpec, InitSpec, LoraSpec, RejectionSpec, RewardModelsSpec, RunConfig, TrainSpec, from_dict
+from studio.config import (
+    DataSpec,
+    InitSpec,
+    LoraSpec,
+    RejectionSpec,
+    RewardSource,
+    RewardsSpec,
+    RunConfig,
+    TrainSpec,
+    from_dict,
+)
 from studio.errors import ConfigError, StudioError
 from studio.runs import manager
 from studio.runs.metrics import read_all
@@ -51,7 +61,7 @@ def rejection_config(path, reward_run: str, **options) -> RunConfig:
         data=DataSpec(source="hh-rlhf", path=str(path), eval_fraction=0.0, max_length=128),
         lora=LoraSpec(r=8, alpha=16, dropout=0.0),
         train=TrainSpec(learning_rate=3e-3, batch_size=8, warmup_ratio=0.0),
-        reward_models=RewardModelsSpec(runs=[reward_run]),
+        rewards=RewardsSpec(sources=[RewardSource(run=reward_run)]),
         rejection=RejectionSpec(**{**settings, **options}),
     )
 
@@ -108,7 +118,7 @@ def test_rejection_sampling_raises_the_reward_round_by_round(studio_home, tmp_pa
         assert mean(s for r in kept_rows for s in r["scores"]) == pytest.approx(row["reward"], abs=1e-5)
         assert mean(r["scores"][r["best"]] for r in kept_rows) == pytest.approx(row["reward_best"], abs=1e-5)
         assert sum(r["kept"] for r in kept_rows) == row["kept"]
-        assert all(r["model_scores"][reward_run.id] == r["scores"] for r in kept_rows)  # one model: its own score
+        assert all(r["source_scores"] == {reward_run.id: r["scores"]} for r in kept_rows)  # one source: its own score
     first_prompts = {json.dumps(r["prompt"]) for r in round_rows(run, 1)}
     assert len(first_prompts) > 1  # a slice of the data, not one prompt repeated
 
@@ -165,6 +175,39 @@ def test_best_of_k_picks_each_prompts_highest_score():
     assert kept.tolist() == [True, False, True]  # -2.0 is below the bar; 1.0 reaches it
 
 
+def test_a_round_file_keeps_each_sources_scores_with_none_where_it_gave_none(tmp_path):
+    """Two prompts x 2 answers: source_scores holds every source's scores per prompt, None (not NaN, which is not
+    JSON) where a source gave no score."""
+    prompts = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Bye"}]]
+    samples = rejection.Samples([[5], [6], [7], [8]], ["a", "b", "c", "d"], [True, False, True, True])
+    nan = float("nan")
+    per_source = {"rm": torch.tensor([0.5, 1.5, -1.0, 2.0]), "match": torch.tensor([1.0, nan, nan, nan])}
+    scores = torch.tensor([[1.5, 1.5], [-1.0, 2.0]])
+    path = tmp_path / "round-1.jsonl"
+    rejection.write_round(path, prompts, samples, scores, per_source, torch.tensor([0, 1]), torch.tensor([True, False]))
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rows == [
+        {
+            "prompt": prompts[0],
+            "answers": ["a", "b"],
+            "scores": [1.5, 1.5],
+            "source_scores": {"rm": [0.5, 1.5], "match": [1.0, None]},
+            "ended": [True, False],
+            "best": 0,
+            "kept": True,
+        },
+        {
+            "prompt": prompts[1],
+            "answers": ["c", "d"],
+            "scores": [-1.0, 2.0],
+            "source_scores": {"rm": [-1.0, 2.0], "match": [None, None]},
+            "ended": [True, True],
+            "best": 1,
+            "kept": False,
+        },
+    ]
+
+
 def test_each_round_takes_a_fresh_slice_of_the_prompts():
     slices = rejection.prompt_slices(10, 4, random.Random(0))
     first, second = next(slices), next(slices)
@@ -191,7 +234,7 @@ def test_gradient_checkpointing_saves_memory_not_results(studio_home):
             train=TrainSpec(
                 learning_rate=3e-3, batch_size=2, gradient_accumulation_steps=2, gradient_checkpointing=checkpointing
             ),
-            reward_models=RewardModelsSpec(runs=["unused"]),
+            rewards=RewardsSpec(sources=[RewardSource(run="unused")]),
             rejection=RejectionSpec(sft_epochs=2),
         )
         seed_model_init(config)
@@ -225,8 +268,8 @@ def test_rejection_starts_from_policy_runs_and_policies_start_from_it():
     [
         (
             {},
-            "reward_models.runs is empty: the rejection stage needs the id of a completed reward run to score its "
-            "answers (train one with stage: reward first)",
+            "rewards.sources is empty: the rejection stage scores its answers with at least one source: a completed "
+            "reward run (run: ID), a built-in rule (builtin: format) or a Python function (function: FILE.py:NAME)",
         ),
         ({"rejection": {"samples_per_prompt": 1}}, "rejection.samples_per_prompt = 1: must be at least 2"),
         ({"rejection": {"rounds": 0}}, "rejection.rounds = 0: must be at least 1"),
@@ -247,9 +290,9 @@ def test_rejection_starts_from_policy_runs_and_policies_start_from_it():
     ],
 )
 def test_bad_rejection_configs_are_refused(options, message):
-    raw = {"stage": "rejection", "data": {"source": "dolly"}, "reward_models": {"runs": ["a"]}, **options}
+    raw = {"stage": "rejection", "data": {"source": "dolly"}, "rewards": {"sources": [{"run": "a"}]}, **options}
     if not options:
-        raw.pop("reward_models")
+        raw.pop("rewards")
     with pytest.raises(ConfigError) as err:
         from_dict(raw)
     assert str(err.value) == message
@@ -261,8 +304,15 @@ def test_rejection_takes_prompts_from_any_source():
             {
                 "stage": "rejection",
                 "data": {"source": source},
-                "reward_models": {"runs": ["a"]},
+                "rewards": {"sources": [{"run": "a"}, {"builtin": "json_valid", "weight": 0.5}]},
                 "rejection": {"min_score": "0.5"},
             }
         )
         assert config.stage == "rejection" and config.rejection.min_score == 0.5
+        assert [(s.label, s.weight) for s in config.rewards.sources] == [("a", 1.0), ("json_valid", 0.5)]
+
+
+def test_a_legacy_reward_models_section_names_the_reward_runs():
+    config = from_dict({"stage": "rejection", "reward_models": {"runs": ["a", "b"], "weights": [2, 1]}})
+    assert [(s.kind, s.run, s.weight) for s in config.rewards.sources] == [("run", "a", 2.0), ("run", "b", 1.0)]
+    assert config.rewards.runs == ["a", "b"] and config.rewards.combine == "sum"

@@ -45,7 +45,7 @@ def test_the_tiny_preset_says_what_it_runs(studio_home):
     report = data_report(config.data, "sft", config.model, examples=0, seed=config.train.seed)  # the Data tab's
     assert (report["rows"], report["train_rows"], report["eval_rows"]) == (200, 180, 20)
     assert (summary.steps, summary.steps_how) == (60, "train.max_steps")
-    assert summary.parent is None and summary.reward_models == ()
+    assert summary.parent is None and summary.reward_models == () and summary.reward_rules == ()
     assert summary.memory.total == run_estimate(config).total
 
 
@@ -70,13 +70,13 @@ def test_steps_from_epochs_count_as_each_trainer_counts_them(studio_home):
     assert summary.rows.train == 135 and summary.steps == 15  # ceil(ceil(270 / 6) / 3)
 
     sampled = Rows(format="sft", usable=45, dropped=0, train=45, held_out=0)
-    ppo = cfg.from_dict({"stage": "ppo", "reward_models": {"runs": ["r"]}, "train": {"batch_size": 8}})
+    ppo = cfg.from_dict({"stage": "ppo", "rewards": {"sources": [{"run": "r"}]}, "train": {"batch_size": 8}})
     assert count_steps(ppo, sampled)[0] == 6  # one step per 8 prompts, the last one short
     # GRPO: 6 x 2 answers a step / 3 answers a prompt = 4 prompts a step, whole steps only, each taken twice
     grpo = cfg.from_dict(
         {
             "stage": "grpo",
-            "reward_models": {"runs": ["r"]},
+            "rewards": {"sources": [{"run": "r"}]},
             "data": {"eval_fraction": 0},
             "train": {"batch_size": 6, "gradient_accumulation_steps": 2, "epochs": 1.5},
             "grpo": {"num_generations": 3, "num_iterations": 2},
@@ -85,7 +85,8 @@ def test_steps_from_epochs_count_as_each_trainer_counts_them(studio_home):
     assert count_steps(grpo, sampled)[0] == 33  # ceil(1.5 x 11 x 2)
     too_few = count_steps(grpo, Rows(format="sft", usable=3, dropped=0, train=3, held_out=0))
     assert too_few[0] is None and too_few[1].startswith("3 training prompts, fewer than a step takes (4")
-    rejection = cfg.from_dict({"stage": "rejection", "reward_models": {"runs": ["r"]}, "rejection": {"rounds": 3}})
+    rules = {"sources": [{"builtin": "format", "args": {"pattern": "[.!?]$"}}]}  # no reward run needed either
+    rejection = cfg.from_dict({"stage": "rejection", "rewards": rules, "rejection": {"rounds": 3}})
     assert count_steps(rejection, None)[0] == 3  # status.json counts rounds
 
 
@@ -125,7 +126,7 @@ def test_steps_match_what_the_trainers_count(studio_home, tmp_path):
     grpo = cfg.from_dict(
         {
             "stage": "grpo",
-            "reward_models": {"runs": ["r"]},
+            "rewards": {"sources": [{"run": "r"}]},
             "data": {"eval_fraction": 0},
             "train": {"batch_size": 6, "gradient_accumulation_steps": 2, "epochs": 1.5},
             "grpo": {"num_generations": 3, "num_iterations": 2},
@@ -230,15 +231,24 @@ def test_an_online_stage_names_its_reward_models(studio_home):
         "data": {"source": "hh-rlhf", "path": "sample", "eval_fraction": 0.1},
         "train": {"batch_size": 8},
     }
-    summary = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}}))
+    rule = {"builtin": "length", "args": {"target": 30}, "weight": 0.5}
+    config = cfg.from_dict({**ppo, "rewards": {"sources": [{"run": reward.id}, rule]}})
+    summary = run_summary(config)
+    assert summary.problems == {}
     assert [(r.id, r.name, r.kind) for r in summary.reward_models] == [(reward.id, "my-rm", "safety")]
+    assert summary.reward_rules == ("length (built-in, weight 0.5)",)
     # PPO holds out prompts, not rows: the sample's 150 pairs have 116 distinct prompts, 12 of them (a tenth) held out
     # with their 12 rows; it samples answers to the other 138 rows' prompts: ceil(138 / 8) steps an epoch
     assert (summary.rows.train, summary.rows.held_out, summary.steps) == (138, 12, 18)
-    assert summary.memory.total == run_estimate(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}})).total
+    # a built-in rule loads no model: the memory is that of the policy and the one reward model
+    only_run = cfg.from_dict({**ppo, "rewards": {"sources": [{"run": reward.id}]}})
+    assert summary.memory.total == run_estimate(only_run).total
+    # a config written before `rewards` names the same reward run
+    legacy = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [reward.id]}}))
+    assert legacy.problems == {} and legacy.reward_models == summary.reward_models and legacy.reward_rules == ()
 
-    summary = run_summary(cfg.from_dict({**ppo, "reward_models": {"runs": [policy.id]}}))
+    summary = run_summary(cfg.from_dict({**ppo, "rewards": {"sources": [rule, {"run": policy.id}]}}))
     assert summary.problems == {
-        "reward_models": f"reward_models.runs: '{policy.id}' is a sft run, not a reward "
+        "rewards": f"rewards.sources[1].run: '{policy.id}' is a sft run, not a reward "
         "model; name a completed reward run"
     }

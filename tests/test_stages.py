@@ -62,7 +62,7 @@ def test_the_built_in_stages_and_their_facts():
         **dict.fromkeys(("sft", "reward", "dpo", "kto"), "loss"),
         **dict.fromkeys(("ppo", "rejection", "grpo", "rloo"), "reward"),
     }
-    assert stages.get("ppo").sections == ("ppo", "reward_models") and stages.get("dpo").sections == ("dpo",)
+    assert stages.get("ppo").sections == ("ppo", "rewards") and stages.get("dpo").sections == ("dpo",)
     assert [s.x_label for s in stages.all_stages()] == ["step"] * 5 + ["round"] + ["step"] * 2
     assert stages.starts_from("reward") == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo", "reward")
 
