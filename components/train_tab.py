@@ -10,13 +10,22 @@ a second Start of the same config within a few seconds (a double click), naming 
 need a GPU or the hub say so in the list, after the offline ones on a machine without a GPU, and one sized for a GPU
 gets a note naming its tiny twin there.
 
+The online stages (ppo, grpo, rloo, rejection) show a Rewards section: rows of reward sources
+(components/reward_rows.py: a reward run, a built-in rule with its parameters, or a Python function, each with a
+weight and a name), Add source and Remove, then `rewards.sources` as YAML for more (the API's way to pass sources),
+combine, safety_threshold and time_limit. Start, Check and Save read the form's fields and then the rows' inputs:
+the filled rows come first in rewards.sources, the YAML's after them. A loaded preset's sources go back into the rows
+(/reward_rows).
+
 Above Start, a summary says what Start will run (studio/pipelines/preview.py decides, this tab formats): stage, model,
-data source and file, rows, steps, the run it starts from, the reward models and the estimated memory. It is worked out
+data source and file, rows, steps, the run it starts from, the rewards and the estimated memory. It is worked out
 when the tab opens, when a preset loads, on Check, and when a field that changes it does: dropdowns as they change,
 text and number boxes when they lose focus or Enter is pressed, never on each keystroke.
 
 Endpoints (every handler is one): /start_run, /load_preset, /save_preset, /presets (the preset list), /stage_runs,
-/stage_sections, /form_keys, /run_summary. Presets are listed, loaded and saved by studio/pipelines/presets.py.
+/stage_sections, /form_keys, /reward_row_keys, /reward_rows, /run_summary. /start_run, /save_preset and /run_summary
+take the values of /form_keys, then those of /reward_row_keys (each row's inputs; left out, the rows are empty).
+Presets are listed, loaded and saved by studio/pipelines/presets.py.
 """
 
 from __future__ import annotations
@@ -29,8 +38,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import fieldwidgets
-from components.forms import Fields, to_config
+from components import fieldwidgets, reward_rows
+from components.forms import Fields, to_config, yaml_keys, yaml_text
 from components.model_tab import BUILDING_TINY
 from components.oneline import ERROR_CLASS, as_error, error_line, error_markdown, uploads_named
 from components.pipelines_tab import needs_label
@@ -54,6 +63,8 @@ TRAIN_BASICS = (
     "train.gradient_accumulation_steps",
 )  # the rest of train.* sits under "More"
 SHARED_SECTIONS = ("model.", "data.")  # the Model and Data tabs own these keys
+SOURCES = "rewards.sources"
+REWARD_KEYS = ("rewards.combine", "rewards.safety_threshold", "rewards.time_limit")  # laid out after the sources
 
 
 # ---------------------------------------------------------------- inputs from field_info
@@ -84,7 +95,9 @@ def field_input(key: str, **overrides) -> gr.components.Component:
 
 def display_value(key: str, component: typing.Any, value: typing.Any) -> typing.Any:
     """A config value as the form shows it: lists as text in a textbox, joined by the key's separator (commas, or
-    new lines for prompts), None as empty text."""
+    new lines for prompts), None as empty text; a list of mappings (rewards.sources) as YAML."""
+    if key in yaml_keys():
+        return yaml_text(value)
     if isinstance(component, gr.Textbox):
         if value is None:
             return ""
@@ -116,9 +129,17 @@ def read_value(key: str, component: typing.Any, payload: typing.Any) -> typing.A
 
 
 def form_raw(fields: Fields, values: typing.Sequence) -> dict:
-    """The whole form as a config mapping, not validated yet."""
+    """The whole form as a config mapping, not validated yet. Values after the fields' are the reward rows'
+    (reward_rows.input_keys()): their filled rows are the first rewards.sources, the YAML text's come after."""
     keys = list(fields)
-    return to_config(keys, [read_value(key, fields[key], value) for key, value in zip(keys, values)])
+    raw = to_config(keys, [read_value(key, fields[key], value) for key, value in zip(keys, values)])
+    from_rows = reward_rows.sources(values[len(keys) :])
+    if from_rows:
+        rewards = raw.setdefault("rewards", {})
+        more = rewards.get("sources") or []
+        if isinstance(more, list):  # other text is left for the config check to name
+            rewards["sources"] = from_rows + more
+    return raw
 
 
 def form_config(fields: Fields, values: typing.Sequence) -> cfg.RunConfig:
@@ -155,19 +176,22 @@ def parent_choices(stage: str) -> list[tuple[str, str]]:
     return [("(base model)", BASE_MODEL), *completed_runs(parents)]
 
 
-def stage_runs(stage: str, from_run: str | None, reward_runs: list[str] | None):
-    """Refresh the runs this stage can start from and the reward runs it can use; keep choices still on offer."""
+def stage_runs(stage: str, from_run: str | None):
+    """Refresh the runs this stage can start from, keeping the pick while it is on offer, and each reward row's list
+    of reward runs, whose picks stay (a preset may be filling the rows; Start checks the run)."""
     parents = parent_choices(stage)
-    rewards = completed_runs(["reward"])
     keep_parent = from_run if from_run in {value for _, value in parents} else BASE_MODEL
-    keep_rewards = [r for r in reward_runs or [] if r in {value for _, value in rewards}]
-    return gr.Dropdown(choices=parents, value=keep_parent), gr.Dropdown(choices=rewards, value=keep_rewards)
+    rewards = completed_runs(["reward"])
+    return gr.Dropdown(choices=parents, value=keep_parent), *(
+        gr.Dropdown(choices=rewards) for _ in range(reward_rows.SLOTS)
+    )
 
 
 def stage_run_choices(stage: str):
     """The same lists with no value: sent on focus, an answer that carried the value from before would undo a pick
     made while it was on its way."""
-    return gr.Dropdown(choices=parent_choices(stage)), gr.Dropdown(choices=completed_runs(["reward"]))
+    rewards = completed_runs(["reward"])
+    return gr.Dropdown(choices=parent_choices(stage)), *(gr.Dropdown(choices=rewards) for _ in range(reward_rows.SLOTS))
 
 
 def stage_choices() -> list[tuple[str, str]]:
@@ -181,7 +205,7 @@ def own_sections() -> tuple[str, ...]:
 
 
 def stage_sections(stage: str) -> list:
-    """Show the reward models for the online stages and only the selected stage's own section."""
+    """Show the rewards for the online stages and only the selected stage's own section."""
     record = stages.find(stage)
     return [
         gr.update(visible=bool(record and record.online)),
@@ -211,12 +235,14 @@ def refresh_presets():
     return gr.Dropdown(choices=preset_choices())
 
 
-def load_preset(fields: Fields, name: str | None) -> list:
-    """[message, value of every field] from a preset; on a problem the message says it and the form stays."""
+def preset_values(fields: Fields, name: str | None) -> tuple[str, list | None]:
+    """(message, value of every field) from a preset; None for the values when it cannot be loaded, which the
+    message says. Its reward sources are YAML in rewards.sources (fill_rows puts them into the rows)."""
     try:
         raw, config = presets.load_run(name)
+        raw = cfg.upgrade_reward_models(raw)  # a preset written with reward_models: its runs are rewards.sources
     except StudioError as err:
-        return [str(err), *(gr.update() for _ in fields)]
+        return str(err), None
     values = flatten(cfg.to_dict(config))
     left_out = [key for key in flatten(raw) if key not in fields]
     message = f"Loaded preset **{name}**."
@@ -225,7 +251,25 @@ def load_preset(fields: Fields, name: str | None) -> list:
     warning = twins.gpu_warning([config])
     if warning:
         message += f" **Note:** {warning}"
-    return [message, *(display_value(key, component, values.get(key)) for key, component in fields.items())]
+    return message, [display_value(key, component, values.get(key)) for key, component in fields.items()]
+
+
+def load_preset(fields: Fields, name: str | None) -> list:
+    """[message, value of every field] from a preset; on a problem the message says it and the form stays."""
+    message, values = preset_values(fields, name)
+    return [message, *(values if values is not None else (gr.update() for _ in fields))]
+
+
+def fill_rows(text: str | None) -> list:
+    """The reward rows showing the sources in rewards.sources' YAML (as a loaded preset puts them there): the first
+    reward_rows.SLOTS in the rows, the rest left in the text. [every output of the rows (SourceRows.outputs, the
+    inputs' values first), the text, the YAML box (open when sources are left in it)]; unchanged for text that
+    does not hold a list of sources, which Start then names."""
+    found = (to_config([SOURCES], [text]).get("rewards") or {}).get("sources") or []
+    if not isinstance(found, list) or not all(isinstance(source, dict) for source in found):
+        return [*reward_rows.updates([None] * reward_rows.SLOTS), gr.update(), gr.update()]
+    shown, rest = reward_rows.filled(found, completed_runs(["reward"]))
+    return [*shown, yaml_text(rest), gr.update(open=True) if rest else gr.update()]
 
 
 def save_preset(fields: Fields, name: str | None, values: typing.Sequence):
@@ -282,7 +326,8 @@ SUMMARY_KEYS = (
     "data.eval_fraction",
     "data.max_length",
     "init.from_run",
-    "reward_models.runs",
+    "rewards.sources",
+    "rewards.combine",
     "train.max_steps",
     "train.epochs",
     "train.batch_size",
@@ -384,13 +429,8 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(("Starts from", parent))
 
     if summary.stage in cfg.ONLINE_STAGES:
-        scorers = "; ".join(_run(ref) for ref in summary.reward_models)
-        lines.append(
-            (
-                "Reward models",
-                scorers + (f" {_problem(problems['reward_models'])}" if "reward_models" in problems else ""),
-            )
-        )
+        scorers = "; ".join([*(_run(ref) for ref in summary.reward_models), *map(_text, summary.reward_rules)])
+        lines.append(("Rewards", scorers + (f" {_problem(problems['rewards'])}" if "rewards" in problems else "")))
 
     if summary.memory is not None:
         parts = ", ".join(f"{term.name} {gib(term.bytes)}" for term in summary.memory.terms if term.bytes)
@@ -430,8 +470,7 @@ def build(shared_fields: Fields) -> Fields:
     info = cfg.field_info()
     keys = list(info)
     section_keys = {
-        s: [k for k in keys if k.startswith(f"{s}.")]
-        for s in ("lora", "train", "reward_models", "timeline", *own_sections())
+        s: [k for k in keys if k.startswith(f"{s}.")] for s in ("lora", "train", "timeline", *own_sections())
     }
     own: Fields = {}
     initial_stage = info["stage"]["default"]
@@ -470,18 +509,22 @@ def build(shared_fields: Fields) -> Fields:
         )
         refresh_button = gr.Button("Refresh runs", scale=1)
 
-    with gr.Group(visible=initial_stage in cfg.ONLINE_STAGES) as rewards_group:
-        gr.Markdown(_section_doc("reward_models") or "")
-        own["reward_models.runs"] = gr.Dropdown(
-            choices=completed_runs(["reward"]),
-            value=[],
-            multiselect=True,
-            allow_custom_value=True,
-            **fieldwidgets.caption("reward_models.runs"),
-            elem_id=field_id("reward_models.runs"),
-        )
+    with gr.Column(
+        visible=initial_stage in cfg.ONLINE_STAGES, variant="panel", elem_id="train-rewards"
+    ) as rewards_group:
+        gr.Markdown(f"**Rewards** · {_section_doc('rewards') or ''}")
+        rows = reward_rows.build(lambda: completed_runs(["reward"]))
+        with gr.Accordion("More sources as YAML (rewards.sources)", open=False) as more_sources:
+            own[SOURCES] = gr.Textbox(
+                value="",
+                lines=3,
+                max_lines=20,
+                placeholder="- builtin: length\n  args: {target: 40}\n  weight: 0.5",
+                **fieldwidgets.caption(SOURCES),
+                elem_id=field_id(SOURCES),
+            )
         with gr.Row():
-            _inputs([k for k in section_keys["reward_models"] if k != "reward_models.runs"], own)
+            _inputs(REWARD_KEYS, own)
 
     sections = []
     for section in own_sections():
@@ -520,33 +563,51 @@ def build(shared_fields: Fields) -> Fields:
     missing = [k for k in keys if not k.startswith(SHARED_SECTIONS) and k not in own]
     assert not missing, f"train tab has no input for {missing}"  # a key added to config.py needs a place here
     fields: Fields = {**shared_fields, **own}
-    form = list(fields.values())
-    stage, from_run, reward_runs = own["stage"], own["init.from_run"], own["reward_models.runs"]
+    form = [*fields.values(), *rows.inputs]  # what Start, Check and Save read: the fields, then the reward rows
+    stage, from_run = own["stage"], own["init.from_run"]
+    run_lists = [from_run, *rows.run_inputs]
 
-    stage.change(
-        stage_runs, inputs=[stage, from_run, reward_runs], outputs=[from_run, reward_runs], api_name="stage_runs"
-    )
+    stage.change(stage_runs, inputs=[stage, from_run], outputs=run_lists, api_name="stage_runs")
     stage.change(stage_sections, inputs=stage, outputs=[rewards_group, *sections], api_name="stage_sections")
     # The page alone uses these: private, each with its own name so that the public names stay as written.
     refresh_button.click(
         stage_runs,
-        inputs=[stage, from_run, reward_runs],
-        outputs=[from_run, reward_runs],
+        inputs=[stage, from_run],
+        outputs=run_lists,
         api_name="stage_runs_on_refresh",
         api_visibility="private",
     )
-    for name, trigger in (("parent_focus", from_run.focus), ("rewards_focus", reward_runs.focus)):
-        trigger(
-            stage_run_choices,
-            inputs=stage,
-            outputs=[from_run, reward_runs],
-            api_name=f"stage_runs_on_{name}",
-            api_visibility="private",
-        )
+    gr.on(
+        [from_run.focus],
+        stage_run_choices,
+        inputs=stage,
+        outputs=run_lists,
+        api_name="stage_runs_on_parent_focus",
+        api_visibility="private",
+    )
+    gr.on(
+        [dropdown.focus for dropdown in rows.run_inputs],
+        stage_run_choices,
+        inputs=stage,
+        outputs=run_lists,
+        api_name="stage_runs_on_rewards_focus",
+        api_visibility="private",
+    )
     preset.focus(refresh_presets, outputs=preset, api_name="presets_on_focus", api_visibility="private")
 
+    # Whether the last Load found its preset: only then do its sources replace the rows (a State: not in the API).
+    preset_found = gr.State(True)
+
     def load(name):
-        return load_preset(fields, name)
+        message, values = preset_values(fields, name)
+        if values is None:
+            return [message, *(gr.update() for _ in fields), False]
+        return [message, *values, True]
+
+    def rows_after_load(found, text):
+        if not found:
+            return [*reward_rows.updates([None] * reward_rows.SLOTS), gr.update(), gr.update()]
+        return fill_rows(text)
 
     def save(name, *values):
         return save_preset(fields, name, values)
@@ -561,13 +622,30 @@ def build(shared_fields: Fields) -> Fields:
         """The config key of each form value, in the order /start_run, /save_preset and /load_preset use."""
         return list(fields)
 
-    loaded = load_button.click(load, inputs=preset, outputs=[preset_message, *form], api_name="load_preset")
+    def reward_row_keys() -> list[str]:
+        """The name of each reward row input (rewards.sources[0].kind, ...[0].args.format.pattern), in the order
+        /start_run, /save_preset and /run_summary take them after the form's values."""
+        return reward_rows.input_keys()
+
+    fields_out = list(fields.values())
+    loaded = load_button.click(
+        load, inputs=preset, outputs=[preset_message, *fields_out, preset_found], api_name="load_preset"
+    )
+    sources_box = [own[SOURCES], more_sources]
+    rows_loaded = loaded.then(
+        rows_after_load,
+        inputs=[preset_found, own[SOURCES]],
+        outputs=[*rows.outputs, *sources_box],
+        api_name="reward_rows",
+        preprocess=False,
+    )
     # The form handlers skip gradio's preprocessing so that from_dict, not gradio, judges every value (see read_value).
     save_button.click(
         save, inputs=[preset_name, *form], outputs=[preset_message, preset], api_name="save_preset", preprocess=False
     )
     start_button.click(start, inputs=form, outputs=start_message, api_name="start_run", preprocess=False)
     gr.api(form_keys, api_name="form_keys")
+    gr.api(reward_row_keys, api_name="reward_row_keys")
     gr.api(preset_list, api_name="presets")
 
     # The summary: one event for every trigger, so a burst of changes (a preset filling the form) runs it once more
@@ -582,14 +660,16 @@ def build(shared_fields: Fields) -> Fields:
         concurrency_limit=1,
     )
     triggers = [check_button.click]
-    for key in SUMMARY_KEYS:
-        component = fields[key]
-        if isinstance(component, (gr.Dropdown, gr.Checkbox)):
+    # a row's parameters are left to Check: the summary names the source, not each of its arguments
+    named = ("kind", "run", "builtin", "function", "weight", "name")
+    row_inputs = [row.inputs[key] for row in rows.rows for key in named]
+    for component in [*(fields[key] for key in SUMMARY_KEYS), *row_inputs]:
+        if isinstance(component, (gr.Dropdown, gr.Checkbox, gr.Radio)):
             triggers.append(component.change)
         else:  # typed into: asked when the person is done with it, not at each keystroke
             triggers += [component.blur, component.submit]
     gr.on(triggers, **summary_options, trigger_mode="always_last", api_name="run_summary")
-    loaded.then(**summary_options, api_name="run_summary_after_load", api_visibility="private")
+    rows_loaded.then(**summary_options, api_name="run_summary_after_load", api_visibility="private")
     tab = fieldwidgets.home_of(own["stage"])
     if isinstance(tab, gr.Tab):  # built inside the app's Train tab: worked out as it opens
         tab.select(**summary_options, api_name="run_summary_on_open", api_visibility="private")

@@ -480,8 +480,8 @@ class RewardsSpec:
 
     sources: list[RewardSource] = option(
         [],
-        "The reward sources: each is run: RUN_ID, builtin: NAME (with args) or function: FILE.py:NAME, "
-        "with a weight and an optional name",
+        "The reward sources, a YAML list: each is run: RUN_ID, builtin: NAME (with args) or function: FILE.py:NAME, "
+        "with a weight and an optional name; in the Train tab these come after the rows above",
         label="Reward sources",
     )
     combine: str = option(

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = REPO / "test-artifacts"
-TABS = ("Model", "Data", "Train", "Pipelines", "Runs", "Compare", "Chat", "Reward models", "Share")
+TABS = ("Model", "Data", "Train", "Pipelines", "Runs", "Compare", "Chat", "Rewards", "Share")
 
 # The number of points in the trace of the plotly chart titled "Loss" (0 while there is none).
 
@@ -212,7 +212,7 @@ def test_a_person_starts_the_instructgpt_recipe_and_sees_its_three_stages_comple
     configs = {name: cfg.load_config(manager.find(run_id).config_path) for name, run_id in ids.items()}
     assert [c.stage for c in configs.values()] == ["sft", "reward", "ppo"]
     assert configs["rm"].init.from_run == configs["ppo"].init.from_run == ids["sft"]
-    assert configs["ppo"].reward_models.runs == [ids["rm"]]
+    assert configs["ppo"].rewards.runs == [ids["rm"]]
     assert all(c.train.max_steps == 4 for c in configs.values())
     assert [r["state"] for r in manager.list_runs()] == ["completed"] * 3  # normal runs, in the Runs tab's list
     assert not errors, errors

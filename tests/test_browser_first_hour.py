@@ -65,7 +65,7 @@ def test_the_lists_are_full_on_arrival_with_the_base_model_and_the_newest_reward
     runs = studio[1]
     page.get_by_role("tab", name="Chat").click(timeout=30_000)
     expect(_box(page, "Model")).to_have_value(BASE, timeout=30_000)
-    page.get_by_role("tab", name="Reward models").click()
+    page.get_by_role("tab", name="Rewards").click()
     expect(_box(page, "Reward run")).to_have_value(f"{runs['reward']} (tuned-rm)", timeout=30_000)
 
 

@@ -40,3 +40,23 @@ def test_an_optional_number_is_built_empty_and_a_number_with_a_default_shows_it(
         limit, steps = widget("data.limit"), widget("train.max_steps")
     assert isinstance(limit, gr.Textbox) and limit.value == ""  # no load event needed to empty it
     assert isinstance(steps, gr.Number) and steps.value == -1
+
+
+def test_reward_sources_are_yaml_text_read_back_as_a_list_and_bad_yaml_is_named_by_the_config_check():
+    import pytest
+
+    from components.forms import yaml_keys, yaml_text
+    from studio import config as cfg
+    from studio.errors import ConfigError
+
+    assert yaml_keys() == {"rewards.sources"}  # the one key holding a list of mappings
+    sources = [{"builtin": "format", "args": {"pattern": r"\d+$"}, "weight": 0.5}, {"run": "rm-1"}]
+    text = yaml_text(sources)
+    assert text == "- builtin: format\n  args:\n    pattern: \\d+$\n  weight: 0.5\n- run: rm-1\n"
+    assert to_config(["rewards.sources"], [text]) == {"rewards": {"sources": sources}}
+    assert yaml_text([]) == "" and to_config(["rewards.sources"], [""]) == {}
+    raw = to_config(["rewards.sources"], ["- run: ["])
+    assert raw == {"rewards": {"sources": "- run: ["}}  # not YAML: left as text for the check to name
+    with pytest.raises(ConfigError) as err:
+        cfg.from_dict(raw)
+    assert str(err.value) == "rewards.sources = '- run: [': expected a list of mappings"

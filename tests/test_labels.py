@@ -12,6 +12,12 @@ import gradio as gr
 
 from components import fieldwidgets, generation
 from studio import config as cfg
+from studio.rewards.builtins import BUILTINS
+
+# A reward row's input on the Train tab: rewards.sources[N].<a RewardSource field>.
+ROW_KEY = re.compile(r"rewards\.sources\[\d+\]\.(run|builtin|function|weight|name)")
+SOURCE_INFO = cfg.field_info(cfg.RewardSource)
+ARG_KEY = re.compile(r"args\.(\w+)")
 
 # A label in words: starts with a capital, and is no key (no dots, no underscores).
 WORDS = re.compile(r"[A-Z][^._]*")
@@ -61,16 +67,27 @@ def test_every_config_key_in_the_studio_is_labelled_in_words_with_its_key_beside
     keys = _shown_keys()
     found: dict[str, list[str]] = {}
     bare = []
+    rows: set[str] = set()
     for block in build_app().blocks.values():
         label, info = getattr(block, "label", None), getattr(block, "info", None)
         if label in keys:
             bare.append(label)
         if isinstance(info, str) and fieldwidgets.KEY_SEPARATOR in info:
             key, _, help_text = info.partition(fieldwidgets.KEY_SEPARATOR)
+            arg = ARG_KEY.fullmatch(key)  # a built-in reward's parameter: its help from studio/rewards/builtins.py
+            if arg:
+                assert help_text in {p.help for b in BUILTINS.values() for p in b.params if p.name == arg[1]}, key
+                continue
+            row = ROW_KEY.fullmatch(key)  # a reward row's input: labelled as its RewardSource field
+            if row:
+                assert label == SOURCE_INFO[row[1]]["label"] and help_text == SOURCE_INFO[row[1]]["help"], key
+                rows.add(key)
+                continue
             assert key in keys, info
             assert isinstance(block, gr.components.Component) and help_text == keys[key]["help"], key
             found.setdefault(key, []).append(label)
     assert bare == []
     assert sorted(found) == sorted(keys)  # every key is shown, with its key
     assert {key: set(labels) for key, labels in found.items()} == {key: {meta["label"]} for key, meta in keys.items()}
-    assert len(found["generation.temperature"]) == 2  # Compare and Chat
+    assert len(found["generation.temperature"]) == 3  # Compare, Chat, and Rewards (sampling answers to try)
+    assert {"rewards.sources[0].run", "rewards.sources[5].weight"} <= rows  # every reward row's inputs, in words

@@ -381,7 +381,8 @@ def test_ppo_with_the_data_tab_untouched_is_refused_at_once(ui, monkeypatch):
     reward.adapter_dir.mkdir()  # a finished reward model to score the answers, as the person had
     before = len(manager.list_runs())
     began = time.monotonic()
-    message = call("/start_run", **{"stage": "ppo", "reward_models.runs": [reward.id]})
+    # a script names the sources as rewards.sources YAML (the page's reward rows are left empty)
+    message = call("/start_run", **{"stage": "ppo", "rewards.sources": f"- run: {reward.id}"})
     assert time.monotonic() - began < 5.0  # the served round trip included; the worker failed after 31 s
     assert error_shown(message) == f"Not started: {DOLLY_OFFLINE}"
     assert len(manager.list_runs()) == before
