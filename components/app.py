@@ -5,8 +5,9 @@
 
 Tabs share one draft run config through their form fields (components/forms.py): Model and Data hold the model.*
 and data.* keys, Train the rest and the Start button; Model's estimate and Data's preview read every field.
-Compare, Chat, Reward models and Share work on finished runs; Compare and Chat share the process's one loaded model
-(studio.serve.generate.shared) and wait for it in one queue (components/generation.py).
+Compare, Chat, Rewards and Share work on finished runs (Rewards also tries reward sources on typed or sampled answers);
+Compare, Chat and Rewards' sampling share the process's one loaded model (studio.serve.generate.shared) and wait for it
+in one queue (components/generation.py).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def build_app() -> gr.Blocks:
                 compare_panel = compare_tab.build(compare)
             with gr.Tab("Chat", id="chat") as chat:
                 chat_tab.build(chat)
-            with gr.Tab("Reward models", id="reward-models") as reward:
+            with gr.Tab("Rewards", id="rewards") as reward:
                 reward_tab.build(reward)
             with gr.Tab("Share", id="share") as share:
                 share_tab.build(share)

@@ -1,4 +1,5 @@
-"""Reward models tab: what a finished reward model thinks (studio/serve/scoring.py).
+"""Rewards tab: what a finished reward model thinks (studio/serve/scoring.py), and how any reward sources score
+answers before a run trains with them (studio/serve/reward_trial.py).
 
     Score two answers   a prompt and two answers -> each answer's score and the one the model prefers, with the
                         chance it gives that preference (the Bradley-Terry sigmoid of the difference, what the
@@ -6,23 +7,52 @@
     Held-out pairs      the run's accuracy on the pairs its data.eval_fraction held out of training, the ones its
                         data_report.json records (the share whose chosen answer scores above the rejected one), and
                         a histogram of the chosen and rejected scores overlaid
+    Try reward sources  sources written as YAML (as under rewards.sources in a config) with a combine rule, or the
+                        rewards a ppo/grpo/rloo/rejection run is configured with (any state); answers typed (one or
+                        more to one prompt, separated by a line holding only ---, with optional `column: value`
+                        lines for reference_match and Python functions) or sampled from a model on prompts drawn from
+                        a data source; a table of each answer's score from every source and the combined score, then
+                        each source's spread (scored, unscored, min, max, mean, std) and a warning line for a source
+                        that scores none of the answers or gives them all the same score
 
 Endpoints for scripts and tests (gradio_client): /reward_runs(current pick),
-/score_pair(run, prompt, answer_a, answer_b), /evaluate_reward(run, limit).
+/score_pair(run, prompt, answer_a, answer_b), /evaluate_reward(run, limit),
+/trial_lists(current run, current model) -> (online runs, sampling models), /trial_run_rewards(run) -> (its rewards
+section as YAML, message), /try_rewards(sources_from, sources_yaml, combine, run, prompt, answers, columns) and
+/sample_rewards(sources_from, sources_yaml, combine, run, model, data_source, data_path, count, seed, *settings), both
+-> (message, scores table, spread table, warnings). sources_from is "written" (sources_yaml and combine) or "run"
+(the run's configured rewards); *settings are the generation boxes in GenerationSpec's order (max_new_tokens,
+temperature, top_p, repetition_penalty, seed, batch_size).
 """
 
 from __future__ import annotations
 
+import html
 import math
+import re
 
 import gradio as gr
 
+from components import firstopen, generation
+from components.fieldwidgets import caption
 from components.oneline import error_markdown
+from studio import config as cfg
 from studio.errors import StudioError
 from studio.monitor import charts
-from studio.serve import scoring
+from studio.serve import reward_trial, scoring
 
 QUEUE = dict(concurrency_id="reward", concurrency_limit=1)  # one reward model computes at a time
+
+WRITTEN, FROM_RUN = "written", "run"
+SOURCES_FROM = [("written below (YAML)", WRITTEN), ("a run's configured rewards", FROM_RUN)]
+SOURCES_PLACEHOLDER = (
+    "- builtin: format\n  args: {pattern: 'The answer is \\d+'}\n- builtin: length\n  args: {target: 20}\n"
+    "  weight: 0.5\n- run: RUN_ID"
+)
+SAMPLE_COUNT = 4  # answers sampled by default: enough to see whether a source tells them apart
+EMPTY_HEADERS = ["#", "answer", "combined"]  # the scores table before any answer is scored
+SPREAD_COLUMNS = ["source", "scored", "unscored", "min", "max", "mean", "std"]
+NO_SCORE = "no score"
 
 
 def _choices() -> list[tuple[str, str]]:
@@ -89,8 +119,265 @@ def evaluate_reward(run_id: str | None, limit):
     return line, charts.score_histogram(result.chosen, result.rejected, f"Held-out scores of {result.run_id}")
 
 
+# ---------------------------------------------------------------- try reward sources
+
+
+def _label(row: dict) -> str:
+    return f"{row['id']} ({row['name']})" if row.get("name") else row["id"]
+
+
+def _kept(choices: list[tuple[str, str]], current: str | None) -> str | None:
+    """The pick stays while it is listed, else the list's first entry."""
+    keys = [key for _label, key in choices]
+    return current if current in keys else (keys[0] if keys else None)
+
+
+def _trial_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(online runs, each labelled with its state; sampling models)."""
+    runs = [(f"{_label(r)} · {r['state']}", r["id"]) for r in reward_trial.online_runs()]
+    return runs, reward_trial.sampling_models()
+
+
+def trial_lists(current_run: str | None = None, current_model: str | None = None):
+    """(online runs, sampling models), current on every open; each pick stays while it is listed."""
+    runs, models = _trial_choices()
+    return (
+        gr.Dropdown(choices=runs, value=_kept(runs, current_run)),
+        gr.Dropdown(choices=models, value=_kept(models, current_model)),
+    )
+
+
+def show_sources_from(sources_from: str):
+    """Show the YAML box or the run picker, whichever the sources come from."""
+    return gr.Column(visible=sources_from != FROM_RUN), gr.Column(visible=sources_from == FROM_RUN)
+
+
+def trial_run_rewards(run_id: str | None):
+    """(the run's rewards section as YAML, "" or the one line saying why it cannot be shown)."""
+    if not run_id:
+        return "", ""
+    try:
+        return reward_trial.rewards_yaml(reward_trial.Sources(run=run_id).spec()), ""
+    except Exception as err:
+        return "", error_markdown(err)
+
+
+def _sources(sources_from: str, sources_yaml: str, combine: str, run_id: str | None) -> reward_trial.Sources:
+    if sources_from == FROM_RUN:
+        return reward_trial.Sources(run=run_id or "")
+    return reward_trial.Sources(text=sources_yaml or "", combine=combine or cfg.RewardsSpec().combine)
+
+
+def try_rewards(
+    sources_from: str, sources_yaml: str, combine: str, run_id: str | None, prompt: str, answers: str, columns: str
+):
+    """Typed answers to one prompt scored by the sources: (message, scores table, spread table, warnings)."""
+    try:
+        trial = reward_trial.try_typed(_sources(sources_from, sources_yaml, combine, run_id), prompt, answers, columns)
+    except Exception as err:
+        return _failed(err)
+    return _shown(trial)
+
+
+def sample_rewards(
+    sources_from: str,
+    sources_yaml: str,
+    combine: str,
+    run_id: str | None,
+    model: str | None,
+    data_source: str,
+    data_path: str,
+    count,
+    seed,
+    *settings,
+):
+    """Answers sampled from the model on prompts from the data, scored by the sources (as try_rewards)."""
+    try:
+        data = cfg.from_dict({"source": data_source, "path": (data_path or "").strip() or None}, cfg.DataSpec, "data.")
+        trial = reward_trial.try_sampled(
+            _sources(sources_from, sources_yaml, combine, run_id),
+            model or "",
+            data,
+            count,
+            seed,
+            generation.settings(settings),
+        )
+    except Exception as err:
+        return _failed(err)
+    return _shown(trial)
+
+
+def _failed(err: BaseException):
+    return error_markdown(err), {"headers": EMPTY_HEADERS, "data": []}, [], ""
+
+
+def _score(value: float | None) -> str:
+    return NO_SCORE if value is None else f"{value:.3f}"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _words(text: str) -> str:
+    """Text shown in Markdown as written: no HTML, and _ * ` [ ] taken literally."""
+    return re.sub(r"([\\`*_\[\]])", r"\\\1", html.escape(text, quote=False))
+
+
+def _shown(trial: reward_trial.Trial):
+    fixed = ["#", "prompt", "answer", "combined"] if trial.model else ["#", "answer", "combined"]
+    # A source named like a fixed column gets a column of its own all the same.
+    columns = [f"{name} (source)" if name in fixed else name for name in trial.names]
+    headers = [*fixed[:-1], *columns, "combined"]
+    rows = []
+    for i, answer in enumerate(trial.answers):
+        prompt = [trial.prompts[i][-1]["content"]] if trial.model else []
+        scores = [_score(trial.scored.per_source[name][i]) for name in trial.names]
+        rows.append([i + 1, *prompt, answer, *scores, _score(trial.scored.combined[i])])
+    spreads = [*zip(columns, trial.spreads().values()), ("combined", trial.combined_spread())]
+    spread_rows = [
+        [name, s.scored, s.unscored, _number(s.low), _number(s.high), _number(s.mean), _number(s.std)]
+        for name, s in spreads
+    ]
+    count, sources = len(trial.answers), len(trial.names)
+    by = f"answers sampled from {trial.model}" if trial.model else "typed answers"
+    message = (
+        f"{count} {by} scored by {sources} source{'s' if sources != 1 else ''} "
+        f"({', '.join(trial.names)}), combined by {trial.spec.combine}."
+    )
+    warnings = "\n".join(f"- **Warning:** {_words(line)}" for line in trial.warnings())
+    return _words(message), {"headers": headers, "data": rows}, spread_rows, warnings
+
+
+def _build_trial(tab: gr.Tab | None) -> None:
+    """The "Try reward sources" section: which sources, typed or sampled answers, the scores and their spread."""
+    gr.Markdown("### Try reward sources")
+    sources_from = gr.Radio(choices=SOURCES_FROM, value=WRITTEN, label="Reward sources")
+    with gr.Column(visible=True) as written, gr.Row():
+        sources_yaml = gr.Textbox(
+            label="Sources (YAML)",
+            info="A list as under rewards.sources in a config: run: RUN_ID, builtin: NAME with args, or "
+            "function: FILE.py:NAME; each with an optional weight and name",
+            lines=6,
+            placeholder=SOURCES_PLACEHOLDER,
+            scale=3,
+            visible=False,
+        )
+        combine = gr.Dropdown(
+            choices=list(cfg.REWARD_COMBINES),
+            value=cfg.RewardsSpec().combine,
+            **caption("rewards.combine"),
+            scale=1,
+        )
+    run_choices, model_choices = _trial_choices()
+    with gr.Column(visible=False) as from_run:
+        with gr.Row():
+            trial_run = gr.Dropdown(
+                choices=run_choices,
+                value=_kept(run_choices, None),
+                label="Run whose rewards to try",
+                info=f"A {', '.join(cfg.ONLINE_STAGES)} run, in any state: the reward sources its config names",
+                scale=4,
+            )
+            refresh = gr.Button("Refresh lists", scale=1, size="sm")
+        run_rewards = gr.Code(
+            value=trial_run_rewards(_kept(run_choices, None))[0],
+            label="Its rewards section",
+            language="yaml",
+            interactive=False,
+        )
+        run_note = gr.Markdown()
+
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            gr.Markdown("**Type answers**")
+            prompt = gr.Textbox(label="Prompt of the answers", lines=2, visible=False)
+            answers = gr.Textbox(
+                label="Answers",
+                info=f"One or more; separate answers with a line holding only {reward_trial.ANSWER_SEPARATOR}",
+                lines=6,
+                visible=False,
+            )
+            columns = gr.Textbox(
+                label="Data columns (optional)",
+                info="column: value lines, the same for every answer: e.g. answer: 42 for reference_match",
+                lines=2,
+                visible=False,
+            )
+            score = gr.Button("Score typed answers", variant="primary")
+        with gr.Column():
+            gr.Markdown("**Or sample answers**")
+            model = gr.Dropdown(
+                choices=model_choices,
+                value=_kept(model_choices, None),
+                label="Sample from",
+                info="A base model or a completed run",
+            )
+            with gr.Row():
+                data_source = gr.Dropdown(
+                    choices=list(cfg.DATA_SOURCES), value=cfg.DataSpec().source, **caption("data.source")
+                )
+                data_path = gr.Textbox(value="sample", **caption("data.path"))
+            with gr.Row():
+                count = gr.Number(
+                    value=SAMPLE_COUNT,
+                    precision=0,
+                    label="Answers to sample",
+                    info=f"One per prompt drawn from the data, at most {reward_trial.MAX_SAMPLES}",
+                )
+                seed = gr.Number(value=0, precision=0, label="Prompt seed", info="Which prompts are drawn")
+            settings = generation.build()
+            sample = gr.Button("Sample and score", variant="primary")
+    firstopen.reveal_on_open(tab, [sources_yaml, prompt, answers, columns])
+
+    message = gr.Markdown(elem_id="trial-message")
+    table = gr.Dataframe(
+        headers=EMPTY_HEADERS, value=[], interactive=False, wrap=True, label="Scores", elem_id="trial-scores"
+    )
+    spread = gr.Dataframe(
+        headers=SPREAD_COLUMNS, value=[], interactive=False, label="Spread of each source over these answers"
+    )
+    warnings = gr.Markdown()
+
+    sources_from.change(
+        show_sources_from,
+        inputs=sources_from,
+        outputs=[written, from_run],
+        api_name="show_sources_from",
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    trial_run.change(trial_run_rewards, inputs=trial_run, outputs=[run_rewards, run_note], api_name="trial_run_rewards")
+    # preprocess=False: a pick whose run was deleted since must reach the handler (to be replaced), not be refused.
+    refresh.click(
+        trial_lists, preprocess=False, inputs=[trial_run, model], outputs=[trial_run, model], api_name="trial_lists"
+    )
+    if tab is not None:
+        tab.select(
+            trial_lists,
+            preprocess=False,
+            inputs=[trial_run, model],
+            outputs=[trial_run, model],
+            api_name="trial_lists_on_open",
+            api_visibility="private",
+            show_progress="hidden",
+        )
+    picked = [sources_from, sources_yaml, combine, trial_run]
+    outputs = [message, table, spread, warnings]
+    score.click(
+        try_rewards, inputs=[*picked, prompt, answers, columns], outputs=outputs, api_name="try_rewards", **QUEUE
+    )
+    sample.click(
+        sample_rewards,
+        inputs=[*picked, model, data_source, data_path, count, seed, *settings],
+        outputs=outputs,
+        api_name="sample_rewards",
+        **generation.QUEUE,
+    )
+
+
 def build(tab: gr.Tab | None = None) -> None:
-    """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the run list each time it is opened."""
+    """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the run lists each time it is opened."""
     choices = _choices()
     with gr.Row():
         run = gr.Dropdown(
@@ -149,3 +436,4 @@ def build(tab: gr.Tab | None = None) -> None:
     evaluate.click(
         evaluate_reward, inputs=[run, limit], outputs=[summary, histogram], api_name="evaluate_reward", **QUEUE
     )
+    _build_trial(tab)
