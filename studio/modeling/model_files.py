@@ -87,9 +87,15 @@ def model_cached(name: str, revision: str | None = None) -> bool:
 # ---------------------------------------------------------------- the built-in tiny model's place
 
 
+# Samples the tiny model is not pretrained on. arithmetic: its questions are the task the math presets teach by SFT
+# and GRPO (the base model must not have seen the held-out sums), and a new sample in the corpus would change the
+# tiny model and its tokenizer under every test written against it.
+TINY_CORPUS_LEAVES_OUT = ("arithmetic",)
+
+
 def tiny_corpus() -> list[str]:
     """Plain-text documents for the tiny model's tokenizer and pretraining: the text fields of every bundled
-    sample row, in a fixed order."""
+    sample row but TINY_CORPUS_LEAVES_OUT's, in a fixed order."""
 
     def strings(value):
         if isinstance(value, str):
@@ -103,6 +109,8 @@ def tiny_corpus() -> list[str]:
 
     docs = []
     for path in sorted(SAMPLES_DIR.glob("*.jsonl")):
+        if path.stem in TINY_CORPUS_LEAVES_OUT:
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             docs.append("\n".join(s for s in strings(json.loads(line)) if s.strip()))
     return docs
