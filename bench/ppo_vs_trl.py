@@ -38,7 +38,7 @@ step's metrics row; TRL: a callback's on_step_end). Seconds per episode = (last 
 ((steps - 1) * batch size): steps 2..N, so no model loading is counted (TRL loads before train(); ours loads
 before its first step and its reward model lazily inside step 1) and neither side's warm-up step is.
 generate and scoring are the seconds per step inside generate() (the same transformers method for both) and in
-reward scoring (ours: RewardJudge.score; TRL: get_reward on the reward model); rest is everything else in the
+reward scoring (ours: StageRewards.score; TRL: get_reward on the reward model); rest is everything else in the
 loop. Reward gained = mean logged score in the last quarter of steps minus the first quarter, the score after
 the missing-EOS penalty (ours: reward_with_eos_penalty; TRL: objective/scores, the same quantity).
 """
@@ -339,11 +339,11 @@ def timed(owner, name: str, calls: list, only=None):
 def worker_ours(s: dict) -> dict:
     from transformers import GenerationMixin
 
-    from studio.config import DataSpec, LoraSpec, PPOSpec, RewardModelsSpec, RunConfig, TrainSpec
+    from studio.config import DataSpec, LoraSpec, PPOSpec, RewardSource, RewardsSpec, RunConfig, TrainSpec
     from studio.runs import manager
     from studio.runs.metrics import MetricsWriter, read_all
     from studio.trainers import ppo
-    from studio.trainers.rewards import RewardJudge
+    from studio.trainers.rewards import StageRewards
 
     config = RunConfig(
         stage="ppo",
@@ -362,7 +362,7 @@ def worker_ours(s: dict) -> dict:
             save_steps=0,
             seed=s["seed"],
         ),  # TRL: no saves
-        reward_models=RewardModelsSpec(runs=[s["reward_run"]]),
+        rewards=RewardsSpec(sources=[RewardSource(run=s["reward_run"])]),
         ppo=PPOSpec(
             response_length=s["response_length"],
             kl_coef=s["kl_coef"],
@@ -381,7 +381,7 @@ def worker_ours(s: dict) -> dict:
     )
     generate, scoring, step_end = [], [], []
     timed(GenerationMixin, "generate", generate)
-    timed(RewardJudge, "score", scoring)
+    timed(StageRewards, "score", scoring)  # the training steps' scoring (the dry run before them is not timed)
     write = MetricsWriter.write
 
     def stamped_write(self, row):  # ppo.train writes one row at the end of each step
