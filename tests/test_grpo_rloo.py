@@ -225,7 +225,11 @@ def test_one_reward_model_scores_every_completion_in_order(hand_scored):
     assert reward.__name__ == "combined"  # TRL logs rewards/combined/mean after this name
     scores, logged = call_as_trl(reward, [assistant(POLITE), assistant(RUDE), "plain text answer"])
     assert scores == [6.0, 5.0, 3.0] and all(type(s) is float for s in scores)
-    assert logged == {"reward/help": pytest.approx(14 / 3), "scored/help": 1.0}
+    assert logged == {
+        "reward/help": pytest.approx(14 / 3),
+        "reward_std/help": pytest.approx((14 / 9) ** 0.5),  # the spread over the three answers
+        "scored/help": 1.0,
+    }
 
 
 def test_two_reward_models_sum_with_weights(hand_scored):
@@ -235,6 +239,8 @@ def test_two_reward_models_sum_with_weights(hand_scored):
     assert logged == {
         "reward/help": pytest.approx(5.5),
         "reward/safe": pytest.approx(0.0),
+        "reward_std/help": pytest.approx(0.5),
+        "reward_std/safe": pytest.approx(1.0),
         "scored/help": 1.0,
         "scored/safe": 1.0,
     }
