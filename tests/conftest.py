@@ -220,6 +220,25 @@ def sleeper():
     proc.wait()
 
 
+@contextmanager
+def device_held(sleeper) -> Iterator[None]:
+    """A run holding the device in the current studio home (its worker the sleeping process), so that what is
+    started meanwhile waits as queued rather than trains. After: the queued runs are cancelled and the holder marked
+    cancelled (cancelling it would kill the sleeper's process group, which is pytest's)."""
+    from studio.config import RunConfig
+    from studio.runs import manager, process
+
+    holder = manager.create(RunConfig(name="holder"))
+    holder.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
+    try:
+        yield
+    finally:
+        for row in manager.list_runs():
+            if row["state"] == "queued":
+                manager.cancel(manager.find(row["id"]))
+        holder.write_status(state="cancelled")
+
+
 @pytest.fixture(scope="session")
 def tuned_runs(tmp_path_factory, shared_models) -> dict:
     """A studio home holding three completed tiny runs, trained once per session and only read by the tests that

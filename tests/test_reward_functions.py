@@ -24,7 +24,7 @@ from studio.errors import ConfigError, RewardError
 from studio.modeling import models
 from studio.publish import share
 from studio.rewards import functions
-from studio.runs import manager, process
+from studio.runs import manager
 from studio.runs.metrics import read_all
 from studio.runs.status import State
 from studio.serve.rewards import PROBE_ANSWERS, RewardSet
@@ -280,43 +280,33 @@ def test_a_studio_served_to_others_refuses_python_files_but_takes_built_ins(stud
     line and creates nothing; with a built-in the run is created (queued behind a run that holds the device)."""
     from gradio_client import Client
 
-    from tests.conftest import error_shown, free_port
+    from tests.conftest import device_held, error_shown, free_port
     from tests.test_access import _serving
 
     fn = write_function(studio_home, TRL_SHAPED)
-    holder = manager.create(cfg.RunConfig(name="holder"))
-    holder.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
     monkeypatch.setenv(access.AUTH_ENV, "ann:s3cret")
     monkeypatch.delenv(functions.ALLOW_ENV, raising=False)
     port = free_port()
     argv = [sys.executable, "-m", "components", "--host", "0.0.0.0", "--port", str(port)]
-    try:
-        with _serving(argv, port, {**os.environ, "OMP_NUM_THREADS": "1"}) as url:
-            client = Client(url, auth=("ann", "s3cret"), verbose=False)
-            params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/start_run"][
-                "parameters"
-            ]
+    with device_held(sleeper), _serving(argv, port, {**os.environ, "OMP_NUM_THREADS": "1"}) as url:
+        client = Client(url, auth=("ann", "s3cret"), verbose=False)
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/start_run"]["parameters"]
 
-            def start(sources: str) -> str:
-                labels = {"Stage": "grpo", "Data file": "sample", "Reward sources": sources, "Max steps": "2"}
-                values = [labels.get(p["label"], p.get("parameter_default")) for p in params]
-                return client.predict(*values, api_name="/start_run")
+        def start(sources: str) -> str:
+            labels = {"Stage": "grpo", "Data file": "sample", "Reward sources": sources, "Max steps": "2"}
+            values = [labels.get(p["label"], p.get("parameter_default")) for p in params]
+            return client.predict(*values, api_name="/start_run")
 
-            before = len(manager.list_runs())
-            refused = start(f"- function: {fn}:keyword_reward")
-            assert error_shown(refused) == (
-                f"Not started: rewards.sources[0].function = '{fn}:keyword_reward': this studio can be opened by "
-                "others, and a reward function runs as Python on this server; use a built-in reward, or have the "
-                f"studio's owner set {functions.ALLOW_ENV}=1"
-            )
-            assert len(manager.list_runs()) == before
-            started = start("- builtin: format\n  args: {pattern: blue}")
-            assert error_shown(started) is None and len(manager.list_runs()) == before + 1, started
-    finally:
-        for row in manager.list_runs():
-            if row["state"] == "queued":
-                manager.cancel(manager.find(row["id"]))
-        holder.write_status(state="cancelled")
+        before = len(manager.list_runs())
+        refused = start(f"- function: {fn}:keyword_reward")
+        assert error_shown(refused) == (
+            f"Not started: rewards.sources[0].function = '{fn}:keyword_reward': this studio can be opened by "
+            "others, and a reward function runs as Python on this server; use a built-in reward, or have the "
+            f"studio's owner set {functions.ALLOW_ENV}=1"
+        )
+        assert len(manager.list_runs()) == before
+        started = start("- builtin: format\n  args: {pattern: blue}")
+        assert error_shown(started) is None and len(manager.list_runs()) == before + 1, started
 
 
 def test_a_studio_open_to_others_refuses_python_files_but_takes_built_ins(studio_home, monkeypatch):

@@ -26,9 +26,9 @@ from studio.errors import DataError, ModelError, StudioError
 from studio.modeling import model_files
 from studio.paths import runs_root
 from studio.pipelines import recipe, runner, twins
-from studio.runs import manager, process
+from studio.runs import manager
 from studio.runs.metrics import MetricsWriter
-from tests.conftest import REPO, error_shown, free_port, served_studio
+from tests.conftest import REPO, device_held, error_shown, free_port, served_studio
 from tests.fake_worker import COMMAND as FAKE_WORKER
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -364,13 +364,8 @@ def busy_device(ui, sleeper, monkeypatch):
     kill the sleeper's process group, which is pytest's)."""
     _client, _call, home, _url = ui
     monkeypatch.setenv("RLHF_STUDIO_HOME", str(home))
-    holder = manager.create(RunConfig(name="holder"))
-    holder.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
-    yield
-    for row in manager.list_runs():
-        if row["state"] == "queued":
-            manager.cancel(manager.find(row["id"]))
-    holder.write_status(state="cancelled")
+    with device_held(sleeper):
+        yield
 
 
 def test_ppo_with_the_data_tab_untouched_is_refused_at_once(ui, monkeypatch):

@@ -21,9 +21,9 @@ from studio import config as cfg
 from studio.config import DataSpec, RunConfig
 from studio.modeling.estimate import gib, run_estimate
 from studio.rewards.builtins import BUILTINS
-from studio.runs import manager, process
+from studio.runs import manager
 from studio.runs.rundir import RunDir
-from tests.conftest import REPO, error_shown
+from tests.conftest import REPO, device_held, error_shown
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 PRESET = "sft-dolly-tiny"
@@ -84,16 +84,9 @@ def reward_run(in_module_home) -> str:
 
 @pytest.fixture
 def busy_device(in_module_home, sleeper):
-    """A run holding the served studio's device (its worker a sleeping process), so that what Start queues waits
-    rather than trains; the queued runs are cancelled after, and the holder marked cancelled (a cancel would kill
-    pytest's process group)."""
-    holder = manager.create(RunConfig(name="holder"))
-    holder.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
-    yield
-    for row in manager.list_runs():
-        if row["state"] == "queued":
-            manager.cancel(manager.find(row["id"]))
-    holder.write_status(state="cancelled")
+    """The served studio's device held by a sleeping run (conftest.device_held): what Start queues waits."""
+    with device_held(sleeper):
+        yield
 
 
 def test_the_form_has_every_train_key_once(keys):
