@@ -379,7 +379,6 @@ def train(config: RunConfig, run: RunDir) -> None:
     device, rank, processes = accelerator.device, accelerator.process_index, accelerator.num_processes
     main = accelerator.is_main_process
     log.info("%d process(es), %s, this one rank %d on %s", processes, accelerator.distributed_type, rank, device)
-    torch.manual_seed(t.seed)
     rng = random.Random(t.seed)  # the same on every process: they agree on the order of prompts
     tokenizer = models.load_tokenizer(config.model)
     rewards = stage_rewards(config, tokenizer)  # a reward run that cannot score fails now, before the data loads
@@ -390,6 +389,9 @@ def train(config: RunConfig, run: RunDir) -> None:
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         for p in prompts
     ]
+    # Seeded here, after the reward sources load: a reward model's score head init draws from the global generator
+    # only when it is not cached yet, and the policy's LoRA init must not depend on that.
+    torch.manual_seed(t.seed)
     model = build_model(config, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
