@@ -212,11 +212,11 @@ def test_gpu_recipes_say_so_and_come_after_the_offline_ones(studio_home):
     labels = [label for label, _name in pipelines_tab.recipe_choices()]
     gpu = [i for i, label in enumerate(labels) if "needs a GPU" in label]
     assert gpu and gpu == list(range(len(labels) - len(gpu), len(labels)))  # all of them last
-    assert labels[0] == "GRPO (tiny) · grpo-tiny"
+    assert all("(tiny)" in label for label in labels[: len(labels) - len(gpu)])  # the offline recipes first
+    assert "GRPO on arithmetic (tiny) · grpo-math-tiny" in labels
     assert "InstructGPT (SmolLM2-135M) · ppo-hh-smollm2-135m · needs a GPU and the Hugging Face Hub" in labels
-    assert min(i for i, label in enumerate(labels) if label.startswith("InstructGPT")) == labels.index(
-        "InstructGPT (tiny) · ppo-tiny"
-    )  # the first InstructGPT entry is the one this machine can run
+    first_instructgpt = next(label for label in labels if label.startswith("InstructGPT"))
+    assert "needs a GPU" not in first_instructgpt  # the first InstructGPT entry is one this machine can run
 
     choices = train_tab.preset_choices()
     needing = [i for i, (label, _name) in enumerate(choices) if "needs a GPU" in label]
