@@ -470,7 +470,8 @@ def build(shared_fields: Fields) -> Fields:
     info = cfg.field_info()
     keys = list(info)
     section_keys = {
-        s: [k for k in keys if k.startswith(f"{s}.")] for s in ("lora", "train", "timeline", *own_sections())
+        s: [k for k in keys if k.startswith(f"{s}.")]
+        for s in ("lora", "train", "timeline", "rollouts", *own_sections())
     }
     own: Fields = {}
     initial_stage = info["stage"]["default"]
@@ -525,6 +526,10 @@ def build(shared_fields: Fields) -> Fields:
             )
         with gr.Row():
             _inputs(REWARD_KEYS, own)
+        with gr.Accordion("Answers recorded (rollouts.*)", open=False):
+            gr.Markdown(_section_doc("rollouts") or "")
+            with gr.Row():
+                _inputs(section_keys["rollouts"], own, min_width=180)
 
     sections = []
     for section in own_sections():

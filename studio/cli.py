@@ -10,6 +10,8 @@
     rlhf-studio compare RUN_ID --prompt TEXT [--prompts FILE] [--held-out N] [--reward-run RM_ID] [--json]
     rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
     rlhf-studio rewards try CONFIG_OR_RUN --answer TEXT [--answer TEXT ...] [--prompt TEXT] [--column K=V] [--json]
+    rlhf-studio rollouts RUN_ID [--step N | --last | --all] [--sort reward|kl|length] [--top K | --bottom K]
+        [--filter TEXT] [--json]                        # the answers an online run sampled, with scores and KL
         # compare and chat also take --max-new-tokens, --temperature, --top-p, --seed, ... (config.GenerationSpec)
     rlhf-studio demo [--json]                          # offline: SFT, RM, PPO, DPO on the tiny model, compared
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
@@ -33,6 +35,7 @@ import time
 from studio import config as cfg
 from studio import stages
 from studio.errors import ConfigError, StudioError
+from studio.runs.rollouts import SORT_KEYS as ROLLOUT_SORT_KEYS
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 1, 2, 130
 
@@ -163,6 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     try_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     try_.add_argument("--json", action="store_true", help="print the scores as JSON")
     try_.set_defaults(handler=cmd_rewards_try)
+
+    rollouts = sub.add_parser(
+        "rollouts", help="the answers an online run sampled at a step: prompt, answer, scores, KL, length"
+    )
+    rollouts.add_argument("run_id", help="a ppo, grpo, rloo or rejection run id (or unique prefix)")
+    which = rollouts.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, help="the step to show (rejection: the round)")
+    which.add_argument("--last", action="store_true", help="the newest recorded step (the default)")
+    which.add_argument("--all", action="store_true", help="every recorded step")
+    rollouts.add_argument("--sort", choices=ROLLOUT_SORT_KEYS, help="order answers by this, highest first")
+    count = rollouts.add_mutually_exclusive_group()
+    count.add_argument("--top", type=int, metavar="K", help="the K highest (by --sort, default reward)")
+    count.add_argument("--bottom", type=int, metavar="K", help="the K lowest, lowest first")
+    rollouts.add_argument("--filter", default="", metavar="TEXT", help="only answers whose prompt or answer holds TEXT")
+    rollouts.add_argument("--json", action="store_true", help="print the rows as JSON")
+    rollouts.set_defaults(handler=cmd_rollouts)
 
     demo = sub.add_parser(
         "demo",
@@ -704,6 +723,61 @@ def cmd_rewards_try(args) -> int:
             print(f"  {name:<20} {'no score' if value is None else f'{value:.4g}'}")
         print(f"  {'combined':<20} {scored.combined[i]:.4g}")
     return 0
+
+
+def cmd_rollouts(args) -> int:
+    from studio.runs import rollouts
+
+    for flag in ("top", "bottom"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag} {getattr(args, flag)}: give at least 1")
+    rows = rollouts.load(
+        args.run_id,
+        step=args.step,
+        sort=args.sort,
+        top=args.top,
+        bottom=args.bottom,
+        text=args.filter,
+        every_step=args.all,
+    )
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"no answers hold {args.filter!r}" if args.filter else "no answers")
+        return 0
+    for row in rows:
+        print(_rollout_heading(row))
+        print(_indented("prompt", row.get("prompt", "")))
+        print(_indented("answer", row.get("answer", "")))
+        scores = ", ".join(f"{name} {_fmt_score(value)}" for name, value in (row.get("scores") or {}).items())
+        print(f"  scores: {scores}")
+    return 0
+
+
+def _rollout_heading(row: dict) -> str:
+    parts = [f"step {row['step']}", f"reward {_fmt_score(row.get('reward'))}"]
+    if row.get("kl") is not None:
+        parts.append(f"kl {row['kl']:.3f}")
+    parts.append(f"{row.get('length')} tokens" + ("" if row.get("ended") else ", cut off"))
+    if row.get("penalty"):
+        parts.append(f"missing-EOS penalty {row['penalty']:g}")
+    if "group" in row:
+        parts.append(f"group {row['group']}")
+    if "advantage" in row:
+        parts.append(f"advantage {row['advantage']:.3f}")
+    if row.get("best"):
+        parts.append("best" + (", kept" if row.get("kept") else ", not kept"))
+    return "=== " + " · ".join(parts)
+
+
+def _fmt_score(value) -> str:
+    return "no score" if not isinstance(value, (int, float)) else f"{value:.4g}"
+
+
+def _indented(label: str, text: str) -> str:
+    lines = str(text).splitlines() or [""]
+    return "\n".join([f"  {label}: {lines[0]}", *(f"          {line}" for line in lines[1:])])
 
 
 def _rewards_of(source: str, overrides: list[str]) -> tuple[cfg.RewardsSpec, list[str]]:

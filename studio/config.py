@@ -794,6 +794,34 @@ class TimelineSpec:
 
 
 @dataclass
+class RolloutsSpec:
+    """Every answer an online stage samples, recorded in the run folder (rollouts.jsonl) with its scores and KL, so
+    the Runs tab and `rlhf-studio rollouts` can show what the policy wrote at any step. Bounded: after the first
+    keep_first steps only every keep_every-th step is recorded, and past half of max_mb one step in 10 of those."""
+
+    record: bool = option(True, "Record the answers of every kept step (rollouts.jsonl)", label="Record rollouts")
+    token_samples: int = option(
+        2,
+        "Answers per step recorded token by token with their log-probabilities under the policy and the reference",
+        label="Answers with token detail",
+        ge=0,
+        le=64,
+    )
+    keep_first: int = option(
+        100, "Steps recorded in full at the start of the run", label="Record every step up to", ge=0
+    )
+    keep_every: int = option(
+        1, "After keep_first, record one step in this many (1 records every step)", label="Then one step in", ge=1
+    )
+    max_mb: float = option(
+        100.0,
+        "Size cap of rollouts.jsonl in MB: past half of it one kept step in 10 is recorded, at it recording stops",
+        label="Size cap (MB)",
+        gt=0,
+    )
+
+
+@dataclass
 class GenerationSpec:
     """Generation settings for Compare and Chat. Every model in a comparison answers with the same settings and
     seed, so differences come from the weights. Not part of a run: the UI and `rlhf-studio compare` read it."""
@@ -854,6 +882,7 @@ class RunConfig:
     grpo: GRPOSpec = field(default_factory=GRPOSpec)
     rloo: RLOOSpec = field(default_factory=RLOOSpec)
     timeline: TimelineSpec = field(default_factory=TimelineSpec)
+    rollouts: RolloutsSpec = field(default_factory=RolloutsSpec)
 
 
 # ---------------------------------------------------------------- building and checking

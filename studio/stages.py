@@ -277,6 +277,9 @@ _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
 _LOSS_CHECKS = ("loss_diverging", "eval_loss_rising")
 # Every stage that samples answers also watches each reward source (reward/<name>): no signal, saturated, no scores.
 _SOURCE_CHECKS = ("source_no_signal", "source_saturated", "source_unscored")
+# ... and reads its answers (answers/* in the metrics): the same answer to different prompts, answers growing to the
+# length limit as the reward rises, answers nothing scored.
+_ANSWER_CHECKS = ("repeated_answers", "length_hacking", "unscored_answers")
 _RL_CHECKS = (
     "kl_negative",
     "kl_exploding",
@@ -285,6 +288,7 @@ _RL_CHECKS = (
     "entropy_collapse",
     "reward_falling",
     *_SOURCE_CHECKS,
+    *_ANSWER_CHECKS,
 )
 
 
@@ -427,7 +431,7 @@ for _stage in (
             *_THROUGHPUT,
         ),
         health=Health(
-            ("length_runaway", "length_drop", "reward_falling", *_SOURCE_CHECKS),
+            ("length_runaway", "length_drop", "reward_falling", *_SOURCE_CHECKS, *_ANSWER_CHECKS),
             cutoff_fix="set rejection.min_score or lower rejection.temperature",
         ),
     ),

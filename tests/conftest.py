@@ -52,6 +52,18 @@ def studio_home(tmp_path, monkeypatch, shared_models) -> Path:
     return home
 
 
+def poll(check, what: str, timeout: float = 30.0):
+    """Call `check` every 0.1 s until it returns something true, and return that; fail naming `what` after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def run_cli(*args: str, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
     """`rlhf-studio ARGS` in a subprocess, with the current environment (and so the test's studio home); `input`
     is piped to its stdin."""
@@ -272,6 +284,40 @@ def tuned_runs(tmp_path_factory, shared_models) -> dict:
     )
     reward = train("presets/rm-hh-tiny.yaml", "--set", "name=tuned-rm")
     return {"home": home, "sft": sft, "chained": chained, "reward": reward}
+
+
+@pytest.fixture(scope="session")
+def rule_preset_runs(tmp_path_factory, shared_models) -> dict:
+    """A studio home holding the two presets scored by rules, trained once per session through the CLI and only read
+    by the tests that use it: {"home", "grpo-math-tiny": {"sft": ID, "grpo": ID}, "ppo-format-tiny": {"sft": ID,
+    "rm": ID, "ppo": ID}}. About 3 minutes on 2 idle cores. Use with `in_rule_preset_home`."""
+    home = tmp_path_factory.mktemp("rule-presets-home")
+    (home / "models").symlink_to(shared_models)
+    env = {**os.environ, "RLHF_STUDIO_HOME": str(home)}
+    runs: dict = {"home": home}
+    for preset in ("grpo-math-tiny", "ppo-format-tiny"):
+        done = subprocess.run(
+            [sys.executable, "-m", "studio", "train", f"presets/{preset}.yaml"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            cwd=REPO,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        # "pipeline NAME completed: sft RUN_ID, grpo RUN_ID"
+        summary = next(
+            line for line in done.stdout.splitlines() if line.startswith("pipeline ") and "completed" in line
+        )
+        runs[preset] = dict(part.split() for part in summary.split(": ", 1)[1].split(", "))
+    return runs
+
+
+@pytest.fixture
+def in_rule_preset_home(never_the_real_home, rule_preset_runs, monkeypatch) -> dict:
+    """The test process looks at the rule_preset_runs home (read it, do not add runs to it)."""
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(rule_preset_runs["home"]))
+    return rule_preset_runs
 
 
 @pytest.fixture

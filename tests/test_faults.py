@@ -27,20 +27,10 @@ from studio.runs.metrics import read_all
 from studio.runs.rundir import FINAL_STATES, RunDir
 from studio.runs.status import RunStatus
 from studio.runs.store import RunIndex
-from tests.conftest import REPO, free_port, run_cli, served_app, served_studio
+from tests.conftest import REPO, free_port, poll, run_cli, served_app, served_studio
 from tests.fake_worker import COMMAND as FAKE_WORKER
 
 PRESET = "presets/sft-dolly-tiny.yaml"
-
-
-def _wait(check, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _processes(status: RunStatus) -> list[psutil.Process]:
@@ -64,7 +54,7 @@ def _fake_run(monkeypatch) -> RunDir:
     monkeypatch.setattr(manager, "WORKER", FAKE_WORKER)
     run, proc = manager.start(load_config(PRESET))
     assert proc is not None
-    _wait(
+    poll(
         lambda: run.read_status().total_steps and run.read_status().pid != proc.pid,
         "the worker's stage to start",
     )
@@ -91,7 +81,7 @@ def test_killed_training_says_failed_by_sigkill_with_the_log_tail_whoever_launch
     assert status.supervisor != status.pid  # the training runs as the supervisor's child
     # This test holds no handle on the training process and passes no exit code: like a UI that launched it.
     os.kill(status.pid, signal.SIGKILL)
-    status = _wait(lambda: (s := manager.status(run)).state in FINAL_STATES and s, "the run to end")
+    status = poll(lambda: (s := manager.status(run)).state in FINAL_STATES and s, "the run to end")
     assert status.state == "failed", status
     assert "the worker process was killed by SIGKILL" in status.error and "\n" not in status.error
     assert "fake stage: waiting" in status.log_tail
@@ -99,7 +89,7 @@ def test_killed_training_says_failed_by_sigkill_with_the_log_tail_whoever_launch
     assert row["state"] == "failed" and "SIGKILL" in row["error"]
     shown = run_cli("show", run.id, timeout=60)
     assert "killed by SIGKILL" in shown.stdout and "fake stage: waiting" in shown.stdout, shown.stderr
-    _wait(lambda: not _processes(status), "the supervisor to exit")
+    poll(lambda: not _processes(status), "the supervisor to exit")
 
 
 @pytest.mark.slow
@@ -117,9 +107,9 @@ def test_killed_training_keeps_its_record_and_metrics_and_resumes_from_its_last_
             ],
         )
     )
-    _wait(lambda: run.complete_checkpoints() and (run.read_status().step or 0) > 25, "a checkpoint", 180)
+    poll(lambda: run.complete_checkpoints() and (run.read_status().step or 0) > 25, "a checkpoint", 180)
     os.kill(run.read_status().pid, signal.SIGKILL)
-    status = _wait(lambda: (s := manager.status(run)).state in FINAL_STATES and s, "the run to end")
+    status = poll(lambda: (s := manager.status(run)).state in FINAL_STATES and s, "the run to end")
     assert status.state == "failed" and "killed by SIGKILL" in status.error
     assert "'loss'" in status.log_tail  # the trainer's last log lines
     logged = [row["step"] for row in read_all(run.metrics_path) if "loss" in row]
@@ -149,7 +139,7 @@ def test_a_dead_worker_whose_pids_were_reused_is_not_running(monkeypatch):
     status = run.read_status()
     os.kill(status.supervisor, signal.SIGKILL)  # the supervisor first, so that nobody records the end
     os.killpg(status.pid, signal.SIGKILL)
-    _wait(lambda: not _processes(status), "both processes to die")
+    poll(lambda: not _processes(status), "both processes to die")
     # Both PIDs now name a live process that is not the run's (this test's, started long before): its start time
     # gives it away.
     run.write_status(pid=os.getpid(), supervisor=os.getpid())
@@ -208,7 +198,7 @@ def test_restarting_the_ui_server_leaves_the_run_training_and_shows_it_live_agai
         message = client.predict(*values, api_name="/start_run")
         assert message.startswith("Started **"), message
         run = RunDir.of(message.split("**")[1])
-        _wait(lambda: run.read_status().total_steps, "the worker's stage to start")
+        poll(lambda: run.read_status().total_steps, "the worker's stage to start")
         assert "fake stage: waiting" in run.log_path.read_text()  # the stand-in, which ends only when told
         assert _row(client, run.id)[3] == "running"
         _ctrl_c(port)
@@ -223,9 +213,9 @@ def test_restarting_the_ui_server_leaves_the_run_training_and_shows_it_live_agai
         line, _log = client.predict(run.id, api_name="/run_details")
         assert "running" in line
         (run.path / "FINISH").touch()
-        _wait(lambda: _row(client, run.id)[3] == "completed", "the new server to show the run completed")
+        poll(lambda: _row(client, run.id)[3] == "completed", "the new server to show the run completed")
     assert run.read_status().step == 1
-    _wait(lambda: not _processes(status), "the worker to exit")
+    poll(lambda: not _processes(status), "the worker to exit")
 
 
 # ---------------------------------------------------------------- 3. cancel
@@ -236,7 +226,7 @@ def test_cancel_kills_a_worker_that_ignores_it_after_the_timeout_and_leaves_no_p
     monkeypatch.setenv("FAKE_WORKER_STUBBORN", "1")  # the stage ignores CANCEL and SIGTERM, and starts a child
     run = _fake_run(monkeypatch)
     status = run.read_status()
-    _wait(lambda: len(_processes(status)) == 3, "the stubborn stage's own child")
+    poll(lambda: len(_processes(status)) == 3, "the stubborn stage's own child")
     os.kill(status.pid, signal.SIGTERM)  # ignored
     time.sleep(0.5)
     assert len(_processes(status)) == 3

@@ -197,7 +197,7 @@ def hand_scored(monkeypatch):
 
 
 def combined(*sources: RewardSource, **options) -> CombinedReward:
-    return CombinedReward(StageRewards(RewardSet(RewardsSpec(sources=list(sources), **options))))
+    return CombinedReward(StageRewards(RewardSet(RewardsSpec(sources=list(sources), **options))), length_limit=12)
 
 
 def call_as_trl(reward: CombinedReward, completions: list) -> tuple[list[float], dict]:
@@ -229,6 +229,11 @@ def test_one_reward_model_scores_every_completion_in_order(hand_scored):
         "reward/help": pytest.approx(14 / 3),
         "reward_std/help": pytest.approx((14 / 9) ** 0.5),  # the spread over the three answers
         "scored/help": 1.0,
+        # What the health checks read from the answers: one token each of the 12 allowed (TRL's completion_ids),
+        # each scored, one prompt only (too few to call repeats collapse).
+        "answers/length_share": pytest.approx(1 / 12),
+        "answers/unscored": 0.0,
+        "answers/repeated": 0.0,
     }
 
 
@@ -243,6 +248,9 @@ def test_two_reward_models_sum_with_weights(hand_scored):
         "reward_std/safe": pytest.approx(1.0),
         "scored/help": 1.0,
         "scored/safe": 1.0,
+        "answers/length_share": pytest.approx(1 / 12),
+        "answers/unscored": 0.0,
+        "answers/repeated": 0.0,
     }
 
 

@@ -1,7 +1,8 @@
 """The presets whose online stage is scored by built-in rules: presets/grpo-math-tiny.yaml (SFT on the arithmetic
 sample -> GRPO scored by reference_match and format) and presets/ppo-format-tiny.yaml (SFT -> reward model -> PPO
 scored by the reward model and a format rule). Each trains end to end through the CLI, every reward source has its
-reward/<name> series at every step, and the combined reward rises from the first quarter of steps to the last.
+reward/<name> series at every step, and the combined reward rises from the first quarter of steps to the last. Both
+are trained once per session by conftest.rule_preset_runs, which the rollout tests read too.
 
     python -m pytest tests/test_math_presets.py -q             # the quick checks
     python -m pytest tests/test_math_presets.py -q -m slow     # both presets trained: about 3 minutes on 2 idle cores
@@ -18,7 +19,7 @@ from studio import config as cfg
 from studio.pipelines import recipe
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 
 GRPO_MATH = REPO / "presets" / "grpo-math-tiny.yaml"
 PPO_FORMAT = REPO / "presets" / "ppo-format-tiny.yaml"
@@ -46,14 +47,9 @@ def test_the_presets_name_their_reward_sources():
     assert labels == [("rm", "run", 1.0), ("three_words", "builtin", 3.0)]
 
 
-def train_pipeline(preset) -> dict[str, RunDir]:
-    """Train a pipeline preset through the CLI; its runs by stage name."""
-    result = run_cli("train", str(preset), timeout=1200)
-    assert result.returncode == 0, result.stderr[-3000:]
-    # "pipeline NAME completed: sft RUN_ID, grpo RUN_ID"
-    summary = next(line for line in result.stdout.splitlines() if line.startswith("pipeline ") and "completed" in line)
-    stages = (part.split() for part in summary.split(": ", 1)[1].split(", "))
-    return {name: RunDir.of(run_id) for name, run_id in stages}
+def trained(runs: dict, preset: str) -> dict[str, RunDir]:
+    """The runs of a preset the session trained (conftest.rule_preset_runs), by stage name."""
+    return {name: RunDir.of(run_id) for name, run_id in runs[preset].items()}
 
 
 def rise(run: RunDir) -> tuple[float, float, float]:
@@ -77,11 +73,11 @@ def check_sources_logged(run: RunDir) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_grpo_math_raises_the_reward_on_arithmetic(studio_home):
+def test_grpo_math_raises_the_reward_on_arithmetic(in_rule_preset_home):
     """Measured on 2 idle CPU cores: about 35 s of SFT and 75 s of GRPO. The first quarter of GRPO's 80 steps averages
     1.42 and the last 1.64 (reference_match 0.42 -> 0.64, format 1.00 -> 1.00); steps vary by about 0.2, so twice the
     standard error of the difference is 0.11: the rise is learning, not noise."""
-    runs = train_pipeline(GRPO_MATH)
+    runs = trained(in_rule_preset_home, "grpo-math-tiny")
     assert list(runs) == ["sft", "grpo"]
     rows = check_sources_logged(runs["grpo"])
     assert {"reward/reference_match", "reward/format"} <= set(rows[0])
@@ -93,11 +89,11 @@ def test_grpo_math_raises_the_reward_on_arithmetic(studio_home):
 
 
 @pytest.mark.slow
-def test_ppo_format_raises_the_combined_reward(studio_home):
+def test_ppo_format_raises_the_combined_reward(in_rule_preset_home):
     """Measured on 2 idle CPU cores: about 35 s for all three stages. The first quarter of PPO's 40 steps averages 4.26
     and the last 5.85 (the reward model 1.79 -> 3.32, three_words 0.83 -> 0.84); twice the standard error of the
     difference is 0.56."""
-    runs = train_pipeline(PPO_FORMAT)
+    runs = trained(in_rule_preset_home, "ppo-format-tiny")
     assert list(runs) == ["sft", "rm", "ppo"]
     rows = check_sources_logged(runs["ppo"])
     assert {f"reward/{runs['rm'].id}", "reward/three_words"} <= set(rows[0])

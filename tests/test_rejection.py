@@ -7,7 +7,6 @@ the kept rows written to the run folder agree with the metrics, and bad configs 
 
 from __future__ import annotations
 
-import json
 import random
 from statistics import mean
 
@@ -28,7 +27,7 @@ from studio.config import (
     from_dict,
 )
 from studio.errors import ConfigError, StudioError
-from studio.runs import manager
+from studio.runs import manager, rollouts
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
 from studio.trainers import rejection
@@ -67,8 +66,8 @@ def rejection_config(path, reward_run: str, **options) -> RunConfig:
 
 
 def round_rows(run: RunDir, round_no: int) -> list[dict]:
-    path = run.path / "rounds" / f"round-{round_no}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The round's rollout rows: one per answer."""
+    return [row for row in rollouts.read(run) if row["step"] == round_no]
 
 
 # ---------------------------------------------------------------- learning, end to end
@@ -110,17 +109,20 @@ def test_rejection_sampling_raises_the_reward_round_by_round(studio_home, tmp_pa
     )
     assert rows[-1]["reward"] > rows[0]["reward"] + 0.5, (rows[0]["reward"], rows[-1]["reward"])
 
-    # The rows of each round's file are what its metrics summarise: every score, each prompt's best, what was kept.
+    # The rollouts of each round are what its metrics summarise: every score, each prompt's best, what was kept.
     for row in rows:
-        kept_rows = round_rows(run, row["step"])
-        assert len(kept_rows) == 64 and all(len(r["answers"]) == len(r["scores"]) == 4 for r in kept_rows)
-        assert all(r["scores"][r["best"]] == max(r["scores"]) for r in kept_rows)
-        assert mean(s for r in kept_rows for s in r["scores"]) == pytest.approx(row["reward"], abs=1e-5)
-        assert mean(r["scores"][r["best"]] for r in kept_rows) == pytest.approx(row["reward_best"], abs=1e-5)
-        assert sum(r["kept"] for r in kept_rows) == row["kept"]
-        assert all(r["source_scores"] == {reward_run.id: r["scores"]} for r in kept_rows)  # one source: its own score
-    first_prompts = {json.dumps(r["prompt"]) for r in round_rows(run, 1)}
-    assert len(first_prompts) > 1  # a slice of the data, not one prompt repeated
+        answers = round_rows(run, row["step"])
+        groups = [[r for r in answers if r["group"] == g] for g in range(64)]
+        assert len(answers) == 256 and all(len(group) == 4 for group in groups)
+        assert all(r["round"] == row["step"] and r["kl"] is None for r in answers)
+        best = [next(r for r in group if r["best"]) for group in groups]
+        assert all(b["reward"] == max(r["reward"] for r in group) for b, group in zip(best, groups))
+        assert mean(r["reward"] for r in answers) == pytest.approx(row["reward"], abs=1e-5)
+        assert mean(b["reward"] for b in best) == pytest.approx(row["reward_best"], abs=1e-5)
+        assert sum(r["kept"] for r in answers) == row["kept"] and all(b["kept"] for b in best)  # no min_score
+        assert all(r["scores"] == {reward_run.id: r["reward"]} for r in answers)  # one source: its own score
+        assert [len(r.get("tokens", [])) for r in answers[:2]] == [r["length"] for r in answers[:2]]
+    assert len({r["prompt"] for r in round_rows(run, 1)}) > 1  # a slice of the data, not one prompt repeated
 
     assert run.read_status().step == 6 and run.read_status().total_steps == 6
     assert (run.adapter_dir / "adapter_model.safetensors").is_file()
@@ -175,34 +177,66 @@ def test_best_of_k_picks_each_prompts_highest_score():
     assert kept.tolist() == [True, False, True]  # -2.0 is below the bar; 1.0 reaches it
 
 
-def test_a_round_file_keeps_each_sources_scores_with_none_where_it_gave_none(tmp_path):
-    """Two prompts x 2 answers: source_scores holds every source's scores per prompt, None (not NaN, which is not
-    JSON) where a source gave no score."""
+def test_a_rounds_rollouts_keep_each_sources_scores_with_none_where_it_gave_none():
+    """Two prompts x 2 answers: one rollout row per answer, each source's score (None where it gave none, not NaN,
+    which is not JSON), the prompt's index as its group, its best answer, and what was kept (prompt 2's best was
+    below min_score)."""
     prompts = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Bye"}]]
-    samples = rejection.Samples([[5], [6], [7], [8]], ["a", "b", "c", "d"], [True, False, True, True])
+    samples = rejection.Samples([[5], [6, 7], [7], [8]], ["a", "b", "c", "d"], [True, False, True, True])
     nan = float("nan")
     per_source = {"rm": torch.tensor([0.5, 1.5, -1.0, 2.0]), "match": torch.tensor([1.0, nan, nan, nan])}
     scores = torch.tensor([[1.5, 1.5], [-1.0, 2.0]])
-    path = tmp_path / "round-1.jsonl"
-    rejection.write_round(path, prompts, samples, scores, per_source, torch.tensor([0, 1]), torch.tensor([True, False]))
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = rejection.round_rollouts(
+        3, prompts, samples, scores, per_source, torch.tensor([0, 1]), torch.tensor([True, False])
+    )
+    common = {"step": 3, "kl": None, "round": 3}
     assert rows == [
         {
-            "prompt": prompts[0],
-            "answers": ["a", "b"],
-            "scores": [1.5, 1.5],
-            "source_scores": {"rm": [0.5, 1.5], "match": [1.0, None]},
-            "ended": [True, False],
-            "best": 0,
+            **common,
+            "prompt": "Hi",
+            "answer": "a",
+            "reward": 1.5,
+            "scores": {"rm": 0.5, "match": 1.0},
+            "length": 1,
+            "ended": True,
+            "group": 0,
+            "best": True,
             "kept": True,
         },
         {
-            "prompt": prompts[1],
-            "answers": ["c", "d"],
-            "scores": [-1.0, 2.0],
-            "source_scores": {"rm": [-1.0, 2.0], "match": [None, None]},
-            "ended": [True, True],
-            "best": 1,
+            **common,
+            "prompt": "Hi",
+            "answer": "b",
+            "reward": 1.5,
+            "scores": {"rm": 1.5, "match": None},
+            "length": 2,
+            "ended": False,
+            "group": 0,
+            "best": False,
+            "kept": False,
+        },
+        {
+            **common,
+            "prompt": "Bye",
+            "answer": "c",
+            "reward": -1.0,
+            "scores": {"rm": -1.0, "match": None},
+            "length": 1,
+            "ended": True,
+            "group": 1,
+            "best": False,
+            "kept": False,
+        },
+        {
+            **common,
+            "prompt": "Bye",
+            "answer": "d",
+            "reward": 2.0,
+            "scores": {"rm": 2.0, "match": None},
+            "length": 1,
+            "ended": True,
+            "group": 1,
+            "best": True,
             "kept": False,
         },
     ]

@@ -114,6 +114,20 @@ SOURCE_FLAT_STD = 1e-6
 SOURCE_UNSCORED_ROWS = WINDOW
 
 
+# Read from the answers themselves (answers/* in the metrics, studio/trainers/rollout_rows.answer_stats):
+# - half of a step's distinct prompts answered with the same text (5-row mean) is mode collapse: different questions
+#   deserve different answers, so the policy has found one answer the reward pays for whatever was asked. Only when
+#   the run started below it (a task whose right answers coincide does not count).
+REPEATED_ANSWERS = 0.5
+# - answers grown to 80% of the length limit on average from at most half of it, while the combined reward is above
+#   its start: the reward pays for length (length hacking), before the answers are cut off (length_runaway).
+LENGTH_HACK_SHARE = 0.8
+LENGTH_HACK_START_MAX = 0.5
+# - 5% of answers that no reward source scored (a 5-row mean): they carry no signal and count 0 in the combined
+#   reward, so the reward curve mixes in answers that were never judged.
+UNSCORED_ANSWERS = 0.05
+
+
 @dataclass(frozen=True)
 class HealthWarning:
     check: str  # which check fired, e.g. "kl_negative"
@@ -656,6 +670,86 @@ def _source_unscored(stage: stages.Stage, series: Series) -> list[HealthWarning]
     return found
 
 
+def _repeated_answers(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    steps, values = _finite(series, "answers/repeated")
+    if not values:
+        return None
+    start, means = _start(values), _trailing_means(values)
+    i = _first(steps, means, lambda i, m: start < REPEATED_ANSWERS <= m)
+    if i is None:
+        return None
+    hold = f", and strengthen the KL penalty ({stage.health.kl_weight})" if stage.health.kl_weight else ""
+    return _warning(
+        "repeated_answers",
+        "answers/repeated",
+        steps,
+        means,
+        i,
+        "the policy gives different prompts the same answer",
+        "Mode collapse: one answer scores well whatever is asked. Read that answer (Rollouts, or `rlhf-studio "
+        f"rollouts RUN --last`) and score it by hand{hold}",
+        show=lambda v: f"{v:.0%} of a step's prompts",
+        notes=[f"{start:.0%} at the start"],
+        rows=_rows(len(means) - 1),
+    )
+
+
+def _length_hacking(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    steps, values = _finite(series, "answers/length_share")
+    reward_steps, rewards = _finite(series, "reward")
+    if not values or not rewards:
+        return None
+    start, means = _start(values), _trailing_means(values)
+    reward_at = dict(zip(reward_steps, _trailing_means(rewards)))
+    reward_start = _start(rewards)
+    i = _first(
+        steps,
+        means,
+        lambda i, m: (
+            start <= LENGTH_HACK_START_MAX
+            and m >= LENGTH_HACK_SHARE
+            and reward_at.get(steps[i], -math.inf) > reward_start
+        ),
+    )
+    if i is None:
+        return None
+    return _warning(
+        "length_hacking",
+        "answers/length_share",
+        steps,
+        means,
+        i,
+        "answers grow towards the length limit while the reward rises",
+        "The reward may pay for length rather than quality: compare a long and a short answer of the same step "
+        "(Rollouts, sorted by length), and add a length rule to the rewards or lower the length limit",
+        show=lambda v: f"{v:.0%} of the limit",
+        notes=[f"{start:.0%} at the start"],
+        rows=_rows(len(means) - 1),
+    )
+
+
+def _unscored_answers(stage: stages.Stage, series: Series) -> HealthWarning | None:
+    steps, values = _finite(series, "answers/unscored")
+    if not values:
+        return None
+    means = _trailing_means(values)
+    i = _first(steps, means, lambda i, m: m >= UNSCORED_ANSWERS)
+    if i is None:
+        return None
+    return _warning(
+        "unscored_answers",
+        "answers/unscored",
+        steps,
+        means,
+        i,
+        "answers that no reward source scored",
+        "They count 0 in the combined reward and teach nothing: see which answers get None (Rollouts) and make "
+        "the sources score them, e.g. a data column reference_match reads, or a function that returns a number",
+        show=lambda v: f"{v:.0%} of answers",
+        rows=_rows(len(means) - 1),
+    )
+
+
 # Each check by the name a stage's record lists it under (studio/stages.py, Health.checks), which is also the name
 # its warnings carry.
 CHECKS = {
@@ -673,4 +767,7 @@ CHECKS = {
     "source_no_signal": _source_no_signal,
     "source_saturated": _source_saturated,
     "source_unscored": _source_unscored,
+    "repeated_answers": _repeated_answers,
+    "length_hacking": _length_hacking,
+    "unscored_answers": _unscored_answers,
 }

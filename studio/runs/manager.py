@@ -276,8 +276,8 @@ def start(
 
 def resume(run: RunDir) -> subprocess.Popen | None:
     """Queue a failed or cancelled run again, to continue from its last complete checkpoint (or from the start if
-    it has none); its worker is returned when it started at once. Metrics logged after that checkpoint are dropped,
-    since the run logs those steps again."""
+    it has none); its worker is returned when it started at once. Metrics and rollouts logged after that checkpoint
+    are dropped, since the run logs those steps again."""
     state = status(run).state
     if state not in (State.FAILED, State.CANCELLED):
         raise StudioError(f"run {run.id} is {state}; only failed or cancelled runs can be resumed")
@@ -285,6 +285,7 @@ def resume(run: RunDir) -> subprocess.Popen | None:
     checkpoints = run.complete_checkpoints()
     step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if checkpoints else 0
     truncate_after(run.metrics_path, step)
+    truncate_after(run.rollouts_path, step)  # the same protocol: those steps' answers are sampled again
     run.cancel_path.unlink(missing_ok=True)
     run.write_status(
         state=State.QUEUED,

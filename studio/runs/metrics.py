@@ -24,10 +24,23 @@ class MetricsWriter:
         self.path = Path(path)
 
     def write(self, row: dict) -> None:
-        line = json.dumps({k: _clean(v) for k, v in row.items()}, allow_nan=False)
+        self.write_many([row])
+
+    def write_many(self, rows: list[dict]) -> None:
+        """Append rows in one write, flushed: a reader sees all of them or, mid-write, a torn last line it skips."""
+        text = "".join(json.dumps(_cleaned(row), allow_nan=False) + "\n" for row in rows)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+            f.write(text)
             f.flush()
+
+
+def _cleaned(value):
+    """A row with every non-finite float, at any depth, written as its string."""
+    if isinstance(value, dict):
+        return {k: _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    return _clean(value)
 
 
 class MetricsReader:
@@ -122,7 +135,10 @@ def first_row_after(path: Path, step: float) -> dict | None:
 
 
 def truncate_after(path: Path, step: int) -> None:
-    """Drop rows logged after `step` (a resumed run logs them again from its checkpoint). Atomic."""
+    """Drop rows logged after `step` (a resumed run logs them again from its checkpoint). Atomic; a missing file
+    stays missing."""
+    if not path.is_file():
+        return
     rows = [row for row in read_all(path) if (row.get("step") or 0) <= step]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:

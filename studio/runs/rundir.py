@@ -81,6 +81,10 @@ class RunDir:
         return self.path / "timeline.jsonl"
 
     @property
+    def rollouts_path(self) -> Path:
+        return self.path / "rollouts.jsonl"
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.path / "checkpoints"
 

@@ -1,7 +1,7 @@
 """What the TRL online stages (grpo, rloo) share: the prompt datasets, the policy, the reward function that scores
 sampled answers with the config's reward sources, and building the trainer around them.
 
-    reward = CombinedReward(stage_rewards(config, tokenizer, rows))
+    reward = CombinedReward(stage_rewards(config, tokenizer), config.grpo.max_completion_length)
     reward(prompts=[[{"role": "user", "content": "Hi"}]], completions=[[{"role": "assistant", "content": "Hello!"}]])
 
 Rewards: TRL takes a list of reward functions and adds their (weighted) scores. We hand it one function that returns
@@ -21,17 +21,32 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+
+import torch
 
 from studio.config import RunConfig
 from studio.modeling import models
+from studio.runs.rollouts import RolloutWriter
 from studio.runs.rundir import RunDir
 from studio.serve.rewards import TRL_KEYWORDS
-from studio.trainers import timeline_writer
+from studio.trainers import online_rollouts, timeline_writer
 from studio.trainers.common import StudioCallback, drop_ref_adapter, load_policy, seed_model_init, training_arguments
 from studio.trainers.rewards import StageRewards, source_means, stage_rewards
+from studio.trainers.rollout_rows import answer_stats
 from studio.trainers.sampling import load_prompts
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LastScored:
+    """The answers a CombinedReward scored last, with their scores."""
+
+    prompts: list
+    answers: list[str]
+    combined: torch.Tensor
+    per_source: dict[str, torch.Tensor]
 
 
 class CombinedReward:
@@ -40,8 +55,10 @@ class CombinedReward:
 
     __name__ = "combined"  # TRL names the function's metrics after it: rewards/combined/mean
 
-    def __init__(self, rewards: StageRewards):
+    def __init__(self, rewards: StageRewards, length_limit: int):
         self.rewards = rewards
+        self.length_limit = length_limit  # the stage's max_completion_length, for answers/length_share
+        self.last: LastScored | None = None
 
     def __call__(self, prompts: list, completions: list, log_metric=None, **keywords) -> list[float]:
         """Scores for TRL: prompts are message lists, completions are [assistant message] lists (or plain text); the
@@ -49,8 +66,11 @@ class CombinedReward:
         answers = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         extra = {key: keywords.pop(key) for key in TRL_KEYWORDS if key in keywords}
         combined, per_source = self.rewards.score(prompts, answers, keywords, completions=completions, extra=extra)
+        self.last = LastScored(prompts, answers, combined, per_source)  # what the rollouts record of this batch
         if log_metric is not None:
-            for key, value in source_means(per_source).items():
+            lengths = [len(ids) for ids in extra["completion_ids"]] if "completion_ids" in extra else []
+            stats = answer_stats(prompts, answers, per_source, lengths, self.length_limit) if lengths else {}
+            for key, value in {**source_means(per_source), **stats}.items():
                 log_metric(key, value)
         return combined.tolist()
 
@@ -115,12 +135,12 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
     rewards = stage_rewards(config, tokenizer)  # a reward run that cannot score fails now, before the data loads
     rows, train_set, eval_set = prompt_datasets(config, tokenizer, run)
     rewards.dry_run(rows)  # and every source is tried on a few answers before the policy loads
-    reward = CombinedReward(rewards)
+    reward = CombinedReward(rewards, getattr(config, config.stage).max_completion_length)
     args = config_class(**online_arguments(config, run, has_eval=eval_set is not None), **stage_options)
     seed_model_init(config)  # after the reward sources loaded, so LoRA's init never depends on whether they were cached
     policy = load_policy(config)
     log.info("reference: %s", reference_kind(config))
-    trainer = trainer_class(
+    trainer = online_rollouts.recording(trainer_class)(
         model=policy,
         reward_funcs=reward,
         args=args,
@@ -134,6 +154,7 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
     )
     drop_ref_adapter(trainer)
     reset_reference(trainer)
+    trainer.start_recording(RolloutWriter(run.rollouts_path, config.rollouts), reward, config.rollouts.token_samples)
     return trainer
 
 

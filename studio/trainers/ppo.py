@@ -50,12 +50,14 @@ from studio.errors import StudioError
 from studio.modeling import models
 from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
+from studio.runs.rollouts import RolloutWriter
 from studio.runs.rundir import RunDir
 from studio.serve.rewards import columns_of
 from studio.trainers import ppo_math as pm
 from studio.trainers import timeline_writer
 from studio.trainers.common import policy_and_reference, resume_checkpoint
 from studio.trainers.rewards import StageRewards, source_means, stage_rewards
+from studio.trainers.rollout_rows import add_token_detail, answer_rows, answer_stats
 from studio.trainers.sampling import load_prompts, response_mask
 from studio.trainers.throughput import ThroughputMeter, counted_model
 
@@ -142,6 +144,7 @@ class Rollout:
     attention: torch.Tensor
     width: int  # the prompt width: response tokens start here
     responses: torch.Tensor  # response token ids, padded after the first EOS
+    answers: list[str]  # the responses as text
     mask: torch.Tensor  # 1 on response tokens up to and including the first EOS
     ended: torch.Tensor  # whether each answer ended with EOS
     scores: torch.Tensor  # the combined reward of each answer (config.rewards)
@@ -150,6 +153,7 @@ class Rollout:
     old_logp: torch.Tensor
     old_values: torch.Tensor
     kl: torch.Tensor  # per-token KL to the reference (0 off the mask)
+    ref_logp: torch.Tensor  # per-token log-probs under the reference
     entropy: float
     advantages: torch.Tensor
     returns: torch.Tensor
@@ -210,6 +214,7 @@ def rollout(
         attention,
         width,
         responses,
+        answers,
         mask,
         ended,
         scores,
@@ -218,6 +223,7 @@ def rollout(
         old_logp,
         old_values,
         kl,
+        ref_logp,
         entropy,
         advantages,
         returns,
@@ -272,11 +278,15 @@ def optimize(
     return {key: sum(values) / len(values) for key, values in stats.items()}
 
 
-def _step_metrics(accelerator, batch: Rollout, losses: dict, kl_coef: float) -> dict[str, float]:
-    """One metrics row over the answers of every process: rewards from the gathered scores, the rest averaged."""
+def _step_metrics(
+    accelerator, batch: Rollout, losses: dict, kl_coef: float, prompts: list, response_length: int
+) -> dict[str, float]:
+    """One metrics row over the answers of every process: rewards from the gathered scores, the rest averaged (the
+    answer statistics of answer_stats over each process's own answers)."""
     scores = accelerator.gather(batch.scores)
     per_source = {name: accelerator.gather(s.to(batch.scores.device)).cpu() for name, s in batch.per_source.items()}
     local = {
+        **answer_stats(prompts, batch.answers, batch.per_source, batch.mask.sum(dim=1), response_length),
         "reward_with_eos_penalty": batch.penalised.mean().item(),
         "kl": batch.kl.sum(dim=1).mean().item(),  # KL of a whole answer, the quantity target_kl aims at
         "entropy": batch.entropy,
@@ -292,6 +302,31 @@ def _step_metrics(accelerator, batch: Rollout, losses: dict, kl_coef: float) -> 
         **dict(zip(local, averaged)),
         "kl_coef": kl_coef,
     }
+
+
+def record_rollouts(accelerator, recorder, tokenizer, step: int, rows: list[dict], batch: Rollout, config) -> None:
+    """This step's answers as rollout rows, gathered from every process and written by the main one; the first
+    rollouts.token_samples answers (of the main process) token by token."""
+    from accelerate.utils import gather_object
+
+    local = answer_rows(
+        step,
+        [row["prompt"] for row in rows],
+        batch.answers,
+        batch.scores,
+        batch.per_source,
+        lengths=batch.mask.sum(dim=1),
+        ended=batch.ended,
+        kl=batch.kl.sum(dim=1),
+        penalty=batch.scores - batch.penalised,
+    )
+    if accelerator.is_main_process:
+        answer_ids = [ids[: int(n)] for ids, n in zip(batch.responses.tolist(), batch.mask.sum(dim=1).tolist())]
+        count = config.rollouts.token_samples
+        add_token_detail(local, tokenizer, answer_ids, batch.old_logp.tolist(), batch.ref_logp.tolist(), count)
+    gathered = gather_object(local)
+    if accelerator.is_main_process:
+        recorder.write(step, gathered)
 
 
 def _any_cancel(accelerator, run: RunDir, device) -> bool:
@@ -408,6 +443,7 @@ def train(config: RunConfig, run: RunDir) -> None:
         else pm.FixedKLController(ppo.kl_coef)
     )
     metrics = MetricsWriter(run.metrics_path) if main else None
+    recorder = RolloutWriter(run.rollouts_path, config.rollouts)
     done, order = 0, []
     checkpoint = resume_checkpoint(run)
     if checkpoint:
@@ -454,8 +490,11 @@ def train(config: RunConfig, run: RunDir) -> None:
         losses = optimize(config, accelerator, prepared, optimizer, scheduler, params, batch, rng)
         optimization_time = time.monotonic() - started
 
-        row = _step_metrics(accelerator, batch, losses, kl_coef)
+        step_prompts = [rows[i]["prompt"] for i in mine]
+        row = _step_metrics(accelerator, batch, losses, kl_coef, step_prompts, ppo.response_length)
         kl_ctl.update(row["kl"], t.batch_size * processes)
+        if recorder.due(step):  # before the metrics row: a reader that sees step N logged finds its answers
+            record_rollouts(accelerator, recorder, tokenizer, step, [rows[i] for i in mine], batch, config)
         if main:
             metrics.write(
                 {
@@ -470,15 +509,15 @@ def train(config: RunConfig, run: RunDir) -> None:
                 }
             )
             run.write_status(step=step, total_steps=steps)
-            if step == 1 or step % t.logging_steps == 0:
-                log.info(
-                    "step %d/%d: reward %.3f, kl %.3f, response length %.1f",
-                    step,
-                    steps,
-                    row["reward"],
-                    row["kl"],
-                    row["response_length"],
-                )
+        if main and (step == 1 or step % t.logging_steps == 0):
+            log.info(
+                "step %d/%d: reward %.3f, kl %.3f, response length %.1f",
+                step,
+                steps,
+                row["reward"],
+                row["kl"],
+                row["response_length"],
+            )
         if t.save_steps > 0 and step % t.save_steps == 0 and step < steps:
             checkpoint_now(step)
 

@@ -5,9 +5,10 @@ it does.
 
     rlhf-studio train my-rejection.yaml   # stage: rejection, init.from_run: <sft run>, rewards.sources: [{run: <rm>}]
 
-Each round also writes rounds/round-<n>.jsonl in the run folder, one line per prompt: the prompt, its K answers, their
-combined scores and each reward source's (None where it gave none), whether each answer ended with its end-of-turn
-token, the index of the best answer, and whether that answer was kept for fine-tuning.
+Each round's answers are recorded in the run's rollouts.jsonl (studio/runs/rollouts.py), one row per answer: its
+prompt, combined score and each reward source's (None where it gave none), whether it ended with its end-of-turn
+token, its prompt's index in the round (group), whether it was its prompt's best and whether it was kept for
+fine-tuning; the first rollouts.token_samples answers token by token, under the policy and the starting weights.
 
 Design choices:
 - policy = the starting weights (init.from_run, usually an SFT run) + one fresh LoRA adapter that keeps training from
@@ -39,14 +40,11 @@ far) and time.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -54,11 +52,13 @@ from studio.config import RejectionSpec, RunConfig
 from studio.modeling import models
 from studio.modeling.generation import left_pad
 from studio.runs.metrics import MetricsWriter
+from studio.runs.rollouts import RolloutWriter
 from studio.runs.rundir import RunDir
 from studio.serve.rewards import columns_of
 from studio.trainers import timeline_writer
 from studio.trainers.common import load_policy, seed_model_init
 from studio.trainers.rewards import source_means, stage_rewards
+from studio.trainers.rollout_rows import add_token_detail, answer_rows, answer_stats
 from studio.trainers.sampling import load_prompts, response_mask
 from studio.trainers.throughput import ThroughputMeter, counted_model
 
@@ -205,41 +205,58 @@ def build_policy(config: RunConfig, device: torch.device):
     return policy.eval()
 
 
-def write_round(
-    path: Path,
+def round_rollouts(
+    round_no: int,
     prompts: list[list[dict]],
     samples: Samples,
     scores: torch.Tensor,
     per_source: dict[str, torch.Tensor],
     best: torch.Tensor,
     kept: torch.Tensor,
-) -> None:
-    """One JSON line per prompt with its answers, scores, best answer and whether it was kept; written whole."""
+) -> list[dict]:
+    """The round's rollout rows (studio/runs/rollouts.py), one per answer, prompt-major: its prompt's index in the
+    round as its group, whether it was its prompt's best, and whether it was kept to fine-tune on."""
     k = scores.shape[1]
-    lines = []
-    for i, prompt in enumerate(prompts):
-        answers = slice(i * k, (i + 1) * k)
-        lines.append(
-            json.dumps(
-                {
-                    "prompt": prompt,
-                    "answers": samples.texts[answers],
-                    "scores": scores[i].tolist(),
-                    "source_scores": {name: _or_none(s[answers].tolist()) for name, s in per_source.items()},
-                    "ended": samples.ended[answers],
-                    "best": int(best[i]),
-                    "kept": bool(kept[i]),
-                },
-                ensure_ascii=False,
-            )
-        )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a round
+    chosen = [bool(kept[i]) and j == int(best[i]) for i in range(len(prompts)) for j in range(k)]
+    return answer_rows(
+        round_no,
+        [prompt for prompt in prompts for _ in range(k)],
+        samples.texts,
+        scores.reshape(-1),
+        per_source,
+        lengths=[len(tokens) for tokens in samples.tokens],
+        ended=samples.ended,
+        round=[round_no] * len(chosen),
+        group=[i for i in range(len(prompts)) for _ in range(k)],
+        best=[j == int(best[i]) for i in range(len(prompts)) for j in range(k)],
+        kept=chosen,
+    )
 
 
-def _or_none(scores: list[float]) -> list[float | None]:
-    return [None if s != s else s for s in scores]  # NaN (no score) is not JSON
+@torch.no_grad()
+def token_logprobs(policy, prompt_ids: list[int], answer_ids: list[int], temperature: float, device) -> list[float]:
+    """Each answer token's log-probability under `policy` after the prompt, from logits divided by the temperature
+    the answer was sampled at."""
+    ids = torch.tensor([prompt_ids + answer_ids], device=device)
+    logits = policy(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(1, ids[0, len(prompt_ids) :, None]).squeeze(1).tolist()
+
+
+def add_round_token_detail(rows, policy, tokenizer, prompt_ids, samples: Samples, spec, count: int, device) -> None:
+    """Token detail for the round's first `count` answers: the policy's log-probs and, with LoRA, the reference's
+    (the adapter disabled: the starting weights)."""
+    k = spec.samples_per_prompt
+    chosen = range(min(count, len(rows)))
+    policy_rows = [
+        token_logprobs(policy, prompt_ids[i // k], samples.tokens[i], spec.temperature, device) for i in chosen
+    ]
+    ref_rows = None
+    if hasattr(policy, "disable_adapter"):
+        with policy.disable_adapter():
+            ref_rows = [
+                token_logprobs(policy, prompt_ids[i // k], samples.tokens[i], spec.temperature, device) for i in chosen
+            ]
+    add_token_detail(rows, tokenizer, [samples.tokens[i] for i in chosen], policy_rows, ref_rows, count)
 
 
 def train(config: RunConfig, run: RunDir) -> None:
@@ -271,8 +288,7 @@ def train(config: RunConfig, run: RunDir) -> None:
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     metrics = MetricsWriter(run.metrics_path)
-    rounds_dir = run.path / "rounds"
-    rounds_dir.mkdir(exist_ok=True)
+    recorder = RolloutWriter(run.rollouts_path, config.rollouts)
     slices = prompt_slices(len(prompts), per_round, rng)
     run.write_status(step=0, total_steps=spec.rounds)
     answers = timeline_writer.recorder(
@@ -299,7 +315,13 @@ def train(config: RunConfig, run: RunDir) -> None:
         generation_time = time.monotonic() - started
         grid = scores.view(len(batch), k)
         best, best_scores, kept = best_of_k(grid, spec.min_score)
-        write_round(rounds_dir / f"round-{round_no}.jsonl", batch_prompts, samples, grid, per_source, best, kept)
+        if recorder.due(round_no):
+            recorded = round_rollouts(round_no, batch_prompts, samples, grid, per_source, best, kept)
+            batch_ids = [prompt_ids[i] for i in batch]
+            add_round_token_detail(
+                recorded, policy, tokenizer, batch_ids, samples, spec, config.rollouts.token_samples, device
+            )
+            recorder.write(round_no, recorded)
         if run.cancel_requested():
             log.info("cancelled in round %d, before fine-tuning", round_no)
             return
@@ -322,6 +344,9 @@ def train(config: RunConfig, run: RunDir) -> None:
             "reward": scores.mean().item(),
             "reward_std": scores.std().item(),
             **source_means(per_source),
+            **answer_stats(
+                [row["prompt"] for row in repeated], samples.texts, per_source, lengths, spec.response_length
+            ),
             "reward_best": best_scores.mean().item(),
             "reward_gain": best_scores.mean().item() - scores.mean().item(),
             "kept": len(examples),
