@@ -274,8 +274,8 @@ def test_the_cli_refuses_in_one_line(studio_home):
     sft = manager.create(RunConfig(stage="sft"))
     done = run_cli("rollouts", sft.id, timeout=60)
     assert done.returncode == 1 and done.stderr.strip() == (
-        f"error: run {sft.id} is a sft run; only the stages that sample answers (ppo, rejection, grpo, rloo) "
-        "record them"
+        f"error: run {sft.id} trains sft: only the stages that sample answers (ppo, rejection, grpo, rloo) "
+        "record rollouts"
     )
     empty = recorded_run("rloo")
     assert run_cli("rollouts", empty.id, timeout=60).stderr.strip() == (

@@ -194,15 +194,8 @@ def load(
         from studio.runs import rollouts
         rollouts.load("20261206-ppo", step=3, sort="reward", top=2)
     """
-    from studio import stages
-    from studio.runs import manager
-
-    run = manager.open_run(run_id)
-    stage = run.config.stage
-    if not stages.get(stage).online:
-        online = ", ".join(stages.names(lambda s: s.online))
-        raise StudioError(f"run {run.id} is a {stage} run; only the stages that sample answers ({online}) record them")
-    rows = read(run.folder)
+    run, _ = online_run(run_id)
+    rows = read(run)
     recorded = steps(rows)
     if not recorded:
         raise StudioError(
@@ -214,6 +207,24 @@ def load(
         elif step not in recorded:
             raise StudioError(f"step {step} of run {run.id} was not recorded; recorded steps: {step_ranges(recorded)}")
     return select(rows, None if every_step else step, sort, top, bottom, text)
+
+
+def online_run(run_id: str):
+    """(run folder, its stage's record) of a run (an id or a unique start of one) whose stage samples answers;
+    one StudioError line for an unknown run or another stage."""
+    from studio import stages
+    from studio.runs import manager
+    from studio.runs.table import stage_of
+
+    run = manager.find(run_id)
+    stage = stages.find(stage_of(run))
+    if stage is None or not stage.online:
+        online = ", ".join(stages.names(lambda s: s.online))
+        raise StudioError(
+            f"run {run.id} trains {stage.name if stage else 'an unknown stage'}: only the stages that sample "
+            f"answers ({online}) record rollouts"
+        )
+    return run, stage
 
 
 def step_ranges(recorded: list[int]) -> str:
