@@ -44,7 +44,7 @@ from components import rollouts_view
 from studio import stages
 from studio.errors import StudioError
 from studio.monitor import charts, health, timeline
-from studio.runs import manager
+from studio.runs import manager, rollouts
 from studio.runs import table as summaries
 from studio.runs.rundir import RunDir
 from studio.runs.status import RunStatus, State
@@ -621,7 +621,7 @@ def wake_charts(shown: bool):
     return gr.Timer(active=bool(shown))
 
 
-TICK_OUTPUTS = 11  # what on_tick answers: see its docstring
+TICK_OUTPUTS = 12  # what on_tick answers: see its docstring
 
 
 def on_tick(
@@ -634,12 +634,15 @@ def on_tick(
     details_drawn: tuple | None,
 ) -> list:
     """Everything the refresh tick updates, in one event (each event costs the browser as much as a redraw):
-    [table, table_drawn, status, log, details_drawn, *timeline outputs (4), table timer, chart timer]. The table
-    and the details are sent only when they changed; both timers stop on a hidden tab, and the charts' starts
-    again when the selected run (or an overlay) is live again, e.g. resumed or started from the queue."""
+    [table, table_drawn, status, log, details_drawn, *timeline outputs (4), table timer, chart timer, rollouts
+    timer]. The table and the details are sent only when they changed; the timers stop on a hidden tab, and the
+    charts' and the rollouts' start again when the selected run (or an overlay) is live again, e.g. resumed or
+    started from the queue (the rollouts' for a run whose stage records them)."""
     if not shown:
-        return [*[gr.skip()] * (TICK_OUTPUTS - 2), gr.Timer(active=False), gr.Timer(active=False)]
+        return [*[gr.skip()] * (TICK_OUTPUTS - 3), *[gr.Timer(active=False)] * 3]
     rows, details = runs_table(), run_details(run_id)
+    live = charts_live(run_id, overlays)
+    rollouts_live = live and charts_live(run_id, []) and _records_rollouts(run_id)
     return [
         gr.skip() if rows == table_drawn else rows,
         rows,
@@ -647,8 +650,17 @@ def on_tick(
         details,
         *refresh_timeline(run_id, step, timeline_drawn),
         gr.skip(),
-        gr.Timer(active=True) if charts_live(run_id, overlays) else gr.skip(),
+        gr.Timer(active=True) if live else gr.skip(),
+        gr.Timer(active=True) if rollouts_live else gr.skip(),
     ]
+
+
+def _records_rollouts(run_id: str) -> bool:
+    try:
+        rollouts.online_run(run_id)
+    except StudioError:
+        return False
+    return True
 
 
 def build(tabs: gr.Tabs | None = None) -> list:
@@ -702,7 +714,7 @@ def build(tabs: gr.Tabs | None = None) -> list:
         timeline_table = gr.Dataframe(
             headers=_headers(None), interactive=False, wrap=True, visible=False, column_widths=["24%", "38%", "38%"]
         )
-    rollouts = rollouts_view.build()
+    sampled = rollouts_view.build()
     with gr.Accordion("Log tail", open=True):
         log = gr.Code(label="Log tail", language=None, lines=12)
 
@@ -751,14 +763,24 @@ def build(tabs: gr.Tabs | None = None) -> list:
     # The timers tick only while the tab is shown, and the charts' only while a followed run is live: a finished
     # run is drawn once (redrawing it every second cost a third of a core, on whichever tab was shown).
     shown = gr.State(standalone)
-    rollouts_view.wire(rollouts, selected, shown)
+    rollouts_view.wire(sampled, selected, shown)
     table_timer = gr.Timer(REFRESH_SECONDS, active=standalone)
     table_drawn, details_drawn = gr.State(None), gr.State(None)  # what the table and the details show
     chart_timer = gr.Timer(CHART_SECONDS, active=standalone)
     table_timer.tick(
         on_tick,
         inputs=[selected, overlays, shown, timeline_step, timeline_shown, table_drawn, details_drawn],
-        outputs=[table, table_drawn, status, log, details_drawn, *timeline_outputs, table_timer, chart_timer],
+        outputs=[
+            table,
+            table_drawn,
+            status,
+            log,
+            details_drawn,
+            *timeline_outputs,
+            table_timer,
+            chart_timer,
+            sampled.timer,
+        ],
         api_name="on_tick",
         **private,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 
+import gradio as gr
 import pytest
 
 from studio.config import RunConfig
@@ -296,3 +297,23 @@ def test_only_online_runs_have_rollouts():
     grpo = manager.create(RunConfig(stage="grpo", name="grouped"))
     run, stage = rollouts.online_run(grpo.id)
     assert run.id == grpo.id and stage.name == "grpo" and stage.x_label == "step"
+
+
+def test_the_runs_tabs_refresh_tick_wakes_the_rollouts_timer_for_a_live_online_run_only():
+    """A run resumed (or started from the queue) while selected gets its Rollouts view refreshing again, as its charts
+    do; a live run of a stage that records no answers, a finished run or a hidden tab leave that timer alone."""
+    from components import runs_tab
+
+    grpo = manager.create(RunConfig(stage="grpo", name="grouped"))  # queued: live
+    sft = manager.create(RunConfig(stage="sft", name="plain"))
+
+    def rollouts_timer(run_id: str, shown: bool = True):
+        answer = runs_tab.on_tick(run_id, [], shown, None, None, None, None)
+        assert len(answer) == runs_tab.TICK_OUTPUTS
+        return answer[-1]
+
+    assert rollouts_timer(grpo.id).active is True
+    assert rollouts_timer(sft.id) == gr.skip()
+    assert rollouts_timer(grpo.id, shown=False).active is False
+    grpo.write_status(state="completed")
+    assert rollouts_timer(grpo.id) == gr.skip()
