@@ -52,6 +52,28 @@ def studio_home(tmp_path, monkeypatch, shared_models) -> Path:
     return home
 
 
+@contextmanager
+def checked_page(browser, url: str) -> Iterator:
+    """A fresh page of the studio at `url` in a playwright browser; the test fails on any script error in it."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url)
+    yield page
+    page.close()
+    assert not errors, errors
+
+
+def select_in_runs_tab(page, run_id: str) -> None:
+    """Open the Runs tab and click the run's row, until the tab says that run is selected."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Runs", exact=True).click(timeout=30_000)
+    # Its row in the runs table (the text also sits, hidden, in the table's sizer).
+    page.locator("#runs-table").get_by_text(run_id, exact=True).locator("visible=true").first.click(timeout=30_000)
+    expect(page.get_by_label("Selected run")).to_have_value(run_id, timeout=30_000)
+
+
 def poll(check, what: str, timeout: float = 30.0):
     """Call `check` every 0.1 s until it returns something true, and return that; fail naming `what` after
     `timeout` seconds."""

@@ -14,7 +14,7 @@ import pytest
 
 from studio.monitor import rollout_view as rv
 from studio.runs import manager, rollouts
-from tests.conftest import served_studio
+from tests.conftest import checked_page, select_in_runs_tab, served_studio
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -50,21 +50,14 @@ def studio(rule_preset_runs):
 def page(studio):
     """A fresh page of the studio; the test fails on any script error in it."""
     url, _client, browser = studio
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(url)
-    yield page
-    page.close()
-    assert not errors, errors
+    with checked_page(browser, url) as page:
+        yield page
 
 
 def _open_rollouts(page, run_id: str) -> None:
     from playwright.sync_api import expect
 
-    page.get_by_role("tab", name="Runs", exact=True).click(timeout=30_000)
-    page.locator("#runs-table").get_by_text(run_id, exact=True).locator("visible=true").first.click(timeout=30_000)
-    expect(page.get_by_label("Selected run")).to_have_value(run_id, timeout=30_000)
+    select_in_runs_tab(page, run_id)
     expect(page.locator("#rollouts")).to_be_visible(timeout=30_000)
     page.locator("#rollouts").scroll_into_view_if_needed()
 

@@ -17,7 +17,7 @@ import pytest
 from studio.config import RunConfig
 from studio.runs import manager
 from studio.runs.metrics import MetricsWriter
-from tests.conftest import served_studio
+from tests.conftest import checked_page, select_in_runs_tab, served_studio
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -87,22 +87,14 @@ def studio(module_home, runs):
 def page(studio):
     """A fresh page of the studio; the test fails on any script error in it."""
     url, browser = studio
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(url)
-    yield page
-    page.close()
-    assert not errors, errors
+    with checked_page(browser, url) as page:
+        yield page
 
 
 def _open_run(page, run_id: str) -> None:
     from playwright.sync_api import expect
 
-    page.get_by_role("tab", name="Runs", exact=True).click(timeout=30_000)
-    # Its row in the runs table (the text also sits, hidden, in the table's sizer).
-    page.locator("#runs-table").get_by_text(run_id, exact=True).locator("visible=true").first.click(timeout=30_000)
-    expect(page.get_by_label("Selected run")).to_have_value(run_id, timeout=30_000)
+    select_in_runs_tab(page, run_id)
     # The selection's events have answered (its details; the confirmation box's reset comes with them).
     expect(page.locator("#runs-status")).to_contain_text(run_id, timeout=30_000)
 

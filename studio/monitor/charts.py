@@ -466,6 +466,23 @@ def _flat_range(values: list[float]) -> list[float] | None:
 # The look of plotly's "plotly_white", set directly: naming a template makes plotly deep-copy it into every figure,
 # which took two thirds of a chart refresh (bench/ui.py).
 _AXIS = dict(gridcolor="#ebf0f8", zerolinecolor="#ebf0f8", linecolor="#ebf0f8", automargin=True)
+
+
+def house_layout(title: dict, x_label: str, **rest) -> dict:
+    """A plotly layout in the studio's look (white, light grid lines) with a title and the x axis label; `rest`
+    adds keys or replaces them (a yaxis of its own, the height, the legend)."""
+    base = dict(
+        template="none",
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        font=dict(color="#2a3f5f"),
+        title=title,
+        xaxis=dict(title=dict(text=x_label), **_AXIS),
+        yaxis=dict(_AXIS),
+    )
+    return {**base, **rest}
+
+
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
@@ -504,13 +521,9 @@ def figure(data: PanelData):
     flat = _flat_range([v for s in data.series for v in (*s.values, *s.raw)])
     if flat and not data.log_y:
         yaxis["range"] = flat
-    layout = dict(
-        template="none",
-        plot_bgcolor="white",
-        paper_bgcolor="white",
-        font=dict(color="#2a3f5f"),
-        title=title,
-        xaxis=dict(title=dict(text=data.x_label), **_AXIS),
+    layout = house_layout(
+        title,
+        data.x_label,
         yaxis=yaxis,
         height=300 + 16 * len(data.notes),
         margin=dict(l=50, r=20, t=50 + 16 * len(data.notes), b=40),

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from studio.errors import StudioError
-from studio.monitor.charts import as_number
+from studio.monitor.charts import as_number, house_layout
 from studio.monitor.timeline import nearest
 from studio.runs import rollouts
 
@@ -269,14 +269,9 @@ def band_figure(data: Distribution):
             text=f"{data.missing} answer{'s' if data.missing > 1 else ''} without a score left out",
             font=dict(size=11, color="#666"),
         )
-    layout = dict(
-        template="none",
-        plot_bgcolor="white",
-        paper_bgcolor="white",
-        font=dict(color="#2a3f5f"),
-        title=title,
-        xaxis=dict(title=dict(text=data.x_label), gridcolor="#ebf0f8", zerolinecolor="#ebf0f8", automargin=True),
-        yaxis=dict(gridcolor="#ebf0f8", zerolinecolor="#ebf0f8", automargin=True),
+    layout = house_layout(
+        title,
+        data.x_label,
         height=360,
         margin=dict(l=50, r=20, t=50, b=90),
         hovermode="x unified",
