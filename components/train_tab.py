@@ -471,7 +471,7 @@ def build(shared_fields: Fields) -> Fields:
     keys = list(info)
     section_keys = {
         s: [k for k in keys if k.startswith(f"{s}.")]
-        for s in ("lora", "train", "timeline", "rollouts", *own_sections())
+        for s in ("lora", "train", "timeline", "rollouts", "eval", *own_sections())
     }
     own: Fields = {}
     initial_stage = info["stage"]["default"]
@@ -530,6 +530,18 @@ def build(shared_fields: Fields) -> Fields:
             gr.Markdown(_section_doc("rollouts") or "")
             with gr.Row():
                 _inputs(section_keys["rollouts"], own, min_width=180)
+        with gr.Accordion("Judges watching for reward hacking (eval.*)", open=False):
+            gr.Markdown(_section_doc("eval") or "")
+            own["eval.judges"] = gr.Textbox(
+                value="",
+                lines=3,
+                max_lines=20,
+                placeholder="- kind: reward_run\n  run: RUN_ID\n- kind: builtin\n  builtin: format",
+                **fieldwidgets.caption("eval.judges"),
+                elem_id=field_id("eval.judges"),
+            )
+            with gr.Row():
+                _inputs([k for k in section_keys["eval"] if k != "eval.judges"], own, min_width=180)
 
     sections = []
     for section in own_sections():

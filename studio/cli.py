@@ -9,9 +9,12 @@
     rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]     # `data votes`: your blind A/B votes
     rlhf-studio compare RUN_ID --prompt TEXT [--prompts FILE] [--held-out N] [--reward-run RM_ID] [--json]
     rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
+    rlhf-studio serve RUN_ID [RUN_ID ...] [base] [--port 8000]   # an OpenAI-compatible API at http://127.0.0.1:8000/v1
+    rlhf-studio serve base --model tiny [--host H --api-key-env NAME]   # another host needs a key, named by its env var
     rlhf-studio rewards try CONFIG_OR_RUN --answer TEXT [--answer TEXT ...] [--prompt TEXT] [--column K=V] [--json]
     rlhf-studio rollouts RUN_ID [--step N | --last | --all] [--sort reward|kl|length] [--top K | --bottom K]
         [--filter TEXT] [--json]                        # the answers an online run sampled, with scores and KL
+    rlhf-studio eval-rm RM_ID --data FILE [--limit N] [--json]   # a reward run's accuracy on a preference file
         # compare and chat also take --max-new-tokens, --temperature, --top-p, --seed, ... (config.GenerationSpec)
     rlhf-studio demo [--json]                          # offline: SFT, RM, PPO, DPO on the tiny model, compared
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
@@ -140,12 +143,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(handler=cmd_compare)
 
+    evaluate = sub.add_parser(
+        "eval",
+        help="judge finished runs against a baseline on held-out prompts: win rate with a 95% interval",
+        description="Each run answers prompts it held out of training, the baseline answers the same ones, and the "
+        "judge says which answer is better. Judges: a name in <home>/judges.yaml, or reward_run:RUN_ID, "
+        "builtin:RULE, llm:MODEL (a hub id, a folder, tiny or a run id). Results are saved in each run's eval/ "
+        "folder.",
+    )
+    evaluate.add_argument("run_ids", nargs="+", metavar="RUN", help="completed runs that write answers")
+    evaluate.add_argument("--judge", required=True, metavar="NAME", help="the judge (see above)")
+    evaluate.add_argument(
+        "--baseline", default="base", metavar="base|RUN", help="what each run is compared with (default: base model)"
+    )
+    evaluate.add_argument(
+        "--held-out", type=int, default=32, metavar="N", help="held-out prompts per run (default 32, fewer if fewer)"
+    )
+    evaluate.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help='prompts to use instead of the held-out rows: a .txt file (one per line) or .jsonl (a "prompt" field)',
+    )
+    _add_generation_options(evaluate, cfg.EVAL_GENERATION)
+    evaluate.add_argument("--json", action="store_true", help="print the results as a JSON list, answers included")
+    evaluate.set_defaults(handler=cmd_eval)
+
     chat = sub.add_parser("chat", help="chat with a finished run (or its base model) in the terminal")
     chat.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
     chat.add_argument("--base", action="store_true", help="chat with the base model the run was tuned from")
     chat.add_argument("--system", metavar="TEXT", help="a system message that opens the conversation")
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
+
+    serve = sub.add_parser(
+        "serve", help="an OpenAI-compatible API (/v1/chat/completions, /v1/models) for finished runs and their base"
+    )
+    serve.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="a completed run id (or unique prefix) of a stage that writes answers, or `base`: the runs' base model",
+    )
+    serve.add_argument("--model", metavar="NAME", help="with `base` and no run: the base model (hub id, folder, tiny)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="the environment variable holding the API key requests must send (Authorization: Bearer KEY); "
+        "needed to bind another address than 127.0.0.1",
+    )
+    serve.set_defaults(handler=cmd_serve)
 
     rewards = sub.add_parser("rewards", help="try reward sources on answers before training with them")
     rewards_sub = rewards.add_subparsers(dest="rewards_command", required=True, metavar="ACTION")
@@ -182,6 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     rollouts.add_argument("--filter", default="", metavar="TEXT", help="only answers whose prompt or answer holds TEXT")
     rollouts.add_argument("--json", action="store_true", help="print the rows as JSON")
     rollouts.set_defaults(handler=cmd_rollouts)
+
+    eval_rm = sub.add_parser(
+        "eval-rm",
+        help="a completed reward run's accuracy on a preference file: overall, per subset, by length difference",
+    )
+    eval_rm.add_argument("run_id", help="a completed reward run id, or a unique prefix of one")
+    eval_rm.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="a .jsonl, .json, .csv or .parquet file with prompt, chosen and rejected columns (RewardBench's layout "
+        "too); a subset or category column splits the accuracy",
+    )
+    eval_rm.add_argument("--limit", type=int, metavar="N", help="score only the first N pairs")
+    eval_rm.add_argument(
+        "--json", action="store_true", help="print the report as JSON (as saved in the run's eval/ folder)"
+    )
+    eval_rm.set_defaults(handler=cmd_eval_rm)
 
     demo = sub.add_parser(
         "demo",
@@ -623,14 +689,16 @@ def _messages_text(row: dict) -> str:
 # ---------------------------------------------------------------- compare and chat
 
 
-def _add_generation_options(parser: argparse.ArgumentParser) -> None:
-    """--max-new-tokens, --temperature, ...: one option per GenerationSpec field, its default and help from there."""
+def _add_generation_options(parser: argparse.ArgumentParser, defaults: cfg.GenerationSpec | None = None) -> None:
+    """--max-new-tokens, --temperature, ...: one option per GenerationSpec field, its help from there and its default
+    from `defaults` (GenerationSpec's own when not given)."""
     for name, info in cfg.field_info(cfg.GenerationSpec).items():
+        default = getattr(defaults, name) if defaults is not None else info["default"]
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=info["type"],
-            default=info["default"],
-            help=f"{info['help']} (default {info['default']})",
+            default=default,
+            help=f"{info['help']} (default {default})",
         )
 
 
@@ -685,6 +753,57 @@ def cmd_compare(args) -> int:
         print()
     print(_summary_line(result))
     return 0
+
+
+def cmd_eval(args) -> int:
+    from studio.eval import evaluate, judges
+    from studio.serve import compare
+
+    settings = generation_spec_from_args(args)
+    judge = judges.resolve(args.judge)
+    quiet = args.json
+    say = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        prompts = compare.read_prompts(args.prompts) if args.prompts else None
+        results = evaluate.evaluate(
+            args.run_ids, judge, args.baseline, args.held_out, settings, progress=say, prompts=prompts
+        )
+    except evaluate.EvaluationStopped as stopped:  # what was judged is saved; show it, then the reason
+        _print_evaluations(stopped.results, args.json)
+        raise
+    _print_evaluations(results, args.json)
+    return 0
+
+
+def _print_evaluations(results: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(results, indent=1, ensure_ascii=False))
+        return
+    for result in results:
+        for warning in result["warnings"]:
+            print(f"warning: {warning}")
+        s = result["summary"]
+        rate = (
+            "no verdicts"
+            if s["win_rate"] is None
+            else (
+                f"win rate {s['win_rate']:.1%} [{s['ci_low']:.1%}, {s['ci_high']:.1%}], "
+                f"length-controlled {s['length_controlled_win_rate']:.1%}"
+            )
+        )
+        print(
+            f"{result['run_name']} vs {result['baseline_name']} (judge {result['judge']['label']}): {rate}; "
+            f"{s['wins']} wins, {s['ties']} ties, {s['losses']} losses"
+            + (f", {s['no_verdict']} without a verdict" if s["no_verdict"] else "")
+            + f" of {s['prompts']}; mean length {s['mean_length']:.1f} vs {s['baseline_mean_length']:.1f} words"
+        )
+        bias = result["position_bias"]
+        if bias and bias["first_position_share"] is not None:
+            print(
+                f"  position bias: {bias['first_position_share']:.0%} of picks went to the answer shown first; the "
+                f"two orders disagreed on {bias['orders_disagreed']} prompts (counted as ties)"
+            )
+        print(f"  saved {result['path']}" + (" (partial)" if result["partial"] else ""))
 
 
 def cmd_rewards_try(args) -> int:
@@ -830,6 +949,49 @@ def _summary_line(result) -> str:
     )
 
 
+def cmd_eval_rm(args) -> int:
+    from studio.eval import reward_model
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: give at least 1")
+    report = reward_model.evaluate(args.run_id, args.data, limit=args.limit)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    print(f"reward run {report.run_id} on {report.data}")
+    ties = f"; {report.ties} ties, counted wrong" if report.ties else ""
+    print(
+        f"accuracy {report.accuracy:.1%} ({report.right} of {report.n} pairs{ties}), "
+        f"mean margin {report.mean_margin:.3f}"
+    )
+    if report.subsets:
+        print()
+        _print_table(
+            [report.subset_column, "pairs", "accuracy", "mean margin"],
+            [[s.subset, s.n, f"{s.accuracy:.1%}", f"{s.mean_margin:.3f}"] for s in report.subsets],
+        )
+    print()
+    _print_table(
+        ["length, chosen against rejected (words)", "pairs", "accuracy"],
+        [[b.bin, b.n, "-" if b.accuracy is None else f"{b.accuracy:.1%}"] for b in report.by_length],
+    )
+    if report.length_pairs:
+        print(
+            f"the longer answer scored higher in {report.longer_won:.1%} of the {report.length_pairs} pairs whose "
+            f"lengths differ (the file's chosen answer is the longer one in {report.longer_chosen:.1%})"
+        )
+    print(f"\nsaved {report.saved}")
+    return 0
+
+
+def _print_table(headers: list[str], rows: list[list]) -> None:
+    """Columns padded to their widest cell: text left, numbers right."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+
+
 def cmd_chat(args) -> int:
     from studio.serve import generate
 
@@ -888,6 +1050,16 @@ def _stream_reply(generator, target, conversation: list[dict], settings: cfg.Gen
         print(text[len(shown) :], end="")
     print(" [stopped]" if stop.is_set() else "", flush=True)
     return text
+
+
+def cmd_serve(args) -> int:
+    from studio.serve import openai_api
+
+    try:
+        openai_api.serve(args.targets, args.host, args.port, args.api_key_env, args.model)
+    except KeyboardInterrupt:  # Ctrl+C is how a server is stopped, not a failure
+        pass
+    return 0
 
 
 # ---------------------------------------------------------------- push and export-space

@@ -821,6 +821,110 @@ class RolloutsSpec:
     )
 
 
+JUDGE_KINDS = ("reward_run", "builtin", "llm", "endpoint")
+# The judging prompt of the llm and endpoint judges when a judge gives none; {prompt}, {answer_a} and {answer_b} are
+# filled in. Written once here: the Compare tab shows it for editing and the judges use it.
+DEFAULT_JUDGE_PROMPT = (
+    "Two assistants answered the same request. Decide which answer serves the person better: correct, helpful, "
+    "clear and honest. The order of the answers says nothing, and a longer answer is not better for being longer."
+    "\n\nRequest:\n{prompt}\n\nAnswer A:\n{answer_a}\n\nAnswer B:\n{answer_b}\n\n"
+    "Which answer is better? Reply with the single letter A or B."
+)
+JUDGE_PROMPT_FIELDS = ("{prompt}", "{answer_a}", "{answer_b}")
+
+
+@dataclass
+class JudgeSpec:
+    """One judge of answers that is not the reward a run trained against: a reward run, a built-in rule, a local chat
+    model comparing two answers, or an OpenAI-compatible server doing the same."""
+
+    kind: str = option(
+        "reward_run",
+        "reward_run: a completed reward run scores each answer; builtin: a built-in rule scores it; llm: a local chat "
+        "model says which of two answers is better; endpoint: an OpenAI-compatible server says it",
+        label="Judge kind",
+        choices=JUDGE_KINDS,
+    )
+    name: str | None = option(
+        None, "Its name in results and charts (judge/<name>); empty uses the run, rule or model", label="Judge name"
+    )
+    run: str | None = option(None, "reward_run: the completed reward run's id", label="Reward run")
+    builtin: str | None = option(None, "builtin: the rule (format, length, contains, ...)", label="Built-in rule")
+    args: dict = option({}, "builtin: the rule's parameters", label="Rule parameters")
+    model: str | None = option(
+        None,
+        "llm: a hub id, a local folder, tiny or a finished run's id; endpoint: the model name the server serves",
+        label="Judge model",
+    )
+    prompt: str | None = option(
+        None,
+        "llm and endpoint: the judging prompt, with {prompt}, {answer_a} and {answer_b}; empty uses the default",
+        label="Judging prompt",
+    )
+    base_url: str | None = option(
+        None, "endpoint: the server's base URL, e.g. http://127.0.0.1:8000/v1", label="Server URL"
+    )
+    api_key_env: str | None = option(
+        None,
+        "endpoint: the name of the environment variable holding the server's key (never the key itself); empty "
+        "sends none",
+        label="Key variable",
+    )
+    timeout_s: float = option(60.0, "endpoint: seconds to wait for one answer", label="Timeout (s)", gt=0.0, le=3600.0)
+    retries: int = option(
+        3,
+        "endpoint: tries again this many times after a timeout, a server error or a rate limit",
+        label="Retries",
+        ge=0,
+        le=20,
+    )
+
+    @property
+    def label(self) -> str:
+        """The name it is shown and logged under."""
+        if self.name:
+            return self.name
+        if self.kind == "reward_run":
+            return self.run or "reward_run"
+        if self.kind == "builtin":
+            return self.builtin or "builtin"
+        tail = (self.model or self.kind).rstrip("/").rsplit("/", 1)[-1]
+        return f"{self.kind}-{tail}"
+
+    @property
+    def pairwise(self) -> bool:
+        """Whether it compares two answers (llm, endpoint) rather than scoring one (reward_run, builtin)."""
+        return self.kind in ("llm", "endpoint")
+
+
+@dataclass
+class EvalSpec:
+    """Judges watching an online run while it trains (the reward-hacking alarm): every every_steps steps the policy
+    answers the same held-out prompts greedily and each judge scores the answers, charted as judge/<name> beside the
+    training reward. A score judge gives its mean score; a pairwise judge the policy's win rate against its own
+    answers at step 0."""
+
+    judges: list[JudgeSpec] = option(
+        [],
+        "The judges, a YAML list: each kind: reward_run (run: ID), builtin (builtin: NAME), llm (model: NAME) or "
+        "endpoint (base_url, model); none turns the watch off",
+        label="Judges",
+    )
+    every_steps: int = option(
+        0, "Judge the policy every this many steps (0: never)", label="Judge every (steps)", ge=0, le=1_000_000
+    )
+    prompts: int = option(16, "Held-out prompts answered at each check", label="Prompts per check", ge=1, le=512)
+    prompts_file: str | None = option(
+        None,
+        "A .txt (one prompt per line) or .jsonl file (a prompt field) of prompts to judge on; empty: the run's "
+        "held-out rows (data.eval_fraction)",
+        label="Prompts file",
+    )
+    max_new_tokens: int = option(
+        64, "Most tokens per answer at each check", label="Max new tokens per check", ge=1, le=4096
+    )
+
+
 @dataclass
 class GenerationSpec:
     """Generation settings for Compare and Chat. Every model in a comparison answers with the same settings and
@@ -858,6 +962,9 @@ class GenerationSpec:
     )
 
 
+# The settings every model answers with in an evaluation (rlhf-studio eval, the Compare tab's judges) unless told
+# otherwise: greedy, so the same evaluation run twice gives the same answers.
+EVAL_GENERATION = GenerationSpec(temperature=0.0, max_new_tokens=128, seed=0)
 MAX_TIMELINE_PROMPTS = 8
 # The stages whose trained weights write text: every stage but the reward model, which outputs a score.
 GENERATING_STAGES = stages.Names(lambda s: s.writes_text)
@@ -883,6 +990,7 @@ class RunConfig:
     rloo: RLOOSpec = field(default_factory=RLOOSpec)
     timeline: TimelineSpec = field(default_factory=TimelineSpec)
     rollouts: RolloutsSpec = field(default_factory=RolloutsSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
 
 
 # ---------------------------------------------------------------- building and checking
@@ -1027,6 +1135,7 @@ def _check_combinations(config: RunConfig) -> None:
         )
     if config.stage in ONLINE_STAGES:
         _check_rewards(config)
+    _check_eval(config)
     if config.stage == "ppo":
         _check_ppo(config)
     if stages.get(config.stage).steps == stages.GROUPS:
@@ -1056,6 +1165,68 @@ def _check_combinations(config: RunConfig) -> None:
             f"model.quantization = '{config.model.quantization}': quantised weights cannot be "
             "trained directly; turn lora.enabled on (QLoRA) or set quantization to none"
         )
+
+
+def _check_eval(config: RunConfig) -> None:
+    """The judges watch only online stages, and only when every_steps and judges are both given."""
+    spec = config.eval
+    if not spec.every_steps and not spec.judges:
+        return
+    if config.stage not in ONLINE_STAGES:
+        raise ConfigError(
+            f"eval: the {config.stage} stage does not sample answers while it trains, so judges have nothing to watch; "
+            f"use eval with an online stage ({', '.join(ONLINE_STAGES)}) or rlhf-studio eval after training"
+        )
+    if spec.every_steps and not spec.judges:
+        raise ConfigError(f"eval.every_steps = {spec.every_steps}: give at least one judge in eval.judges")
+    if spec.judges and not spec.every_steps:
+        raise ConfigError("eval.judges: set eval.every_steps (how often they judge the policy), or remove the judges")
+    taken: dict[str, int] = {}
+    for i, judge in enumerate(spec.judges):
+        check_judge(judge, f"eval.judges[{i}]")
+        if judge.label in taken:
+            raise ConfigError(
+                f"eval.judges[{i}]: the name '{judge.label}' is taken by eval.judges[{taken[judge.label]}]; give one "
+                "of them a name of its own"
+            )
+        taken[judge.label] = i
+
+
+def check_judge(judge: JudgeSpec, where: str) -> JudgeSpec:
+    """A judge with what its kind needs and nothing another kind takes; a built-in's args checked (defaults filled
+    in). One line naming the key otherwise."""
+    from studio.rewards import builtins
+
+    needs = {"reward_run": ("run",), "builtin": ("builtin",), "llm": ("model",), "endpoint": ("base_url", "model")}
+    for key in needs[judge.kind]:
+        if not getattr(judge, key):
+            raise ConfigError(f"{where}.{key}: a {judge.kind} judge needs one")
+    owned = {"run": "reward_run", "builtin": "builtin", "base_url": "endpoint", "api_key_env": "endpoint"}
+    for key, kind in owned.items():
+        if getattr(judge, key) and judge.kind != kind:
+            raise ConfigError(f"{where}.{key}: only a {kind} judge takes it; this judge is {judge.kind}")
+    if judge.args and judge.kind != "builtin":
+        raise ConfigError(f"{where}.args: only a builtin judge takes args; this judge is {judge.kind}")
+    if judge.prompt is not None and not judge.pairwise:
+        raise ConfigError(f"{where}.prompt: only llm and endpoint judges read a judging prompt")
+    if judge.builtin:
+        judge.args = builtins.get(judge.builtin, f"{where}.builtin").check(judge.args, where)
+    if judge.prompt is not None:
+        missing = [f for f in JUDGE_PROMPT_FIELDS if f not in judge.prompt]
+        if missing:
+            raise ConfigError(f"{where}.prompt: the judging prompt must hold {', '.join(missing)}")
+    if judge.base_url and not re.match(r"https?://[^\s/]+", judge.base_url):
+        raise ConfigError(f"{where}.base_url = {judge.base_url!r}: expected http://HOST[:PORT]/... or https://...")
+    if judge.api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", judge.api_key_env):
+        raise ConfigError(
+            f"{where}.api_key_env = {judge.api_key_env!r}: give the name of an environment variable (letters, digits "
+            "and _), not the key itself"
+        )
+    if not REWARD_NAME.fullmatch(judge.label):
+        raise ConfigError(
+            f"{where}.name = {judge.label!r}: use letters, digits, _, - and . only (it names the chart judge/<name>)"
+        )
+    return judge
 
 
 def _check_rewards(config: RunConfig) -> None:

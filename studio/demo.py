@@ -216,6 +216,7 @@ def pipeline_raw(paths: dict[str, Path]) -> dict:
                     "ppo_epochs": 2,
                     "mini_batch_size": 8,
                 },
+                "eval": watched_by_format_judge(paths["held_out"]),
             },
             {
                 "name": "dpo",
@@ -226,6 +227,30 @@ def pipeline_raw(paths: dict[str, Path]) -> dict:
                 "dpo": {"beta": 0.1},
             },
         ],
+    }
+
+
+# The taught format from its first word to its last: the judge that watches PPO train (eval.judges) checks it
+# independently of the reward model PPO is trained against, which learned it only from pairs.
+TAUGHT_FORMAT = r"Of course! .+ I hope that helps\."  # formatted(answer), whole
+
+
+def watched_by_format_judge(held_out: Path, every_steps: int = 10) -> dict:
+    """The eval section that has a rule judge the held-out answers in the whole taught format while a policy trains:
+    the reward-hacking alarm's independent view."""
+    return {
+        "judges": [
+            {
+                "kind": "builtin",
+                "name": "taught_format",
+                "builtin": "format",
+                "args": {"pattern": TAUGHT_FORMAT, "match": "full"},
+            }
+        ],
+        "every_steps": every_steps,
+        "prompts_file": str(held_out),
+        "prompts": HELD_OUT,
+        "max_new_tokens": EVAL_TOKENS,
     }
 
 

@@ -258,9 +258,12 @@ _PREFERENCE_REWARDS = Panel(
     "Reward chosen / rejected", ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen", "eval_rewards/rejected")
 )
 _MARGINS = Panel("Reward margin", ("rewards/margins", "eval_rewards/margins"))
+# The judges watching an online run (eval.judges), drawn next to its reward: what the reward-hacking warning reads.
+_JUDGES = Panel("Judges on held-out answers (eval.judges)", ("judge/*",), when_logged=True)
 
 _ONLINE_TRL = (  # GRPO and RLOO: TRL's keys, plus our reward/<run id>
     Panel("Reward", ("reward", "reward/*")),
+    _JUDGES,
     Panel("Reward spread (std)", ("reward_std",)),
     Panel("KL to the starting model (per token)", ("kl",)),
     Panel("Entropy (per token)", ("entropy",)),
@@ -278,8 +281,9 @@ _LOSS_CHECKS = ("loss_diverging", "eval_loss_rising")
 # Every stage that samples answers also watches each reward source (reward/<name>): no signal, saturated, no scores.
 _SOURCE_CHECKS = ("source_no_signal", "source_saturated", "source_unscored")
 # ... and reads its answers (answers/* in the metrics): the same answer to different prompts, answers growing to the
-# length limit as the reward rises, answers nothing scored.
-_ANSWER_CHECKS = ("repeated_answers", "length_hacking", "unscored_answers")
+# length limit as the reward rises, answers nothing scored; and with judges watching (judge/<name>, eval.judges), the
+# reward rising while a judge's rating falls.
+_ANSWER_CHECKS = ("repeated_answers", "length_hacking", "unscored_answers", "reward_hacking")
 _RL_CHECKS = (
     "kl_negative",
     "kl_exploding",
@@ -386,6 +390,7 @@ for _stage in (
         learning_metric=("kl", "kl"),
         panels=(
             Panel("Reward", ("reward", "reward/*", "reward_with_eos_penalty")),
+            _JUDGES,
             Panel("KL to the starting model (per answer)", ("kl",)),
             Panel("KL coefficient", ("kl_coef",)),
             Panel("Entropy (per token)", ("entropy",)),
@@ -422,6 +427,7 @@ for _stage in (
         learning_metric=("reward_gain", "gain"),
         panels=(
             Panel("Reward (all answers, best of K)", ("reward", "reward_best", "reward/*")),
+            _JUDGES,
             Panel("Reward gain from best of K", ("reward_gain",)),
             Panel("Fine-tuning loss", ("loss",)),
             Panel("Prompts kept", ("kept",)),

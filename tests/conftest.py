@@ -335,6 +335,33 @@ def rule_preset_runs(tmp_path_factory, shared_models) -> dict:
     return runs
 
 
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory, shared_models) -> dict:
+    """A studio home where `rlhf-studio demo --json` ran once per session: {"home", "result" (its JSON), "runs"
+    ({"sft", "rm", "ppo", "dpo"}: run ids)}. The tests that use it read its runs; an evaluation adds files to a
+    run's eval/ folder. Use with `in_demo_home`."""
+    home = tmp_path_factory.mktemp("demo-home")
+    (home / "models").symlink_to(shared_models)
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+        env={**os.environ, "RLHF_STUDIO_HOME": str(home)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)  # stdout is the JSON alone; progress went to stderr
+    return {"home": home, "result": result, "runs": {s["name"]: s["run_id"] for s in result["stages"]}}
+
+
+@pytest.fixture
+def in_demo_home(never_the_real_home, demo_runs, monkeypatch) -> dict:
+    """The test process looks at the demo_runs home."""
+    monkeypatch.setenv("RLHF_STUDIO_HOME", str(demo_runs["home"]))
+    return demo_runs
+
+
 @pytest.fixture
 def in_rule_preset_home(never_the_real_home, rule_preset_runs, monkeypatch) -> dict:
     """The test process looks at the rule_preset_runs home (read it, do not add runs to it)."""

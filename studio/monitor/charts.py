@@ -216,7 +216,7 @@ class Series:
     steps: list[float]
     values: list[float]
     raw: list[float]
-    eval: bool  # an eval_ key: few points, drawn with markers
+    eval: bool  # an eval_ or judge/ key: few points, drawn with markers
     smoothing: float = 0.0  # the EMA weight applied (smoothing_for): 0 draws the logged values alone
 
 
@@ -275,7 +275,7 @@ def build_series(
         steps=out_steps,
         values=out_values,
         raw=out_raw,
-        eval=key.startswith("eval_"),
+        eval=key.startswith(("eval_", "judge/")),
         smoothing=smoothing,
     )
 

@@ -127,6 +127,11 @@ LENGTH_HACK_START_MAX = 0.5
 #   reward, so the reward curve mixes in answers that were never judged.
 UNSCORED_ANSWERS = 0.05
 
+# The reward-hacking check (eval.judges): a judge's fall and the reward's rise count only beyond this many standard
+# errors (2: about a 5% chance of noise alone), and only after the judge stayed below its peak for this many checks.
+HACKING_NOISE = 2.0
+HACKING_CHECKS_AFTER = 2
+
 
 @dataclass(frozen=True)
 class HealthWarning:
@@ -750,6 +755,66 @@ def _unscored_answers(stage: stages.Stage, series: Series) -> HealthWarning | No
     )
 
 
+def _judges(series: Series) -> list[str]:
+    return sorted(key.split("/", 1)[1] for key in series if key.startswith("judge/"))
+
+
+def _reward_hacking(stage: stages.Stage, series: Series) -> list[HealthWarning]:
+    """Per judge watching the run (eval.judges): the training reward rose while the judge's rating fell, both by
+    more than their noise. The judge's peak before the fall is where they parted; the warning fires at the first
+    check that is at least HACKING_CHECKS_AFTER checks past a peak, each of them below it, the last by more than
+    HACKING_NOISE standard errors, while the reward's trailing mean is above its mean at the peak by as much."""
+    reward_steps, rewards = _finite(series, "reward")
+    if len(rewards) < MIN_ROWS:
+        return []
+    found = []
+    for name in _judges(series):
+        steps, values = _finite(series, f"judge/{name}")
+        se = dict(zip(*_finite(series, f"judge_se/{name}")))
+        for i in range(HACKING_CHECKS_AFTER, len(values)):
+            peak = max(range(i - HACKING_CHECKS_AFTER + 1), key=lambda k: (values[k], -k))
+            if any(values[k] >= values[peak] for k in range(peak + 1, i + 1)):
+                continue
+            fall = values[peak] - values[i]
+            judge_noise = math.hypot(se.get(steps[peak], 0.0), se.get(steps[i], 0.0))
+            reward_then, noise_then = _reward_near(reward_steps, rewards, steps[peak])
+            reward_now, noise_now = _reward_near(reward_steps, rewards, steps[i])
+            rise = reward_now - reward_then
+            if (
+                fall > HACKING_NOISE * judge_noise
+                and fall > 0
+                and rise > HACKING_NOISE * math.hypot(noise_then, noise_now)
+            ):
+                found.append(
+                    HealthWarning(
+                        "reward_hacking",
+                        f"judge/{name}",
+                        steps[i],
+                        values[i],
+                        steps[-1],
+                        values[-1],
+                        f"the training reward rises while judge {name} falls: they parted at step "
+                        f"{_step(steps[peak])}, where {name} was {_fmt(values[peak])}; by step {_step(steps[i])} it "
+                        f"was {_fmt(values[i])} and the reward {_fmt(reward_then)} -> {_fmt(reward_now)}"
+                        + (f"; {_fmt(values[-1])} at step {_step(steps[-1])}" if i != len(values) - 1 else ""),
+                        "The policy may be gaming its reward: read its answers after that step (Rollouts), and keep "
+                        "the checkpoint from before it, add a rule against what it exploits, or raise the KL penalty",
+                    )
+                )
+                break
+    return found
+
+
+def _reward_near(steps: Sequence[float], rewards: Sequence[float], step: float) -> tuple[float, float]:
+    """(mean, standard error) of the WINDOW reward rows up to `step` (the first WINDOW rows for a step before any)."""
+    upto = [r for s, r in zip(steps, rewards) if s <= step][-WINDOW:] or list(rewards[:WINDOW])
+    mean = sum(upto) / len(upto)
+    if len(upto) < 2:
+        return mean, 0.0
+    variance = sum((r - mean) ** 2 for r in upto) / (len(upto) - 1)
+    return mean, math.sqrt(variance / len(upto))
+
+
 # Each check by the name a stage's record lists it under (studio/stages.py, Health.checks), which is also the name
 # its warnings carry.
 CHECKS = {
@@ -770,4 +835,5 @@ CHECKS = {
     "repeated_answers": _repeated_answers,
     "length_hacking": _length_hacking,
     "unscored_answers": _unscored_answers,
+    "reward_hacking": _reward_hacking,
 }

@@ -8,6 +8,8 @@
         metrics.jsonl   one JSON object per log event (see studio.runs.metrics)
         train.log       the worker's stdout and stderr
         timeline.jsonl  answers to config.timeline.prompts by step (see studio.monitor.timeline), when it has prompts
+        rollouts.jsonl  an online stage's sampled answers by step (see studio.runs.rollouts)
+        eval/           evaluations of the finished run, one JSON file each (see studio.eval.evaluate)
         checkpoints/    resumable checkpoints; only those holding the COMPLETE marker count (checkpoint_saved)
         adapter/        the final LoRA adapter (or full model) as safetensors, renamed into place whole
                         (publishing_adapter)
@@ -83,6 +85,11 @@ class RunDir:
     @property
     def rollouts_path(self) -> Path:
         return self.path / "rollouts.jsonl"
+
+    @property
+    def eval_dir(self) -> Path:
+        """Evaluations of the finished run: one JSON file each (studio/eval)."""
+        return self.path / "eval"
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -200,6 +200,11 @@ def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]
     """`count` prompts drawn (seeded) from the rows a run held out of training (its data.eval_fraction split, as
     its data_report.json records it, every stage alike), so the tuned model is judged on prompts it did not train
     on."""
+    return [row["prompt"] for row in held_out_sample(run_id, count, seed)]
+
+
+def held_out_sample(run_id: str, count: int, seed: int = 0) -> list[dict]:
+    """The held-out rows behind held_out_prompts, with every column (a judge's rule may read one)."""
     from studio import data
     from studio.runs import manager
 
@@ -216,8 +221,7 @@ def held_out_prompts(run_id: str, count: int, seed: int = 0) -> list[list[dict]]
             f"run '{run.id}' held no rows out of training (data.eval_fraction is "
             f"{config.data.eval_fraction}); type prompts instead"
         )
-    picked = random.Random(seed).sample(held_out, min(count, len(held_out)))
-    return [row["prompt"] for row in picked]
+    return random.Random(seed).sample(held_out, min(count, len(held_out)))
 
 
 def next_held_out_prompt(run_id: str, shown: list[str], seed: int | None = None) -> tuple[list[dict], bool]:

@@ -18,6 +18,7 @@ The plain batched generation underneath, shared with training, is studio/modelin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sys
@@ -335,6 +336,13 @@ class Generator:
         with self._lock:
             model, tokenizer = self._activate(target)
             yield from stream_one(model, tokenizer, messages, settings, stop)
+
+    @contextlib.contextmanager
+    def holding(self, target: Target) -> Iterator[tuple[object, object]]:
+        """(model, tokenizer) of the target for a caller's own forward passes (a judge reading label
+        probabilities); other generations wait until the block ends."""
+        with self._lock:
+            yield self._activate(target)
 
     def unload(self) -> None:
         """Free the held model (memory back for training)."""

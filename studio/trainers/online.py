@@ -30,7 +30,7 @@ from studio.modeling import models
 from studio.runs.rollouts import RolloutWriter
 from studio.runs.rundir import RunDir
 from studio.serve.rewards import TRL_KEYWORDS
-from studio.trainers import online_rollouts, timeline_writer
+from studio.trainers import judge_watch, online_rollouts, timeline_writer
 from studio.trainers.common import StudioCallback, drop_ref_adapter, load_policy, seed_model_init, training_arguments
 from studio.trainers.rewards import StageRewards, source_means, stage_rewards
 from studio.trainers.rollout_rows import answer_stats
@@ -150,6 +150,7 @@ def build_trainer(config: RunConfig, run: RunDir, trainer_class, config_class, *
         callbacks=[
             StudioCallback(run, config.train.save_total_limit),
             *timeline_writer.callbacks(config, run, tokenizer),
+            *judge_watch.callbacks(config, run, tokenizer),
         ],
     )
     drop_ref_adapter(trainer)

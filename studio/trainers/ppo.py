@@ -53,8 +53,8 @@ from studio.runs.metrics import MetricsWriter
 from studio.runs.rollouts import RolloutWriter
 from studio.runs.rundir import RunDir
 from studio.serve.rewards import columns_of
+from studio.trainers import judge_watch, timeline_writer
 from studio.trainers import ppo_math as pm
-from studio.trainers import timeline_writer
 from studio.trainers.common import policy_and_reference, resume_checkpoint
 from studio.trainers.rewards import StageRewards, source_means, stage_rewards
 from studio.trainers.rollout_rows import add_token_detail, answer_rows, answer_stats
@@ -453,6 +453,9 @@ def train(config: RunConfig, run: RunDir) -> None:
     answers = timeline_writer.recorder(config, run, tokenizer) if main else None  # the policy's answers as it trains
     if answers:
         answers.record(model.policy, done)
+    watch = judge_watch.start(config, run, tokenizer) if main else None  # judges of the policy's held-out answers
+    if watch and done == 0:
+        watch.check(model.policy, 0)
 
     meter = ThroughputMeter(counted_model(model.policy), processes=processes) if main else None
 
@@ -509,6 +512,8 @@ def train(config: RunConfig, run: RunDir) -> None:
                 }
             )
             run.write_status(step=step, total_steps=steps)
+        if watch and watch.due(step, steps):
+            watch.check(model.policy, step)
         if main and (step == 1 or step % t.logging_steps == 0):
             log.info(
                 "step %d/%d: reward %.3f, kl %.3f, response length %.1f",

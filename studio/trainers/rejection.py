@@ -55,7 +55,7 @@ from studio.runs.metrics import MetricsWriter
 from studio.runs.rollouts import RolloutWriter
 from studio.runs.rundir import RunDir
 from studio.serve.rewards import columns_of
-from studio.trainers import timeline_writer
+from studio.trainers import judge_watch, timeline_writer
 from studio.trainers.common import load_policy, seed_model_init
 from studio.trainers.rewards import source_means, stage_rewards
 from studio.trainers.rollout_rows import add_token_detail, answer_rows, answer_stats
@@ -296,6 +296,9 @@ def train(config: RunConfig, run: RunDir) -> None:
     )  # the policy's answers before round 1 and after each round
     if answers:
         answers.record(policy, 0)
+    watch = judge_watch.start(config, run, tokenizer)  # judges of the policy's held-out answers, round by round
+    if watch:
+        watch.check(policy, 0)
 
     meter = ThroughputMeter(counted_model(policy))
     for round_no in range(1, spec.rounds + 1):
@@ -362,6 +365,8 @@ def train(config: RunConfig, run: RunDir) -> None:
             "time": time.time(),
         }
         metrics.write(row)
+        if watch and watch.due(round_no, spec.rounds):
+            watch.check(policy, round_no)
         run.write_status(step=round_no, total_steps=spec.rounds)
         log.info(
             "round %d/%d: reward %.3f, best of %d %.3f, kept %d, loss %s, %.1f s sampling, %.1f s training",
