@@ -7,6 +7,10 @@ answers before a run trains with them (studio/serve/reward_trial.py).
     Held-out pairs      the run's accuracy on the pairs its data.eval_fraction held out of training, the ones its
                         data_report.json records (the share whose chosen answer scores above the rejected one), and
                         a histogram of the chosen and rejected scores overlaid
+    Evaluate on a file  the run's accuracy on a preference file (studio/eval/reward_model.py; a path, or an upload):
+                        overall, per subset (a subset or category column, as RewardBench has), a histogram of the
+                        margins (chosen score minus rejected), and accuracy by how much longer the chosen answer is,
+                        with how often the longer answer won; the report is saved in the run's eval/ folder
     Try reward sources  sources written as YAML (as under rewards.sources in a config) with a combine rule, or the
                         rewards a ppo/grpo/rloo/rejection run is configured with (any state); answers typed (one or
                         more to one prompt, separated by a line holding only ---, with optional `column: value`
@@ -17,6 +21,7 @@ answers before a run trains with them (studio/serve/reward_trial.py).
 
 Endpoints for scripts and tests (gradio_client): /reward_runs(current pick),
 /score_pair(run, prompt, answer_a, answer_b), /evaluate_reward(run, limit),
+/evaluate_reward_file(run, path, limit) -> (summary, accuracy table, per-subset table, margins plot, by-length table),
 /trial_lists(current run, current model) -> (online runs, sampling models), /trial_run_rewards(run) -> (its rewards
 section as YAML, message), /try_rewards(sources_from, sources_yaml, combine, run, prompt, answers, columns) and
 /sample_rewards(sources_from, sources_yaml, combine, run, model, data_source, data_path, count, seed, *settings), both
@@ -30,14 +35,16 @@ from __future__ import annotations
 import html
 import math
 import re
+from pathlib import Path
 
 import gradio as gr
 
-from components import firstopen, generation
+from components import data_tab, firstopen, generation
 from components.fieldwidgets import caption
 from components.oneline import error_markdown
 from studio import config as cfg
 from studio.errors import StudioError
+from studio.eval import reward_model
 from studio.monitor import charts
 from studio.serve import reward_trial, scoring
 
@@ -117,6 +124,113 @@ def evaluate_reward(run_id: str | None, limit):
         f"{mean_chosen - mean_rejected:.3f}."
     )
     return line, charts.score_histogram(result.chosen, result.rejected, f"Held-out scores of {result.run_id}")
+
+
+# ---------------------------------------------------------------- evaluate on a preference file
+
+OVERALL_COLUMNS = ["pairs", "right", "ties", "accuracy", "mean margin"]
+LENGTH_COLUMNS = ["length, chosen against rejected (words)", "pairs", "accuracy"]
+SUBSET_HEADERS = ["subset", "pairs", "accuracy", "mean margin"]
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def evaluate_file(run_id: str | None, path: str | None, limit):
+    """(summary, accuracy table, per-subset table, margins histogram, by-length table) of the run on the file."""
+    try:
+        if not run_id:
+            raise StudioError("pick a completed reward run")
+        if not (path or "").strip():
+            raise StudioError("give a preference file: a path, or upload one")
+        if limit is not None and (float(limit) != int(limit) or int(limit) < 1):
+            raise StudioError(f"pairs to score = {limit}: a whole number of at least 1, or empty for every pair")
+        report = reward_model.evaluate(run_id, path.strip(), None if limit is None else int(limit))
+    except Exception as err:
+        empty = {"headers": SUBSET_HEADERS, "data": []}
+        return error_markdown(err), [], empty, None, []
+    name = Path(report.data).name
+    lines = [
+        f"Accuracy **{report.accuracy:.1%}** on {report.n} pairs of {_words(name)}: the share whose chosen answer "
+        "scores above the rejected one (equal scores count as wrong)."
+    ]
+    if report.length_pairs:
+        lines.append(
+            f"The longer answer scored higher in {report.longer_won:.1%} of the {report.length_pairs} pairs whose "
+            f"lengths differ; the file's chosen answer is the longer one in {report.longer_chosen:.1%}."
+        )
+    if report.subset_column is None:
+        lines.append("The file has no subset or category column: no per-subset rows.")
+    lines.append(f"Saved with every pair's scores to {_words(report.saved)}.")
+    overall = [[report.n, report.right, report.ties, _percent(report.accuracy), f"{report.mean_margin:.3f}"]]
+    subsets = {
+        "headers": [report.subset_column or "subset", *SUBSET_HEADERS[1:]],
+        "data": [[s.subset, s.n, _percent(s.accuracy), f"{s.mean_margin:.3f}"] for s in report.subsets],
+    }
+    by_length = [[row.bin, row.n, _percent(row.accuracy)] for row in report.by_length]
+    figure = margins_figure(report.margins.edges, report.margins.counts, f"Margins of {report.run_id} on {name}")
+    return "\n\n".join(lines), overall, subsets, figure, by_length
+
+
+def margins_figure(edges: list[float], counts: list[int], title: str):
+    """The engine's margin histogram as bars: green where chosen scored higher, red where rejected did."""
+    import plotly.graph_objects as go
+
+    centres = [(low + high) / 2 for low, high in zip(edges, edges[1:])]
+    fig = go.Figure(
+        go.Bar(
+            x=centres,
+            y=counts,
+            width=[high - low for low, high in zip(edges, edges[1:])],
+            marker_color=["#2ca02c" if centre > 0 else "#d62728" for centre in centres],
+            name="pairs",
+        )
+    )
+    fig.add_vline(x=0, line_dash="dot", line_color="#555")  # left of it the model prefers the rejected answer
+    fig.update_layout(
+        title=dict(text=title),
+        xaxis_title="chosen score minus rejected score",
+        yaxis_title="pairs",
+        bargap=0.05,
+        height=320,
+        margin=dict(l=50, r=20, t=50, b=40),
+        template="plotly_white",
+    )
+    return fig
+
+
+def _build_file_eval(run: gr.Dropdown) -> None:
+    """The "Evaluate a reward model on a preference file" section, scored by the tab's reward run."""
+    gr.Markdown("### Evaluate a reward model on a preference file")
+    gr.Markdown(
+        "Scores every pair of a file with the reward run picked above: prompt, chosen and rejected columns (text or "
+        "role/content messages; RewardBench's files load as they are), a subset or category column for a row per "
+        "subset. .jsonl, .json, .csv or .parquet."
+    )
+    with gr.Row(equal_height=True):
+        path = gr.Textbox(label="Preference file", info="A path on the machine running the studio", scale=3)
+        limit = gr.Number(
+            value=None, precision=0, label="Pairs to score (at most)", info="Empty scores every pair", scale=1
+        )
+    upload = gr.File(label="Or upload a file (fills the path)", file_types=data_tab.UPLOAD_TYPES, type="filepath")
+    evaluate = gr.Button("Evaluate on the file", variant="primary")
+    summary = gr.Markdown()
+    overall = gr.Dataframe(headers=OVERALL_COLUMNS, value=[], interactive=False, label="Accuracy")
+    subsets = gr.Dataframe(headers=SUBSET_HEADERS, value=[], interactive=False, label="Accuracy per subset")
+    margins = gr.Plot(label="Margins", show_label=False)
+    by_length = gr.Dataframe(headers=LENGTH_COLUMNS, value=[], interactive=False, label="Accuracy by length")
+
+    upload.upload(
+        data_tab.uploaded_path, inputs=upload, outputs=path, api_name="rm_eval_upload", api_visibility="private"
+    )
+    evaluate.click(
+        evaluate_file,
+        inputs=[run, path, limit],
+        outputs=[summary, overall, subsets, margins, by_length],
+        api_name="evaluate_reward_file",
+        **QUEUE,
+    )
 
 
 # ---------------------------------------------------------------- try reward sources
@@ -436,4 +550,5 @@ def build(tab: gr.Tab | None = None) -> None:
     evaluate.click(
         evaluate_reward, inputs=[run, limit], outputs=[summary, histogram], api_name="evaluate_reward", **QUEUE
     )
+    _build_file_eval(run)
     _build_trial(tab)

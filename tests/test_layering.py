@@ -70,6 +70,7 @@ LAYERS = (
     ("runs", ("runs",)),
     ("monitor", ("monitor",)),
     ("serve", ("serve",)),
+    ("eval", ("eval",)),
     ("trainers", ("trainers",)),
     ("pipelines", ("pipelines",)),
     ("publish", ("publish",)),

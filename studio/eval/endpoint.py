@@ -1,15 +1,14 @@
-"""The endpoint judge: any OpenAI-compatible chat-completions server says which of two answers is better.
+"""The endpoint judge's line to its server: one judging prompt to any OpenAI-compatible chat-completions server, and
+the verdict read from the reply (studio/eval/judges.py's EndpointJudge asks each pair through it).
 
-    judge = EndpointJudge(JudgeSpec(kind="endpoint", base_url="http://127.0.0.1:8000/v1", model="judge",
-                                    api_key_env="JUDGE_KEY"))
-    judge.picks(prompts, firsts, seconds)      # [("A", {"reply": "A"}), (None, {"reply": "I cannot tell"}), ...]
-    parse_verdict("The better answer is B.")   # "B"
+    reply = ask(spec, "Which answer is better? ...", api_key(spec))   # the reply text, retried as below
+    parse_verdict("The better answer is B.")                          # "B"
 
 The key is read from the environment variable the judge names, never from a config or the command line. A slow
 answer (past timeout_s), a server error (5xx), a rate limit (429, waiting as long as its Retry-After asks, up to a cap)
-and a dropped connection are tried again retries times with a growing wait; then the judge stops with one line,
-and the verdicts given so far are kept (JudgeStopped carries them). A refused key or a request the server rejects
-stops it at once: asking again would not help. A reply that names neither answer is "no verdict", never an error.
+and a dropped connection are tried again retries times with a growing wait; then ask raises EndpointGone with one
+line (the judge stops and keeps the verdicts given so far). A refused key or a request the server rejects raises it
+at once: asking again would not help. A reply that names neither answer is "no verdict", never an error.
 Standard library only (urllib).
 """
 
@@ -24,7 +23,6 @@ import urllib.request
 
 from studio.config import JudgeSpec
 from studio.errors import StudioError
-from studio.eval.judges import Judge, JudgeStopped, judging_text
 
 BACKOFF_FIRST = 0.5  # seconds before the first retry; doubled each time
 BACKOFF_MOST = 8.0
@@ -50,87 +48,72 @@ def parse_verdict(text: str) -> str | None:
     return letters.pop() if len(letters) == 1 else None
 
 
-class EndpointJudge(Judge):
-    """Pairwise verdicts from an OpenAI-compatible server, one request per order of each pair."""
+class EndpointGone(StudioError):
+    """The server cannot give an answer: gone, too slow, refusing; one line naming the URL."""
 
-    batch = 1  # one pair at a time: a server that goes away mid-run loses no pair already judged
 
-    def __init__(self, spec: JudgeSpec):
-        super().__init__(spec)
-        self.url = spec.base_url.rstrip("/") + "/chat/completions"
-
-    def check(self) -> None:
-        self._key()
-
-    def _key(self) -> str | None:
-        name = self.spec.api_key_env
-        if not name:
-            return None
-        key = os.environ.get(name, "")
-        if not key:
-            raise StudioError(
-                f"judge {self.name}: the environment variable {name} is empty; set it to the server's key "
-                "(the key is never written in a config)"
-            )
-        return key
-
-    def picks(self, prompts, firsts, seconds):
-        out = []
-        for prompt, first, second in zip(prompts, firsts, seconds):
-            reply = self.ask(judging_text(self.spec, prompt, first, second), done=out)
-            out.append((parse_verdict(reply), {"reply": reply[:500]}))
-        return out
-
-    def ask(self, text: str, done: list | None = None) -> str:
-        """The server's reply to one judging prompt, with retries; JudgeStopped when it cannot be had."""
-        body = json.dumps(
-            {
-                "model": self.spec.model,
-                "messages": [{"role": "user", "content": text}],
-                "temperature": 0,
-                "max_tokens": REPLY_TOKENS,
-            }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        key = self._key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        backoff, asked_wait = BACKOFF_FIRST, None
-        problem = ""
-        for attempt in range(self.spec.retries + 1):
-            if attempt:
-                # a rate limit's Retry-After says how long; otherwise a wait that doubles each time
-                time.sleep(asked_wait if asked_wait is not None else backoff)
-                backoff = min(backoff * 2, BACKOFF_MOST) if asked_wait is None else backoff
-                asked_wait = None
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.spec.timeout_s) as response:
-                    return _reply_text(response.read())
-            except urllib.error.HTTPError as err:
-                problem = f"HTTP {err.code} {_error_message(err)}".strip()
-                if err.code == 429:
-                    asked_wait = _retry_after(err)
-                    continue
-                if err.code >= 500:
-                    continue
-                raise JudgeStopped(f"judge {self.name}: {self.url} refused the request ({problem})", []) from None
-            except TimeoutError:
-                problem = f"no answer within {self.spec.timeout_s:g} s"
-            except urllib.error.URLError as err:
-                reason = err.reason
-                if isinstance(reason, TimeoutError):
-                    problem = f"no answer within {self.spec.timeout_s:g} s"
-                else:
-                    problem = f"cannot reach it ({reason})"
-            except (ConnectionError, OSError) as err:  # reset or dropped mid-answer
-                problem = f"the connection broke ({err})"
-        tries = self.spec.retries + 1
-        raise JudgeStopped(
-            f"judge {self.name}: {self.url}: {problem}, {tries} {'try' if tries == 1 else 'tries'}; the verdicts "
-            "given so far are kept",
-            [],
+def api_key(spec: JudgeSpec) -> str | None:
+    """The key from the environment variable the judge names (None when it names none); one line when it is empty."""
+    name = spec.api_key_env
+    if not name:
+        return None
+    key = os.environ.get(name, "")
+    if not key:
+        raise StudioError(
+            f"judge {spec.label}: the environment variable {name} is empty; set it to the server's key "
+            "(the key is never written in a config)"
         )
+    return key
+
+
+def ask(spec: JudgeSpec, text: str, key: str | None) -> str:
+    """The server's reply to one judging prompt, with retries; EndpointGone when it cannot be had."""
+    url = spec.base_url.rstrip("/") + "/chat/completions"
+    body = json.dumps(
+        {
+            "model": spec.model,
+            "messages": [{"role": "user", "content": text}],
+            "temperature": 0,
+            "max_tokens": REPLY_TOKENS,
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    backoff, asked_wait = BACKOFF_FIRST, None
+    problem = ""
+    for attempt in range(spec.retries + 1):
+        if attempt:
+            # a rate limit's Retry-After says how long; otherwise a wait that doubles each time
+            time.sleep(asked_wait if asked_wait is not None else backoff)
+            backoff = min(backoff * 2, BACKOFF_MOST) if asked_wait is None else backoff
+            asked_wait = None
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=spec.timeout_s) as response:
+                return _reply_text(response.read())
+        except urllib.error.HTTPError as err:
+            problem = f"HTTP {err.code} {_error_message(err)}".strip()
+            if err.code == 429:
+                asked_wait = _retry_after(err)
+                continue
+            if err.code >= 500:
+                continue
+            raise EndpointGone(f"judge {spec.label}: {url} refused the request ({problem})") from None
+        except TimeoutError:
+            problem = f"no answer within {spec.timeout_s:g} s"
+        except urllib.error.URLError as err:
+            if isinstance(err.reason, TimeoutError):
+                problem = f"no answer within {spec.timeout_s:g} s"
+            else:
+                problem = f"cannot reach it ({err.reason})"
+        except (ConnectionError, OSError) as err:  # reset or dropped mid-answer
+            problem = f"the connection broke ({err})"
+    tries = spec.retries + 1
+    raise EndpointGone(
+        f"judge {spec.label}: {url}: {problem}, {tries} {'try' if tries == 1 else 'tries'}; the verdicts given so far "
+        "are kept"
+    )
 
 
 def _reply_text(raw: bytes) -> str:

@@ -29,6 +29,7 @@ import yaml
 from studio import config as cfg
 from studio.config import JudgeSpec
 from studio.errors import ConfigError, StudioError
+from studio.eval import endpoint
 from studio.paths import studio_home
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,7 @@ def _same_run(a: str, b: str | None) -> bool:
 def build(spec: JudgeSpec) -> Judge:
     """The judge a spec describes, checked; models and servers are reached on first use."""
     cfg.check_judge(spec, "judge")
-    kinds = {"reward_run": RewardRunJudge, "builtin": BuiltinJudge, "llm": LocalJudge}
-    if spec.kind == "endpoint":
-        from studio.eval.endpoint import EndpointJudge
-
-        return EndpointJudge(spec)
+    kinds = {"reward_run": RewardRunJudge, "builtin": BuiltinJudge, "llm": LocalJudge, "endpoint": EndpointJudge}
     return kinds[spec.kind](spec)
 
 
@@ -312,6 +309,26 @@ class LocalJudge(Judge):
                 share = p_a / (p_a + p_b) if p_a + p_b > 0 else 0.5
                 pick = "A" if p_a > p_b else "B" if p_b > p_a else "tie"
                 out.append((pick, {"p_a": round(share, 6), "label_mass": round(p_a + p_b, 6)}))
+        return out
+
+
+class EndpointJudge(Judge):
+    """An OpenAI-compatible server reads the judging prompt; its verdict is parsed from the reply's text."""
+
+    batch = 1  # one pair at a time: a server that goes away mid-run loses no pair already judged
+
+    def check(self) -> None:
+        endpoint.api_key(self.spec)
+
+    def picks(self, prompts, firsts, seconds):
+        key = endpoint.api_key(self.spec)
+        out = []
+        for prompt, first, second in zip(prompts, firsts, seconds):
+            try:
+                reply = endpoint.ask(self.spec, judging_text(self.spec, prompt, first, second), key)
+            except endpoint.EndpointGone as gone:
+                raise JudgeStopped(str(gone), []) from None
+            out.append((endpoint.parse_verdict(reply), {"reply": reply[:500]}))
         return out
 
 
