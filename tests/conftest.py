@@ -23,6 +23,24 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Trained session fixtures that several test files share: with the suite split over processes (pytest-xdist, as
+# scripts/test.sh runs it), every file using one of these runs in the same process, so it trains once.
+SHARED_TRAININGS = {"rule_preset_runs": "rule-presets", "demo_runs": "demo"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test file is one xdist group (its module fixtures set up once), named for the shared training it uses,
+    if any, so those files land together."""
+    groups: dict[str, str] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        shared = next((g for fixture, g in SHARED_TRAININGS.items() if fixture in item.fixturenames), None)
+        if shared or module not in groups:
+            groups[module] = shared or groups.get(module) or module
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
+
+
 @pytest.fixture(autouse=True)
 def never_the_real_home(tmp_path, monkeypatch):
     """No test writes to the user's ~/.rlhf-studio; tests that need models use `studio_home` on top."""
