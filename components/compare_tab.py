@@ -1,5 +1,6 @@
-"""Compare tab: base and tuned answers to the same prompts side by side, scored by a reward model, and blind A/B
-votes that become preference data (studio/serve/compare.py, studio/serve/voting.py).
+"""Compare tab: base and tuned answers to the same prompts side by side, scored by a reward model, blind A/B votes
+that become preference data, and win rates from a judge (studio/serve/compare.py, studio/serve/voting.py,
+studio/eval/evaluate.py).
 
     Side by side  pick completed runs (their base model is the first column), type prompts (one per line) or sample
                   N from the rows the first run held out (picking that source samples them; Generate samples them
@@ -14,7 +15,11 @@ votes that become preference data (studio/serve/compare.py, studio/serve/voting.
                   saves nothing. After a vote or a skip on a sampled prompt, the next held-out prompt (one not
                   shown yet this session) fills the box; a pair already saved (same prompt, same two answers) is
                   refused, never saved twice
-The generation settings at the top apply to both modes and to every model alike (same settings, same seed).
+    Judge         completed runs judged against their base model (or another run) on held-out or typed prompts by
+                  a saved or new judge: a win-rate table with 95% intervals, per-prompt outcomes, CSV and JSON
+                  downloads (components/eval_view.py, which lists its own endpoints, /evaluate among them)
+The generation settings at the top apply to Side by side and Blind A/B, to every model alike (same settings, same
+seed); Judge has its own runs, baseline and settings (greedy by default, so an evaluation repeats exactly).
 
 Endpoints for scripts and tests (gradio_client): /compare_choices, /sample_prompts(run_ids, count, seed),
 /pick_source(prompt_source, run_ids, count, seed) -> (table, message),
@@ -22,9 +27,10 @@ Endpoints for scripts and tests (gradio_client): /compare_choices, /sample_promp
 answers HTML, summary) (count and seed: the held-out sampling boxes, 8 and 0 when left out), /export_comparison ->
 (CSV, JSONL), /blind_sample(model_a, model_b) -> (prompt, message), /blind_generate(model_a, model_b, prompt,
 *settings) -> (answer A, answer B, message), /vote_a, /vote_b, /vote_skip, then /next_blind_prompt(model_a, model_b,
-prompt) -> prompt. *settings are the generation boxes in GenerationSpec's order (max_new_tokens, temperature, top_p,
-repetition_penalty, seed, batch_size). The sampled prompts, the last comparison, the pair waiting for a vote and the
-held-out prompts shown in Blind A/B are kept per session.
+prompt) -> prompt; of the Judge sub-tab: /eval_choices, /pick_judge, /judge_kind, /builtin_help, /save_judge,
+/evaluate, /export_evaluation (see components/eval_view.py). *settings are the generation boxes in GenerationSpec's
+order (max_new_tokens, temperature, top_p, repetition_penalty, seed, batch_size). The sampled prompts, the last
+comparison, the pair waiting for a vote and the held-out prompts shown in Blind A/B are kept per session.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import generation
+from components import eval_view, generation
 from components.oneline import error_line
 from studio import paths
 from studio.errors import StudioError
@@ -426,6 +432,9 @@ def build(tab: gr.Tab | None = None) -> Panel:
             b_better = gr.Button("B is better", interactive=False)
             skip = gr.Button("Skip", interactive=False)
         reveal = gr.Markdown(VOTES_LINE)
+
+    with gr.Tab("Judge", elem_id="compare-judge") as judge_tab:
+        eval_view.build([t for t in (tab, judge_tab) if t is not None])
 
     sampled = gr.State(None)
     comparison = gr.State(None)

@@ -16,6 +16,9 @@
     rollouts  for online runs (ppo, grpo, rloo, rejection), every sampled answer by step: its table, the reward and
               length distributions per step, the group and token views, the best and worst answers
               (components/rollouts_view.py, with its own timer)
+    evals     the run's saved win-rate evaluations (Compare > Judge, `rlhf-studio eval`), newest first, with a CSV
+              download; read when the run is selected, the tab is opened or Refresh is pressed
+              (components/eval_view.py)
 
 Both timers tick only while the tab is shown, and the charts' only while the selected run or an overlay is queued
 or running: a finished run is drawn once. The selected run sits in the page's address (?run=ID, with the tab:
@@ -27,7 +30,8 @@ them running; reopening the tab lists them again from their folders.
 Endpoints for scripts and tests (gradio_client): /runs_table, /run_details(run_id), /chart_data(run_id, smoothing,
 overlays, log_scale), /health(run_id), /timeline(run_id, step), /cancel_run(run_id), /resume_run(run_id),
 /delete_run(run_id, confirm); of the rollouts: /rollouts(run_id, step, sort, text), /rollout_group(run_id, step,
-group), /rollout_tokens(run_id, step, index), /rollout_overview(run_id).
+group), /rollout_tokens(run_id, step, index), /rollout_overview(run_id); of the evaluations: /run_evaluations(run_id)
+-> (note, table, CSV).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import threading
 
 import gradio as gr
 
-from components import rollouts_view
+from components import eval_view, rollouts_view
 from studio import stages
 from studio.errors import StudioError
 from studio.monitor import charts, health, timeline
@@ -714,6 +718,7 @@ def build(tabs: gr.Tabs | None = None) -> list:
         timeline_table = gr.Dataframe(
             headers=_headers(None), interactive=False, wrap=True, visible=False, column_widths=["24%", "38%", "38%"]
         )
+    evaluations = eval_view.build_run_section()
     sampled = rollouts_view.build()
     with gr.Accordion("Log tail", open=True):
         log = gr.Code(label="Log tail", language=None, lines=12)
@@ -764,6 +769,7 @@ def build(tabs: gr.Tabs | None = None) -> list:
     # run is drawn once (redrawing it every second cost a third of a core, on whichever tab was shown).
     shown = gr.State(standalone)
     rollouts_view.wire(sampled, selected, shown)
+    eval_view.wire_run_section(evaluations, selected, tabs, LABEL)
     table_timer = gr.Timer(REFRESH_SECONDS, active=standalone)
     table_drawn, details_drawn = gr.State(None), gr.State(None)  # what the table and the details show
     chart_timer = gr.Timer(CHART_SECONDS, active=standalone)

@@ -8,5 +8,5 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check --quiet . && ruff format --check --quiet .  # lint and format, configured in pyproject.toml
 # Two test processes (pytest-xdist), each taking whole test files; the files that share a trained session fixture
-# go to the same process (tests/conftest.py, pytest_collection_modifyitems). TEST_WORKERS=0 runs in this process.
-exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"
+# go to the same process (tests/conftest.py, SHARED_TRAINING_FILES). TEST_WORKERS=0 runs in this process.
+exec python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

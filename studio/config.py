@@ -831,6 +831,23 @@ DEFAULT_JUDGE_PROMPT = (
     "Which answer is better? Reply with the single letter A or B."
 )
 JUDGE_PROMPT_FIELDS = ("{prompt}", "{answer_a}", "{answer_b}")
+# What each kind of judge needs, and which kinds read each of JudgeSpec's own keys (the form shows a key for those).
+JUDGE_NEEDS = {"reward_run": ("run",), "builtin": ("builtin",), "llm": ("model",), "endpoint": ("base_url", "model")}
+JUDGE_FIELD_KINDS = {
+    "run": ("reward_run",),
+    "builtin": ("builtin",),
+    "args": ("builtin",),
+    "model": ("llm", "endpoint"),
+    "prompt": ("llm", "endpoint"),
+    "base_url": ("endpoint",),
+    "api_key_env": ("endpoint",),
+    "timeout_s": ("endpoint",),
+    "retries": ("endpoint",),
+}
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 @dataclass
@@ -1184,6 +1201,15 @@ def _check_eval(config: RunConfig) -> None:
     taken: dict[str, int] = {}
     for i, judge in enumerate(spec.judges):
         check_judge(judge, f"eval.judges[{i}]")
+        trained_on = [s for s in config.rewards.sources if judge.run and s.run == judge.run]
+        trained_on += [
+            s for s in config.rewards.sources if judge.builtin and (s.builtin, s.args) == (judge.builtin, judge.args)
+        ]
+        if trained_on:
+            raise ConfigError(
+                f"eval.judges[{i}]: {trained_on[0].label} is also in rewards.sources; a judge of the very reward the "
+                "run is trained against rises with it and cannot see reward hacking: pick another reward run or rule"
+            )
         if judge.label in taken:
             raise ConfigError(
                 f"eval.judges[{i}]: the name '{judge.label}' is taken by eval.judges[{taken[judge.label]}]; give one "
@@ -1197,18 +1223,15 @@ def check_judge(judge: JudgeSpec, where: str) -> JudgeSpec:
     in). One line naming the key otherwise."""
     from studio.rewards import builtins
 
-    needs = {"reward_run": ("run",), "builtin": ("builtin",), "llm": ("model",), "endpoint": ("base_url", "model")}
-    for key in needs[judge.kind]:
+    for key in JUDGE_NEEDS[judge.kind]:
         if not getattr(judge, key):
-            raise ConfigError(f"{where}.{key}: a {judge.kind} judge needs one")
-    owned = {"run": "reward_run", "builtin": "builtin", "base_url": "endpoint", "api_key_env": "endpoint"}
-    for key, kind in owned.items():
-        if getattr(judge, key) and judge.kind != kind:
-            raise ConfigError(f"{where}.{key}: only a {kind} judge takes it; this judge is {judge.kind}")
-    if judge.args and judge.kind != "builtin":
-        raise ConfigError(f"{where}.args: only a builtin judge takes args; this judge is {judge.kind}")
-    if judge.prompt is not None and not judge.pairwise:
-        raise ConfigError(f"{where}.prompt: only llm and endpoint judges read a judging prompt")
+            raise ConfigError(f"{where}.{key}: {_a(judge.kind)} judge needs one")
+    for key, kinds in JUDGE_FIELD_KINDS.items():
+        value = getattr(judge, key)
+        if judge.kind not in kinds and value and value != getattr(JudgeSpec, key, None):  # set, and not the default
+            raise ConfigError(
+                f"{where}.{key}: only {_a(' or '.join(kinds))} judge takes it; this judge is {judge.kind}"
+            )
     if judge.builtin:
         judge.args = builtins.get(judge.builtin, f"{where}.builtin").check(judge.args, where)
     if judge.prompt is not None:

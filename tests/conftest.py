@@ -23,22 +23,42 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 
 
-# Trained session fixtures that several test files share: with the suite split over processes (pytest-xdist, as
-# scripts/test.sh runs it), every file using one of these runs in the same process, so it trains once.
+# Trained session fixtures that several test files share. With the suite split over two processes (pytest-xdist,
+# as scripts/test.sh runs it: whole files per process), the files using one of these run in the same process, so
+# it trains once per session.
 SHARED_TRAININGS = {"rule_preset_runs": "rule-presets", "demo_runs": "demo"}
+SHARED_TRAINING_FILES = {
+    "tests/test_math_presets.py": "rule-presets",
+    "tests/test_rollouts.py": "rule-presets",
+    "tests/test_browser_rollouts.py": "rule-presets",
+    "tests/test_demo.py": "demo",
+    "tests/test_eval.py": "demo",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the files of one shared training as one unit. (xdist's loadgroup would do it with
+    marks, but pytest 9 ignores the test ids xdist 3.8 rewrites for it.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesByTraining(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_TRAINING_FILES.get(module, module)
+
+    return FilesByTraining(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Each test file is one xdist group (its module fixtures set up once), named for the shared training it uses,
-    if any, so those files land together."""
-    groups: dict[str, str] = {}
+    """A file that uses a shared training must be listed with it in SHARED_TRAINING_FILES (the scheduler only sees
+    test ids, not fixtures)."""
     for item in items:
-        module = item.nodeid.split("::")[0]
-        shared = next((g for fixture, g in SHARED_TRAININGS.items() if fixture in item.fixturenames), None)
-        if shared or module not in groups:
-            groups[module] = shared or groups.get(module) or module
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
+        module = item.nodeid.split("::", 1)[0]
+        for fixture, group in SHARED_TRAININGS.items():
+            if fixture in item.fixturenames and SHARED_TRAINING_FILES.get(module) != group:
+                raise pytest.UsageError(f"{module} uses {fixture}: list it in SHARED_TRAINING_FILES as {group!r}")
 
 
 @pytest.fixture(autouse=True)

@@ -186,3 +186,28 @@ def test_a_served_run_answers_the_openai_client_and_judges_as_an_endpoint(in_dem
         assert all(isinstance(row["detail"][order]["reply"], str) for order in ("run_as_a", "run_as_b"))
         assert (row["outcome"] is None) == (None in row["orders"])
     assert result["judge"]["api_key_env"] == "STUDIO_JUDGE_KEY" and "judge-key" not in Path(result["path"]).read_text()
+
+
+def test_a_judge_server_that_goes_away_leaves_a_partial_result_and_one_line(in_demo_home):
+    from studio.config import JudgeSpec
+    from studio.eval import judges
+    from tests.test_eval_judges import JudgeServer
+
+    runs, home = in_demo_home["runs"], in_demo_home["home"]
+    server = JudgeServer(stop_after=4)  # answers both orders of two pairs, then is gone
+    try:
+        judges.save_judge(JudgeSpec(kind="endpoint", name="short-lived", base_url=server.url, model="m", retries=1))
+        done = run_cli(
+            "eval", runs["dpo"], "--judge", "short-lived", "--prompts", held_out_file(home), "--held-out", "5"
+        )
+    finally:
+        server.close()
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: judge short-lived: ") and "the verdicts given so far are kept" in error
+    saved = next(line for line in done.stdout.splitlines() if line.strip().startswith("saved "))
+    assert saved.endswith("(partial)")
+    result = evaluate.evaluations(runs["dpo"])[0]
+    assert result["partial"] and result["error"] == error.removeprefix("error: ")
+    assert [row["outcome"] is not None for row in result["rows"]] == [True, True, False, False, False]
+    assert result["summary"]["no_verdict"] == 3 and len(result["rows"]) == 5  # every answer kept, judged or not

@@ -93,7 +93,7 @@ def test_judges_are_named_in_the_judges_file_or_written_short():
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"kind": "endpoint", "model": "m"}, r"judge\.base_url: a endpoint judge needs one"),
+        ({"kind": "endpoint", "model": "m"}, r"judge\.base_url: an endpoint judge needs one"),
         ({"kind": "llm", "model": "tiny", "run": "x"}, r"judge\.run: only a reward_run judge takes it"),
         ({"kind": "llm", "model": "tiny", "prompt": "Which? {answer_a}"}, r"must hold \{prompt\}, \{answer_b\}"),
         ({"kind": "builtin", "builtin": "format"}, r"judge\.args\.pattern"),
@@ -302,3 +302,30 @@ def test_the_alarm_stays_quiet_when_the_judge_agrees_or_the_fall_is_noise():
     assert not hacking(watched_rows([0.8, 0.75, 0.7, 0.72, 0.7], se=0.1, reward_from=0.0, reward_to=1.0))
     # a judge falling while the reward falls too is a run going wrong, not the reward being gamed
     assert not hacking(watched_rows([0.8, 0.6, 0.4, 0.2, 0.1], se=0.05, reward_from=1.0, reward_to=0.0))
+
+
+def test_a_run_cannot_be_watched_by_the_reward_it_trains_against():
+    raw = {
+        "stage": "grpo",
+        "rewards": {"sources": [{"builtin": "format", "args": {"pattern": "x"}}]},
+        "eval": {"every_steps": 5, "judges": [{"kind": "builtin", "builtin": "format", "args": {"pattern": "x"}}]},
+    }
+    with pytest.raises(ConfigError, match=r"eval.judges\[0\]: format is also in rewards.sources"):
+        cfg.from_dict(raw)
+    raw["eval"]["judges"][0]["args"]["pattern"] = "y"  # another rule is a judge of its own
+    assert cfg.from_dict(raw).eval.judges[0].args["pattern"] == "y"
+
+
+@pytest.mark.parametrize(
+    "eval_section, message",
+    [
+        ({"every_steps": 5}, "give at least one judge"),
+        ({"judges": [{"kind": "llm", "model": "tiny"}]}, "set eval.every_steps"),
+    ],
+)
+def test_the_watch_needs_judges_and_a_rhythm(eval_section, message):
+    raw = {"stage": "grpo", "rewards": {"sources": [{"builtin": "no_repetition"}]}, "eval": eval_section}
+    with pytest.raises(ConfigError, match=message):
+        cfg.from_dict(raw)
+    with pytest.raises(ConfigError, match="the sft stage does not sample answers"):
+        cfg.from_dict({"stage": "sft", "eval": {"every_steps": 5, "judges": [{"kind": "llm", "model": "tiny"}]}})
