@@ -48,17 +48,20 @@ def pytest_xdist_make_scheduler(config, log):
             module = nodeid.split("::", 1)[0]
             return SHARED_TRAINING_FILES.get(module, module)
 
+    config.option.loadscopereorder = False  # the order pytest_collection_modifyitems gives: the long units first
     return FilesByTraining(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
     """A file that uses a shared training must be listed with it in SHARED_TRAINING_FILES (the scheduler only sees
-    test ids, not fixtures)."""
+    test ids, not fixtures). Those files go first, so the two longest units of work start at once rather than
+    last."""
     for item in items:
         module = item.nodeid.split("::", 1)[0]
         for fixture, group in SHARED_TRAININGS.items():
             if fixture in item.fixturenames and SHARED_TRAINING_FILES.get(module) != group:
                 raise pytest.UsageError(f"{module} uses {fixture}: list it in SHARED_TRAINING_FILES as {group!r}")
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SHARED_TRAINING_FILES)  # stable
 
 
 @pytest.fixture(autouse=True)
