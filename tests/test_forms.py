@@ -49,7 +49,7 @@ def test_reward_sources_are_yaml_text_read_back_as_a_list_and_bad_yaml_is_named_
     from studio import config as cfg
     from studio.errors import ConfigError
 
-    assert yaml_keys() == {"rewards.sources"}  # the one key holding a list of mappings
+    assert yaml_keys() == {"rewards.sources", "eval.judges"}  # the keys holding a list of mappings
     sources = [{"builtin": "format", "args": {"pattern": r"\d+$"}, "weight": 0.5}, {"run": "rm-1"}]
     text = yaml_text(sources)
     assert text == "- builtin: format\n  args:\n    pattern: \\d+$\n  weight: 0.5\n- run: rm-1\n"

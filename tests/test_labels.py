@@ -18,6 +18,8 @@ from studio.rewards.builtins import BUILTINS
 ROW_KEY = re.compile(r"rewards\.sources\[\d+\]\.(run|builtin|function|weight|name)")
 SOURCE_INFO = cfg.field_info(cfg.RewardSource)
 ARG_KEY = re.compile(r"args\.(\w+)")
+JUDGE_KEY = re.compile(r"judge\.(\w+)")  # the Judge view's form: one JudgeSpec (an entry of eval.judges)
+JUDGE_INFO = cfg.field_info(cfg.JudgeSpec)
 
 # A label in words: starts with a capital, and is no key (no dots, no underscores).
 WORDS = re.compile(r"[A-Z][^._]*")
@@ -78,6 +80,10 @@ def test_every_config_key_in_the_studio_is_labelled_in_words_with_its_key_beside
             if arg:
                 assert help_text in {p.help for b in BUILTINS.values() for p in b.params if p.name == arg[1]}, key
                 continue
+            judge = JUDGE_KEY.fullmatch(key)
+            if judge:
+                assert label == JUDGE_INFO[judge[1]]["label"] and help_text == JUDGE_INFO[judge[1]]["help"], key
+                continue
             row = ROW_KEY.fullmatch(key)  # a reward row's input: labelled as its RewardSource field
             if row:
                 assert label == SOURCE_INFO[row[1]]["label"] and help_text == SOURCE_INFO[row[1]]["help"], key
@@ -89,5 +95,6 @@ def test_every_config_key_in_the_studio_is_labelled_in_words_with_its_key_beside
     assert bare == []
     assert sorted(found) == sorted(keys)  # every key is shown, with its key
     assert {key: set(labels) for key, labels in found.items()} == {key: {meta["label"]} for key, meta in keys.items()}
-    assert len(found["generation.temperature"]) == 3  # Compare, Chat, and Rewards (sampling answers to try)
+    # Compare, Chat, Rewards (sampling answers to try) and Compare's Judge view
+    assert len(found["generation.temperature"]) == 4
     assert {"rewards.sources[0].run", "rewards.sources[5].weight"} <= rows  # every reward row's inputs, in words
