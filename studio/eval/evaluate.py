@@ -128,9 +128,9 @@ def _result(target, versus, judge, settings, prompts, answers, theirs, verdicts,
     return {
         "kind": KIND,
         "run": target.run_id,
-        "run_name": _run_name(target.run_id),
+        "run_name": compare.run_name(target.run_id),
         "baseline": versus.run_id or versus.label,
-        "baseline_name": _run_name(versus.run_id) if versus.run_id else versus.label,
+        "baseline_name": compare.run_name(versus.run_id) if versus.run_id else versus.label,
         "judge": {"label": judge.label, **judging.plain(judge)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "settings": cfg.to_dict(settings),
@@ -151,10 +151,6 @@ def _result(target, versus, judge, settings, prompts, answers, theirs, verdicts,
             for p, a, b, v in zip(prompts, answers, theirs, verdicts)
         ],
     }
-
-
-def _run_name(run_id: str) -> str:
-    return cfg.load_config(RunDir.of(run_id).config_path).name or run_id
 
 
 def save(run_id: str, result: dict) -> Path:

@@ -181,7 +181,7 @@ def compare(
     for target in [base, *targets]:
         out = generator.generate(target, conversations, settings)
         result.labels.append(target.label)
-        result.names[target.label] = _run_name(target.run_id) if target.run_id else target.label
+        result.names[target.label] = run_name(target.run_id) if target.run_id else target.label
         result.answers[target.label] = out.texts
         result.tokens_per_second[target.label] = out.tokens_per_second
     if reward_run:
@@ -190,7 +190,8 @@ def compare(
     return result
 
 
-def _run_name(run_id: str) -> str:
+def run_name(run_id: str) -> str:
+    """A run's name, or its id when it has none."""
     from studio.runs.rundir import RunDir
 
     return cfg.load_config(RunDir.of(run_id).config_path).name or run_id
