@@ -171,12 +171,37 @@ class ColumnMap:
 
 
 @dataclass
+class VotesSpec:
+    """For data.source: votes. How a vote set's graded votes and rankings become preference pairs."""
+
+    set: str = option(
+        "default",
+        "The vote set to train on (made in the Compare tab's Vote view); data.path, when given, reads a votes file "
+        "instead",
+        label="Vote set",
+    )
+    margin_scale: str = option(
+        "small",
+        "Llama 2's margins for the four grades (significantly better, better, slightly better, negligibly better): "
+        "small 1, 2/3, 1/3, 0; large 3, 2, 1, 0. Used by the reward stage's margin loss",
+        label="Margin scale",
+        choices=("small", "large"),
+    )
+    group_rankings: bool = option(
+        True,
+        "Give the pairs of one ranking a shared group, so the reward stage weighs a ranking of K answers as one "
+        "comparison (InstructGPT), not K(K-1)/2",
+        label="Group each ranking's pairs",
+    )
+
+
+@dataclass
 class DataSpec:
     source: str = option(
         "dolly",
         "Dataset source: dolly, alpaca (SFT); shp, hh-rlhf (preference pairs); "
-        "oasst (both); file (your own file); votes (your blind A/B votes from the "
-        "Compare tab); arithmetic (SFT, with an answer column for reward rules)",
+        "oasst (both); file (your own file); votes (a vote set from the Compare tab: "
+        "graded votes and rankings); arithmetic (SFT, with an answer column for reward rules)",
         label="Data source",
         choices=DATA_SOURCES,
     )
@@ -185,7 +210,7 @@ class DataSpec:
         "Local file in the source's raw schema (jsonl, jsonl.gz, json, csv, "
         "parquet); 'sample' for the small sample bundled with the studio; "
         "empty or 'hub' loads the source from the Hugging Face Hub (for votes: "
-        "empty reads the studio's own votes file)",
+        "empty reads the vote set data.votes.set names)",
         label="Data file",
     )
     subset: str | None = option(
@@ -213,6 +238,7 @@ class DataSpec:
         ["en"], "OpenAssistant: keep conversations in these languages; empty keeps all", label="Languages"
     )
     columns: ColumnMap = field(default_factory=ColumnMap)
+    votes: VotesSpec = field(default_factory=VotesSpec)
     on_bad_rows: str = option(
         "drop",
         "Rows that cannot be used (missing column, empty text, wrong type): "

@@ -42,6 +42,6 @@ def runs_root() -> Path:
     return studio_home() / "runs"
 
 
-def votes_file() -> Path:
-    """The blind A/B votes of the Compare tab, one JSON object per line (studio/serve/voting.py writes them)."""
-    return studio_home() / "votes" / "votes.jsonl"
+def votes_root() -> Path:
+    """The vote sets, one folder each (studio/feedback/sets.py)."""
+    return studio_home() / "votes"

@@ -26,8 +26,9 @@ A source module (one per source, see SOURCES) has:
                                    keep and convert
     KEEPS_COLUMNS = False          for a source whose row numbers are not one raw row each (message trees)
     hub_rows(spec)                 when the hub needs more than load_hub_rows(HUB_ID, spec.subset)
-    default_path() -> Path         the file an empty data.path reads, for a source with a file of its own
-                                   (votes); raises a DataError saying how to make it when there is none yet
+    default_path(spec) -> Path     the file an empty data.path reads, for a source with a file of its own
+                                   (votes: the set data.votes.set names); raises a DataError saying how to
+                                   make it when there is none yet
     file_rows(path)                when a local file needs more than read_rows (votes: a half-written last
                                    line is skipped)
 
@@ -144,7 +145,7 @@ def origin_of(spec: DataSpec) -> str:
         )
     if default_path is None:
         raise ConfigError(f"data.path: the '{spec.source}' source needs a local file")
-    return str(default_path())
+    return str(default_path(spec))
 
 
 def _local_choices(source: str, default_path) -> str:
@@ -316,8 +317,13 @@ def split_rows(loaded: Loaded, fraction: float, seed: int, stage: str | None = N
         rank = {prompt: i for i, prompt in enumerate(held_prompts)}
         held_out = sorted((p for p in pairs if _prompt_key(p[0]) in rank), key=lambda p: rank[_prompt_key(p[0])])
         train = [p for p in pairs if _prompt_key(p[0]) not in rank]
-    else:
-        train, held_out = split_eval(pairs, fraction, seed)
+    else:  # rows sharing a raw row's number (the pairs of one ranking) stay on one side
+        numbers = list(dict.fromkeys(number for _, number, _ in pairs))
+        train_numbers, held_numbers = split_eval(numbers, fraction, seed)
+        place = {number: i for i, number in enumerate(train_numbers + held_numbers)}  # the shuffled order
+        held = set(held_numbers)
+        ordered = sorted(pairs, key=lambda p: place[p[1]])
+        train, held_out = [p for p in ordered if p[1] not in held], [p for p in ordered if p[1] in held]
 
     def part(chosen: list) -> Loaded:
         return replace(
@@ -371,9 +377,11 @@ def held_out_rows(run_folder: Path, spec: DataSpec) -> list[dict] | None:
     if Path(origin).is_absolute():  # a file (a relative data.path read from another folder would miss it)
         spec = replace(spec, path=origin)
     loaded = load(spec, fmt)
-    by_number = dict(zip(loaded.row_numbers, loaded.rows))
+    by_number: dict[int, list[dict]] = {}
+    for number, row in zip(loaded.row_numbers, loaded.rows):
+        by_number.setdefault(number, []).append(row)  # a ranking's pairs share its line's number
     missing = [n for n in numbers if n not in by_number]
-    rows = [by_number[n] for n in numbers if n in by_number]
+    rows = [row for n in dict.fromkeys(numbers) for row in by_number.get(n, [])]
     if missing or _rows_digest(rows) != digest:
         raise DataError(
             f"{loaded.label}: the {len(numbers)} rows run {Path(run_folder).name} held out are no longer the same "

@@ -1,68 +1,81 @@
-"""Your blind A/B votes from the Compare tab (data.source: votes) -> preference pairs.
+"""A vote set from the Compare tab's Vote view (data.source: votes) -> preference pairs with Llama 2 margins.
 
-    load(DataSpec(source="votes"), "preference")                      # <home>/votes/votes.jsonl
-    load(DataSpec(source="votes", path="kept-votes.jsonl"), "preference")
-    rlhf-studio train presets/rm-hh-tiny.yaml --set data.source=votes --set data.path=
+    load(DataSpec(source="votes"), "preference")                                    # the set "default"
+    load(DataSpec(source="votes", votes=VotesSpec(set="helpful-v1", margin_scale="large")), "preference")
+    load(DataSpec(source="votes", path="kept-votes.jsonl"), "preference")           # a votes file anywhere
+    rlhf-studio train presets/rm-hh-tiny.yaml --set data.source=votes --set data.votes.set=helpful-v1 --set data.path=
 
-Raw schema, one vote per line, as studio.serve.voting.record_vote writes it: prompt (role/content messages ending with a
-user turn), chosen (the answer voted for) and rejected, each a list holding one assistant message; chosen_model,
-rejected_model and time are kept in the file and not trained on. An empty data.path reads the studio's own votes
-file; votes have no bundled sample and are not on the hub.
+Raw schema: one vote per line as studio/feedback/records.py writes it. A graded pair gives one row with the grade's
+margin on data.votes.margin_scale; a ranking of K answers gives every ordered pair (with the ranking's id as
+"group" when data.votes.group_rankings); a tie, "both bad" and a vote taken back give none (the set's summary
+counts them). A vote from before grades gives a row without a margin. A line that is no vote (edited by hand) is a
+dropped row naming its line. Votes have no bundled sample and are not on the hub.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from studio.data.fields import RowProblem, messages
-from studio.data.files import parse_jsonl, read_rows
+from studio.data.fields import RowProblem
 from studio.errors import DataError
-from studio.paths import votes_file
+from studio.feedback import records, sets
+
+log = logging.getLogger(__name__)
 
 HUB_ID = None
+KEEPS_COLUMNS = False  # a ranking is one line and several rows
+NOT_A_VOTE = "_not_a_vote"  # file_rows' stand-in for a line that does not parse, so that it is named and counted
 
 
-def default_path() -> Path:
-    """The votes file the Compare tab writes, when data.path is empty."""
-    path = votes_file()
+def default_path(spec=None) -> Path:
+    """The votes file of the set data.votes.set names, when data.path is empty."""
+    name = spec.votes.set if spec is not None else sets.DEFAULT_SET
+    path = sets.load(name).votes_path
     if not path.is_file():
         raise DataError(
-            f"no votes yet ({path} does not exist): vote in the Compare tab's blind A/B mode first, "
+            f"no votes in the set {name!r} yet ({path} does not exist): vote in the Compare tab's Vote view first, "
             "then train on your votes"
         )
     return path
 
 
 def file_rows(path: str) -> list[dict]:
-    """The raw rows of a votes file. A jsonl file is read as an append-only log: a half-written last line (the
-    studio stopped while saving a vote) is not a vote yet and is skipped; a broken line before it is an error."""
-    path = Path(path)
-    if not path.name.endswith(".jsonl") or not path.is_file():
-        return read_rows(path)  # other file types, and a missing file, read and reported as every source's are
-    rows = parse_jsonl(path, path.read_text(encoding="utf-8"), skip_cut_off_last_line=True)
-    if not rows:
-        raise DataError(f"{path}: no votes in the file yet; vote in the Compare tab's blind A/B mode first")
+    """One row per line of a votes file, so that row n is line n: a line that is not JSON stands in as
+    {NOT_A_VOTE: reason} (convert_rows names it), a blank line as {} (skipped); a line cut off by a crash mid-write
+    is not a vote yet."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file")
+    lines = sets.read_lines(Path(path))
+    if not lines:
+        raise DataError(f"{path}: no votes in the file yet; vote in the Compare tab's Vote view first")
+    rows = [{} for _ in range(lines[-1][0])]
+    for number, item in lines:
+        rows[number - 1] = {NOT_A_VOTE: item} if isinstance(item, RowProblem) else item
     return rows
 
 
-def convert(row: dict, spec=None, fmt: str = "preference") -> dict:
-    prompt = _messages(row, "prompt")
-    if prompt[-1]["role"] != "user":
-        raise RowProblem("prompt", "the prompt must end with a user message")
-    chosen, rejected = _answer(row, "chosen"), _answer(row, "rejected")
-    if chosen == rejected:
-        raise RowProblem("rejected", "identical to chosen")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-
-
-def _messages(row: dict, column: str) -> list[dict]:
-    if row.get(column) is None:
-        raise RowProblem(column, "missing")
-    return messages(row[column], column)
-
-
-def _answer(row: dict, column: str) -> list[dict]:
-    answer = _messages(row, column)
-    if len(answer) != 1 or answer[0]["role"] != "assistant":
-        raise RowProblem(column, "expected one assistant message")
-    return answer
+def convert_rows(rows, spec, fmt: str = "preference"):
+    """(row number, canonical row or RowProblem) for every pair the live votes give, in file order."""
+    undone = {row["undo"] for row in rows if isinstance(row, dict) and records.kind(row) == records.UNDO}
+    scale, group = (spec.votes.margin_scale, spec.votes.group_rankings) if spec is not None else ("small", False)
+    not_trained = 0
+    for number, row in enumerate(rows, start=1):
+        if not row:
+            continue  # a blank line
+        if NOT_A_VOTE in row:
+            yield number, row[NOT_A_VOTE]
+            continue
+        try:
+            vote = records.checked(row)
+        except RowProblem as problem:
+            yield number, problem
+            continue
+        if records.kind(vote) == records.UNDO or vote.get("id") in undone:
+            continue
+        pairs = records.pairs(vote, scale, group)
+        not_trained += not pairs
+        for pair in pairs:
+            yield number, pair
+    if not_trained:
+        log.info("votes: %d ties and 'both bad' votes kept in the set, not trained on", not_trained)

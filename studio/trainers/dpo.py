@@ -38,9 +38,10 @@ def build_trainer(config: RunConfig, run: RunDir):
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
     train, held_out = data.prepare(config, "preference", tokenizer, run)
-    # The margin column is for reward-model margin losses; DPO's implicit reward has no use for it.
+    # The margin and group columns are for reward models' losses; DPO's implicit reward has no use for them.
     train_rows, eval_rows = (
-        [{k: v for k, v in row.items() if k != "margin"} for row in part.rows] for part in (train, held_out)
+        [{k: v for k, v in row.items() if k not in ("margin", "group")} for row in part.rows]
+        for part in (train, held_out)
     )
 
     policy, reference = policy_and_reference(config)
