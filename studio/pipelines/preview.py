@@ -212,8 +212,9 @@ def _data_where(config: cfg.RunConfig, problems: dict) -> tuple[str, str, str | 
     elif spec.path or module.HUB_ID is not None:
         kind, where = HUB, "the Hugging Face Hub"
     elif hasattr(module, "default_path"):
-        kind, where = OWN_FILE, (
-            f"the vote set '{spec.votes.set}'" if spec.source == "votes" else f"the studio's own {spec.source} file"
+        kind, where = (
+            OWN_FILE,
+            (f"the vote set '{spec.votes.set}'" if spec.source == "votes" else f"the studio's own {spec.source} file"),
         )
     else:  # the file source with no file given: origin_of says so
         kind, where = FILE, "a local file"
