@@ -31,6 +31,7 @@ COLUMN_KEYS = tuple(
     f"data.columns.{role}" for role in ("prompt", "response", "chosen", "rejected", "system", "messages")
 )
 FILTER_KEYS = ("data.categories", "data.domains", "data.min_score_ratio", "data.languages")
+VOTES_KEYS = ("data.votes.set", "data.votes.margin_scale", "data.votes.group_rankings")
 UPLOAD_TYPES = [".jsonl", ".gz", ".json", ".csv", ".parquet"]  # the formats studio/data/files.py reads
 EXAMPLES = 3
 
@@ -55,10 +56,13 @@ def build() -> Fields:
     with gr.Accordion("Column mapping (data.source: file)", open=False):
         gr.Markdown(cfg.ColumnMap.__doc__.strip().replace("\n", " ").replace("  ", " "))
         columns = [widget(key) for key in COLUMN_KEYS]
+    with gr.Accordion("Vote set (data.source: votes)", open=False):
+        gr.Markdown(cfg.VotesSpec.__doc__.strip().replace("\n", " ").replace("  ", " "))
+        votes = [widget(key) for key in VOTES_KEYS]
     return dict(
         zip(
-            KEYS + FILTER_KEYS + COLUMN_KEYS,
-            (source, path, subset, limit, eval_fraction, max_length, on_bad_rows, *filters, *columns),
+            KEYS + FILTER_KEYS + COLUMN_KEYS + VOTES_KEYS,
+            (source, path, subset, limit, eval_fraction, max_length, on_bad_rows, *filters, *columns, *votes),
         )
     )
 

@@ -6,7 +6,7 @@
     rlhf-studio resume RUN_ID | cancel RUN_ID
     rlhf-studio runs [--json]
     rlhf-studio show RUN_ID [--json]
-    rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]     # `data votes`: your blind A/B votes
+    rlhf-studio data hh-rlhf --path FILE [--model tiny] [--json]     # `data votes`: a vote set's training pairs
     rlhf-studio compare RUN_ID --prompt TEXT [--prompts FILE] [--held-out N] [--reward-run RM_ID] [--json]
     rlhf-studio chat RUN_ID [--base] [--system TEXT]    # streamed replies; /reset, /exit; Ctrl+C stops a reply
     rlhf-studio serve RUN_ID [RUN_ID ...] [base] [--port 8000]   # an OpenAI-compatible API at http://127.0.0.1:8000/v1
@@ -20,6 +20,9 @@
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
     rlhf-studio export-space RUN_ID OUT_DIR [--push REPO_ID] [--private]   # a gradio Space that chats with the run
         # the Hub token comes from $HF_TOKEN or `huggingface-cli login`, never from the command line
+    rlhf-studio votes list [--json] | show SET [--json]     # vote sets: counts, share per level, agreement, rounds
+    rlhf-studio votes export SET --out DIR | push SET --repo ID [--private]   # Parquet + dataset card; Hub dataset
+    rlhf-studio votes next-round SET --stage ppo|rejection [--set KEY=VALUE]   # RLHF-V(n+1) from the set's votes
     rlhf-studio ui [--host 127.0.0.1] [--port 7860] [--auth USER:PASSWORD]   # another host needs a login
 
 A user mistake prints one line starting with "error:" and exits non-zero, never a traceback.
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--path",
         help="a local file in the source's raw schema, 'sample' or 'hub' (default: the "
-        "bundled sample; for votes, your votes file)",
+        "bundled sample; for votes, the vote set data.votes.set names: --set data.votes.set=NAME)",
     )
     data.add_argument("--subset", help="hub configuration or data directory, e.g. helpful-base for hh-rlhf")
     data.add_argument("--limit", type=int, help="keep at most this many rows")
@@ -289,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--private", action="store_true", help="with --push: create the Space private")
     space.set_defaults(handler=cmd_export_space)
 
+    _add_votes_commands(sub)
+
     ui = sub.add_parser("ui", help="serve the studio in the browser")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -300,6 +305,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.set_defaults(handler=cmd_ui)
     return parser
+
+
+def _add_votes_commands(sub) -> None:
+    votes = sub.add_parser(
+        "votes", help="vote sets from the Compare tab's Vote view: list, show, export, push, train the next round"
+    )
+    actions = votes.add_subparsers(dest="votes_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every vote set: votes, training pairs, annotators, rounds")
+    listing.add_argument("--json", action="store_true", help="print a JSON list, one object per set")
+    listing.set_defaults(handler=cmd_votes_list)
+
+    show = actions.add_parser(
+        "show",
+        help="a vote set: guidelines, counts, share per level, ties, rankings, annotators, agreement (Cohen's "
+        "kappa), lines skipped, rounds",
+    )
+    show.add_argument("set_name", metavar="SET", help="the vote set's name")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=cmd_votes_show)
+
+    export = actions.add_parser(
+        "export", help="write the set as a dataset folder: pairs and votes as Parquet, and a dataset card"
+    )
+    export.add_argument("set_name", metavar="SET", help="the vote set's name")
+    export.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder to write into")
+    export.set_defaults(handler=cmd_votes_export)
+
+    push = actions.add_parser(
+        "push",
+        help="upload the set as a Hugging Face Hub dataset (token: $HF_TOKEN or huggingface-cli login)",
+    )
+    push.add_argument("set_name", metavar="SET", help="the vote set's name")
+    push.add_argument(
+        "--repo", required=True, metavar="ID", help="the dataset repository, owner/name (created if it does not exist)"
+    )
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.set_defaults(handler=cmd_votes_push)
+
+    next_round = actions.add_parser(
+        "next-round",
+        help="train the set's next round (RLHF-V1, V2, ...): a reward model on all its votes, then PPO or rejection "
+        "sampling from the current policy, then the new policy compared with the round before",
+    )
+    next_round.add_argument("set_name", metavar="SET", help="the vote set's name")
+    next_round.add_argument(
+        "--stage", required=True, choices=("ppo", "rejection"), help="how the new policy is trained"
+    )
+    next_round.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key of both of the round's stages, e.g. --set train.max_steps=20, or of one: "
+        "stages.rm.KEY=VALUE (the reward model), stages.ppo.KEY=VALUE or stages.rejection.KEY=VALUE (repeatable)",
+    )
+    next_round.set_defaults(handler=cmd_votes_next_round)
 
 
 def _stages_help() -> str:
@@ -1060,6 +1122,163 @@ def cmd_serve(args) -> int:
     except KeyboardInterrupt:  # Ctrl+C is how a server is stopped, not a failure
         pass
     return 0
+
+
+# ---------------------------------------------------------------- votes
+
+
+def _set_rounds(name: str) -> list:
+    from studio.feedback import rounds
+
+    return rounds.rounds(name)
+
+
+def cmd_votes_list(args) -> int:
+    from studio.feedback import sets
+
+    rows = []
+    for name in sets.names():
+        summary = sets.summarize(name)
+        rows.append(
+            {
+                "name": name,
+                "votes": summary.votes,
+                "pairs": summary.pairs,
+                "annotators": summary.annotators,
+                "rounds": len(_set_rounds(name)),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no vote sets yet; vote in the Compare tab's Vote view (its first set is called default)")
+        return 0
+    _print_table(
+        ["SET", "VOTES", "PAIRS", "ANNOTATORS", "ROUNDS"],
+        [[r["name"], r["votes"], r["pairs"], len(r["annotators"]), r["rounds"]] for r in rows],
+    )
+    return 0
+
+
+def _round_json(round_) -> dict:
+    from dataclasses import asdict
+
+    return {"label": round_.label, **asdict(round_)}
+
+
+def _win_rate_text(entry: dict) -> str:
+    if entry.get("error"):
+        return f"no win rate: {entry['error']}"
+    if entry.get("win_rate") is None:
+        return "no win rate"
+    interval = f" (95% {entry['ci_low']:.0%} to {entry['ci_high']:.0%})" if entry.get("ci_low") is not None else ""
+    caveat = " (the reward it trained against: no independent check)" if entry.get("trained_against") else ""
+    return f"win rate {entry['win_rate']:.1%}{interval} over {entry.get('n')} prompts{caveat}"
+
+
+def cmd_votes_show(args) -> int:
+    from dataclasses import asdict
+
+    from studio.feedback import records, sets
+
+    vote_set = sets.load(args.set_name)
+    summary = sets.summarize(vote_set.name)
+    rounds = _set_rounds(vote_set.name)
+    levels = [lv for lv in (*records.GRADES, "ungraded", *records.OUTCOMES) if summary.by_level.get(lv)]
+    if args.json:
+        report = {
+            **asdict(vote_set),
+            "folder": str(vote_set.folder),
+            "votes": summary.votes,
+            "pairs": summary.pairs,
+            "rankings": summary.rankings,
+            "ties": summary.by_level.get("tie", 0),
+            "both_bad": summary.by_level.get("both_bad", 0),
+            "by_level": summary.by_level,
+            "share": {lv: summary.share(lv) for lv in levels},
+            "annotators": summary.annotators,
+            "undone": summary.undone,
+            "agreement": summary.agreement.to_json(),
+            "problems": summary.problems,
+            "rounds": [_round_json(r) for r in rounds],
+        }
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return 0
+    print(f"vote set  {vote_set.name}\nfolder    {vote_set.folder}")
+    guidelines = vote_set.guidelines.strip()
+    lines = [f"  {line}" for line in guidelines.splitlines()]
+    print("\n".join(["guidelines:", *lines]) if lines else "guidelines: none")
+    print(f"models    {', '.join(vote_set.models) or '-'}")
+    prompts = f"held-out prompts of run {vote_set.prompts_from}" if vote_set.prompts_from else None
+    print(f"prompts   {prompts or (f'{len(vote_set.prompts)} typed' if vote_set.prompts else '-')}")
+    print(f"policy    {vote_set.policy or '-'}")
+    ties, both_bad = summary.by_level.get("tie", 0), summary.by_level.get("both_bad", 0)
+    print(
+        f"\nvotes     {summary.votes} live, {summary.undone} taken back; ties {ties}, both bad {both_bad}, "
+        f"rankings {summary.rankings}; training pairs {summary.pairs}"
+    )
+    if levels:
+        labels = {**records.GRADE_LABELS, **records.OUTCOME_LABELS, "ungraded": "Ungraded"}
+        print("share per level:")
+        _print_table(
+            ["  LEVEL", "VOTES", "SHARE"],
+            [[f"  {labels[lv]}", summary.by_level[lv], f"{summary.share(lv):.1%}"] for lv in levels],
+        )
+    people = ", ".join(f"{who} {count}" for who, count in sorted(summary.annotators.items()))
+    print(f"annotators  {people or '-'}")
+    if summary.agreement.pairs:
+        print("agreement on pairs two annotators both judged:")
+        _print_table(
+            ["  ANNOTATORS", "PAIRS", "AGREED", "AGREEMENT", "KAPPA"],
+            [[f"  {who}", *rest] for who, *rest in summary.agreement.table()],
+        )
+    else:
+        print("agreement: no pair judged by two annotators yet")
+    if summary.problems:
+        print("lines skipped:")
+        for problem in summary.problems:
+            print(f"  {problem}")
+    if rounds:
+        print("rounds:")
+    for r in rounds:
+        print(
+            f"  {r.label}  {r.state}  {r.stage} from {r.previous_policy}: policy {r.policy_run or '-'}, "
+            f"reward model {r.reward_run or '-'}, {r.pairs} pairs from {r.votes} votes"
+        )
+        for judge, entry in (r.win_rate or {}).items():
+            print(f"    against {r.previous_policy}, judged by {judge}: {_win_rate_text(entry)}")
+        if r.error:
+            print(f"    error: {r.error}")
+    return 0
+
+
+def cmd_votes_export(args) -> int:
+    from studio.feedback import export
+
+    folder = export.export(args.set_name, args.out)
+    print(
+        f"exported vote set {args.set_name} to {folder} ({', '.join([export.CARD, *export.DATA_FILES.values()])}); "
+        f'load it with datasets.load_dataset("{folder}", "pairs") or "votes"'
+    )
+    return 0
+
+
+def cmd_votes_push(args) -> int:
+    from studio.feedback import export
+
+    url = export.push(args.set_name, args.repo, private=args.private)
+    print(f"pushed vote set {args.set_name} to {url}")
+    return 0
+
+
+def cmd_votes_next_round(args) -> int:
+    from studio.feedback import rounds
+
+    ended = rounds.run(args.set_name, args.stage, args.overrides, on_line=print)
+    for judge, entry in (ended.win_rate or {}).items():
+        print(f"{ended.label} against {ended.previous_policy}, judged by {judge}: {_win_rate_text(entry)}")
+    return 0 if ended.state == rounds.COMPLETED else EXIT_FAILED
 
 
 # ---------------------------------------------------------------- push and export-space

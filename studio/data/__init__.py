@@ -151,6 +151,8 @@ def origin_of(spec: DataSpec) -> str:
 def _local_choices(source: str, default_path) -> str:
     if default_path is None:
         return "give a local file"
+    if source == "votes":
+        return "leave data.path empty to read the vote set data.votes.set names, or give a votes file"
     return f"leave data.path empty to read the studio's own {source} file, or give a local file"
 
 

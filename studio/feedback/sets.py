@@ -4,7 +4,7 @@
     append("helpful-v1", records.pair_vote(...))     # one line, flushed: a crash loses at most the vote being written
     undo_last("helpful-v1", "ana")                    # ana's newest vote taken back (an undo line is appended)
     read("helpful-v1").votes                          # the live votes, oldest first, undone ones left out
-    summary("helpful-v1")                             # counts, share per level, agreement between annotators
+    summarize("helpful-v1")                           # counts, share per level, agreement between annotators
 
     <home>/votes/<set>/
         set.yaml      name, guidelines, models (answering-model keys: "base (tiny)" or run ids), prompts_from (a run
@@ -32,7 +32,7 @@ import yaml
 
 from studio.data.fields import RowProblem
 from studio.errors import StudioError
-from studio.feedback import records
+from studio.feedback import agreement, records
 from studio.paths import votes_root
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class VoteSet:
     prompts: list[str] = field(default_factory=list)  # typed prompts, drawn in turn when no run is named
     policy: str | None = None  # the run round 1 starts from (its policy, and the reward model's initial weights)
     created: float = 0.0
+    judges: list[str] = field(default_factory=list)  # judges (studio/eval/judges.py names) of each round's win rate
 
     @property
     def folder(self) -> Path:
@@ -200,7 +201,7 @@ def undo_last(name: str, annotator: str) -> dict:
         if vote.get("annotator", "") == annotator and vote.get("id"):
             append(name, records.undo(vote["id"], annotator))
             return vote
-    raise StudioError(f"nothing to undo: {annotator or 'you'} have no vote in the set {name!r}")
+    raise StudioError(f"nothing to undo: no vote by {annotator or 'an unnamed annotator'} in the set {name!r}")
 
 
 # ---------------------------------------------------------------- summary
@@ -216,6 +217,7 @@ class Summary:
     annotators: dict[str, int]  # name -> live votes
     problems: list[str]
     undone: int
+    agreement: agreement.Agreement = field(default_factory=agreement.Agreement)  # on pairs two people judged
 
     def share(self, level: str) -> float:
         graded = sum(self.by_level.values())
@@ -244,4 +246,5 @@ def summarize(name: str, log_: VoteLog | None = None) -> Summary:
         annotators=dict(annotators),
         problems=vote_log.problems,
         undone=vote_log.undone,
+        agreement=agreement.measure(vote_log.votes),
     )

@@ -182,7 +182,7 @@ def offline_overrides(config: cfg.RunConfig) -> list[str]:
         "train.save_steps=0",
         f"timeline.max_new_tokens={min(config.timeline.max_new_tokens, 4)}",
     ]
-    if data.source != "votes":  # the votes source reads the studio's own votes file, never the hub
+    if data.source != "votes":  # the votes source reads a vote set of the studio, never the hub
         sets.append("data.path=sample")
     if config.stage == "rejection":  # rounds take the place of max_steps there
         sets += [

@@ -44,6 +44,7 @@ SOURCE_OPTIONS = {
     "min_score_ratio": ("shp",),
     "languages": ("oasst",),
     "columns": ("file",),
+    "votes": ("votes",),
 }
 CPU_BASIC_MAX_PARAMETERS = 1_000_000_000  # above this a free 2-vCPU Space answers too slowly: suggest a T4
 
@@ -469,7 +470,8 @@ def _upload(folder: Path, repo_id: str, repo_type: str, private: bool, token: st
             folder_path=str(folder), repo_id=repo_id, token=token, repo_type=repo_type, commit_message=message
         ),
     )
-    return f"https://huggingface.co/{'spaces/' if repo_type == 'space' else ''}{repo_id}"
+    prefix = {"space": "spaces/", "dataset": "datasets/"}.get(repo_type, "")
+    return f"https://huggingface.co/{prefix}{repo_id}"
 
 
 def stage(run_id: str, folder: str | Path, merged: bool = False, repo_id: str | None = None) -> Path:
