@@ -84,6 +84,15 @@ def shared_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def no_stored_login(tmp_path, monkeypatch):
+    """No token anywhere: HF_TOKEN unset and an empty huggingface_hub home."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
+
+
+@pytest.fixture
 def studio_home(tmp_path, monkeypatch, shared_models) -> Path:
     """A fresh $RLHF_STUDIO_HOME whose models/ folder is the session's shared one."""
     home = tmp_path / "home"

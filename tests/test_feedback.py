@@ -539,15 +539,6 @@ def test_votes_export_writes_a_folder_and_refuses_a_full_one(vote_set, tmp_path)
     assert line == f"error: '{out}' already exists and is not empty; give a new or empty folder"
 
 
-@pytest.fixture
-def no_stored_login(tmp_path, monkeypatch):
-    """No token anywhere: HF_TOKEN unset and an empty huggingface_hub home."""
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
-
-
 def test_votes_push_refuses_without_a_token_a_bad_repo_id_or_the_hub(vote_set, no_stored_login, monkeypatch):
     from studio.paths import studio_home
 

@@ -42,15 +42,6 @@ def copied_home(tmp_path, tuned_runs, monkeypatch) -> dict:
     return {**tuned_runs, "home": home}
 
 
-@pytest.fixture
-def no_stored_login(tmp_path, monkeypatch):
-    """No token anywhere: HF_TOKEN unset and an empty huggingface_hub home."""
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
-
-
 def _greedy(target, prompts=PROMPTS, settings=GREEDY) -> list[str]:
     from studio.serve.generate import Generator
 
