@@ -1,6 +1,6 @@
-"""Compare tab: base and tuned answers to the same prompts side by side, scored by a reward model, blind A/B votes
-that become preference data, and win rates from a judge (studio/serve/compare.py, studio/serve/voting.py,
-studio/eval/evaluate.py).
+"""Compare tab: base and tuned answers to the same prompts side by side, scored by a reward model, human votes on
+blind answers that become preference data, and win rates from a judge (studio/serve/compare.py,
+studio/serve/voting.py, studio/eval/evaluate.py).
 
     Side by side  pick completed runs (their base model is the first column), type prompts (one per line) or sample
                   N from the rows the first run held out (picking that source samples them; Generate samples them
@@ -8,29 +8,28 @@ studio/eval/evaluate.py).
                   Generate shows one row per prompt with one column per model, headed by the run's name with its
                   id small below (the reward score under each answer, 3 decimals), a summary per model (mean
                   score, win rate against the base, tokens/s), and CSV and JSONL downloads (full precision)
-    Blind A/B     two models (a base model or runs) answer one prompt (typed, or sampled from a run's held-out
-                  split); the answers show unlabeled as Answer A and Answer B in random order; "A is better" or
-                  "B is better" reveals who wrote which and saves the pair to <home>/votes/votes.jsonl, the `votes`
-                  data source of the Data tab (the next reward model or DPO run trains on it); "Skip" reveals and
-                  saves nothing. After a vote or a skip on a sampled prompt, the next held-out prompt (one not
-                  shown yet this session) fills the box; a pair already saved (same prompt, same two answers) is
-                  refused, never saved twice
+    Vote          blind answers judged into a vote set: a pair graded by Llama 2's four levels (or a tie, or both
+                  bad), or K answers ranked; keyboard shortcuts, the next item generated while this one is read,
+                  undo; the set's form, summary, agreement, export and rounds below (components/vote_view.py and
+                  components/vote_sets_view.py, which list their own endpoints, /vote_generate and /vote_pair among
+                  them)
     Judge         completed runs judged against their base model (or another run) on held-out or typed prompts by
                   a saved or new judge: a win-rate table with 95% intervals, per-prompt outcomes, CSV and JSON
                   downloads (components/eval_view.py, which lists its own endpoints, /evaluate among them)
-The generation settings at the top apply to Side by side and Blind A/B, to every model alike (same settings, same
-seed); Judge has its own runs, baseline and settings (greedy by default, so an evaluation repeats exactly).
+The generation settings at the top apply to Side by side and Vote, to every model alike (same settings; Vote moves
+the seed on for each item); Judge has its own runs, baseline and settings (greedy by default, so an evaluation
+repeats exactly).
 
-Endpoints for scripts and tests (gradio_client): /compare_choices, /sample_prompts(run_ids, count, seed),
-/pick_source(prompt_source, run_ids, count, seed) -> (table, message),
+Endpoints for scripts and tests (gradio_client): /compare_choices -> (runs picker, reward picker),
+/sample_prompts(run_ids, count, seed), /pick_source(prompt_source, run_ids, count, seed) -> (table, message),
 /compare(run_ids, prompt_source ("typed" or "held-out"), prompts, reward_run, *settings, count, seed) -> (message,
 answers HTML, summary) (count and seed: the held-out sampling boxes, 8 and 0 when left out), /export_comparison ->
-(CSV, JSONL), /blind_sample(model_a, model_b) -> (prompt, message), /blind_generate(model_a, model_b, prompt,
-*settings) -> (answer A, answer B, message), /vote_a, /vote_b, /vote_skip, then /next_blind_prompt(model_a, model_b,
-prompt) -> prompt; of the Judge sub-tab: /eval_choices, /pick_judge, /judge_kind, /builtin_help, /save_judge,
-/evaluate, /export_evaluation (see components/eval_view.py). *settings are the generation boxes in GenerationSpec's
-order (max_new_tokens, temperature, top_p, repetition_penalty, seed, batch_size). The sampled prompts, the last
-comparison, the pair waiting for a vote and the held-out prompts shown in Blind A/B are kept per session.
+(CSV, JSONL); of the Vote sub-tab: /vote_choices, /vote_pick_set, /vote_generate, /vote_pair, /vote_rank,
+/vote_skip, /vote_undo (see components/vote_view.py) and the set's /vote_set_* and /vote_round* (see
+components/vote_sets_view.py); of the Judge sub-tab: /eval_choices, /pick_judge, /judge_kind, /builtin_help,
+/save_judge, /evaluate, /export_evaluation (see components/eval_view.py). *settings are the generation boxes in
+GenerationSpec's order (max_new_tokens, temperature, top_p, repetition_penalty, seed, batch_size). The sampled
+prompts and the last comparison are kept per session.
 """
 
 from __future__ import annotations
@@ -43,20 +42,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import eval_view, generation
+from components import eval_view, generation, vote_view
 from components.oneline import error_line
-from studio import paths
 from studio.errors import StudioError
-from studio.serve import compare, generate, scoring, voting
+from studio.serve import compare, generate, scoring
 
 TYPED, HELD_OUT = "typed", "held-out"
 PROMPT_SOURCES = [("typed below, one per line", TYPED), ("sampled from the first run's held-out data", HELD_OUT)]
 SAMPLE_COUNT = 8  # held-out prompts drawn by default: a screenful of rows to read side by side
 NO_REWARD = ""
 SUMMARY_COLUMNS = ["model", "mean score", "win rate vs base", "tokens/s"]
-VOTES_LINE = (
-    "Votes are the `votes` data source in the Data tab: pick it to train the next reward model or DPO run on them."
-)
 
 TABLE_CSS = """
 table.answers { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 14px; }
@@ -76,10 +71,10 @@ def _run_label(row: dict) -> str:
     return f"{row['id']} ({row['name']})" if row.get("name") else row["id"]
 
 
-def _choices() -> tuple[list, list, list]:
+def _choices() -> tuple[list, list]:
     runs = [(_run_label(r), r["id"]) for r in generate.generating_runs()]
     rewards = [("(none: no scores)", NO_REWARD), *((_run_label(r), r["id"]) for r in scoring.reward_runs())]
-    return runs, rewards, generate.answering_models()
+    return runs, rewards
 
 
 @dataclass
@@ -95,7 +90,7 @@ class Panel:
 
 def filled_with(run_ids: list[str], reward_run: str, prompts: list[str]) -> tuple:
     """The updates of Panel.fills that pick these runs and this reward run, with these prompts typed in."""
-    runs, rewards, _models = _choices()
+    runs, rewards = _choices()
     return (
         gr.Dropdown(choices=runs, value=list(run_ids)),
         gr.Dropdown(choices=rewards, value=reward_run),
@@ -105,14 +100,9 @@ def filled_with(run_ids: list[str], reward_run: str, prompts: list[str]) -> tupl
 
 
 def compare_choices():
-    """The pickers' choices now: completed runs that answer, completed reward runs, and the models for A/B."""
-    runs, rewards, models = _choices()
-    return (
-        gr.Dropdown(choices=runs),
-        gr.Dropdown(choices=rewards),
-        gr.Dropdown(choices=models),
-        gr.Dropdown(choices=models),
-    )
+    """The pickers' choices now: completed runs that answer, and completed reward runs."""
+    runs, rewards = _choices()
+    return gr.Dropdown(choices=runs), gr.Dropdown(choices=rewards)
 
 
 # ---------------------------------------------------------------- side by side
@@ -261,116 +251,13 @@ def export_comparison(result: compare.Comparison | None):
     )
 
 
-# ---------------------------------------------------------------- blind A/B
-
-
-def _is_base(key: str | None) -> bool:
-    return bool(key) and key.startswith("base (")
-
-
-def _sample_run(model_a: str | None, model_b: str | None) -> str | None:
-    """The run whose held-out data blind prompts come from: model A's, or else B's (a base model has none)."""
-    return next((m for m in (model_a, model_b) if m and not _is_base(m)), None)
-
-
-def blind_sample(model_a: str | None, model_b: str | None, shown: list[str] | None = None):
-    """(prompt text, sampled (text, messages), message, prompts shown): a random prompt from the held-out data of
-    the run picked as model A (or else B), one not shown yet this session while there are any."""
-    run_id = _sample_run(model_a, model_b)
-    shown = list(shown or [])
-    try:
-        if run_id is None:
-            raise StudioError("pick a run as model A or B: the prompt comes from that run's held-out data")
-        prompt, started_over = compare.next_held_out_prompt(run_id, shown)
-    except Exception as err:
-        return gr.skip(), gr.skip(), error_line(err), gr.skip()
-    text = compare.prompt_text(prompt)
-    again = f"Every held-out prompt of run {run_id} was shown this session; starting over. " if started_over else ""
-    return text, (text, prompt), f"{again}A held-out prompt of run {run_id}.", ([] if started_over else shown) + [text]
-
-
-def next_blind_prompt(model_a: str | None, model_b: str | None, prompt: str, sampled, shown: list[str] | None, pair):
-    """(prompt box, sampled, prompts shown), after a vote or a skip: a round on a sampled prompt moves on to the
-    next held-out prompt, so the next Generate never repeats it. A typed prompt stays, and so does everything while
-    the pair still waits (its vote was refused)."""
-    if (
-        isinstance(pair, voting.BlindPair)
-        or not sampled
-        or sampled[0] != prompt
-        or _sample_run(model_a, model_b) is None
-    ):
-        return gr.skip(), gr.skip(), gr.skip()
-    text, new_sampled, _message, new_shown = blind_sample(model_a, model_b, shown)
-    if not isinstance(new_shown, list):  # the sampling failed: leave the box as it is
-        return gr.skip(), gr.skip(), gr.skip()
-    return text, new_sampled, new_shown
-
-
-def _vote_buttons(on: bool) -> list:
-    return [gr.Button(interactive=on) for _ in range(3)]
-
-
-def blind_generate(model_a: str | None, model_b: str | None, prompt: str, sampled, *values):
-    """(pair, answer A, answer B, message, three vote buttons): both models answer; the pair waits for a vote."""
-    try:
-        if not model_a or not model_b:
-            raise StudioError("pick two models, A and B, to vote between")
-        if not (prompt or "").strip():
-            raise StudioError("type a prompt, or sample one from a run's held-out data")
-        settings = generation.settings(values)
-        # A sampled conversation is used as it was held out, unless the prompt box was edited since.
-        messages = sampled[1] if sampled and sampled[0] == prompt else compare.as_messages(prompt)
-        pair = voting.blind_pair(messages, generate.target_for(model_a), generate.target_for(model_b), settings)
-    except Exception as err:
-        return None, "", "", error_line(err), *_vote_buttons(False)
-    return pair, pair.answers[0], pair.answers[1], "Which answer is better?", *_vote_buttons(True)
-
-
-def _reveal(pair: voting.BlindPair) -> str:
-    return f"Answer A was written by **{pair.models[0]}**, Answer B by **{pair.models[1]}**."
-
-
-def vote(pair: voting.BlindPair | None, choice: str):
-    """(pair afterwards, message, three vote buttons): save the vote, then reveal who wrote which."""
-    if not isinstance(pair, voting.BlindPair):
-        return None, "Generate a pair of answers first.", *_vote_buttons(False)
-    try:
-        voting.record_vote(pair, choice)
-    except Exception as err:  # the pair stays, so the user can still skip it
-        return pair, error_line(err), *_vote_buttons(True)
-    count = len(voting.read_votes())
-    won = "A" if choice == "a" else "B"
-    return (
-        None,
-        (
-            f"You preferred Answer {won}. {_reveal(pair)} Saved as a preference pair: {count} vote"
-            f"{'s' if count != 1 else ''} in `{paths.votes_file()}`. {VOTES_LINE}"
-        ),
-        *_vote_buttons(False),
-    )
-
-
-def vote_a(pair):
-    return vote(pair, "a")
-
-
-def vote_b(pair):
-    return vote(pair, "b")
-
-
-def vote_skip(pair: voting.BlindPair | None):
-    if not isinstance(pair, voting.BlindPair):
-        return None, "Generate a pair of answers first.", *_vote_buttons(False)
-    return None, f"Skipped; nothing saved. {_reveal(pair)}", *_vote_buttons(False)
-
-
 # ---------------------------------------------------------------- layout
 
 
 def build(tab: gr.Tab | None = None) -> Panel:
     """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the pickers each time it is opened.
     Returns what other parts of the page may fill in and run (Panel)."""
-    run_choices, reward_choices, model_choices = _choices()
+    run_choices, reward_choices = _choices()
     with gr.Row():
         runs = gr.Dropdown(
             choices=run_choices,
@@ -416,33 +303,16 @@ def build(tab: gr.Tab | None = None) -> Panel:
             csv_file = gr.DownloadButton("Download CSV", visible=False)
             jsonl_file = gr.DownloadButton("Download JSONL", visible=False)
 
-    with gr.Tab("Blind A/B"):
-        with gr.Row():
-            model_a = gr.Dropdown(choices=model_choices, label="Model A", info="A base model or a completed run")
-            model_b = gr.Dropdown(choices=model_choices, label="Model B", info="Shown in random order with A")
-        blind_prompt = gr.Textbox(label="Prompt", lines=3)
-        with gr.Row():
-            blind_sample_button = gr.Button("Sample a held-out prompt")
-            blind_go = gr.Button("Generate", variant="primary")
-        with gr.Row(equal_height=True):
-            answer_a = gr.Textbox(label="Answer A", lines=6, interactive=False)
-            answer_b = gr.Textbox(label="Answer B", lines=6, interactive=False)
-        with gr.Row():
-            a_better = gr.Button("A is better", interactive=False)
-            b_better = gr.Button("B is better", interactive=False)
-            skip = gr.Button("Skip", interactive=False)
-        reveal = gr.Markdown(VOTES_LINE)
+    with gr.Tab("Vote", elem_id="compare-vote") as vote_tab:
+        vote_view.build(settings, [t for t in (tab, vote_tab) if t is not None])
 
     with gr.Tab("Judge", elem_id="compare-judge") as judge_tab:
         eval_view.build([t for t in (tab, judge_tab) if t is not None])
 
     sampled = gr.State(None)
     comparison = gr.State(None)
-    blind_sampled = gr.State(None)
-    blind_shown = gr.State([])
-    pair = gr.State(None)
 
-    pickers = [runs, reward, model_a, model_b]
+    pickers = [runs, reward]
     refresh.click(compare_choices, outputs=pickers, api_name="compare_choices")
     if tab is not None:
         tab.select(
@@ -483,33 +353,4 @@ def build(tab: gr.Tab | None = None) -> Panel:
         show_progress="hidden",
     )
 
-    votes_out = [pair, reveal, a_better, b_better, skip]
-    blind_sample_button.click(
-        blind_sample,
-        inputs=[model_a, model_b, blind_shown],
-        outputs=[blind_prompt, blind_sampled, reveal, blind_shown],
-        api_name="blind_sample",
-    )
-    blind_go.click(
-        blind_generate,
-        inputs=[model_a, model_b, blind_prompt, blind_sampled, *settings],
-        outputs=[pair, answer_a, answer_b, reveal, a_better, b_better, skip],
-        api_name="blind_generate",
-        **generation.QUEUE,
-    )
-    next_round = dict(
-        fn=next_blind_prompt,
-        inputs=[model_a, model_b, blind_prompt, blind_sampled, blind_shown, pair],
-        outputs=[blind_prompt, blind_sampled, blind_shown],
-        show_progress="hidden",
-    )
-    a_better.click(vote_a, inputs=pair, outputs=votes_out, api_name="vote_a").then(
-        **next_round, api_name="next_blind_prompt"
-    )
-    b_better.click(vote_b, inputs=pair, outputs=votes_out, api_name="vote_b").then(
-        **next_round, api_name="next_blind_prompt_b", api_visibility="private"
-    )
-    skip.click(vote_skip, inputs=pair, outputs=votes_out, api_name="vote_skip").then(
-        **next_round, api_name="next_blind_prompt_skip", api_visibility="private"
-    )
     return Panel(fills=[runs, reward, source, prompts], inputs=compare_inputs, outputs=compare_outputs)

@@ -1,8 +1,8 @@
 """The Compare, Chat and Reward models tabs through the served studio's endpoints, on the session's finished tiny runs.
 
-The runs are copied into the module's own home, so the votes this module casts (and the data caches the held-out
-prompts build) land there and the session's tuned home stays as it is. Expected answers and scores are computed
-in this process with the engine (studio.serve.compare, studio.serve.scoring) and must equal what the tabs show.
+The runs are copied into the module's own home, so the data caches the held-out prompts build land there and the
+session's tuned home stays as it is. Expected answers and scores are computed in this process with the engine
+(studio.serve.compare, studio.serve.scoring) and must equal what the tabs show. (The Vote view: test_ui_votes.py.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from components import reward_tab
 from components.oneline import as_error
 from studio.config import GenerationSpec
-from studio.serve import compare, scoring, voting
+from studio.serve import compare, scoring
 
 pytestmark = pytest.mark.usefixtures("in_module_home")
 
@@ -68,12 +68,13 @@ def _answer_cells(page: str) -> list[tuple[str, str]]:
 
 
 def test_pickers_list_the_base_model_and_the_runs_that_answer(client, runs):
-    compare_runs, rewards, model_a, _model_b = client.predict(api_name="/compare_choices")
+    compare_runs, rewards = client.predict(api_name="/compare_choices")
     sft, chained, reward = runs["sft"], runs["chained"], runs["reward"]
     assert [c[1] for c in compare_runs["choices"]] == [chained, sft]  # newest first; the reward run writes no text
     assert [c[1] for c in rewards["choices"]] == ["", reward]
-    assert [c[1] for c in model_a["choices"]] == [BASE, chained, sft]
-    assert client.predict(None, api_name="/chat_models")["choices"] == model_a["choices"]
+    _sets, models = client.predict("default", [], api_name="/vote_choices")
+    assert [c[1] for c in models["choices"]] == [BASE, chained, sft]
+    assert client.predict(None, api_name="/chat_models")["choices"] == models["choices"]
     assert [c[1] for c in client.predict(None, api_name="/reward_runs")["choices"]] == [reward]
 
 
@@ -221,69 +222,6 @@ def test_a_run_outside_the_pickers_choices_is_refused_by_gradio(client, runs):
 def test_sampling_without_a_run_gets_one_line(client):
     _table, _source, message = client.predict([], 3, 0, api_name="/sample_prompts")
     assert message == "pick a run first: the prompts come from the first run's held-out data"
-
-
-# ---------------------------------------------------------------- blind A/B
-
-
-def test_blind_vote_saves_the_clicked_answer_as_chosen_and_reveals_the_models(client, runs):
-    sft = runs["sft"]
-    assert voting.read_votes() == []
-    answer_a, answer_b, message = client.predict(
-        BASE, sft, "How do I boil an egg?", *settings(max_new_tokens=24), api_name="/blind_generate"
-    )
-    assert message == "Which answer is better?"
-    assert answer_a and answer_b and answer_a != answer_b
-
-    reveal = client.predict(api_name="/vote_b")
-    written = re.search(r"Answer A was written by \*\*(.+?)\*\*, Answer B by \*\*(.+?)\*\*", reveal)
-    assert written and {written[1], written[2]} == {BASE, sft}
-    assert "1 vote in" in reveal and "`votes` data source in the Data tab" in reveal
-    saved = voting.read_votes()
-    assert len(saved) == 1
-    assert saved[0]["prompt"] == [{"role": "user", "content": "How do I boil an egg?"}]
-    assert saved[0]["chosen"] == [{"role": "assistant", "content": answer_b}]
-    assert saved[0]["rejected"] == [{"role": "assistant", "content": answer_a}]
-    assert (saved[0]["chosen_model"], saved[0]["rejected_model"]) == (written[2], written[1])
-
-    # The pair is gone once voted on: a second click saves nothing.
-    assert client.predict(api_name="/vote_a") == "Generate a pair of answers first."
-    assert len(voting.read_votes()) == 1
-
-
-def test_blind_sampled_prompt_and_skip(client, runs):
-    sft, chained = runs["sft"], runs["chained"]
-    prompt, message = client.predict(BASE, sft, api_name="/blind_sample")
-    assert message == f"A held-out prompt of run {sft}."
-    all_held_out = [compare.prompt_text(p) for p in compare.held_out_prompts(sft, 10_000)]
-    assert prompt in all_held_out
-
-    before = len(voting.read_votes())
-    answer_a, answer_b, _ = client.predict(
-        chained, BASE, prompt, *settings(max_new_tokens=16), api_name="/blind_generate"
-    )
-    assert answer_a and answer_b
-    reveal = client.predict(api_name="/vote_skip")
-    assert reveal.startswith("Skipped; nothing saved. Answer A was written by **")
-    assert {chained, BASE} == set(re.findall(r"\*\*(.+?)\*\*", reveal))
-    assert len(voting.read_votes()) == before
-
-
-@pytest.mark.parametrize(
-    "a, b, prompt, expected",
-    [
-        ("sft", "sft", "Name a fruit.", "pick two different models to vote between"),
-        ("base", "sft", "   ", "type a prompt, or sample one from a run's held-out data"),
-        (None, "sft", "Name a fruit.", "pick two models, A and B, to vote between"),
-    ],
-)
-def test_blind_mistakes_get_one_line(client, runs, a, b, prompt, expected):
-    pick = {"base": BASE, None: None, **runs}
-    answer_a, answer_b, message = client.predict(pick[a], pick[b], prompt, *settings(), api_name="/blind_generate")
-    assert (answer_a, answer_b, message) == ("", "", expected)
-    assert client.predict(BASE, BASE, api_name="/blind_sample")[1] == (
-        "pick a run as model A or B: the prompt comes from that run's held-out data"
-    )
 
 
 # ---------------------------------------------------------------- chat

@@ -1,7 +1,6 @@
 """The Compare tab's details, through its handlers (components/compare_tab.py) on a copy of the session's finished
 tiny runs: held-out prompts sampled when that source is picked or when Generate finds none, columns headed by run
-names, scores at three decimals while the exports keep every digit, and blind A/B rounds that move on to a new
-prompt and never save a pair twice.
+names, and scores at three decimals while the exports keep every digit. (Votes: tests/test_ui_votes.py.)
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_ui_compare_details.py -q
 """
@@ -17,7 +16,7 @@ import pytest
 
 from components import compare_tab
 from studio.config import GenerationSpec
-from studio.serve import compare, voting
+from studio.serve import compare
 from studio.serve.compare import Comparison
 
 pytestmark = pytest.mark.usefixtures("in_module_home")
@@ -33,7 +32,7 @@ def settings(**overrides) -> tuple:
 
 @pytest.fixture(scope="module")
 def runs(tuned_runs, module_home) -> dict:
-    """The tuned runs, copied into the module's home (the votes cast here land there)."""
+    """The tuned runs, copied into the module's home (the data caches of their held-out prompts land there)."""
     shutil.copytree(tuned_runs["home"] / "runs", module_home / "runs", ignore=shutil.ignore_patterns("checkpoints"))
     return {**tuned_runs, "home": module_home}
 
@@ -126,55 +125,3 @@ def test_scores_show_three_decimals_and_the_exports_keep_every_digit():
     record = json.loads(compare.to_jsonl(result))
     assert record[f"{BASE} score"] == 0.12345678912345678 and record["run-1 score"] == -2.718281828459045
     assert "0.12345678912345678" in compare.to_csv(result)
-
-
-# ---------------------------------------------------------------- blind A/B rounds
-
-
-def test_blind_samples_move_to_prompts_not_shown_yet(runs):
-    sft = runs["sft"]
-    everything = set(_texts(compare.held_out_prompts(sft, compare.MAX_HELD_OUT)))  # two rows may ask the same
-    assert len(everything) > 3
-    shown: list[str] = []
-    for _ in everything:
-        text, sampled, message, shown = compare_tab.blind_sample(BASE, sft, shown)
-        assert message == f"A held-out prompt of run {sft}." and sampled[0] == text
-    assert len(shown) == len(everything) and set(shown) == everything  # every one once, none twice
-
-    text, _sampled, message, shown = compare_tab.blind_sample(BASE, sft, shown)
-    assert message == (
-        f"Every held-out prompt of run {sft} was shown this session; starting over. A held-out prompt of run {sft}."
-    )
-    assert shown == [text] and text in everything
-
-
-def test_a_vote_moves_the_round_to_a_new_prompt_and_a_pair_is_saved_once(runs):
-    sft = runs["sft"]
-    prompt = compare.held_out_prompts(sft, 1, seed=0)[0]  # a fixed prompt whose two answers differ
-    text = compare.prompt_text(prompt)
-    sampled, shown = (text, prompt), [text]
-    pair, answer_a, answer_b, question, *_buttons = compare_tab.blind_generate(BASE, sft, text, sampled, *settings())
-    assert question == "Which answer is better?" and answer_a != answer_b
-    before = len(voting.read_votes())
-    left, message, *_buttons = compare_tab.vote_a(pair)
-    assert left is None and message.startswith("You preferred Answer A.")
-    assert len(voting.read_votes()) == before + 1
-
-    # The round is over: the box moves on to a held-out prompt not shown yet.
-    next_text, next_sampled, next_shown = compare_tab.next_blind_prompt(BASE, sft, text, sampled, shown, None)
-    assert next_text != text and next_sampled[0] == next_text and next_shown == [text, next_text]
-
-    # The same prompt generated again gives the same answers (same seed): that pair is not saved again.
-    same, *_rest = compare_tab.blind_generate(BASE, sft, text, sampled, *settings())
-    assert set(same.answers) == set(pair.answers)
-    kept, message, *_buttons = compare_tab.vote_b(same)
-    assert message.startswith("a vote on this prompt and these two answers is already saved") and "\n" not in message
-    assert kept is same and len(voting.read_votes()) == before + 1
-    assert compare_tab.next_blind_prompt(BASE, sft, text, sampled, shown, kept) == (compare_tab.gr.skip(),) * 3
-
-
-def test_a_typed_prompt_stays_after_a_vote(runs):
-    sampled = ("a sampled prompt", [{"role": "user", "content": "a sampled prompt"}])
-    skip = (compare_tab.gr.skip(),) * 3
-    assert compare_tab.next_blind_prompt(BASE, runs["sft"], "my own prompt", sampled, [], None) == skip
-    assert compare_tab.next_blind_prompt(BASE, BASE, "a sampled prompt", sampled, [], None) == skip
