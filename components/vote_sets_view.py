@@ -45,6 +45,7 @@ from pathlib import Path
 import gradio as gr
 
 from components.oneline import error_markdown
+from studio import config as cfg
 from studio import spaces
 from studio.errors import StudioError
 from studio.feedback import records, sets
@@ -53,7 +54,6 @@ from studio.runs.status import State
 from studio.serve import generate
 
 NO_RUN = ""  # the prompts-from picker's entry for "typed prompts" and the policy picker's for "not picked"
-STAGES = [("PPO", "ppo"), ("Rejection sampling", "rejection")]
 LEVELS = [
     *records.GRADES,
     "ungraded",
@@ -315,7 +315,13 @@ def vote_set_push(set_name: str | None, repo_id: str | None, private: bool) -> s
 
 
 def _stage_label(stage: str) -> str:
-    return next((label for label, value in STAGES if value == stage), stage)
+    """A stage as its summary names it: "PPO", "Rejection sampling"."""
+    name = cfg.STAGE_SUMMARIES.get(stage, stage).split(":")[0]
+    return name[:1].upper() + name[1:]
+
+
+def _round_stages() -> list[tuple[str, str]]:
+    return [(_stage_label(stage), stage) for stage in cfg.ROUND_STAGES]
 
 
 def _percent(value: float | None) -> str:
@@ -477,7 +483,7 @@ def build(set_name: gr.Dropdown, annotator: gr.Textbox) -> None:
             "learns against it from the newest round's policy, then a compare with the round before."
         )
         with gr.Row():
-            stage = gr.Radio(choices=STAGES, value=STAGES[0][1], label="How the policy learns", scale=2)
+            stage = gr.Radio(choices=_round_stages(), value=cfg.ROUND_STAGES[0], label="How the policy learns", scale=2)
             start = gr.Button("Train on these votes", variant="primary", scale=1)
         start_message = gr.Markdown()
         rounds_note = gr.Markdown()

@@ -349,9 +349,7 @@ def _add_votes_commands(sub) -> None:
         "sampling from the current policy, then the new policy compared with the round before",
     )
     next_round.add_argument("set_name", metavar="SET", help="the vote set's name")
-    next_round.add_argument(
-        "--stage", required=True, choices=("ppo", "rejection"), help="how the new policy is trained"
-    )
+    next_round.add_argument("--stage", required=True, choices=cfg.ROUND_STAGES, help="how the new policy is trained")
     next_round.add_argument(
         "--set",
         dest="overrides",

@@ -84,6 +84,7 @@ STAGE_FORMATS = stages.Facts(lambda s: s.data_format)
 REWARD_COMBINES = ("sum", "safety_gated")
 # Stages that sample their own answers and score them with the sources of the rewards section.
 ONLINE_STAGES = stages.Names(lambda s: s.online)
+ROUND_STAGES = stages.Names(lambda s: s.votes_round)  # what a vote set's next round may train its policy with
 DPO_LOSS_TYPES = (
     "sigmoid",
     "ipo",

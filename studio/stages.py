@@ -94,6 +94,7 @@ class Stage:
     trainer: str  # the module whose train(config, run) trains it, imported by the worker when a run starts
     section: str  # its own config section (RunConfig.<section>), beside model, data, lora and train
     online: bool = False  # samples answers that the reward sources (rewards.sources) score
+    votes_round: bool = False  # trains a vote set's next round against its reward model (Llama 2: PPO, rejection)
     writes_text: bool = True  # its weights write answers (a policy); False: they score answers (a reward model)
     reference: bool = False  # compares the policy with a frozen reference (the starting weights)
     own_loop: bool = False  # the studio's own training loop, not a TRL trainer: ddp only, logs response_length
@@ -384,6 +385,7 @@ for _stage in (
         "studio.trainers.ppo",
         "ppo",
         online=True,
+        votes_round=True,
         reference=True,
         own_loop=True,
         steps=PROMPTS,
@@ -422,6 +424,7 @@ for _stage in (
         "studio.trainers.rejection",
         "rejection",
         online=True,
+        votes_round=True,
         own_loop=True,
         steps=ROUNDS,
         learning_metric=("reward_gain", "gain"),

@@ -194,6 +194,36 @@ def test_undo_takes_back_the_annotators_newest_vote(vote_set):
     assert len(sets.read(SET).votes) == 2
 
 
+def test_a_rankings_pairs_stay_on_one_side_and_its_prompt_is_judged_once(studio_home, vote_set):
+    """Three rankings of four answers give six pairs each. A reward run on them holds out whole rankings (one of three
+    at eval_fraction 0.34), so its six held-out rows share one prompt: the held-out prompts a compare or an evaluation
+    answers name it once, not six times (which would count one prompt six times in a win rate)."""
+    from studio.modeling import models
+    from studio.runs import manager
+    from studio.serve import compare
+
+    questions = ["Name a colour.", "Name a fruit.", "Name a tree."]
+    for question in questions:
+        answers = [f"{question} answer {i}" for i in range(4)]
+        record_ranking(SET, BlindRanking([user(question)], answers, ["m"] * 4), [1, 2, 3, 4], "ana")
+    config = cfg_for_votes(stage="reward", eval_fraction=0.34)
+    run = manager.create(config)
+    train, held_out = data.prepare(config, "preference", models.load_tokenizer(config.model), run)
+    assert (len(train.rows), len(held_out.rows)) == (12, 6)
+    assert len({json.dumps(row["prompt"]) for row in held_out.rows}) == 1
+    assert compare.held_out_prompts(run.id, 32) == [held_out.rows[0]["prompt"]]
+
+
+def cfg_for_votes(**changes):
+    from studio.config import RunConfig, from_dict
+
+    stage = changes.pop("stage")
+    return from_dict(
+        {"stage": stage, "model": {"name": "tiny"}, "data": {"source": "votes", "votes": {"set": SET}, **changes}},
+        RunConfig,
+    )
+
+
 # ---------------------------------------------------------------- agreement
 
 

@@ -167,7 +167,7 @@ def test_model_card_lists_only_the_data_options_of_the_runs_source(in_tuned_home
         ("hh-rlhf", set()),
         ("oasst", {"languages"}),
         ("file", {"columns"}),
-        ("votes", set()),
+        ("votes", {"votes"}),
     ],
 )
 def test_data_options_keep_what_every_source_reads_and_the_sources_own(source, own):

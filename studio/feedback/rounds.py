@@ -51,7 +51,7 @@ from studio.runs.status import State
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ppo", "rejection")  # how a round trains its policy against the round's reward model
+STAGES = cfg.ROUND_STAGES  # how a round trains its policy against the round's reward model
 MIN_PAIRS = 4  # fewer training pairs teach a reward model nothing and leave none to hold out
 HELD_OUT_SHARE = 0.1  # of each stage's rows: the reward model's accuracy, and the prompts the compare answers
 COMPARE_PROMPTS = 32  # held-out prompts the new and the previous policy answer, at most

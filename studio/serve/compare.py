@@ -222,7 +222,15 @@ def held_out_sample(run_id: str, count: int, seed: int = 0) -> list[dict]:
             f"run '{run.id}' held no rows out of training (data.eval_fraction is "
             f"{config.data.eval_fraction}); type prompts instead"
         )
-    return random.Random(seed).sample(held_out, min(count, len(held_out)))
+    # One row per prompt: the pairs of one ranking, or an SHP post's several pairs, share it, and answering it
+    # twice would count one prompt twice in a win rate.
+    unique, seen = [], set()
+    for row in held_out:
+        key = json.dumps(row["prompt"], sort_keys=True, ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return random.Random(seed).sample(unique, min(count, len(unique)))
 
 
 def next_held_out_prompt(run_id: str, shown: list[str], seed: int | None = None) -> tuple[list[dict], bool]:
