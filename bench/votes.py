@@ -65,7 +65,7 @@ def main() -> None:
     run_id = _tiny_run(home)
 
     from studio.config import GenerationSpec
-    from studio.feedback import sets
+    from studio.data.votes import sets
     from studio.serve import vote_queue
 
     settings = GenerationSpec(max_new_tokens=args.max_new_tokens, temperature=0.9)

@@ -1,7 +1,7 @@
 """The Compare tab's "Vote set" section, under the voting area (components/vote_view.py places it): make and edit
 vote sets, read what a set holds and how far its annotators agree, export or push it as a dataset, and train the
-next RLHF round on its votes. The engine (studio/feedback: sets, agreement, export, rounds) decides; this lays out
-and formats.
+next RLHF round on its votes. The engine (studio/data/votes: sets, agreement; studio/publish/vote_sets.py;
+studio/pipelines/rounds.py) decides; this lays out and formats.
 
     set form     name (for a new set), guidelines (shown above the answers while voting), the models votes draw
                  from, the prompts: a completed run whose held-out prompts are drawn, or typed ones (one per line;
@@ -47,8 +47,8 @@ import gradio as gr
 from components.oneline import error_markdown
 from studio import config as cfg
 from studio import spaces
+from studio.data.votes import records, sets
 from studio.errors import StudioError
-from studio.feedback import records, sets
 from studio.runs import manager
 from studio.runs.status import State
 from studio.serve import generate
@@ -282,12 +282,12 @@ def vote_set_export(set_name: str | None):
     temporary folder, and zipped."""
     hidden = gr.DownloadButton(value=None, visible=False)
     try:
-        from studio.feedback import export
+        from studio.publish import vote_sets
 
         if not set_name:
             raise StudioError("pick the vote set to export")
         where = Path(tempfile.mkdtemp(prefix="rlhf-studio-votes-"))
-        folder = Path(export.export(set_name, where / set_name))
+        folder = Path(vote_sets.export(set_name, where / set_name))
         archive = _zipped(folder, where / f"{set_name}-{time.strftime('%Y%m%d-%H%M%S')}.zip")
     except Exception as err:
         return error_markdown(err), hidden
@@ -299,13 +299,13 @@ def vote_set_export(set_name: str | None):
 def vote_set_push(set_name: str | None, repo_id: str | None, private: bool) -> str:
     """One line: where the set's dataset went, or why it did not."""
     try:
-        from studio.feedback import export
+        from studio.publish import vote_sets
 
         if not set_name:
             raise StudioError("pick the vote set to push")
         if not (repo_id or "").strip():
             raise StudioError("type a dataset repo id, such as your-name/helpful-votes")
-        url = export.push(set_name, repo_id.strip(), token=None, private=bool(private))
+        url = vote_sets.push(set_name, repo_id.strip(), token=None, private=bool(private))
     except Exception as err:
         return error_markdown(err)
     return f"Pushed the vote set `{set_name}` as a dataset to {url}" + (" (private)." if private else ".")
@@ -362,7 +362,7 @@ def round_rows(found: list) -> list[list]:
 def vote_rounds(set_name: str | None):
     """(note, rounds table) of the selected set: RLHF-V1, V2, ... oldest first; the note says why there are none."""
     try:
-        from studio.feedback import rounds
+        from studio.pipelines import rounds
 
         if not set_name:
             raise StudioError("pick a vote set, or create one")
@@ -377,7 +377,7 @@ def vote_rounds(set_name: str | None):
 def vote_round_start(set_name: str | None, stage: str | None) -> str:
     """One line: the round started and where to follow it, or why not (too few pairs, a round still running ...)."""
     try:
-        from studio.feedback import rounds
+        from studio.pipelines import rounds
 
         if not set_name:
             raise StudioError("pick the vote set whose votes the round trains on")

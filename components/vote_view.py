@@ -1,6 +1,6 @@
 """The Compare tab's Vote sub-tab: people judge answers as Llama 2 and InstructGPT had them judged, into a vote set.
 The engine decides (studio/serve/voting.py records, studio/serve/vote_queue.py makes the next item ahead,
-studio/feedback/sets.py keeps the set); this lays it out and formats. Open it with `rlhf-studio ui`, Compare > Vote.
+studio/data/votes/sets.py keeps the set); this lays it out and formats. Open it with `rlhf-studio ui`, Compare > Vote.
 
     set, annotator  the vote set (its guidelines show above the answers) and the person's name, which every vote
                     records (this browser remembers it; a vote without one is refused)
@@ -39,8 +39,8 @@ import gradio as gr
 
 from components import generation, vote_sets_view
 from components.oneline import as_error, error_markdown
+from studio.data.votes import records, sets
 from studio.errors import StudioError
-from studio.feedback import records, sets
 from studio.serve import compare, generate, vote_queue, voting
 
 PAIR, RANK = vote_queue.PAIR, vote_queue.RANK
@@ -145,7 +145,7 @@ def guidelines_text(vote_set: sets.VoteSet) -> str:
 
 def _set_models(vote_set: sets.VoteSet) -> tuple[list[str], str]:
     """(the models the set draws from that can answer now, a line naming those that cannot)."""
-    from studio.feedback import rounds  # here: the rounds' pipelines are not needed to build the page
+    from studio.pipelines import rounds  # here: the rounds' pipelines are not needed to build the page
 
     wanted = rounds.voting_models(vote_set)
     keys = set(_model_keys())

@@ -1126,13 +1126,13 @@ def cmd_serve(args) -> int:
 
 
 def _set_rounds(name: str) -> list:
-    from studio.feedback import rounds
+    from studio.pipelines import rounds
 
     return rounds.rounds(name)
 
 
 def cmd_votes_list(args) -> int:
-    from studio.feedback import sets
+    from studio.data.votes import sets
 
     rows = []
     for name in sets.names():
@@ -1178,7 +1178,7 @@ def _win_rate_text(entry: dict) -> str:
 def cmd_votes_show(args) -> int:
     from dataclasses import asdict
 
-    from studio.feedback import records, sets
+    from studio.data.votes import records, sets
 
     vote_set = sets.load(args.set_name)
     summary = sets.summarize(vote_set.name)
@@ -1252,26 +1252,27 @@ def cmd_votes_show(args) -> int:
 
 
 def cmd_votes_export(args) -> int:
-    from studio.feedback import export
+    from studio.publish import vote_sets
 
-    folder = export.export(args.set_name, args.out)
+    folder = vote_sets.export(args.set_name, args.out)
     print(
-        f"exported vote set {args.set_name} to {folder} ({', '.join([export.CARD, *export.DATA_FILES.values()])}); "
+        f"exported vote set {args.set_name} to {folder} "
+        f"({', '.join([vote_sets.CARD, *vote_sets.DATA_FILES.values()])}); "
         f'load it with datasets.load_dataset("{folder}", "pairs") or "votes"'
     )
     return 0
 
 
 def cmd_votes_push(args) -> int:
-    from studio.feedback import export
+    from studio.publish import vote_sets
 
-    url = export.push(args.set_name, args.repo, private=args.private)
+    url = vote_sets.push(args.set_name, args.repo, private=args.private)
     print(f"pushed vote set {args.set_name} to {url}")
     return 0
 
 
 def cmd_votes_next_round(args) -> int:
-    from studio.feedback import rounds
+    from studio.pipelines import rounds
 
     ended = rounds.run(args.set_name, args.stage, args.overrides, on_line=print)
     for judge, entry in (ended.win_rate or {}).items():

@@ -43,5 +43,5 @@ def runs_root() -> Path:
 
 
 def votes_root() -> Path:
-    """The vote sets, one folder each (studio/feedback/sets.py)."""
+    """The vote sets, one folder each (studio/data/votes/sets.py)."""
     return studio_home() / "votes"

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from studio.feedback import sets
+from studio.data.votes import sets
 from tests.conftest import checked_page, served_studio
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 

@@ -1,5 +1,5 @@
-"""Graded votes, rankings and vote sets (studio/feedback/): Llama 2's margins, the pairs of a ranking, agreement between
-annotators (Cohen's kappa), undo, the dataset export loaded back with `datasets`, and `rlhf-studio votes`.
+"""Graded votes, rankings and vote sets (studio/data/votes/): Llama 2's margins, the pairs of a ranking, agreement
+between annotators (Cohen's kappa), undo, the dataset export loaded back with `datasets`, and `rlhf-studio votes`.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_feedback.py -q
 """
@@ -17,9 +17,9 @@ import pytest
 from studio import data
 from studio.config import DataSpec, VotesSpec
 from studio.data.fields import RowProblem
+from studio.data.votes import agreement, records, sets
 from studio.errors import StudioError
-from studio.feedback import agreement, export, records, sets
-from studio.publish import share
+from studio.publish import share, vote_sets
 from studio.serve.voting import BlindPair, BlindRanking, record_ranking, record_vote
 from tests.conftest import run_cli
 
@@ -357,7 +357,7 @@ def _load_parquet(path: Path, cache: Path) -> list[dict]:
 
 def test_an_exported_set_loads_back_with_datasets(vote_set, tmp_path):
     v = _fill()
-    folder = export.export(SET, tmp_path / "out")
+    folder = vote_sets.export(SET, tmp_path / "out")
     assert folder == tmp_path / "out"
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
         "README.md",
@@ -466,18 +466,18 @@ def test_the_card_shows_agreement_and_a_bad_export_leaves_nothing(vote_set, tmp_
     for item, (ana, bob) in enumerate(zip(ANA, BOB)):
         _vote("ana", item, ana, swapped=False)
         _vote("bob", item, bob, swapped=True)
-    card = (export.export(SET, tmp_path / "out") / "README.md").read_text(encoding="utf-8")
+    card = (vote_sets.export(SET, tmp_path / "out") / "README.md").read_text(encoding="utf-8")
     assert "| ana and bob | 10 | 7 | 70.0% | 0.589 |" in card  # 43/73 = 0.589
 
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
     with pytest.raises(StudioError, match=f"^'{full}' already exists and is not empty; give a new or empty folder$"):
-        export.export(SET, full)
+        vote_sets.export(SET, full)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     sets.create(sets.VoteSet("empty"))
     with pytest.raises(StudioError, match="^the vote set 'empty' has no votes yet; vote in the Compare tab"):
-        export.export("empty", tmp_path / "nothing")
+        vote_sets.export("empty", tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
 
 
@@ -623,7 +623,7 @@ def test_next_round_on_too_few_pairs_is_one_line(vote_set):
 def test_votes_list_and_show_name_the_rounds_with_lineage_and_win_rate(vote_set):
     from dataclasses import asdict, replace
 
-    from studio.feedback import rounds
+    from studio.pipelines import rounds
 
     _fill()
     win = {"win_rate": 0.625, "ci_low": 0.45, "ci_high": 0.78, "wins": 18, "ties": 4, "losses": 10, "n": 32}

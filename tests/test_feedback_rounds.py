@@ -1,4 +1,4 @@
-"""The next round (studio/feedback/rounds.py): RLHF-V1 and V2 trained on the tiny model from scripted graded votes,
+"""The next round (studio/pipelines/rounds.py): RLHF-V1 and V2 trained on the tiny model from scripted graded votes,
 their lineage, the compare of V2 against V1 and the win rates; too few pairs refused; one round of a set at a time.
 
 The two rounds are trained once for the module (about a minute on 2 cores): V1 in the foreground with `run`, a vote
@@ -18,11 +18,11 @@ import pytest
 
 from studio import config as cfg
 from studio.config import JudgeSpec
+from studio.data.votes import records, sets
 from studio.errors import ConfigError, StudioError
 from studio.eval import judges
-from studio.feedback import records, rounds, sets
-from studio.feedback.rounds import Round
-from studio.pipelines import runner
+from studio.pipelines import rounds, runner
+from studio.pipelines.rounds import Round
 from studio.runs import process
 from studio.runs.rundir import RunDir
 from studio.serve import compare

@@ -20,7 +20,7 @@ import pytest
 
 from components import vote_sets_view as view
 from components.oneline import as_error
-from studio.feedback import records, sets
+from studio.data.votes import records, sets
 from tests.conftest import served_studio
 
 pytestmark = pytest.mark.usefixtures("in_module_home")
@@ -269,7 +269,7 @@ def test_a_round_with_too_few_pairs_is_refused_in_one_line(client):
 
 
 def test_the_rounds_table_shows_lineage_and_win_rates(client, voted):
-    from studio.feedback import rounds
+    from studio.pipelines import rounds
 
     started = 1_790_000_000.0
     judged = {

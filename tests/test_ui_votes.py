@@ -21,8 +21,8 @@ import pytest
 
 from studio import data
 from studio.config import DataSpec, GenerationSpec, VotesSpec
+from studio.data.votes import records, sets
 from studio.errors import StudioError
-from studio.feedback import records, sets
 from studio.serve import compare, vote_queue, voting
 from tests.conftest import error_shown, poll, run_cli
 

@@ -1,4 +1,4 @@
-"""Blind votes into vote sets (studio/serve/voting.py, studio/feedback/sets.py) and the `votes` data source
+"""Blind votes into vote sets (studio/serve/voting.py, studio/data/votes/sets.py) and the `votes` data source
 (studio/data/votes.py): votes load back as the preference pairs voted for, with their Llama 2 margins, train a
 reward model, and every way they can go wrong gets one clear line.
 
@@ -15,8 +15,8 @@ import pytest
 
 from studio import data
 from studio.config import DataSpec, VotesSpec
+from studio.data.votes import sets
 from studio.errors import ConfigError, DataError, StudioError
-from studio.feedback import sets
 from studio.runs.metrics import read_all
 from studio.runs.rundir import RunDir
 from studio.serve.voting import BlindPair, record_vote

@@ -402,12 +402,19 @@ def _cache_key(module, spec: DataSpec, fmt: str, origin: str) -> str:
         "options": options,
         "format": fmt,
         "origin": origin,
-        "code": [_file_digest(Path(module.__file__)), _file_digest(Path(__file__).parent / "fields.py")],
+        "code": [*_code_digests(module), _file_digest(Path(__file__).parent / "fields.py")],
     }
     if os.path.isfile(origin):
         stat = os.stat(origin)
         fingerprint["file"] = [stat.st_size, stat.st_mtime_ns]
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _code_digests(module) -> list[str]:
+    """The source module's code: its file, or for a package (votes) every module in it."""
+    path = Path(module.__file__)
+    files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+    return [_file_digest(f) for f in files]
 
 
 def _file_digest(path: Path) -> str:

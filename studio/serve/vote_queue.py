@@ -8,7 +8,7 @@ item ahead, for the Compare tab's Vote view (components/vote_view.py).
     queue.next(plan)                 # at once when the item ahead is ready; a failed one raises its error here
     queue.next(other_plan)           # models, set, mode, K, settings or prompts changed: the item ahead is dropped
 
-Prompts, in this order: the typed ones of the plan, in turn; else the set's (studio/feedback/sets.py): held-out
+Prompts, in this order: the typed ones of the plan, in turn; else the set's (studio/data/votes/sets.py): held-out
 prompts of its prompts_from run, each not shown yet this session while there are any, or its typed prompts in turn;
 else held-out prompts of the first run among the plan's models. Each item samples with its own seed: the settings'
 seed plus the set's vote-log length when the plan started plus the item's number, so a prompt drawn again (later in
@@ -25,8 +25,8 @@ import threading
 from dataclasses import dataclass, field, replace
 
 from studio.config import GenerationSpec
+from studio.data.votes import records, sets
 from studio.errors import StudioError
-from studio.feedback import records, sets
 from studio.serve import compare, generate, voting
 
 PAIR, RANK = "pair", "rank"

@@ -1,5 +1,5 @@
 """Blind votes: models answer one prompt, the answers are shown unlabeled in random order, and the person's verdict
-goes into a vote set (studio/feedback/sets.py).
+goes into a vote set (studio/data/votes/sets.py).
 
     pair = blind_pair(prompt, target_for("base (tiny)"), target_for(run_id), settings)
     record_vote("helpful-v1", pair, "a", grade="better", annotator="ana")   # A is better, by Llama 2's "better"
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from studio.config import GenerationSpec
 from studio.data.fields import RowProblem
+from studio.data.votes import records, sets
 from studio.errors import StudioError
-from studio.feedback import records, sets
 
 if TYPE_CHECKING:  # generate imports torch; the `votes` data source reads vote sets without loading it
     from studio.serve import generate

@@ -9,8 +9,8 @@
     <home>/votes/<set>/
         set.yaml      name, guidelines, models (answering-model keys: "base (tiny)" or run ids), prompts_from (a run
                       whose held-out prompts are drawn) or prompts (typed), policy (the run the rounds start from)
-        votes.jsonl   one vote per line (studio/feedback/records.py), never rewritten
-        rounds.jsonl  the set's training rounds (studio/feedback/rounds.py)
+        votes.jsonl   one vote per line (studio/data/votes/records.py), never rewritten
+        rounds.jsonl  the set's training rounds (studio/pipelines/rounds.py)
 
 A line edited by hand into something that is not a vote is named (file and line) and skipped; the rest are kept.
 The first studio's single votes file (<home>/votes/votes.jsonl) becomes the set "default" the first time sets are
@@ -30,9 +30,10 @@ from pathlib import Path
 
 import yaml
 
+import studio.data.votes.agreement as agreement  # the modules themselves: the package imports this one
+import studio.data.votes.records as records
 from studio.data.fields import RowProblem
 from studio.errors import StudioError
-from studio.feedback import agreement, records
 from studio.paths import votes_root
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations
 
-from studio.feedback import records
+import studio.data.votes.records as records  # the module itself: the package imports this one
 
 CATEGORIES = ("first", "second", "tie", "both_bad")
 UNNAMED = "(unnamed)"  # votes saved without an annotator name count as one person, as the set's summary does

@@ -5,11 +5,18 @@
     load(DataSpec(source="votes", path="kept-votes.jsonl"), "preference")           # a votes file anywhere
     rlhf-studio train presets/rm-hh-tiny.yaml --set data.source=votes --set data.votes.set=helpful-v1 --set data.path=
 
-Raw schema: one vote per line as studio/feedback/records.py writes it. A graded pair gives one row with the grade's
+Raw schema: one vote per line as studio/data/votes/records.py writes it. A graded pair gives one row with the grade's
 margin on data.votes.margin_scale; a ranking of K answers gives every ordered pair (with the ranking's id as
 "group" when data.votes.group_rankings); a tie, "both bad" and a vote taken back give none (the set's summary
 counts them). A vote from before grades gives a row without a margin. A line that is no vote (edited by hand) is a
 dropped row naming its line. Votes have no bundled sample and are not on the hub.
+
+The package also keeps the votes themselves, which the Compare tab's Vote view writes:
+    records.py    one vote as a JSON object: a graded pair, a tie or "both bad", a ranking, an undo; its pairs
+    sets.py       named vote sets under <home>/votes/<set>/: guidelines, models, prompts, the append-only vote log
+    agreement.py  how often two annotators agree on the pairs both judged (percent and Cohen's kappa)
+Built on them, higher up: a set's next round of training (studio/pipelines/rounds.py) and its export and Hub push
+(studio/publish/vote_sets.py).
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import logging
 from pathlib import Path
 
 from studio.data.fields import RowProblem
+from studio.data.votes import records, sets
 from studio.errors import DataError
-from studio.feedback import records, sets
 
 log = logging.getLogger(__name__)
 

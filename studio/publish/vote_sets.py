@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from studio.data.votes import records, sets
+from studio.data.votes.agreement import Agreement
 from studio.errors import StudioError
-from studio.feedback import records, sets
-from studio.feedback.agreement import Agreement
 from studio.paths import studio_home
 from studio.publish import share
 

@@ -5,7 +5,7 @@
     run("helpful-v1", "rejection", ["stages.rm.train.max_steps=40"])   # the same in the foreground, lines to on_line
     rounds("helpful-v1")                    # RLHF-V1, V2, ...: lineage, state, win rates against the round before
     voting_models(sets.load("helpful-v1"))  # what the next votes sample from: the newest policy and the one before
-    python -m studio.feedback.rounds SET VERSION    # the process `start` launches
+    python -m studio.pipelines.rounds SET VERSION    # the process `start` launches
 
 A round
 1. copies the set's votes.jsonl as it is now into <set>/rounds/V<n>/votes.jsonl: training reads that copy, so votes
@@ -40,9 +40,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from studio import config as cfg
+from studio.data.votes import records, sets
 from studio.errors import StudioError
 from studio.eval import judges
-from studio.feedback import records, sets
 from studio.paths import PACKAGE
 from studio.pipelines import recipe, runner
 from studio.pipelines.recipe import Pipeline
@@ -366,7 +366,7 @@ def start(set_name: str, stage: str, overrides: list[str] | None = None) -> Roun
     """Start the set's next round in its own OS process (the UI's "Train on these votes"); returns it running."""
     vote_set, round_ = _begin(set_name, stage, overrides, pid=None)
     log_path = round_folder(vote_set, round_.version) / "round.log"
-    command = [sys.executable, "-m", "studio.feedback.rounds", vote_set.name, str(round_.version)]
+    command = [sys.executable, "-m", "studio.pipelines.rounds", vote_set.name, str(round_.version)]
     try:  # cwd: the folder holding the studio package, so that `-m` finds it from a checkout too
         proc = folder.start_detached(command, log_path, cwd=str(PACKAGE.parent))
     except OSError as err:  # recorded, or the round would read "running" for ever and hold the set's next one back
@@ -479,9 +479,9 @@ def _win_rates(vote_set: sets.VoteSet, round_: Round, say: Say) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m studio.feedback.rounds SET VERSION`: carry out a round `start` recorded (what it launches)."""
+    """`python -m studio.pipelines.rounds SET VERSION`: carry out a round `start` recorded (what it launches)."""
     if len(argv) != 3:
-        print("usage: python -m studio.feedback.rounds SET VERSION", file=sys.stderr)
+        print("usage: python -m studio.pipelines.rounds SET VERSION", file=sys.stderr)
         return 2
     vote_set = sets.load(argv[1])
     round_ = next((r for r in _read(vote_set) if r.version == int(argv[2])), None)
