@@ -144,6 +144,15 @@ def run_cli(*args: str, timeout: float = 300, input: str | None = None) -> subpr
     )
 
 
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The one "error:" line a failed command printed on stderr, with no traceback."""
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from studio.data.votes import agreement, records, sets
 from studio.errors import StudioError
 from studio.publish import share, vote_sets
 from studio.serve.voting import BlindPair, BlindRanking, record_ranking, record_vote
-from tests.conftest import run_cli
+from tests.conftest import one_error_line, run_cli
 
 SET = "helpful-v1"
 GUIDELINES = "Prefer the answer that helps.\nA rude answer is never better."
@@ -40,14 +39,6 @@ def assistant(content: str) -> dict:
 def vote_set(never_the_real_home) -> str:
     sets.create(sets.VoteSet(SET, guidelines=GUIDELINES, models=["base (tiny)", "run-1"]))
     return SET
-
-
-def _one_error_line(done: subprocess.CompletedProcess) -> str:
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------- margins, ties and rankings
@@ -546,10 +537,10 @@ def test_votes_list_and_show(vote_set):
     ):
         assert line in text, line
 
-    assert _one_error_line(run_cli("votes", "show", "nosuch")) == (
+    assert one_error_line(run_cli("votes", "show", "nosuch")) == (
         "error: no vote set named 'nosuch' (sets: helpful-v1, second); create it in the Compare tab's Vote view"
     )
-    assert _one_error_line(run_cli("votes", "show", "../etc")).startswith("error: vote set name '../etc': use 1 to 64")
+    assert one_error_line(run_cli("votes", "show", "../etc")).startswith("error: vote set name '../etc': use 1 to 64")
 
 
 def test_votes_export_writes_a_folder_and_refuses_a_full_one(vote_set, tmp_path):
@@ -565,7 +556,7 @@ def test_votes_export_writes_a_folder_and_refuses_a_full_one(vote_set, tmp_path)
         ("Blue.", "Green."),
         ("Hello!", "Go away."),
     ]
-    line = _one_error_line(run_cli("votes", "export", SET, "--out", str(out)))
+    line = one_error_line(run_cli("votes", "export", SET, "--out", str(out)))
     assert line == f"error: '{out}' already exists and is not empty; give a new or empty folder"
 
 
@@ -574,19 +565,19 @@ def test_votes_push_refuses_without_a_token_a_bad_repo_id_or_the_hub(vote_set, n
 
     _fill()
     staged = studio_home() / "share" / "votes" / SET
-    assert _one_error_line(run_cli("votes", "push", SET, "--repo", "me/votes")) == f"error: {share.NO_TOKEN}"
+    assert one_error_line(run_cli("votes", "push", SET, "--repo", "me/votes")) == f"error: {share.NO_TOKEN}"
     token = "hf_" + secrets.token_hex(16)
     monkeypatch.setenv("HF_TOKEN", token)
     for bad in ("not-a-repo", "a/b/c", "me/", "me/bad name"):
-        line = _one_error_line(run_cli("votes", "push", SET, "--repo", bad))
+        line = one_error_line(run_cli("votes", "push", SET, "--repo", bad))
         assert line.startswith(f"error: repo id '{bad}' is not owner/name")
     assert not staged.exists()  # refused before anything was written
-    line = _one_error_line(run_cli("votes", "push", "nosuch", "--repo", "me/votes"))
+    line = one_error_line(run_cli("votes", "push", "nosuch", "--repo", "me/votes"))
     assert line.startswith("error: no vote set named 'nosuch'")
 
     # Offline (the tests set HF_HUB_OFFLINE=1): staged, then one line at the hub, the token nowhere but the call.
     pushed = run_cli("votes", "push", SET, "--repo", "me/votes", "--private")
-    assert _one_error_line(pushed) == (
+    assert one_error_line(pushed) == (
         "error: could not reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1); unset it and check "
         "your connection"
     )
@@ -616,7 +607,7 @@ def test_next_round_on_too_few_pairs_is_one_line(vote_set):
     prompt = [user("Name a fruit.")]
     record_vote(SET, BlindPair(prompt, ("Pear.", "Apple."), ("base (tiny)", "run-1")), "a", "better", "ana")
     record_vote(SET, BlindPair(prompt, ("Plum.", "Fig."), ("base (tiny)", "run-1")), "tie", annotator="ana")
-    line = _one_error_line(run_cli("votes", "next-round", SET, "--stage", "ppo"))
+    line = one_error_line(run_cli("votes", "next-round", SET, "--stage", "ppo"))
     assert line.startswith(f"error: vote set '{SET}' has 1 training pair (from 2 votes); a round needs at least")
 
 

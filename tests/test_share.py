@@ -8,7 +8,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import yaml
 from studio.config import GenerationSpec
 from studio.errors import StudioError
 from studio.publish import share
-from tests.conftest import free_port, run_cli, served_app
+from tests.conftest import free_port, one_error_line, run_cli, served_app
 
 PROMPTS = [
     "How many legs does a spider have?",
@@ -46,14 +45,6 @@ def _greedy(target, prompts=PROMPTS, settings=GREEDY) -> list[str]:
     from studio.serve.generate import Generator
 
     return Generator().generate(target, [[{"role": "user", "content": p}] for p in prompts], settings).texts
-
-
-def _one_error_line(done: subprocess.CompletedProcess) -> str:
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------- merged weights
@@ -300,7 +291,7 @@ def test_the_token_never_leaves_the_hub_calls(copied_home, tmp_path, monkeypatch
     token = "hf_" + secrets.token_hex(16)
     monkeypatch.setenv("HF_TOKEN", token)
     pushed = run_cli("push", copied_home["sft"], "me/tuned-sft")  # offline (HF_HUB_OFFLINE=1): fails at the hub
-    line = _one_error_line(pushed)
+    line = one_error_line(pushed)
     assert "could not reach the Hugging Face Hub" in line
     space = tmp_path / "space"
     exported = run_cli("export-space", copied_home["sft"], str(space))
@@ -325,16 +316,16 @@ def test_push_bad_input_is_one_line(copied_home, sleeper, no_stored_login, monke
     from studio.config import RunConfig
     from studio.runs import manager, process
 
-    line = _one_error_line(run_cli("push", "nosuchrun", "me/x"))
+    line = one_error_line(run_cli("push", "nosuchrun", "me/x"))
     assert line == "error: no run with id 'nosuchrun' (see `rlhf-studio runs`)"
-    assert _one_error_line(run_cli("push", copied_home["sft"], "me/x")) == f"error: {share.NO_TOKEN}"
+    assert one_error_line(run_cli("push", copied_home["sft"], "me/x")) == f"error: {share.NO_TOKEN}"
     monkeypatch.setenv("HF_TOKEN", "hf_" + secrets.token_hex(16))
     for bad in ("not-a-repo", "a/b/c", "me/", "/x", "me/bad name"):
-        line = _one_error_line(run_cli("push", copied_home["sft"], bad))
+        line = one_error_line(run_cli("push", copied_home["sft"], bad))
         assert line.startswith(f"error: repo id '{bad.strip()}' is not owner/name")
     busy = manager.create(RunConfig(name="busy"))
     busy.write_status(state="running", pid=sleeper.pid, started=process.start_time(sleeper.pid))
-    line = _one_error_line(run_cli("push", busy.id, "me/x"))
+    line = one_error_line(run_cli("push", busy.id, "me/x"))
     assert line == f"error: run '{busy.id}' is running; only a completed run can be shared"
     assert not (copied_home["home"] / "share").exists()
 
@@ -343,14 +334,14 @@ def test_export_space_bad_input_is_one_line(in_tuned_home, tmp_path, no_stored_l
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
-    line = _one_error_line(run_cli("export-space", in_tuned_home["sft"], str(full)))
+    line = one_error_line(run_cli("export-space", in_tuned_home["sft"], str(full)))
     assert line == f"error: '{full}' already exists and is not empty; give a new or empty folder"
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
-    line = _one_error_line(run_cli("export-space", in_tuned_home["reward"], str(tmp_path / "rm")))
+    line = one_error_line(run_cli("export-space", in_tuned_home["reward"], str(tmp_path / "rm")))
     assert "is a reward run" in line and not (tmp_path / "rm").exists()
-    line = _one_error_line(run_cli("export-space", in_tuned_home["sft"], str(tmp_path / "s"), "--push", "nope"))
+    line = one_error_line(run_cli("export-space", in_tuned_home["sft"], str(tmp_path / "s"), "--push", "nope"))
     assert line.startswith("error: repo id 'nope' is not owner/name") and not (tmp_path / "s").exists()
-    line = _one_error_line(run_cli("export-space", in_tuned_home["sft"], str(tmp_path / "s"), "--push", "me/s"))
+    line = one_error_line(run_cli("export-space", in_tuned_home["sft"], str(tmp_path / "s"), "--push", "me/s"))
     assert line == f"error: {share.NO_TOKEN}" and not (tmp_path / "s").exists()
 
 
