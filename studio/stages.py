@@ -3,7 +3,7 @@
     from studio import stages
     ppo = stages.get("ppo")
     ppo.online, ppo.trainer, ppo.key_metric, [p.title for p in ppo.panels]   # True, 'studio.trainers.ppo', ...
-    stages.names()                        # ('sft', 'reward', 'dpo', 'kto', 'ppo', 'rejection', 'grpo', 'rloo')
+    stages.names()                        # ('sft', 'reward', 'dpo', 'kto', 'orpo', 'simpo', 'cpo', 'ppo', ...)
     stages.names(lambda s: s.online)      # the stages whose answers the reward sources score
 
 Every stage-keyed table of the engine and the UI (config validation, the memory estimate, the charts, the health
@@ -73,6 +73,7 @@ class Health:
     cutoff_fix: str = ""  # what to change when answers run to the length limit
     clip_key: str = ""  # the logged share of clipped probability ratios
     passes: str = ""  # the setting for the updates each batch of answers gets
+    chosen_fix: str = ""  # without a reference: the setting that keeps the chosen answers likely
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,8 @@ _PREFERENCE_REWARDS = Panel(
     "Reward chosen / rejected", ("rewards/chosen", "rewards/rejected", "eval_rewards/chosen", "eval_rewards/rejected")
 )
 _MARGINS = Panel("Reward margin", ("rewards/margins", "eval_rewards/margins"))
+_ACCURACY = Panel("Reward accuracy", ("rewards/accuracies", "eval_rewards/accuracies"))
+_NLL = Panel("NLL loss on the chosen answers", ("nll_loss", "eval_nll_loss"))
 # The judges watching an online run (eval.judges), drawn next to its reward: what the reward-hacking warning reads.
 _JUDGES = Panel("Judges on held-out answers (eval.judges)", ("judge/*",), when_logged=True)
 
@@ -359,9 +362,7 @@ for _stage in (
         "dpo",
         reference=True,
         learning_metric=("rewards/margins", "margin"),
-        panels=_losses(
-            _PREFERENCE_REWARDS, _MARGINS, Panel("Reward accuracy", ("rewards/accuracies", "eval_rewards/accuracies"))
-        ),
+        panels=_losses(_PREFERENCE_REWARDS, _MARGINS, _ACCURACY),
         health=Health((*_LOSS_CHECKS, "chosen_reward_falling")),
         memory=Memory(sequences=2),
     ),
@@ -376,6 +377,55 @@ for _stage in (
         learning_metric=("rewards/margins", "margin"),
         panels=_losses(_PREFERENCE_REWARDS, _MARGINS, Panel("KL to the reference (batch estimate)", ("kl", "eval_kl"))),
         health=Health((*_LOSS_CHECKS, "chosen_reward_falling")),
+        memory=Memory(sequences=2),
+    ),
+    # The reference-free stages: TRL's rewards/* are beta x the policy's own log-likelihood of each answer.
+    Stage(
+        "orpo",
+        "ORPO: SFT loss plus an odds-ratio penalty on rejected answers, no reference model",
+        PREFERENCE,
+        "studio.trainers.orpo",
+        "orpo",
+        learning_metric=("rewards/margins", "margin"),
+        panels=_losses(
+            _PREFERENCE_REWARDS,
+            _MARGINS,
+            _ACCURACY,
+            _NLL,
+            Panel("Log odds, chosen over rejected", ("log_odds_chosen", "eval_log_odds_chosen")),
+            Panel("Odds-ratio term, log sigmoid(log odds)", ("log_odds_ratio", "eval_log_odds_ratio")),
+        ),
+        health=Health(
+            (*_LOSS_CHECKS, "chosen_reward_falling"), chosen_fix="lower orpo.beta, so the NLL term weighs more"
+        ),
+        memory=Memory(sequences=2),
+    ),
+    Stage(
+        "simpo",
+        "SimPO: length-normalised likelihood margin, no reference model (TRL's CPOTrainer, simpo loss)",
+        PREFERENCE,
+        "studio.trainers.simpo",
+        "simpo",
+        learning_metric=("rewards/margins", "margin"),
+        panels=_losses(_PREFERENCE_REWARDS, _MARGINS, _ACCURACY, _NLL),
+        health=Health(
+            (*_LOSS_CHECKS, "chosen_reward_falling"),
+            chosen_fix="set simpo.cpo_alpha above 0, an NLL term on the chosen answers",
+        ),
+        memory=Memory(sequences=2),
+    ),
+    Stage(
+        "cpo",
+        "CPO: DPO's loss without a reference model, plus an NLL term on chosen answers",
+        PREFERENCE,
+        "studio.trainers.cpo",
+        "cpo",
+        learning_metric=("rewards/margins", "margin"),
+        panels=_losses(_PREFERENCE_REWARDS, _MARGINS, _ACCURACY, _NLL),
+        health=Health(
+            (*_LOSS_CHECKS, "chosen_reward_falling"),
+            chosen_fix="raise cpo.cpo_alpha, the weight of the NLL term on the chosen answers",
+        ),
         memory=Memory(sequences=2),
     ),
     Stage(

@@ -159,8 +159,9 @@ def test_the_group_rules_apply_only_to_grpo_and_rloo():
 
 
 def test_online_stages_start_from_policies_and_are_policies():
+    policies = ("sft", "dpo", "kto", "orpo", "simpo", "cpo", "ppo", "rejection", "grpo", "rloo")
     for stage in ("grpo", "rloo"):
-        assert stages.starts_from(stage) == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+        assert stages.starts_from(stage) == policies
         # their adapter is a plain policy adapter: DPO or PPO can start from it
         assert stage in stages.starts_from("dpo")
 

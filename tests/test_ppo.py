@@ -230,7 +230,8 @@ def test_a_missing_reward_run_fails_before_any_model_loads(tmp_path):
 
 
 def test_ppo_starts_from_policy_runs_only():
-    assert stages.starts_from("ppo") == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+    policies = ("sft", "dpo", "kto", "orpo", "simpo", "cpo", "ppo", "rejection", "grpo", "rloo")
+    assert stages.starts_from("ppo") == policies
     assert stages.starts_from("reward")[-1] == "reward"  # a reward model may also start from one
 
 

@@ -104,5 +104,5 @@ def test_the_cli_says_one_line_for_an_unknown_preset_name(home):
     result = run_cli("train", "rm-hh-tiy")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == (
-        "error: no preset named 'rm-hh-tiy' and no such file; did you mean rm-hh-tiny, kto-hh-tiny or dpo-hh-tiny?\n"
+        "error: no preset named 'rm-hh-tiy' and no such file; did you mean rm-hh-tiny, orpo-hh-tiny or simpo-hh-tiny?\n"
     )

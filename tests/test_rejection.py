@@ -290,7 +290,8 @@ def test_gradient_checkpointing_saves_memory_not_results(studio_home):
 
 
 def test_rejection_starts_from_policy_runs_and_policies_start_from_it():
-    assert stages.starts_from("rejection") == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+    policies = ("sft", "dpo", "kto", "orpo", "simpo", "cpo", "ppo", "rejection", "grpo", "rloo")
+    assert stages.starts_from("rejection") == policies
     assert all("rejection" in stages.starts_from(stage) for stage in ("sft", "dpo", "ppo", "reward"))
 
 

@@ -22,7 +22,7 @@ from studio.monitor import charts, health
 from studio.runs.metrics import read_all
 from tests.conftest import REPO
 
-BUILT_IN = ("sft", "reward", "dpo", "kto", "ppo", "rejection", "grpo", "rloo")
+BUILT_IN = ("sft", "reward", "dpo", "kto", "orpo", "simpo", "cpo", "ppo", "rejection", "grpo", "rloo")
 FIXTURES = REPO / "tests" / "data" / "metrics"
 
 # A stage the tree does not know: SFT's trainer and config section, its own summary, panels, checks and memory.
@@ -59,12 +59,13 @@ def test_the_built_in_stages_and_their_facts():
     assert stages.names(lambda s: s.reference) == ("dpo", "kto", "ppo", "grpo", "rloo")
     assert stages.names(lambda s: s.own_loop) == ("ppo", "rejection")
     assert {s.name: s.key_metric for s in stages.all_stages()} == {
-        **dict.fromkeys(("sft", "reward", "dpo", "kto"), "loss"),
+        **dict.fromkeys(("sft", "reward", "dpo", "kto", "orpo", "simpo", "cpo"), "loss"),
         **dict.fromkeys(("ppo", "rejection", "grpo", "rloo"), "reward"),
     }
     assert stages.get("ppo").sections == ("ppo", "rewards") and stages.get("dpo").sections == ("dpo",)
-    assert [s.x_label for s in stages.all_stages()] == ["step"] * 5 + ["round"] + ["step"] * 2
-    assert stages.starts_from("reward") == ("sft", "dpo", "kto", "ppo", "rejection", "grpo", "rloo", "reward")
+    assert [s.x_label for s in stages.all_stages()] == ["step"] * 8 + ["round"] + ["step"] * 2
+    policies = ("sft", "dpo", "kto", "orpo", "simpo", "cpo", "ppo", "rejection", "grpo", "rloo")
+    assert stages.starts_from("reward") == (*policies, "reward")
 
 
 def test_every_trainer_module_exists_and_every_check_name_is_a_health_check():

@@ -77,6 +77,7 @@ LOSS_DIVERGE_GIVEN_BACK = 0.5
 # DPO/KTO implicit reward of the chosen answers (beta x log-ratio to the reference). Below -0.5 (5 nats at the
 # default beta 0.1) and still falling, the policy makes the preferred answers clearly less likely than the
 # reference does: the "chosen reward negative and falling" users ask about (LLaMA-Factory #6153, #7643).
+# The reference-free stages (beta x the policy's own log-likelihood) count the 0.5 from their first row.
 CHOSEN_REWARD_FLOOR = -0.5
 
 # A reward model that still ranks pairs no better than a coin flip after 50 steps is not learning: the tiny
@@ -431,9 +432,14 @@ def _chosen_falling(stage: stages.Stage, series: Series) -> HealthWarning | None
     steps, values = _finite(series, "rewards/chosen")
     means = _trailing_means(values)
     peak = _running_max(means)
-    i = _first(steps, means, lambda i, m: m < CHOSEN_REWARD_FLOOR and m < peak[i])
+    # Without a reference (orpo, simpo, cpo) the reward is beta x the policy's own log-likelihood, below 0 from the
+    # start, so the floor counts from the first row rather than from 0.
+    floor = CHOSEN_REWARD_FLOOR + (values[0] if values and not stage.reference else 0.0)
+    i = _first(steps, means, lambda i, m: m < floor and m < peak[i])
     if i is None:
         return None
+    than = "under the reference" if stage.reference else "at the start"
+    fix = stage.health.chosen_fix or f"raise {stage.section}.beta"
     return _warning(
         "chosen_reward_falling",
         "rewards/chosen",
@@ -441,9 +447,8 @@ def _chosen_falling(stage: stages.Stage, series: Series) -> HealthWarning | None
         means,
         i,
         "rewards/chosen is falling",
-        "The chosen answers are now less likely than under the reference. That is common while both "
-        "answers lose likelihood and the margin grows; if answers get worse, lower train.learning_rate "
-        f"or raise {stage.section}.beta",
+        f"The chosen answers are now less likely than {than}. That is common while both "
+        f"answers lose likelihood and the margin grows; if answers get worse, lower train.learning_rate or {fix}",
         rows=_rows(len(means) - 1),
     )
 

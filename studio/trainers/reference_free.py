@@ -1,0 +1,81 @@
+"""What the reference-free preference stages (orpo, simpo, cpo) share: TRL's experimental trainers, imported here
+only, and one builder that feeds them prompt -> chosen/rejected rows.
+
+    ORPOConfig, ORPOTrainer = reference_free.orpo_classes()
+    trainer = reference_free.build(config, run, ORPOConfig, ORPOTrainer, beta=0.1)
+
+These stages score an answer by the policy's own log-likelihood, so they hold no reference model: the policy is the
+starting weights with a fresh LoRA adapter (or every weight trainable), and nothing else is loaded. TRL logs
+rewards/chosen and rewards/rejected as beta x the policy's log-likelihood of each answer (per token for orpo and
+simpo, summed for cpo's sigmoid, hinge and ipo losses), rewards/margins, rewards/accuracies, nll_loss, logps/* and
+logits/*, and orpo adds log_odds_ratio and log_odds_chosen; all of them reach metrics.jsonl unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from studio import data
+from studio.config import RunConfig
+from studio.modeling import models
+from studio.runs.rundir import RunDir
+from studio.trainers import timeline_writer
+from studio.trainers.common import StudioCallback, load_policy, seed_model_init, training_arguments
+
+log = logging.getLogger(__name__)
+
+
+# TRL 1.16 moved ORPOTrainer and CPOTrainer (CPO and SimPO) to trl.experimental, which warns on import that its
+# APIs may change. The studio pins TRL and tests these stages, so the notice would only alarm users in train.log;
+# it is silenced for these two imports and nowhere else. When TRL moves them back (or renames them), only these two
+# functions change.
+def orpo_classes():
+    """(ORPOConfig, ORPOTrainer) from TRL."""
+    from trl.import_utils import TRLExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TRLExperimentalWarning)
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    return ORPOConfig, ORPOTrainer
+
+
+def cpo_classes():
+    """(CPOConfig, CPOTrainer) from TRL: the cpo stage, and the simpo stage with loss_type="simpo"."""
+    from trl.import_utils import TRLExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TRLExperimentalWarning)
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+    return CPOConfig, CPOTrainer
+
+
+def build(config: RunConfig, run: RunDir, config_class, trainer_class, **loss_options):
+    """A TRL preference trainer without a reference: data loaded and checked, the policy wrapped in LoRA, and
+    `loss_options` (the stage's own settings) passed to its config class."""
+    from datasets import Dataset
+
+    seed_model_init(config)
+    tokenizer = models.load_tokenizer(config.model)
+    train, held_out = data.prepare(config, "preference", tokenizer, run)
+    # The margin and group columns are for reward models' losses; these losses have no use for them.
+    train_rows, eval_rows = (
+        [{k: v for k, v in row.items() if k not in ("margin", "group")} for row in part.rows]
+        for part in (train, held_out)
+    )
+    args = config_class(
+        **training_arguments(config, run, has_eval=bool(eval_rows)),
+        max_length=config.data.max_length,
+        **loss_options,
+    )
+    return trainer_class(
+        model=load_policy(config),
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks=[
+            StudioCallback(run, config.train.save_total_limit),
+            *timeline_writer.callbacks(config, run, tokenizer),
+        ],
+    )
