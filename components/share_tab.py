@@ -12,15 +12,20 @@
                    written only once "Yes, export there" is ticked (the box clears after each export, and when the
                    folder changes). When others can open the studio (another address behind a login, or a Space)
                    the folder must be inside <home>/spaces
+    Export GGUF    writes the run's merged weights as one GGUF file (f16 or q8_0) with an Ollama Modelfile into a fresh
+                   temporary folder, and offers both as downloads; shown only where llama.cpp's converter is installed
+                   (`rlhf-studio install-gguf-converter`), else a line saying how to install it
 
 Endpoints for scripts and tests (gradio_client): /share_runs, /token_status,
 /card_preview(run_id, repo_id, merged) -> (card, message), /push(run_id, repo_id, merged, private) -> message,
 /export_space(run_id, folder, confirm) -> message, /push_space(space_repo_id, private) -> message (pushes the folder
-this session exported last).
+this session exported last), /export_gguf(run_id, type) -> (message, GGUF download, Modelfile download).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -29,7 +34,7 @@ from components.oneline import error_line
 from studio import access, spaces
 from studio.errors import StudioError
 from studio.paths import studio_home
-from studio.publish import share
+from studio.publish import converter, gguf, share
 from studio.runs import manager
 from studio.runs.status import State
 
@@ -147,6 +152,39 @@ def push_space(folder: str | None, space_repo_id: str | None, private: bool) -> 
     return f"Pushed the Space in `{folder}` to {url}" + (" (private)." if private else ".")
 
 
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
+
+
+def export_gguf(run_id: str | None, type: str | None):
+    """(message naming the folder and its files, GGUF download, Modelfile download): the run exported into a fresh
+    temporary folder; a mistake gives (one line, hidden downloads)."""
+    hidden = gr.DownloadButton(value=None, visible=False)
+    where = None
+    try:
+        _required(run_id)
+        type = type or converter.TYPES[0]
+        where = Path(tempfile.mkdtemp(prefix="rlhf-studio-gguf-"))
+        done = gguf.export_gguf(run_id, where / f"{run_id}-{type}", type=type)
+    except Exception as err:
+        if where is not None:
+            shutil.rmtree(where, ignore_errors=True)
+        return error_line(err), hidden, hidden
+    message = (
+        f"Exported run {run_id} as GGUF ({type}) to `{done.gguf.parent}`:\n"
+        f"- `{done.gguf.name}` ({_size(done.gguf)})\n- `{done.modelfile.name}`\n\n"
+        "With both in one folder: `ollama create NAME -f Modelfile`, or load the GGUF in llama.cpp."
+    )
+    if done.note:
+        message += f"\n\nNote: {done.note}."
+    return (
+        message,
+        gr.DownloadButton(value=str(done.gguf), visible=True),
+        gr.DownloadButton(value=str(done.modelfile), visible=True),
+    )
+
+
 def build(tab: gr.Tab | None = None) -> None:
     """The tab's widgets and events; `tab` (the gr.Tab holding it) refreshes the run list and the token line each
     time it is opened."""
@@ -178,6 +216,23 @@ def build(tab: gr.Tab | None = None) -> None:
             space_repo = gr.Textbox(label="Space repo id", placeholder="your-name/tiny-sft-chat", scale=3)
             push_space_button = gr.Button("Push Space", interactive=False, scale=1)
         space_message = gr.Markdown()
+
+    with gr.Accordion("Export GGUF (llama.cpp, Ollama)", open=False):
+        ready = converter.available()
+        if not ready:
+            try:
+                converter.find()
+            except StudioError as err:
+                gr.Markdown(str(err))
+        with gr.Row(visible=ready):
+            gguf_type = gr.Radio(
+                list(converter.TYPES), value=converter.TYPES[0], label="Type", info=converter.TYPE_HELP, scale=3
+            )
+            gguf_button = gr.Button("Export GGUF", scale=1)
+        gguf_message = gr.Markdown()
+        with gr.Row():
+            gguf_file = gr.DownloadButton("Download GGUF", visible=False)
+            modelfile_file = gr.DownloadButton("Download Modelfile", visible=False)
     exported = gr.State(None)
 
     refresh.click(share_runs, outputs=run, api_name="share_runs").then(
@@ -206,4 +261,10 @@ def build(tab: gr.Tab | None = None) -> None:
     folder.input(lambda: False, outputs=confirm, api_name="folder_changed", **private_event)
     push_space_button.click(
         push_space, inputs=[exported, space_repo, private], outputs=space_message, api_name="push_space"
+    )
+    gguf_button.click(
+        export_gguf,
+        inputs=[run, gguf_type],
+        outputs=[gguf_message, gguf_file, modelfile_file],
+        api_name="export_gguf",
     )

@@ -24,6 +24,27 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "$wanted" > "$stamp"
 fi
 
+# GGUF export drives llama.cpp's own converter, which ships inside llama-cpp-python's source package: fetched once
+# (77 MB download, 2 MB kept in .venv/share/rlhf-studio). See studio/publish/converter.py.
+if ! python -c "from studio.publish import converter; raise SystemExit(not converter.available())"; then
+  rlhf-studio install-gguf-converter
+fi
+# llama-cpp-python itself, which the GGUF tests load an export with, compiles llama.cpp from source: about 6 minutes
+# on 2 cores. It is installed from a wheel built before on this machine; RLHF_STUDIO_BUILD_LLAMA_CPP=1 builds that
+# wheel first. Without it the two tests that load a GGUF skip, saying why.
+llama_wheels="${XDG_CACHE_HOME:-$HOME/.cache}/rlhf-studio/wheels"
+if ! python -c "import llama_cpp" 2>/dev/null; then
+  if [ "${RLHF_STUDIO_BUILD_LLAMA_CPP:-0}" = 1 ] && ! ls "$llama_wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" pip wheel -q --no-deps -w "$llama_wheels" "llama-cpp-python==0.3.36"
+  fi
+  if ls "$llama_wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    pip install -q --no-index --find-links "$llama_wheels" "llama-cpp-python==0.3.36"
+  else
+    echo "note: llama-cpp-python is not installed (RLHF_STUDIO_BUILD_LLAMA_CPP=1 builds it, about 6 minutes);" \
+      "the tests that load a GGUF export with llama.cpp will be skipped" >&2
+  fi
+fi
+
 # The browser test drives Debian's chromium through playwright (playwright's own browser download cannot reach
 # its servers from every machine). Installed here when missing and this user may install packages.
 if [ ! -x /usr/bin/chromium ]; then

@@ -19,6 +19,8 @@
     rlhf-studio demo [--json]                          # offline: SFT, RM, PPO, DPO on the tiny model, compared
     rlhf-studio push RUN_ID REPO_ID [--merged] [--private]       # adapter or merged weights + model card + charts
     rlhf-studio export-space RUN_ID OUT_DIR [--push REPO_ID] [--private]   # a gradio Space that chats with the run
+    rlhf-studio export-gguf RUN_ID OUT_DIR [--type f16|q8_0]   # one GGUF file (llama.cpp, Ollama) + an Ollama Modelfile
+    rlhf-studio install-gguf-converter [--sdist FILE]   # llama.cpp's converter, which export-gguf drives
         # the Hub token comes from $HF_TOKEN or `huggingface-cli login`, never from the command line
     rlhf-studio votes list [--json] | show SET [--json]     # vote sets: counts, share per level, agreement, rounds
     rlhf-studio votes export SET --out DIR | push SET --repo ID [--private]   # Parquet + dataset card; Hub dataset
@@ -33,6 +35,7 @@ behind, and follow it once it starts; Ctrl+C while it waits takes it out of the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -291,6 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--push", metavar="REPO_ID", help="also upload it to this Space, owner/name")
     space.add_argument("--private", action="store_true", help="with --push: create the Space private")
     space.set_defaults(handler=cmd_export_space)
+
+    from studio.publish import converter  # standard library only: cheap for every command
+
+    gguf = sub.add_parser(
+        "export-gguf",
+        help="write a finished run's merged weights as one GGUF file (llama.cpp, Ollama) with an Ollama Modelfile",
+    )
+    gguf.add_argument("run_id", help="a completed run id (or unique prefix) of a stage that writes answers")
+    gguf.add_argument("out_dir", help="a new or empty folder to write <run id>-<type>.gguf and Modelfile into")
+    gguf.add_argument("--type", choices=converter.TYPES, default=converter.TYPES[0], help=converter.TYPE_HELP)
+    gguf.set_defaults(handler=cmd_export_gguf)
+
+    installer = sub.add_parser(
+        "install-gguf-converter",
+        help="get llama.cpp's converter for export-gguf from the llama-cpp-python source package (pip download)",
+    )
+    installer.add_argument("--sdist", metavar="FILE", help="use this llama_cpp_python-*.tar.gz instead of downloading")
+    installer.set_defaults(handler=cmd_install_gguf_converter)
 
     _add_votes_commands(sub)
 
@@ -636,12 +657,13 @@ def cmd_runs(args) -> int:
 def cmd_show(args) -> int:
     import yaml
 
-    from studio.runs import manager
+    from studio.runs import manager, trackers
     from studio.runs.metrics import read_all
 
     run = manager.find(args.run_id)
     status = manager.status(run)
     place = manager.queue_places().get(run.id, {})
+    tracked = trackers.read_records(run)
     config = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
     latest = {}
     for row in read_all(run.metrics_path):
@@ -655,6 +677,7 @@ def cmd_show(args) -> int:
                     "status": {**status.to_json(), **place},
                     "config": config,
                     "metrics": latest,
+                    "trackers": [dataclasses.asdict(record) for record in tracked],
                 },
                 indent=1,
             )
@@ -672,6 +695,9 @@ def cmd_show(args) -> int:
         print(
             "\nlog tail (train.log when it ended):\n" + "\n".join("  " + line for line in status.log_tail.splitlines())
         )
+    for record in tracked:
+        stopped = f"; stopped: {record.error}" if record.state == "failed" else ""
+        print(f"{record.name:<6} {record.where or 'not opened'} ({record.rows} rows{stopped})")
     print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
     if latest:
         print("\nlatest metrics:")
@@ -1301,6 +1327,23 @@ def cmd_export_space(args) -> int:
     print(f"space written to {folder}; try it with `python {folder / 'app.py'}`")
     if args.push:
         print(f"pushed to {share.push_space(folder, args.push, private=args.private)}")
+    return 0
+
+
+def cmd_export_gguf(args) -> int:
+    from studio.publish import gguf
+
+    done = gguf.export_gguf(args.run_id, args.out_dir, type=args.type)
+    print(f"gguf written to {done.gguf}")
+    print(f"Modelfile written to {done.modelfile}; in that folder: `ollama create NAME -f Modelfile`")
+    _warn(done.note)
+    return 0
+
+
+def cmd_install_gguf_converter(args) -> int:
+    from studio.publish import converter
+
+    print(f"llama.cpp's converter installed in {converter.install(args.sdist)}")
     return 0
 
 

@@ -332,3 +332,53 @@ def test_real_push_without_a_token_or_network_is_one_line(real_client, tuned_run
     assert message == share.NO_TOKEN
     message = client.predict(tuned_runs["sft"], "not a repo id", False, False, api_name="/push")
     assert _one_line(message) and message.startswith("repo id 'not a repo id'"), message
+
+
+# ---------------------------------------------------------------- GGUF
+
+
+class FakeGGUF:
+    """studio.publish.gguf as the tab calls it: records the call and writes the two files (or raises `fail`)."""
+
+    def __init__(self, fail: BaseException | None = None):
+        self.calls, self.fail = [], fail
+
+    def export_gguf(self, run_id, out_dir, type="f16"):
+        from studio.publish.gguf import Exported
+
+        self.calls.append((run_id, Path(out_dir), type))
+        if self.fail:
+            raise self.fail
+        out = Path(out_dir)
+        out.mkdir(parents=True)
+        (out / f"{run_id}-{type}.gguf").write_bytes(b"GGUF" + bytes(3 * 2**20))
+        (out / "Modelfile").write_text(f"FROM ./{run_id}-{type}.gguf\n", encoding="utf-8")
+        return Exported(out / f"{run_id}-{type}.gguf", out / "Modelfile", None)
+
+
+def test_export_gguf_offers_the_gguf_and_its_modelfile_for_download(client, share_tab, monkeypatch, made_runs):
+    fake = FakeGGUF()
+    monkeypatch.setattr(share_tab, "gguf", fake)
+    run_id = made_runs["done"]
+    message, gguf_file, modelfile = client.predict(run_id, "q8_0", api_name="/export_gguf")
+    [(called_run, folder, type)] = fake.calls
+    assert (called_run, folder.name, type) == (run_id, f"{run_id}-q8_0", "q8_0")
+    assert message == (
+        f"Exported run {run_id} as GGUF (q8_0) to `{folder}`:\n- `{run_id}-q8_0.gguf` (3.0 MB)\n- `Modelfile`\n\n"
+        "With both in one folder: `ollama create NAME -f Modelfile`, or load the GGUF in llama.cpp."
+    )
+    assert gguf_file["visible"] is True and modelfile["visible"] is True
+    assert Path(gguf_file["value"]).read_bytes()[:4] == b"GGUF"
+    assert Path(modelfile["value"]).read_text(encoding="utf-8") == f"FROM ./{run_id}-q8_0.gguf\n"
+
+
+def test_export_gguf_that_is_refused_is_one_line_and_leaves_no_folder(client, share_tab, monkeypatch, made_runs):
+    fake = FakeGGUF(fail=StudioError("run 'x' is a rm run: it scores answers and writes none"))
+    monkeypatch.setattr(share_tab, "gguf", fake)
+    message, gguf_file, modelfile = client.predict(made_runs["done"], "f16", api_name="/export_gguf")
+    assert message == "run 'x' is a rm run: it scores answers and writes none"
+    assert gguf_file["visible"] is False and modelfile["visible"] is False
+    assert not fake.calls[0][1].parent.exists()  # the temporary folder went with the refusal
+
+    message, *_ = client.predict(None, "f16", api_name="/export_gguf")
+    assert message == "pick a completed run to share" and len(fake.calls) == 1
