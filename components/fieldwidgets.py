@@ -60,14 +60,15 @@ def list_text(key: str, value: list) -> str:
 
 
 def widget(key: str, **overrides):
-    """The widget for a config key: choices -> Dropdown, bool -> Checkbox, int/float -> Number, lists -> Textbox
-    split on the key's separator (comma separated, or one item per line), text -> Textbox. An empty value means
-    the config's default (see forms.to_config)."""
+    """The widget for a config key: choices -> Dropdown (several may be picked for a list), bool -> Checkbox,
+    int/float -> Number, lists -> Textbox split on the key's separator (comma separated, or one item per line),
+    text -> Textbox. An empty value means the config's default (see forms.to_config)."""
     meta = info(key)
     kind, default = _base_type(meta["type"]), meta["default"]
     common = {**caption(key, meta), **overrides}
     if meta.get("choices"):
-        return gr.Dropdown(choices=list(meta["choices"]), value=default, **common)
+        several = typing.get_origin(kind) is list  # a list with choices (train.report_to): pick any of them
+        return gr.Dropdown(choices=list(meta["choices"]), value=default, multiselect=several, **common)
     if kind is bool:
         return gr.Checkbox(value=default, **common)
     if kind in (int, float):

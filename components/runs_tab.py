@@ -48,7 +48,7 @@ from components import eval_view, rollouts_view
 from studio import stages
 from studio.errors import StudioError
 from studio.monitor import charts, health, timeline
-from studio.runs import manager, rollouts
+from studio.runs import manager, rollouts, trackers
 from studio.runs import table as summaries
 from studio.runs.rundir import RunDir
 from studio.runs.status import RunStatus, State
@@ -154,7 +154,25 @@ def run_details(run_id: str) -> tuple[str, str]:
         line += f", waiting behind {place['queued_behind']}"
     if status.error:
         line += f"\n\n**Error:** {plain(status.error)}"
+    kept = tracker_lines(run)
+    if kept:
+        line += "\n\n**Trackers** (train.report_to):\n" + kept
     return line, run.log_tail(40)
+
+
+def tracker_lines(run: RunDir) -> str:
+    """One bullet per tracker of the run: where it keeps the run (a link for a web address) and, if it stopped
+    early, why."""
+    lines = []
+    for record in trackers.read_records(run):
+        where = record.where
+        if where.startswith(("http://", "https://")):
+            where = f"[{where}]({where})"
+        elif where:
+            where = f"`{where}`"
+        state = f"stopped: {plain(record.error)}" if record.state == "failed" else record.state
+        lines.append(f"- {record.name}: {where or 'not opened'} ({state}, {record.rows} rows)")
+    return "\n".join(lines)
 
 
 def _guarded(action, *args) -> str:

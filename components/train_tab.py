@@ -62,6 +62,13 @@ TRAIN_BASICS = (
     "train.batch_size",
     "train.gradient_accumulation_steps",
 )  # the rest of train.* sits under "More"
+TRACKER_KEYS = ("train.report_to", "train.run_name")  # laid out on their own, with TRACKERS_NOTE
+TRACKERS_NOTE = (
+    "Every metric row and the config also go to the trackers picked here, under the same keys as the charts "
+    "(`metrics.jsonl` stays the record). Tokens come from their usual environment variables: `WANDB_API_KEY` "
+    "(or `WANDB_MODE=offline`), `MLFLOW_TRACKING_URI`, `HF_TOKEN` for a Trackio Space. The Runs tab links to "
+    "where each run went."
+)
 SHARED_SECTIONS = ("model.", "data.")  # the Model and Data tabs own these keys
 SOURCES = "rewards.sources"
 REWARD_KEYS = ("rewards.combine", "rewards.safety_threshold", "rewards.time_limit")  # laid out after the sources
@@ -559,7 +566,12 @@ def build(shared_fields: Fields) -> Fields:
         with gr.Row():
             _inputs(TRAIN_BASICS, own, min_width=180)
         with gr.Accordion("More", open=False), gr.Row():
-            _inputs([k for k in section_keys["train"] if k not in TRAIN_BASICS], own, min_width=220)
+            _inputs([k for k in section_keys["train"] if k not in (*TRAIN_BASICS, *TRACKER_KEYS)], own, min_width=220)
+
+    with gr.Accordion("Experiment trackers (train.report_to)", open=False):
+        gr.Markdown(TRACKERS_NOTE)
+        with gr.Row():
+            _inputs(list(TRACKER_KEYS), own, min_width=220)
 
     with gr.Accordion("LoRA (lora.*)", open=False), gr.Row():
         _inputs(section_keys["lora"], own, min_width=180)

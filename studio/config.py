@@ -102,6 +102,8 @@ DPO_LOSS_TYPES = (
     "sigmoid_norm",
 )  # TRL 1.16's paired losses
 # The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
+# The experiment trackers train.report_to offers; studio/runs/trackers.py has one class for each.
+TRACKERS = ("trackio", "tensorboard", "wandb", "mlflow")
 LABEL_SMOOTHING_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
 GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's GRPO losses
 
@@ -344,6 +346,14 @@ class TrainSpec:
         label="Liger kernels",
     )
     seed: int = option(42, "Random seed for data order, LoRA init and sampling", label="Random seed", ge=0)
+    report_to: list[str] = option(
+        [],
+        "Experiment trackers that also receive every metrics row and the config (studio/runs/trackers.py); "
+        "their tokens come from their own environment variables (WANDB_API_KEY, MLFLOW_TRACKING_URI, ...)",
+        label="Experiment trackers",
+        choices=TRACKERS,
+    )
+    run_name: str = option("", "The run's name in the trackers; empty uses the run's id", label="Tracker run name")
     processes: int = option(
         1,
         "Training processes, one per GPU; more than 1 starts the run through accelerate "
@@ -448,6 +458,76 @@ class KTOSpec:
     )
     undesirable_weight: float = option(
         1.0, "Weight of the loss on rejected (undesirable) answers", label="Undesirable weight", gt=0.0, le=100.0
+    )
+
+
+# The reference-free stages (orpo, simpo, cpo) score an answer by the policy's own log-likelihood, so no frozen copy
+# of the starting weights is needed. Their fields are TRL 1.16's ORPOConfig and CPOConfig ones.
+CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")  # CPOConfig's losses but simpo, which is the simpo stage
+CPO_SMOOTHING_LOSSES = ("sigmoid",)  # hinge and ipo ignore label_smoothing
+
+
+@dataclass
+class ORPOSpec:
+    beta: float = option(
+        0.1,
+        "Weight of the odds-ratio term beside the chosen answers' NLL loss (the ORPO paper's lambda): higher "
+        "separates chosen from rejected harder",
+        label="Lambda (beta)",
+        gt=0.0,
+        le=10.0,
+    )
+
+
+@dataclass
+class CPOSpec:
+    beta: float = option(
+        0.1, "CPO temperature on the log-likelihood gap between chosen and rejected", label="Beta", gt=0.0, le=10.0
+    )
+    loss_type: str = option(
+        "sigmoid",
+        "Preference loss: sigmoid (the CPO paper), hinge (SLiC) or ipo",
+        label="Loss type",
+        choices=CPO_LOSS_TYPES,
+    )
+    cpo_alpha: float = option(
+        1.0,
+        "Weight of the NLL loss on the chosen answers, which keeps them likely (0 turns it off)",
+        label="NLL weight (alpha)",
+        ge=0.0,
+        le=10.0,
+    )
+    label_smoothing: float = option(
+        0.0,
+        "Assumed share of flipped preference labels; used by the sigmoid loss only",
+        label="Label smoothing",
+        ge=0.0,
+        lt=0.5,
+    )
+
+
+@dataclass
+class SimPOSpec:
+    beta: float = option(
+        2.0,
+        "SimPO reward scale on the length-normalised log-likelihood (the paper uses 2 to 10)",
+        label="Beta",
+        gt=0.0,
+        le=20.0,
+    )
+    gamma: float = option(
+        0.5,
+        "Target reward margin the chosen answer must clear over the rejected one (TRL's simpo_gamma)",
+        label="Target margin (gamma)",
+        ge=0.0,
+        le=10.0,
+    )
+    cpo_alpha: float = option(
+        0.0,
+        "Weight of an NLL loss on the chosen answers; 0 is plain SimPO, above 0 mixes in CPO's NLL term",
+        label="NLL weight (alpha)",
+        ge=0.0,
+        le=10.0,
     )
 
 
@@ -1027,6 +1107,9 @@ class RunConfig:
     reward: RewardSpec = field(default_factory=RewardSpec)
     dpo: DPOSpec = field(default_factory=DPOSpec)
     kto: KTOSpec = field(default_factory=KTOSpec)
+    orpo: ORPOSpec = field(default_factory=ORPOSpec)
+    simpo: SimPOSpec = field(default_factory=SimPOSpec)
+    cpo: CPOSpec = field(default_factory=CPOSpec)
     rewards: RewardsSpec = field(default_factory=RewardsSpec)
     ppo: PPOSpec = field(default_factory=PPOSpec)
     rejection: RejectionSpec = field(default_factory=RejectionSpec)
@@ -1113,6 +1196,12 @@ def _check_value(key: str, value: Any, kind: Any, meta: typing.Mapping) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             what = "texts" if meta.get("separator") == "\n" else "names"
             raise ConfigError(f"{key} = {_show(value)}: expected a list of {what}")
+        choices = meta.get("choices")
+        unknown = [v for v in value if choices and v not in choices]
+        if unknown:
+            raise ConfigError(f"{key} = {_show(unknown[0])}: allowed values are {', '.join(choices)}")
+        if choices and len(set(value)) < len(value):
+            raise ConfigError(f"{key} = {_show(value)}: names a value twice")
         return value
 
     if kind is bool:
@@ -1171,6 +1260,12 @@ def _check_combinations(config: RunConfig) -> None:
         raise ConfigError(
             f"dpo.label_smoothing = {smoothing}: the {loss} loss does not use label smoothing; set "
             f"it to 0 or pick a loss that does: {', '.join(LABEL_SMOOTHING_LOSSES)}"
+        )
+    cpo = config.cpo
+    if config.stage == "cpo" and cpo.label_smoothing > 0 and cpo.loss_type not in CPO_SMOOTHING_LOSSES:
+        raise ConfigError(
+            f"cpo.label_smoothing = {cpo.label_smoothing}: the {cpo.loss_type} loss does not use label smoothing; "
+            f"set it to 0 or pick a loss that does: {', '.join(CPO_SMOOTHING_LOSSES)}"
         )
     if config.stage == "kto" and config.train.batch_size < 2 and config.kto.loss_type == "kto":
         raise ConfigError(

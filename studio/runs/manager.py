@@ -45,7 +45,7 @@ from studio.data.files import file_kind
 from studio.errors import DataError, StudioError
 from studio.modeling import model_files
 from studio.paths import runs_root
-from studio.runs import folder, launcher, process
+from studio.runs import folder, launcher, process, trackers
 from studio.runs.metrics import first_row_after, truncate_after
 from studio.runs.rundir import Run, RunDir, new_run_id
 from studio.runs.status import RunStatus, State
@@ -71,6 +71,7 @@ def check_inputs(config: cfg.RunConfig) -> None:
     # worker reads the converted rows back from the data cache. A hub dataset must be cached or the Hub reachable.
     check_file(config.data, config.stage)
     launcher.check(config)
+    trackers.check(config)
     if not config.init.from_run:  # a run started from another takes that run's model
         # A missing folder, no config.json or no weights; a hub id neither cached nor reachable. Remote code or a
         # missing chat template are found by the worker, which loads the model.

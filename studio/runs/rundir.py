@@ -9,6 +9,8 @@
         train.log       the worker's stdout and stderr
         timeline.jsonl  answers to config.timeline.prompts by step (see studio.monitor.timeline), when it has prompts
         rollouts.jsonl  an online stage's sampled answers by step (see studio.runs.rollouts)
+        trackers.json   where each tracker of train.report_to keeps this run, and how its logging went
+                        (studio.runs.trackers); tensorboard/ holds TensorBoard's event files
         eval/           evaluations of the finished run, one JSON file each (see studio.eval.evaluate)
         checkpoints/    resumable checkpoints; only those holding the COMPLETE marker count (checkpoint_saved)
         adapter/        the final LoRA adapter (or full model) as safetensors, renamed into place whole
@@ -85,6 +87,14 @@ class RunDir:
     @property
     def rollouts_path(self) -> Path:
         return self.path / "rollouts.jsonl"
+
+    @property
+    def trackers_path(self) -> Path:
+        return self.path / "trackers.json"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
 
     @property
     def eval_dir(self) -> Path:

@@ -37,7 +37,7 @@ from pathlib import Path
 from studio import config as cfg
 from studio import stages
 from studio.errors import StudioError
-from studio.runs import launcher, manager, process
+from studio.runs import launcher, manager, process, trackers
 from studio.runs.rundir import RunDir
 from studio.runs.status import State
 
@@ -89,14 +89,22 @@ def quiet_libraries() -> None:
 
 
 def run_stage(run: RunDir) -> None:
-    """Train the run's stage; raises on failure."""
+    """Train the run's stage; raises on failure. In the process that writes the run's files (not a _Quiet one),
+    the trackers of train.report_to receive its metrics as they are written, and end with the run's state."""
     from studio.modeling import estimate
 
     config = estimate.fit_memory(cfg.load_config(run.config_path))
     data = config.data.source + (f" from {config.data.path}" if config.data.path else "")
     log.info("%s: loading the model (%s) and the data (%s)", config.stage, config.model.name, data)
     trainer = importlib.import_module(stages.get(config.stage).trainer)  # by name: trainers sit above runs
-    trainer.train(config, run)
+    relay = None if isinstance(run, _Quiet) else trackers.start(config, run)
+    state = State.FAILED
+    try:
+        trainer.train(config, run)
+        state = State.CANCELLED if run.cancel_requested() else State.COMPLETED
+    finally:
+        if relay is not None:
+            relay.close(str(state))
 
 
 class _Quiet:
