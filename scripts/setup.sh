@@ -38,7 +38,7 @@ if ! python -c "import llama_cpp" 2>/dev/null; then
     CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" pip wheel -q --no-deps -w "$llama_wheels" "llama-cpp-python==0.3.36"
   fi
   if ls "$llama_wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-    pip install -q --no-index --find-links "$llama_wheels" "llama-cpp-python==0.3.36"
+    pip install -q --find-links "$llama_wheels" --only-binary llama-cpp-python "llama-cpp-python==0.3.36"
   else
     echo "note: llama-cpp-python is not installed (RLHF_STUDIO_BUILD_LLAMA_CPP=1 builds it, about 6 minutes);" \
       "the tests that load a GGUF export with llama.cpp will be skipped" >&2

@@ -31,7 +31,7 @@ def train_preset(name: str, home) -> RunDir:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RLHF_STUDIO_HOME", str(home))
         run = manager.create(load_config(REPO / "presets" / f"{name}.yaml"))
-        run_stage(run, report=False)
+        run_stage(run)
     return run
 
 

@@ -36,6 +36,19 @@ def seed_model_init(config: RunConfig) -> None:
     set_seed(config.train.seed)
 
 
+def policy_pairs(config: RunConfig, tokenizer, run: RunDir) -> tuple[list[dict], list[dict]]:
+    """The training and held-out prompt -> chosen / rejected rows of a stage that tunes the policy on pairs (dpo,
+    orpo, simpo, cpo), loaded and checked. The margin and group columns are left out: only a reward model's loss
+    reads them."""
+    from studio import data
+
+    train, held_out = data.prepare(config, "preference", tokenizer, run)
+    return tuple(
+        [{k: v for k, v in row.items() if k not in ("margin", "group")} for row in part.rows]
+        for part in (train, held_out)
+    )
+
+
 def training_arguments(config: RunConfig, run: RunDir, has_eval: bool) -> dict:
     """Keyword arguments common to every TRL config class, taken from config.train."""
     t = config.train

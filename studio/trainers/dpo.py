@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 
-from studio import data
 from studio.config import LABEL_SMOOTHING_LOSSES, RunConfig
 from studio.modeling import models
 from studio.runs.rundir import RunDir
@@ -22,6 +21,7 @@ from studio.trainers.common import (
     drop_ref_adapter,
     fit_and_save,
     policy_and_reference,
+    policy_pairs,
     seed_model_init,
     training_arguments,
 )
@@ -37,12 +37,7 @@ def build_trainer(config: RunConfig, run: RunDir):
     loss_options = dpo_loss_options(config)
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
-    train, held_out = data.prepare(config, "preference", tokenizer, run)
-    # The margin and group columns are for reward models' losses; DPO's implicit reward has no use for them.
-    train_rows, eval_rows = (
-        [{k: v for k, v in row.items() if k not in ("margin", "group")} for row in part.rows]
-        for part in (train, held_out)
-    )
+    train_rows, eval_rows = policy_pairs(config, tokenizer, run)
 
     policy, reference = policy_and_reference(config)
 

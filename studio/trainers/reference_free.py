@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import warnings
 
-from studio import data
 from studio.config import RunConfig
 from studio.modeling import models
 from studio.runs.rundir import RunDir
 from studio.trainers import timeline_writer
-from studio.trainers.common import StudioCallback, load_policy, seed_model_init, training_arguments
+from studio.trainers.common import StudioCallback, load_policy, policy_pairs, seed_model_init, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +56,7 @@ def build(config: RunConfig, run: RunDir, config_class, trainer_class, **loss_op
 
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
-    train, held_out = data.prepare(config, "preference", tokenizer, run)
-    # The margin and group columns are for reward models' losses; these losses have no use for them.
-    train_rows, eval_rows = (
-        [{k: v for k, v in row.items() if k not in ("margin", "group")} for row in part.rows]
-        for part in (train, held_out)
-    )
+    train_rows, eval_rows = policy_pairs(config, tokenizer, run)
     args = config_class(
         **training_arguments(config, run, has_eval=bool(eval_rows)),
         max_length=config.data.max_length,
