@@ -170,8 +170,9 @@ def tracker_lines(run: RunDir) -> str:
             where = f"[{where}]({where})"
         elif where:
             where = f"`{where}`"
+        view = f", `{record.view}`" if record.view else ""
         state = f"stopped: {plain(record.error)}" if record.state == "failed" else record.state
-        lines.append(f"- {record.name}: {where or 'not opened'} ({state}, {record.rows} rows)")
+        lines.append(f"- {record.name}: {where or 'not opened'}{view} ({state}, {record.rows} rows)")
     return "\n".join(lines)
 
 

@@ -697,7 +697,8 @@ def cmd_show(args) -> int:
         )
     for record in tracked:
         stopped = f"; stopped: {record.error}" if record.state == "failed" else ""
-        print(f"{record.name:<6} {record.where or 'not opened'} ({record.rows} rows{stopped})")
+        view = f"; {record.view}" if record.view else ""
+        print(f"{record.name:<6} {record.where or 'not opened'} ({record.rows} rows{view}{stopped})")
     print("\nconfig:\n" + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
     if latest:
         print("\nlatest metrics:")

@@ -213,7 +213,13 @@ def test_a_stopped_mlflow_server_is_dropped_and_the_run_goes_on(tmp_path, shared
             env=env,
         )
         run = RunDir(home / "runs" / trainer.stdout.readline().split()[1])
-        poll(lambda: records(run).get("mlflow") and records(run)["mlflow"].rows >= 3, "rows in mlflow", timeout=300)
+
+        def rows_sent():
+            mlflow = records(run).get("mlflow")
+            assert mlflow is None or mlflow.state != "failed", mlflow.error  # not before the server is stopped
+            return mlflow is not None and mlflow.rows >= 3
+
+        poll(rows_sent, "rows in mlflow", timeout=300)
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
         rows_at_kill = len(read_all(run.metrics_path))
@@ -276,9 +282,12 @@ def test_the_runs_tab_says_where_each_tracker_keeps_the_run(tracked, monkeypatch
     run = tracked["sft"]
     line, _ = runs_tab.run_details(run.id)
     wandb_folder = records(run)["wandb"].where
-    assert f"- tensorboard: `{run.tensorboard_dir}` (finished, " in line
-    assert f"- wandb: `{wandb_folder}` (finished, " in line
-    assert "- mlflow: `file://" in line and "- trackio: `" in line
+    assert f"- tensorboard: `{run.tensorboard_dir}`, `tensorboard --logdir {run.tensorboard_dir}` (finished, " in line
+    assert f"- wandb: `{wandb_folder}`, `wandb sync {wandb_folder}` (finished, " in line
+    mlruns = (tracked["home"] / "mlruns").as_uri()
+    assert f"- mlflow: `{mlruns} (run " in line and f"`mlflow ui --backend-store-uri {mlruns}` (finished, " in line
+    trackio_dir = tracked["home"] / "trackio"
+    assert f"- trackio: `{trackio_dir}`, `trackio show --project rlhf-studio` (finished, " in line
 
 
 def test_the_train_tab_offers_the_trackers():
@@ -303,6 +312,7 @@ def test_show_names_the_trackers(tracked):
     assert shown["tensorboard"] == {
         "name": "tensorboard",
         "where": str(run.tensorboard_dir),
+        "view": f"tensorboard --logdir {run.tensorboard_dir}",
         "state": "finished",
         "error": "",
         "rows": len(read_all(run.metrics_path)),

@@ -12,7 +12,7 @@ is gone fails in the relay's thread, is logged once and dropped, and the run goe
 callbacks rename the keys, train/loss for loss, and an exception in one of them ends the run; hence not those.)
 Tokens come from each tracker's usual environment variables (WANDB_API_KEY, MLFLOW_TRACKING_URI and
 MLFLOW_TRACKING_TOKEN, HF_TOKEN for a Trackio Space), never from the config. trackers.json in the run folder says
-where each tracker keeps the run, for the Runs tab and `rlhf-studio runs`.
+where each tracker keeps the run and the command that shows it, for the Runs tab and `rlhf-studio show`.
 """
 
 from __future__ import annotations
@@ -109,9 +109,11 @@ class Tracker:
     """One tracker's run: opened with the config, fed rows, ended with the run's state."""
 
     name = ""
+    where = ""  # a link or a folder, for trackers.json
+    view = ""  # the command that shows it, when `where` is not a web page
 
     def __init__(self, config: RunConfig, run: RunDir, run_name: str):
-        self.where = ""  # a link or a folder, for trackers.json
+        raise NotImplementedError
 
     def log(self, metrics: dict[str, float], step: int, when: float) -> None:
         raise NotImplementedError
@@ -131,6 +133,7 @@ class TensorBoard(Tracker):
         self.writer = SummaryWriter(log_dir=str(run.tensorboard_dir), flush_secs=5)
         self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in flat_params(config).items()))
         self.where = str(run.tensorboard_dir)
+        self.view = f"tensorboard --logdir {run.tensorboard_dir}"
 
     def log(self, metrics, step, when):
         for key, value in metrics.items():
@@ -168,11 +171,10 @@ class MLflow(Tracker):
         params = [Param(key, value[:6000]) for key, value in flat_params(config).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters in one batch
             self.client.log_batch(self.run_id, params=params[start : start + 100])
-        self.where = (
-            f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{self.run_id}"
-            if uri.startswith(("http://", "https://"))
-            else f"{uri} (experiment {PROJECT}, run {self.run_id}; `mlflow ui --backend-store-uri {uri}`)"
-        )
+        if uri.startswith(("http://", "https://")):
+            self.where = f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{self.run_id}"
+        else:
+            self.where, self.view = f"{uri} (run {self.run_id})", f"mlflow ui --backend-store-uri {uri}"
 
     def log(self, metrics, step, when):
         from mlflow.entities import Metric
@@ -204,9 +206,10 @@ class Trackio(Tracker):
 
         self.run = trackio.init(project=PROJECT, name=run_name, config=to_dict(config), embed=False)
         space = os.environ.get("TRACKIO_SPACE_ID")
-        self.where = (
-            f"https://huggingface.co/spaces/{space}" if space else f"{TRACKIO_DIR} (`trackio show --project {PROJECT}`)"
-        )
+        if space:
+            self.where = f"https://huggingface.co/spaces/{space}"
+        else:
+            self.where, self.view = str(TRACKIO_DIR), f"trackio show --project {PROJECT}"
 
     def log(self, metrics, step, when):
         self.run.log(metrics, step=step)
@@ -232,6 +235,8 @@ class WandB(Tracker):
             reinit="create_new",
         )
         self.where = self.run.url or str(Path(self.run.dir).parent)
+        if not self.run.url:  # offline
+            self.view = f"wandb sync {self.where}"
 
     def log(self, metrics, step, when):
         self.run.log(metrics, step=step)
@@ -253,6 +258,7 @@ class Record:
 
     name: str
     where: str = ""
+    view: str = ""  # the command that shows it, when `where` is not a web page
     state: str = "starting"  # starting, logging, finished, or failed
     error: str = ""
     rows: int = 0  # metrics rows sent
@@ -310,7 +316,8 @@ class Relay:
     def _open(self, name: str) -> None:
         tracker = CLASSES[name](self.config, self.run, self.run_name)
         self.trackers[name] = tracker
-        self.records[name].where, self.records[name].state = tracker.where, "logging"
+        record = self.records[name]
+        record.where, record.view, record.state = tracker.where, tracker.view, "logging"
         log.info("tracker %s: %s", name, tracker.where)
         self._save()
 
