@@ -102,6 +102,19 @@ def flat_params(config: RunConfig) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class Point:
+    """One metrics row as a tracker takes it."""
+
+    metrics: dict[str, float]
+    step: int
+    when: float  # the row's time (seconds since the epoch)
+
+    @classmethod
+    def of(cls, row: dict) -> Point:
+        return cls(numbers(row), int(row.get("step") or 0), float(row.get("time") or time.time()))
+
+
 # ---------------------------------------------------------------- the trackers, one class each
 
 
@@ -115,7 +128,8 @@ class Tracker:
     def __init__(self, config: RunConfig, run: RunDir, run_name: str):
         raise NotImplementedError
 
-    def log(self, metrics: dict[str, float], step: int, when: float) -> None:
+    def log(self, points: list[Point]) -> None:
+        """Send the rows read since the last call, oldest first."""
         raise NotImplementedError
 
     def finish(self, state: str) -> None:
@@ -135,9 +149,10 @@ class TensorBoard(Tracker):
         self.where = str(run.tensorboard_dir)
         self.view = f"tensorboard --logdir {run.tensorboard_dir}"
 
-    def log(self, metrics, step, when):
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, value, global_step=step, walltime=when)
+    def log(self, points):
+        for point in points:
+            for key, value in point.metrics.items():
+                self.writer.add_scalar(key, value, global_step=point.step, walltime=point.when)
 
     def finish(self, state):
         self.writer.close()
@@ -176,14 +191,16 @@ class MLflow(Tracker):
         else:
             self.where, self.view = f"{uri} (run {self.run_id})", f"mlflow ui --backend-store-uri {uri}"
 
-    def log(self, metrics, step, when):
+    def log(self, points):
         from mlflow.entities import Metric
 
-        stamp = int(when * 1000)
         batch = [
-            Metric(_mlflow_key(key).replace("/", self.slash), value, stamp, step) for key, value in metrics.items()
+            Metric(_mlflow_key(key).replace("/", self.slash), value, int(point.when * 1000), point.step)
+            for point in points
+            for key, value in point.metrics.items()
         ]
-        self.client.log_batch(self.run_id, metrics=batch)
+        for start in range(0, len(batch), 1000):  # one call per 1000 values, MLflow's limit, not one per row
+            self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
 
     def finish(self, state):
         self.client.set_terminated(self.run_id, status=self.STATES.get(state, "FAILED"))
@@ -211,8 +228,9 @@ class Trackio(Tracker):
         else:
             self.where, self.view = str(TRACKIO_DIR), f"trackio show --project {PROJECT}"
 
-    def log(self, metrics, step, when):
-        self.run.log(metrics, step=step)
+    def log(self, points):
+        for point in points:
+            self.run.log(point.metrics, step=point.step)
 
     def finish(self, state):
         self.run.finish()
@@ -238,8 +256,9 @@ class WandB(Tracker):
         if not self.run.url:  # offline
             self.view = f"wandb sync {self.where}"
 
-    def log(self, metrics, step, when):
-        self.run.log(metrics, step=step)
+    def log(self, points):
+        for point in points:
+            self.run.log(point.metrics, step=point.step)
 
     def finish(self, state):
         self.run.finish(exit_code=0 if state in ("completed", "cancelled") else 1)
@@ -322,17 +341,13 @@ class Relay:
         self._save()
 
     def _send(self) -> None:
-        rows = self.reader.read_new()
-        for row in rows:
-            metrics = numbers(row)
-            if not metrics:
-                continue
-            step, when = int(row.get("step") or 0), float(row.get("time") or time.time())
-            for name in list(self.trackers):
-                if self._call(name, self.trackers[name].log, metrics, step, when):
-                    self.records[name].rows += 1
-        if rows:
-            self._save()
+        points = [point for point in map(Point.of, self.reader.read_new()) if point.metrics]
+        if not points:
+            return
+        for name in list(self.trackers):
+            if self._call(name, self.trackers[name].log, points):
+                self.records[name].rows += len(points)
+        self._save()
 
     def _call(self, name: str, method, *args) -> bool:
         """Call one tracker; an error drops it (logged once) and the others go on."""
