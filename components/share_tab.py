@@ -218,12 +218,12 @@ def build(tab: gr.Tab | None = None) -> None:
         space_message = gr.Markdown()
 
     with gr.Accordion("Export GGUF (llama.cpp, Ollama)", open=False):
-        ready = converter.available()
-        if not ready:
-            try:
-                converter.find()
-            except StudioError as err:
-                gr.Markdown(str(err))
+        try:
+            converter.find()
+            ready = True
+        except StudioError as err:  # not installed: the line says how to install it
+            gr.Markdown(str(err))
+            ready = False
         with gr.Row(visible=ready):
             gguf_type = gr.Radio(
                 list(converter.TYPES), value=converter.TYPES[0], label="Type", info=converter.TYPE_HELP, scale=3

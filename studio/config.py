@@ -101,9 +101,9 @@ DPO_LOSS_TYPES = (
     "discopop",
     "sigmoid_norm",
 )  # TRL 1.16's paired losses
-# The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
 # The experiment trackers train.report_to offers; studio/runs/trackers.py has one class for each.
 TRACKERS = ("trackio", "tensorboard", "wandb", "mlflow")
+# The TRL 1.16 losses that read label_smoothing; every other loss ignores it, so a value there would be a no-op.
 LABEL_SMOOTHING_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
 GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's GRPO losses
 
@@ -427,6 +427,7 @@ class RewardSpec:
 
 @dataclass
 class DPOSpec:
+    SMOOTHING_LOSSES = LABEL_SMOOTHING_LOSSES  # not a field: the losses that read label_smoothing
     beta: float = option(
         0.1, "DPO temperature: higher keeps the policy closer to the reference", label="Beta", gt=0.0, le=10.0
     )
@@ -467,6 +468,13 @@ CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")  # CPOConfig's losses but simpo, wh
 CPO_SMOOTHING_LOSSES = ("sigmoid",)  # hinge and ipo ignore label_smoothing
 
 
+def label_smoothing_option(config) -> dict:
+    """The label_smoothing keyword for the stage's TRL config, only where its loss reads it (the config check
+    refuses a value that a loss would ignore). The stage's section lists those losses as SMOOTHING_LOSSES."""
+    spec = getattr(config, stages.get(config.stage).section)
+    return {"label_smoothing": spec.label_smoothing} if spec.loss_type in spec.SMOOTHING_LOSSES else {}
+
+
 @dataclass
 class ORPOSpec:
     beta: float = option(
@@ -481,6 +489,7 @@ class ORPOSpec:
 
 @dataclass
 class CPOSpec:
+    SMOOTHING_LOSSES = CPO_SMOOTHING_LOSSES  # not a field: the losses that read label_smoothing
     beta: float = option(
         0.1, "CPO temperature on the log-likelihood gap between chosen and rejected", label="Beta", gt=0.0, le=10.0
     )
@@ -1256,16 +1265,13 @@ def _check_combinations(config: RunConfig) -> None:
         raise ConfigError(
             "dpo.label_smoothing = 0: the exo_pair loss needs a value above 0 (the EXO paper suggests 0.001)"
         )
-    if config.stage == "dpo" and smoothing > 0 and loss not in LABEL_SMOOTHING_LOSSES:
+    section = stages.get(config.stage).section
+    spec = getattr(config, section, None)
+    losses = getattr(spec, "SMOOTHING_LOSSES", None)  # DPOSpec, CPOSpec
+    if losses and spec.label_smoothing > 0 and spec.loss_type not in losses:
         raise ConfigError(
-            f"dpo.label_smoothing = {smoothing}: the {loss} loss does not use label smoothing; set "
-            f"it to 0 or pick a loss that does: {', '.join(LABEL_SMOOTHING_LOSSES)}"
-        )
-    cpo = config.cpo
-    if config.stage == "cpo" and cpo.label_smoothing > 0 and cpo.loss_type not in CPO_SMOOTHING_LOSSES:
-        raise ConfigError(
-            f"cpo.label_smoothing = {cpo.label_smoothing}: the {cpo.loss_type} loss does not use label smoothing; "
-            f"set it to 0 or pick a loss that does: {', '.join(CPO_SMOOTHING_LOSSES)}"
+            f"{section}.label_smoothing = {spec.label_smoothing}: the {spec.loss_type} loss does not use "
+            f"label smoothing; set it to 0 or pick a loss that does: {', '.join(losses)}"
         )
     if config.stage == "kto" and config.train.batch_size < 2 and config.kto.loss_type == "kto":
         raise ConfigError(

@@ -7,9 +7,10 @@ Weights & Biases or MLflow (`train.report_to`), through each tracker's own packa
 
 One relay serves every stage, TRL's trainers and our own PPO and rejection loops alike: a thread that reads
 metrics.jsonl as it grows (metrics.MetricsReader) and hands each new row to each tracker, with the same keys.
-So metrics.jsonl stays the studio's truth and a tracker never slows or stops the training: a tracker whose server
-is gone fails in the relay's thread, is logged once and dropped, and the run goes on. (TRL's own `report_to`
-callbacks rename the keys, train/loss for loss, and an exception in one of them ends the run; hence not those.)
+So metrics.jsonl stays the studio's truth and a tracker's waits never hold up a training step: a tracker whose
+server is gone fails in the relay's thread, is logged once and dropped, and the run goes on (bench/trackers.py).
+(TRL's own `report_to` callbacks rename the keys, train/loss for loss, and an exception in one of them ends the run;
+hence not those.)
 Tokens come from each tracker's usual environment variables (WANDB_API_KEY, MLFLOW_TRACKING_URI and
 MLFLOW_TRACKING_TOKEN, HF_TOKEN for a Trackio Space), never from the config. trackers.json in the run folder says
 where each tracker keeps the run and the command that shows it, for the Runs tab and `rlhf-studio show`.
@@ -163,13 +164,14 @@ class MLflow(Tracker):
     config's keys."""
 
     name = "mlflow"
-    # A server that is gone would hold each call for minutes under MLflow's own retry defaults; the relay's thread
-    # waits for nothing else, but the end of the run waits for it (CLOSE_SECONDS). A user's own setting wins.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     STATES = {"completed": "FINISHED", "cancelled": "KILLED"}  # anything else ended as FAILED
 
     def __init__(self, config, run, run_name):
+        # A server that is gone would hold each call for minutes under MLflow's own retry defaults; the relay's
+        # thread waits for nothing else, but the end of the run waits for it (CLOSE_SECONDS). Set here, in the
+        # training process that opens the tracker, and a user's own setting wins.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         from mlflow import MlflowClient
         from mlflow.entities import Param
 

@@ -8,7 +8,7 @@ Run it with `rlhf-studio train presets/cpo-hh-tiny.yaml`.
 
 from __future__ import annotations
 
-from studio.config import CPO_SMOOTHING_LOSSES, RunConfig
+from studio.config import RunConfig, label_smoothing_option
 from studio.runs.rundir import RunDir
 from studio.trainers import reference_free
 from studio.trainers.common import fit_and_save
@@ -18,8 +18,6 @@ def build_trainer(config: RunConfig, run: RunDir):
     """The CPOTrainer for a config, with data loaded and checked and the policy wrapped in LoRA."""
     cpo = config.cpo
     config_class, trainer_class = reference_free.cpo_classes()
-    # label_smoothing only where the loss reads it (the config refuses a value a loss would ignore).
-    smoothing = {"label_smoothing": cpo.label_smoothing} if cpo.loss_type in CPO_SMOOTHING_LOSSES else {}
     return reference_free.build(
         config,
         run,
@@ -28,7 +26,7 @@ def build_trainer(config: RunConfig, run: RunDir):
         beta=cpo.beta,
         loss_type=cpo.loss_type,
         cpo_alpha=cpo.cpo_alpha,
-        **smoothing,
+        **label_smoothing_option(config),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from studio.config import LABEL_SMOOTHING_LOSSES, RunConfig
+from studio.config import RunConfig, label_smoothing_option
 from studio.modeling import models
 from studio.runs.rundir import RunDir
 from studio.trainers import timeline_writer
@@ -34,7 +34,6 @@ def build_trainer(config: RunConfig, run: RunDir):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    loss_options = dpo_loss_options(config)
     seed_model_init(config)
     tokenizer = models.load_tokenizer(config.model)
     train_rows, eval_rows = policy_pairs(config, tokenizer, run)
@@ -46,7 +45,7 @@ def build_trainer(config: RunConfig, run: RunDir):
         beta=config.dpo.beta,
         loss_type=[config.dpo.loss_type],
         max_length=config.data.max_length,
-        **loss_options,
+        **label_smoothing_option(config),
     )
     trainer = DPOTrainer(
         model=policy,
@@ -62,13 +61,6 @@ def build_trainer(config: RunConfig, run: RunDir):
     )
     drop_ref_adapter(trainer)
     return trainer
-
-
-def dpo_loss_options(config: RunConfig) -> dict:
-    """DPOConfig keywords that depend on the loss: label_smoothing only where the loss reads it (the config
-    refuses a value that a loss would ignore)."""
-    smoothing = config.dpo.label_smoothing
-    return {"label_smoothing": smoothing} if config.dpo.loss_type in LABEL_SMOOTHING_LOSSES else {}
 
 
 def train(config: RunConfig, run: RunDir) -> None:

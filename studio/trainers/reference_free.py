@@ -13,7 +13,7 @@ logits/*, and orpo adds log_odds_ratio and log_odds_chosen; all of them reach me
 
 from __future__ import annotations
 
-import logging
+import importlib
 import warnings
 
 from studio.config import RunConfig
@@ -22,31 +22,29 @@ from studio.runs.rundir import RunDir
 from studio.trainers import timeline_writer
 from studio.trainers.common import StudioCallback, load_policy, policy_pairs, seed_model_init, training_arguments
 
-log = logging.getLogger(__name__)
-
 
 # TRL 1.16 moved ORPOTrainer and CPOTrainer (CPO and SimPO) to trl.experimental, which warns on import that its
 # APIs may change. The studio pins TRL and tests these stages, so the notice would only alarm users in train.log;
 # it is silenced for these two imports and nowhere else. When TRL moves them back (or renames them), only these two
 # functions change.
-def orpo_classes():
-    """(ORPOConfig, ORPOTrainer) from TRL."""
+def _experimental(module: str, *names: str) -> tuple:
+    """Classes of trl.experimental.<module>, imported without its warning."""
     from trl.import_utils import TRLExperimentalWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TRLExperimentalWarning)
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-    return ORPOConfig, ORPOTrainer
+        imported = importlib.import_module(f"trl.experimental.{module}")
+    return tuple(getattr(imported, name) for name in names)
+
+
+def orpo_classes():
+    """(ORPOConfig, ORPOTrainer) from TRL."""
+    return _experimental("orpo", "ORPOConfig", "ORPOTrainer")
 
 
 def cpo_classes():
     """(CPOConfig, CPOTrainer) from TRL: the cpo stage, and the simpo stage with loss_type="simpo"."""
-    from trl.import_utils import TRLExperimentalWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TRLExperimentalWarning)
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
-    return CPOConfig, CPOTrainer
+    return _experimental("cpo", "CPOConfig", "CPOTrainer")
 
 
 def build(config: RunConfig, run: RunDir, config_class, trainer_class, **loss_options):
