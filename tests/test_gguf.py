@@ -62,7 +62,7 @@ def _studio_greedy(run_id: str) -> tuple[list[list[int]], list[list[int]], list[
     texts = generator.generate(target, [[{"role": "user", "content": p}] for p in PROMPTS], GREEDY).texts
     prompts, answers = [], []
     with generator.holding(target) as (model, tokenizer), torch.no_grad():
-        stops = stop_token_ids(tokenizer, model)
+        stops = stop_token_ids(tokenizer, model.generation_config)
         for prompt in PROMPTS:
             ids = prompt_ids(tokenizer, [{"role": "user", "content": prompt}])
             out = model.generate(

@@ -71,10 +71,11 @@ def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
     ]
 
 
-def stop_token_ids(tokenizer, model) -> list[int]:
-    """Tokens that end an answer: the tokenizer's end-of-turn token and the model's own eos token(s)."""
+def stop_token_ids(tokenizer, generation_config) -> list[int]:
+    """Tokens that end an answer: the tokenizer's end-of-turn token and the model's own eos token(s), from its
+    generation config (model.generation_config; None when it has none)."""
     ids = {tokenizer.eos_token_id}
-    eos = getattr(model.generation_config, "eos_token_id", None)
+    eos = getattr(generation_config, "eos_token_id", None)
     ids.update(eos if isinstance(eos, list) else [eos])
     return sorted(i for i in ids if i is not None)
 
@@ -94,7 +95,7 @@ def generate_batch(model, tokenizer, prompts: list[list[dict]], settings: Genera
     from transformers import set_seed
 
     device = next(model.parameters()).device
-    stop_ids = stop_token_ids(tokenizer, model)
+    stop_ids = stop_token_ids(tokenizer, model.generation_config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     texts, counts = [], []
     started = time.perf_counter()

@@ -17,7 +17,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 from studio.errors import StudioError
 from studio.publish import converter, ollama, share
@@ -87,7 +86,7 @@ def export_gguf(run_id: str, out_dir: str | Path, type: str = "f16") -> Exported
         converter.convert(folder, merged, Path(tmp) / name, type)
         tokenizer = AutoTokenizer.from_pretrained(merged)
         saved = (merged / "generation_config.json").is_file()
-        generation = SimpleNamespace(generation_config=GenerationConfig.from_pretrained(merged) if saved else None)
+        generation = GenerationConfig.from_pretrained(merged) if saved else None
         text, note = ollama.modelfile(name, tokenizer, stop_token_ids(tokenizer, generation))
         out.mkdir(parents=True, exist_ok=True)
         (out / "Modelfile").write_text(text, encoding="utf-8")

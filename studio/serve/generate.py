@@ -243,7 +243,7 @@ def stream_one(
     # that keeps one Stop event for every reply would then cut each later reply off at its first token.
     reader_gone = threading.Event()
     device = next(model.parameters()).device
-    stop_ids = stop_token_ids(tokenizer, model)
+    stop_ids = stop_token_ids(tokenizer, model.generation_config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     ids = torch.tensor([prompt_ids(tokenizer, messages)], device=device)
     streamer = _TokenQueue()
